@@ -1,0 +1,83 @@
+// The KVM-like VM: memslots with host backing, the TDP MMU (mmu/tdp_mmu.*),
+// the page-fault path, zaps, dirty logging and KVM's statistics. It is the
+// model's Hypervisor: vCPUs report EPT violations to it.
+#pragma once
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/hypervisor.h"
+#include "model/phys_mem.h"
+#include "model/stats.h"
+#include "model/timing.h"
+
+namespace septsim::mmu {
+
+// How the host backs a memslot's userspace memory (what host_pfn_mapping_level
+// would find): small pages, transparent huge pages, or hugetlbfs 1G pages.
+enum class HostBacking : u8 { Page4K, Thp2M, Hugetlb1G };
+
+constexpr u32 KVM_MEM_LOG_DIRTY_PAGES = 1u << 0;
+constexpr u32 KVM_MEM_READONLY = 1u << 1;
+
+struct MemslotSpec {
+  u32 id = 0;
+  Gpa gpa = 0;                 // guest-physical base, 4 KiB aligned
+  u64 size = 0;                // bytes, 4 KiB multiple
+  u64 userspace_addr = 0;      // HVA; 0 = pick one aligned like the gpa at the backing size
+  HostBacking backing = HostBacking::Page4K;
+  u32 flags = 0;               // KVM_MEM_*
+};
+
+// A request the VM refuses (overlapping slot, unknown slot id...), as the
+// ioctl would return -EINVAL/-EEXIST. The message names the problem.
+struct KvmError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class Kvm : public model::Hypervisor {
+ public:
+  Kvm(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats);
+  ~Kvm() override;
+
+  void add_vcpu(model::VcpuControl& vcpu);
+
+  // Memslot ioctls (KVM_SET_USER_MEMORY_REGION); each returns host cycles.
+  Cycles create_memslot(const MemslotSpec& spec);
+  Cycles delete_memslot(u32 id);
+  Cycles move_memslot(u32 id, Gpa new_gpa);
+  // Toggling KVM_MEM_LOG_DIRTY_PAGES starts (eager split + write-protect) or
+  // stops (huge-page recovery) dirty logging.
+  Cycles set_memslot_flags(u32 id, u32 flags);
+  // KVM_GET_DIRTY_LOG: returns and clears the slot's dirty bitmap (popcount in
+  // *dirty_pages) and write-protects the pages again.
+  Cycles get_dirty_log(u32 id, u64* dirty_pages);
+  // KVM_CLEAR_DIRTY_LOG (manual protect) over [first_page, first_page + num_pages).
+  Cycles clear_dirty_log(u32 id, u64 first_page, u64 num_pages);
+
+  // The host-physical address backing `gpa`, faulting in host memory (not the
+  // EPT): how the replayer, acting as the guest kernel, writes guest page
+  // tables. Throws KvmError if no memslot covers gpa.
+  Hpa host_hpa_for_gpa(Gpa gpa);
+  bool gpa_in_memslot(Gpa gpa) const;
+
+  // model::Hypervisor
+  Cycles handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qualification) override;
+  Cycles handle_ept_misconfig(model::VcpuControl& vcpu, Gpa gpa) override;
+  Cycles service_requests(model::VcpuControl& vcpu, u32 requests) override;
+
+  // Present leaf SPTEs per level over all roots (KVM's pages_4k/2m/1g).
+  u64 pages(int level) const;
+  // Checks kvm-mmu.md section 10 invariants that apply to a normal VM
+  // (1, 2, 6, 7, 8, 12, 13); one line per violation naming the rule.
+  std::vector<std::string> check_invariants() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace septsim::mmu

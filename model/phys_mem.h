@@ -1,0 +1,69 @@
+// Host-physical memory: sparse 4 KiB frames with lazily allocated contents,
+// a frame allocator (4K, 2M and 1G blocks), a content tag per frame (so a later
+// loss of private data can be detected) and an owner cookie per frame (the MMU
+// stores the index of the table page's MmuPage there, as KVM uses
+// page_private()).
+#pragma once
+#include <memory>
+#include <stdexcept>
+#include <vector>
+
+#include "model/types.h"
+
+namespace septsim::model {
+
+struct OutOfHostMemory : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+class PhysMem {
+ public:
+  // `limit_bytes`: host memory the allocator may hand out.
+  explicit PhysMem(u64 limit_bytes);
+
+  // Allocates 2^(9*(level-1)) contiguous, naturally aligned frames.
+  Pfn alloc(int level = PG_LEVEL_4K);
+  void free(Pfn pfn, int level = PG_LEVEL_4K);
+  // Allocates a zeroed frame meant to hold a paging structure.
+  Pfn alloc_table() { return alloc(PG_LEVEL_4K); }
+
+  // 64-bit reads and writes; reads of never-written frames return 0.
+  u64 read64(Hpa hpa) const {
+    Pfn pfn = hpa >> kPageShift;
+    u32 c = pfn < meta_.size() ? meta_[pfn].content : 0;
+    return c ? content_[c][(hpa & (kPageSize - 1)) >> 3] : 0;
+  }
+  void write64(Hpa hpa, u64 value) { table_of(hpa >> kPageShift)[(hpa & (kPageSize - 1)) >> 3] = value; }
+  // Direct pointer to a frame's 512 entries (allocates the contents).
+  u64* table_of(Pfn pfn);
+  bool is_allocated(Pfn pfn) const { return pfn < meta_.size() && meta_[pfn].allocated; }
+
+  u64 tag(Pfn pfn) const { return meta_[pfn].tag; }
+  void set_tag(Pfn pfn, u64 tag) { meta_[pfn].tag = tag; }
+  u32 owner(Pfn pfn) const { return meta_[pfn].owner; }
+  void set_owner(Pfn pfn, u32 owner) { meta_[pfn].owner = owner; }
+
+  u64 allocated_frames() const { return allocated_; }
+  u64 frames_with_contents() const { return content_.size() - 1 - free_content_.size(); }
+  u64 limit_frames() const { return limit_frames_; }
+
+ private:
+  struct FrameMeta {
+    u64 tag = 0;        // data content tag (0 = zero / never written)
+    u32 content = 0;    // index into content_, 0 = none
+    u32 owner = 0;      // owner cookie, 0 = none
+    bool allocated = false;
+  };
+  void release_contents(Pfn pfn);
+  Pfn bump(u64 frames, u64 align);
+
+  u64 limit_frames_;
+  u64 next_ = 1;  // frame 0 is never handed out: HPA 0 means "none"
+  u64 allocated_ = 0;
+  std::vector<FrameMeta> meta_;
+  std::vector<std::unique_ptr<u64[]>> content_;  // slot 0 unused
+  std::vector<u32> free_content_;
+  std::vector<Pfn> free_[3];  // free blocks per order: 4K, 2M, 1G (LIFO: deterministic)
+};
+
+}  // namespace septsim::model

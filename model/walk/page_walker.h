@@ -1,0 +1,93 @@
+// The hardware page walker: 1D walks of the EPT for guest-physical accesses
+// and 2D walks for guest-linear accesses, where every guest paging-structure
+// read is itself translated through the EPT (SDM Vol. 3C 29.3). Paging-
+// structure memory is read and written (A/D updates) through a TLM-2.0
+// initiator socket; the memory target annotates the latency of each
+// reference, so users can plug in their own cache or DRAM model.
+//
+// Contract (implemented in page_walker.cc):
+//  - With cold paging-structure caches a walk makes exactly (n+1)(m+1)-1
+//    references for an n-level guest under an m-level EPT (24 for 4x4, 35 for
+//    5x5) and m for a 1D walk.
+//  - Paging-structure caches (psc.h) are looked up deepest first; a hit skips
+//    the levels the SDM says it skips (4.10.3, 29.4.1).
+//  - A/D: guest A on every guest entry used, guest D on the leaf for writes;
+//    with EPTP A/D enabled, EPT A on every EPT entry used and EPT D on the EPT
+//    leaf of a written GPA; guest paging-structure accesses count as writes
+//    for EPT A/D (SDM 29.3.5), so they may set EPT D and fault as writes.
+//  - An EPT violation reports the SDM exit qualification (ept.h qual::*),
+//    with GLA valid/translated bits for 2D walks; a misconfigured entry ends
+//    the walk with EptMisconfig. A non-present guest entry gives
+//    GuestPageFault with a #PF error code.
+#pragma once
+#include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+
+#include "model/config.h"
+#include "model/ept.h"
+#include "model/stats.h"
+#include "model/timing.h"
+#include "model/translation.h"
+#include "model/walk/psc.h"
+
+namespace septsim::model {
+
+struct GuestPaging {
+  Gpa cr3 = 0;     // guest-physical address of the guest's root table
+  int levels = 4;  // 4 or 5
+};
+
+struct WalkRequest {
+  TranslationKind kind = TranslationKind::GuestPhysical;
+  u64 addr = 0;  // GVA for Linear, GPA for GuestPhysical
+  AccessType access = AccessType::Read;
+  TlbContext ctx;          // tags for the paging-structure caches
+  ept::Eptp eptp;          // EPT in use
+  GuestPaging guest;       // only for Linear
+};
+
+enum class WalkOutcome : u8 { Ok, EptViolation, EptMisconfig, GuestPageFault };
+
+struct WalkResult {
+  WalkOutcome outcome = WalkOutcome::Ok;
+  Translation t;                // Ok: what the TLB may cache
+  Gpa gpa = 0;                  // Ok: GPA of the access; violation/misconfig: the faulting GPA
+  u64 exit_qualification = 0;   // EptViolation
+  u32 guest_error_code = 0;     // GuestPageFault
+  unsigned guest_refs = 0;      // guest paging-structure references
+  unsigned ept_refs = 0;        // EPT references (nested and final)
+  Cycles cycles = 0;            // paging-structure cache lookups + memory latency
+  unsigned refs() const { return guest_refs + ept_refs; }
+};
+
+class PageWalker : public sc_core::sc_module {
+ public:
+  tlm_utils::simple_initiator_socket<PageWalker> mem;
+
+  // Config keys pwc.*, host.maxphyaddr, latency.pwc_hit; counters under
+  // "<prefix>.walk.*" (walks, refs, per-outcome counts, cycles histogram).
+  PageWalker(sc_core::sc_module_name name, const Config& cfg, const Timing& timing, StatsRegistry& stats,
+             const std::string& prefix);
+
+  WalkResult walk(const WalkRequest& req);
+  PagingStructureCaches& psc() { return psc_; }
+
+ private:
+  struct Impl;
+  // Reads or writes one 8-byte paging-structure entry through the socket.
+  u64 read_entry(Hpa hpa, sc_core::sc_time& delay);
+  void write_entry(Hpa hpa, u64 value, sc_core::sc_time& delay);
+
+  const Timing& timing_;
+  unsigned maxphyaddr_;
+  PagingStructureCaches psc_;
+  tlm::tlm_generic_payload payload_;
+  u64 buffer_ = 0;
+  // Counters.
+  Counter *walks_1d_, *walks_2d_, *refs_guest_, *refs_ept_, *violations_, *misconfigs_, *guest_faults_;
+  Histogram* walk_cycles_;
+  friend struct Impl;
+};
+
+}  // namespace septsim::model
