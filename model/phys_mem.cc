@@ -14,7 +14,7 @@ Pfn PhysMem::bump(u64 frames, u64 align) {
                           " MiB limit, config key host.mem_gib)");
   for (u64 p = next_; p < start; ++p) free_[0].push_back(p);  // alignment slack stays usable
   next_ = start + frames;
-  if (meta_.size() < next_) meta_.resize(next_ + next_ / 4 + 1024);
+  if (meta_.size() < next_) meta_.resize(next_);
   return start;
 }
 

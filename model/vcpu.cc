@@ -1,0 +1,217 @@
+#include "model/vcpu.h"
+
+#include <string>
+
+#include "model/sim_error.h"
+
+namespace septsim::model {
+
+namespace {
+// An access whose EPT violation the hypervisor handled without changing the
+// EPT for the same GPA (MMIO emulation, a read-only slot) is complete: KVM
+// emulated the instruction. The bound only guards against a handler that
+// never makes progress.
+constexpr int kMaxExitsPerAccess = 8;
+}  // namespace
+
+Vcpu::Vcpu(sc_core::sc_module_name name, unsigned id, const Config& cfg, const Timing& timing, StatsRegistry& stats,
+           Hypervisor& hv)
+    : sc_module(name),
+      id_(id),
+      timing_(timing),
+      hv_(hv),
+      tlb_(cfg, stats, "vcpu" + std::to_string(id)),
+      walker_("walker", cfg, timing, stats, "vcpu" + std::to_string(id)) {
+  std::string p = "vcpu" + std::to_string(id) + ".";
+  accesses_gpa_ = &stats.counter(p + "accesses_gpa", "guest-physical accesses");
+  accesses_gva_ = &stats.counter(p + "accesses_gva", "guest-linear accesses");
+  tlb_hits_ = &stats.counter(p + "tlb_hits", "accesses translated by a TLB hit");
+  walks_ = &stats.counter(p + "walks", "page walks started");
+  ept_violations_ = &stats.counter(p + "ept_violations", "VM exits for EPT violations");
+  ept_misconfigs_ = &stats.counter(p + "ept_misconfigs", "VM exits for EPT misconfigurations");
+  guest_page_faults_ = &stats.counter(p + "guest_page_faults", "guest #PF (no guest mapping)");
+  emulated_ = &stats.counter(p + "emulated", "accesses completed by the hypervisor (MMIO, read-only)");
+  vmexits_ = &stats.counter(p + "vmexits", "VM exits");
+  invalidations_ = &stats.counter(p + "invalidations", "INVEPT/INVVPID/INVLPG/INVPCID executed");
+  cycles_ctr_ = &stats.counter(p + "cycles", "cycles spent by this vCPU");
+  ctx_.vpid = u16(id + 1);  // VPID 0 is the host's
+  guest_.levels = int(cfg.u("guest.levels"));
+  u64 q = cfg.u("sim.quantum_ns");
+  quantum_cycles_ = q * timing.freq_mhz / 1000;
+  SC_HAS_PROCESS(Vcpu);
+  SC_THREAD(run);
+}
+
+void Vcpu::load_eptp(const ept::Eptp& eptp) {
+  eptp_ = eptp;
+  ctx_.eptp = eptp.encode();
+}
+
+void Vcpu::invept_single(const ept::Eptp& eptp) {
+  u64 e = eptp.encode();
+  tlb_.invept_single(e);
+  walker_.psc().invalidate_eptp(e);
+}
+
+void Vcpu::invept_all() {
+  tlb_.invept_all();
+  walker_.psc().invalidate_all();
+}
+
+// Services pending requests (and loads a root) the way KVM does before VM entry.
+Cycles Vcpu::enter_guest() {
+  u32 req = requests_;
+  requests_ = 0;
+  return hv_.service_requests(*this, req);
+}
+
+Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
+  Cycles c = 0;
+  ++*(is_gva ? accesses_gva_ : accesses_gpa_);
+  TranslationKind kind = is_gva ? TranslationKind::Linear : TranslationKind::GuestPhysical;
+  Gpa last_fault = ~0ull;
+  for (int exits = 0;; ++exits) {
+    if (requests_ || eptp_.root == 0) c += enter_guest();
+    TlbLookup lk = tlb_.lookup(kind, ctx_, addr, type);
+    c += lk.cycles;
+    if (lk.hit) {
+      ++*tlb_hits_;
+      return c + timing_.mem_access;
+    }
+    ++*walks_;
+    WalkRequest req{kind, addr, type, ctx_, eptp_, guest_};
+    WalkResult r = walker_.walk(req);
+    c += r.cycles;
+    switch (r.outcome) {
+      case WalkOutcome::Ok:
+        tlb_.fill(kind, ctx_, addr, r.t);
+        return c + timing_.mem_access;
+      case WalkOutcome::GuestPageFault:
+        ++*guest_page_faults_;
+        return c;
+      case WalkOutcome::EptMisconfig:
+        ++*ept_misconfigs_;
+        ++*vmexits_;
+        return c + timing_.vmexit + hv_.handle_ept_misconfig(*this, r.gpa) + timing_.vmentry;
+      case WalkOutcome::EptViolation:
+        if (r.gpa == last_fault || exits >= kMaxExitsPerAccess) {
+          ++*emulated_;
+          return c;
+        }
+        last_fault = r.gpa;
+        ++*ept_violations_;
+        ++*vmexits_;
+        c += timing_.vmexit + hv_.handle_ept_violation(*this, r.gpa, r.exit_qualification) + timing_.vmentry;
+        break;
+    }
+  }
+}
+
+Cycles Vcpu::invalidate(const VcpuOp& op) {
+  ++*invalidations_;
+  using K = VcpuOp::Kind;
+  using I = VcpuOp::Inv;
+  switch (op.kind) {
+    case K::Invept:
+      if (op.inv == I::All)
+        invept_all();
+      else
+        invept_single(eptp_);
+      break;
+    case K::Invvpid:
+      if (op.inv == I::Address) tlb_.invvpid_address(ctx_.vpid, op.addr);
+      if (op.inv == I::Single || op.inv == I::SingleRetainGlobals)
+        tlb_.invvpid_single(ctx_.vpid, op.inv == I::SingleRetainGlobals);
+      if (op.inv == I::All) tlb_.invvpid_all();
+      if (op.inv == I::All)
+        walker_.psc().invalidate_all();
+      else
+        walker_.psc().invalidate_vpid(ctx_.vpid);
+      break;
+    case K::Invlpg:
+      tlb_.invlpg(ctx_, op.addr);
+      walker_.psc().invalidate_vpid_pcid(ctx_.vpid, ctx_.pcid);
+      break;
+    case K::Invpcid:
+      if (op.inv == I::Address) tlb_.invpcid_address(ctx_.vpid, op.pcid, op.addr);
+      if (op.inv == I::Single) tlb_.invpcid_single(ctx_.vpid, op.pcid);
+      if (op.inv == I::All || op.inv == I::SingleRetainGlobals)
+        tlb_.invpcid_all(ctx_.vpid, op.inv == I::All);
+      if (op.inv == I::Address || op.inv == I::Single)
+        walker_.psc().invalidate_vpid_pcid(ctx_.vpid, op.pcid);
+      else
+        walker_.psc().invalidate_vpid(ctx_.vpid);
+      break;
+    default:
+      break;
+  }
+  return timing_.invalidation;
+}
+
+Cycles Vcpu::execute(const VcpuOp& op) {
+  switch (op.kind) {
+    case VcpuOp::Kind::Access: {
+      Cycles c = 0;
+      u64 addr = op.addr;
+      for (u64 i = 0; i < op.count; ++i, addr += op.stride) c += access(addr, op.is_gva, op.access);
+      return c;
+    }
+    case VcpuOp::Kind::SetCr3:
+      // MOV to CR3 without the no-flush bit drops the old PCID's non-global
+      // linear mappings (SDM 4.10.4.1).
+      tlb_.invpcid_single(ctx_.vpid, op.pcid);
+      walker_.psc().invalidate_vpid_pcid(ctx_.vpid, op.pcid);
+      guest_.cr3 = op.addr;
+      guest_.levels = op.levels;
+      ctx_.pcid = op.pcid;
+      return timing_.invalidation;
+    default:
+      return invalidate(op);
+  }
+}
+
+void Vcpu::sync() {
+  sc_core::sc_time target = timing_.to_time(cycles_);
+  sc_core::sc_time now = sc_core::sc_time_stamp();
+  qk_.set(target > now ? target - now : sc_core::SC_ZERO_TIME);
+  qk_.sync();
+  synced_ = cycles_;
+}
+
+void Vcpu::run() {
+  try {
+    run_queue();
+  } catch (...) {
+    record_sim_error(std::current_exception());
+  }
+}
+
+void Vcpu::run_queue() {
+  for (;;) {
+    while (queue_.empty()) {
+      sync();
+      idle_ = true;
+      drained_.notify(sc_core::SC_ZERO_TIME);
+      wait(work_);
+    }
+    VcpuOp op = queue_.front();
+    queue_.pop_front();
+    if (op.kind == VcpuOp::Kind::Access && op.count > 1) {
+      // Long runs keep the quantum: synchronise between accesses, not after the run.
+      u64 addr = op.addr;
+      for (u64 i = 0; i < op.count; ++i, addr += op.stride) {
+        Cycles c = access(addr, op.is_gva, op.access);
+        cycles_ += c;
+        *cycles_ctr_ += c;
+        if (cycles_ - synced_ >= quantum_cycles_) sync();
+      }
+      continue;
+    }
+    Cycles c = execute(op);
+    cycles_ += c;
+    *cycles_ctr_ += c;
+    if (cycles_ - synced_ >= quantum_cycles_) sync();
+  }
+}
+
+}  // namespace septsim::model

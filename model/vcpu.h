@@ -1,0 +1,96 @@
+// A vCPU: one SC_THREAD that executes its queue of guest operations (accesses,
+// CR3 loads, TLB-management instructions) against its TLBs and page walker,
+// and reports VM exits to the Hypervisor. Time is kept as an integer cycle
+// count and handed to a tlm_quantumkeeper only when a quantum's worth has
+// accumulated, so a TLB hit costs no SystemC kernel work.
+#pragma once
+#include <deque>
+#include <memory>
+#include <systemc>
+#include <tlm_utils/tlm_quantumkeeper.h>
+
+#include "model/hypervisor.h"
+#include "model/tlb/tlb_hierarchy.h"
+#include "model/walk/page_walker.h"
+
+namespace septsim::model {
+
+// One unit of work for a vCPU thread.
+struct VcpuOp {
+  enum class Kind : u8 { Access, SetCr3, Invept, Invvpid, Invlpg, Invpcid };
+  enum class Inv : u8 { Address, Single, All, SingleRetainGlobals };
+  Kind kind = Kind::Access;
+  AccessType access = AccessType::Read;
+  bool is_gva = false;
+  Inv inv = Inv::All;
+  u16 pcid = 0;
+  int levels = 4;
+  u64 addr = 0;    // Access: first address; Inv*: linear address
+  u64 count = 1;   // Access: number of accesses
+  u64 stride = 0;  // Access: distance between accesses
+};
+
+class Vcpu : public sc_core::sc_module, public VcpuControl {
+ public:
+  Vcpu(sc_core::sc_module_name name, unsigned id, const Config& cfg, const Timing& timing, StatsRegistry& stats,
+       Hypervisor& hv);
+
+  TlbHierarchy& tlb() { return tlb_; }
+  PageWalker& walker() { return walker_; }
+  const GuestPaging& guest() const { return guest_; }
+  const TlbContext& context() const { return ctx_; }
+  u32 pending_requests() const { return requests_; }
+
+  // Work queue filled by the replayer; drained() fires when it empties and
+  // the vCPU has synchronised its local time.
+  void push(const VcpuOp& op) { queue_.push_back(op); work_.notify(sc_core::SC_ZERO_TIME); idle_ = false; }
+  bool idle() const { return idle_; }
+  const sc_core::sc_event& drained() const { return drained_; }
+  // Moves local time forward to at least `t` (after VM-wide work).
+  void advance_to(Cycles t) { if (cycles_ < t) cycles_ = t; }
+  Cycles cycles() const { return cycles_; }
+
+  // Executes one operation in the calling thread and returns its cycles
+  // (also used directly by tests and benchmarks).
+  Cycles execute(const VcpuOp& op);
+  Cycles access(u64 addr, bool is_gva, AccessType type);
+
+  // VcpuControl
+  unsigned id() const override { return id_; }
+  const ept::Eptp& eptp() const override { return eptp_; }
+  void load_eptp(const ept::Eptp& eptp) override;
+  void invept_single(const ept::Eptp& eptp) override;
+  void invept_all() override;
+  void make_request(u32 request) override { requests_ |= request; }
+
+ private:
+  void run();
+  void run_queue();
+  void sync();
+  Cycles enter_guest();
+  Cycles invalidate(const VcpuOp& op);
+
+  unsigned id_;
+  const Timing& timing_;
+  Hypervisor& hv_;
+  TlbHierarchy tlb_;
+  PageWalker walker_;
+  ept::Eptp eptp_{0, 4, true};
+  TlbContext ctx_;
+  GuestPaging guest_;
+  u32 requests_ = 0;
+
+  std::deque<VcpuOp> queue_;
+  sc_core::sc_event work_, drained_;
+  bool idle_ = true;
+  Cycles cycles_ = 0;         // this vCPU's local time
+  Cycles synced_ = 0;         // local time at the last synchronisation
+  Cycles quantum_cycles_ = 0;
+  tlm_utils::tlm_quantumkeeper qk_;
+
+  // Counters ("vcpuN.*").
+  Counter *accesses_gpa_, *accesses_gva_, *tlb_hits_, *walks_, *ept_violations_, *ept_misconfigs_, *guest_page_faults_,
+      *emulated_, *vmexits_, *invalidations_, *cycles_ctr_;
+};
+
+}  // namespace septsim::model

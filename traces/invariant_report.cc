@@ -1,0 +1,64 @@
+#include "traces/invariant_report.h"
+
+#include <cstdio>
+
+#include "model/functional_walk.h"
+
+namespace septsim::traces {
+
+namespace {
+std::string hex(u64 v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+}  // namespace
+
+std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem) {
+  std::vector<std::string> out;
+  // A vCPU with requests pending cannot re-enter the guest before servicing
+  // them (new root, flush), so its TLB cannot be used as it stands.
+  if (vcpu.pending_requests()) return out;
+  const ept::Eptp& eptp = vcpu.eptp();
+  u64 current = eptp.encode();
+  const auto& guest = vcpu.guest();
+  const auto& ctx = vcpu.context();
+  auto& tlb = const_cast<model::Vcpu&>(vcpu).tlb();
+  tlb.for_each([&](model::TranslationKind kind, const model::TlbContext& c, u64 addr, const model::Translation& t) {
+    if (c.eptp != current) return;  // tagged with an EPTP no longer loaded: never used
+    std::optional<model::FunctionalResult> now;
+    if (kind == model::TranslationKind::GuestPhysical) {
+      now = model::ept_translate(mem, eptp, addr);
+    } else {
+      if (c.vpid != ctx.vpid || c.pcid != ctx.pcid) return;
+      now = model::linear_translate(mem, eptp, guest.cr3, guest.levels, addr);
+    }
+    std::string what = std::string(kind == model::TranslationKind::Linear ? "gva " : "gpa ") + hex(addr);
+    if (!now) {
+      out.push_back("stale-tlb: vcpu" + std::to_string(vcpu.id()) + " caches " + what + " -> hpa " + hex(t.frame) +
+                    " but the tables no longer map it");
+      return;
+    }
+    Hpa frame = now->hpa & ~(level_size(t.level) - 1);
+    if (frame != t.frame || (t.perms & ~now->perms) != 0)
+      out.push_back("stale-tlb: vcpu" + std::to_string(vcpu.id()) + " caches " + what + " -> hpa " + hex(t.frame) +
+                    " perms " + std::to_string(t.perms) + " but the tables give hpa " + hex(frame) + " perms " +
+                    std::to_string(now->perms));
+  });
+  return out;
+}
+
+void InvariantReport::check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line) {
+  std::vector<std::string> found = kvm_.check_invariants();
+  for (const auto& v : vcpus) {
+    auto stale = stale_tlb_entries(*v, mem_);
+    found.insert(found.end(), stale.begin(), stale.end());
+  }
+  for (const auto& f : found) {
+    if (violations_.size() >= kMaxReported) return;
+    if (!seen_.insert(f).second) continue;
+    violations_.push_back("event " + std::to_string(event_index) + " (line " + std::to_string(line) + "): " + f);
+  }
+}
+
+}  // namespace septsim::traces

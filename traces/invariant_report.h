@@ -1,0 +1,35 @@
+// The --check mode: after VM-wide events and at the end of a replay, runs the
+// MMU's invariant checks and checks every vCPU's TLBs against the current
+// tables (a TLB entry that translates differently from the EPT, or grants a
+// right the EPT no longer grants, is stale: a missing flush).
+#pragma once
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mmu/kvm.h"
+#include "model/vcpu.h"
+
+namespace septsim::traces {
+
+class InvariantReport {
+ public:
+  InvariantReport(const mmu::Kvm& kvm, const model::PhysMem& mem) : kvm_(kvm), mem_(mem) {}
+
+  // Appends "event N (line L): RULE: state" lines for each violation found.
+  void check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line);
+  std::vector<std::string>& violations() { return violations_; }
+
+  // The stale-TLB rule alone, for tests.
+  static std::vector<std::string> stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem);
+
+ private:
+  const mmu::Kvm& kvm_;
+  const model::PhysMem& mem_;
+  std::vector<std::string> violations_;
+  std::set<std::string> seen_;  // a broken state is reported once, at the first event that shows it
+  static constexpr size_t kMaxReported = 1000;
+};
+
+}  // namespace septsim::traces

@@ -1,0 +1,280 @@
+#include "traces/replayer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <systemc>
+
+#include "mmu/kvm.h"
+#include "model/phys_mem.h"
+#include "model/sim_error.h"
+#include "model/timing.h"
+#include "model/vcpu.h"
+#include "model/walk/host_memory_target.h"
+#include "traces/event.h"
+#include "traces/guest_page_tables.h"
+#include "traces/invariant_report.h"
+#include "traces/reader.h"
+
+namespace septsim::traces {
+
+namespace {
+
+// Per-vCPU events are handed out in batches of this many before the replayer
+// waits for the vCPUs: bounds memory on multi-GB traces.
+constexpr u64 kBatch = 4096;
+
+u64 fnv1a_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  u64 h = 1469598103934665603ull;
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ u8(buf[size_t(i)])) * 1099511628211ull;
+  }
+  return h;
+}
+
+model::VcpuOp to_op(const Event& e) {
+  using K = model::VcpuOp::Kind;
+  model::VcpuOp op;
+  op.addr = e.type == EventType::Access ? e.addr : e.gva;
+  op.pcid = e.pcid;
+  op.inv = model::VcpuOp::Inv(static_cast<u8>(e.inv_kind));
+  switch (e.type) {
+    case EventType::Access:
+      op.kind = K::Access;
+      op.access = e.access;
+      op.is_gva = e.is_gva;
+      op.count = e.count;
+      op.stride = e.stride;
+      break;
+    case EventType::SetCr3:
+      op.kind = K::SetCr3;
+      op.addr = e.cr3;
+      op.levels = e.guest_levels;
+      break;
+    case EventType::Invept: op.kind = K::Invept; break;
+    case EventType::Invvpid: op.kind = K::Invvpid; break;
+    case EventType::Invlpg: op.kind = K::Invlpg; break;
+    default: op.kind = K::Invpcid; break;
+  }
+  return op;
+}
+
+bool is_vcpu_event(EventType t) {
+  switch (t) {
+    case EventType::Access:
+    case EventType::SetCr3:
+    case EventType::Invept:
+    case EventType::Invvpid:
+    case EventType::Invlpg:
+    case EventType::Invpcid:
+      return true;
+    default:
+      return false;
+  }
+}
+
+class ReplayTop : public sc_core::sc_module {
+ public:
+  ReplayTop(sc_core::sc_module_name name, const ReplayOptions& opts, TraceReader& reader, u32 vcpus,
+            model::StatsRegistry& stats)
+      : sc_module(name),
+        opts_(opts),
+        reader_(reader),
+        stats_(stats),
+        timing_(model::Timing::from(opts.config)),
+        mem_(opts.config.u("host.mem_gib") << 30),
+        kvm_(opts.config, timing_, mem_, stats),
+        target_("memory", mem_, timing_),
+        guest_pt_(kvm_, mem_),
+        checker_(kvm_, mem_) {
+    for (u32 i = 0; i < vcpus; ++i) {
+      vcpus_.push_back(std::make_unique<model::Vcpu>(("vcpu" + std::to_string(i)).c_str(), i, opts.config, timing_,
+                                                    stats, kvm_));
+      vcpus_.back()->walker().mem.bind(target_.socket);
+      kvm_.add_vcpu(*vcpus_.back());
+    }
+    events_ = &stats.counter("replay.events", "trace events replayed");
+    vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
+    vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");
+    SC_HAS_PROCESS(ReplayTop);
+    SC_THREAD(run);
+  }
+
+  void set_first(const Event& e) { first_ = e, have_first_ = true; }
+  std::vector<std::string>& violations() { return checker_.violations(); }
+
+ private:
+  void run() {
+    try {
+      replay_all();
+      barrier();
+      if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line());
+    } catch (...) {
+      model::record_sim_error(std::current_exception());
+      return;
+    }
+    sc_core::sc_stop();
+  }
+
+  void replay_all() {
+    Event e;
+    u64 pending = 0;
+    auto start = std::chrono::steady_clock::now();
+    auto last_report = start;
+    while (have_first_ || reader_.next(e)) {
+      if (have_first_) e = first_, have_first_ = false;
+      ++events_seen_;
+      ++*events_;
+      if (e.type == EventType::VmCreate) continue;
+      if (is_vcpu_event(e.type)) {
+        if (e.vcpu < 0 || size_t(e.vcpu) >= vcpus_.size())
+          throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
+                          std::to_string(vcpus_.size()) + ")");
+        vcpus_[size_t(e.vcpu)]->push(to_op(e));
+        if (++pending >= kBatch) barrier(), pending = 0;
+      } else {
+        barrier();
+        pending = 0;
+        vm_op(e);
+      }
+      if (opts_.progress && (events_seen_ & 0xffff) == 0) {
+        auto now = std::chrono::steady_clock::now();
+        if (now - last_report > std::chrono::milliseconds(500)) {
+          double secs = std::chrono::duration<double>(now - start).count();
+          std::fprintf(stderr, "\r%llu events, %.0f events/s, line %llu ",
+                       static_cast<unsigned long long>(events_seen_), double(events_seen_) / secs,
+                       static_cast<unsigned long long>(reader_.line()));
+          last_report = now;
+        }
+      }
+    }
+    if (opts_.progress) std::fprintf(stderr, "\n");
+  }
+
+  // Waits until every vCPU has drained its queue and synchronised.
+  void barrier() {
+    for (auto& v : vcpus_)
+      while (!v->idle()) wait(v->drained());
+  }
+
+  [[noreturn]] void throw_at(const Event& e, const std::string& msg) {
+    throw ReplayError(opts_.trace_path + ":" + std::to_string(e.line) + ": " + msg);
+  }
+
+  u32 slot_flags(u32 id) const {
+    auto it = slot_flags_.find(id);
+    return it == slot_flags_.end() ? 0 : it->second;
+  }
+
+  void vm_op(const Event& e) {
+    ++*vm_ops_;
+    Cycles c = timing_.vm_ioctl;
+    try {
+      switch (e.type) {
+        case EventType::MemslotAdd:
+          c += kvm_.create_memslot(e.slot);
+          slot_flags_[e.slot.id] = e.slot.flags;
+          break;
+        case EventType::MemslotDelete:
+          c += kvm_.delete_memslot(e.slot.id);
+          slot_flags_.erase(e.slot.id);
+          break;
+        case EventType::MemslotMove:
+          c += kvm_.move_memslot(e.slot.id, e.slot.gpa);
+          break;
+        case EventType::DirtyLog: {
+          u32 id = e.slot.id;
+          if (e.dirty_op == DirtyLogOp::Enable) {
+            slot_flags_[id] = slot_flags(id) | mmu::KVM_MEM_LOG_DIRTY_PAGES;
+            c += kvm_.set_memslot_flags(id, slot_flags_[id]);
+          } else if (e.dirty_op == DirtyLogOp::Disable) {
+            slot_flags_[id] = slot_flags(id) & ~mmu::KVM_MEM_LOG_DIRTY_PAGES;
+            c += kvm_.set_memslot_flags(id, slot_flags_[id]);
+          } else if (e.dirty_op == DirtyLogOp::Get) {
+            u64 n = 0;
+            c += kvm_.get_dirty_log(id, &n);
+          } else {
+            c += kvm_.clear_dirty_log(id, e.first_page, e.num_pages);
+          }
+          break;
+        }
+        case EventType::GuestPtPool:
+          guest_pt_.set_pool(e.gpa, e.size);
+          c = 0;
+          break;
+        case EventType::GuestMap:
+          guest_pt_.map(e.cr3, e.guest_levels, e.gva, e.gpa, e.size, e.page_level, e.writable, e.executable);
+          c = 0;
+          break;
+        case EventType::Phase:
+          stats_.begin_phase(e.name);
+          c = 0;
+          break;
+        default:
+          break;
+      }
+    } catch (const mmu::KvmError& err) {
+      throw_at(e, err.what());
+    } catch (const GuestMapError& err) {
+      throw_at(e, err.what());
+    }
+    *vm_cycles_ += c;
+    if (c) wait(timing_.to_time(c));
+    Cycles now = timing_.from_time(sc_core::sc_time_stamp());
+    for (auto& v : vcpus_) v->advance_to(now);
+    if (opts_.check) checker_.check(vcpus_, events_seen_, e.line);
+  }
+
+  const ReplayOptions& opts_;
+  TraceReader& reader_;
+  model::StatsRegistry& stats_;
+  model::Timing timing_;
+  model::PhysMem mem_;
+  mmu::Kvm kvm_;
+  model::HostMemoryTarget target_;
+  GuestPageTables guest_pt_;
+  InvariantReport checker_;
+  std::vector<std::unique_ptr<model::Vcpu>> vcpus_;
+  std::map<u32, u32> slot_flags_;
+  Event first_;
+  bool have_first_ = false;
+  u64 events_seen_ = 0;
+  model::Counter *events_, *vm_ops_, *vm_cycles_;
+};
+
+}  // namespace
+
+ReplayReport replay(const ReplayOptions& opts) {
+  TraceReader reader(opts.trace_path);
+  Event first;
+  bool have_first = reader.next(first);
+  u32 vcpus = have_first && first.type == EventType::VmCreate ? first.vcpus : 1;
+
+  u64 quantum_ns = opts.config.u("sim.quantum_ns");
+  tlm::tlm_global_quantum::instance().set(sc_core::sc_time(double(quantum_ns), sc_core::SC_NS));
+
+  model::StatsRegistry stats;
+  ReplayTop top("septsim", opts, reader, vcpus, stats);
+  if (have_first) top.set_first(first);
+  sc_core::sc_start();
+  model::rethrow_sim_error();
+
+  ReplayReport r;
+  r.events = stats.value("replay.events");
+  r.trace_fnv1a = fnv1a_file(opts.trace_path);
+  r.sim_time_ps = sc_core::sc_time_stamp().value();
+  r.violations = top.violations();
+  r.stats = stats.to_json();
+  r.totals = stats.totals();
+  return r;
+}
+
+}  // namespace septsim::traces
