@@ -131,7 +131,7 @@ int sc_main(int argc, char* argv[]) {
       s.drive(ops);
       double t = now_s() - t0;
       u64 walks = s.stats.value("vcpu0.walks") - walks0;
-      u64 refs = s.stats.value("vcpu0.walk.refs_guest") + s.stats.value("vcpu0.walk.refs_ept");
+      u64 refs = s.stats.value("vcpu0.walk.refs.guest") + s.stats.value("vcpu0.walk.refs.ept");
       std::fprintf(stderr, "walk-2d: %llu walks for %llu accesses, %.2f refs/walk overall\n",
                    static_cast<unsigned long long>(walks), static_cast<unsigned long long>(n),
                    double(refs) / double(s.stats.value("vcpu0.walks")));

@@ -25,7 +25,10 @@ constexpr u64 kAddrMask = 0x000ffffffffff000ull;  // bits 51:12
 constexpr u64 kMemTypeUc = 0, kMemTypeWb = 6;
 
 constexpr bool is_present(u64 e) { return (e & kRwx) != 0; }  // "present" = any of R/W/X
-constexpr bool is_leaf(u64 e, int level) { return level == PG_LEVEL_4K || (e & kLarge); }
+// PS makes a leaf only in a PDE (2M) or PDPTE (1G); in a PML4E/PML5E it is reserved.
+constexpr bool is_leaf(u64 e, int level) {
+  return level == PG_LEVEL_4K || ((level == PG_LEVEL_2M || level == PG_LEVEL_1G) && (e & kLarge));
+}
 constexpr Hpa entry_addr(u64 e) { return e & kAddrMask; }
 // Physical address of the frame a leaf at `level` maps (low bits cleared).
 constexpr Hpa leaf_frame(u64 e, int level) { return e & kAddrMask & ~(level_size(level) - 1); }
@@ -96,5 +99,6 @@ constexpr bool is_misconfigured(u64 e, int level, unsigned maxphyaddr) {
 }
 static_assert(is_misconfigured(kWrite, PG_LEVEL_4K, 52));
 static_assert(!is_misconfigured(kRwx | (kMemTypeWb << kMemTypeShift), PG_LEVEL_4K, 52));
+static_assert(is_misconfigured(kRwx | kLarge, PG_LEVEL_512G, 52));
 
 }  // namespace septsim::ept

@@ -45,7 +45,7 @@ std::string summary_table(const ReplayReport& r, const model::Config& cfg) {
   };
   u64 acc = per_vcpu(t, "accesses_gpa") + per_vcpu(t, "accesses_gva");
   u64 walks = per_vcpu(t, "walks");
-  u64 refs = per_vcpu(t, "walk.refs_guest") + per_vcpu(t, "walk.refs_ept");
+  u64 refs = per_vcpu(t, "walk.refs.guest") + per_vcpu(t, "walk.refs.ept");
   out << "septsim replay summary\n";
   row("events", std::to_string(r.events));
   row("simulated time (ns)", std::to_string(r.sim_time_ps / 1000));

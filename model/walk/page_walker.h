@@ -84,8 +84,9 @@ class PageWalker : public sc_core::sc_module {
   PagingStructureCaches psc_;
   tlm::tlm_generic_payload payload_;
   u64 buffer_ = 0;
+  sc_core::sc_time half_cycle_;  // rounds the walk's delay to the nearest cycle
   // Counters.
-  Counter *walks_1d_, *walks_2d_, *refs_guest_, *refs_ept_, *violations_, *misconfigs_, *guest_faults_;
+  Counter *walks_1d_, *walks_2d_, *refs_guest_, *refs_ept_, *violations_, *misconfigs_, *guest_faults_, *ad_writes_;
   Histogram* walk_cycles_;
   friend struct Impl;
 };

@@ -1,0 +1,313 @@
+#include "model/walk/page_walker.h"
+
+#include <cstdio>
+#include <stdexcept>
+#include <string>
+
+#include "model/x86_pte.h"
+
+namespace septsim::model {
+
+namespace {
+
+constexpr u8 kPermAll = kPermRead | kPermWrite | kPermExec;
+constexpr unsigned kEntryBytes = 8;
+// Deferred EPT PSC fills: at most (5 guest tables + data) nested walks x 4 non-leaf levels.
+constexpr unsigned kMaxEptFills = 24;
+
+// Rights a guest entry grants, in the kPerm* encoding (supervisor access, CR0.WP=1, EFER.NXE=1).
+inline u8 guest_rights(u64 e) {
+  return u8(kPermRead | ((e & x86::kWritable) ? kPermWrite : 0) | ((e & x86::kNoExec) ? 0 : kPermExec));
+}
+
+}  // namespace
+
+// State of one walk. Paging-structure-cache fills are buffered and committed
+// when the walk ends, so a walk never hits on entries it created itself: with
+// cold caches it makes the architectural (n+1)(m+1)-1 references whatever the
+// layout of the tables in guest-physical memory.
+struct PageWalker::Impl {
+  struct Fill {  // trivially constructible: the buffers stay uninitialised
+    u64 addr;
+    Hpa next;
+    u8 perms;
+    u8 level;
+  };
+  struct Leaf {  // result of one GPA -> HPA translation
+    Hpa hpa;
+    int level;
+    u8 perms;
+    bool dirty;
+  };
+
+  PageWalker& w;
+  const WalkRequest& req;
+  WalkResult& r;
+  sc_core::sc_time delay;
+  unsigned lookups = 0;
+  unsigned n_ept_fills = 0, n_guest_fills = 0;
+  Fill ept_fills[kMaxEptFills];
+  Fill guest_fills[4];
+
+  Impl(PageWalker& walker, const WalkRequest& request, WalkResult& result) : w(walker), req(request), r(result) {}
+
+  u64 read(Hpa a) { return w.read_entry(a, delay); }
+  // A/D updates are write transactions: their latency is charged, but they are
+  // not references (the SDM's reference counts are the entry reads).
+  void write_ad(Hpa a, u64 v) {
+    w.write_entry(a, v, delay);
+    ++*w.ad_writes_;
+  }
+
+  // Nested walks of one 2D walk often share upper EPT entries: fill each once.
+  void add_ept_fill(Gpa gpa, Hpa next, u8 perms, int level) {
+    const unsigned shift = level_shift(level);
+    for (unsigned i = 0; i < n_ept_fills; ++i) {
+      const Fill& f = ept_fills[i];
+      if (f.level == level && (f.addr >> shift) == (gpa >> shift) && f.next == next) return;
+    }
+    if (n_ept_fills < kMaxEptFills) ept_fills[n_ept_fills++] = Fill{gpa, next, perms, u8(level)};
+  }
+
+  bool ept_violation(Gpa gpa, u64 qual) {
+    r.outcome = WalkOutcome::EptViolation;
+    r.gpa = gpa;
+    r.exit_qualification = qual;
+    return false;
+  }
+  void guest_fault(u32 code) {
+    r.outcome = WalkOutcome::GuestPageFault;
+    r.guest_error_code = code;
+  }
+
+  // Translates `gpa` through the EPT. `need`: rights the access requires;
+  // `write`: the access writes for EPT A/D purposes; `qual`: exit-qualification
+  // bits describing the access (0-2, 7, 8), used if it faults.
+  bool translate(Gpa gpa, u8 need, bool write, u64 qual, Leaf& out) {
+    const ept::Eptp& eptp = req.eptp;
+    const int m = eptp.levels;
+    const bool ad = eptp.ad_enabled;
+    int level = m;
+    Hpa table = eptp.root;
+    u8 acc = kPermAll;
+    ++lookups;
+    if (auto hit = w.psc_.lookup_ept(req.ctx.eptp, m, gpa)) {
+      level = hit->level;
+      table = hit->e.next_table;
+      acc = hit->e.perms;
+    }
+    for (;; --level) {
+      const Hpa ea = table + pt_index(gpa, level) * kEntryBytes;
+      const u64 e = read(ea);
+      ++r.ept_refs;
+      if (!ept::is_present(e)) return ept_violation(gpa, qual);  // rights bits: AND includes this 0 entry
+      // ept::is_leaf treats PS as a leaf at any level, so PS in a PML4E/PML5E is checked here.
+      if (ept::is_misconfigured(e, level, w.maxphyaddr_) || (level >= PG_LEVEL_512G && (e & ept::kLarge))) {
+        r.outcome = WalkOutcome::EptMisconfig;
+        r.gpa = gpa;
+        return false;
+      }
+      acc &= u8(e & ept::kRwx);
+      if (!ept::is_leaf(e, level)) {
+        if (ad && !(e & ept::kAccessed)) write_ad(ea, e | ept::kAccessed);
+        table = ept::entry_addr(e);
+        add_ept_fill(gpa, table, acc, level);
+        continue;
+      }
+      if ((acc & need) != need) return ept_violation(gpa, qual | (u64(acc) << 3));
+      if (ad) {
+        const u64 ne = e | ept::kAccessed | (write ? ept::kDirty : 0);
+        if (ne != e) write_ad(ea, ne);
+        out.dirty = (ne & ept::kDirty) != 0;
+      } else {
+        out.dirty = true;  // EPT D is not tracked: nothing to set on a later write
+      }
+      out.hpa = ept::leaf_frame(e, level) | (gpa & (level_size(level) - 1));
+      out.level = level;
+      out.perms = acc;
+      return true;
+    }
+  }
+
+  void walk_1d() {
+    const AccessType a = req.access;
+    Leaf leaf;
+    if (!translate(req.addr, u8(ept::access_perm(a)), a == AccessType::Write, ept::access_qual(a), leaf)) return;
+    r.gpa = req.addr;
+    r.t.level = u8(leaf.level);
+    r.t.frame = align_down(leaf.hpa, leaf.level);
+    r.t.perms = leaf.perms;
+    r.t.dirty = leaf.dirty;
+    r.t.global = false;
+  }
+
+  void walk_2d() {
+    const int n = req.guest.levels;
+    const Gva gva = req.addr;
+    const AccessType a = req.access;
+    const bool is_write = a == AccessType::Write, is_fetch = a == AccessType::Fetch;
+    const u32 pf_access = (is_write ? x86::pferr::kWrite : 0) | (is_fetch ? x86::pferr::kFetch : 0);
+    // Guest paging-structure accesses: writes for EPT when A/D is enabled (SDM 29.3.5);
+    // a violation then reports both read and write (Table 28-7, bit 1 note).
+    const bool ps_write = req.eptp.ad_enabled;
+    const u8 ps_need = ps_write ? kPermWrite : kPermRead;
+    const u64 ps_qual = (ps_write ? ept::qual::kRead | ept::qual::kWrite : ept::qual::kRead) | ept::qual::kGlaValid;
+
+    int level = n;
+    Gpa table_gpa = req.guest.cr3 & x86::kAddrMask;
+    Hpa table_hpa = 0;
+    bool have_hpa = false;
+    u8 acc = kPermAll;
+    ++lookups;
+    if (auto hit = w.psc_.lookup_guest(req.ctx, n, gva)) {
+      level = hit->level;
+      table_hpa = hit->e.next_table;
+      acc = hit->e.perms;
+      have_hpa = true;
+    }
+
+    u64 e = 0;
+    Hpa ea = 0;
+    for (;; --level) {
+      const unsigned idx = pt_index(gva, level);
+      if (have_hpa) {
+        ea = table_hpa + idx * kEntryBytes;
+        have_hpa = false;
+      } else {
+        Leaf t;
+        if (!translate(table_gpa + idx * kEntryBytes, ps_need, ps_write, ps_qual, t)) return;
+        ea = t.hpa;
+        // The entry one level up pointed at this table: cache the combined mapping.
+        if (level < n) guest_fills[n_guest_fills++] = Fill{gva, ea & ~(kPageSize - 1), acc, u8(level + 1)};
+      }
+      e = read(ea);
+      ++r.guest_refs;
+      if (!(e & x86::kPresent)) return guest_fault(pf_access);
+      if (level >= PG_LEVEL_512G && (e & x86::kLarge))  // PS is reserved in PML4Es and PML5Es
+        return guest_fault(x86::pferr::kPresent | x86::pferr::kRsvd | pf_access);
+      acc &= guest_rights(e);
+      if (x86::is_leaf(e, level)) break;
+      if (!(e & x86::kAccessed)) write_ad(ea, e | x86::kAccessed);
+      table_gpa = e & x86::kAddrMask;
+    }
+
+    const int guest_level = level;
+    if ((is_write && !(acc & kPermWrite)) || (is_fetch && !(acc & kPermExec)))
+      return guest_fault(x86::pferr::kPresent | pf_access);
+    const u64 ne = e | x86::kAccessed | (is_write ? x86::kDirty : 0);
+    if (ne != e) write_ad(ea, ne);
+
+    const Gpa gpa = x86::leaf_frame(e, guest_level) | (gva & (level_size(guest_level) - 1));
+    Leaf leaf;
+    if (!translate(gpa, u8(ept::access_perm(a)), is_write,
+                   ept::access_qual(a) | ept::qual::kGlaValid | ept::qual::kGlaTranslated, leaf))
+      return;
+    const int lvl = guest_level < leaf.level ? guest_level : leaf.level;
+    r.gpa = gpa;
+    r.t.level = u8(lvl);
+    r.t.frame = align_down(leaf.hpa, lvl);
+    r.t.perms = u8(acc & leaf.perms);
+    r.t.dirty = (ne & x86::kDirty) && leaf.dirty;
+    r.t.global = (e & x86::kGlobal) != 0;
+  }
+
+  void commit() {
+    for (unsigned i = 0; i < n_ept_fills; ++i) {
+      const Fill& f = ept_fills[i];
+      w.psc_.fill_ept(req.ctx.eptp, req.eptp.levels, f.addr, f.level, PscEntry{f.next, f.perms});
+    }
+    for (unsigned i = 0; i < n_guest_fills; ++i) {
+      const Fill& f = guest_fills[i];
+      w.psc_.fill_guest(req.ctx, req.guest.levels, f.addr, f.level, PscEntry{f.next, f.perms});
+    }
+  }
+};
+
+PageWalker::PageWalker(sc_core::sc_module_name name, const Config& cfg, const Timing& timing, StatsRegistry& stats,
+                       const std::string& prefix)
+    : sc_core::sc_module(name),
+      mem("mem"),
+      timing_(timing),
+      maxphyaddr_(unsigned(cfg.u("host.maxphyaddr"))),
+      psc_(cfg, stats, prefix),
+      half_cycle_(sc_core::sc_time::from_value(timing.to_ps(1) / 2)) {
+  payload_.set_data_ptr(reinterpret_cast<unsigned char*>(&buffer_));
+  payload_.set_data_length(sizeof buffer_);
+  payload_.set_streaming_width(sizeof buffer_);
+  payload_.set_byte_enable_ptr(nullptr);
+  payload_.set_byte_enable_length(0);
+  payload_.set_dmi_allowed(false);
+
+  const std::string p = prefix + ".walk.";
+  walks_1d_ = &stats.counter(p + "walks_1d", "1D walks (guest-physical accesses)");
+  walks_2d_ = &stats.counter(p + "walks_2d", "2D walks (guest-linear accesses)");
+  refs_guest_ = &stats.counter(p + "refs.guest", "guest paging-structure entry reads");
+  refs_ept_ = &stats.counter(p + "refs.ept", "EPT entry reads (nested and final)");
+  ad_writes_ = &stats.counter(p + "ad_writes", "A/D flag writes (guest and EPT); not counted as references");
+  violations_ = &stats.counter(p + "ept_violations", "walks ending in an EPT violation");
+  misconfigs_ = &stats.counter(p + "ept_misconfigs", "walks ending in an EPT misconfiguration");
+  guest_faults_ = &stats.counter(p + "guest_page_faults", "walks ending in a guest page fault");
+  walk_cycles_ = &stats.histogram(p + "cycles", "cycles per walk (PSC lookups + memory latency)");
+}
+
+WalkResult PageWalker::walk(const WalkRequest& req) {
+  if ((req.eptp.levels != 4 && req.eptp.levels != 5) ||
+      (req.kind == TranslationKind::Linear && req.guest.levels != 4 && req.guest.levels != 5)) [[unlikely]]
+    throw std::invalid_argument("page walk: paging levels must be 4 or 5");
+  WalkResult r;
+  Impl s(*this, req, r);
+  if (req.kind == TranslationKind::Linear) {
+    ++*walks_2d_;
+    s.walk_2d();
+  } else {
+    ++*walks_1d_;
+    s.walk_1d();
+  }
+  s.commit();
+  // One sc_time -> cycles conversion per walk, rounded (to_ps truncates per reference).
+  r.cycles = timing_.from_time(s.delay + half_cycle_) + Cycles(s.lookups) * timing_.pwc_hit;
+  *refs_guest_ += r.guest_refs;
+  *refs_ept_ += r.ept_refs;
+  switch (r.outcome) {
+    case WalkOutcome::EptViolation: ++*violations_; break;
+    case WalkOutcome::EptMisconfig: ++*misconfigs_; break;
+    case WalkOutcome::GuestPageFault: ++*guest_faults_; break;
+    case WalkOutcome::Ok: break;
+  }
+  walk_cycles_->add(r.cycles);
+  return r;
+}
+
+namespace {
+[[noreturn, gnu::cold]] void bad_response(const tlm::tlm_generic_payload& p, const char* what) {
+  std::string msg = std::string(what) + " of paging-structure entry at HPA 0x";
+  char buf[20];
+  std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(p.get_address()));
+  msg += buf;
+  msg += " failed: " + p.get_response_string();
+  SC_REPORT_ERROR("septsim/walk", msg.c_str());
+  throw std::runtime_error(msg);  // reached only if the report handler does not throw
+}
+}  // namespace
+
+u64 PageWalker::read_entry(Hpa hpa, sc_core::sc_time& delay) {
+  payload_.set_command(tlm::TLM_READ_COMMAND);
+  payload_.set_address(hpa);
+  payload_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+  mem->b_transport(payload_, delay);
+  if (payload_.is_response_error()) [[unlikely]]
+    bad_response(payload_, "read");
+  return buffer_;
+}
+
+void PageWalker::write_entry(Hpa hpa, u64 value, sc_core::sc_time& delay) {
+  buffer_ = value;
+  payload_.set_command(tlm::TLM_WRITE_COMMAND);
+  payload_.set_address(hpa);
+  payload_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+  mem->b_transport(payload_, delay);
+  if (payload_.is_response_error()) [[unlikely]]
+    bad_response(payload_, "write");
+}
+
+}  // namespace septsim::model
