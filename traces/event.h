@@ -21,9 +21,12 @@ enum class EventType : u8 {
   Invlpg,         // {"type":"invlpg","vcpu":0,"gva":..}
   Invpcid,        // {"type":"invpcid","vcpu":0,"kind":"address"|"single"|"all"|"all_retain_globals","pcid":1,"gva":..}
   Phase,          // {"type":"phase","name":"measured"}
+  GuestPtPool,    // {"type":"guest_pt_pool","gpa":"0x3ff00000","size":"1M"}: where the replayer puts guest page tables
 };
 
 enum class DirtyLogOp : u8 { Enable, Get, Clear, Disable };
+// Values are the INVVPID/INVPCID type numbers; type 3 is invvpid
+// "single_retain_globals" and invpcid "all_retain_globals" (both keep globals).
 enum class InvKind : u8 { Address, Single, All, SingleRetainGlobals };
 
 struct Event {
@@ -53,8 +56,8 @@ struct Event {
   Gpa cr3 = 0;
   int guest_levels = 4;
   Gva gva = 0;     // GuestMap, Invlpg, Inv*(Address)
-  Gpa gpa = 0;     // GuestMap
-  u64 size = 0;    // GuestMap: bytes
+  Gpa gpa = 0;     // GuestMap, GuestPtPool
+  u64 size = 0;    // GuestMap, GuestPtPool: bytes
   int page_level = PG_LEVEL_4K;  // GuestMap: guest page size (1 = 4K, 2 = 2M, 3 = 1G)
   bool writable = true;          // GuestMap
   bool executable = true;        // GuestMap

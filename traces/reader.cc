@@ -1,0 +1,863 @@
+#include "traces/reader.h"
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+namespace septsim::traces {
+
+TraceError::TraceError(const std::string& file, u64 line, const std::string& field, const std::string& message)
+    : std::runtime_error(file + (line ? ":" + std::to_string(line) : std::string()) + ": " +
+                         (field.empty() ? std::string() : "field '" + field + "': ") + message),
+      line_(line),
+      field_(field),
+      message_(message) {}
+
+namespace {
+
+enum class NumStatus { Ok, Malformed, Overflow };
+
+NumStatus parse_number(std::string_view t, u64& out) {
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
+    u64 v = 0;
+    for (size_t i = 2; i < t.size(); ++i) {
+      char c = t[i];
+      unsigned d;
+      if (c >= '0' && c <= '9') d = unsigned(c - '0');
+      else if (c >= 'a' && c <= 'f') d = unsigned(c - 'a' + 10);
+      else if (c >= 'A' && c <= 'F') d = unsigned(c - 'A' + 10);
+      else return NumStatus::Malformed;
+      if (v >> 60) return NumStatus::Overflow;
+      v = v << 4 | d;
+    }
+    out = v;
+    return NumStatus::Ok;
+  }
+  size_t n = t.size();
+  unsigned shift = 0;
+  if (n) {
+    switch (t[n - 1]) {
+      case 'k': case 'K': shift = 10; break;
+      case 'm': case 'M': shift = 20; break;
+      case 'g': case 'G': shift = 30; break;
+      case 't': case 'T': shift = 40; break;
+      default: break;
+    }
+    if (shift) --n;
+  }
+  if (n == 0) return NumStatus::Malformed;
+  u64 v = 0;
+  for (size_t i = 0; i < n; ++i) {
+    char c = t[i];
+    if (c < '0' || c > '9') return NumStatus::Malformed;
+    u64 d = u64(c - '0');
+    if (v > (std::numeric_limits<u64>::max() - d) / 10) return NumStatus::Overflow;
+    v = v * 10 + d;
+  }
+  if (shift && v > (std::numeric_limits<u64>::max() >> shift)) return NumStatus::Overflow;
+  out = v << shift;
+  return NumStatus::Ok;
+}
+
+std::string hex(u64 v) {
+  char b[24];
+  std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+// Text of a key or string value fit for a one-line message.
+std::string printable(std::string_view s, size_t max = 64) {
+  std::string r;
+  for (size_t i = 0; i < s.size() && i < max; ++i) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) {
+      char b[8];
+      std::snprintf(b, sizeof b, "\\x%02x", c);
+      r += b;
+    } else {
+      r += char(c);
+    }
+  }
+  if (s.size() > max) r += "...";
+  return r;
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+template <class List>
+std::string_view closest(std::string_view word, const List& candidates) {
+  std::string_view best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  for (std::string_view c : candidates) {
+    size_t d = edit_distance(word, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+template <class List>
+std::string join(const List& items) {
+  std::string r;
+  for (std::string_view s : items) {
+    if (!r.empty()) r += ", ";
+    r += s;
+  }
+  return r;
+}
+
+// ---------------------------------------------------------------------------
+// One JSON line, flattened by a SAX handler into (key, value) pairs. Vectors
+// and strings keep their capacity from line to line.
+
+enum class Kind : u8 { Null, Bool, Unsigned, Negative, Float, String, Array, Object };
+
+struct Value {
+  std::string key;
+  Kind kind = Kind::Null;
+  bool b = false;
+  u64 u = 0;
+  std::int64_t i = 0;
+  std::string text;                // String: contents; Float: the literal
+  std::vector<std::string> items;  // Array: its string elements
+  bool items_ok = true;            // Array: every element was a string
+
+  std::string describe() const {
+    switch (kind) {
+      case Kind::Null: return "null";
+      case Kind::Bool: return b ? "true" : "false";
+      case Kind::Unsigned: return std::to_string(u);
+      case Kind::Negative: return std::to_string(i);
+      case Kind::Float: return text;
+      case Kind::String: return "\"" + printable(text) + "\"";
+      case Kind::Array: return "an array";
+      case Kind::Object: return "an object";
+    }
+    return "?";
+  }
+};
+
+class LineParser {
+ public:
+  using json = nlohmann::json;
+  enum class Error { None, Syntax, NotObject, Duplicate };
+
+  bool parse(std::string_view line) {
+    n_ = 0;
+    depth_ = 0;
+    cur_ = nullptr;
+    error_ = Error::None;
+    return json::sax_parse(line.data(), line.data() + line.size(), this) && error_ == Error::None;
+  }
+
+  size_t size() const { return n_; }
+  const Value& operator[](size_t i) const { return fields_[i]; }
+  const Value* find(std::string_view key) const {
+    for (size_t i = 0; i < n_; ++i)
+      if (fields_[i].key == key) return &fields_[i];
+    return nullptr;
+  }
+
+  Error error() const { return error_; }
+  size_t error_byte() const { return error_byte_; }
+  const std::string& error_text() const { return error_text_; }
+
+  // nlohmann SAX interface
+  bool null() { return scalar(Kind::Null); }
+  bool boolean(bool v) {
+    if (!scalar(Kind::Bool)) return false;
+    if (depth_ == 1) cur_->b = v;
+    return true;
+  }
+  bool number_integer(json::number_integer_t v) {
+    if (!scalar(Kind::Negative)) return false;
+    if (depth_ == 1) cur_->i = v;
+    return true;
+  }
+  bool number_unsigned(json::number_unsigned_t v) {
+    if (!scalar(Kind::Unsigned)) return false;
+    if (depth_ == 1) cur_->u = v;
+    return true;
+  }
+  bool number_float(json::number_float_t, const json::string_t& raw) {
+    if (!scalar(Kind::Float)) return false;
+    if (depth_ == 1) cur_->text.assign(raw);
+    return true;
+  }
+  bool string(json::string_t& v) {
+    if (depth_ == 2 && cur_->kind == Kind::Array) {
+      cur_->items.emplace_back(v);
+      return true;
+    }
+    if (!scalar(Kind::String)) return false;
+    if (depth_ == 1) cur_->text.assign(v);
+    return true;
+  }
+  bool binary(json::binary_t&) { return true; }
+  bool start_object(std::size_t) {
+    if (depth_ == 1) cur_->kind = Kind::Object;
+    else if (depth_ == 2 && cur_->kind == Kind::Array) cur_->items_ok = false;
+    ++depth_;
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ == 0) return not_object();
+    if (depth_ == 1) {
+      cur_->kind = Kind::Array;
+      cur_->items.clear();
+      cur_->items_ok = true;
+    } else if (depth_ == 2 && cur_->kind == Kind::Array) {
+      cur_->items_ok = false;
+    }
+    ++depth_;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool key(json::string_t& k) {
+    if (depth_ != 1) return true;
+    if (find(k)) {
+      error_ = Error::Duplicate;
+      error_text_.assign(k);
+      return false;
+    }
+    if (n_ == fields_.size()) fields_.emplace_back();
+    cur_ = &fields_[n_++];
+    cur_->key.assign(k);
+    cur_->kind = Kind::Null;
+    return true;
+  }
+  bool parse_error(std::size_t byte, const std::string&, const nlohmann::detail::exception& ex) {
+    error_ = Error::Syntax;
+    error_byte_ = byte;
+    // Drop nlohmann's "[json.exception.parse_error.101] parse error at line 1, column 7: ".
+    std::string_view w = ex.what();
+    if (size_t c = w.find(", column "); c != std::string_view::npos)
+      if (size_t colon = w.find(": ", c); colon != std::string_view::npos) w.remove_prefix(colon + 2);
+    error_text_ = printable(w, 200);
+    return false;
+  }
+
+ private:
+  bool scalar(Kind k) {
+    if (depth_ == 0) return not_object();
+    if (depth_ == 1) cur_->kind = k;
+    else if (depth_ == 2 && cur_->kind == Kind::Array) cur_->items_ok = false;
+    return true;
+  }
+  bool not_object() {
+    error_ = Error::NotObject;
+    return false;
+  }
+
+  std::vector<Value> fields_;
+  size_t n_ = 0;
+  int depth_ = 0;
+  Value* cur_ = nullptr;
+  Error error_ = Error::None;
+  size_t error_byte_ = 0;
+  std::string error_text_;
+};
+
+// ---------------------------------------------------------------------------
+// The vocabulary: per event type its name and the fields it accepts besides
+// "type", in EventType order.
+
+struct TypeSpec {
+  std::string_view name;
+  std::vector<std::string_view> fields;
+};
+
+const std::array<TypeSpec, 14>& type_specs() {
+  static const std::array<TypeSpec, 14> specs = {{
+      {"vm_create", {"vcpus"}},
+      {"memslot_add", {"slot", "gpa", "size", "backing", "hva", "flags"}},
+      {"memslot_delete", {"slot"}},
+      {"memslot_move", {"slot", "gpa"}},
+      {"dirty_log", {"slot", "op", "first_page", "num_pages"}},
+      {"access", {"vcpu", "gpa", "gva", "op", "count", "stride"}},
+      {"guest_map", {"cr3", "gva", "gpa", "size", "page", "levels", "writable", "executable"}},
+      {"set_cr3", {"vcpu", "cr3", "pcid", "levels"}},
+      {"invept", {"vcpu", "kind"}},
+      {"invvpid", {"vcpu", "kind", "gva"}},
+      {"invlpg", {"vcpu", "gva"}},
+      {"invpcid", {"vcpu", "kind", "pcid", "gva"}},
+      {"phase", {"name"}},
+      {"guest_pt_pool", {"gpa", "size"}},
+  }};
+  static_assert(size_t(EventType::GuestPtPool) + 1 == 14);
+  return specs;
+}
+
+const std::array<std::string_view, 3> kHeaderFields = {"format", "version", "description"};
+constexpr std::string_view kHeaderExample = R"({"format":"septsim-trace","version":1})";
+
+template <class E>
+struct EnumName {
+  std::string_view name;
+  E value;
+};
+
+constexpr EnumName<AccessType> kAccessOps[] = {
+    {"r", AccessType::Read},      {"w", AccessType::Write},      {"x", AccessType::Fetch},
+    {"read", AccessType::Read},   {"write", AccessType::Write},  {"fetch", AccessType::Fetch},
+};
+constexpr EnumName<mmu::HostBacking> kBackings[] = {
+    {"4k", mmu::HostBacking::Page4K}, {"thp", mmu::HostBacking::Thp2M}, {"hugetlb1g", mmu::HostBacking::Hugetlb1G}};
+constexpr EnumName<u32> kSlotFlags[] = {{"dirty_log", mmu::KVM_MEM_LOG_DIRTY_PAGES}, {"readonly", mmu::KVM_MEM_READONLY}};
+constexpr EnumName<DirtyLogOp> kDirtyOps[] = {
+    {"enable", DirtyLogOp::Enable}, {"get", DirtyLogOp::Get}, {"clear", DirtyLogOp::Clear}, {"disable", DirtyLogOp::Disable}};
+constexpr EnumName<int> kPageSizes[] = {{"4k", PG_LEVEL_4K}, {"2m", PG_LEVEL_2M}, {"1g", PG_LEVEL_1G}};
+constexpr EnumName<InvKind> kInveptKinds[] = {{"single", InvKind::Single}, {"all", InvKind::All}};
+constexpr EnumName<InvKind> kInvvpidKinds[] = {{"address", InvKind::Address},
+                                               {"single", InvKind::Single},
+                                               {"all", InvKind::All},
+                                               {"single_retain_globals", InvKind::SingleRetainGlobals}};
+constexpr EnumName<InvKind> kInvpcidKinds[] = {{"address", InvKind::Address},
+                                               {"single", InvKind::Single},
+                                               {"all", InvKind::All},
+                                               {"all_retain_globals", InvKind::SingleRetainGlobals}};
+
+constexpr u64 kMaxPcid = 4095;
+constexpr u64 kPageMask = kPageSize - 1;
+
+// Canonical for 5-level paging (bits 63:56 copy bit 56), the widest mode; the
+// replayer applies the vCPU's own paging mode.
+bool canonical(u64 va, int levels = 5) {
+  unsigned bits = levels == 5 ? 57 : 48;
+  u64 upper = va >> (bits - 1);
+  return upper == 0 || upper == (~u64{0} >> (bits - 1));
+}
+
+}  // namespace
+
+bool parse_trace_number(std::string_view text, u64& out) { return parse_number(text, out) == NumStatus::Ok; }
+
+const char* event_type_name(EventType type) { return type_specs()[size_t(type)].name.data(); }
+
+// ---------------------------------------------------------------------------
+
+struct TraceReader::Impl {
+  static constexpr size_t kBufBytes = 2 * kMaxLineBytes;
+
+  std::string path;
+  std::ifstream in;
+  std::unique_ptr<char[]> buf{new char[kBufBytes]};
+  size_t begin = 0, end = 0;
+  bool eof = false;
+
+  u64 line_no = 0;
+  bool line_has_newline = true;
+  Header header;
+  LineParser parser;
+  bool vm_created = false;
+  u64 vm_line = 0;
+  u32 vcpus = 0;
+  const TypeSpec* spec = nullptr;
+
+  [[noreturn]] void fail(std::string_view field, const std::string& message) const {
+    throw TraceError(path, line_no, std::string(field), message);
+  }
+
+  void fill() {
+    if (begin) {
+      std::memmove(buf.get(), buf.get() + begin, end - begin);
+      end -= begin;
+      begin = 0;
+    }
+    in.read(buf.get() + end, std::streamsize(kBufBytes - end));
+    if (in.bad()) fail("", std::string("read error: ") + std::strerror(errno));
+    size_t got = size_t(in.gcount());
+    end += got;
+    if (got == 0) eof = true;
+  }
+
+  // Next raw line without its '\n' (and '\r'); false at end of file.
+  bool read_line(std::string_view& line) {
+    for (;;) {
+      const char* b = buf.get() + begin;
+      size_t avail = end - begin;
+      if (const void* nl = std::memchr(b, '\n', std::min(avail, kMaxLineBytes + 1))) {
+        size_t len = size_t(static_cast<const char*>(nl) - b);
+        line = std::string_view(b, len);
+        begin += len + 1;
+        line_has_newline = true;
+        break;
+      }
+      if (avail > kMaxLineBytes) {
+        ++line_no;
+        fail("", "line longer than " + std::to_string(kMaxLineBytes) + " bytes; a trace is JSON Lines text");
+      }
+      if (eof) {
+        if (avail == 0) return false;
+        line = std::string_view(b, avail);
+        begin = end;
+        line_has_newline = false;
+        break;
+      }
+      fill();
+    }
+    ++line_no;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line_no == 1 && line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);
+    check_text(line);
+    return true;
+  }
+
+  // Rejects control bytes (binary data) and malformed UTF-8 before JSON parsing.
+  void check_text(std::string_view s) const {
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    size_t n = s.size();
+    for (size_t i = 0; i < n;) {
+      unsigned char c = p[i];
+      if (c >= 0x20 && c < 0x80) {
+        ++i;
+        continue;
+      }
+      if (c == '\t' || c == '\r') {
+        ++i;
+        continue;
+      }
+      char b[128];
+      if (c < 0x20) {
+        std::snprintf(b, sizeof b, "binary data: control byte 0x%02x at byte %zu; a trace is JSON Lines text", c, i + 1);
+        fail("", b);
+      }
+      size_t len = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      u32 cp = c & (len == 2 ? 0x1f : len == 3 ? 0x0f : 0x07);
+      bool ok = c >= 0xc2 && c <= 0xf4 && i + len <= n;
+      for (size_t k = 1; ok && k < len; ++k) {
+        ok = (p[i + k] & 0xc0) == 0x80;
+        cp = cp << 6 | (p[i + k] & 0x3f);
+      }
+      ok = ok && !(len == 3 && cp < 0x800) && !(len == 4 && (cp < 0x10000 || cp > 0x10ffff)) &&
+           !(cp >= 0xd800 && cp <= 0xdfff);
+      if (!ok) {
+        std::snprintf(b, sizeof b, "not UTF-8 text: invalid byte 0x%02x at byte %zu", c, i + 1);
+        fail("", b);
+      }
+      i += len;
+    }
+  }
+
+  static bool skippable(std::string_view s) {
+    size_t i = s.find_first_not_of(" \t");
+    return i == std::string_view::npos || s[i] == '#';
+  }
+
+  // Next line holding JSON, parsed into `parser`; false at end of file.
+  bool next_json() {
+    std::string_view line;
+    do {
+      if (!read_line(line)) return false;
+    } while (skippable(line));
+    if (parser.parse(line)) return true;
+    switch (parser.error()) {
+      case LineParser::Error::Syntax:
+        if (!line_has_newline)
+          fail("", "truncated last line (no newline at end of file, malformed JSON at byte " +
+                       std::to_string(parser.error_byte()) + ": " + parser.error_text() + ")");
+        fail("", "malformed JSON at byte " + std::to_string(parser.error_byte()) + ": " + parser.error_text());
+      case LineParser::Error::NotObject:
+        fail("", "expected a JSON object on each line");
+      case LineParser::Error::Duplicate:
+        fail(printable(parser.error_text()), "given twice");
+      case LineParser::Error::None:
+        break;
+    }
+    return true;
+  }
+
+  void check_magic() {
+    fill();
+    std::string_view head(buf.get(), std::min<size_t>(end, 8));
+    static constexpr std::pair<std::string_view, std::string_view> kMagic[] = {
+        {"\x1f\x8b", "gzip-compressed data; decompress it first"},
+        {"\x28\xb5\x2f\xfd", "zstd-compressed data; decompress it first"},
+        {"\xfd" "7zXZ", "xz-compressed data; decompress it first"},
+        {"BZh", "bzip2-compressed data; decompress it first"},
+        {"PK\x03\x04", "a zip archive"},
+        {"\x7f" "ELF", "an ELF executable"},
+    };
+    for (auto [magic, what] : kMagic)
+      if (head.substr(0, magic.size()) == magic)
+        throw TraceError(path, 1, "", "binary file (" + std::string(what) + "); a trace is JSON Lines text");
+  }
+
+  void read_header() {
+    if (!next_json())
+      throw TraceError(path, std::max<u64>(line_no, 1), "",
+                       "missing header: empty trace; the first line must be " + std::string(kHeaderExample));
+    if (parser.find("type") || !parser.find("format"))
+      fail("", "missing header: the first line must be " + std::string(kHeaderExample) + " before any event");
+    for (size_t i = 0; i < parser.size(); ++i) {
+      std::string_view k = parser[i].key;
+      if (std::find(kHeaderFields.begin(), kHeaderFields.end(), k) == kHeaderFields.end())
+        fail(printable(k), "unknown header field; did you mean '" + std::string(closest(k, kHeaderFields)) +
+                               "'? (header fields: " + join(kHeaderFields) + ")");
+    }
+    header.format = string_field("format");
+    if (header.format != "septsim-trace")
+      fail("format", "expected \"septsim-trace\", got \"" + printable(header.format) + "\"");
+    const Value& ver = need("version");
+    if (ver.kind != Kind::Unsigned) fail("version", "expected an integer, got " + ver.describe());
+    u64 v = ver.u;
+    if (v != kVersion)
+      fail("version", "unsupported version " + std::to_string(v) + " (this reader reads version " +
+                          std::to_string(kVersion) + ")");
+    header.version = u32(v);
+    if (parser.find("description")) header.description = string_field("description");
+  }
+
+  // ---- typed field access -------------------------------------------------
+
+  const Value& need(std::string_view key) const {
+    const Value* v = parser.find(key);
+    if (!v) fail(key, spec ? "missing required field of " + std::string(spec->name) : "missing required field");
+    return *v;
+  }
+
+  u64 number(const Value& v) const {
+    switch (v.kind) {
+      case Kind::Unsigned: return v.u;
+      case Kind::String: {
+        u64 r;
+        switch (parse_number(v.text, r)) {
+          case NumStatus::Ok: return r;
+          case NumStatus::Overflow: fail(v.key, "bad number " + v.describe() + ": does not fit in 64 bits");
+          case NumStatus::Malformed:
+            fail(v.key, "bad number " + v.describe() +
+                            ": expected hex (\"0x1000\"), decimal (\"4096\") or a size (\"4K\", \"2M\", \"1G\")");
+        }
+        break;
+      }
+      case Kind::Negative: fail(v.key, "bad number " + v.describe() + ": must not be negative");
+      case Kind::Float: fail(v.key, "bad number " + v.describe() + ": expected an integer of at most 64 bits");
+      default: break;
+    }
+    fail(v.key, "expected a number (an integer or a string such as \"0x1000\" or \"4K\"), got " + v.describe());
+  }
+
+  u64 num(std::string_view key) const { return number(need(key)); }
+  u64 num(std::string_view key, u64 dflt) const {
+    const Value* v = parser.find(key);
+    return v ? number(*v) : dflt;
+  }
+
+  bool boolean(std::string_view key, bool dflt) const {
+    const Value* v = parser.find(key);
+    if (!v) return dflt;
+    if (v->kind != Kind::Bool) fail(key, "expected true or false, got " + v->describe());
+    return v->b;
+  }
+
+  const std::string& string_field(std::string_view key) const {
+    const Value& v = need(key);
+    if (v.kind != Kind::String) fail(key, "expected a string, got " + v.describe());
+    return v.text;
+  }
+
+  template <class E, size_t N>
+  E choice(std::string_view key, const EnumName<E> (&names)[N]) const {
+    return choice_of(need(key), names);
+  }
+  template <class E, size_t N>
+  E choice_of(const Value& v, const EnumName<E> (&names)[N]) const {
+    if (v.kind != Kind::String) fail(v.key, "expected a string, got " + v.describe());
+    for (const auto& n : names)
+      if (n.name == v.text) return n.value;
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + std::string(n.name);
+    fail(v.key, "unknown value " + v.describe() + " (expected one of: " + list + ")");
+  }
+
+  int vcpu_field() const {
+    u64 v = num("vcpu");
+    if (v >= vcpus)
+      fail("vcpu", std::to_string(v) + " is out of range: vm_create declared " + std::to_string(vcpus) +
+                       " vCPU" + (vcpus == 1 ? "" : "s") + " (0.." + std::to_string(vcpus - 1) + ")");
+    return int(v);
+  }
+
+  u32 slot_field() const {
+    u64 v = num("slot");
+    if (v >= kMaxSlots) fail("slot", std::to_string(v) + " is out of range (0.." + std::to_string(kMaxSlots - 1) + ")");
+    return u32(v);
+  }
+
+  // A guest-physical address aligned to `align`, below 2^52.
+  u64 gpa_field(std::string_view key, u64 align) const {
+    u64 v = num(key);
+    if (v >= kMaxGpa) fail(key, hex(v) + " is beyond the 52-bit guest-physical address space");
+    if (v & (align - 1)) fail(key, hex(v) + " is not " + size_name(align) + " aligned");
+    return v;
+  }
+
+  u64 size_field(std::string_view key, u64 align) const {
+    u64 v = num(key);
+    if (v == 0) fail(key, "must not be 0");
+    if (v & (align - 1)) fail(key, hex(v) + " is not a multiple of " + size_name(align));
+    return v;
+  }
+
+  u64 gva_field(std::string_view key, int levels = 5) const {
+    u64 v = num(key);
+    if (!canonical(v, levels))
+      fail(key, hex(v) + " is not canonical for " + std::to_string(levels) + "-level paging");
+    return v;
+  }
+
+  int levels_field(std::string_view key) const {
+    u64 v = num(key, 4);
+    if (v != 4 && v != 5) fail(key, "must be 4 or 5, got " + std::to_string(v));
+    return int(v);
+  }
+
+  u16 pcid_field() const {
+    u64 v = num("pcid");
+    if (v > kMaxPcid) fail("pcid", std::to_string(v) + " is out of range (0..4095)");
+    return u16(v);
+  }
+
+  void forbid(std::string_view key, const std::string& why) const {
+    if (parser.find(key)) fail(key, why);
+  }
+
+  static std::string size_name(u64 bytes) {
+    if (bytes >= (u64{1} << 30) && !(bytes & ((u64{1} << 30) - 1))) return std::to_string(bytes >> 30) + " GiB";
+    if (bytes >= (u64{1} << 20) && !(bytes & ((u64{1} << 20) - 1))) return std::to_string(bytes >> 20) + " MiB";
+    return std::to_string(bytes >> 10) + " KiB";
+  }
+
+  // ---- events ---------------------------------------------------------------
+
+  void decode(Event& out) {
+    spec = nullptr;
+    const Value* t = parser.find("type");
+    if (!t) fail("type", "missing required field (every event has a \"type\")");
+    if (t->kind != Kind::String) fail("type", "expected a string, got " + t->describe());
+    const auto& specs = type_specs();
+    for (const TypeSpec& s : specs)
+      if (s.name == t->text) spec = &s;
+    if (!spec) {
+      std::vector<std::string_view> names;
+      for (const TypeSpec& s : specs) names.push_back(s.name);
+      fail("type", "unknown event type " + t->describe() + "; did you mean \"" +
+                       std::string(closest(t->text, names)) + "\"? (known: " + join(names) + ")");
+    }
+    for (size_t i = 0; i < parser.size(); ++i) {
+      std::string_view k = parser[i].key;
+      if (k != "type" && std::find(spec->fields.begin(), spec->fields.end(), k) == spec->fields.end())
+        fail(printable(k), "unknown field of " + std::string(spec->name) + "; did you mean '" +
+                               std::string(closest(k, spec->fields)) + "'? (fields: " + join(spec->fields) + ")");
+    }
+
+    out = Event{};
+    out.type = EventType(spec - specs.data());
+    out.line = line_no;
+
+    if (out.type == EventType::VmCreate) {
+      if (vm_created) fail("", "second vm_create (the first is on line " + std::to_string(vm_line) + ")");
+    } else if (!vm_created) {
+      fail("", std::string(spec->name) + " before vm_create: vm_create must be the first event");
+    }
+
+    switch (out.type) {
+      case EventType::VmCreate: {
+        u64 n = num("vcpus");
+        if (n < 1 || n > kMaxVcpus) fail("vcpus", std::to_string(n) + " is out of range (1..256)");
+        out.vcpus = vcpus = u32(n);
+        vm_created = true;
+        vm_line = line_no;
+        break;
+      }
+      case EventType::MemslotAdd: {
+        out.slot.id = slot_field();
+        out.slot.gpa = gpa_field("gpa", kPageSize);
+        out.slot.size = size_field("size", kPageSize);
+        if (out.slot.size > kMaxGpa - out.slot.gpa)
+          fail("size", "slot end " + hex(out.slot.gpa + out.slot.size) +
+                           " is beyond the 52-bit guest-physical address space");
+        out.slot.backing = choice("backing", kBackings);
+        out.slot.userspace_addr = num("hva", 0);
+        if (out.slot.userspace_addr & kPageMask) fail("hva", hex(out.slot.userspace_addr) + " is not 4 KiB aligned");
+        if (out.slot.userspace_addr >= (u64{1} << 56) ||
+            out.slot.size > (u64{1} << 56) - out.slot.userspace_addr)
+          fail("hva", "range " + hex(out.slot.userspace_addr) + " + size is beyond the user address space (2^56)");
+        if (const Value* f = parser.find("flags")) {
+          if (f->kind != Kind::Array)
+            fail("flags", "expected an array of strings such as [\"dirty_log\"], got " + f->describe());
+          if (!f->items_ok) fail("flags", "expected an array of strings, got an element that is not a string");
+          for (const std::string& item : f->items) {
+            bool known = false;
+            for (const auto& n : kSlotFlags)
+              if (n.name == item) out.slot.flags |= n.value, known = true;
+            if (!known) fail("flags", "unknown flag \"" + printable(item) + "\" (expected: dirty_log, readonly)");
+          }
+        }
+        break;
+      }
+      case EventType::MemslotDelete:
+        out.slot.id = slot_field();
+        break;
+      case EventType::MemslotMove:
+        out.slot.id = slot_field();
+        out.slot.gpa = gpa_field("gpa", kPageSize);
+        break;
+      case EventType::DirtyLog:
+        out.slot.id = slot_field();
+        out.dirty_op = choice("op", kDirtyOps);
+        if (out.dirty_op == DirtyLogOp::Clear) {
+          out.first_page = num("first_page", 0);
+          out.num_pages = num("num_pages", 0);
+          if (out.first_page % 64) fail("first_page", "must be a multiple of 64 (KVM_CLEAR_DIRTY_LOG)");
+          if (out.first_page && !out.num_pages) fail("num_pages", "required (>= 1) when first_page is given");
+          if (out.num_pages > ~u64{0} - out.first_page) fail("num_pages", "first_page + num_pages overflows");
+        } else {
+          forbid("first_page", "only valid with op \"clear\"");
+          forbid("num_pages", "only valid with op \"clear\"");
+        }
+        break;
+      case EventType::Access: decode_access(out); break;
+      case EventType::GuestMap: decode_guest_map(out); break;
+      case EventType::SetCr3:
+        out.vcpu = vcpu_field();
+        out.cr3 = gpa_field("cr3", kPageSize);
+        out.pcid = parser.find("pcid") ? pcid_field() : 0;
+        out.guest_levels = levels_field("levels");
+        break;
+      case EventType::Invept:
+        out.vcpu = vcpu_field();
+        out.inv_kind = choice("kind", kInveptKinds);
+        break;
+      case EventType::Invvpid:
+        out.vcpu = vcpu_field();
+        out.inv_kind = choice("kind", kInvvpidKinds);
+        if (out.inv_kind == InvKind::Address) out.gva = gva_field("gva");
+        else forbid("gva", "only valid with kind \"address\"");
+        break;
+      case EventType::Invlpg:
+        out.vcpu = vcpu_field();
+        out.gva = gva_field("gva");
+        break;
+      case EventType::Invpcid:
+        out.vcpu = vcpu_field();
+        out.inv_kind = choice("kind", kInvpcidKinds);
+        if (out.inv_kind == InvKind::Address || out.inv_kind == InvKind::Single) {
+          out.pcid = pcid_field();
+        } else {
+          forbid("pcid", "only valid with kind \"address\" or \"single\"");
+        }
+        if (out.inv_kind == InvKind::Address) out.gva = gva_field("gva");
+        else forbid("gva", "only valid with kind \"address\"");
+        break;
+      case EventType::Phase:
+        out.name = string_field("name");
+        if (out.name.empty()) fail("name", "must not be empty");
+        break;
+      case EventType::GuestPtPool:
+        out.gpa = gpa_field("gpa", kPageSize);
+        out.size = size_field("size", kPageSize);
+        if (out.size > kMaxGpa - out.gpa)
+          fail("size", "pool end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
+        break;
+    }
+  }
+
+  void decode_access(Event& out) const {
+    out.vcpu = vcpu_field();
+    const Value* g = parser.find("gpa");
+    const Value* v = parser.find("gva");
+    if (g && v) fail("gva", "an access takes 'gpa' or 'gva', not both");
+    if (!g && !v) fail("gpa", "missing required field of access (give 'gpa' or 'gva')");
+    out.is_gva = v != nullptr;
+    std::string_view key = out.is_gva ? "gva" : "gpa";
+    out.addr = number(out.is_gva ? *v : *g);
+    out.access = choice("op", kAccessOps);
+    out.count = num("count", 1);
+    if (out.count == 0) fail("count", "must be at least 1");
+    out.stride = num("stride", 0);
+    bool wraps = out.stride && out.count - 1 > (~u64{0} - out.addr) / out.stride;
+    u64 last = out.addr + (out.count - 1) * out.stride;
+    if (out.is_gva) {
+      if (!canonical(out.addr)) fail(key, hex(out.addr) + " is not canonical");
+      if (wraps || !canonical(last) || (out.addr >> 63) != (last >> 63))
+        fail("count", "the accesses leave the canonical half of " + hex(out.addr) + " (count x stride too large)");
+    } else {
+      if (out.addr >= kMaxGpa) fail(key, hex(out.addr) + " is beyond the 52-bit guest-physical address space");
+      if (wraps || last >= kMaxGpa)
+        fail("count", "the last access is beyond the 52-bit guest-physical address space (count x stride too large)");
+    }
+  }
+
+  void decode_guest_map(Event& out) const {
+    out.cr3 = gpa_field("cr3", kPageSize);
+    out.guest_levels = levels_field("levels");
+    out.page_level = choice("page", kPageSizes);
+    u64 page = level_size(out.page_level);
+    out.size = size_field("size", page);
+    out.gpa = gpa_field("gpa", page);
+    if (out.size > kMaxGpa - out.gpa)
+      fail("size", "gpa + size " + hex(out.gpa) + " + " + hex(out.size) +
+                       " is beyond the 52-bit guest-physical address space");
+    out.gva = gva_field("gva", out.guest_levels);
+    if (out.gva & (page - 1)) fail("gva", hex(out.gva) + " is not " + size_name(page) + " aligned");
+    u64 last = out.gva + (out.size - 1);
+    if (last < out.gva || !canonical(last, out.guest_levels) || (last >> 63) != (out.gva >> 63))
+      fail("size", "gva + size leaves the canonical half of " + hex(out.gva) + " for " +
+                       std::to_string(out.guest_levels) + "-level paging");
+    out.writable = boolean("writable", true);
+    out.executable = boolean("executable", true);
+  }
+};
+
+TraceReader::TraceReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.path = path;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) throw TraceError(path, 0, "", std::string("cannot open: ") + std::strerror(EISDIR));
+  errno = 0;
+  m.in.open(path, std::ios::binary);
+  if (!m.in.is_open()) throw TraceError(path, 0, "", std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
+  m.check_magic();
+  m.read_header();
+}
+
+TraceReader::~TraceReader() = default;
+
+bool TraceReader::next(Event& out) {
+  if (!impl_->next_json()) return false;
+  impl_->decode(out);
+  return true;
+}
+
+u64 TraceReader::line() const { return impl_->line_no; }
+const Header& TraceReader::header() const { return impl_->header; }
+const std::string& TraceReader::path() const { return impl_->path; }
+
+}  // namespace septsim::traces
