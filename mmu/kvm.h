@@ -57,6 +57,11 @@ class Kvm : public model::Hypervisor {
   // KVM_CLEAR_DIRTY_LOG (manual protect) over [first_page, first_page + num_pages).
   Cycles clear_dirty_log(u32 id, u64 first_page, u64 num_pages);
 
+  // kvm_zap_gfn_range: zaps every leaf mapping part of [gpa, gpa + size) in
+  // every root (a huge leaf entirely) and flushes, as an mmu_notifier unmap
+  // of that range does. Returns host cycles.
+  Cycles zap_gfn_range(Gpa gpa, u64 size);
+
   // The host-physical address backing `gpa`, faulting in host memory (not the
   // EPT): how the replayer, acting as the guest kernel, writes guest page
   // tables. Throws KvmError if no memslot covers gpa.

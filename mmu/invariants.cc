@@ -1,0 +1,150 @@
+// kvm-mmu.md section 10 rules 1, 2, 6, 7, 8, 12 and 13, checked by walking
+// every root's tables as they sit in PhysMem.
+#include <algorithm>
+#include <unordered_set>
+
+#include "mmu/kvm_impl.h"
+
+namespace septsim::mmu {
+
+namespace {
+
+class Checker {
+ public:
+  Checker(const Kvm::Impl& k, std::vector<std::string>& out) : k_(k), out_(out) {}
+
+  void root(const MmuPage& root) {
+    int holders = 0;
+    for (const auto& v : k_.vcpus) holders += v.root == &root;
+    int expected = holders + (root.role.invalid ? root.tdp_mmu_scheduled_root_to_zap : 1);
+    std::string name = "root " + hex(root.spt_pfn << kPageShift);
+    if (root.tdp_mmu_root_count != expected)
+      report(2, name + (root.role.invalid ? " (invalid)" : " (valid)") + " has tdp_mmu_root_count " +
+                    std::to_string(root.tdp_mmu_root_count) + ", expected " + std::to_string(expected) + " (" +
+                    std::to_string(holders) + " vCPU references" + (root.role.invalid ? "" : " + the TDP MMU's") + ")");
+    if (k_.tdp.sp_of_table(root.spt_pfn) != &root) report(1, name + ": its table page's owner is not its MmuPage");
+    if (root.role.level != u32(k_.root_level) || root.ptep || root.gfn)
+      report(1, name + " has level " + std::to_string(root.role.level) + ", gfn " + hex(root.gfn) + ", ptep " +
+                    hex(root.ptep) + "; expected level " + std::to_string(k_.root_level) + ", gfn 0, ptep 0");
+    table(root, root.role, 0);
+  }
+
+  void totals() {
+    if (tables_ != k_.tdp.nr_sps())
+      report(1, std::to_string(k_.tdp.nr_sps()) + " MmuPages exist but " + std::to_string(tables_) +
+                    " table pages are reachable from tdp_mmu_roots");
+    static const char* names[] = {"", "pages_4k", "pages_2m", "pages_1g"};
+    for (int level = PG_LEVEL_4K; level <= PG_LEVEL_1G; ++level)
+      if (leaves_[level] != *k_.stats.pages[level])
+        report(12, std::string(names[level]) + " is " + std::to_string(*k_.stats.pages[level]) + " but " +
+                       std::to_string(leaves_[level]) + " present leaves exist at that level");
+    if (k_.stats.mmu_pages != k_.tdp.nr_sps())
+      report(12, "mmu_pages is " + std::to_string(k_.stats.mmu_pages) + " but " + std::to_string(k_.tdp.nr_sps()) +
+                     " MmuPages exist");
+  }
+
+ private:
+  void report(int rule, const std::string& what) { out_.push_back("rule " + std::to_string(rule) + ": " + what); }
+
+  static std::string where(Gfn gfn, int level, u64 spte) {
+    return "gfn " + hex(gfn) + " level " + std::to_string(level) + " spte " + hex(spte);
+  }
+
+  void table(const MmuPage& sp, MmuPageRole role, Hpa ptep) {
+    std::string name = "table " + hex(sp.spt_pfn << kPageShift);
+    if (!seen_.insert(sp.spt_pfn).second) {
+      report(1, name + " is linked more than once");
+      return;
+    }
+    ++tables_;
+    if (sp.role.word() != role.word())
+      report(1, name + " has role " + hex(sp.role.word()) + ", expected " + hex(role.word()) +
+                    " (the parent's with level - 1)");
+    int level = int(role.level);
+    if (sp.ptep != ptep) report(1, name + " has ptep " + hex(sp.ptep) + " but is linked from " + hex(ptep));
+    if (sp.gfn & (pages_per_level(level + 1) - 1))
+      report(1, name + " has gfn " + hex(sp.gfn) + ", not aligned to its parent entry");
+    for (unsigned i = 0; i < kPtesPerTable; ++i) {
+      u64 spte = sp.spt[i];
+      Gfn gfn = sp.gfn + i * pages_per_level(level);
+      if (!is_shadow_present_pte(spte)) {
+        if (spte != SHADOW_NONPRESENT_VALUE)
+          report(6, where(gfn, level, spte) + ": not MMU-present but not SHADOW_NONPRESENT_VALUE" +
+                        (ept::is_present(spte) ? " (the CPU sees it present)" : ""));
+        continue;
+      }
+      if (!ept::is_present(spte) || ept::is_misconfigured(spte, level, k_.maxphyaddr)) {
+        report(6, where(gfn, level, spte) + ": MMU-present but " +
+                      (ept::is_present(spte) ? "misconfigured for the CPU" : "not present to the CPU"));
+        continue;
+      }
+      if (is_last_spte(spte, level)) {
+        leaf(spte, gfn, level);
+        continue;
+      }
+      const MmuPage* child = k_.tdp.sp_of_table(spte_to_pfn(spte));
+      if (!child) {
+        report(1, where(gfn, level, spte) + ": non-leaf points at a page with no MmuPage");
+        continue;
+      }
+      MmuPageRole child_role = role;
+      child_role.level = u32(level - 1);
+      child_role.invalid = 0;  // only roots are invalidated
+      Hpa child_ptep = (sp.spt_pfn << kPageShift) + i * 8;
+      if (child->gfn != gfn)
+        report(1, where(gfn, level, spte) + ": child table has gfn " + hex(child->gfn));
+      table(*child, child_role, child_ptep);
+    }
+  }
+
+  void leaf(u64 spte, Gfn gfn, int level) {
+    std::string at = where(gfn, level, spte);
+    if (level > PG_LEVEL_1G) {
+      report(7, at + ": leaf above 1G");
+      return;
+    }
+    ++leaves_[level];
+    if (!spte_writable_invariants_hold(spte)) report(7, at + ": breaks W => MMU-writable => host-writable");
+    if (level == PG_LEVEL_4K && is_large_pte(spte)) report(7, at + ": 4K leaf with the large bit");
+    const Memslot* slot = k_.slots.find(gfn);
+    if (!slot || gfn + pages_per_level(level) > slot->end_gfn()) {
+      report(8, at + ": leaf maps gfns outside any memslot (a zap was missed)");
+      return;
+    }
+    if (slot->readonly() && is_host_writable_spte(spte)) report(7, at + ": host-writable leaf in read-only memslot");
+    if (is_writable_pte(spte) && level > PG_LEVEL_4K && slot->dirty_track_enabled())
+      report(7, at + ": writable huge leaf in dirty-logged memslot " + std::to_string(slot->id));
+    Pfn host_pfn = slot->host.lookup(slot->gfn_to_hva(gfn));
+    if (spte_to_pfn(spte) != host_pfn)
+      report(8, at + ": maps pfn " + hex(spte_to_pfn(spte)) + " but the host backs the gfn with pfn " + hex(host_pfn));
+    if (level == PG_LEVEL_4K) return;
+    if (slot->disallow_lpage(gfn, level))
+      report(13, at + ": huge leaf where disallow_lpage is " + std::to_string(slot->disallow_lpage(gfn, level)));
+    int host_level = slot->host.mapping_level(slot->gfn_to_hva(gfn));
+    if (host_level < level) report(13, at + ": huge leaf over a host mapping of level " + std::to_string(host_level));
+    if (level > k_.max_huge_level) report(13, at + ": huge leaf above mmu.max_huge_level");
+    if (slot->dirty_track_enabled() && k_.eager_page_split)
+      report(13, at + ": huge leaf in dirty-logged memslot " + std::to_string(slot->id) + " despite eager split");
+  }
+
+  const Kvm::Impl& k_;
+  std::vector<std::string>& out_;
+  u64 leaves_[4] = {};
+  u64 tables_ = 0;
+  std::unordered_set<Pfn> seen_;  // membership only; never iterated
+};
+
+}  // namespace
+
+std::vector<std::string> Kvm::Impl::check_invariants() const {
+  std::vector<std::string> out;
+  Checker checker(*this, out);
+  for (const MmuPage* root : tdp.roots()) checker.root(*root);
+  for (const Vcpu& v : vcpus)
+    if (v.root && std::find(tdp.roots().begin(), tdp.roots().end(), v.root) == tdp.roots().end())
+      out.push_back("rule 2: vCPU " + std::to_string(v.ctl->id()) + " holds a root that is not in tdp_mmu_roots");
+  checker.totals();
+  return out;
+}
+
+}  // namespace septsim::mmu

@@ -1,0 +1,243 @@
+// The VM: construction, vCPU roots and requests, remote flushes, fast zap and
+// the memslot ioctls.
+#include <algorithm>
+#include <string>
+
+#include "mmu/kvm_impl.h"
+
+namespace septsim::mmu {
+
+namespace {
+
+int config_root_level(const model::Config& cfg) {
+  u64 levels = cfg.u("ept.levels");
+  if (levels != 4 && levels != 5) throw model::ConfigError("config key 'ept.levels' must be 4 or 5");
+  return int(levels);
+}
+
+int config_max_huge_level(const model::Config& cfg) {
+  u64 level = cfg.u("mmu.max_huge_level");
+  if (level < PG_LEVEL_4K || level > PG_LEVEL_1G) throw model::ConfigError("config key 'mmu.max_huge_level' must be 1, 2 or 3");
+  return int(level);
+}
+
+Gfn config_max_gfn(const model::Config& cfg, int root_level) {
+  u64 bits = std::min<u64>(cfg.u("host.maxphyaddr"), level_shift(root_level) + 9);
+  return Gfn{1} << (bits - kPageShift);
+}
+
+int backing_level(HostBacking b) {
+  switch (b) {
+    case HostBacking::Thp2M: return PG_LEVEL_2M;
+    case HostBacking::Hugetlb1G: return PG_LEVEL_1G;
+    case HostBacking::Page4K: break;
+  }
+  return PG_LEVEL_4K;
+}
+
+}  // namespace
+
+Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem& m, model::StatsRegistry& reg)
+    : timing(t),
+      mem(m),
+      stats(reg),
+      root_level(config_root_level(cfg)),
+      ad_enabled(cfg.b("mmu.ad") && cfg.b("ept.ad")),
+      max_huge_level(config_max_huge_level(cfg)),
+      eager_page_split(cfg.b("mmu.eager_page_split")),
+      pml(cfg.b("mmu.pml")),
+      max_gfn(config_max_gfn(cfg, root_level)),
+      maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
+      tdp(m, timing, stats, spent) {
+  // HostMemory keeps pfns in 32 bits.
+  if (mem.limit_frames() > (u64{1} << 32))
+    throw model::ConfigError("config key 'host.mem_gib' must be at most 16384 (the MMU keeps 32-bit host frame numbers)");
+}
+
+Kvm::Impl::Vcpu& Kvm::Impl::vcpu_of(const model::VcpuControl& ctl) {
+  for (Vcpu& v : vcpus)
+    if (v.ctl == &ctl) return v;
+  throw KvmError("vCPU " + std::to_string(ctl.id()) + " was never added to the VM");
+}
+
+Memslot& Kvm::Impl::slot_by_id(u32 id) const {
+  Memslot* slot = slots.by_id(id);
+  if (!slot) throw KvmError("no memslot with id " + std::to_string(id));
+  return *slot;
+}
+
+MmuPageRole Kvm::Impl::root_role() const {
+  MmuPageRole role;
+  role.level = u32(root_level);
+  role.direct = 1;
+  role.access = ACC_ALL;
+  role.cr0_wp = 1;
+  role.efer_nx = 1;
+  role.ad_disabled = !ad_enabled;
+  return role;
+}
+
+ept::Eptp Kvm::Impl::eptp_of(const MmuPage& root) const {
+  return ept::Eptp{root.spt_pfn << kPageShift, root_level, ad_enabled};
+}
+
+void Kvm::Impl::kvm_mmu_free_obsolete_roots(Vcpu& v) {
+  if (!v.root || !v.root->role.invalid) return;
+  tdp.put_root(v.root);
+  v.root = nullptr;
+}
+
+void Kvm::Impl::kvm_mmu_load(Vcpu& v) {
+  kvm_mmu_free_obsolete_roots(v);
+  if (!v.root) v.root = tdp.alloc_root(root_role());
+  ept::Eptp eptp = eptp_of(*v.root);
+  v.ctl->load_eptp(eptp);
+  // flush_tlb_current: the root's page may have been an old root's before.
+  v.ctl->invept_single(eptp);
+  spent += timing.invalidation;
+}
+
+void Kvm::Impl::kvm_flush_remote_tlbs() {
+  for (Vcpu& v : vcpus)
+    if (v.ctl->eptp().root) v.ctl->invept_single(v.ctl->eptp());
+  ++stats.remote_tlb_flush;
+  spent += timing.tlb_flush;
+}
+
+void Kvm::Impl::kvm_mmu_zap_all_fast() {
+  mmu_valid_gen ^= 1;
+  tdp.invalidate_roots();
+  // No vCPU re-enters on an invalid root; each loads a new root (and flushes
+  // its TLB for it) first, so zapping the invalid roots needs no flush.
+  for (Vcpu& v : vcpus) v.ctl->make_request(model::KVM_REQ_MMU_FREE_OBSOLETE_ROOTS);
+  tdp.zap_invalidated_roots();
+  ++stats.mmu_zap_all_fast;
+}
+
+void Kvm::Impl::check_slot_range(Gpa gpa, u64 size, const Memslot* except) const {
+  if ((gpa | size) & (kPageSize - 1))
+    throw KvmError("memslot gpa " + hex(gpa) + " and size " + hex(size) + " must be 4 KiB aligned");
+  if (size == 0) throw KvmError("memslot size must not be 0");
+  Gfn gfn = gpa >> kPageShift, npages = size >> kPageShift;
+  if (gfn >= max_gfn || npages > max_gfn - gfn)
+    throw KvmError("memslot [" + hex(gpa) + ", " + hex(gpa + size) + ") lies beyond the guest-physical limit " +
+                   hex(max_gfn << kPageShift));
+  if (const Memslot* other = slots.overlapping(gfn, npages, except))
+    throw KvmError("memslot [" + hex(gpa) + ", " + hex(gpa + size) + ") overlaps memslot " + std::to_string(other->id) +
+                   " at [" + hex(other->base_gfn << kPageShift) + ", " + hex(other->end_gfn() << kPageShift) + ")");
+}
+
+Kvm::Kvm(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats)
+    : impl_(std::make_unique<Impl>(cfg, timing, mem, stats)) {}
+
+Kvm::~Kvm() = default;
+
+void Kvm::add_vcpu(model::VcpuControl& vcpu) {
+  for (const Impl::Vcpu& v : impl_->vcpus)
+    if (v.ctl == &vcpu || v.ctl->id() == vcpu.id()) throw KvmError("vCPU " + std::to_string(vcpu.id()) + " added twice");
+  impl_->vcpus.push_back({&vcpu});
+}
+
+Cycles Kvm::create_memslot(const MemslotSpec& spec) {
+  Impl& k = *impl_;
+  k.spent = k.timing.vm_ioctl;
+  constexpr u32 kValidFlags = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
+  if (spec.id >= 32768) throw KvmError("memslot id " + std::to_string(spec.id) + " out of range (KVM_MEM_SLOTS_NUM)");
+  if (k.slots.by_id(spec.id)) throw KvmError("memslot id " + std::to_string(spec.id) + " already exists");
+  if (spec.flags & ~kValidFlags) throw KvmError("memslot flags " + hex(spec.flags) + " are not supported");
+  if (spec.userspace_addr & (kPageSize - 1))
+    throw KvmError("memslot userspace_addr " + hex(spec.userspace_addr) + " must be 4 KiB aligned");
+  k.check_slot_range(spec.gpa, spec.size, nullptr);
+  int level = backing_level(spec.backing);
+  u64 hva = spec.userspace_addr;
+  if (!hva) {
+    // Like a VMM's mmap: congruent to the gpa modulo the backing page size.
+    u64 base = (k.next_hva + level_size(PG_LEVEL_1G) - 1) & ~(level_size(PG_LEVEL_1G) - 1);
+    hva = base + (spec.gpa & (level_size(level) - 1));
+    k.next_hva = hva + spec.size;
+  }
+  k.slots.insert(std::make_unique<Memslot>(k.mem, spec, hva, level));
+  return k.finish();
+}
+
+Cycles Kvm::delete_memslot(u32 id) {
+  Impl& k = *impl_;
+  k.spent = k.timing.vm_ioctl;
+  k.slot_by_id(id);
+  k.kvm_mmu_zap_all_fast();
+  k.slots.remove(id);  // releases the slot's host memory
+  return k.finish();
+}
+
+Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
+  Impl& k = *impl_;
+  k.spent = k.timing.vm_ioctl;
+  Memslot& slot = k.slot_by_id(id);
+  k.check_slot_range(new_gpa, slot.npages << kPageShift, &slot);
+  if ((new_gpa >> kPageShift) == slot.base_gfn) return k.finish();
+  k.kvm_mmu_zap_all_fast();
+  slot.base_gfn = new_gpa >> kPageShift;
+  slot.init_lpage_info();
+  k.slots.resort();
+  return k.finish();
+}
+
+Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
+  Impl& k = *impl_;
+  k.spent = k.timing.vm_ioctl;
+  Memslot& slot = k.slot_by_id(id);
+  if (flags & ~(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY))
+    throw KvmError("memslot flags " + hex(flags) + " are not supported");
+  if ((flags ^ slot.flags) & KVM_MEM_READONLY)
+    throw KvmError("memslot " + std::to_string(id) + ": KVM_MEM_READONLY cannot be changed on an existing slot");
+  u32 old_flags = slot.flags;
+  slot.flags = flags;
+  if (slot.dirty_track_enabled() && slot.dirty_bitmap.empty()) slot.dirty_bitmap.assign((slot.npages + 63) / 64, 0);
+  if (!slot.dirty_track_enabled()) std::vector<u64>().swap(slot.dirty_bitmap);
+  k.kvm_mmu_slot_apply_flags(slot, old_flags);
+  return k.finish();
+}
+
+Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
+  Impl& k = *impl_;
+  k.spent = 0;
+  Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
+  if (k.tdp.zap_leafs(start, end, false)) k.kvm_flush_remote_tlbs();
+  return k.finish();
+}
+
+Hpa Kvm::host_hpa_for_gpa(Gpa gpa) {
+  Memslot* slot = impl_->slots.find(gpa >> kPageShift);
+  if (!slot) throw KvmError("gpa " + hex(gpa) + " is not in any memslot");
+  u64 allocs = 0;
+  Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gpa >> kPageShift), &allocs);
+  return (pfn << kPageShift) | (gpa & (kPageSize - 1));
+}
+
+bool Kvm::gpa_in_memslot(Gpa gpa) const { return impl_->slots.find(gpa >> kPageShift) != nullptr; }
+
+Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
+  Impl& k = *impl_;
+  k.spent = 0;
+  Impl::Vcpu& v = k.vcpu_of(vcpu);
+  if (requests & model::KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) k.kvm_mmu_free_obsolete_roots(v);
+  bool loaded = !v.root || vcpu.eptp().root == 0;
+  if (loaded)
+    k.kvm_mmu_load(v);  // flushes for the new root
+  else if (requests & model::KVM_REQ_LOAD_MMU_PGD)
+    vcpu.load_eptp(k.eptp_of(*v.root));
+  if ((requests & model::KVM_REQ_TLB_FLUSH) && !loaded) {
+    vcpu.invept_single(vcpu.eptp());
+    k.spent += k.timing.invalidation;
+  }
+  return k.finish();
+}
+
+u64 Kvm::pages(int level) const {
+  if (level < PG_LEVEL_4K || level > PG_LEVEL_1G) return 0;
+  return *impl_->stats.pages[level];
+}
+
+std::vector<std::string> Kvm::check_invariants() const { return impl_->check_invariants(); }
+
+}  // namespace septsim::mmu

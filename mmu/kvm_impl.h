@@ -1,0 +1,78 @@
+// Kvm's state, shared by kvm.cc (ioctls, roots, requests), page_fault.cc,
+// dirty_log.cc and invariants.cc.
+#pragma once
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "mmu/kvm.h"
+#include "mmu/memslot.h"
+#include "mmu/mmu_stats.h"
+#include "mmu/page_fault.h"
+#include "mmu/tdp_mmu.h"
+
+namespace septsim::mmu {
+
+inline std::string hex(u64 v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+struct Kvm::Impl {
+  Impl(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats);
+
+  struct Vcpu {
+    model::VcpuControl* ctl;
+    MmuPage* root = nullptr;  // holds one tdp_mmu_root_count reference
+  };
+
+  const model::Timing timing;
+  model::PhysMem& mem;
+  MmuStats stats;
+  const int root_level;        // ept.levels
+  const bool ad_enabled;       // kvm_ad_enabled: mmu.ad and EPTP A/D
+  const int max_huge_level;    // max_huge_page_level, capped by mmu.max_huge_level
+  const bool eager_page_split;
+  const bool pml;              // dirty logging by D bits (cpu_dirty_log_size)
+  const Gfn max_gfn;           // exclusive
+  const unsigned maxphyaddr;
+  u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
+  u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
+  Cycles spent = 0;            // host cycles of the operation in progress
+  Memslots slots;
+  TdpMmu tdp;
+  std::vector<Vcpu> vcpus;
+
+  Cycles finish() {
+    stats.cycles += spent;
+    return spent;
+  }
+  Vcpu& vcpu_of(const model::VcpuControl& ctl);
+  Memslot& slot_by_id(u32 id) const;
+  MmuPageRole root_role() const;
+  ept::Eptp eptp_of(const MmuPage& root) const;
+  bool use_pml() const { return pml && ad_enabled; }
+
+  // kvm.cc
+  void kvm_mmu_load(Vcpu& v);
+  void kvm_mmu_free_obsolete_roots(Vcpu& v);
+  void kvm_flush_remote_tlbs();
+  void kvm_mmu_zap_all_fast();
+  void check_slot_range(Gpa gpa, u64 size, const Memslot* except) const;
+
+  // page_fault.cc
+  int kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault);
+  int fast_page_fault(Vcpu& v, KvmPageFault& fault);
+  int kvm_mmu_faultin_pfn(KvmPageFault& fault);
+  void kvm_mmu_hugepage_adjust(KvmPageFault& fault) const;
+
+  // dirty_log.cc
+  void kvm_mmu_slot_apply_flags(Memslot& slot, u32 old_flags);
+  void enable_log_dirty_pt_masked(Memslot& slot, u64 gfn_offset, u64 mask);
+
+  // invariants.cc
+  std::vector<std::string> check_invariants() const;
+};
+
+}  // namespace septsim::mmu

@@ -1,0 +1,45 @@
+// KVM's VM and vCPU statistics (kvm-mmu.md 9.1) as registry counters. vCPU
+// stats are summed over vCPUs.
+#pragma once
+#include "model/stats.h"
+
+namespace septsim::mmu {
+
+struct MmuStats {
+  explicit MmuStats(model::StatsRegistry& r)
+      : pages{nullptr, &r.gauge("kvm.pages_4k", "present 4K leaf SPTEs over all roots"),
+              &r.gauge("kvm.pages_2m", "present 2M leaf SPTEs over all roots"),
+              &r.gauge("kvm.pages_1g", "present 1G leaf SPTEs over all roots")},
+        mmu_pages(r.gauge("kvm.mmu_pages", "TDP MMU page-table pages in use, roots included")),
+        pf_taken(r.counter("kvm.pf_taken", "EPT violations handled")),
+        pf_fixed(r.counter("kvm.pf_fixed", "faults that installed or fixed an SPTE")),
+        pf_spurious(r.counter("kvm.pf_spurious", "faults whose SPTE already allowed the access")),
+        pf_emulate(r.counter("kvm.pf_emulate", "faults sent to emulation (MMIO, read-only slot writes)")),
+        pf_fast(r.counter("kvm.pf_fast", "faults resolved by fast_page_fault without mmu_lock")),
+        remote_tlb_flush(r.counter("kvm.remote_tlb_flush", "kvm_flush_remote_tlbs calls")),
+        mmu_zap_all_fast(r.counter("kvm.mmu_zap_all_fast", "kvm_mmu_zap_all_fast calls")),
+        split_huge_page(r.counter("kvm.split_huge_page", "huge leaves split in place")),
+        recover_huge_page(r.counter("kvm.recover_huge_page", "tables replaced in place by a huge leaf")),
+        roots_allocated(r.counter("kvm.roots_allocated", "TDP MMU roots allocated")),
+        dirty_pages_reported(r.counter("kvm.dirty_pages_reported", "pages returned by KVM_GET_DIRTY_LOG")),
+        cycles(r.counter("kvm.cycles", "host cycles spent in KVM (faults, ioctls, requests)")) {}
+
+  void update_page_stats(int level, long delta) { *pages[level] += u64(delta); }
+
+  u64* pages[4];  // indexed by PG_LEVEL_4K .. PG_LEVEL_1G
+  u64& mmu_pages;
+  u64& pf_taken;
+  u64& pf_fixed;
+  u64& pf_spurious;
+  u64& pf_emulate;
+  u64& pf_fast;
+  u64& remote_tlb_flush;
+  u64& mmu_zap_all_fast;
+  u64& split_huge_page;
+  u64& recover_huge_page;
+  u64& roots_allocated;
+  u64& dirty_pages_reported;
+  u64& cycles;
+};
+
+}  // namespace septsim::mmu

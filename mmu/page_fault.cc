@@ -1,0 +1,114 @@
+// The EPT-violation path (kvm-mmu.md 4.1-4.3, 4.6): exit qualification to
+// kvm_page_fault, fast_page_fault, faultin, max mapping level, kvm_tdp_mmu_map.
+#include <algorithm>
+
+#include "mmu/kvm_impl.h"
+
+namespace septsim::mmu {
+
+u64 ept_violation_error_code(u64 q) {
+  namespace qual = ept::qual;
+  u64 error_code = 0;
+  if (q & qual::kRead) error_code |= PFERR_USER_MASK;
+  if (q & qual::kWrite) error_code |= PFERR_WRITE_MASK;
+  if (q & qual::kFetch) error_code |= PFERR_FETCH_MASK;
+  if (q & (qual::kGpaReadable | qual::kGpaWritable | qual::kGpaExecutable)) error_code |= PFERR_PRESENT_MASK;
+  if (q & qual::kGlaValid) error_code |= (q & qual::kGlaTranslated) ? PFERR_GUEST_FINAL_MASK : PFERR_GUEST_PAGE_MASK;
+  return error_code;
+}
+
+int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
+  if (!v.root) return RET_PF_INVALID;
+  int ret = RET_PF_INVALID;
+  u64 spte = 0;
+  int level = 0;
+  u64* sptep = tdp.fast_pf_get_last_sptep(*v.root, fault.gfn, &spte, &level);
+  // KVM loops on a failed cmpxchg; nothing races here, so one pass decides.
+  do {
+    if (!sptep || !is_present_leaf(spte, level)) break;
+    if (is_access_allowed(fault, spte)) {
+      ret = RET_PF_SPURIOUS;
+      break;
+    }
+    u64 new_spte = spte;
+    if (fault.write && is_mmu_writable_spte(spte)) {
+      new_spte |= PT_WRITABLE_MASK;
+      // A huge page must not become writable while its slot is dirty-logged.
+      if (level > PG_LEVEL_4K && fault.slot && fault.slot->dirty_track_enabled()) break;
+    }
+    if (new_spte == spte || !is_access_allowed(fault, new_spte)) break;
+    *sptep = new_spte;
+    spent += timing.spte_write;
+    if (!is_writable_pte(spte) && is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(fault.gfn);
+    ret = RET_PF_FIXED;
+  } while (false);
+  if (ret != RET_PF_INVALID) ++stats.pf_fast;
+  return ret;
+}
+
+int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
+  // No memslot: MMIO. MMIO SPTEs are not cached, so every access exits.
+  if (!fault.slot) return RET_PF_EMULATE;
+  // A write to a read-only slot (KVM_PFN_ERR_RO_FAULT) is emulated.
+  if (fault.write && fault.slot->readonly()) return RET_PF_EMULATE;
+  u64 allocs = 0;
+  fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(fault.gfn), &allocs);
+  spent += allocs * timing.page_alloc;
+  fault.map_writable = !fault.slot->readonly();
+  return RET_PF_CONTINUE;
+}
+
+void Kvm::Impl::kvm_mmu_hugepage_adjust(KvmPageFault& fault) const {
+  fault.req_level = fault.goal_level = PG_LEVEL_4K;
+  if (fault.max_level == PG_LEVEL_4K || fault.slot->dirty_track_enabled()) return;
+  fault.req_level = kvm_mmu_max_mapping_level(*fault.slot, fault.gfn, std::min(fault.max_level, max_huge_level));
+  if (fault.req_level == PG_LEVEL_4K) return;
+  fault.goal_level = fault.req_level;
+  fault.pfn &= ~(pages_per_level(fault.goal_level) - 1);
+}
+
+int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
+  fault.slot = fault.gfn < max_gfn ? slots.find(fault.gfn) : nullptr;
+  ++stats.pf_taken;
+  int r = RET_PF_INVALID;
+  // page_fault_can_be_fast: a write to a present SPTE (A/D on: no access tracking).
+  if (!fault.rsvd && (fault.present ? fault.write : !ad_enabled)) r = fast_page_fault(v, fault);
+  if (r == RET_PF_INVALID) {
+    r = kvm_mmu_faultin_pfn(fault);
+    if (r == RET_PF_CONTINUE) {
+      // is_page_fault_stale: the vCPU must first reload its root.
+      if (!v.root || v.root->role.invalid) {
+        r = RET_PF_RETRY;
+      } else {
+        kvm_mmu_hugepage_adjust(fault);
+        bool flush = false;
+        r = tdp.map(*v.root, fault, &flush);
+        if (flush) kvm_flush_remote_tlbs();
+      }
+    }
+  }
+  if (r == RET_PF_FIXED)
+    ++stats.pf_fixed;
+  else if (r == RET_PF_EMULATE)
+    ++stats.pf_emulate;
+  else if (r == RET_PF_SPURIOUS)
+    ++stats.pf_spurious;
+  return r;
+}
+
+Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qualification) {
+  Impl& k = *impl_;
+  k.spent = k.timing.fault_handler;
+  KvmPageFault fault(gpa, ept_violation_error_code(exit_qualification));
+  k.kvm_mmu_do_page_fault(k.vcpu_of(vcpu), fault);
+  return k.finish();
+}
+
+Cycles Kvm::handle_ept_misconfig(model::VcpuControl& vcpu, Gpa gpa) {
+  // Only MMIO SPTEs may be misconfigured on purpose, and this MMU creates
+  // none: as in KVM (handle_mmio_page_fault -> -EINVAL), KVM_RUN fails.
+  throw KvmError("EPT misconfiguration at gpa " + hex(gpa) + " on vCPU " + std::to_string(vcpu.id()) +
+                 ": the EPT holds a malformed entry the MMU did not write");
+}
+
+}  // namespace septsim::mmu

@@ -1,0 +1,55 @@
+// struct kvm_page_fault and the vocabulary of the fault path (kvm-mmu.md 4.1).
+#pragma once
+#include "mmu/spte.h"
+#include "model/types.h"
+
+namespace septsim::mmu {
+
+struct Memslot;
+
+constexpr u64 PFERR_PRESENT_MASK = 1ull << 0;
+constexpr u64 PFERR_WRITE_MASK = 1ull << 1;
+constexpr u64 PFERR_USER_MASK = 1ull << 2;
+constexpr u64 PFERR_RSVD_MASK = 1ull << 3;
+constexpr u64 PFERR_FETCH_MASK = 1ull << 4;
+constexpr u64 PFERR_GUEST_FINAL_MASK = 1ull << 32;
+constexpr u64 PFERR_GUEST_PAGE_MASK = 1ull << 33;
+constexpr u64 PFERR_PRIVATE_ACCESS = 1ull << 49;
+
+enum RetPf { RET_PF_CONTINUE = 0, RET_PF_RETRY, RET_PF_EMULATE, RET_PF_WRITE_PROTECTED, RET_PF_INVALID, RET_PF_FIXED, RET_PF_SPURIOUS };
+
+// __vmx_handle_ept_violation: exit qualification -> PFERR error code.
+u64 ept_violation_error_code(u64 exit_qualification);
+
+struct KvmPageFault {
+  KvmPageFault(Gpa gpa, u64 ec)
+      : addr(gpa),
+        error_code(ec),
+        exec(ec & PFERR_FETCH_MASK),
+        write(ec & PFERR_WRITE_MASK),
+        present(ec & PFERR_PRESENT_MASK),
+        rsvd(ec & PFERR_RSVD_MASK),
+        user(ec & PFERR_USER_MASK),
+        gfn(gpa >> kPageShift) {}
+
+  Gpa addr;
+  u64 error_code;
+  bool prefetch = false;
+  bool exec, write, present, rsvd, user;
+  Gfn gfn;
+  Memslot* slot = nullptr;
+  int max_level = PG_LEVEL_1G;  // KVM_MAX_HUGEPAGE_LEVEL
+  int req_level = PG_LEVEL_4K;
+  int goal_level = PG_LEVEL_4K;
+  Pfn pfn = 0;
+  bool map_writable = false;
+  bool huge_page_disallowed = false;
+};
+
+inline bool is_access_allowed(const KvmPageFault& fault, u64 spte) {
+  if (fault.exec) return spte & shadow_x_mask;
+  if (fault.write) return is_writable_pte(spte);
+  return spte & shadow_user_mask;
+}
+
+}  // namespace septsim::mmu

@@ -1,0 +1,201 @@
+#include "mmu/tdp_mmu.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <string>
+
+#include "mmu/memslot.h"
+
+namespace septsim::mmu {
+
+TdpMmu::TdpMmu(model::PhysMem& mem, const model::Timing& timing, MmuStats& stats, Cycles& spent)
+    : mem_(mem), timing_(timing), stats_(stats), spent_(spent) {
+  sps_.emplace_back();
+}
+
+TdpMmu::~TdpMmu() {
+  for (MmuPage* root : roots_) {
+    zap_root(root);
+    free_sp(root);
+  }
+}
+
+MmuPage* TdpMmu::alloc_sp() {
+  u32 idx;
+  if (!free_sps_.empty()) {
+    idx = free_sps_.back();
+    free_sps_.pop_back();
+  } else {
+    idx = u32(sps_.size());
+    sps_.emplace_back();
+  }
+  MmuPage* sp = &sps_[idx];
+  *sp = MmuPage{};
+  sp->spt_pfn = mem_.alloc_table();
+  sp->spt = mem_.table_of(sp->spt_pfn);
+  std::fill(sp->spt, sp->spt + kPtesPerTable, SHADOW_NONPRESENT_VALUE);
+  sp->tdp_mmu_page = true;
+  mem_.set_owner(sp->spt_pfn, idx);
+  ++stats_.mmu_pages;
+  spent_ += timing_.page_alloc;
+  return sp;
+}
+
+void TdpMmu::free_sp(MmuPage* sp) {
+  free_sps_.push_back(mem_.owner(sp->spt_pfn));
+  mem_.free(sp->spt_pfn);
+  *sp = MmuPage{};
+  --stats_.mmu_pages;
+}
+
+void TdpMmu::init_child_sp(MmuPage* sp, const TdpIter& iter) const {
+  sp->role = sp_of_table(iter.pt_pfn[iter.level - 1])->role;
+  sp->role.level = u32(iter.level - 1);
+  sp->gfn = iter.gfn;
+  sp->ptep = iter.sptep_hpa();
+}
+
+MmuPage* TdpMmu::alloc_root(MmuPageRole role) {
+  for (MmuPage* root : roots_) {
+    if (!root->role.invalid && root->role.word() == role.word()) {
+      ++root->tdp_mmu_root_count;
+      return root;
+    }
+  }
+  MmuPage* root = alloc_sp();
+  root->role = role;
+  root->tdp_mmu_root_count = 2;
+  roots_.push_back(root);
+  ++stats_.roots_allocated;
+  return root;
+}
+
+void TdpMmu::put_root(MmuPage* root) {
+  if (--root->tdp_mmu_root_count > 0) return;
+  // A valid root always holds the TDP MMU's own reference.
+  if (!root->role.invalid) throw std::logic_error("tdp_mmu: last reference dropped on a valid root");
+  roots_.erase(std::find(roots_.begin(), roots_.end(), root));
+  zap_root(root);
+  free_sp(root);
+}
+
+void TdpMmu::invalidate_roots() {
+  for (MmuPage* root : roots_) {
+    if (root->role.invalid) continue;
+    root->tdp_mmu_scheduled_root_to_zap = true;
+    root->role.invalid = 1;
+  }
+}
+
+void TdpMmu::zap_invalidated_roots() {
+  std::vector<MmuPage*> scheduled;
+  for (MmuPage* root : roots_)
+    if (root->tdp_mmu_scheduled_root_to_zap) scheduled.push_back(root);
+  for (MmuPage* root : scheduled) {
+    root->tdp_mmu_scheduled_root_to_zap = false;
+    zap_root(root);
+    put_root(root);
+  }
+}
+
+void TdpMmu::set_spte(TdpIter& iter, u64 new_spte) {
+  *iter.sptep = new_spte;
+  spent_ += timing_.spte_write;
+  handle_changed_spte(iter.gfn, iter.old_spte, new_spte, iter.level);
+  iter.old_spte = new_spte;
+}
+
+void TdpMmu::handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level) {
+  bool was_present = is_shadow_present_pte(old_spte), is_present = is_shadow_present_pte(new_spte);
+  bool was_leaf = was_present && is_last_spte(old_spte, level);
+  bool is_leaf = is_present && is_last_spte(new_spte, level);
+  bool pfn_changed = spte_to_pfn(old_spte) != spte_to_pfn(new_spte);
+  if (old_spte == new_spte || (!was_present && !is_present)) return;
+  if (was_leaf && is_leaf && pfn_changed)
+    throw std::logic_error("tdp_mmu: present leaf for gfn " + std::to_string(gfn) + " changed pfn without a zap");
+  if (was_leaf != is_leaf) stats_.update_page_stats(level, is_leaf ? 1 : -1);
+  if (was_present && !was_leaf && (is_leaf || !is_present || pfn_changed)) handle_removed_pt(spte_to_pfn(old_spte));
+}
+
+void TdpMmu::handle_removed_pt(Pfn pt) {
+  MmuPage* sp = sp_of_table(pt);
+  int level = sp->role.level;
+  for (unsigned i = 0; i < kPtesPerTable; ++i) {
+    u64 old_spte = sp->spt[i];
+    if (!is_shadow_present_pte(old_spte)) continue;
+    sp->spt[i] = SHADOW_NONPRESENT_VALUE;
+    spent_ += timing_.spte_write;
+    handle_changed_spte(sp->gfn + i * pages_per_level(level), old_spte, SHADOW_NONPRESENT_VALUE, level);
+  }
+  free_sp(sp);
+}
+
+void TdpMmu::link_sp(TdpIter& iter, MmuPage* sp) {
+  set_spte(iter, make_nonleaf_spte(sp->spt_pfn, sp->role.ad_disabled));
+}
+
+int TdpMmu::map(MmuPage& root, KvmPageFault& fault, bool* flush) {
+  for (TdpIter iter(mem_, root, PG_LEVEL_4K, fault.gfn); iter.valid && iter.gfn < fault.gfn + 1; iter.next()) {
+    if (iter.level == fault.goal_level) return map_handle_target_level(iter, fault, flush);
+    // Descend through tables; link a new one where there is none, or split
+    // a huge leaf above the goal level in place.
+    if (is_shadow_present_pte(iter.old_spte) && !is_large_pte(iter.old_spte)) continue;
+    MmuPage* sp = alloc_sp();
+    init_child_sp(sp, iter);
+    sp->nx_huge_page_disallowed = fault.huge_page_disallowed;
+    if (is_shadow_present_pte(iter.old_spte))
+      split_huge_page(iter, sp);
+    else
+      link_sp(iter, sp);
+  }
+  return RET_PF_RETRY;
+}
+
+int TdpMmu::map_handle_target_level(TdpIter& iter, KvmPageFault& fault, bool* flush) {
+  u64 old_spte = iter.old_spte;
+  if (is_present_leaf(old_spte, iter.level) && is_access_allowed(fault, old_spte)) return RET_PF_SPURIOUS;
+  const MmuPage* sp = sp_of_table(iter.pt_pfn[iter.level - 1]);
+  u64 new_spte = make_spte(iter.level, fault.pfn, fault.map_writable, !sp->role.ad_disabled);
+  if (new_spte == old_spte) return RET_PF_SPURIOUS;
+  set_spte(iter, new_spte);
+  if (is_shadow_present_pte(old_spte) &&
+      (!is_last_spte(old_spte, iter.level) || leaf_spte_change_needs_tlb_flush(old_spte, new_spte)))
+    *flush = true;
+  if (is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(iter.gfn);
+  return RET_PF_FIXED;
+}
+
+u64* TdpMmu::fast_pf_get_last_sptep(const MmuPage& root, Gfn gfn, u64* spte, int* level) {
+  u64* sptep = nullptr;
+  for (TdpIter iter(mem_, root, PG_LEVEL_4K, gfn); iter.valid && iter.gfn < gfn + 1; iter.next()) {
+    sptep = iter.sptep;
+    *spte = iter.old_spte;
+    *level = iter.level;
+  }
+  return sptep;
+}
+
+bool TdpMmu::zap_leafs(Gfn start, Gfn end, bool flush) {
+  for (MmuPage* root : roots_) {
+    for (TdpIter iter(mem_, *root, PG_LEVEL_4K, start); iter.valid && iter.gfn < end; iter.next()) {
+      if (!is_present_leaf(iter.old_spte, iter.level)) continue;
+      set_spte(iter, SHADOW_NONPRESENT_VALUE);
+      // Invalid roots are unreachable by vCPUs (see kvm_mmu_zap_all_fast).
+      if (!root->role.invalid) flush = true;
+    }
+  }
+  return flush;
+}
+
+void TdpMmu::zap_root(MmuPage* root) {
+  // Passes of decreasing granularity keep each removed subtree small.
+  const int levels[] = {PG_LEVEL_4K, PG_LEVEL_2M, PG_LEVEL_1G, int(root->role.level)};
+  for (int zap_level : levels) {
+    for (TdpIter iter(mem_, *root, zap_level, 0); iter.valid; iter.next()) {
+      if (!is_shadow_present_pte(iter.old_spte) || iter.level > zap_level) continue;
+      set_spte(iter, SHADOW_NONPRESENT_VALUE);
+    }
+  }
+}
+
+}  // namespace septsim::mmu
