@@ -115,7 +115,7 @@ int cmd_replay(const std::vector<std::string>& args) {
 
 // libsystemc's own main() prints a banner on stdout; ours silences it first.
 int main(int argc, char* argv[]) {
-  setenv("SYSC_DISABLE_COPYRIGHT_MESSAGE", "1", 1);
+  setenv("SYSTEMC_DISABLE_COPYRIGHT_MESSAGE", "1", 1);
   return sc_core::sc_elab_and_sim(argc, argv);
 }
 

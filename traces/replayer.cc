@@ -139,6 +139,7 @@ class ReplayTop : public sc_core::sc_module {
           throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
                           std::to_string(vcpus_.size()) + ")");
         vcpus_[size_t(e.vcpu)]->push(to_op(e));
+        ++vcpu_events_;
         if (++pending >= kBatch) barrier(), pending = 0;
       } else {
         barrier();
@@ -215,7 +216,11 @@ class ReplayTop : public sc_core::sc_module {
           c = 0;
           break;
         case EventType::Phase:
-          stats_.begin_phase(e.name);
+          // A phase marker before any guest activity names the first phase.
+          if (vcpu_events_ == 0)
+            stats_.rename_current_phase(e.name);
+          else
+            stats_.begin_phase(e.name);
           c = 0;
           break;
         default:
@@ -247,6 +252,7 @@ class ReplayTop : public sc_core::sc_module {
   Event first_;
   bool have_first_ = false;
   u64 events_seen_ = 0;
+  u64 vcpu_events_ = 0;
   model::Counter *events_, *vm_ops_, *vm_cycles_;
 };
 
@@ -261,6 +267,8 @@ ReplayReport replay(const ReplayOptions& opts) {
   u64 quantum_ns = opts.config.u("sim.quantum_ns");
   tlm::tlm_global_quantum::instance().set(sc_core::sc_time(double(quantum_ns), sc_core::SC_NS));
 
+  // sc_stop() from the replayer is the normal end, not news.
+  sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   model::StatsRegistry stats;
   ReplayTop top("septsim", opts, reader, vcpus, stats);
   if (have_first) top.set_first(first);

@@ -11,8 +11,11 @@ namespace {
 // Sum of every "vcpuN.<suffix>" counter.
 u64 per_vcpu(const std::map<std::string, u64>& t, const std::string& suffix) {
   u64 sum = 0;
-  for (const auto& [name, v] : t)
-    if (name.starts_with("vcpu") && name.size() > suffix.size() && name.ends_with("." + suffix)) sum += v;
+  for (const auto& [name, v] : t) {
+    if (!name.starts_with("vcpu") || !name.ends_with("." + suffix)) continue;
+    size_t digits = name.size() - suffix.size() - 1 - 4;
+    if (digits > 0 && name.find_first_not_of("0123456789", 4) == 4 + digits) sum += v;
+  }
   return sum;
 }
 
