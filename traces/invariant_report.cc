@@ -15,10 +15,10 @@ std::string hex(u64 v) {
 }  // namespace
 
 std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem) {
-  std::vector<std::string> out;
+  std::set<std::string> out;  // L1 and STLB copies of one translation give one line
   // A vCPU with requests pending cannot re-enter the guest before servicing
   // them (new root, flush), so its TLB cannot be used as it stands.
-  if (vcpu.pending_requests()) return out;
+  if (vcpu.pending_requests()) return {};
   const ept::Eptp& eptp = vcpu.eptp();
   u64 current = eptp.encode();
   const auto& guest = vcpu.guest();
@@ -35,17 +35,17 @@ std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& v
     }
     std::string what = std::string(kind == model::TranslationKind::Linear ? "gva " : "gpa ") + hex(addr);
     if (!now) {
-      out.push_back("stale-tlb: vcpu" + std::to_string(vcpu.id()) + " caches " + what + " -> hpa " + hex(t.frame) +
+      out.insert("stale-tlb: vcpu" + std::to_string(vcpu.id()) + " caches " + what + " -> hpa " + hex(t.frame) +
                     " but the tables no longer map it");
       return;
     }
     Hpa frame = now->hpa & ~(level_size(t.level) - 1);
     if (frame != t.frame || (t.perms & ~now->perms) != 0)
-      out.push_back("stale-tlb: vcpu" + std::to_string(vcpu.id()) + " caches " + what + " -> hpa " + hex(t.frame) +
+      out.insert("stale-tlb: vcpu" + std::to_string(vcpu.id()) + " caches " + what + " -> hpa " + hex(t.frame) +
                     " perms " + std::to_string(t.perms) + " but the tables give hpa " + hex(frame) + " perms " +
                     std::to_string(now->perms));
   });
-  return out;
+  return {out.begin(), out.end()};
 }
 
 void InvariantReport::check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line) {
