@@ -144,7 +144,7 @@ TEST_CASE("an access outside every memslot is an MMIO exit that KVM emulates", "
   CHECK(c["kvm.pages_4k"] == 0);
 }
 
-TEST_CASE("--version and --help answer and exit 0", "[replay]") {
+TEST_CASE("septsim answers --version and --help with exit 0", "[replay]") {
   auto v = run_septsim("--version");
   CHECK(v.exit_code == 0);
   CHECK(v.out.rfind("septsim ", 0) == 0);
