@@ -17,6 +17,7 @@
 
 #include "mmu/kvm.h"
 #include "model/phys_mem.h"
+#include "model/sim_error.h"
 #include "model/stats.h"
 #include "model/timing.h"
 #include "model/vcpu.h"
@@ -158,7 +159,9 @@ int sc_main(int argc, char* argv[]) {
     std::fprintf(stderr, "usage: septsim-bench tlb-hit|walk-2d|fault|rss\n");
     return 2;
   }
+  sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   sc_core::sc_start();
+  model::rethrow_sim_error();
   return 0;
 }
 
