@@ -190,6 +190,8 @@ void Vcpu::run_queue() {
   for (;;) {
     while (queue_.empty()) {
       sync();
+      // sync() may yield: work pushed meanwhile must not be mistaken for idleness.
+      if (!queue_.empty()) break;
       idle_ = true;
       drained_.notify(sc_core::SC_ZERO_TIME);
       wait(work_);
