@@ -5,7 +5,7 @@
 
 namespace septsim::model {
 
-PhysMem::PhysMem(u64 limit_bytes) : limit_frames_(limit_bytes >> kPageShift) { content_.emplace_back(); }
+PhysMem::PhysMem(u64 limit_bytes) : limit_frames_(limit_bytes >> kPageShift) {}
 
 Pfn PhysMem::bump(u64 frames, u64 align) {
   u64 start = (next_ + align - 1) & ~(align - 1);
@@ -37,11 +37,19 @@ Pfn PhysMem::alloc(int level) {
   return pfn;
 }
 
+u64*& PhysMem::content_slot(Pfn pfn) {
+  size_t hi = pfn >> 9;
+  if (hi >= content_dir_.size()) content_dir_.resize(hi + 1);
+  if (!content_dir_[hi]) content_dir_[hi] = std::make_unique<ContentBlock>();
+  return (*content_dir_[hi])[pfn & 511];
+}
+
 void PhysMem::release_contents(Pfn pfn) {
-  FrameMeta& m = meta_[pfn];
-  if (m.content) {
-    free_content_.push_back(m.content);
-    m.content = 0;
+  if ((pfn >> 9) >= content_dir_.size() || !content_dir_[pfn >> 9]) return;
+  u64*& c = content_slot(pfn);
+  if (c) {
+    free_content_.push_back(c);
+    c = nullptr;
   }
 }
 
@@ -56,18 +64,17 @@ void PhysMem::free(Pfn pfn, int level) {
 }
 
 u64* PhysMem::table_of(Pfn pfn) {
-  FrameMeta& m = meta_[pfn];
-  if (!m.content) {
+  u64*& c = content_slot(pfn);
+  if (!c) {
     if (!free_content_.empty()) {
-      m.content = free_content_.back();
+      c = free_content_.back();
       free_content_.pop_back();
-      std::memset(content_[m.content].get(), 0, kPageSize);
+      std::memset(c, 0, kPageSize);
     } else {
-      m.content = u32(content_.size());
-      content_.emplace_back(new u64[kPtesPerTable]());
+      c = content_.emplace_back(new u64[kPtesPerTable]()).get();
     }
   }
-  return content_[m.content].get();
+  return c;
 }
 
 }  // namespace septsim::model

