@@ -8,16 +8,11 @@
 #include "mmu/kvm.h"
 #include "mmu/memslot.h"
 #include "mmu/mmu_stats.h"
+#include "model/hex.h"
 #include "mmu/page_fault.h"
 #include "mmu/tdp_mmu.h"
 
 namespace septsim::mmu {
-
-inline std::string hex(u64 v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
 
 struct Kvm::Impl {
   Impl(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats);

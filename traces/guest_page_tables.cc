@@ -2,17 +2,10 @@
 
 #include <string>
 
+#include "model/hex.h"
 #include "model/x86_pte.h"
 
 namespace septsim::traces {
-
-namespace {
-std::string hex(u64 v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-}  // namespace
 
 void GuestPageTables::set_pool(Gpa base, u64 size) {
   pool_next_ = base;

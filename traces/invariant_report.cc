@@ -3,16 +3,9 @@
 #include <cstdio>
 
 #include "model/functional_walk.h"
+#include "model/hex.h"
 
 namespace septsim::traces {
-
-namespace {
-std::string hex(u64 v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-}  // namespace
 
 std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem) {
   std::set<std::string> out;  // L1 and STLB copies of one translation give one line
