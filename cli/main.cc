@@ -8,9 +8,11 @@
 #include <fstream>
 #include <iostream>
 
+#include "cli/sweep.h"
 #include "mmu/kvm.h"
 #include "model/config.h"
 #include "model/phys_mem.h"
+#include "traces/checksum.h"
 #include "traces/reader.h"
 #include "traces/replayer.h"
 
@@ -25,6 +27,8 @@ const char* kUsage =
     "usage: septsim replay TRACE [--config F] [--preset NAME] [--set key=value]...\n"
     "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet]\n"
     "       septsim config [--preset NAME]     list every config key with its value and meaning\n"
+    "       septsim sweep SWEEP.json [-j N] [-o DIR] [--emit parallel|slurm]\n"
+    "       septsim sweep-merge DIR\n"
     "       septsim --help | --version\n";
 
 // Writes the file next to its final name and renames it, so an interrupted
@@ -97,10 +101,8 @@ int cmd_replay(const std::vector<std::string>& args) {
   if (vm.count("stats")) {
     nlohmann::json out;
     out["septsim_version"] = SEPTSIM_VERSION;
-    char sum[24];
-    std::snprintf(sum, sizeof sum, "%016llx", static_cast<unsigned long long>(r.trace_fnv1a));
     out["trace"] = {{"path", std::filesystem::path(ro.trace_path).filename().string()},
-                    {"fnv1a64", sum},
+                    {"fnv1a64", traces::fnv1a_hex(r.trace_fnv1a)},
                     {"events", r.events}};
     out["config"] = ro.config.to_json();
     out["sim_time_ps"] = r.sim_time_ps;
@@ -134,6 +136,8 @@ int sc_main(int argc, char* argv[]) {
   try {
     if (cmd == "replay") return cmd_replay(args);
     if (cmd == "config") return cmd_config(args);
+    if (cmd == "sweep") return cli::cmd_sweep(args, std::filesystem::read_symlink("/proc/self/exe").string());
+    if (cmd == "sweep-merge") return cli::cmd_sweep_merge(args);
     std::cerr << "septsim: unknown command '" << cmd << "'\n" << kUsage;
     return kExitBadInput;
   } catch (const po::error& e) {
@@ -149,7 +153,7 @@ int sc_main(int argc, char* argv[]) {
   } catch (const mmu::KvmError& e) {
     std::cerr << "septsim: " << e.what() << "\n";
   } catch (const std::exception& e) {
-    std::cerr << "septsim: error: " << e.what() << "\n";
+    std::cerr << "septsim: " << e.what() << "\n";
   }
   return kExitBadInput;
 }

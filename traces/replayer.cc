@@ -16,6 +16,7 @@
 #include "model/timing.h"
 #include "model/vcpu.h"
 #include "model/walk/host_memory_target.h"
+#include "traces/checksum.h"
 #include "traces/event.h"
 #include "traces/guest_page_tables.h"
 #include "traces/invariant_report.h"
@@ -28,17 +29,6 @@ namespace {
 // Per-vCPU events are handed out in batches of this many before the replayer
 // waits for the vCPUs: bounds memory on multi-GB traces.
 constexpr u64 kBatch = 4096;
-
-u64 fnv1a_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  u64 h = 1469598103934665603ull;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), std::streamsize(buf.size()));
-    for (std::streamsize i = 0; i < in.gcount(); ++i) h = (h ^ u8(buf[size_t(i)])) * 1099511628211ull;
-  }
-  return h;
-}
 
 model::VcpuOp to_op(const Event& e) {
   using K = model::VcpuOp::Kind;
