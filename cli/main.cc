@@ -7,12 +7,18 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "cli/sweep.h"
 #include "mmu/kvm.h"
 #include "model/config.h"
 #include "model/phys_mem.h"
 #include "traces/checksum.h"
+#include "traces/event_sink.h"
+#include "traces/event_source.h"
+#include "traces/ftrace_import.h"
+#include "traces/generators.h"
+#include "traces/kvm_compare.h"
 #include "traces/reader.h"
 #include "traces/replayer.h"
 
@@ -27,6 +33,10 @@ const char* kUsage =
     "usage: septsim replay TRACE [--config F] [--preset NAME] [--set key=value]...\n"
     "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet]\n"
     "       septsim config [--preset NAME]     list every config key with its value and meaning\n"
+    "       septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N]\n"
+    "       septsim kvm-compare TRACE [--kvm-stats STATS.json] [--json OUT] [--backing thp|4k]\n"
+    "       septsim convert IN OUT                 between .jsonl and .sstb (by OUT's extension)\n"
+    "       septsim gen NAME -o OUT [--vcpus N] [--size S] [--seed N] [--count N]   (septsim gen --list)\n"
     "       septsim sweep SWEEP.json [-j N] [-o DIR] [--emit parallel|slurm]\n"
     "       septsim sweep-merge DIR\n"
     "       septsim --help | --version\n";
@@ -98,6 +108,7 @@ int cmd_replay(const std::vector<std::string>& args) {
 
   if (!vm.count("quiet")) std::cout << traces::summary_table(r, ro.config);
   for (const auto& v : r.violations) std::cerr << "invariant: " << v << "\n";
+  for (const auto& m : r.expect_mismatches) std::cerr << "expect: " << m << "\n";
   if (vm.count("stats")) {
     nlohmann::json out;
     out["septsim_version"] = SEPTSIM_VERSION;
@@ -110,7 +121,156 @@ int cmd_replay(const std::vector<std::string>& args) {
     out["invariant_violations"] = r.violations;
     write_atomically(vm["stats"].as<std::string>(), out.dump(2) + "\n");
   }
+  if (!r.expect_mismatches.empty()) return kExitViolations;  // a TDX trace's "expect" failed
   return ro.check && !r.violations.empty() ? kExitViolations : kExitOk;
+}
+
+std::optional<mmu::HostBacking> backing_option(const po::variables_map& vm) {
+  if (!vm.count("backing")) return std::nullopt;
+  std::string b = vm["backing"].as<std::string>();
+  if (b == "thp") return mmu::HostBacking::Thp2M;
+  if (b == "4k") return mmu::HostBacking::Page4K;
+  throw po::error("--backing must be thp or 4k, not '" + b + "'");
+}
+
+void print_import_report(const traces::FtraceImportReport& r, std::ostream& out) {
+  out << "imported " << r.event_lines << " events from " << r.lines << " lines: " << r.faults << " faults, "
+      << r.decisions << " kernel decisions (" << r.prefetches << " prefetches), " << r.host_unmaps << " host unmaps, "
+      << r.markers << " markers; " << r.emulator_walks << " emulator walks dropped; " << r.vcpus << " vCPUs"
+      << (r.host_mmu.empty() ? "" : ", " + r.host_mmu + " MMU host") << "\n";
+  for (const auto& [name, n] : r.unknown_events) out << "unknown event (counted, not imported): " << name << " x" << n << "\n";
+  if (r.malformed_lines) out << r.malformed_lines << " malformed lines skipped (first: line " << r.first_malformed_line << ")\n";
+  for (const auto& w : r.warnings) out << "warning: " << w << "\n";
+}
+
+int cmd_import(const std::vector<std::string>& args) {
+  po::options_description opts("import options");
+  opts.add_options()("help,h", "this help")("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
+      "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
+      "vcpus", po::value<unsigned>(), "vCPUs (default: from the kvmrec start marker or the faulting tasks)")(
+      "format", po::value<std::string>(), "input format: ftrace")("input", po::value<std::string>(), "input file");
+  po::positional_options_description pos;
+  pos.add("format", 1).add("input", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << opts;
+    return kExitOk;
+  }
+  if (!vm.count("format") || vm["format"].as<std::string>() != "ftrace")
+    throw po::error("import needs a format: septsim import ftrace IN -o OUT");
+  if (!vm.count("input")) throw po::error("import ftrace needs an input file");
+  if (!vm.count("output")) throw po::error("import needs -o OUT");
+  traces::FtraceImportOptions io;
+  io.backing = backing_option(vm);
+  if (vm.count("vcpus")) {
+    unsigned n = vm["vcpus"].as<unsigned>();
+    if (n < 1 || n > traces::TraceReader::kMaxVcpus) throw po::error("--vcpus must be 1..256");
+    io.vcpus = n;
+  }
+  std::string out = vm["output"].as<std::string>();
+  auto sink = traces::open_event_sink(out, "imported from " + std::filesystem::path(vm["input"].as<std::string>()).filename().string());
+  traces::FtraceImportReport r;
+  try {
+    r = traces::import_ftrace(vm["input"].as<std::string>(), *sink, io);
+    sink->finish();
+  } catch (...) {
+    sink.reset();
+    std::filesystem::remove(out);
+    throw;
+  }
+  print_import_report(r, std::cerr);
+  return kExitOk;
+}
+
+int cmd_kvm_compare(const std::vector<std::string>& args) {
+  po::options_description opts("kvm-compare options");
+  opts.add_options()("help,h", "this help")("kvm-stats", po::value<std::string>(), "KVM's stats JSON (vm_at_end per phase)")(
+      "json", po::value<std::string>(), "write the comparison as JSON here")(
+      "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
+      "config", po::value<std::string>(), "JSON config file")("preset", po::value<std::string>(), "CPU preset")(
+      "set", po::value<std::vector<std::string>>(), "override one config key")("quantum", po::value<std::string>(), "quantum in ns")(
+      "quiet,q", "no table on stdout")("trace", po::value<std::string>(), "ftrace text recording");
+  po::positional_options_description pos;
+  pos.add("trace", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << opts;
+    return kExitOk;
+  }
+  if (!vm.count("trace")) throw po::error("kvm-compare needs a TRACE file");
+  traces::KvmCompareOptions ko;
+  ko.trace_path = vm["trace"].as<std::string>();
+  if (vm.count("kvm-stats")) ko.stats_path = vm["kvm-stats"].as<std::string>();
+  ko.config = build_config(vm);
+  ko.import.backing = backing_option(vm);
+  if (vm.count("json")) ko.work_dir = std::filesystem::absolute(vm["json"].as<std::string>()).parent_path().string();
+  traces::KvmCompareResult r = traces::kvm_compare(ko);
+  if (!vm.count("quiet")) std::cout << r.table();
+  if (vm.count("json")) write_atomically(vm["json"].as<std::string>(), r.to_json().dump(2) + "\n");
+  return kExitOk;
+}
+
+int cmd_convert(const std::vector<std::string>& args) {
+  if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  if (args.size() != 2) throw po::error("convert needs IN and OUT");
+  if (std::filesystem::exists(args[1]) && std::filesystem::equivalent(args[0], args[1]))
+    throw po::error("convert: IN and OUT are the same file");
+  auto src = traces::open_event_source(args[0]);
+  auto sink = traces::open_event_sink(args[1]);
+  try {
+    traces::Event e;
+    while (src->next(e)) sink->put(e);
+    sink->finish();
+  } catch (...) {
+    sink.reset();
+    std::filesystem::remove(args[1]);
+    throw;
+  }
+  return kExitOk;
+}
+
+int cmd_gen(const std::vector<std::string>& args) {
+  po::options_description opts("gen options");
+  opts.add_options()("help,h", "this help")("list", "list the generators")("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
+      "vcpus", po::value<unsigned>()->default_value(1), "vCPUs")("size", po::value<std::string>()->default_value("256M"), "guest memory")(
+      "seed", po::value<unsigned long long>()->default_value(1), "random seed")(
+      "count", po::value<unsigned long long>()->default_value(100000), "accesses (or rounds) to generate")(
+      "name", po::value<std::string>(), "generator");
+  po::positional_options_description pos;
+  pos.add("name", 1);
+  po::variables_map vm;
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help") || vm.count("list")) {
+    if (vm.count("help")) std::cout << kUsage << "\n" << opts;
+    for (const auto& g : traces::generators()) std::cout << "  " << g.name << ": " << g.description << "\n";
+    return kExitOk;
+  }
+  if (!vm.count("name")) throw po::error("gen needs a generator NAME (septsim gen --list)");
+  if (!vm.count("output")) throw po::error("gen needs -o OUT");
+  traces::GenOptions go;
+  go.vcpus = vm["vcpus"].as<unsigned>();
+  if (!traces::parse_trace_number(vm["size"].as<std::string>(), go.size)) throw po::error("--size: bad size '" + vm["size"].as<std::string>() + "'");
+  go.seed = vm["seed"].as<unsigned long long>();
+  go.count = vm["count"].as<unsigned long long>();
+  std::string out = vm["output"].as<std::string>();
+  auto sink = traces::open_event_sink(out, "septsim gen " + vm["name"].as<std::string>());
+  try {
+    traces::generate(vm["name"].as<std::string>(), go, *sink);
+    sink->finish();
+  } catch (...) {
+    sink.reset();
+    std::filesystem::remove(out);
+    throw;
+  }
+  return kExitOk;
 }
 
 }  // namespace
@@ -136,6 +296,10 @@ int sc_main(int argc, char* argv[]) {
   try {
     if (cmd == "replay") return cmd_replay(args);
     if (cmd == "config") return cmd_config(args);
+    if (cmd == "import") return cmd_import(args);
+    if (cmd == "kvm-compare") return cmd_kvm_compare(args);
+    if (cmd == "convert") return cmd_convert(args);
+    if (cmd == "gen") return cmd_gen(args);
     if (cmd == "sweep") return cli::cmd_sweep(args, std::filesystem::read_symlink("/proc/self/exe").string());
     if (cmd == "sweep-merge") return cli::cmd_sweep_merge(args);
     std::cerr << "septsim: unknown command '" << cmd << "'\n" << kUsage;

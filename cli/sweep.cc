@@ -69,9 +69,10 @@ SweepSpec SweepSpec::load(const std::string& path) {
     throw std::runtime_error(path + ": malformed JSON: " + e.what());
   }
   if (!j.is_object()) throw std::runtime_error(path + ": a sweep file holds a JSON object");
-  static const std::set<std::string> known = {"name", "description", "base", "traces", "axes", "check"};
+  static const std::set<std::string> known = {"name", "description", "base", "traces", "axes", "check", "phase"};
   for (auto it = j.begin(); it != j.end(); ++it)
-    if (!known.count(it.key())) fail(path, it.key(), "unknown field (known: name, description, base, traces, axes, check)");
+    if (!known.count(it.key()))
+      fail(path, it.key(), "unknown field (known: name, description, base, traces, axes, check, phase)");
   s.raw = nlohmann::json::parse(j.dump());
   fs::path here = fs::absolute(fs::path(path)).parent_path();
 
@@ -113,6 +114,10 @@ SweepSpec SweepSpec::load(const std::string& path) {
       }
       s.axes.emplace_back(it.key(), values);
     }
+  }
+  if (j.contains("phase")) {
+    if (!j["phase"].is_string()) fail(path, "phase", "must be the name of a trace phase");
+    s.phase = j["phase"].get<std::string>();
   }
   if (j.contains("check")) {
     if (!j["check"].is_boolean()) fail(path, "check", "must be true or false");
@@ -162,6 +167,7 @@ std::vector<SweepPoint> prepare_dir(const SweepSpec& spec, const std::string& di
   resolved["spec_file"] = fs::path(spec.path).filename().string();
   resolved["traces"] = spec.traces;
   resolved["check"] = spec.check;
+  resolved["phase"] = spec.phase;
   nlohmann::json axes = nlohmann::json::array();
   for (const auto& [k, vs] : spec.axes) axes.push_back({{"key", k}, {"values", vs}});
   resolved["axes"] = axes;
@@ -184,6 +190,7 @@ SweepSpec spec_from_dir(const std::string& dir) {
   s.base = r["base"];
   s.traces = r["traces"].get<std::vector<std::string>>();
   s.check = r["check"].get<bool>();
+  s.phase = r.value("phase", "");
   for (const auto& a : r["axes"]) s.axes.emplace_back(a["key"], a["values"].get<std::vector<std::string>>());
   s.path = r["spec_file"];
   return s;
@@ -284,9 +291,19 @@ size_t merge(const std::string& dir) {
       ++missing;
       continue;
     }
-    stats[p.index] = nlohmann::json::parse(text);
-    for (const auto& [k, v] : stats[p.index]["stats"]["total"]["counters"].items()) columns.insert(k);
-    for (const auto& [k, v] : stats[p.index]["stats"]["total"]["histograms"].items())
+    nlohmann::json j = nlohmann::json::parse(text);
+    stats[p.index] = {{"sim_time_ps", j["sim_time_ps"]},
+                      {"invariant_violations", j["invariant_violations"]},
+                      {"scope", j["stats"]["total"]}};
+    if (!spec.phase.empty()) {
+      stats[p.index]["scope"] = nullptr;
+      for (const auto& ph : j["stats"]["phases"])  // the last phase of that name
+        if (ph["name"] == spec.phase) stats[p.index]["scope"] = ph;
+      if (stats[p.index]["scope"].is_null())
+        throw std::runtime_error(stem + ".json: no phase named '" + spec.phase + "' (field 'phase' of the sweep)");
+    }
+    for (const auto& [k, v] : stats[p.index]["scope"]["counters"].items()) columns.insert(k);
+    for (const auto& [k, v] : stats[p.index]["scope"]["histograms"].items())
       columns.insert(k + ".count"), columns.insert(k + ".sum");
   }
 
@@ -311,8 +328,8 @@ size_t merge(const std::string& dir) {
     csv << "," << status;
     if (have) {
       csv << "," << s["sim_time_ps"].get<u64>() << "," << s["invariant_violations"].size();
-      const auto& c = s["stats"]["total"]["counters"];
-      const auto& h = s["stats"]["total"]["histograms"];
+      const auto& c = s["scope"]["counters"];
+      const auto& h = s["scope"]["histograms"];
       for (const auto& col : columns) {
         csv << ",";
         if (c.contains(col)) {

@@ -24,6 +24,7 @@ struct SweepSpec {
   std::vector<std::string> traces;  // absolute paths
   std::vector<std::pair<std::string, std::vector<std::string>>> axes;  // in file order
   bool check = false;         // replay with --check
+  std::string phase;          // CSV columns from this phase's counters ("" = totals)
 
   // Reads and validates a sweep file; throws std::runtime_error naming the
   // file and field (unknown config keys and bad values included).

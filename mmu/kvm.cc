@@ -216,6 +216,18 @@ Hpa Kvm::host_hpa_for_gpa(Gpa gpa) {
 
 bool Kvm::gpa_in_memslot(Gpa gpa) const { return impl_->slots.find(gpa >> kPageShift) != nullptr; }
 
+int Kvm::mapped_level(u32 vcpu_id, Gpa gpa) const {
+  for (const Impl::Vcpu& v : impl_->vcpus) {
+    if (v.ctl->id() != vcpu_id) continue;
+    if (!v.root || v.root->role.invalid) return 0;
+    u64 spte = 0;
+    int level = 0;
+    if (!impl_->tdp.fast_pf_get_last_sptep(*v.root, gpa >> kPageShift, &spte, &level)) return 0;
+    return is_present_leaf(spte, level) ? level : 0;
+  }
+  return 0;
+}
+
 Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
   Impl& k = *impl_;
   k.spent = 0;

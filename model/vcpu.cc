@@ -80,6 +80,7 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
     }
     ++*walks_;
     WalkRequest req{kind, addr, type, ctx_, eptp_, guest_};
+    if (is_td_) req.secure_eptp = &secure_eptp_, req.shared_bit = shared_bit_;
     WalkResult r = walker_.walk(req);
     c += r.cycles;
     switch (r.outcome) {

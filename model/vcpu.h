@@ -63,6 +63,16 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   void invept_all() override;
   void make_request(u32 request) override { requests_ |= request; }
 
+  // A TD vCPU: TDH.VP.ENTER loads the Secure-EPT root for private GPAs; the
+  // shared EPTP stays the one load_eptp() set.
+  void set_secure_eptp(const ept::Eptp& eptp, unsigned shared_bit) {
+    secure_eptp_ = eptp;
+    shared_bit_ = shared_bit;
+    is_td_ = true;
+  }
+  bool is_td() const { return is_td_; }
+  const ept::Eptp& secure_eptp() const { return secure_eptp_; }
+
  private:
   void run();
   void run_queue();
@@ -76,6 +86,9 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   TlbHierarchy tlb_;
   PageWalker walker_;
   ept::Eptp eptp_{0, 4, true};
+  ept::Eptp secure_eptp_{0, 4, false};
+  unsigned shared_bit_ = 0;
+  bool is_td_ = false;
   TlbContext ctx_;
   GuestPaging guest_;
   u32 requests_ = 0;

@@ -22,7 +22,53 @@ enum class EventType : u8 {
   Invpcid,        // {"type":"invpcid","vcpu":0,"kind":"address"|"single"|"all"|"all_retain_globals","pcid":1,"gva":..}
   Phase,          // {"type":"phase","name":"measured"}
   GuestPtPool,    // {"type":"guest_pt_pool","gpa":"0x3ff00000","size":"1M"}: where the replayer puts guest page tables
+  // Imported recordings (traces/ftrace_import.h). Annotations (Marker,
+  // KvmDecision) record what happened on the real host; replay ignores them
+  // unless an observer asks for them (kvm-compare).
+  Marker,         // {"type":"marker","text":"kvmrec: begin phase write-4k"}
+  KvmDecision,    // {"type":"kvm_decision","kind":"map","vcpu":0,"gpa":"0x40000000","level":2,"guest_level":2}
+  HostUnmap,      // {"type":"host_unmap","gpa":"0x40000000","size":"2M"}: an mmu-notifier unmap of guest memory
+  // The TDX module (seam/), VM-wide: see TdxEventFields.
+  TdCreate,       // {"type":"td_create","td":0,"vcpus":2,"gpaw":48,"dynamic_pamt":false}
+  Seamcall,       // {"type":"seamcall","leaf":"TDH.MEM.PAGE.AUG","td":0,"gpa":"0x40000000","level":0,"expect":"TDX_SUCCESS"}
+  Tdcall,         // {"type":"tdcall","leaf":"TDG.MEM.PAGE.ACCEPT","td":0,"vcpu":0,"gpa":..,"level":0}
+  TdVcpu,         // {"type":"td_vcpu","td":0,"vcpu":1,"op":"enter"|"exit"}
 };
+
+// Fields of the TDX events. Registers given in the trace override what the
+// replayer derives (RCX = gpa|level, RDX = the TD's TDR, pages from the allocator).
+struct TdxEventFields {
+  enum Reg : u8 { RAX, RCX, RDX, R8, R9, R10, R11, R12, R13, kNumRegs };
+  u32 td = 0;
+  u32 vcpu = 0;  // TD-local vCPU index (tdcall, td_vcpu)
+  // td_create
+  u32 vcpus = 1;
+  int gpaw = 48;
+  int ept_levels = 4;
+  bool dynamic_pamt = false;
+  // seamcall / tdcall
+  u16 leaf = 0;
+  unsigned version = 0;
+  bool has_gpa = false;
+  Gpa gpa = 0;
+  int level = 0;  // TDX level: 0 = 4K, 1 = 2M, 2 = 1G
+  u64 regs[kNumRegs] = {};
+  u32 reg_mask = 0;  // bit i: regs[i] was given
+  unsigned lp = 0;          // initiating logical processor
+  bool concurrent = false;  // starts with the previous seamcall instead of after it
+  // expect: a status; compared on the upper 32 bits unless exact
+  bool has_expect = false;
+  u64 expect = 0;
+  bool expect_exact = false;
+  // td_vcpu
+  bool enter = true;
+};
+
+// What the recorded kernel decided (KvmDecision): a fault's mapping level
+// (kvm_mmu_spte_requested), an SPTE prefetch (set_spte without a request), a
+// fast_page_fault fix, a zap of one SPTE or shadow page, a fast zap of all
+// roots, a huge-page split.
+enum class DecisionKind : u8 { Map, Prefetch, Fast, Zap, ZapAllFast, Split };
 
 enum class DirtyLogOp : u8 { Enable, Get, Clear, Disable };
 // Values are the INVVPID/INVPCID type numbers; type 3 is invvpid
@@ -66,8 +112,18 @@ struct Event {
   // Invalidation
   InvKind inv_kind = InvKind::All;
 
-  // Phase
+  // Phase; Marker: the marker text
   std::string name;
+
+  // KvmDecision: kind, gpa, page_level (the SPTE level), vcpu (-1 when not
+  // tied to a vCPU) and the guest's own mapping level (0 = unknown).
+  DecisionKind decision = DecisionKind::Map;
+  int guest_level = 0;
+  // Access, KvmDecision: host timestamp in ns from the recording (0 = none).
+  u64 ts_ns = 0;
+
+  // TdCreate, Seamcall, Tdcall, TdVcpu
+  TdxEventFields tdx;
 };
 
 }  // namespace septsim::traces

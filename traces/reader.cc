@@ -8,8 +8,12 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <vector>
+
+#include "seam/tdx_leaf.h"
+#include "seam/tdx_status.h"
 
 namespace septsim::traces {
 
@@ -293,14 +297,14 @@ struct TypeSpec {
   std::vector<std::string_view> fields;
 };
 
-const std::array<TypeSpec, 14>& type_specs() {
-  static const std::array<TypeSpec, 14> specs = {{
+const std::array<TypeSpec, 21>& type_specs() {
+  static const std::array<TypeSpec, 21> specs = {{
       {"vm_create", {"vcpus"}},
       {"memslot_add", {"slot", "gpa", "size", "backing", "hva", "flags"}},
       {"memslot_delete", {"slot"}},
       {"memslot_move", {"slot", "gpa"}},
       {"dirty_log", {"slot", "op", "first_page", "num_pages"}},
-      {"access", {"vcpu", "gpa", "gva", "op", "count", "stride"}},
+      {"access", {"vcpu", "gpa", "gva", "op", "count", "stride", "ts_ns"}},
       {"guest_map", {"cr3", "gva", "gpa", "size", "page", "levels", "writable", "executable"}},
       {"set_cr3", {"vcpu", "cr3", "pcid", "levels"}},
       {"invept", {"vcpu", "kind"}},
@@ -309,8 +313,16 @@ const std::array<TypeSpec, 14>& type_specs() {
       {"invpcid", {"vcpu", "kind", "pcid", "gva"}},
       {"phase", {"name"}},
       {"guest_pt_pool", {"gpa", "size"}},
+      {"marker", {"text"}},
+      {"kvm_decision", {"kind", "vcpu", "gpa", "level", "guest_level", "ts_ns"}},
+      {"host_unmap", {"gpa", "size"}},
+      {"td_create", {"td", "vcpus", "gpaw", "levels", "dynamic_pamt"}},
+      {"seamcall", {"leaf", "td", "gpa", "level", "expect", "version", "lp", "concurrent", "rax", "rcx", "rdx", "r8",
+                    "r9", "r10", "r11", "r12", "r13"}},
+      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "rcx"}},
+      {"td_vcpu", {"td", "vcpu", "op", "expect"}},
   }};
-  static_assert(size_t(EventType::GuestPtPool) + 1 == 14);
+  static_assert(size_t(EventType::TdVcpu) + 1 == 21);
   return specs;
 }
 
@@ -332,7 +344,14 @@ constexpr EnumName<mmu::HostBacking> kBackings[] = {
 constexpr EnumName<u32> kSlotFlags[] = {{"dirty_log", mmu::KVM_MEM_LOG_DIRTY_PAGES}, {"readonly", mmu::KVM_MEM_READONLY}};
 constexpr EnumName<DirtyLogOp> kDirtyOps[] = {
     {"enable", DirtyLogOp::Enable}, {"get", DirtyLogOp::Get}, {"clear", DirtyLogOp::Clear}, {"disable", DirtyLogOp::Disable}};
+constexpr EnumName<bool> kTdVcpuOps[] = {{"enter", true}, {"exit", false}};
 constexpr EnumName<int> kPageSizes[] = {{"4k", PG_LEVEL_4K}, {"2m", PG_LEVEL_2M}, {"1g", PG_LEVEL_1G}};
+constexpr EnumName<DecisionKind> kDecisionKinds[] = {{"map", DecisionKind::Map},
+                                                     {"prefetch", DecisionKind::Prefetch},
+                                                     {"fast", DecisionKind::Fast},
+                                                     {"zap", DecisionKind::Zap},
+                                                     {"zap_all_fast", DecisionKind::ZapAllFast},
+                                                     {"split", DecisionKind::Split}};
 constexpr EnumName<InvKind> kInveptKinds[] = {{"single", InvKind::Single}, {"all", InvKind::All}};
 constexpr EnumName<InvKind> kInvvpidKinds[] = {{"address", InvKind::Address},
                                                {"single", InvKind::Single},
@@ -376,6 +395,7 @@ struct TraceReader::Impl {
   Header header;
   LineParser parser;
   bool vm_created = false;
+  std::map<u64, u32> td_vcpus;  // TDs created so far: vCPU count
   u64 vm_line = 0;
   u32 vcpus = 0;
   const TypeSpec* spec = nullptr;
@@ -786,11 +806,125 @@ struct TraceReader::Impl {
         if (out.size > kMaxGpa - out.gpa)
           fail("size", "pool end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
         break;
+      case EventType::Marker:
+        out.name = string_field("text");
+        break;
+      case EventType::KvmDecision: decode_kvm_decision(out); break;
+      case EventType::HostUnmap:
+        out.gpa = gpa_field("gpa", kPageSize);
+        out.size = size_field("size", kPageSize);
+        if (out.size > kMaxGpa - out.gpa)
+          fail("size", "unmap end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
+        break;
+      case EventType::TdCreate: decode_td_create(out); break;
+      case EventType::Seamcall:
+      case EventType::Tdcall: decode_seamcall(out); break;
+      case EventType::TdVcpu:
+        out.tdx.td = td_field();
+        out.tdx.vcpu = td_vcpu_field(out.tdx.td);
+        out.tdx.enter = choice("op", kTdVcpuOps);
+        decode_expect(out);
+        break;
     }
+  }
+
+  // ---- TDX events -----------------------------------------------------------
+
+  u32 td_field() const {
+    u64 v = num("td");
+    auto it = td_vcpus.find(v);
+    if (it == td_vcpus.end()) fail("td", "TD " + std::to_string(v) + " was not created (send td_create first)");
+    return u32(v);
+  }
+
+  u32 td_vcpu_field(u32 td) const {
+    u64 v = num("vcpu");
+    u32 n = td_vcpus.at(td);
+    if (v >= n) fail("vcpu", std::to_string(v) + " is out of range: TD " + std::to_string(td) + " has " +
+                                 std::to_string(n) + " vCPU" + (n == 1 ? "" : "s"));
+    return u32(v);
+  }
+
+  void decode_td_create(Event& out) {
+    u64 td = num("td");
+    if (td_vcpus.count(td)) fail("td", "TD " + std::to_string(td) + " exists already");
+    if (td > 0xffff) fail("td", "must be below 65536");
+    u64 n = num("vcpus", 1);
+    if (n < 1 || n > kMaxVcpus) fail("vcpus", std::to_string(n) + " is out of range (1..256)");
+    u64 gpaw = num("gpaw", 48);
+    if (gpaw != 48 && gpaw != 52) fail("gpaw", "must be 48 or 52, got " + std::to_string(gpaw));
+    int levels = levels_field("levels");
+    if (gpaw == 52 && !parser.find("levels")) levels = 5;
+    if (gpaw == 52 && levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
+    out.tdx.td = u32(td);
+    out.tdx.vcpus = u32(n);
+    out.tdx.gpaw = int(gpaw);
+    out.tdx.ept_levels = levels;
+    out.tdx.dynamic_pamt = boolean("dynamic_pamt", false);
+    td_vcpus[td] = u32(n);
+  }
+
+  void decode_seamcall(Event& out) {
+    const bool tdcall = out.type == EventType::Tdcall;
+    const std::string& name = string_field("leaf");
+    if (tdcall) {
+      auto l = seam::tdcall_leaf_by_name(name);
+      if (!l) fail("leaf", "unknown TDCALL leaf \"" + printable(name) + "\" (known: TDG.MEM.PAGE.ACCEPT)");
+      out.tdx.leaf = u16(*l);
+    } else {
+      auto l = seam::leaf_by_name(name);
+      if (!l) fail("leaf", "unknown SEAMCALL leaf \"" + printable(name) + "\" (a TDX name such as \"TDH.MEM.PAGE.AUG\")");
+      out.tdx.leaf = u16(*l);
+      out.tdx.version = unsigned(num("version", 0));
+      if (out.tdx.version > 255) fail("version", "must be 0..255");
+      out.tdx.lp = unsigned(num("lp", 0));
+      if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
+      out.tdx.concurrent = boolean("concurrent", false);
+    }
+    if (parser.find("td") || tdcall) out.tdx.td = td_field();
+    if (tdcall) out.tdx.vcpu = td_vcpu_field(out.tdx.td);
+    if (parser.find("gpa")) {
+      out.tdx.has_gpa = true;
+      out.tdx.gpa = gpa_field("gpa", kPageSize);
+    }
+    u64 level = num("level", 0);
+    if (level > 4) fail("level", "a TDX level is 0 (4K) .. 4 (PML5E), got " + std::to_string(level));
+    out.tdx.level = int(level);
+    static constexpr std::string_view kRegs[] = {"rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"};
+    for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
+      if (parser.find(kRegs[i])) {
+        out.tdx.regs[i] = num(kRegs[i]);
+        out.tdx.reg_mask |= 1u << i;
+      }
+    decode_expect(out);
+  }
+
+  void decode_expect(Event& out) const {
+    const Value* v = parser.find("expect");
+    if (!v) return;
+    if (v->kind != Kind::String) fail("expect", "expected a status name or hex string, got " + v->describe());
+    if (!seam::parse_status(v->text, out.tdx.expect, out.tdx.expect_exact))
+      fail("expect", "unknown status " + v->describe() + " (a name such as \"TDX_SUCCESS\" or hex such as \"0xC0000B0D00000001\")");
+    out.tdx.has_expect = true;
+  }
+
+  void decode_kvm_decision(Event& out) const {
+    out.decision = choice("kind", kDecisionKinds);
+    out.vcpu = parser.find("vcpu") ? vcpu_field() : -1;
+    out.gpa = num("gpa", 0);
+    if (out.gpa >= kMaxGpa) fail("gpa", hex(out.gpa) + " is beyond the 52-bit guest-physical address space");
+    u64 level = num("level", 0);
+    if (level > 5) fail("level", "must be 0..5, got " + std::to_string(level));
+    out.page_level = int(level);
+    u64 guest = num("guest_level", 0);
+    if (guest > 5) fail("guest_level", "must be 0..5, got " + std::to_string(guest));
+    out.guest_level = int(guest);
+    out.ts_ns = num("ts_ns", 0);
   }
 
   void decode_access(Event& out) const {
     out.vcpu = vcpu_field();
+    out.ts_ns = num("ts_ns", 0);
     const Value* g = parser.find("gpa");
     const Value* v = parser.find("gva");
     if (g && v) fail("gva", "an access takes 'gpa' or 'gva', not both");

@@ -20,7 +20,9 @@
 #include "traces/event.h"
 #include "traces/guest_page_tables.h"
 #include "traces/invariant_report.h"
+#include "traces/event_source.h"
 #include "traces/reader.h"
+#include "traces/seam_replay.h"
 
 namespace septsim::traces {
 
@@ -73,7 +75,7 @@ bool is_vcpu_event(EventType t) {
 
 class ReplayTop : public sc_core::sc_module {
  public:
-  ReplayTop(sc_core::sc_module_name name, const ReplayOptions& opts, TraceReader& reader, u32 vcpus,
+  ReplayTop(sc_core::sc_module_name name, const ReplayOptions& opts, EventSource& reader, u32 vcpus,
             model::StatsRegistry& stats)
       : sc_module(name),
         opts_(opts),
@@ -82,6 +84,8 @@ class ReplayTop : public sc_core::sc_module {
         timing_(model::Timing::from(opts.config)),
         mem_(opts.config.u("host.mem_gib") << 30),
         kvm_(opts.config, timing_, mem_, stats),
+        tdx_("tdx", opts.config, mem_, stats),
+        seam_(tdx_, mem_, opts.trace_path),
         target_("memory", mem_, timing_),
         guest_pt_(kvm_, mem_),
         checker_(kvm_, mem_) {
@@ -100,6 +104,7 @@ class ReplayTop : public sc_core::sc_module {
 
   void set_first(const Event& e) { first_ = e, have_first_ = true; }
   std::vector<std::string>& violations() { return checker_.violations(); }
+  const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
 
  private:
   void run() {
@@ -124,6 +129,10 @@ class ReplayTop : public sc_core::sc_module {
       ++events_seen_;
       ++*events_;
       if (e.type == EventType::VmCreate) continue;
+      if (e.type == EventType::Marker || e.type == EventType::KvmDecision) {
+        if (opts_.on_annotation) barrier(), pending = 0, annotate(e);
+        continue;
+      }
       if (is_vcpu_event(e.type)) {
         if (e.vcpu < 0 || size_t(e.vcpu) >= vcpus_.size())
           throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
@@ -154,6 +163,13 @@ class ReplayTop : public sc_core::sc_module {
   void barrier() {
     for (auto& v : vcpus_)
       while (!v->idle()) wait(v->drained());
+  }
+
+  void annotate(const Event& e) {
+    AnnotationState st;
+    for (int l = PG_LEVEL_4K; l <= PG_LEVEL_1G; ++l) st.pages[l] = kvm_.pages(l);
+    if (e.type == EventType::KvmDecision && e.vcpu >= 0) st.model_level = kvm_.mapped_level(u32(e.vcpu), e.gpa);
+    opts_.on_annotation(e, st);
   }
 
   [[noreturn]] void throw_at(const Event& e, const std::string& msg) {
@@ -197,6 +213,15 @@ class ReplayTop : public sc_core::sc_module {
           }
           break;
         }
+        case EventType::TdCreate:
+        case EventType::Seamcall:
+        case EventType::Tdcall:
+        case EventType::TdVcpu:
+          c = seam_.run(e, timing_.from_time(sc_core::sc_time_stamp()));
+          break;
+        case EventType::HostUnmap:
+          c += kvm_.zap_gfn_range(e.gpa, e.size);
+          break;
         case EventType::GuestPtPool:
           guest_pt_.set_pool(e.gpa, e.size);
           c = 0;
@@ -229,11 +254,13 @@ class ReplayTop : public sc_core::sc_module {
   }
 
   const ReplayOptions& opts_;
-  TraceReader& reader_;
+  EventSource& reader_;
   model::StatsRegistry& stats_;
   model::Timing timing_;
   model::PhysMem mem_;
   mmu::Kvm kvm_;
+  seam::TdxModule tdx_;
+  SeamReplay seam_;
   model::HostMemoryTarget target_;
   GuestPageTables guest_pt_;
   InvariantReport checker_;
@@ -249,7 +276,8 @@ class ReplayTop : public sc_core::sc_module {
 }  // namespace
 
 ReplayReport replay(const ReplayOptions& opts) {
-  TraceReader reader(opts.trace_path);
+  auto source = open_event_source(opts.trace_path);
+  EventSource& reader = *source;
   Event first;
   bool have_first = reader.next(first);
   u32 vcpus = have_first && first.type == EventType::VmCreate ? first.vcpus : 1;
@@ -270,6 +298,7 @@ ReplayReport replay(const ReplayOptions& opts) {
   r.trace_fnv1a = fnv1a_file(opts.trace_path);
   r.sim_time_ps = sc_core::sc_time_stamp().value();
   r.violations = top.violations();
+  r.expect_mismatches = top.expect_mismatches();
   r.stats = stats.to_json();
   r.totals = stats.totals();
   return r;

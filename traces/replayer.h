@@ -5,6 +5,7 @@
 // every vCPU has drained its queue, so results do not depend on the quantum
 // except through timing.
 #pragma once
+#include <functional>
 #include <map>
 #include <stdexcept>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "model/config.h"
 #include "model/stats.h"
+#include "traces/event.h"
 
 namespace septsim::traces {
 
@@ -21,11 +23,21 @@ struct ReplayError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The model's state when the replay reaches an annotation (marker,
+// kvm_decision), after every earlier event has run.
+struct AnnotationState {
+  int model_level = 0;  // kvm_decision with a vCPU: level of the model's leaf mapping gpa (0 = none)
+  u64 pages[4] = {};    // present leaf SPTEs per level (index PG_LEVEL_4K..PG_LEVEL_1G)
+};
+
 struct ReplayOptions {
   std::string trace_path;
   model::Config config;
   bool check = false;     // run the invariant checker after VM-wide events and at the end
   bool progress = false;  // events/s and percent on stderr
+  // When set, each annotation waits for the vCPUs and is reported here
+  // (kvm-compare); otherwise annotations are skipped.
+  std::function<void(const Event&, const AnnotationState&)> on_annotation;
 };
 
 struct ReplayReport {
@@ -33,6 +45,7 @@ struct ReplayReport {
   u64 trace_fnv1a = 0;                 // checksum of the trace bytes (FNV-1a 64)
   u64 sim_time_ps = 0;                 // simulated time at the end
   std::vector<std::string> violations;  // invariant violations (--check)
+  std::vector<std::string> expect_mismatches;  // seamcall/tdcall "expect" not met: "FILE:LINE: ..." 
   nlohmann::json stats;                 // StatsRegistry::to_json()
   std::map<std::string, u64> totals;    // flat totals
 };

@@ -32,6 +32,7 @@ struct PageWalker::Impl {
     Hpa next;
     u8 perms;
     u8 level;
+    u64 tag;  // EPT fills: the EPTP the entry came from
   };
   struct Leaf {  // result of one GPA -> HPA translation
     Hpa hpa;
@@ -60,14 +61,17 @@ struct PageWalker::Impl {
   }
 
   // Nested walks of one 2D walk often share upper EPT entries: fill each once.
-  void add_ept_fill(Gpa gpa, Hpa next, u8 perms, int level) {
+  void add_ept_fill(Gpa gpa, Hpa next, u8 perms, int level, u64 tag) {
     const unsigned shift = level_shift(level);
     for (unsigned i = 0; i < n_ept_fills; ++i) {
       const Fill& f = ept_fills[i];
-      if (f.level == level && (f.addr >> shift) == (gpa >> shift) && f.next == next) return;
+      if (f.level == level && (f.addr >> shift) == (gpa >> shift) && f.next == next && f.tag == tag) return;
     }
-    if (n_ept_fills < kMaxEptFills) ept_fills[n_ept_fills++] = Fill{gpa, next, perms, u8(level)};
+    if (n_ept_fills < kMaxEptFills) ept_fills[n_ept_fills++] = Fill{gpa, next, perms, u8(level), tag};
   }
+
+  // A TD's private GPAs (shared bit clear) are translated by the Secure EPT.
+  bool is_private(Gpa gpa) const { return req.secure_eptp && !((gpa >> req.shared_bit) & 1); }
 
   bool ept_violation(Gpa gpa, u64 qual) {
     r.outcome = WalkOutcome::EptViolation;
@@ -84,14 +88,16 @@ struct PageWalker::Impl {
   // `write`: the access writes for EPT A/D purposes; `qual`: exit-qualification
   // bits describing the access (0-2, 7, 8), used if it faults.
   bool translate(Gpa gpa, u8 need, bool write, u64 qual, Leaf& out) {
-    const ept::Eptp& eptp = req.eptp;
+    const bool priv = is_private(gpa);
+    const ept::Eptp& eptp = priv ? *req.secure_eptp : req.eptp;
+    const u64 tag = priv ? eptp.encode() : req.ctx.eptp;
     const int m = eptp.levels;
     const bool ad = eptp.ad_enabled;
     int level = m;
     Hpa table = eptp.root;
     u8 acc = kPermAll;
     ++lookups;
-    if (auto hit = w.psc_.lookup_ept(req.ctx.eptp, m, gpa)) {
+    if (auto hit = w.psc_.lookup_ept(tag, m, gpa)) {
       level = hit->level;
       table = hit->e.next_table;
       acc = hit->e.perms;
@@ -111,7 +117,7 @@ struct PageWalker::Impl {
       if (!ept::is_leaf(e, level)) {
         if (ad && !(e & ept::kAccessed)) write_ad(ea, e | ept::kAccessed);
         table = ept::entry_addr(e);
-        add_ept_fill(gpa, table, acc, level);
+        add_ept_fill(gpa, table, acc, level, tag);
         continue;
       }
       if ((acc & need) != need) return ept_violation(gpa, qual | (u64(acc) << 3));
@@ -178,7 +184,7 @@ struct PageWalker::Impl {
         if (!translate(table_gpa + idx * kEntryBytes, ps_need, ps_write, ps_qual, t)) return;
         ea = t.hpa;
         // The entry one level up pointed at this table: cache the combined mapping.
-        if (level < n) guest_fills[n_guest_fills++] = Fill{gva, ea & ~(kPageSize - 1), acc, u8(level + 1)};
+        if (level < n) guest_fills[n_guest_fills++] = Fill{gva, ea & ~(kPageSize - 1), acc, u8(level + 1), 0};
       }
       e = read(ea);
       ++r.guest_refs;
@@ -214,7 +220,8 @@ struct PageWalker::Impl {
   void commit() {
     for (unsigned i = 0; i < n_ept_fills; ++i) {
       const Fill& f = ept_fills[i];
-      w.psc_.fill_ept(req.ctx.eptp, req.eptp.levels, f.addr, f.level, PscEntry{f.next, f.perms});
+      const int m = is_private(f.addr) ? req.secure_eptp->levels : req.eptp.levels;
+      w.psc_.fill_ept(f.tag, m, f.addr, f.level, PscEntry{f.next, f.perms});
     }
     for (unsigned i = 0; i < n_guest_fills; ++i) {
       const Fill& f = guest_fills[i];
@@ -252,6 +259,7 @@ PageWalker::PageWalker(sc_core::sc_module_name name, const Config& cfg, const Ti
 
 WalkResult PageWalker::walk(const WalkRequest& req) {
   if ((req.eptp.levels != 4 && req.eptp.levels != 5) ||
+      (req.secure_eptp && ((req.secure_eptp->levels != 4 && req.secure_eptp->levels != 5) || req.shared_bit > 51)) ||
       (req.kind == TranslationKind::Linear && req.guest.levels != 4 && req.guest.levels != 5)) [[unlikely]]
     throw std::invalid_argument("page walk: paging levels must be 4 or 5");
   WalkResult r;

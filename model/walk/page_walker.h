@@ -43,8 +43,12 @@ struct WalkRequest {
   u64 addr = 0;  // GVA for Linear, GPA for GuestPhysical
   AccessType access = AccessType::Read;
   TlbContext ctx;          // tags for the paging-structure caches
-  ept::Eptp eptp;          // EPT in use
+  ept::Eptp eptp;          // EPT in use (for a TD vCPU: the shared EPT)
   GuestPaging guest;       // only for Linear
+  // TD vCPUs: GPAs with bit `shared_bit` clear are private and walk the
+  // Secure EPT (`secure_eptp`); set ones walk `eptp`. Absent: every GPA walks `eptp`.
+  const ept::Eptp* secure_eptp = nullptr;
+  unsigned shared_bit = 0;  // 47 or 51 by the TD's GPAW
 };
 
 enum class WalkOutcome : u8 { Ok, EptViolation, EptMisconfig, GuestPageFault };

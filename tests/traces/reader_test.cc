@@ -476,14 +476,15 @@ TEST_CASE("error: unknown event type lists the known ones", "[reader]") {
   CHECK(event_error(R"({"type":"acess","vcpu":0})") ==
         "FILE:3: field 'type': unknown event type \"acess\"; did you mean \"access\"? (known: vm_create, memslot_add, "
         "memslot_delete, memslot_move, dirty_log, access, guest_map, set_cr3, invept, invvpid, invlpg, invpcid, "
-        "phase, guest_pt_pool)");
+        "phase, guest_pt_pool, marker, kvm_decision, host_unmap, td_create, seamcall, tdcall, td_vcpu)");
   CHECK_THAT(event_error(R"({"vcpu":0})"), StartsWith("FILE:3: field 'type': missing required field"));
   CHECK(event_error(R"({"type":3})") == "FILE:3: field 'type': expected a string, got 3");
 }
 
 TEST_CASE("error: unknown field names the closest known field", "[reader]") {
   CHECK(event_error(R"({"type":"access","vcpu":0,"gpaa":"0x1000","op":"r"})") ==
-        "FILE:3: field 'gpaa': unknown field of access; did you mean 'gpa'? (fields: vcpu, gpa, gva, op, count, stride)");
+        "FILE:3: field 'gpaa': unknown field of access; did you mean 'gpa'? (fields: vcpu, gpa, gva, op, count, stride, "
+        "ts_ns)");
   CHECK_THAT(event_error(R"({"type":"memslot_add","slot":0,"gpa":0,"size":"4K","backign":"4k"})"),
              StartsWith("FILE:3: field 'backign': unknown field of memslot_add; did you mean 'backing'?"));
   CHECK_THAT(event_error(R"({"type":"set_cr3","vcpu":0,"cr3":"0x1000","pcdi":1})"),

@@ -1,0 +1,54 @@
+#include "seam/pamt_refcount.h"
+
+#include "seam/tdx_leaf.h"
+
+namespace septsim::seam {
+
+u32 PamtRefcount::count(Hpa hpa) const {
+  auto it = refs_.find(hpa >> 21);
+  return it == refs_.end() ? 0 : it->second;
+}
+
+Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles start) {
+  u32& n = refs_[hpa >> 21];
+  if (n > 0) {
+    ++n;
+    return TDX_SUCCESS;
+  }
+  SeamcallTxn t;
+  t.in.rax = leaf_rax(Leaf::TDH_PHYMEM_PAMT_ADD);
+  t.in.rcx = ((hpa >> 21) << 21) | 1;
+  t.in.rdx = mem_.alloc() << kPageShift;
+  t.in.r8 = mem_.alloc() << kPageShift;
+  t.initiator = initiator;
+  t.start = start + cycles;
+  cycles += tdx_.transport(t);
+  if (t.status() != TDX_SUCCESS) {
+    mem_.free(t.in.rdx >> kPageShift);
+    mem_.free(t.in.r8 >> kPageShift);
+    refs_.erase(hpa >> 21);
+    return t.status();
+  }
+  n = 1;
+  return TDX_SUCCESS;
+}
+
+Status PamtRefcount::put(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles start) {
+  auto it = refs_.find(hpa >> 21);
+  if (it == refs_.end()) return TDX_SUCCESS;
+  if (--it->second > 0) return TDX_SUCCESS;
+  refs_.erase(it);
+  SeamcallTxn t;
+  t.in.rax = leaf_rax(Leaf::TDH_PHYMEM_PAMT_REMOVE);
+  t.in.rcx = ((hpa >> 21) << 21) | 1;
+  t.initiator = initiator;
+  t.start = start + cycles;
+  cycles += tdx_.transport(t);
+  if (t.status() == TDX_SUCCESS) {
+    mem_.free(t.out.rdx >> kPageShift);
+    mem_.free(t.out.r8 >> kPageShift);
+  }
+  return t.status();
+}
+
+}  // namespace septsim::seam

@@ -1,0 +1,41 @@
+// The module's sharex locks, as windows in simulated time: a SEAMCALL holds
+// each lock it takes from its start to start + latency; a call from another
+// initiator that wants a conflicting mode inside that window fails with
+// TDX_OPERAND_BUSY and the lock's operand id (tdx-seam.md 7). Host-priority
+// locks additionally refuse guest (TDCALL) acquirers while held by the host.
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "model/types.h"
+
+namespace septsim::seam {
+
+enum class LockKind : u8 { Tdr, OpState, SeptTree, Epoch, SeptEntry, Pamt };
+
+class SeamLocks {
+ public:
+  // Starts a call by `initiator` at `now`.
+  void begin(unsigned initiator, Cycles now);
+  // False if another initiator's live window conflicts.
+  bool acquire(LockKind kind, u64 addr, bool exclusive);
+  // The call ends: its locks stay held until `until`.
+  void commit(Cycles until);
+  void abort() { pending_.clear(); }
+  size_t held() const { return active_.size(); }
+
+ private:
+  struct Hold {
+    LockKind kind;
+    u64 addr;
+    bool exclusive;
+    unsigned initiator;
+    Cycles until;
+  };
+  std::vector<Hold> active_;
+  std::vector<Hold> pending_;
+  unsigned initiator_ = 0;
+  Cycles now_ = 0;
+};
+
+}  // namespace septsim::seam

@@ -1,0 +1,65 @@
+#include "seam/td_builder.h"
+
+namespace septsim::seam {
+
+namespace {
+
+struct Builder {
+  TdxModule& tdx;
+  model::PhysMem& mem;
+  PamtRefcount& dpamt;
+  unsigned initiator;
+  Cycles start;
+  TdBuildResult r;
+
+  // A page for the TDX module, with its DPAMT pair installed if needed.
+  Hpa page() {
+    const Hpa hpa = mem.alloc() << kPageShift;
+    if (tdx.pamt().dynamic()) {
+      const Status s = dpamt.get(hpa, r.cycles, initiator, start);
+      if (s != TDX_SUCCESS) fail(Leaf::TDH_PHYMEM_PAMT_ADD, s);
+    }
+    return hpa;
+  }
+  bool call(Leaf leaf, SeamcallRegs regs) {
+    if (r.status != TDX_SUCCESS) return false;
+    SeamcallTxn t;
+    t.in = regs;
+    t.in.rax = leaf_rax(leaf);
+    t.initiator = initiator;
+    t.start = start + r.cycles;
+    r.cycles += tdx.transport(t);
+    if (t.status() != TDX_SUCCESS) fail(leaf, t.status());
+    return r.status == TDX_SUCCESS;
+  }
+  void fail(Leaf leaf, Status s) {
+    if (r.status != TDX_SUCCESS) return;
+    r.status = s;
+    r.failed_leaf = leaf_name(u16(leaf));
+  }
+};
+
+}  // namespace
+
+TdBuildResult build_td(TdxModule& tdx, model::PhysMem& mem, PamtRefcount& dpamt, const TdCreateParams& p,
+                       TdHandle& out, unsigned initiator, Cycles start) {
+  Builder b{tdx, mem, dpamt, initiator, start, {}};
+  out.tdr = b.page();
+  b.call(Leaf::TDH_MNG_CREATE, {0, out.tdr, p.hkid});
+  b.call(Leaf::TDH_MNG_KEY_CONFIG, {0, out.tdr});
+  for (unsigned i = 0; i < tdx.tdcs_pages(); ++i) b.call(Leaf::TDH_MNG_ADDCX, {0, b.page(), out.tdr});
+  SeamcallRegs init{0, out.tdr, 0};
+  init.r8 = p.gpaw == 52 ? 1 : 0;
+  init.r9 = u64(p.ept_levels);
+  b.call(Leaf::TDH_MNG_INIT, init);
+  for (u32 v = 0; v < p.vcpus && b.r.status == TDX_SUCCESS; ++v) {
+    const Hpa tdvpr = b.page();
+    if (!b.call(Leaf::TDH_VP_CREATE, {0, tdvpr, out.tdr})) break;
+    out.tdvpr.push_back(tdvpr);
+    for (unsigned i = 0; i < tdx.tdcx_per_vcpu(); ++i) b.call(Leaf::TDH_VP_ADDCX, {0, b.page(), tdvpr});
+    b.call(Leaf::TDH_VP_INIT, {0, tdvpr});
+  }
+  return b.r;
+}
+
+}  // namespace septsim::seam

@@ -1,0 +1,36 @@
+// The VMM's TD creation sequence (tdx-seam.md 9): MNG.CREATE, MNG.KEY.CONFIG,
+// MNG.ADDCX x N, MNG.INIT, then per vCPU VP.CREATE, VP.ADDCX x M, VP.INIT.
+// Pages come from the host allocator; with Dynamic PAMT each page's 2 MiB
+// region gets its PAMT pair first, as the kernel's tdx_alloc_control_page does.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "model/phys_mem.h"
+#include "seam/pamt_refcount.h"
+#include "seam/tdx_module.h"
+
+namespace septsim::seam {
+
+struct TdCreateParams {
+  u32 vcpus = 1;
+  int gpaw = 48;       // 48 or 52
+  int ept_levels = 4;  // 4 or 5
+  u16 hkid = 1;
+};
+
+struct TdHandle {
+  Hpa tdr = 0;
+  std::vector<Hpa> tdvpr;
+};
+
+struct TdBuildResult {
+  Status status = TDX_SUCCESS;
+  std::string failed_leaf;  // empty on success
+  Cycles cycles = 0;
+};
+
+TdBuildResult build_td(TdxModule& tdx, model::PhysMem& mem, PamtRefcount& dpamt, const TdCreateParams& p,
+                       TdHandle& out, unsigned initiator = 0, Cycles start = 0);
+
+}  // namespace septsim::seam

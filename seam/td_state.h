@@ -1,0 +1,51 @@
+// TD control state the module keeps per TD (TDR + TDCS) and per vCPU (TDVPS),
+// tdx-seam.md 2.1, 4 and 11.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "seam/op_state.h"
+#include "seam/sept_tree.h"
+#include "seam/tlb_tracking.h"
+
+namespace septsim::model {
+class Vcpu;
+}
+
+namespace septsim::seam {
+
+struct TdVcpu {
+  Hpa tdvpr = 0;
+  std::vector<Hpa> tdcx;
+  bool initialized = false;  // TDH.VP.INIT
+  bool in_guest = false;     // between VP.ENTER and the TD exit
+  bool associated = false;   // has run on an LP (flush on epoch change applies)
+  u64 vcpu_epoch = 0;
+  model::Vcpu* hw = nullptr;  // the hardware vCPU this TD vCPU runs on, if bound
+};
+
+struct Td {
+  Hpa tdr = 0;
+  u16 hkid = 0;
+  Lifecycle lifecycle = Lifecycle::TD_HKID_ASSIGNED;
+  OpState op_state = OpState::UNINITIALIZED;
+  bool fatal = false;
+  u64 chldcnt = 0;  // 4K-equivalent pages owned by the TD (TDR.CHLDCNT)
+  std::vector<Hpa> tdcs;
+  int gpaw = 48;
+  int ept_levels = 4;
+  Epochs epochs;
+  std::unique_ptr<SeptTree> sept;  // exists once TDCS page 3 is added
+  std::vector<TdVcpu> vcpus;
+
+  unsigned shared_bit() const { return unsigned(gpaw) - 1; }  // 47 or 51 (8)
+  TdVcpu* vcpu(Hpa tdvpr) {
+    for (auto& v : vcpus)
+      if (v.tdvpr == tdvpr) return &v;
+    return nullptr;
+  }
+};
+
+constexpr unsigned kSeptRootTdcsIndex = 3;  // SEPT_ROOT_PAGE_INDEX
+
+}  // namespace septsim::seam

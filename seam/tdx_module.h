@@ -1,0 +1,122 @@
+// The TDX module as a SystemC module: TD control state, the Secure-EPT of
+// every TD in host memory, TLB-tracking epochs, the PAMT and the module's
+// locks, driven by SEAMCALL/TDCALL transactions (tdx-seam.md). Each leaf
+// mirrors the check order of the module's handler; every failure commits
+// nothing.
+#pragma once
+#include <map>
+#include <string>
+#include <systemc>
+
+#include "model/config.h"
+#include "model/phys_mem.h"
+#include "model/stats.h"
+#include "seam/pamt.h"
+#include "seam/seam_locks.h"
+#include "seam/seam_timing.h"
+#include "seam/seamcall.h"
+#include "seam/td_state.h"
+#include "seam/tdx_leaf.h"
+
+namespace septsim::seam {
+
+class TdxModule : public sc_core::sc_module, public SeamTransport {
+ public:
+  // Config keys seam.*, latency.seam.*, host.mem_gib; counters "seam.*".
+  TdxModule(sc_core::sc_module_name name, const model::Config& cfg, model::PhysMem& mem, model::StatsRegistry& stats);
+
+  Cycles transport(SeamcallTxn& txn) override;
+
+  // Convenience wrappers: `regs` in, outputs back in `regs`; returns the status.
+  Status seamcall(Leaf leaf, SeamcallRegs& regs, unsigned initiator = 0, Cycles start = 0, unsigned version = 0);
+  Status tdcall(TdcallLeaf leaf, Hpa tdvpr, SeamcallRegs& regs, unsigned initiator = 0, Cycles start = 0);
+  // A TD exit of the vCPU (asynchronous or after a TDCALL the VMM handles).
+  Cycles td_exit(Hpa tdvpr);
+  // Lets VP.ENTER load the Secure-EPT root into a hardware vCPU and flush its
+  // TLBs when the TD epoch changed.
+  void bind_vcpu(Hpa tdvpr, model::Vcpu* hw);
+
+  // TDH.SYS.CONFIG's Dynamic PAMT switch; only before any page is TDX-owned.
+  bool configure_dynamic_pamt(bool on);
+
+  const Td* td(Hpa tdr) const;
+  Td* td_of_vcpu(Hpa tdvpr);
+  const Pamt& pamt() const { return pamt_; }
+  const SeamTiming& timing() const { return timing_; }
+  u64 sept_pages() const { return sept_pages_; }
+  unsigned tdcs_pages() const { return tdcs_pages_; }
+  unsigned tdcx_per_vcpu() const { return tdcx_per_vcpu_; }
+
+ public:  // to the module's own .cc files (tdx_module_call.h)
+  struct Call;
+  struct MemRule;
+
+ private:
+
+  Status dispatch(Call& c);
+  Status dispatch_tdcall(Call& c);
+  void update_gauges();
+
+  // Common prologue of the TD-scoped memory leaves (3.4).
+  Status find_td(Call& c, u64 tdr_reg, u32 operand, bool exclusive);
+  Status check_build_state(Call& c, bool op_lock);
+  Status decode_page_info(Call& c, int min_level, int max_level);
+  Status walk_and_lock(Call& c, bool tree_exclusive);
+  Status sept_fail(Call& c, Status base);
+  Status mem_prologue(Call& c, const MemRule& rule);
+  bool tt_gate(const Call& c) const;
+  bool tracked(const Call& c, Hpa page, int pg_level) const;
+  Status take_page_4k(Call& c, Hpa hpa, u32 operand);
+
+  // Leaves (one handler per leaf, grouped by file).
+  Status mng_create(Call& c);
+  Status mng_key_config(Call& c);
+  Status mng_addcx(Call& c);
+  Status mng_init(Call& c);
+  Status vp_create(Call& c);
+  Status vp_addcx(Call& c);
+  Status vp_init(Call& c);
+  Status vp_enter(Call& c);
+  Status vp_flush(Call& c);
+  Status mng_vpflushdone(Call& c);
+  Status mng_key_freeid(Call& c);
+  Status mr_extend(Call& c);
+  Status mr_finalize(Call& c);
+  Status mem_sept_add(Call& c);
+  Status mem_page_add(Call& c);
+  Status mem_page_aug(Call& c);
+  Status mem_range_block(Call& c);
+  Status mem_range_unblock(Call& c);
+  Status mem_track(Call& c);
+  Status mem_page_remove(Call& c);
+  Status mem_sept_remove(Call& c);
+  Status mem_sept_rd(Call& c);
+  Status mem_page_promote(Call& c);
+  Status mem_page_demote(Call& c);
+  Status mem_page_relocate(Call& c);
+  Status phymem_page_reclaim(Call& c);
+  Status phymem_page_wbinvd(Call& c);
+  Status phymem_page_rdmd(Call& c);
+  Status phymem_cache_wb(Call& c);
+  Status phymem_pamt_add(Call& c);
+  Status phymem_pamt_remove(Call& c);
+  Status mem_page_accept(Call& c);
+
+  model::PhysMem& mem_;
+  SeamTiming timing_;
+  Pamt pamt_;
+  SeamLocks locks_;
+  std::map<Hpa, Td> tds_;            // by TDR
+  std::map<Hpa, Hpa> vcpu_owner_;    // TDVPR -> TDR
+  unsigned tdcs_pages_;
+  unsigned tdcx_per_vcpu_;
+  u64 sept_pages_ = 0;
+  bool pages_given_ = false;
+
+  model::Counter* calls_[SeamTiming::kLeaves] = {};
+  model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_;
+  model::Counter *g_pamt_bytes_, *g_pamt_static_, *g_pamt_pairs_bytes_, *g_pamt_pairs_, *g_sept_pages_,
+      *g_sept_bytes_, *g_tds_, *g_private_4k_;
+};
+
+}  // namespace septsim::seam

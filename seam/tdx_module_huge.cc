@@ -1,0 +1,134 @@
+// Page-size changes and moves: PAGE.PROMOTE, PAGE.DEMOTE, PAGE.RELOCATE
+// (tdx-seam.md 3.4, 6.3 for the Dynamic PAMT page pairs in R12/R13).
+#include "seam/sept_state_table.h"
+#include "seam/tdx_module.h"
+#include "seam/tdx_module_call.h"
+
+namespace septsim::seam {
+
+using septe::SeptState;
+using Tree = TdxModule::MemRule::Tree;
+
+namespace {
+
+constexpr u64 kChildCompareMask = ~(septe::kHpaMask | septe::kTdel | septe::kHp);
+
+SeptState unblocked(SeptState s) {
+  if (s == SeptState::BLOCKED) return SeptState::MAPPED;
+  if (s == SeptState::PENDING_BLOCKED) return SeptState::PENDING;
+  return s;
+}
+
+bool blocked_leaf(SeptState s) { return s == SeptState::BLOCKED || s == SeptState::PENDING_BLOCKED; }
+
+}  // namespace
+
+// RCX = GPA|level of the merged page (1 = 2M, 2 = 1G), RDX = TDR.
+// RCX out = the freed SEPT page; DPAMT 4K->2M: R12/R13 = the freed pair.
+Status TdxModule::mem_page_promote(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, 2})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const Hpa child = septe::hpa_of(c.w.entry);
+  if (!locks_.acquire(LockKind::Pamt, child, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (tt_gate(c)) {
+    if (c.w.state != SeptState::NL_BLOCKED) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
+    if (!tracked(c, child, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+  }
+  for (unsigned i = 0; i < kPtesPerTable; ++i)
+    if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  const u64 e0 = c.td->sept->read(child);
+  const SeptState s0 = septe::state_or_free(e0);
+  const u64 child_size = tdx_level_size(c.level - 1);
+  const u64 merged_size = tdx_level_size(c.level);
+  const Hpa hpa0 = septe::hpa_of(e0) & ~(child_size - 1);
+  bool ok = (s0 == SeptState::MAPPED || s0 == SeptState::PENDING) && !(hpa0 & (merged_size - 1));
+  for (unsigned i = 1; ok && i < kPtesPerTable; ++i) {
+    const u64 e = c.td->sept->read(child + 8 * i);
+    ok = (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
+  }
+  if (!ok) return with_operand(TDX_EPT_INVALID_PROMOTE_CONDITIONS, operand::RCX);
+
+  const int child_pg = tdx_to_pg_level(c.level - 1);
+  const PamtEntry owner = pamt_.get(hpa0, child_pg);
+  for (unsigned i = 0; i < kPtesPerTable; ++i) pamt_.set(hpa0 + i * child_size, child_pg, PamtEntry{});
+  pamt_.set(hpa0, tdx_to_pg_level(c.level), PamtEntry{owner.pt, owner.owner, 0});
+  if (pamt_.dynamic() && c.level == 1 && pamt_.has_pair(hpa0)) {
+    const PamtPair p = pamt_.remove_pair(hpa0);
+    c.out.r12 = p.page0;
+    c.out.r13 = p.page1;
+  }
+  c.td->sept->write(c.w.entry_hpa, (e0 & ~septe::kHpaMask) | hpa0);
+  --c.td->chldcnt;
+  --sept_pages_;
+  const bool hint = pamt_.set(child, PG_LEVEL_4K, PamtEntry{});
+  c.out.rcx = child | (hint ? kPamtRemovalHint : 0);
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|level of the page to split (1 = 2M, 2 = 1G), RDX = TDR (+flags),
+// R8 = new SEPT page; DPAMT 2M->4K: R12/R13 = the PAMT_4K pair for the page.
+Status TdxModule::mem_page_demote(Call& c) {
+  if (c.in.rdx & 0xFFEull) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, 2})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const int pg = tdx_to_pg_level(c.level);
+  const Hpa page = septe::hpa_of(c.w.entry) & ~(level_size(pg) - 1);
+  if (tt_gate(c)) {
+    if (!blocked_leaf(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
+    if (!tracked(c, page, pg)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+  }
+  const Hpa table = c.in.r8;
+  if (Status s = take_page_4k(c, table, operand::R8)) return s;
+  const bool need_pair = pamt_.dynamic() && c.level == 1 && !pamt_.has_pair(page);
+  if (need_pair) {
+    const Hpa p0 = c.in.r12, p1 = c.in.r13;
+    if (!p0 || !p1) return TDX_MISSING_PAMT_PAGE_PAIR;
+    if (Status s = pamt_.check_free_4k(p0); s && s != TDX_MISSING_PAMT_PAGE_PAIR)
+      return with_operand(TDX_PAGE_NOT_FREE, operand::R12);
+    if (Status s = pamt_.check_free_4k(p1); (s && s != TDX_MISSING_PAMT_PAGE_PAIR) || p1 == p0)
+      return with_operand(TDX_PAGE_NOT_FREE, operand::R13);
+  }
+  if (!locks_.acquire(LockKind::Pamt, page, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+
+  const PamtEntry owner = pamt_.get(page, pg);
+  pamt_.set(page, pg, PamtEntry{});
+  if (need_pair) pamt_.install_pair(page, c.in.r12, c.in.r13);
+  const u64 child_size = tdx_level_size(c.level - 1);
+  const SeptState to = unblocked(c.w.state);
+  const u64 child0 = septe::make_leaf(to, page);
+  c.td->sept->init_page(table);
+  for (unsigned i = 0; i < kPtesPerTable; ++i) {
+    c.td->sept->write(table + 8 * i, child0 | (page + i * child_size));
+    pamt_.set(page + i * child_size, pg - 1, PamtEntry{owner.pt, owner.owner, 0});
+  }
+  pamt_.set(table, PG_LEVEL_4K, PamtEntry{PageType::PT_EPT, c.td->tdr, 0});
+  ++c.td->chldcnt;
+  ++sept_pages_;
+  c.td->sept->write(c.w.entry_hpa, septe::make_non_leaf(table));
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|0, RDX = TDR, R8 = new page. RCX out = the old HPA.
+Status TdxModule::mem_page_relocate(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, 0})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const Hpa old = septe::hpa_of(c.w.entry);
+  if (!locks_.acquire(LockKind::Pamt, old, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (tt_gate(c)) {
+    if (!blocked_leaf(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
+    if (!tracked(c, old, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+  }
+  const Hpa page = c.in.r8;
+  if (Status s = take_page_4k(c, page, operand::R8)) return s;
+  const SeptState to = unblocked(c.w.state);
+  if (to != SeptState::PENDING) set_page_tag(mem_, page, page_tag(mem_, old));
+  const PamtEntry owner = pamt_.get(old, PG_LEVEL_4K);
+  const bool hint = pamt_.set(old, PG_LEVEL_4K, PamtEntry{});
+  pamt_.set(page, PG_LEVEL_4K, PamtEntry{owner.pt, owner.owner, 0});
+  const u64 e = (c.w.entry & ~(septe::kHpaMask | septe::kStateBits | septe::kRwx | (7ull << septe::kMtShift)));
+  c.td->sept->write(c.w.entry_hpa, (e & septe::kSve) | septe::make_leaf(to, page));
+  c.out.rcx = old | (hint ? kPamtRemovalHint : 0);
+  return TDX_SUCCESS;
+}
+
+}  // namespace septsim::seam

@@ -1,0 +1,175 @@
+// Secure-EPT leaves of the VMM: SEPT.ADD, PAGE.ADD, PAGE.AUG, RANGE.BLOCK,
+// RANGE.UNBLOCK, MEM.TRACK, PAGE.REMOVE, SEPT.REMOVE, SEPT.RD (tdx-seam.md
+// 3.4 and 4). Each runs the common prologue, then the state table of 3.3,
+// then its own checks in the module's order.
+#include "seam/sept_state_table.h"
+#include "seam/tdx_module.h"
+#include "seam/tdx_module_call.h"
+
+namespace septsim::seam {
+
+using septe::SeptState;
+using Tree = TdxModule::MemRule::Tree;
+
+namespace {
+
+bool is_blocked_leaf(SeptState s) { return s == SeptState::BLOCKED || s == SeptState::PENDING_BLOCKED; }
+
+// The entry with its state bits replaced, keeping HPA and SVE.
+u64 with_state(u64 e, SeptState s) {
+  u64 v = (e & ~(septe::kStateBits | septe::kRwx | (7ull << septe::kMtShift))) | septe::kStateEntryBits[size_t(s)];
+  if (s == SeptState::MAPPED) v |= septe::kRwx | septe::kMtWb;
+  else if (septe::is_leaf_state(s)) v |= septe::kMtWb;
+  else if (s == SeptState::NL_MAPPED) v |= septe::kRwx;
+  return v;
+}
+
+}  // namespace
+
+// RCX = GPA|level of the parent entry, RDX = TDR (bit 0: allow_existing with
+// version 1), R8 = new SEPT page.
+Status TdxModule::mem_sept_add(Call& c) {
+  if (c.in.rdx & 0xFFEull) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, -1})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  if (c.w.state == SeptState::NL_MAPPED) {
+    if (c.version == 0 || !(c.in.rdx & 1)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+    c.out.r8 = c.in.r8 | (1ull << 63);  // page not consumed: the table existed
+    return TDX_SUCCESS;
+  }
+  const Hpa page = c.in.r8;
+  if (Status s = take_page_4k(c, page, operand::R8)) return s;
+  c.td->sept->init_page(page);
+  pamt_.set(page, PG_LEVEL_4K, PamtEntry{PageType::PT_EPT, c.td->tdr, 0});
+  ++c.td->chldcnt;
+  ++sept_pages_;
+  c.td->sept->write(c.w.entry_hpa, septe::make_non_leaf(page));
+  if (c.version) c.out.r8 = page;
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|0, RDX = TDR, R8 = target page, R9 = source page (shared).
+Status TdxModule::mem_page_add(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, true, false, Tree::None, 0, 0})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const Hpa src = c.in.r9;
+  if ((src & (kPageSize - 1)) || !pamt_.in_tdmr(src) || pamt_.get(src, pamt_.leaf_level(src)).pt != PageType::PT_NDA)
+    return with_operand(TDX_OPERAND_INVALID, operand::R9);
+  const Hpa page = c.in.r8;
+  if (Status s = take_page_4k(c, page, operand::R8)) return s;
+  set_page_tag(mem_, page, page_tag(mem_, src));
+  pamt_.set(page, PG_LEVEL_4K, PamtEntry{PageType::PT_REG, c.td->tdr, 0});
+  ++c.td->chldcnt;
+  c.td->sept->write(c.w.entry_hpa, septe::make_leaf(SeptState::MAPPED, page));
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|level (4K or 2M), RDX = TDR, R8 = page.
+Status TdxModule::mem_page_aug(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, 1})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const Hpa page = c.in.r8;
+  const int pg = tdx_to_pg_level(c.level);
+  if (c.level == 0) {
+    if (Status s = take_page_4k(c, page, operand::R8)) return s;
+  } else {
+    if ((page & (level_size(pg) - 1)) || (page >> 52)) return with_operand(TDX_OPERAND_INVALID, operand::R8);
+    if (Status s = pamt_.check_free_2m(page)) return with_operand(s, operand::R8);
+    if (!locks_.acquire(LockKind::Pamt, page, true)) return with_operand(TDX_OPERAND_BUSY, operand::R8);
+  }
+  pamt_.set(page, pg, PamtEntry{PageType::PT_REG, c.td->tdr, 0});
+  c.td->chldcnt += pages_4k(c.level);
+  c.td->sept->write(c.w.entry_hpa, septe::make_leaf(SeptState::PENDING, page));
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|level, RDX = TDR. Records BEPOCH = TD_EPOCH.
+Status TdxModule::mem_range_block(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Exclusive, 0, -1})) return s;
+  if (septe::is_blocked_state(c.w.state)) return TDX_GPA_RANGE_ALREADY_BLOCKED;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  SeptState to = SeptState::BLOCKED;
+  if (c.w.state == SeptState::NL_MAPPED) to = SeptState::NL_BLOCKED;
+  if (c.w.state == SeptState::PENDING || c.w.state == SeptState::PENDING_BLOCKEDW) to = SeptState::PENDING_BLOCKED;
+  u64 e = with_state(c.w.entry, to);
+  if (to == SeptState::PENDING_BLOCKED && c.level == 1) e &= ~septe::kAcceptCounterMask;
+  c.td->sept->write(c.w.entry_hpa, e);
+  const Hpa page = septe::hpa_of(e) & ~(tdx_level_size(c.level) - 1);
+  const int pg = septe::is_leaf_state(to) ? tdx_to_pg_level(c.level) : PG_LEVEL_4K;
+  pamt_.set_bepoch(septe::is_leaf_state(to) ? page : septe::hpa_of(e), pg, c.td->epochs.td_epoch);
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|level, RDX = TDR.
+Status TdxModule::mem_range_unblock(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Exclusive, 0, -1})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const bool leaf = septe::is_leaf_state(c.w.state);
+  const Hpa page = septe::hpa_of(c.w.entry);
+  if (tt_gate(c) && !tracked(c, page, leaf ? tdx_to_pg_level(c.level) : PG_LEVEL_4K))
+    return with_operand(TDX_TLB_TRACKING_NOT_DONE, operand::SEPT_TREE);
+  SeptState to = c.w.state == SeptState::NL_BLOCKED ? SeptState::NL_MAPPED
+                 : c.w.state == SeptState::BLOCKED  ? SeptState::MAPPED
+                                                    : SeptState::PENDING;
+  c.td->sept->write(c.w.entry_hpa, with_state(c.w.entry, to));
+  return TDX_SUCCESS;
+}
+
+// RCX = TDR. Advances TD_EPOCH unless a vCPU still runs in the previous one.
+Status TdxModule::mem_track(Call& c) {
+  if (Status s = find_td(c, c.in.rcx, operand::RCX, false)) return s;
+  if (Status s = check_build_state(c, true)) return s;
+  if (!locks_.acquire(LockKind::Epoch, c.td->tdr, true)) return with_operand(TDX_OPERAND_BUSY, operand::TD_EPOCH);
+  if (c.td->epochs.previous_epoch_busy()) return TDX_PREVIOUS_TLB_EPOCH_BUSY;
+  c.td->epochs.advance();
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|level (4K/2M/1G), RDX = TDR. RCX out = the removed HPA.
+Status TdxModule::mem_page_remove(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, 2})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const int pg = tdx_to_pg_level(c.level);
+  const Hpa page = septe::hpa_of(c.w.entry) & ~(level_size(pg) - 1);
+  if (!locks_.acquire(LockKind::Pamt, page, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (tt_gate(c)) {
+    if (!is_blocked_leaf(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
+    if (!tracked(c, page, pg)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+  }
+  c.td->sept->write(c.w.entry_hpa, septe::kInitValue);
+  c.td->chldcnt -= pages_4k(c.level);
+  const bool hint = pamt_.set(page, pg, PamtEntry{});
+  c.out.rcx = page | (hint ? kPamtRemovalHint : 0);
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|level of the parent entry, RDX = TDR. RCX out = the SEPT page.
+Status TdxModule::mem_sept_remove(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Exclusive, 1, -1})) return s;
+  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  const Hpa child = septe::hpa_of(c.w.entry);
+  if (!locks_.acquire(LockKind::Pamt, child, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (tt_gate(c)) {
+    if (c.w.state != SeptState::NL_BLOCKED) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
+    if (!tracked(c, child, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+  }
+  for (unsigned i = 0; i < kPtesPerTable; ++i)
+    if (septe::state_or_free(c.td->sept->read(child + 8 * i)) != SeptState::FREE)
+      return sept_fail(c, TDX_EPT_PAGE_NOT_FREE);
+  c.td->sept->write(c.w.entry_hpa, septe::kInitValue);
+  --c.td->chldcnt;
+  --sept_pages_;
+  const bool hint = pamt_.set(child, PG_LEVEL_4K, PamtEntry{});
+  c.out.rcx = child | (hint ? kPamtRemovalHint : 0);
+  return TDX_SUCCESS;
+}
+
+// RCX = GPA|level, RDX = TDR. RCX/RDX out = the entry (1.4).
+Status TdxModule::mem_sept_rd(Call& c) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, -1})) return s;
+  c.out.rcx = septe_arch_value(c.w.entry);
+  c.out.rdx = septe_level_state(c.w.level, c.w.state);
+  return TDX_SUCCESS;
+}
+
+}  // namespace septsim::seam

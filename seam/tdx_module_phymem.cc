@@ -1,0 +1,108 @@
+// Physical-page leaves: PHYMEM.PAGE.RECLAIM, PAGE.WBINVD, PAGE.RDMD,
+// CACHE.WB and Dynamic PAMT's PAMT.ADD / PAMT.REMOVE (tdx-seam.md 3.4, 6.3).
+#include "seam/tdx_module.h"
+#include "seam/tdx_module_call.h"
+
+namespace septsim::seam {
+
+namespace {
+constexpr u64 kHkidMask = ~((u64{1} << kHkidShift) - 1);
+}  // namespace
+
+// RCX = HPA (no KeyID bits). RCX/RDX/R8 out = page type, owner, size.
+Status TdxModule::phymem_page_reclaim(Call& c) {
+  const Hpa hpa = c.in.rcx;
+  if ((hpa & (kPageSize - 1)) || (hpa & kHkidMask)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!pamt_.in_tdmr(hpa)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  const int pg = pamt_.leaf_level(hpa);
+  const PamtEntry e = pamt_.get(hpa, pg);
+  if (e.pt == PageType::PT_NDA || e.pt == PageType::PT_RSVD || e.pt == PageType::PT_PAMT ||
+      (hpa & (level_size(pg) - 1)))
+    return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
+  if (!locks_.acquire(LockKind::Pamt, hpa, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  auto it = tds_.find(e.owner);
+  if (it == tds_.end() || it->second.lifecycle != Lifecycle::TD_TEARDOWN) return TDX_LIFECYCLE_STATE_INCORRECT;
+  Td& t = it->second;
+  if (e.pt == PageType::PT_TDR && t.chldcnt != 0) return TDX_TD_ASSOCIATED_PAGES_EXIST;
+  c.out.rcx = u64(e.pt);
+  c.out.rdx = e.owner;
+  c.out.r8 = u64(pg - 1);
+  pamt_.set(hpa, pg, PamtEntry{});
+  if (e.pt == PageType::PT_EPT) --sept_pages_;
+  if (e.pt == PageType::PT_TDR) {
+    for (const TdVcpu& v : t.vcpus) vcpu_owner_.erase(v.tdvpr);
+    tds_.erase(it);
+  } else {
+    t.chldcnt -= pages_per_level(pg);
+  }
+  return TDX_SUCCESS;
+}
+
+// RCX = HPA with the TD's KeyID bits: the page must already be free for TDX.
+Status TdxModule::phymem_page_wbinvd(Call& c) {
+  const Hpa hpa = c.in.rcx & ~kHkidMask;
+  if (hpa & (kPageSize - 1)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!pamt_.in_tdmr(hpa)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  if (pamt_.get(hpa, pamt_.leaf_level(hpa)).pt != PageType::PT_NDA)
+    return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
+  return TDX_SUCCESS;
+}
+
+// RCX = HPA. RCX = page type, RDX = owner, R8 = size, R9 = BEPOCH.
+Status TdxModule::phymem_page_rdmd(Call& c) {
+  const Hpa hpa = c.in.rcx;
+  if (hpa & kHkidMask) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!pamt_.in_tdmr(hpa)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  const int pg = pamt_.leaf_level(hpa);
+  const PamtEntry e = pamt_.get(hpa, pg);
+  c.out.rcx = u64(e.pt);
+  c.out.rdx = e.owner;
+  c.out.r8 = u64(pg - 1);
+  if (e.pt == PageType::PT_REG || e.pt == PageType::PT_EPT) c.out.r9 = e.bepoch;
+  return TDX_SUCCESS;
+}
+
+Status TdxModule::phymem_cache_wb(Call&) { return TDX_SUCCESS; }
+
+// RCX = 2M-aligned HPA | 1, RDX = PAMT page 0, R8 = PAMT page 1.
+Status TdxModule::phymem_pamt_add(Call& c) {
+  if (!pamt_.dynamic()) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
+  const Hpa region = c.in.rcx & ~u64(7);
+  if ((c.in.rcx & 7) != 1 || (region & ((u64{1} << 21) - 1))) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!pamt_.in_tdmr(region)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  if (!locks_.acquire(LockKind::Pamt, region, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (pamt_.has_pair(region) || pamt_.leaf_level(region) != PG_LEVEL_4K)
+    return with_operand(TDX_HPA_RANGE_NOT_FREE, operand::RCX);
+  const Hpa pages[2] = {c.in.rdx, c.in.r8};
+  const u32 ops[2] = {operand::RDX, operand::R8};
+  for (int i = 0; i < 2; ++i) {
+    const Hpa p = pages[i];
+    if ((p & (kPageSize - 1)) || !pamt_.in_tdmr(p)) return with_operand(TDX_OPERAND_INVALID, ops[i]);
+    const bool inside = (p >> 21) == (region >> 21);
+    const Status s = pamt_.check_free_4k(p);
+    if (pamt_.is_pamt_page(p) || (i == 1 && p == pages[0]) ||
+        (!inside && s != TDX_SUCCESS && s != TDX_MISSING_PAMT_PAGE_PAIR))
+      return with_operand(TDX_PAGE_NOT_FREE, ops[i]);
+  }
+  set_page_tag(mem_, pages[0], 0);
+  set_page_tag(mem_, pages[1], 0);
+  pamt_.install_pair(region, pages[0], pages[1]);
+  pages_given_ = true;
+  return TDX_SUCCESS;
+}
+
+// RCX = 2M-aligned HPA | 1. RDX, R8 out = the two PAMT pages.
+Status TdxModule::phymem_pamt_remove(Call& c) {
+  if (!pamt_.dynamic()) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
+  const Hpa region = c.in.rcx & ~u64(7);
+  if ((c.in.rcx & 7) != 1 || (region & ((u64{1} << 21) - 1))) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!locks_.acquire(LockKind::Pamt, region, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (!pamt_.has_pair(region)) return TDX_NO_PAMT_PAGE_PAIR;
+  if (pamt_.used_4k_in_region(region)) return TDX_PAMT_PAGE_NOT_EMPTY;
+  const PamtPair p = pamt_.remove_pair(region);
+  c.out.rdx = p.page0;
+  c.out.r8 = p.page1;
+  return TDX_SUCCESS;
+}
+
+}  // namespace septsim::seam

@@ -1,0 +1,94 @@
+// TD life cycle: creation sequence, finalize, teardown and reclaim (2.1, 3.4, 9).
+#include <catch2/catch.hpp>
+
+#include "tests/seam/seam_env.h"
+
+using namespace septsim;
+using namespace septsim::seamtest;
+
+TEST_CASE("the creation sequence leaves the TD INITIALIZED with epoch 1 and its pages counted", "[seam]") {
+  SeamEnv env(false, 2);
+  const Td& t = env.state();
+  CHECK(t.lifecycle == Lifecycle::TD_KEYS_CONFIGURED);
+  CHECK(t.op_state == OpState::INITIALIZED);
+  CHECK(t.epochs.td_epoch == 1);
+  CHECK(t.sept->root() == t.tdcs[kSeptRootTdcsIndex]);
+  // TDCS pages + per vCPU TDVPR + TDCX pages.
+  CHECK(t.chldcnt == env.tdx.tdcs_pages() + 2 * (1 + env.tdx.tdcx_per_vcpu()));
+  CHECK(env.tdx.pamt().get(env.td.tdr, PG_LEVEL_4K).pt == PageType::PT_TDR);
+  CHECK(env.tdx.pamt().get(t.tdcs[0], PG_LEVEL_4K).pt == PageType::PT_TDCX);
+  CHECK(env.tdx.pamt().get(env.td.tdvpr[0], PG_LEVEL_4K).pt == PageType::PT_TDVPR);
+  // The SEPT root starts all FREE.
+  CHECK(env.mem.read64(t.sept->root() + 8 * 17) == septe::kInitValue);
+}
+
+TEST_CASE("MR.FINALIZE makes the TD RUNNABLE once, and VP.ENTER needs RUNNABLE", "[seam]") {
+  SeamEnv env;
+  CHECK(env.enter(0) == TDX_OP_STATE_INCORRECT);
+  CHECK(env.finalize() == TDX_SUCCESS);
+  CHECK(env.state().op_state == OpState::RUNNABLE);
+  CHECK(env.finalize() == TDX_OP_STATE_INCORRECT);
+  CHECK(env.enter(0) == TDX_SUCCESS);
+  CHECK(env.state().epochs.refcount[1] == 1);
+}
+
+TEST_CASE("KEY.CONFIG twice and ADDCX after MNG.INIT are refused", "[seam]") {
+  SeamEnv env;
+  CHECK(env.call(Leaf::TDH_MNG_KEY_CONFIG, env.td.tdr) == TDX_LIFECYCLE_STATE_INCORRECT);
+  CHECK(env.call(Leaf::TDH_MNG_ADDCX, env.page(), env.td.tdr) == TDX_OP_STATE_INCORRECT);
+  CHECK(env.call(Leaf::TDH_MNG_INIT, env.td.tdr) == TDX_OP_STATE_INCORRECT);
+}
+
+TEST_CASE("a memory leaf on an unknown TDR or before KEY.CONFIG is refused", "[seam]") {
+  SeamEnv env(false, 1, false);
+  CHECK(env.mem_op(Leaf::TDH_MEM_PAGE_AUG, kGpa, 0, env.page()) ==
+        with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RDX));
+  const Hpa tdr = env.page();
+  REQUIRE(env.call(Leaf::TDH_MNG_CREATE, tdr, 5) == TDX_SUCCESS);
+  env.td.tdr = tdr;
+  CHECK(env.mem_op(Leaf::TDH_MEM_PAGE_AUG, kGpa, 0, env.page()) == TDX_TD_KEYS_NOT_CONFIGURED);
+  CHECK(env.call(Leaf::TDH_MNG_CREATE, tdr, 5) == with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX));
+}
+
+TEST_CASE("RECLAIM works only in TEARDOWN and the TDR goes last", "[seam]") {
+  SeamEnv env(false, 1);
+  REQUIRE(env.finalize() == TDX_SUCCESS);
+  env.map_4k(kGpa);
+  const Hpa data = septe::hpa_of(env.mem.read64(env.state().sept->walk(kGpa, 0).entry_hpa));
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, data) == TDX_LIFECYCLE_STATE_INCORRECT);
+
+  REQUIRE(env.call(Leaf::TDH_VP_FLUSH, env.td.tdvpr[0]) == TDX_SUCCESS);
+  REQUIRE(env.call(Leaf::TDH_MNG_VPFLUSHDONE, env.td.tdr) == TDX_SUCCESS);
+  CHECK(env.state().lifecycle == Lifecycle::TD_BLOCKED);
+  REQUIRE(env.call(Leaf::TDH_PHYMEM_CACHE_WB, 0) == TDX_SUCCESS);
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, data) == TDX_LIFECYCLE_STATE_INCORRECT);
+  REQUIRE(env.call(Leaf::TDH_MNG_KEY_FREEID, env.td.tdr) == TDX_SUCCESS);
+  CHECK(env.state().lifecycle == Lifecycle::TD_TEARDOWN);
+
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, env.td.tdr) == TDX_TD_ASSOCIATED_PAGES_EXIST);
+  SeamcallRegs r;
+  r.rcx = data;
+  REQUIRE(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r) == TDX_SUCCESS);
+  CHECK(r.rcx == u64(PageType::PT_REG));
+  CHECK(r.rdx == env.td.tdr);
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, data) == with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX));
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_WBINVD, keyed_hpa(data, 1)) == TDX_SUCCESS);
+
+  // Every other page the TD owns: SEPT pages, TDCS, TDVPR, TDCX.
+  for (u64 pfn = 1; pfn < env.mem.limit_frames() && env.state().chldcnt; ++pfn) {
+    const Hpa hpa = pfn << kPageShift;
+    const PamtEntry e = env.tdx.pamt().get(hpa, PG_LEVEL_4K);
+    if (e.pt != PageType::PT_NDA && e.pt != PageType::PT_TDR && e.owner == env.td.tdr)
+      REQUIRE(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, hpa) == TDX_SUCCESS);
+  }
+  CHECK(env.state().chldcnt == 0);
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, env.td.tdr) == TDX_SUCCESS);
+  CHECK(env.tdx.td(env.td.tdr) == nullptr);
+}
+
+TEST_CASE("a version the leaf does not take is OPERAND_INVALID on RAX", "[seam]") {
+  SeamEnv env;
+  SeamcallRegs r;
+  r.rcx = env.td.tdr;
+  CHECK(env.call(Leaf::TDH_MEM_TRACK, r, 0, 1) == with_operand(TDX_OPERAND_INVALID, operand::RAX));
+}

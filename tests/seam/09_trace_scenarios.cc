@@ -1,0 +1,27 @@
+// The scenario traces under tests/seam/traces replay through the septsim
+// binary; their "expect" fields check every status. 9x_* traces must fail.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <sys/wait.h>
+
+namespace {
+int replay(const std::string& trace) {
+  const std::string cmd = std::string(SEPTSIM_BINARY_DIR "/septsim replay ") + trace + " --quiet 2>/dev/null";
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+std::string trace(const char* name) { return std::string(SEPTSIM_SOURCE_DIR "/tests/seam/traces/") + name; }
+}  // namespace
+
+TEST_CASE("TDX scenario traces replay with every expect met", "[seam]") {
+  for (const char* t : {"01_build_aug_accept.jsonl", "02_epoch_protocol.jsonl", "03_busy_and_dpamt.jsonl"}) {
+    INFO(t);
+    CHECK(replay(trace(t)) == 0);
+  }
+}
+
+TEST_CASE("a trace whose expect is not met makes the replay exit 1", "[seam]") {
+  CHECK(replay(trace("90_expect_mismatch.jsonl")) == 1);
+}

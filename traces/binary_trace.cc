@@ -1,0 +1,416 @@
+#include "traces/binary_trace.h"
+
+#include <bit>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+namespace septsim::traces {
+
+namespace {
+
+enum Field : u32 {
+  kVcpu, kVcpus, kSlotId, kSlotGpa, kSlotSize, kSlotHva, kSlotBacking, kSlotFlags, kDirtyOp, kFirstPage,
+  kNumPages, kAddr, kIsGva, kAccess, kCount, kStride, kCr3, kGuestLevels, kGva, kGpa, kSize, kPageLevel,
+  kWritable, kExecutable, kPcid, kInvKind, kDecision, kGuestLevel, kTsNs, kName, kFieldCount
+};
+constexpr const char* kFieldNames[kFieldCount] = {
+    "vcpu", "vcpus", "slot", "gpa", "size", "hva", "backing", "flags", "op", "first_page", "num_pages", "addr",
+    "is_gva", "op", "count", "stride", "cr3", "levels", "gva", "gpa", "size", "page", "writable", "executable",
+    "pcid", "kind", "kind", "guest_level", "ts_ns", "name"};
+constexpr u32 kNumTypes = u32(EventType::HostUnmap) + 1;
+
+// Numeric value of a field (kName excluded). vcpu is stored +1 so that -1 is 0.
+u64 get(const Event& e, u32 f) {
+  switch (f) {
+    case kVcpu: return u64(std::int64_t(e.vcpu) + 1);
+    case kVcpus: return e.vcpus;
+    case kSlotId: return e.slot.id;
+    case kSlotGpa: return e.slot.gpa;
+    case kSlotSize: return e.slot.size;
+    case kSlotHva: return e.slot.userspace_addr;
+    case kSlotBacking: return u64(e.slot.backing);
+    case kSlotFlags: return e.slot.flags;
+    case kDirtyOp: return u64(e.dirty_op);
+    case kFirstPage: return e.first_page;
+    case kNumPages: return e.num_pages;
+    case kAddr: return e.addr;
+    case kIsGva: return e.is_gva;
+    case kAccess: return u64(e.access);
+    case kCount: return e.count;
+    case kStride: return e.stride;
+    case kCr3: return e.cr3;
+    case kGuestLevels: return u64(e.guest_levels);
+    case kGva: return e.gva;
+    case kGpa: return e.gpa;
+    case kSize: return e.size;
+    case kPageLevel: return u64(e.page_level);
+    case kWritable: return e.writable;
+    case kExecutable: return e.executable;
+    case kPcid: return e.pcid;
+    case kInvKind: return u64(e.inv_kind);
+    case kDecision: return u64(e.decision);
+    case kGuestLevel: return u64(e.guest_level);
+    case kTsNs: return e.ts_ns;
+    default: return 0;
+  }
+}
+
+// Stores v; false if it does not fit the field (checked before use).
+bool set(Event& e, u32 f, u64 v) {
+  auto small = [&](u64 max) { return v <= max; };
+  switch (f) {
+    case kVcpu: if (!small(1u << 16)) return false; e.vcpu = int(v) - 1; return true;
+    case kVcpus: if (!small(~u32{0})) return false; e.vcpus = u32(v); return true;
+    case kSlotId: if (!small(~u32{0})) return false; e.slot.id = u32(v); return true;
+    case kSlotGpa: e.slot.gpa = v; return true;
+    case kSlotSize: e.slot.size = v; return true;
+    case kSlotHva: e.slot.userspace_addr = v; return true;
+    case kSlotBacking: if (!small(2)) return false; e.slot.backing = mmu::HostBacking(v); return true;
+    case kSlotFlags: if (!small(3)) return false; e.slot.flags = u32(v); return true;
+    case kDirtyOp: if (!small(3)) return false; e.dirty_op = DirtyLogOp(v); return true;
+    case kFirstPage: e.first_page = v; return true;
+    case kNumPages: e.num_pages = v; return true;
+    case kAddr: e.addr = v; return true;
+    case kIsGva: if (!small(1)) return false; e.is_gva = v; return true;
+    case kAccess: if (!small(2)) return false; e.access = AccessType(v); return true;
+    case kCount: e.count = v; return true;
+    case kStride: e.stride = v; return true;
+    case kCr3: e.cr3 = v; return true;
+    case kGuestLevels: if (v != 4 && v != 5) return false; e.guest_levels = int(v); return true;
+    case kGva: e.gva = v; return true;
+    case kGpa: e.gpa = v; return true;
+    case kSize: e.size = v; return true;
+    case kPageLevel: if (!small(5)) return false; e.page_level = int(v); return true;
+    case kWritable: if (!small(1)) return false; e.writable = v; return true;
+    case kExecutable: if (!small(1)) return false; e.executable = v; return true;
+    case kPcid: if (!small(4095)) return false; e.pcid = u16(v); return true;
+    case kInvKind: if (!small(3)) return false; e.inv_kind = InvKind(v); return true;
+    case kDecision: if (!small(5)) return false; e.decision = DecisionKind(v); return true;
+    case kGuestLevel: if (!small(5)) return false; e.guest_level = int(v); return true;
+    case kTsNs: e.ts_ns = v; return true;
+    default: return false;
+  }
+}
+
+const Event& defaults() {
+  static const Event d{};
+  return d;
+}
+
+void put_leb(std::vector<u8>& b, u64 v) {
+  while (v >= 0x80) b.push_back(u8(v | 0x80)), v >>= 7;
+  b.push_back(u8(v));
+}
+
+void put_u32(u8* p, u32 v) {
+  for (int i = 0; i < 4; ++i) p[i] = u8(v >> (8 * i));
+}
+void put_u64(u8* p, u64 v) {
+  for (int i = 0; i < 8; ++i) p[i] = u8(v >> (8 * i));
+}
+u32 get_u32(const u8* p) { return u32(p[0]) | u32(p[1]) << 8 | u32(p[2]) << 16 | u32(p[3]) << 24; }
+u64 get_u64(const u8* p) { return u64(get_u32(p)) | u64(get_u32(p + 4)) << 32; }
+
+std::string hexs(u64 v) {
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+  return buf;
+}
+
+bool canonical(u64 va) {
+  u64 upper = va >> 56;
+  return upper == 0 || upper == 0xff;
+}
+
+}  // namespace
+
+u64 block_checksum(const u8* data, size_t n) {
+  u64 h = 0x9e3779b97f4a7c15ull ^ n;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    u64 w;
+    std::memcpy(&w, data + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  u64 tail = 0;
+  for (size_t k = 0; i + k < n; ++k) tail |= u64(data[i + k]) << (8 * k);
+  h = (h ^ tail) * 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 29);
+}
+
+bool is_binary_trace(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return false;
+  char m[8] = {};
+  size_t n = std::fread(m, 1, 8, f);
+  std::fclose(f);
+  return n == 8 && std::memcmp(m, kBinaryMagic, 8) == 0;
+}
+
+// ---------------------------------------------------------------------------
+
+BinaryTraceWriter::BinaryTraceWriter(const std::string& path) : path_(path) {
+  errno = 0;
+  f_ = std::fopen(path.c_str(), "wb");
+  if (!f_) throw std::runtime_error(path + ": cannot write: " + std::strerror(errno ? errno : EIO));
+  u8 h[16];
+  std::memcpy(h, kBinaryMagic, 8);
+  put_u32(h + 8, kBinaryVersion);
+  put_u32(h + 12, 0);
+  std::fwrite(h, 1, sizeof h, f_);
+  block_.reserve(kBlockBytes + 4096);
+}
+
+BinaryTraceWriter::~BinaryTraceWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void BinaryTraceWriter::put(const Event& e) {
+  if (u32(e.type) >= kNumTypes)  // the TDX events (seam/) have no binary encoding yet
+    throw std::runtime_error(path_ + ": " + event_type_name(e.type) + " events cannot be written in the binary format yet");
+  const Event& d = defaults();
+  u64 bits = 0;
+  for (u32 f = 0; f < kName; ++f)
+    if (get(e, f) != get(d, f)) bits |= u64{1} << f;
+  if (!e.name.empty()) bits |= u64{1} << kName;
+  block_.push_back(u8(e.type));
+  put_leb(block_, bits);
+  for (u32 f = 0; f < kName; ++f)
+    if (bits >> f & 1) put_leb(block_, get(e, f));
+  if (!e.name.empty()) {
+    put_leb(block_, e.name.size());
+    block_.insert(block_.end(), e.name.begin(), e.name.end());
+  }
+  ++block_events_;
+  ++total_;
+  if (block_.size() >= kBlockBytes) flush_block();
+}
+
+void BinaryTraceWriter::flush_block() {
+  if (!block_events_) return;
+  u8 h[16];
+  put_u32(h, u32(block_.size()));
+  put_u32(h + 4, block_events_);
+  put_u64(h + 8, block_checksum(block_.data(), block_.size()));
+  std::fwrite(h, 1, sizeof h, f_);
+  std::fwrite(block_.data(), 1, block_.size(), f_);
+  block_.clear();
+  block_events_ = 0;
+}
+
+void BinaryTraceWriter::finish() {
+  if (!f_) return;
+  flush_block();
+  u8 h[16] = {};
+  put_u64(h + 8, total_);
+  std::fwrite(h, 1, sizeof h, f_);
+  bool bad = std::ferror(f_) != 0;
+  bad |= std::fclose(f_) != 0;
+  f_ = nullptr;
+  if (bad) throw std::runtime_error(path_ + ": write failed");
+}
+
+// ---------------------------------------------------------------------------
+
+BinaryTraceReader::BinaryTraceReader(const std::string& path) : path_(path) {
+  errno = 0;
+  f_ = std::fopen(path.c_str(), "rb");
+  if (!f_) throw TraceError(path, 0, "", std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
+  u8 h[16];
+  size_t n = std::fread(h, 1, sizeof h, f_);
+  if (n < 8 || std::memcmp(h, kBinaryMagic, 8) != 0)
+    throw TraceError(path, 0, "", "not a septsim binary trace (the file does not start with the SSTB magic)");
+  if (n < 16) throw TraceError(path, 0, "", "truncated binary trace: the 16-byte header is cut short");
+  u32 version = get_u32(h + 8);
+  if (version != kBinaryVersion)
+    throw TraceError(path, 0, "version",
+                     "unsupported binary trace version " + std::to_string(version) + " (this reader reads 1)");
+}
+
+BinaryTraceReader::~BinaryTraceReader() {
+  if (f_) std::fclose(f_);
+}
+
+void BinaryTraceReader::fail(const std::string& field, const std::string& msg) const {
+  throw TraceError(path_, index_, field, msg);
+}
+
+bool BinaryTraceReader::load_block() {
+  u8 h[16];
+  size_t n = std::fread(h, 1, sizeof h, f_);
+  std::string where = "block " + std::to_string(block_no_ + 1) + " at byte " + std::to_string(file_offset_);
+  if (n == 0) throw TraceError(path_, 0, "", "truncated binary trace: no end block after " + std::to_string(index_) + " events (" + where + ")");
+  if (n < sizeof h) throw TraceError(path_, 0, "", "truncated binary trace: " + where + " has a cut-short block header");
+  u32 bytes = get_u32(h), events = get_u32(h + 4);
+  u64 sum = get_u64(h + 8);
+  if (bytes == 0 && events == 0) {
+    if (sum != index_)
+      throw TraceError(path_, 0, "", "corrupt binary trace: the end block counts " + std::to_string(sum) +
+                                        " events but the file holds " + std::to_string(index_));
+    ended_ = true;
+    return false;
+  }
+  if (bytes == 0 || events == 0 || bytes > kMaxBlockBytes || events > bytes)
+    throw TraceError(path_, 0, "", "corrupt binary trace: " + where + " has an impossible header (" +
+                                      std::to_string(bytes) + " bytes, " + std::to_string(events) + " events)");
+  block_.resize(bytes);
+  if (std::fread(block_.data(), 1, bytes, f_) != bytes)
+    throw TraceError(path_, 0, "", "truncated binary trace: " + where + " is cut short");
+  if (block_checksum(block_.data(), bytes) != sum)
+    throw TraceError(path_, 0, "", "corrupt binary trace: checksum mismatch in " + where);
+  file_offset_ += sizeof h + bytes;
+  ++block_no_;
+  pos_ = 0;
+  block_left_ = events;
+  return true;
+}
+
+bool BinaryTraceReader::next(Event& out) {
+  if (ended_) return false;
+  if (block_left_ == 0) {
+    if (pos_ != block_.size())
+      throw TraceError(path_, index_, "", "corrupt binary trace: bytes left over after the last event of block " +
+                                              std::to_string(block_no_));
+    if (!load_block()) return false;
+  }
+  ++index_;
+  --block_left_;
+  decode(out);
+  validate(out);
+  return true;
+}
+
+void BinaryTraceReader::decode(Event& out) {
+  const u8* p = block_.data();
+  size_t n = block_.size();
+  auto leb = [&](const char* field) {
+    u64 v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+      if (pos_ >= n) fail(field, "corrupt binary trace: event runs past the end of its block");
+      u8 b = p[pos_++];
+      if (shift == 63 && b > 1) fail(field, "corrupt binary trace: number beyond 64 bits");
+      v |= u64(b & 0x7f) << shift;
+      if (!(b & 0x80)) return v;
+    }
+  };
+  if (pos_ >= n) fail("type", "corrupt binary trace: event runs past the end of its block");
+  u8 type = p[pos_++];
+  if (type >= kNumTypes) fail("type", "corrupt binary trace: unknown event type " + std::to_string(type));
+  u64 bits = leb("type");
+  if (bits >> kFieldCount) fail("type", "corrupt binary trace: unknown field bits " + hexs(bits));
+  // Resetting only what the previous event set keeps decoding cheap; a
+  // different or modified Event gets a full reset.
+  if (&out != last_out_ || out.line != last_line_) {
+    out = defaults();
+    prev_bits_ = 0;
+  } else {
+    const Event& d = defaults();
+    for (u64 stale = prev_bits_ & ~bits; stale; stale &= stale - 1) {
+      u32 f = u32(std::countr_zero(stale));
+      if (f == kName) out.name.clear();
+      else set(out, f, get(d, f));
+    }
+  }
+  last_out_ = &out;
+  prev_bits_ = bits;
+  out.type = EventType(type);
+  out.line = index_;
+  for (u32 f = 0; f < kName; ++f) {
+    if (!(bits >> f & 1)) continue;
+    u64 v = leb(kFieldNames[f]);
+    if (!set(out, f, v)) fail(kFieldNames[f], "value " + std::to_string(v) + " is out of range");
+  }
+  if (bits >> kName & 1) {
+    u64 len = leb("name");
+    if (len > n - pos_) fail("name", "corrupt binary trace: string runs past the end of its block");
+    out.name.assign(reinterpret_cast<const char*>(p + pos_), len);
+    pos_ += len;
+  }
+  last_line_ = out.line;
+}
+
+// The checks of the JSON Lines reader that keep the replayer safe.
+void BinaryTraceReader::validate(const Event& e) {
+  constexpr u64 kMaxGpa = TraceReader::kMaxGpa;
+  auto aligned_gpa = [&](const char* f, u64 v, u64 align) {
+    if (v >= kMaxGpa) fail(f, hexs(v) + " is beyond the 52-bit guest-physical address space");
+    if (v & (align - 1)) fail(f, hexs(v) + " is not aligned to " + hexs(align));
+  };
+  auto range = [&](const char* f, u64 base, u64 size, u64 align) {
+    if (size == 0 || (size & (align - 1))) fail(f, hexs(size) + " is 0 or not a multiple of " + hexs(align));
+    if (size > kMaxGpa - base) fail(f, "end is beyond the 52-bit guest-physical address space");
+  };
+  if (e.type == EventType::VmCreate) {
+    if (vm_created_) fail("", "second vm_create");
+    if (e.vcpus < 1 || e.vcpus > TraceReader::kMaxVcpus) fail("vcpus", std::to_string(e.vcpus) + " is out of range (1..256)");
+    vm_created_ = true;
+    vcpus_ = e.vcpus;
+    return;
+  }
+  if (!vm_created_) fail("", std::string(event_type_name(e.type)) + " before vm_create: vm_create must be the first event");
+  bool per_vcpu = e.type == EventType::Access || e.type == EventType::SetCr3 || e.type == EventType::Invept ||
+                  e.type == EventType::Invvpid || e.type == EventType::Invlpg || e.type == EventType::Invpcid;
+  if ((per_vcpu || e.vcpu >= 0) && (e.vcpu < 0 || u32(e.vcpu) >= vcpus_))
+    fail("vcpu", std::to_string(e.vcpu) + " is out of range (0.." + std::to_string(vcpus_ - 1) + ")");
+  if (e.slot.id >= TraceReader::kMaxSlots) fail("slot", std::to_string(e.slot.id) + " is out of range");
+  switch (e.type) {
+    case EventType::MemslotAdd:
+      aligned_gpa("gpa", e.slot.gpa, kPageSize);
+      range("size", e.slot.gpa, e.slot.size, kPageSize);
+      if ((e.slot.userspace_addr & (kPageSize - 1)) || e.slot.userspace_addr >= (u64{1} << 56) ||
+          e.slot.size > (u64{1} << 56) - e.slot.userspace_addr)
+        fail("hva", hexs(e.slot.userspace_addr) + " is not 4 KiB aligned or the range is beyond 2^56");
+      break;
+    case EventType::MemslotMove: aligned_gpa("gpa", e.slot.gpa, kPageSize); break;
+    case EventType::DirtyLog:
+      if (e.first_page % 64) fail("first_page", "must be a multiple of 64");
+      if (e.num_pages > ~u64{0} - e.first_page) fail("num_pages", "first_page + num_pages overflows");
+      break;
+    case EventType::Access: {
+      if (e.count == 0) fail("count", "must be at least 1");
+      bool wraps = e.stride && e.count - 1 > (~u64{0} - e.addr) / e.stride;
+      u64 last = e.addr + (e.count - 1) * e.stride;
+      if (e.is_gva) {
+        if (!canonical(e.addr) || wraps || !canonical(last) || (e.addr >> 63) != (last >> 63))
+          fail("gva", hexs(e.addr) + " (or the last access) is not canonical");
+      } else if (e.addr >= kMaxGpa || wraps || last >= kMaxGpa) {
+        fail("gpa", hexs(e.addr) + " (or the last access) is beyond the 52-bit guest-physical address space");
+      }
+      break;
+    }
+    case EventType::GuestMap: {
+      if (e.page_level < PG_LEVEL_4K || e.page_level > PG_LEVEL_1G) fail("page", "must be 4k, 2m or 1g");
+      u64 page = level_size(e.page_level);
+      aligned_gpa("gpa", e.gpa, page);
+      aligned_gpa("cr3", e.cr3, kPageSize);
+      range("size", e.gpa, e.size, page);
+      u64 last = e.gva + (e.size - 1);
+      if ((e.gva & (page - 1)) || !canonical(e.gva) || last < e.gva || !canonical(last) ||
+          (last >> 63) != (e.gva >> 63) || (e.guest_levels == 4 && (e.gva >> 47 != 0 && e.gva >> 47 != 0x1ffff)))
+        fail("gva", hexs(e.gva) + " is not aligned or the range is not canonical");
+      break;
+    }
+    case EventType::SetCr3: aligned_gpa("cr3", e.cr3, kPageSize); break;
+    case EventType::Invvpid:
+    case EventType::Invlpg:
+    case EventType::Invpcid:
+      if (!canonical(e.gva)) fail("gva", hexs(e.gva) + " is not canonical");
+      break;
+    case EventType::Phase:
+      if (e.name.empty()) fail("name", "must not be empty");
+      break;
+    case EventType::GuestPtPool:
+    case EventType::HostUnmap:
+      aligned_gpa("gpa", e.gpa, kPageSize);
+      range("size", e.gpa, e.size, kPageSize);
+      break;
+    case EventType::KvmDecision:
+      if (e.gpa >= kMaxGpa) fail("gpa", hexs(e.gpa) + " is beyond the 52-bit guest-physical address space");
+      break;
+    default: break;
+  }
+}
+
+}  // namespace septsim::traces

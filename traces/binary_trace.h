@@ -1,0 +1,90 @@
+// The binary trace format (.sstb): the Event stream of trace vocabulary v1 in
+// a compact, versioned, checksummed container, read and written as a stream.
+//
+//   file   = header block* end
+//   header = "SSTB\r\n\x1a\n" (8 bytes; \r\n and \x1a catch text-mode mangling),
+//            u32 version (1), u32 reserved (0)                   little-endian
+//   block  = u32 payload_bytes (1..kMaxBlockBytes), u32 events (>= 1),
+//            u64 checksum (block_checksum of the payload), payload
+//   end    = u32 0, u32 0, u64 total events of the file
+//   event  = u8 type, LEB128 bitmap of the fields that differ from their
+//            defaults (kField* order), then each such field as LEB128
+//            (strings: LEB128 length + bytes)
+//
+// A file without its end block is truncated; every block is checked before
+// any of its events is returned, and decoded events are validated like the
+// JSON Lines reader does (ranges, alignment, vcpu < vcpus).
+#pragma once
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "traces/event_sink.h"
+#include "traces/reader.h"
+
+namespace septsim::traces {
+
+constexpr char kBinaryMagic[8] = {'S', 'S', 'T', 'B', '\r', '\n', '\x1a', '\n'};
+constexpr u32 kBinaryVersion = 1;
+
+// 64-bit checksum of a block payload (word-wise multiply-xor).
+u64 block_checksum(const u8* data, size_t n);
+
+// True if the file starts with the binary magic.
+bool is_binary_trace(const std::string& path);
+
+class BinaryTraceWriter : public EventSink {
+ public:
+  static constexpr size_t kBlockBytes = 64 * 1024;  // a block is flushed once its payload reaches this
+  explicit BinaryTraceWriter(const std::string& path);
+  ~BinaryTraceWriter() override;
+  void put(const Event& e) override;
+  void finish() override;
+
+ private:
+  void flush_block();
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::vector<u8> block_;
+  u32 block_events_ = 0;
+  u64 total_ = 0;
+};
+
+class BinaryTraceReader {
+ public:
+  static constexpr u32 kMaxBlockBytes = 16u << 20;
+  // Throws TraceError "FILE: ..." if the file cannot be opened or is not .sstb v1.
+  explicit BinaryTraceReader(const std::string& path);
+  ~BinaryTraceReader();
+  BinaryTraceReader(const BinaryTraceReader&) = delete;
+  BinaryTraceReader& operator=(const BinaryTraceReader&) = delete;
+
+  // Next event; false after the end block. Errors: TraceError
+  // "FILE:N: field 'x': ..." with N the 1-based event index.
+  bool next(Event& out);
+  u64 index() const { return index_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  bool load_block();
+  [[noreturn]] void fail(const std::string& field, const std::string& msg) const;
+  void decode(Event& out);
+  void validate(const Event& e);
+
+  std::string path_;
+  std::FILE* f_ = nullptr;
+  std::vector<u8> block_;
+  size_t pos_ = 0;
+  u32 block_left_ = 0;  // events left in the current block
+  u64 block_no_ = 0;
+  u64 file_offset_ = 16;
+  u64 index_ = 0;
+  bool ended_ = false;
+  bool vm_created_ = false;
+  const Event* last_out_ = nullptr;  // the Event decoded into last time,
+  u64 last_line_ = 0;                // its line then,
+  u64 prev_bits_ = 0;                // and the fields it got
+  u32 vcpus_ = 0;
+};
+
+}  // namespace septsim::traces

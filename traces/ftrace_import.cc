@@ -1,0 +1,731 @@
+#include "traces/ftrace_import.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
+#include "traces/reader.h"
+
+namespace septsim::traces {
+
+namespace {
+
+// ---- text helpers -----------------------------------------------------------
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_word(char c) { return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
+
+bool parse_hex(std::string_view t, u64& out) {
+  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) t.remove_prefix(2);
+  if (t.empty() || t.size() > 16) return false;
+  u64 v = 0;
+  for (char c : t) {
+    unsigned d;
+    if (is_digit(c)) d = unsigned(c - '0');
+    else if (c >= 'a' && c <= 'f') d = unsigned(c - 'a' + 10);
+    else if (c >= 'A' && c <= 'F') d = unsigned(c - 'A' + 10);
+    else return false;
+    v = v << 4 | d;
+  }
+  out = v;
+  return true;
+}
+
+bool parse_dec(std::string_view t, u64& out) {
+  if (t.empty() || t.size() > 19) return false;
+  u64 v = 0;
+  for (char c : t) {
+    if (!is_digit(c)) return false;
+    v = v * 10 + u64(c - '0');
+  }
+  out = v;
+  return true;
+}
+
+// The token after the word `key` (which starts the body or follows a space).
+std::string_view token_after(std::string_view body, std::string_view key) {
+  size_t from = 0;
+  while (true) {
+    size_t at = body.find(key, from);
+    if (at == std::string_view::npos) return {};
+    size_t end = at + key.size();
+    if ((at == 0 || is_space(body[at - 1])) && end < body.size() && is_space(body[end])) {
+      while (end < body.size() && is_space(body[end])) ++end;
+      size_t stop = end;
+      while (stop < body.size() && !is_space(body[stop])) ++stop;
+      return body.substr(end, stop - end);
+    }
+    from = at + 1;
+  }
+}
+
+bool hex_after(std::string_view body, std::string_view key, u64& v) { return parse_hex(token_after(body, key), v); }
+bool dec_after(std::string_view body, std::string_view key, u64& v) { return parse_dec(token_after(body, key), v); }
+
+// ---- streaming lines ----------------------------------------------------------
+
+class LineReader {
+ public:
+  static constexpr size_t kChunk = 1 << 20;
+  static constexpr size_t kMaxLine = 1 << 20;
+
+  explicit LineReader(const std::string& path) : path_(path), buf_(2 * kChunk + kMaxLine) {
+    errno = 0;
+    f_ = std::fopen(path.c_str(), "rb");
+    if (!f_) throw TraceError(path, 0, "", std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
+  }
+  ~LineReader() { std::fclose(f_); }
+  LineReader(const LineReader&) = delete;
+  LineReader& operator=(const LineReader&) = delete;
+
+  // Next line without its newline (and "\r"); `overlong` when it was cut at kMaxLine.
+  bool next(std::string_view& line, bool& overlong) {
+    overlong = false;
+    while (true) {
+      const char* nl = static_cast<const char*>(std::memchr(buf_.data() + pos_, '\n', end_ - pos_));
+      if (nl) {
+        size_t len = size_t(nl - (buf_.data() + pos_));
+        line = std::string_view(buf_.data() + pos_, len);
+        pos_ += len + 1;
+        if (skipping_) {
+          skipping_ = false;
+          continue;
+        }
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        return true;
+      }
+      if (eof_) {
+        if (pos_ == end_) return false;
+        line = std::string_view(buf_.data() + pos_, end_ - pos_);
+        pos_ = end_;
+        if (skipping_) return false;
+        if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+        return true;
+      }
+      if (end_ - pos_ >= kMaxLine) {
+        // An overlong line: report it once, drop the rest of it.
+        line = std::string_view(buf_.data() + pos_, 0);
+        pos_ = end_ = 0;
+        if (!skipping_) {
+          skipping_ = true;
+          overlong = true;
+          fill();
+          return true;
+        }
+      }
+      fill();
+    }
+  }
+
+ private:
+  void fill() {
+    if (pos_ > 0) {
+      std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+      end_ -= pos_;
+      pos_ = 0;
+    }
+    size_t n = std::fread(buf_.data() + end_, 1, std::min(kChunk, buf_.size() - end_), f_);
+    if (n == 0) {
+      if (std::ferror(f_)) throw TraceError(path_, 0, "", "read error");
+      eof_ = true;
+    }
+    end_ += n;
+  }
+
+  std::string path_;
+  std::FILE* f_;
+  std::vector<char> buf_;
+  size_t pos_ = 0, end_ = 0;
+  bool eof_ = false, skipping_ = false;
+};
+
+// ---- events -------------------------------------------------------------------
+
+enum class Kind : u8 {
+  Unknown, Marker, PageFault, SpteRequested, TdpSpteChanged, FastPageFault, SplitHugePage, PagetableWalk,
+  PagingElement, GetPage, SetSpte, PrepareZapPage, ZapAllFast, UnmapHvaRange,
+  Ignored,  // known kvm/kvmmmu events with nothing to import
+};
+
+Kind kind_of(std::string_view ev) {
+  static const std::pair<std::string_view, Kind> kKnown[] = {
+      {"tracing_mark_write", Kind::Marker},
+      {"kvm_page_fault", Kind::PageFault},
+      {"kvm_mmu_spte_requested", Kind::SpteRequested},
+      {"kvm_tdp_mmu_spte_changed", Kind::TdpSpteChanged},
+      {"fast_page_fault", Kind::FastPageFault},
+      {"kvm_mmu_split_huge_page", Kind::SplitHugePage},
+      {"kvm_mmu_pagetable_walk", Kind::PagetableWalk},
+      {"kvm_mmu_paging_element", Kind::PagingElement},
+      {"kvm_mmu_get_page", Kind::GetPage},
+      {"kvm_mmu_set_spte", Kind::SetSpte},
+      {"kvm_mmu_prepare_zap_page", Kind::PrepareZapPage},
+      {"kvm_mmu_zap_all_fast", Kind::ZapAllFast},
+      {"kvm_unmap_hva_range", Kind::UnmapHvaRange},
+      {"kvm_exit", Kind::Ignored},
+      {"kvm_entry", Kind::Ignored},
+      {"kvm_emulate_insn", Kind::Ignored},
+      {"kvm_pio", Kind::Ignored},
+      {"kvm_mmio", Kind::Ignored},
+      {"kvm_userspace_exit", Kind::Ignored},
+      {"kvm_inj_exception", Kind::Ignored},
+      {"kvm_age_hva", Kind::Ignored},
+      {"kvm_test_age_hva", Kind::Ignored},
+      {"kvm_try_async_get_page", Kind::Ignored},
+      {"kvm_async_pf_not_present", Kind::Ignored},
+      {"kvm_async_pf_ready", Kind::Ignored},
+      {"kvm_async_pf_completed", Kind::Ignored},
+      {"kvm_async_pf_repeated_fault", Kind::Ignored},
+      {"kvm_mmu_sync_page", Kind::Ignored},
+      {"kvm_mmu_unsync_page", Kind::Ignored},
+      {"mark_mmio_spte", Kind::Ignored},
+      {"handle_mmio_page_fault", Kind::Ignored},
+      {"check_mmio_spte", Kind::Ignored},
+      {"kvm_mmu_walker_error", Kind::Ignored},
+  };
+  for (const auto& [name, k] : kKnown)
+    if (name == ev) return k;
+  return Kind::Unknown;
+}
+
+// Events that belong to the fault a shadow walk started; anything else from
+// the same task ends that fault.
+bool continues_walk(Kind k) {
+  return k == Kind::PagingElement || k == Kind::GetPage || k == Kind::SpteRequested || k == Kind::SetSpte ||
+         k == Kind::PrepareZapPage;
+}
+
+struct Slot {
+  u32 id = 0;
+  std::string name;
+  u64 gpa = 0, size = 0, hva = 0;
+  bool data = true;  // not the VMM's "sys" slot
+};
+
+// The `kvmrec: start` marker: vcpus, thp and the slot layout.
+struct StartMarker {
+  u32 vcpus = 0;
+  std::string thp;
+  std::vector<Slot> slots;
+};
+
+bool parse_start_marker(std::string_view text, StartMarker& out) {
+  constexpr std::string_view kStart = "kvmrec: start";
+  if (text.substr(0, kStart.size()) != kStart) return false;
+  size_t i = kStart.size();
+  while (i < text.size()) {
+    while (i < text.size() && is_space(text[i])) ++i;
+    size_t j = i;
+    while (j < text.size() && !is_space(text[j])) ++j;
+    std::string_view tok = text.substr(i, j - i);
+    i = j;
+    if (tok.substr(0, 4) == "slot" && tok.size() > 4 && is_digit(tok[4])) {
+      Slot s;
+      size_t k = 4;
+      u64 id = 0;
+      while (k < tok.size() && is_digit(tok[k]) && id < 100000) id = id * 10 + u64(tok[k++] - '0');
+      s.id = u32(id);
+      if (k < tok.size() && tok[k] == '(' && tok.back() == ')') s.name = std::string(tok.substr(k + 1, tok.size() - k - 2));
+      s.data = s.name != "sys";
+      out.slots.push_back(s);
+      continue;
+    }
+    size_t eq = tok.find('=');
+    if (eq == std::string_view::npos) continue;
+    std::string_view k = tok.substr(0, eq), v = tok.substr(eq + 1);
+    u64 n = 0;
+    if (k == "vcpus" && parse_dec(v, n) && n <= TraceReader::kMaxVcpus) out.vcpus = u32(n);
+    else if (k == "thp") out.thp = std::string(v);
+    else if (!out.slots.empty() && parse_hex(v, n)) {
+      if (k == "gpa") out.slots.back().gpa = n;
+      else if (k == "size") out.slots.back().size = n;
+      else if (k == "hva") out.slots.back().hva = n;
+    }
+  }
+  return true;
+}
+
+// A shadow-MMU fault in progress on one task: the guest walk seen so far.
+struct PendingWalk {
+  bool active = false;
+  bool emitted = false;  // its access event is written
+  bool leaf = false;     // the guest walk reached a present leaf
+  u64 addr = 0, pferr = 0, ts_ns = 0, gpa = 0, line = 0;
+  int guest_level = 0;
+};
+
+struct Task {
+  int vcpu = -1;
+  PendingWalk walk;
+  u64 requested_gfn = ~u64{0};  // the last kvm_mmu_spte_requested not yet matched by its set_spte
+};
+
+constexpr u64 kPfWrite = 1u << 1, kPfFetch = 1u << 4;
+constexpr size_t kMaxWarnings = 20, kMaxUnknownNames = 1000;
+constexpr size_t kMaxTasks = 4096;
+
+class Importer {
+ public:
+  Importer(const std::string& path, EventSink& sink, const FtraceImportOptions& opts)
+      : path_(path), sink_(sink), opts_(opts) {}
+
+  FtraceImportReport run() {
+    vcpus_ = opts_.vcpus ? opts_.vcpus : prescan_vcpus();
+    report_.vcpus = vcpus_;
+    Event e;
+    e.type = EventType::VmCreate;
+    e.vcpus = vcpus_;
+    put(e);
+
+    LineReader in(path_);
+    std::string_view line;
+    bool overlong;
+    u64 non_comment = 0;
+    while (in.next(line, overlong)) {
+      ++line_no_;
+      ++report_.lines;
+      FtraceRecord r;
+      if (!overlong && parse_ftrace_line(line, r)) {
+        ++report_.event_lines;
+        handle(r);
+        continue;
+      }
+      size_t i = 0;
+      while (i < line.size() && is_space(line[i])) ++i;
+      if (!overlong && (i == line.size() || line[i] == '#' || header_line(line.substr(i)))) continue;
+      ++non_comment;
+      ++report_.malformed_lines;
+      if (!report_.first_malformed_line) report_.first_malformed_line = line_no_;
+      warn(line_no_, overlong ? "line longer than 1 MiB skipped" : "not an ftrace event line, skipped");
+    }
+    if (report_.event_lines == 0 && non_comment > 0)
+      throw TraceError(path_, report_.first_malformed_line, "",
+                       "not ftrace text: no line has the form 'TASK-PID [CPU] TIMESTAMP: EVENT: ...'");
+    for (auto& [pid, t] : tasks_) resolve(t);
+    return report_;
+  }
+
+ private:
+  // trace-cmd report starts with lines such as "version = 6", "cpus=2",
+  // "CPU 0 is empty", "CPU0 data recorded at offset=...".
+  static bool header_line(std::string_view s) {
+    return s.substr(0, 7) == "version" || s.substr(0, 5) == "cpus=" || s.substr(0, 3) == "CPU" ||
+           s.substr(0, 9) == "trace-cmd";
+  }
+
+  void warn(u64 line, const std::string& msg) {
+    if (report_.warnings.size() < kMaxWarnings) report_.warnings.push_back(path_ + ":" + std::to_string(line) + ": " + msg);
+  }
+
+  // vCPUs when no option gives them: the start marker's if it comes before
+  // the first fault, else the number of faulting tasks (or vcpu ids) in the file.
+  u32 prescan_vcpus() {
+    LineReader in(path_);
+    std::string_view line;
+    bool overlong;
+    std::vector<u32> pids;
+    u64 max_vcpu = 0;
+    bool have_vcpu_field = false;
+    while (in.next(line, overlong)) {
+      FtraceRecord r;
+      if (overlong || !parse_ftrace_line(line, r)) continue;
+      Kind k = kind_of(r.event);
+      if (k == Kind::Marker) {
+        StartMarker m;
+        if (parse_start_marker(r.body, m) && m.vcpus && pids.empty() && !have_vcpu_field) return m.vcpus;
+      } else if (k == Kind::PageFault || k == Kind::PagetableWalk) {
+        u64 v;
+        if (k == Kind::PageFault && dec_after(r.body, "vcpu", v) && v < TraceReader::kMaxVcpus) {
+          have_vcpu_field = true;
+          max_vcpu = std::max(max_vcpu, v);
+        } else if (std::find(pids.begin(), pids.end(), r.pid) == pids.end() && pids.size() < TraceReader::kMaxVcpus) {
+          pids.push_back(r.pid);
+        }
+      }
+    }
+    u64 n = std::max<u64>(pids.size(), have_vcpu_field ? max_vcpu + 1 : 0);
+    return u32(std::clamp<u64>(n, 1, TraceReader::kMaxVcpus));
+  }
+
+  void put(Event& e) {
+    e.line = line_no_;
+    sink_.put(e);
+  }
+
+  Task& task(u32 pid) {
+    auto it = tasks_.find(pid);
+    if (it != tasks_.end()) return it->second;
+    if (tasks_.size() >= kMaxTasks) tasks_.erase(tasks_.begin());  // bounds memory on pathological input
+    return tasks_[pid];
+  }
+
+  int vcpu_of(Task& t) {
+    if (t.vcpu < 0) {
+      if (next_vcpu_ >= vcpus_)
+        throw TraceError(path_, line_no_, "", "more faulting tasks than the VM's " + std::to_string(vcpus_) +
+                                                  " vCPUs (give --vcpus or fix the kvmrec start marker)");
+      t.vcpu = int(next_vcpu_++);
+    }
+    return t.vcpu;
+  }
+
+  const Slot* slot_of(u64 gpa) const {
+    for (const Slot& s : slots_)
+      if (gpa >= s.gpa && gpa - s.gpa < s.size) return &s;
+    return nullptr;
+  }
+
+  void emit_access(int vcpu, u64 gpa, AccessType a, u64 ts) {
+    Event e;
+    e.type = EventType::Access;
+    e.vcpu = vcpu;
+    e.addr = gpa;
+    e.access = a;
+    e.ts_ns = ts;
+    put(e);
+    ++report_.faults;
+  }
+
+  void emit_decision(DecisionKind k, int vcpu, u64 gpa, int level, int guest_level, u64 ts) {
+    Event e;
+    e.type = EventType::KvmDecision;
+    e.decision = k;
+    e.vcpu = vcpu;
+    e.gpa = gpa < TraceReader::kMaxGpa ? gpa : 0;
+    e.page_level = level >= 0 && level <= 5 ? level : 0;
+    e.guest_level = guest_level;
+    e.ts_ns = ts;
+    put(e);
+    ++report_.decisions;
+    if (k == DecisionKind::Prefetch) ++report_.prefetches;
+  }
+
+  static AccessType pferr_access(u64 pferr) {
+    return (pferr & kPfFetch) ? AccessType::Fetch : (pferr & kPfWrite) ? AccessType::Write : AccessType::Read;
+  }
+
+  // Ends the shadow fault in progress on `t`. A walk that led to no SPTE is a
+  // hardware fault only on a data slot (a retried or spurious fault); outside
+  // them it is the emulator's (kvm-shadow README, "Rules").
+  void resolve(Task& t) {
+    PendingWalk& w = t.walk;
+    if (!w.active) return;
+    w.active = false;
+    if (w.emitted) return;
+    const Slot* s = w.leaf ? slot_of(w.gpa) : nullptr;
+    if (s && s->data && w.gpa < TraceReader::kMaxGpa) {
+      emit_access(vcpu_of(t), w.gpa, pferr_access(w.pferr), w.ts_ns);
+    } else {
+      ++report_.emulator_walks;
+    }
+  }
+
+  void resolve_all() {
+    for (auto& [pid, t] : tasks_) resolve(t);
+  }
+
+  void handle(const FtraceRecord& r) {
+    std::string name(r.event);
+    ++report_.event_counts[name];
+    Kind k = kind_of(r.event);
+    if (k == Kind::Unknown) {
+      if (report_.unknown_events.size() < kMaxUnknownNames || report_.unknown_events.count(name))
+        ++report_.unknown_events[name];
+      return;
+    }
+    Task& t = task(r.pid);
+    if (!continues_walk(k) && k != Kind::Marker && k != Kind::UnmapHvaRange && k != Kind::ZapAllFast) resolve(t);
+    u64 a = 0, b = 0, c = 0;
+    switch (k) {
+      case Kind::Marker: marker(r); break;
+      case Kind::PagetableWalk:
+        if (!hex_after(r.body, "addr", a) || !hex_after(r.body, "pferr", b)) return warn(line_no_, "kvm_mmu_pagetable_walk without addr/pferr");
+        report_.host_mmu = "shadow";
+        t.walk = PendingWalk{};
+        t.walk.active = true;
+        t.walk.addr = a;
+        t.walk.pferr = b;
+        t.walk.ts_ns = r.ts_ns;
+        t.walk.line = line_no_;
+        break;
+      case Kind::PagingElement: {
+        if (!t.walk.active || t.walk.leaf) return;
+        if (!hex_after(r.body, "pte", a) || !dec_after(r.body, "level", b)) return warn(line_no_, "kvm_mmu_paging_element without pte/level");
+        if (!(a & 1)) return;  // not present: the guest takes its own #PF
+        if (b == 1 || ((b == 2 || b == 3) && (a & 0x80))) {
+          u64 page = level_size(int(b));
+          t.walk.leaf = true;
+          t.walk.guest_level = int(b);
+          t.walk.gpa = (a & 0x000ffffffffff000ull & ~(page - 1)) | (t.walk.addr & (page - 1));
+        }
+        break;
+      }
+      case Kind::PageFault: {
+        if (!hex_after(r.body, "address", a) || !hex_after(r.body, "error_code", b)) return warn(line_no_, "kvm_page_fault without address/error_code");
+        report_.host_mmu = "tdp";
+        int vcpu;
+        if (dec_after(r.body, "vcpu", c)) {
+          if (c >= vcpus_) throw TraceError(path_, line_no_, "vcpu", std::to_string(c) + " is out of range (the VM has " + std::to_string(vcpus_) + " vCPUs)");
+          vcpu = t.vcpu = int(c);
+        } else {
+          vcpu = vcpu_of(t);
+        }
+        // NPF error codes carry PFERR_GUEST_FINAL/PAGE (bits 32/33); an EPT
+        // exit qualification has nothing above bit 12.
+        AccessType acc = (b >> 32) ? pferr_access(b)
+                                   : (b & 4) ? AccessType::Fetch : (b & 2) ? AccessType::Write : AccessType::Read;
+        if (a >= TraceReader::kMaxGpa) return warn(line_no_, "kvm_page_fault address beyond 52 bits");
+        emit_access(vcpu, a, acc, r.ts_ns);
+        break;
+      }
+      case Kind::SpteRequested: {
+        if (!hex_after(r.body, "gfn", a) || !dec_after(r.body, "level", b)) return warn(line_no_, "kvm_mmu_spte_requested without gfn/level");
+        if (a >= (TraceReader::kMaxGpa >> kPageShift)) return warn(line_no_, "gfn beyond 52 bits");
+        int guest_level = 0;
+        if (t.walk.active) {
+          if (!t.walk.emitted) {
+            u64 gpa = t.walk.leaf ? t.walk.gpa : (a << kPageShift | (t.walk.addr & (kPageSize - 1)));
+            emit_access(vcpu_of(t), gpa, pferr_access(t.walk.pferr), t.walk.ts_ns);
+            t.walk.emitted = true;
+          }
+          guest_level = t.walk.guest_level;
+        }
+        t.requested_gfn = a & ~(level_size(int(std::clamp<u64>(b, 1, 3))) / kPageSize - 1);
+        emit_decision(DecisionKind::Map, t.vcpu, a << kPageShift, int(b), guest_level, r.ts_ns);
+        break;
+      }
+      case Kind::SetSpte:
+        if (!hex_after(r.body, "gfn", a) || !dec_after(r.body, "level", b)) return warn(line_no_, "kvm_mmu_set_spte without gfn/level");
+        if (a == t.requested_gfn) {
+          t.requested_gfn = ~u64{0};
+        } else if (a < (TraceReader::kMaxGpa >> kPageShift)) {
+          emit_decision(DecisionKind::Prefetch, t.vcpu, a << kPageShift, int(b), 0, r.ts_ns);
+        }
+        break;
+      case Kind::FastPageFault: {
+        if (!hex_after(r.body, "gva", a)) return warn(line_no_, "fast_page_fault without gva");
+        int vcpu = dec_after(r.body, "vcpu", c) && c < vcpus_ ? int(c) : t.vcpu;
+        if (dec_after(r.body, "fixed", b) && b) emit_decision(DecisionKind::Fast, vcpu, a & ~(kPageSize - 1), 0, 0, r.ts_ns);
+        break;
+      }
+      case Kind::TdpSpteChanged: {
+        u64 level;
+        if (!hex_after(r.body, "gfn", a) || !dec_after(r.body, "level", level) || !hex_after(r.body, "old_spte", b) ||
+            !hex_after(r.body, "new_spte", c))
+          return warn(line_no_, "kvm_tdp_mmu_spte_changed without gfn/level/old_spte/new_spte");
+        // Present = any of R/W/X (EPT) or P (NPT); leaf = 4K or the PS bit.
+        auto present = [](u64 s) { return (s & 7) != 0; };
+        auto leaf = [&](u64 s) { return level == 1 || (s & 0x80); };
+        if (present(b) && leaf(b) && !present(c) && a < (TraceReader::kMaxGpa >> kPageShift))
+          emit_decision(DecisionKind::Zap, -1, a << kPageShift, int(std::min<u64>(level, 5)), 0, r.ts_ns);
+        break;
+      }
+      case Kind::SplitHugePage:
+        if (!hex_after(r.body, "gfn", a) || !dec_after(r.body, "level", b)) return warn(line_no_, "kvm_mmu_split_huge_page without gfn/level");
+        if (a < (TraceReader::kMaxGpa >> kPageShift))
+          emit_decision(DecisionKind::Split, -1, a << kPageShift, int(std::min<u64>(b, 5)), 0, r.ts_ns);
+        break;
+      case Kind::PrepareZapPage: {
+        std::string_view g = token_after(r.body, "gfn");
+        std::string_view lv;
+        if (!g.empty()) {
+          std::string_view rest = r.body.substr(size_t(g.data() + g.size() - r.body.data()));
+          while (!rest.empty() && is_space(rest.front())) rest.remove_prefix(1);
+          lv = rest.substr(0, rest.find(' '));
+        }
+        if (!hex_after(r.body, "gfn", a) || lv.size() < 2 || lv[0] != 'l' || !parse_dec(lv.substr(1), b))
+          return warn(line_no_, "kvm_mmu_prepare_zap_page without gfn/level");
+        if (a < (TraceReader::kMaxGpa >> kPageShift))
+          emit_decision(DecisionKind::Zap, -1, a << kPageShift, int(std::min<u64>(b, 5)), 0, r.ts_ns);
+        break;
+      }
+      case Kind::ZapAllFast:
+        resolve_all();
+        emit_decision(DecisionKind::ZapAllFast, -1, 0, 0, 0, r.ts_ns);
+        break;
+      case Kind::UnmapHvaRange: unmap(r); break;
+      default: break;
+    }
+  }
+
+  void unmap(const FtraceRecord& r) {
+    size_t colon = r.body.find(':');
+    size_t dash = r.body.find(" -- ");
+    u64 start, end;
+    if (colon == std::string_view::npos || dash == std::string_view::npos || dash < colon) return warn(line_no_, "kvm_unmap_hva_range without a range");
+    std::string_view s = r.body.substr(colon + 1, dash - colon - 1), e = r.body.substr(dash + 4);
+    while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+    while (!e.empty() && is_space(e.back())) e.remove_suffix(1);
+    size_t sp = e.find(' ');
+    if (sp != std::string_view::npos) e = e.substr(0, sp);
+    if (!parse_hex(s, start) || !parse_hex(e, end) || end <= start) return warn(line_no_, "kvm_unmap_hva_range with a bad range");
+    bool first = true;
+    for (const Slot& sl : slots_) {
+      u64 lo = std::max(start, sl.hva), hi = std::min(end, sl.hva + sl.size);
+      if (lo >= hi) continue;
+      if (first) resolve_all(), first = false;
+      Event ev;
+      ev.type = EventType::HostUnmap;
+      ev.gpa = sl.gpa + ((lo - sl.hva) & ~(kPageSize - 1));
+      u64 last = sl.gpa + (((hi - sl.hva) + kPageSize - 1) & ~(kPageSize - 1));
+      ev.size = last - ev.gpa;
+      put(ev);
+      ++report_.host_unmaps;
+    }
+  }
+
+  void marker(const FtraceRecord& r) {
+    resolve_all();
+    std::string_view text = r.body;
+    while (!text.empty() && is_space(text.back())) text.remove_suffix(1);
+    Event m;
+    m.type = EventType::Marker;
+    m.name = std::string(text);
+    put(m);
+    ++report_.markers;
+
+    StartMarker sm;
+    if (parse_start_marker(text, sm)) return start(sm);
+    constexpr std::string_view kPhase = "kvmrec: begin phase ", kAction = "kvmrec: begin action ";
+    std::string_view name;
+    if (text.substr(0, kPhase.size()) == kPhase) name = text.substr(kPhase.size());
+    else if (text.substr(0, kAction.size()) == kAction) name = text.substr(kAction.size());
+    else return;
+    name = name.substr(0, name.find(' '));
+    if (name.empty()) return;
+    // The memslot-churn workload deletes and re-adds the data slots.
+    if (name == "memslot-delete") {
+      for (const Slot& s : slots_)
+        if (s.data && live_) slot_event(EventType::MemslotDelete, s);
+      live_ = false;
+    } else if (name == "memslot-add") {
+      for (const Slot& s : slots_)
+        if (s.data && !live_) slot_event(EventType::MemslotAdd, s);
+      live_ = true;
+    }
+    Event p;
+    p.type = EventType::Phase;
+    p.name = std::string(name);
+    put(p);
+  }
+
+  void start(const StartMarker& m) {
+    if (!slots_.empty()) return warn(line_no_, "second kvmrec start marker ignored");
+    if (m.vcpus && m.vcpus != vcpus_) warn(line_no_, "start marker says vcpus=" + std::to_string(m.vcpus) + ", importing " + std::to_string(vcpus_));
+    thp_ = m.thp == "on";
+    for (const Slot& s : m.slots) {
+      if (s.size == 0 || (s.gpa | s.size | s.hva) & (kPageSize - 1) || s.gpa >= TraceReader::kMaxGpa ||
+          s.size > TraceReader::kMaxGpa - s.gpa || s.id >= TraceReader::kMaxSlots) {
+        warn(line_no_, "memslot " + std::to_string(s.id) + " of the start marker is malformed, skipped");
+        continue;
+      }
+      slots_.push_back(s);
+      slot_event(EventType::MemslotAdd, s);
+    }
+    live_ = true;
+  }
+
+  void slot_event(EventType type, const Slot& s) {
+    Event e;
+    e.type = type;
+    e.slot.id = s.id;
+    e.slot.gpa = s.gpa;
+    e.slot.size = s.size;
+    e.slot.userspace_addr = s.hva < (u64{1} << 56) && s.size <= (u64{1} << 56) - s.hva ? s.hva : 0;
+    e.slot.backing = !s.data ? mmu::HostBacking::Page4K
+                             : opts_.backing ? *opts_.backing
+                                             : thp_ ? mmu::HostBacking::Thp2M : mmu::HostBacking::Page4K;
+    put(e);
+  }
+
+  std::string path_;
+  EventSink& sink_;
+  FtraceImportOptions opts_;
+  FtraceImportReport report_;
+  u32 vcpus_ = 1, next_vcpu_ = 0;
+  u64 line_no_ = 0;
+  bool thp_ = false, live_ = false;
+  std::vector<Slot> slots_;
+  std::map<u32, Task> tasks_;
+};
+
+}  // namespace
+
+bool parse_ftrace_line(std::string_view line, FtraceRecord& out) {
+  size_t n = line.size(), i = 0;
+  while (i < n && is_space(line[i])) ++i;
+  if (i == n || line[i] == '#') return false;
+  size_t task_start = i;
+  // TASK is the shortest prefix followed by "-PID [CPU]".
+  size_t cpu_end = 0;
+  for (size_t j = task_start + 1; j < n; ++j) {
+    if (line[j] != '-') continue;
+    size_t k = j + 1;
+    u64 pid = 0;
+    while (k < n && is_digit(line[k]) && pid <= ~u32{0}) pid = pid * 10 + u64(line[k++] - '0');
+    if (k == j + 1 || k >= n || !is_space(line[k]) || pid > ~u32{0}) continue;
+    while (k < n && is_space(line[k])) ++k;
+    if (k >= n || line[k] != '[') continue;
+    size_t c = k + 1;
+    u64 cpu = 0;
+    while (c < n && is_digit(line[c]) && cpu < 100000) cpu = cpu * 10 + u64(line[c++] - '0');
+    if (c == k + 1 || c >= n || line[c] != ']') continue;
+    out.task = line.substr(task_start, j - task_start);
+    out.pid = u32(pid);
+    out.cpu = u32(cpu);
+    cpu_end = c + 1;
+    break;
+  }
+  if (!cpu_end) return false;
+  i = cpu_end;
+  // Optional flags, then "SECONDS.FRACTION:".
+  auto timestamp = [&](size_t from, size_t& after) {
+    size_t k = from;
+    u64 sec = 0;
+    while (k < n && is_digit(line[k]) && sec < (u64{1} << 40)) sec = sec * 10 + u64(line[k++] - '0');
+    if (k == from || k >= n || line[k] != '.') return false;
+    size_t f = ++k;
+    u64 frac = 0;
+    int digits = 0;
+    while (k < n && is_digit(line[k])) {
+      if (digits < 9) frac = frac * 10 + u64(line[k] - '0'), ++digits;
+      ++k;
+    }
+    if (k == f || k >= n || line[k] != ':') return false;
+    while (digits < 9) frac *= 10, ++digits;
+    out.ts_ns = sec * 1000000000ull + frac;
+    after = k + 1;
+    return true;
+  };
+  while (i < n && is_space(line[i])) ++i;
+  size_t after = 0;
+  out.flags = {};
+  if (!timestamp(i, after)) {
+    size_t f = i;
+    while (i < n && !is_space(line[i])) ++i;
+    out.flags = line.substr(f, i - f);
+    while (i < n && is_space(line[i])) ++i;
+    if (!timestamp(i, after)) return false;
+  }
+  i = after;
+  while (i < n && is_space(line[i])) ++i;
+  size_t e = i;
+  while (i < n && is_word(line[i])) ++i;
+  if (i == e || i >= n || line[i] != ':') return false;
+  out.event = line.substr(e, i - e);
+  ++i;
+  while (i < n && is_space(line[i])) ++i;
+  size_t end = n;
+  while (end > i && is_space(line[end - 1])) --end;
+  out.body = line.substr(i, end - i);
+  return true;
+}
+
+FtraceImportReport import_ftrace(const std::string& path, EventSink& sink, const FtraceImportOptions& opts) {
+  return Importer(path, sink, opts).run();
+}
+
+}  // namespace septsim::traces

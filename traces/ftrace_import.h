@@ -1,0 +1,72 @@
+// Import of ftrace / trace-cmd text recordings of the kernel's `kvm` and
+// `kvmmmu` tracepoints (kvm-mmu.md section 8; the tracefs `trace` file and
+// `trace-cmd report` output) into septsim events: the hardware fault stream
+// (one `access` per EPT/NPT violation or shadow #PF, with vCPU, GPA, access
+// type and time) plus what the kernel decided (`kvm_decision` annotations:
+// mapping level per fault, prefetch, fast-PF fixes, zaps, fast zaps, splits),
+// `marker`s and `phase`s from `tracing_mark_write`, memslots from the
+// `kvmrec: start` marker and `host_unmap`s from `kvm_unmap_hva_range`.
+//
+// The file is read a chunk at a time; state is per task (a handful), so any
+// size imports in constant memory. Unknown events and malformed lines are
+// counted and reported, never fatal.
+#pragma once
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "mmu/kvm.h"
+#include "traces/event_sink.h"
+
+namespace septsim::traces {
+
+// One event line: `TASK-PID [CPU] FLAGS TIMESTAMP: EVENT: BODY` (FLAGS is
+// optional, as in `trace-cmd report`; TASK may contain spaces and dashes).
+struct FtraceRecord {
+  std::string_view task;
+  u32 pid = 0;
+  u32 cpu = 0;
+  std::string_view flags;
+  u64 ts_ns = 0;
+  std::string_view event;
+  std::string_view body;
+};
+
+// Splits one line (without its newline). False for anything that is not an
+// event line: headers, comments, blank or malformed lines.
+bool parse_ftrace_line(std::string_view line, FtraceRecord& out);
+
+struct FtraceImportOptions {
+  // Host backing of the data memslots (those the start marker does not call
+  // "sys"); default: THP when the marker says thp=on, else 4K.
+  std::optional<mmu::HostBacking> backing;
+  // vCPUs of the VM; 0 = from the start marker, else counted in a pre-scan.
+  u32 vcpus = 0;
+};
+
+struct FtraceImportReport {
+  u64 lines = 0;            // all lines
+  u64 event_lines = 0;      // lines that parsed as events
+  u64 malformed_lines = 0;  // neither comment, blank nor event
+  u64 first_malformed_line = 0;
+  std::map<std::string, u64> event_counts;    // every event name, known or not
+  std::map<std::string, u64> unknown_events;  // names the importer does not interpret
+  u64 faults = 0;            // access events written
+  u64 decisions = 0;         // kvm_decision events written
+  u64 prefetches = 0;        // of which SPTE prefetch
+  u64 emulator_walks = 0;    // shadow walks that are no hardware fault (emulator, guest #PF)
+  u64 host_unmaps = 0;       // host_unmap events written (unmaps overlapping a memslot)
+  u64 markers = 0;
+  u32 vcpus = 0;
+  std::string host_mmu;      // "shadow", "tdp" or "" (no fault seen)
+  std::vector<std::string> warnings;  // the first few, "FILE:LINE: ..."
+};
+
+// Imports `path` into `sink` (which it does not finish). Throws TraceError
+// when the file cannot be read, is not ftrace text at all, or is inconsistent
+// (more vCPU threads than declared vCPUs).
+FtraceImportReport import_ftrace(const std::string& path, EventSink& sink, const FtraceImportOptions& opts = {});
+
+}  // namespace septsim::traces

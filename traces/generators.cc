@@ -1,0 +1,143 @@
+#include "traces/generators.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "traces/reader.h"
+
+namespace septsim::traces {
+
+namespace {
+
+struct SplitMix64 {
+  u64 s;
+  u64 next() {
+    u64 z = (s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n): rejection sampling keeps it exact and portable.
+  u64 below(u64 n) {
+    u64 limit = ~u64{0} - (~u64{0} % n);
+    u64 x;
+    do x = next();
+    while (x >= limit);
+    return x % n;
+  }
+};
+
+constexpr u32 kSlot = 0;
+
+void vm(EventSink& sink, const GenOptions& o) {
+  Event e;
+  e.type = EventType::VmCreate;
+  e.vcpus = o.vcpus;
+  sink.put(e);
+  Event m;
+  m.type = EventType::MemslotAdd;
+  m.slot.id = kSlot;
+  m.slot.gpa = 0;
+  m.slot.size = o.size;
+  m.slot.backing = mmu::HostBacking::Thp2M;
+  sink.put(m);
+}
+
+void phase(EventSink& sink, const char* name) {
+  Event e;
+  e.type = EventType::Phase;
+  e.name = name;
+  sink.put(e);
+}
+
+Event access(u32 vcpu, u64 gpa, AccessType op, u64 count = 1, u64 stride = 0) {
+  Event e;
+  e.type = EventType::Access;
+  e.vcpu = int(vcpu);
+  e.addr = gpa;
+  e.access = op;
+  e.count = count;
+  e.stride = stride;
+  return e;
+}
+
+void dirty(EventSink& sink, DirtyLogOp op) {
+  Event e;
+  e.type = EventType::DirtyLog;
+  e.slot.id = kSlot;
+  e.dirty_op = op;
+  sink.put(e);
+}
+
+// Each vCPU writes its share of memory once, page by page.
+void gen_seq(const GenOptions& o, EventSink& sink) {
+  vm(sink, o);
+  phase(sink, "measured");
+  u64 pages = o.size / kPageSize, share = pages / o.vcpus;
+  for (u32 v = 0; v < o.vcpus; ++v)
+    if (share) sink.put(access(v, v * share * kPageSize, AccessType::Write, share, kPageSize));
+}
+
+// Uniformly random 8-byte reads (70%) and writes over all memory, vCPUs in turn.
+void gen_random(const GenOptions& o, EventSink& sink) {
+  vm(sink, o);
+  phase(sink, "measured");
+  SplitMix64 r{o.seed};
+  u64 words = o.size / 8;
+  for (u64 i = 0; i < o.count; ++i) {
+    u64 gpa = r.below(words) * 8;
+    AccessType op = r.below(10) < 3 ? AccessType::Write : AccessType::Read;
+    sink.put(access(u32(i % o.vcpus), gpa, op));
+  }
+}
+
+// Pre-copy live migration: the guest fills memory, the VMM enables dirty
+// logging, then `count` rounds of random writes each followed by
+// KVM_GET_DIRTY_LOG, then logging is disabled (the migration failed over).
+void gen_dirty_log(const GenOptions& o, EventSink& sink) {
+  vm(sink, o);
+  phase(sink, "fill");
+  u64 pages = o.size / kPageSize, share = pages / o.vcpus;
+  for (u32 v = 0; v < o.vcpus; ++v)
+    if (share) sink.put(access(v, v * share * kPageSize, AccessType::Write, share, kPageSize));
+  phase(sink, "migrate");
+  dirty(sink, DirtyLogOp::Enable);
+  SplitMix64 r{o.seed};
+  u64 rounds = std::max<u64>(1, std::min<u64>(o.count, 1000));
+  u64 per_round = std::max<u64>(1, pages / 16);
+  for (u64 round = 0; round < rounds; ++round) {
+    for (u64 i = 0; i < per_round; ++i)
+      sink.put(access(u32(i % o.vcpus), r.below(pages) * kPageSize + r.below(512) * 8, AccessType::Write));
+    dirty(sink, DirtyLogOp::Get);
+  }
+  phase(sink, "after");
+  dirty(sink, DirtyLogOp::Disable);
+  for (u32 v = 0; v < o.vcpus; ++v)
+    if (share) sink.put(access(v, v * share * kPageSize, AccessType::Write, share, kPageSize));
+}
+
+}  // namespace
+
+const std::vector<GeneratorInfo>& generators() {
+  static const std::vector<GeneratorInfo> g = {
+      {"seq", "each vCPU writes its share of memory once, 4 KiB apart"},
+      {"random", "COUNT uniformly random 8-byte accesses (30% writes), vCPUs in turn"},
+      {"dirty-log-migration", "fill, enable dirty logging, COUNT (<= 1000) rounds of random writes + GET_DIRTY_LOG, disable"},
+  };
+  return g;
+}
+
+void generate(const std::string& name, const GenOptions& o, EventSink& sink) {
+  if (o.vcpus < 1 || o.vcpus > TraceReader::kMaxVcpus) throw std::invalid_argument("--vcpus must be 1..256");
+  if (o.size == 0 || o.size % (2u << 20) || o.size > (u64{1} << 46))
+    throw std::invalid_argument("--size must be a non-zero multiple of 2M, at most 64T");
+  if (o.count == 0) throw std::invalid_argument("--count must be at least 1");
+  if (name == "seq") return gen_seq(o, sink);
+  if (name == "random") return gen_random(o, sink);
+  if (name == "dirty-log-migration") return gen_dirty_log(o, sink);
+  std::string known;
+  for (const auto& g : generators()) known += (known.empty() ? "" : ", ") + g.name;
+  throw std::invalid_argument("unknown generator '" + name + "' (known: " + known + ")");
+}
+
+}  // namespace septsim::traces

@@ -1,0 +1,173 @@
+#include "traces/jsonl_writer.h"
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <stdexcept>
+
+#include "traces/reader.h"
+
+namespace septsim::traces {
+
+namespace {
+
+void hex(std::string& out, u64 v) {
+  char buf[24];
+  int n = std::snprintf(buf, sizeof buf, "\"0x%llx\"", static_cast<unsigned long long>(v));
+  out.append(buf, size_t(n));
+}
+void dec(std::string& out, u64 v) { out += std::to_string(v); }
+void key(std::string& out, const char* k) {
+  out += ",\"";
+  out += k;
+  out += "\":";
+}
+void str(std::string& out, const std::string& s) { out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
+
+const char* access_name(AccessType a) { return a == AccessType::Write ? "w" : a == AccessType::Fetch ? "x" : "r"; }
+const char* backing_name(mmu::HostBacking b) {
+  return b == mmu::HostBacking::Thp2M ? "thp" : b == mmu::HostBacking::Hugetlb1G ? "hugetlb1g" : "4k";
+}
+const char* page_name(int level) { return level == PG_LEVEL_1G ? "1g" : level == PG_LEVEL_2M ? "2m" : "4k"; }
+const char* dirty_name(DirtyLogOp op) {
+  switch (op) {
+    case DirtyLogOp::Enable: return "enable";
+    case DirtyLogOp::Get: return "get";
+    case DirtyLogOp::Clear: return "clear";
+    default: return "disable";
+  }
+}
+const char* inv_name(EventType t, InvKind k) {
+  switch (k) {
+    case InvKind::Address: return "address";
+    case InvKind::Single: return "single";
+    case InvKind::All: return "all";
+    default: return t == EventType::Invpcid ? "all_retain_globals" : "single_retain_globals";
+  }
+}
+const char* decision_name(DecisionKind k) {
+  switch (k) {
+    case DecisionKind::Map: return "map";
+    case DecisionKind::Prefetch: return "prefetch";
+    case DecisionKind::Fast: return "fast";
+    case DecisionKind::Zap: return "zap";
+    case DecisionKind::ZapAllFast: return "zap_all_fast";
+    default: return "split";
+  }
+}
+
+}  // namespace
+
+std::string event_to_json(const Event& e) {
+  std::string o = "{\"type\":\"";
+  o += event_type_name(e.type);
+  o += '"';
+  switch (e.type) {
+    case EventType::VmCreate: key(o, "vcpus"), dec(o, e.vcpus); break;
+    case EventType::MemslotAdd:
+      key(o, "slot"), dec(o, e.slot.id);
+      key(o, "gpa"), hex(o, e.slot.gpa);
+      key(o, "size"), hex(o, e.slot.size);
+      key(o, "backing"), o += '"', o += backing_name(e.slot.backing), o += '"';
+      if (e.slot.userspace_addr) key(o, "hva"), hex(o, e.slot.userspace_addr);
+      if (e.slot.flags) {
+        key(o, "flags");
+        o += '[';
+        if (e.slot.flags & mmu::KVM_MEM_LOG_DIRTY_PAGES) o += "\"dirty_log\"";
+        if (e.slot.flags & mmu::KVM_MEM_READONLY)
+          o += (e.slot.flags & mmu::KVM_MEM_LOG_DIRTY_PAGES) ? ",\"readonly\"" : "\"readonly\"";
+        o += ']';
+      }
+      break;
+    case EventType::MemslotDelete: key(o, "slot"), dec(o, e.slot.id); break;
+    case EventType::MemslotMove: key(o, "slot"), dec(o, e.slot.id), key(o, "gpa"), hex(o, e.slot.gpa); break;
+    case EventType::DirtyLog:
+      key(o, "slot"), dec(o, e.slot.id);
+      key(o, "op"), o += '"', o += dirty_name(e.dirty_op), o += '"';
+      if (e.dirty_op == DirtyLogOp::Clear && (e.first_page || e.num_pages))
+        key(o, "first_page"), dec(o, e.first_page), key(o, "num_pages"), dec(o, e.num_pages);
+      break;
+    case EventType::Access:
+      key(o, "vcpu"), dec(o, u64(e.vcpu));
+      key(o, e.is_gva ? "gva" : "gpa"), hex(o, e.addr);
+      key(o, "op"), o += '"', o += access_name(e.access), o += '"';
+      if (e.count != 1) key(o, "count"), dec(o, e.count);
+      if (e.stride) key(o, "stride"), hex(o, e.stride);
+      if (e.ts_ns) key(o, "ts_ns"), dec(o, e.ts_ns);
+      break;
+    case EventType::GuestMap:
+      key(o, "cr3"), hex(o, e.cr3);
+      key(o, "gva"), hex(o, e.gva);
+      key(o, "gpa"), hex(o, e.gpa);
+      key(o, "size"), hex(o, e.size);
+      key(o, "page"), o += '"', o += page_name(e.page_level), o += '"';
+      if (e.guest_levels != 4) key(o, "levels"), dec(o, u64(e.guest_levels));
+      if (!e.writable) key(o, "writable"), o += "false";
+      if (!e.executable) key(o, "executable"), o += "false";
+      break;
+    case EventType::SetCr3:
+      key(o, "vcpu"), dec(o, u64(e.vcpu));
+      key(o, "cr3"), hex(o, e.cr3);
+      if (e.pcid) key(o, "pcid"), dec(o, e.pcid);
+      if (e.guest_levels != 4) key(o, "levels"), dec(o, u64(e.guest_levels));
+      break;
+    case EventType::Invept:
+    case EventType::Invvpid:
+    case EventType::Invlpg:
+    case EventType::Invpcid:
+      key(o, "vcpu"), dec(o, u64(e.vcpu));
+      if (e.type != EventType::Invlpg) key(o, "kind"), o += '"', o += inv_name(e.type, e.inv_kind), o += '"';
+      if (e.type == EventType::Invpcid && (e.inv_kind == InvKind::Address || e.inv_kind == InvKind::Single))
+        key(o, "pcid"), dec(o, e.pcid);
+      if (e.type == EventType::Invlpg || (e.type != EventType::Invept && e.inv_kind == InvKind::Address))
+        key(o, "gva"), hex(o, e.gva);
+      break;
+    case EventType::Phase: key(o, "name"), str(o, e.name); break;
+    case EventType::GuestPtPool: key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size); break;
+    case EventType::Marker: key(o, "text"), str(o, e.name); break;
+    case EventType::KvmDecision:
+      key(o, "kind"), o += '"', o += decision_name(e.decision), o += '"';
+      if (e.vcpu >= 0) key(o, "vcpu"), dec(o, u64(e.vcpu));
+      if (e.gpa) key(o, "gpa"), hex(o, e.gpa);
+      if (e.page_level) key(o, "level"), dec(o, u64(e.page_level));
+      if (e.guest_level) key(o, "guest_level"), dec(o, u64(e.guest_level));
+      if (e.ts_ns) key(o, "ts_ns"), dec(o, e.ts_ns);
+      break;
+    case EventType::HostUnmap: key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size); break;
+    default:  // the TDX events (seam/) have no writer yet
+      throw std::runtime_error(std::string(event_type_name(e.type)) + " events cannot be written yet (line " +
+                               std::to_string(e.line) + ")");
+  }
+  o += '}';
+  return o;
+}
+
+JsonlWriter::JsonlWriter(const std::string& path, const std::string& description) : path_(path) {
+  errno = 0;
+  f_ = std::fopen(path.c_str(), "wb");
+  if (!f_) throw std::runtime_error(path + ": cannot write: " + std::strerror(errno ? errno : EIO));
+  std::string h = "{\"format\":\"septsim-trace\",\"version\":1";
+  if (!description.empty()) h += ",\"description\":", str(h, description);
+  h += "}\n";
+  std::fwrite(h.data(), 1, h.size(), f_);
+}
+
+JsonlWriter::~JsonlWriter() {
+  if (f_) std::fclose(f_);
+}
+
+void JsonlWriter::put(const Event& e) {
+  line_ = event_to_json(e);
+  line_ += '\n';
+  std::fwrite(line_.data(), 1, line_.size(), f_);
+}
+
+void JsonlWriter::finish() {
+  if (!f_) return;
+  bool bad = std::ferror(f_) != 0;
+  bad |= std::fclose(f_) != 0;
+  f_ = nullptr;
+  if (bad) throw std::runtime_error(path_ + ": write failed");
+}
+
+}  // namespace septsim::traces

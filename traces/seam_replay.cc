@@ -1,0 +1,150 @@
+#include "traces/seam_replay.h"
+
+#include "traces/replayer.h"
+
+namespace septsim::traces {
+
+using namespace seam;
+using R = TdxEventFields::Reg;
+
+void SeamReplay::fail(const Event& e, const std::string& msg) const {
+  throw ReplayError(path_ + ":" + std::to_string(e.line) + ": " + msg);
+}
+
+Hpa SeamReplay::page(int pg_level, Cycles& cycles, Cycles now) {
+  const Hpa hpa = mem_.alloc(pg_level) << kPageShift;
+  if (pg_level == PG_LEVEL_4K && tdx_.pamt().dynamic()) dpamt_.get(hpa, cycles, 0, now);
+  return hpa;
+}
+
+void SeamReplay::check(const Event& e, Status got, const char* what) {
+  if (!e.tdx.has_expect || status_matches(got, e.tdx.expect, e.tdx.expect_exact)) return;
+  mismatches_.push_back(path_ + ":" + std::to_string(e.line) + ": " + what + " returned " + status_string(got) +
+                        ", expected " + status_string(e.tdx.expect));
+}
+
+Cycles SeamReplay::run(const Event& e, Cycles now) {
+  switch (e.type) {
+    case EventType::TdCreate: return td_create(e, now);
+    case EventType::Seamcall: return seamcall(e, now);
+    case EventType::Tdcall: return tdcall(e, now);
+    case EventType::TdVcpu: return td_vcpu(e, now);
+    default: return 0;
+  }
+}
+
+Cycles SeamReplay::td_create(const Event& e, Cycles now) {
+  if (!tdx_.configure_dynamic_pamt(e.tdx.dynamic_pamt))
+    fail(e, "field 'dynamic_pamt': the TDX module is already configured with" +
+                std::string(e.tdx.dynamic_pamt ? "out" : "") + " Dynamic PAMT");
+  TdCreateParams p;
+  p.vcpus = e.tdx.vcpus;
+  p.gpaw = e.tdx.gpaw;
+  p.ept_levels = e.tdx.ept_levels;
+  p.hkid = u16(e.tdx.td + 1);
+  TdHandle h;
+  const TdBuildResult r = build_td(tdx_, mem_, dpamt_, p, h, 0, now);
+  if (r.status != TDX_SUCCESS) fail(e, "td_create: " + r.failed_leaf + " returned " + status_string(r.status));
+  tds_[e.tdx.td] = h;
+  return r.cycles;
+}
+
+// RCX = gpa|level, RDX = TDR (or RCX = TDR for leaves that take it there),
+// R8 = a fresh page for leaves that consume one, R12/R13 = a PAMT pair for a
+// Dynamic PAMT 2M demote.
+void SeamReplay::fill_defaults(const Event& e, SeamcallRegs& r, Cycles& cycles, Cycles now) {
+  const Leaf leaf = Leaf(e.tdx.leaf);
+  const auto it = tds_.find(e.tdx.td);
+  const Hpa tdr = it == tds_.end() ? 0 : it->second.tdr;
+  const u64 given = e.tdx.reg_mask;
+  auto want = [&](R reg) { return !(given & (1u << reg)); };
+  switch (leaf) {
+    case Leaf::TDH_MEM_TRACK:
+    case Leaf::TDH_MR_FINALIZE:
+    case Leaf::TDH_MNG_VPFLUSHDONE:
+    case Leaf::TDH_MNG_KEY_FREEID:
+    case Leaf::TDH_MNG_KEY_CONFIG:
+    case Leaf::TDH_MNG_INIT:
+      r.rcx = tdr;
+      return;
+    case Leaf::TDH_MR_EXTEND:
+      r.rcx = e.tdx.gpa;
+      r.rdx = tdr;
+      return;
+    default: break;
+  }
+  r.rcx = page_info(e.tdx.gpa, e.tdx.level);
+  r.rdx = tdr;
+  switch (leaf) {
+    case Leaf::TDH_MEM_SEPT_ADD:
+    case Leaf::TDH_MEM_PAGE_RELOCATE:
+      if (want(R::R8)) r.r8 = page(PG_LEVEL_4K, cycles, now);
+      break;
+    case Leaf::TDH_MEM_PAGE_ADD:
+      if (want(R::R8)) r.r8 = page(PG_LEVEL_4K, cycles, now);
+      if (want(R::R9)) r.r9 = mem_.alloc() << kPageShift;
+      break;
+    case Leaf::TDH_MEM_PAGE_AUG:
+      if (want(R::R8)) r.r8 = page(e.tdx.level == 1 ? PG_LEVEL_2M : PG_LEVEL_4K, cycles, now);
+      break;
+    case Leaf::TDH_MEM_PAGE_DEMOTE:
+      if (want(R::R8)) r.r8 = page(PG_LEVEL_4K, cycles, now);
+      if (tdx_.pamt().dynamic() && e.tdx.level == 1) {
+        if (want(R::R12)) r.r12 = mem_.alloc() << kPageShift;
+        if (want(R::R13)) r.r13 = mem_.alloc() << kPageShift;
+      }
+      break;
+    default: break;
+  }
+}
+
+Cycles SeamReplay::seamcall(const Event& e, Cycles now) {
+  Cycles cycles = 0;
+  SeamcallTxn t;
+  fill_defaults(e, t.in, cycles, now);
+  t.in.rax = leaf_rax(Leaf(e.tdx.leaf), e.tdx.version);
+  u64* regs[] = {&t.in.rax, &t.in.rcx, &t.in.rdx, &t.in.r8, &t.in.r9, &t.in.r10, &t.in.r11, &t.in.r12, &t.in.r13};
+  for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
+    if (e.tdx.reg_mask & (1u << i)) *regs[i] = e.tdx.regs[i];
+  t.initiator = e.tdx.lp;
+  t.start = e.tdx.concurrent ? last_start_ : now + cycles;
+  last_start_ = t.start;
+  const Cycles lat = tdx_.transport(t);
+  check(e, t.status(), leaf_name(e.tdx.leaf) ? leaf_name(e.tdx.leaf) : "seamcall");
+  // A concurrent call overlaps the previous one: it adds no time of its own.
+  return e.tdx.concurrent ? cycles : cycles + lat;
+}
+
+Cycles SeamReplay::tdcall(const Event& e, Cycles now) {
+  const TdHandle& h = tds_.at(e.tdx.td);
+  const Hpa tdvpr = h.tdvpr.at(e.tdx.vcpu);
+  const Td* td = tdx_.td(h.tdr);
+  if (!td || !const_cast<Td*>(td)->vcpu(tdvpr)->in_guest)
+    fail(e, "field 'vcpu': vCPU " + std::to_string(e.tdx.vcpu) + " of TD " + std::to_string(e.tdx.td) +
+                " is not in the guest (send td_vcpu enter first)");
+  SeamcallTxn t;
+  t.in.rax = e.tdx.leaf;
+  t.in.rcx = (e.tdx.reg_mask & (1u << R::RCX)) ? e.tdx.regs[R::RCX] : page_info(e.tdx.gpa, e.tdx.level);
+  t.tdcall = true;
+  t.tdvpr = tdvpr;
+  t.initiator = 0x10000 + e.tdx.vcpu;
+  t.start = now;
+  const Cycles lat = tdx_.transport(t);
+  check(e, t.status(), tdcall_leaf_name(e.tdx.leaf));
+  return lat;
+}
+
+Cycles SeamReplay::td_vcpu(const Event& e, Cycles now) {
+  const TdHandle& h = tds_.at(e.tdx.td);
+  const Hpa tdvpr = h.tdvpr.at(e.tdx.vcpu);
+  if (!e.tdx.enter) return tdx_.td_exit(tdvpr);
+  SeamcallTxn t;
+  t.in.rax = leaf_rax(Leaf::TDH_VP_ENTER);
+  t.in.rcx = tdvpr;
+  t.start = now;
+  const Cycles lat = tdx_.transport(t);
+  check(e, t.status(), "TDH.VP.ENTER");
+  return lat;
+}
+
+}  // namespace septsim::traces
