@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <vector>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -59,6 +60,24 @@ model::VcpuOp to_op(const Event& e) {
   return op;
 }
 
+// Newlines in a JSON Lines file (0 for binary traces, whose "line" is an
+// event index): the denominator of the progress percentage.
+u64 count_lines(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> buf(1 << 20);
+  u64 n = 0;
+  bool first = true, text = true;
+  while (in && text) {
+    in.read(buf.data(), std::streamsize(buf.size()));
+    size_t got = size_t(in.gcount());
+    if (first && got > 0 && buf[0] != '{' && buf[0] != '#' && buf[0] != '\n' && buf[0] != ' ' && buf[0] != '\xef')
+      text = false;
+    first = false;
+    for (size_t i = 0; i < got; ++i) n += buf[i] == '\n';
+  }
+  return text ? n : 0;
+}
+
 bool is_vcpu_event(EventType t) {
   switch (t) {
     case EventType::Access:
@@ -103,6 +122,7 @@ class ReplayTop : public sc_core::sc_module {
   }
 
   void set_first(const Event& e) { first_ = e, have_first_ = true; }
+  void set_total_lines(u64 n) { total_lines_ = n; }
   std::vector<std::string>& violations() { return checker_.violations(); }
   const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
 
@@ -149,9 +169,10 @@ class ReplayTop : public sc_core::sc_module {
         auto now = std::chrono::steady_clock::now();
         if (now - last_report > std::chrono::milliseconds(500)) {
           double secs = std::chrono::duration<double>(now - start).count();
-          std::fprintf(stderr, "\r%llu events, %.0f events/s, line %llu ",
-                       static_cast<unsigned long long>(events_seen_), double(events_seen_) / secs,
-                       static_cast<unsigned long long>(reader_.line()));
+          std::fprintf(stderr, "\r%llu events, %.0f events/s, line %llu", static_cast<unsigned long long>(events_seen_),
+                       double(events_seen_) / secs, static_cast<unsigned long long>(reader_.line()));
+          if (total_lines_) std::fprintf(stderr, " (%.1f %%)", 100.0 * double(reader_.line()) / double(total_lines_));
+          std::fprintf(stderr, " ");
           last_report = now;
         }
       }
@@ -269,6 +290,7 @@ class ReplayTop : public sc_core::sc_module {
   Event first_;
   bool have_first_ = false;
   u64 events_seen_ = 0;
+  u64 total_lines_ = 0;  // for the progress percentage; 0 = unknown
   u64 vcpu_events_ = 0;
   model::Counter *events_, *vm_ops_, *vm_cycles_;
 };
@@ -290,6 +312,7 @@ ReplayReport replay(const ReplayOptions& opts) {
   model::StatsRegistry stats;
   ReplayTop top("septsim", opts, reader, vcpus, stats);
   if (have_first) top.set_first(first);
+  if (opts.progress) top.set_total_lines(count_lines(opts.trace_path));
   sc_core::sc_start();
   model::rethrow_sim_error();
 
