@@ -6,6 +6,7 @@
 //   septsim-bench fault       EPT-violation fault path            (target >= 500 k faults/s)
 //   septsim-bench rss         host RSS per mapped 4K page, 16 GiB (target <= 64 bytes)
 //   septsim-bench import-ftrace | jsonl-read | binary-read   trace input speed (bench/bench_import.cc)
+//   septsim-bench seam-loop | seam-memory                    TDX module speed and memory (bench/bench_seam.cc)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -97,10 +98,12 @@ void expect_count(const char* what, u64 got, u64 want) {
 }  // namespace
 
 int import_bench(const std::string& which);
+int seam_bench(const std::string& which);
 
 int sc_main(int argc, char* argv[]) {
   std::string which = argc > 1 ? argv[1] : "";
   if (which == "import-ftrace" || which == "jsonl-read" || which == "binary-read") return import_bench(which);
+  if (which == "seam-loop" || which == "seam-memory") return seam_bench(which);
   model::Config cfg;
   cfg.set("sim.quantum_ns", "10000");
   auto* b = new Bench("bench", cfg);
@@ -174,7 +177,8 @@ int sc_main(int argc, char* argv[]) {
       }
     };
   } else {
-    std::fprintf(stderr, "usage: septsim-bench tlb-hit|walk-2d|fault|rss|import-ftrace|jsonl-read|binary-read\n");
+    std::fprintf(stderr,
+                 "usage: septsim-bench tlb-hit|walk-2d|fault|rss|import-ftrace|jsonl-read|binary-read|seam-loop|seam-memory\n");
     return 2;
   }
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
