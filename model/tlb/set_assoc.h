@@ -19,6 +19,7 @@ class SetAssoc {
     ways_ = ways == 0 || ways > entries ? entries : ways;
     sets_ = entries / ways_;
     if (sets_ == 0) sets_ = 1;
+    pow2_mask_ = (sets_ & (sets_ - 1)) == 0 ? sets_ - 1 : 0;
     slots_.resize(size_t(sets_) * ways_);
     policy_ = ReplacementPolicy::create(policy, sets_, ways_, seed);
   }
@@ -26,8 +27,12 @@ class SetAssoc {
   u32 sets() const { return sets_; }
   u32 ways() const { return ways_; }
 
+  // Every geometry of the presets has a power-of-two set count: a mask then
+  // replaces the division, which dominated short lookups.
+  u32 set_of(u64 index) const { return pow2_mask_ || sets_ == 1 ? u32(index & pow2_mask_) : u32(index % sets_); }
+
   V* find(u64 index, u64 tag) {
-    u32 set = u32(index % sets_);
+    u32 set = set_of(index);
     Slot* s = &slots_[size_t(set) * ways_];
     for (u32 w = 0; w < ways_; ++w)
       if (s[w].valid && s[w].tag == tag) {
@@ -39,7 +44,7 @@ class SetAssoc {
 
   // Inserts or overwrites; returns true when a valid entry was evicted.
   bool insert(u64 index, u64 tag, const V& value) {
-    u32 set = u32(index % sets_);
+    u32 set = set_of(index);
     Slot* s = &slots_[size_t(set) * ways_];
     u32 way = ways_;
     for (u32 w = 0; w < ways_ && way == ways_; ++w)
@@ -57,7 +62,7 @@ class SetAssoc {
   }
 
   bool erase(u64 index, u64 tag) {
-    Slot* s = &slots_[size_t(index % sets_) * ways_];
+    Slot* s = &slots_[size_t(set_of(index)) * ways_];
     for (u32 w = 0; w < ways_; ++w)
       if (s[w].valid && s[w].tag == tag) {
         s[w].valid = false;
@@ -95,6 +100,7 @@ class SetAssoc {
     V value{};
   };
   u32 sets_ = 1, ways_ = 1;
+  u32 pow2_mask_ = 0;  // sets_ - 1 when sets_ is a power of two
   std::vector<Slot> slots_;
   std::unique_ptr<ReplacementPolicy> policy_;
 };
