@@ -97,8 +97,10 @@ class Checker {
     }
   }
 
-  void leaf(u64 spte, Gfn gfn, int level) {
-    std::string at = where(gfn, level, spte);
+  void leaf(u64 spte, Gfn root_gfn, int level) {
+    std::string at = where(root_gfn, level, spte);
+    // A TD's direct root maps shared gfns with the shared bit (gfn_direct_bits).
+    const Gfn gfn = root_gfn & ~k_.gfn_direct_bits();
     if (level > PG_LEVEL_1G) {
       report(7, at + ": leaf above 1G");
       return;
@@ -144,6 +146,7 @@ std::vector<std::string> Kvm::Impl::check_invariants() const {
     if (v.root && std::find(tdp.roots().begin(), tdp.roots().end(), v.root) == tdp.roots().end())
       out.push_back("rule 2: vCPU " + std::to_string(v.ctl->id()) + " holds a root that is not in tdp_mmu_roots");
   checker.totals();
+  if (td) check_tdx_invariants(*td, mem, out);
   return out;
 }
 

@@ -13,7 +13,17 @@
 #include "model/stats.h"
 #include "model/timing.h"
 
+namespace septsim::model {
+class Vcpu;
+}
+namespace septsim::seam {
+class TdxModule;
+}
+
 namespace septsim::mmu {
+
+class TdxVm;
+struct TdxVmParams;
 
 // How the host backs a memslot's userspace memory (what host_pfn_mapping_level
 // would find): small pages, transparent huge pages, or hugetlbfs 1G pages.
@@ -67,6 +77,33 @@ class Kvm : public model::Hypervisor {
   // tables. Throws KvmError if no memslot covers gpa.
   Hpa host_hpa_for_gpa(Gpa gpa);
   bool gpa_in_memslot(Gpa gpa) const;
+
+  // A TD (KVM_X86_TDX_VM), tdx_vm.h. create_td builds the TD with one TD
+  // vCPU per hardware vCPU (hw[i] is vCPU i, added with add_vcpu); the rest
+  // throw KvmError when the VM is not a TD or the TDX module refuses.
+  Cycles create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vector<model::Vcpu*>& hw);
+  // KVM_TDX_INIT_MEM_REGION: PAGE.ADD of [gpa, gpa + size) from an image
+  // whose page i carries content tag `tag + i`; MR.EXTEND when `measure`.
+  Cycles td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure);
+  Cycles td_finalize();
+  // TDG.MEM.PAGE.ACCEPT from TD vCPU `vcpu`; a PENDING page that is not yet
+  // mapped is faulted in first (the ACCEPT's EPT violation). *status gets
+  // the final TDX status.
+  Cycles td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status);
+  Cycles td_teardown();
+  // KVM_SET_MEMORY_ATTRIBUTES over [gpa, gpa + size) (gpa without the shared
+  // bit): private -> shared removes the TD's private pages there (the mirror
+  // side), shared -> private zaps the shared mappings (the direct root).
+  Cycles set_memory_attributes(Gpa gpa, u64 size, bool make_private);
+  // The guest's MapGPA hypercall from TD vCPU `vcpu`: the shared bit of gpa
+  // says which way; the VMM answers with set_memory_attributes.
+  Cycles map_gpa(u32 vcpu, Gpa gpa, u64 size);
+  // KVM_EXIT_MEMORY_FAULT exits so far (private-ness of a fault and the
+  // attribute disagree, or no memslot backs a private fault).
+  u64 memory_fault_exits() const;
+  bool is_td() const;
+  const TdxVm* tdx_vm() const;
+  TdxVm* tdx_vm();
 
   // model::Hypervisor
   Cycles handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qualification) override;

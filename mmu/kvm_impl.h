@@ -6,13 +6,18 @@
 #include <vector>
 
 #include "mmu/kvm.h"
+#include "mmu/mem_attributes.h"
 #include "mmu/memslot.h"
 #include "mmu/mmu_stats.h"
 #include "model/hex.h"
 #include "mmu/page_fault.h"
 #include "mmu/tdp_mmu.h"
+#include "mmu/tdx_vm.h"
 
 namespace septsim::mmu {
+
+// invariants_tdx.cc: rules 15, 16 and the TD content and PAMT rules.
+void check_tdx_invariants(const TdxVm& td, const model::PhysMem& mem, std::vector<std::string>& out);
 
 struct Kvm::Impl {
   Impl(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats);
@@ -38,6 +43,14 @@ struct Kvm::Impl {
   Memslots slots;
   TdpMmu tdp;
   std::vector<Vcpu> vcpus;
+  std::unique_ptr<TdxVm> td;  // KVM_X86_TDX_VM only
+  MemAttributes attrs;        // private gfns (TD VMs)
+  // kvm_gfn_direct_bits: the shared bit as a gfn bit (0 for a normal VM).
+  Gfn gfn_direct_bits() const { return td ? Gfn{1} << (td->shared_bit() - kPageShift) : 0; }
+
+  // kvm_tdx.cc: a fault on a private GPA of a TD.
+  int tdx_private_fault(Vcpu& v, KvmPageFault& fault);
+  u32 vcpu_index(const Vcpu& v) const { return u32(&v - vcpus.data()); }
 
   Cycles finish() {
     stats.cycles += spent;

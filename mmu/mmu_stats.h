@@ -22,7 +22,13 @@ struct MmuStats {
         recover_huge_page(r.counter("kvm.recover_huge_page", "tables replaced in place by a huge leaf")),
         roots_allocated(r.counter("kvm.roots_allocated", "TDP MMU roots allocated")),
         dirty_pages_reported(r.counter("kvm.dirty_pages_reported", "pages returned by KVM_GET_DIRTY_LOG")),
-        cycles(r.counter("kvm.cycles", "host cycles spent in KVM (faults, ioctls, requests)")) {}
+        cycles(r.counter("kvm.cycles", "host cycles spent in KVM (faults, ioctls, requests)")),
+        tdx_seamcalls(r.counter("kvm.tdx.seamcalls", "SEAMCALLs and TDCALLs made for the VM's TD")),
+        tdx_busy_retries(r.counter("kvm.tdx.busy_retries", "SEAMCALLs retried after TDX_OPERAND_BUSY")),
+        tdx_memory_faults(r.counter("kvm.tdx.memory_fault_exits",
+                                    "KVM_EXIT_MEMORY_FAULT: fault private-ness and attribute disagree, or no backing")),
+        tdx_kicks(r.counter("kvm.tdx.kicks", "every-vCPU kicks after TDH.MEM.TRACK")),
+        tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")) {}
 
   void update_page_stats(int level, long delta) { *pages[level] += u64(delta); }
 
@@ -40,6 +46,11 @@ struct MmuStats {
   u64& roots_allocated;
   u64& dirty_pages_reported;
   u64& cycles;
+  u64& tdx_seamcalls;
+  u64& tdx_busy_retries;
+  u64& tdx_memory_faults;
+  u64& tdx_kicks;
+  u64& tdx_removed;
 };
 
 }  // namespace septsim::mmu

@@ -39,7 +39,7 @@ int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
     if (new_spte == spte || !is_access_allowed(fault, new_spte)) break;
     *sptep = new_spte;
     spent += timing.spte_write;
-    if (!is_writable_pte(spte) && is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(fault.gfn);
+    if (!is_writable_pte(spte) && is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(slot_gfn(fault));
     ret = RET_PF_FIXED;
   } while (false);
   if (ret != RET_PF_INVALID) ++stats.pf_fast;
@@ -52,7 +52,7 @@ int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
   // A write to a read-only slot (KVM_PFN_ERR_RO_FAULT) is emulated.
   if (fault.write && fault.slot->readonly()) return RET_PF_EMULATE;
   u64 allocs = 0;
-  fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(fault.gfn), &allocs);
+  fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(slot_gfn(fault)), &allocs);
   spent += allocs * timing.page_alloc;
   fault.map_writable = !fault.slot->readonly();
   return RET_PF_CONTINUE;
@@ -61,14 +61,14 @@ int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
 void Kvm::Impl::kvm_mmu_hugepage_adjust(KvmPageFault& fault) const {
   fault.req_level = fault.goal_level = PG_LEVEL_4K;
   if (fault.max_level == PG_LEVEL_4K || fault.slot->dirty_track_enabled()) return;
-  fault.req_level = kvm_mmu_max_mapping_level(*fault.slot, fault.gfn, std::min(fault.max_level, max_huge_level));
+  fault.req_level = kvm_mmu_max_mapping_level(*fault.slot, slot_gfn(fault), std::min(fault.max_level, max_huge_level));
   if (fault.req_level == PG_LEVEL_4K) return;
   fault.goal_level = fault.req_level;
   fault.pfn &= ~(pages_per_level(fault.goal_level) - 1);
 }
 
 int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
-  fault.slot = fault.gfn < max_gfn ? slots.find(fault.gfn) : nullptr;
+  fault.slot = slot_gfn(fault) < max_gfn ? slots.find(slot_gfn(fault)) : nullptr;
   ++stats.pf_taken;
   int r = RET_PF_INVALID;
   // page_fault_can_be_fast: a write to a present SPTE (A/D on: no access tracking).
@@ -100,7 +100,35 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
   Impl& k = *impl_;
   k.spent = k.timing.fault_handler;
   KvmPageFault fault(gpa, ept_violation_error_code(exit_qualification));
-  k.kvm_mmu_do_page_fault(k.vcpu_of(vcpu), fault);
+  Impl::Vcpu& v = k.vcpu_of(vcpu);
+  if (k.td && k.td->finalized() && vcpu.id() < k.td->vcpus()) {
+    // A TD vCPU leaves the TD for the exit and re-enters through VP.ENTER.
+    k.spent += k.td->td_exit(vcpu.id());
+    const bool priv = k.td->is_private(gpa);
+    const Gfn gfn = (gpa & ~(Gpa{1} << k.td->shared_bit())) >> kPageShift;
+    if (priv != k.attrs.is_private(gfn)) {
+      // The access disagrees with the attribute: KVM_EXIT_MEMORY_FAULT, the
+      // VMM decides (convert or kill); nothing is mapped.
+      ++k.td->memory_faults;
+    } else if (priv) {
+      fault.error_code |= PFERR_PRIVATE_ACCESS;
+      fault.max_level = PG_LEVEL_4K;  // TDX's private max mapping level (merged KVM)
+      k.tdx_private_fault(v, fault);
+    } else {
+      fault.direct_bits = k.gfn_direct_bits();
+      // Mixed attributes inside a huge frame keep the shared mapping small
+      // (what lpage_info's KVM_LPAGE_MIXED_FLAG decides in KVM).
+      const Gfn b2m = gfn & ~Gfn{511}, b1g = gfn & ~Gfn{(1u << 18) - 1};
+      if (!k.attrs.uniform(b2m, b2m + 512, false))
+        fault.max_level = PG_LEVEL_4K;
+      else if (!k.attrs.uniform(b1g, b1g + (1u << 18), false))
+        fault.max_level = PG_LEVEL_2M;
+      k.kvm_mmu_do_page_fault(v, fault);
+    }
+    k.spent += k.td->vp_enter(vcpu.id());
+    return k.finish();
+  }
+  k.kvm_mmu_do_page_fault(v, fault);
   return k.finish();
 }
 

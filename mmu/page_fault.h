@@ -36,7 +36,8 @@ struct KvmPageFault {
   u64 error_code;
   bool prefetch = false;
   bool exec, write, present, rsvd, user;
-  Gfn gfn;
+  Gfn gfn;               // as the root maps it (a TD's shared gfns carry the shared bit)
+  Gfn direct_bits = 0;   // kvm_gfn_direct_bits of a TD's shared fault: not part of the memslot gfn
   Memslot* slot = nullptr;
   int max_level = PG_LEVEL_1G;  // KVM_MAX_HUGEPAGE_LEVEL
   int req_level = PG_LEVEL_4K;
@@ -45,6 +46,9 @@ struct KvmPageFault {
   bool map_writable = false;
   bool huge_page_disallowed = false;
 };
+
+// The gfn the memslots know.
+inline Gfn slot_gfn(const KvmPageFault& fault) { return fault.gfn & ~fault.direct_bits; }
 
 inline bool is_access_allowed(const KvmPageFault& fault, u64 spte) {
   if (fault.exec) return spte & shadow_x_mask;

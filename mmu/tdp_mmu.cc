@@ -161,7 +161,7 @@ int TdpMmu::map_handle_target_level(TdpIter& iter, KvmPageFault& fault, bool* fl
   if (is_shadow_present_pte(old_spte) &&
       (!is_last_spte(old_spte, iter.level) || leaf_spte_change_needs_tlb_flush(old_spte, new_spte)))
     *flush = true;
-  if (is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(iter.gfn);
+  if (is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(iter.gfn & ~fault.direct_bits);
   return RET_PF_FIXED;
 }
 

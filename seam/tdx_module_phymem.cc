@@ -28,7 +28,8 @@ Status TdxModule::phymem_page_reclaim(Call& c) {
   c.out.rdx = e.owner;
   c.out.r8 = u64(pg - 1);
   pamt_.set(hpa, pg, PamtEntry{});
-  if (e.pt == PageType::PT_EPT) --sept_pages_;
+  // The SEPT root is a TDCS page but counts as a Secure-EPT page.
+  if (e.pt == PageType::PT_EPT || (e.pt == PageType::PT_TDCX && t.sept && t.sept->root() == hpa)) --sept_pages_;
   if (e.pt == PageType::PT_TDR) {
     for (const TdVcpu& v : t.vcpus) vcpu_owner_.erase(v.tdvpr);
     tds_.erase(it);

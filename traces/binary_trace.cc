@@ -170,6 +170,8 @@ BinaryTraceWriter::~BinaryTraceWriter() {
 void BinaryTraceWriter::put(const Event& e) {
   if (u32(e.type) >= kNumTypes)  // the TDX events (seam/) have no binary encoding yet
     throw std::runtime_error(path_ + ": " + event_type_name(e.type) + " events cannot be written in the binary format yet");
+  if (e.type == EventType::VmCreate && e.tdx_vm)
+    throw std::runtime_error(path_ + ": a TD VM (vm_create \"vm_type\":\"tdx\") cannot be written in the binary format yet");
   const Event& d = defaults();
   u64 bits = 0;
   for (u32 f = 0; f < kName; ++f)

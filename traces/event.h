@@ -8,7 +8,7 @@
 namespace septsim::traces {
 
 enum class EventType : u8 {
-  VmCreate,       // {"type":"vm_create","vcpus":2}
+  VmCreate,       // {"type":"vm_create","vcpus":2} or {"type":"vm_create","vcpus":2,"vm_type":"tdx","gpaw":48}
   MemslotAdd,     // {"type":"memslot_add","slot":0,"gpa":"0x0","size":"1G","backing":"thp"}
   MemslotDelete,  // {"type":"memslot_delete","slot":0}
   MemslotMove,    // {"type":"memslot_move","slot":0,"gpa":"0x80000000"}
@@ -33,6 +33,13 @@ enum class EventType : u8 {
   Seamcall,       // {"type":"seamcall","leaf":"TDH.MEM.PAGE.AUG","td":0,"gpa":"0x40000000","level":0,"expect":"TDX_SUCCESS"}
   Tdcall,         // {"type":"tdcall","leaf":"TDG.MEM.PAGE.ACCEPT","td":0,"vcpu":0,"gpa":..,"level":0}
   TdVcpu,         // {"type":"td_vcpu","td":0,"vcpu":1,"op":"enter"|"exit"}
+  // The VM's own TD (vm_create "vm_type":"tdx"), driven through the MMU.
+  TdInitMemRegion,  // {"type":"td_init_mem_region","gpa":"0x100000","size":"64K","measure":true,"tag":"0x1000"}
+  TdFinalize,       // {"type":"td_finalize"}
+  TdTeardown,       // {"type":"td_teardown"}
+  Accept,           // {"type":"accept","vcpu":0,"gpa":"0x200000","level":0}: the guest's TDG.MEM.PAGE.ACCEPT
+  SetMemoryAttributes,  // {"type":"set_memory_attributes","gpa":"0x300000","size":"4K","private":false}
+  MapGpa,               // {"type":"map_gpa","vcpu":0,"gpa":"0x800000000300000","size":"4K"}: shared bit set = to shared
 };
 
 // Fields of the TDX events. Registers given in the trace override what the
@@ -80,8 +87,15 @@ struct Event {
   u64 line = 0;   // 1-based line number in the trace file
   int vcpu = -1;  // per-vCPU events only
 
-  // VmCreate
+  // VmCreate; a TD VM also uses tdx.gpaw and tdx.ept_levels
   u32 vcpus = 1;
+  bool tdx_vm = false;
+
+  // TdInitMemRegion (gpa, size, measure, tag); Accept (vcpu, gpa, tdx.level);
+  // SetMemoryAttributes (gpa, size, make_private); MapGpa (vcpu, gpa, size)
+  bool measure = false;
+  bool make_private = false;
+  u64 tag = 0;
 
   // Memslot events: slot id, gpa (base or new base), size, backing, flags
   mmu::MemslotSpec slot;

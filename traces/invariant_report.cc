@@ -4,10 +4,12 @@
 
 #include "model/functional_walk.h"
 #include "model/hex.h"
+#include "mmu/tdx_vm.h"
 
 namespace septsim::traces {
 
-std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem) {
+std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem,
+                                                            unsigned shared_bit) {
   std::set<std::string> out;  // L1 and STLB copies of one translation give one line
   // A vCPU with requests pending cannot re-enter the guest before servicing
   // them (new root, flush), so its TLB cannot be used as it stands.
@@ -21,7 +23,9 @@ std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& v
     if (c.eptp != current) return;  // tagged with an EPTP no longer loaded: never used
     std::optional<model::FunctionalResult> now;
     if (kind == model::TranslationKind::GuestPhysical) {
-      now = model::ept_translate(mem, eptp, addr);
+      // A TD vCPU's private GPAs (shared bit clear) translate through the Secure EPT.
+      const bool priv = vcpu.is_td() && shared_bit && !((addr >> shared_bit) & 1);
+      now = model::ept_translate(mem, priv ? vcpu.secure_eptp() : eptp, addr);
     } else {
       if (c.vpid != ctx.vpid || c.pcid != ctx.pcid) return;
       now = model::linear_translate(mem, eptp, guest.cr3, guest.levels, addr);
@@ -44,7 +48,8 @@ std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& v
 void InvariantReport::check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line) {
   std::vector<std::string> found = kvm_.check_invariants();
   for (const auto& v : vcpus) {
-    auto stale = stale_tlb_entries(*v, mem_);
+    const mmu::TdxVm* td = kvm_.tdx_vm();
+    auto stale = stale_tlb_entries(*v, mem_, td ? td->shared_bit() : 0);
     found.insert(found.end(), stale.begin(), stale.end());
   }
   for (const auto& f : found) {

@@ -21,8 +21,10 @@ class InvariantReport {
   void check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line);
   std::vector<std::string>& violations() { return violations_; }
 
-  // The stale-TLB rule alone, for tests.
-  static std::vector<std::string> stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem);
+  // The stale-TLB rule alone, for tests. `shared_bit`: a TD's shared GPA bit
+  // (0 for a normal VM); a TD vCPU's private GPAs translate through its Secure EPT.
+  static std::vector<std::string> stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem,
+                                                    unsigned shared_bit = 0);
 
  private:
   const mmu::Kvm& kvm_;

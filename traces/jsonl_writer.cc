@@ -63,7 +63,15 @@ std::string event_to_json(const Event& e) {
   o += event_type_name(e.type);
   o += '"';
   switch (e.type) {
-    case EventType::VmCreate: key(o, "vcpus"), dec(o, e.vcpus); break;
+    case EventType::VmCreate:
+      key(o, "vcpus"), dec(o, e.vcpus);
+      if (e.tdx_vm) {
+        key(o, "vm_type"), o += "\"tdx\"";
+        key(o, "gpaw"), dec(o, u64(e.tdx.gpaw));
+        key(o, "levels"), dec(o, u64(e.tdx.ept_levels));
+        if (e.tdx.dynamic_pamt) key(o, "dynamic_pamt"), o += "true";
+      }
+      break;
     case EventType::MemslotAdd:
       key(o, "slot"), dec(o, e.slot.id);
       key(o, "gpa"), hex(o, e.slot.gpa);
@@ -134,7 +142,24 @@ std::string event_to_json(const Event& e) {
       if (e.ts_ns) key(o, "ts_ns"), dec(o, e.ts_ns);
       break;
     case EventType::HostUnmap: key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size); break;
-    default:  // the TDX events (seam/) have no writer yet
+    case EventType::TdInitMemRegion:
+      key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size);
+      if (e.measure) key(o, "measure"), o += "true";
+      if (e.tag) key(o, "tag"), hex(o, e.tag);
+      break;
+    case EventType::TdFinalize:
+    case EventType::TdTeardown: break;
+    case EventType::Accept:
+      key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "level"), dec(o, u64(e.tdx.level));
+      break;
+    case EventType::SetMemoryAttributes:
+      key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size), key(o, "private");
+      o += e.make_private ? "true" : "false";
+      break;
+    case EventType::MapGpa:
+      key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size);
+      break;
+    default:  // the raw TDX module events (seam/) have no writer yet
       throw std::runtime_error(std::string(event_type_name(e.type)) + " events cannot be written yet (line " +
                                std::to_string(e.line) + ")");
   }

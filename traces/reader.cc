@@ -297,9 +297,9 @@ struct TypeSpec {
   std::vector<std::string_view> fields;
 };
 
-const std::array<TypeSpec, 21>& type_specs() {
-  static const std::array<TypeSpec, 21> specs = {{
-      {"vm_create", {"vcpus"}},
+const std::array<TypeSpec, 27>& type_specs() {
+  static const std::array<TypeSpec, 27> specs = {{
+      {"vm_create", {"vcpus", "vm_type", "gpaw", "levels", "dynamic_pamt"}},
       {"memslot_add", {"slot", "gpa", "size", "backing", "hva", "flags"}},
       {"memslot_delete", {"slot"}},
       {"memslot_move", {"slot", "gpa"}},
@@ -321,8 +321,14 @@ const std::array<TypeSpec, 21>& type_specs() {
                     "r9", "r10", "r11", "r12", "r13"}},
       {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "rcx"}},
       {"td_vcpu", {"td", "vcpu", "op", "expect"}},
+      {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
+      {"td_finalize", {}},
+      {"td_teardown", {}},
+      {"accept", {"vcpu", "gpa", "level"}},
+      {"set_memory_attributes", {"gpa", "size", "private"}},
+      {"map_gpa", {"vcpu", "gpa", "size"}},
   }};
-  static_assert(size_t(EventType::TdVcpu) + 1 == 21);
+  static_assert(size_t(EventType::MapGpa) + 1 == 27);
   return specs;
 }
 
@@ -344,6 +350,7 @@ constexpr EnumName<mmu::HostBacking> kBackings[] = {
 constexpr EnumName<u32> kSlotFlags[] = {{"dirty_log", mmu::KVM_MEM_LOG_DIRTY_PAGES}, {"readonly", mmu::KVM_MEM_READONLY}};
 constexpr EnumName<DirtyLogOp> kDirtyOps[] = {
     {"enable", DirtyLogOp::Enable}, {"get", DirtyLogOp::Get}, {"clear", DirtyLogOp::Clear}, {"disable", DirtyLogOp::Disable}};
+constexpr EnumName<bool> kVmTypes[] = {{"default", false}, {"tdx", true}};
 constexpr EnumName<bool> kTdVcpuOps[] = {{"enter", true}, {"exit", false}};
 constexpr EnumName<int> kPageSizes[] = {{"4k", PG_LEVEL_4K}, {"2m", PG_LEVEL_2M}, {"1g", PG_LEVEL_1G}};
 constexpr EnumName<DecisionKind> kDecisionKinds[] = {{"map", DecisionKind::Map},
@@ -395,6 +402,7 @@ struct TraceReader::Impl {
   Header header;
   LineParser parser;
   bool vm_created = false;
+  bool tdx_vm = false;
   std::map<u64, u32> td_vcpus;  // TDs created so far: vCPU count
   u64 vm_line = 0;
   u32 vcpus = 0;
@@ -712,6 +720,20 @@ struct TraceReader::Impl {
         u64 n = num("vcpus");
         if (n < 1 || n > kMaxVcpus) fail("vcpus", std::to_string(n) + " is out of range (1..256)");
         out.vcpus = vcpus = u32(n);
+        out.tdx_vm = parser.find("vm_type") ? choice("vm_type", kVmTypes) : false;
+        for (const char* f : {"gpaw", "levels", "dynamic_pamt"})
+          if (!out.tdx_vm && parser.find(f)) fail(f, "only a TD VM (\"vm_type\":\"tdx\") takes it");
+        if (out.tdx_vm) {
+          u64 gpaw = num("gpaw", 48);
+          if (gpaw != 48 && gpaw != 52) fail("gpaw", "must be 48 or 52, got " + std::to_string(gpaw));
+          int levels = levels_field("levels");
+          if (gpaw == 52 && !parser.find("levels")) levels = 5;
+          if (gpaw == 52 && levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
+          out.tdx.gpaw = int(gpaw);
+          out.tdx.ept_levels = levels;
+          out.tdx.dynamic_pamt = boolean("dynamic_pamt", false);
+          tdx_vm = true;
+        }
         vm_created = true;
         vm_line = line_no;
         break;
@@ -825,7 +847,48 @@ struct TraceReader::Impl {
         out.tdx.enter = choice("op", kTdVcpuOps);
         decode_expect(out);
         break;
+      case EventType::TdInitMemRegion:
+        need_tdx_vm();
+        out.gpa = gpa_field("gpa", kPageSize);
+        out.size = size_field("size", kPageSize);
+        if (out.size > kMaxGpa - out.gpa)
+          fail("size", "region end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
+        out.measure = boolean("measure", false);
+        out.tag = num("tag", 0);
+        break;
+      case EventType::TdFinalize:
+      case EventType::TdTeardown:
+        need_tdx_vm();
+        break;
+      case EventType::Accept: {
+        need_tdx_vm();
+        out.vcpu = vcpu_field();
+        u64 level = num("level", 0);
+        if (level > 1) fail("level", "ACCEPT takes TDX level 0 (4K) or 1 (2M), got " + std::to_string(level));
+        out.tdx.level = int(level);
+        out.gpa = gpa_field("gpa", tdx_level_bytes(int(level)));
+        break;
+      }
+      case EventType::SetMemoryAttributes:
+      case EventType::MapGpa:
+        need_tdx_vm();
+        if (out.type == EventType::MapGpa) out.vcpu = vcpu_field();
+        out.gpa = gpa_field("gpa", kPageSize);
+        out.size = size_field("size", kPageSize);
+        if (out.size > kMaxGpa - out.gpa)
+          fail("size", "range end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
+        if (out.type == EventType::SetMemoryAttributes) {
+          const Value& v = need("private");
+          (void)v;
+          out.make_private = boolean("private", false);
+        }
+        break;
     }
+  }
+
+  static u64 tdx_level_bytes(int level) { return u64{1} << (12 + 9 * level); }
+  void need_tdx_vm() const {
+    if (!tdx_vm) fail("type", "needs a TD VM: vm_create must say \"vm_type\":\"tdx\"");
   }
 
   // ---- TDX events -----------------------------------------------------------

@@ -12,6 +12,8 @@
 #include <systemc>
 
 #include "mmu/kvm.h"
+#include "mmu/tdx_vm.h"
+#include "model/hex.h"
 #include "model/phys_mem.h"
 #include "model/sim_error.h"
 #include "model/timing.h"
@@ -148,7 +150,10 @@ class ReplayTop : public sc_core::sc_module {
       if (have_first_) e = first_, have_first_ = false;
       ++events_seen_;
       ++*events_;
-      if (e.type == EventType::VmCreate) continue;
+      if (e.type == EventType::VmCreate) {
+        if (e.tdx_vm) vm_op(e);
+        continue;
+      }
       if (e.type == EventType::Marker || e.type == EventType::KvmDecision) {
         if (opts_.on_annotation) barrier(), pending = 0, annotate(e);
         continue;
@@ -157,6 +162,9 @@ class ReplayTop : public sc_core::sc_module {
         if (e.vcpu < 0 || size_t(e.vcpu) >= vcpus_.size())
           throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
                           std::to_string(vcpus_.size()) + ")");
+        if (const mmu::TdxVm* td = kvm_.tdx_vm(); td && (!td->finalized() || td->torn_down()))
+          throw_at(e, std::string("field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown (the TD is ") +
+                          (td->torn_down() ? "torn down)" : "not finalized)"));
         vcpus_[size_t(e.vcpu)]->push(to_op(e));
         ++vcpu_events_;
         if (++pending >= kBatch) barrier(), pending = 0;
@@ -239,6 +247,42 @@ class ReplayTop : public sc_core::sc_module {
         case EventType::Tdcall:
         case EventType::TdVcpu:
           c = seam_.run(e, timing_.from_time(sc_core::sc_time_stamp()));
+          break;
+        case EventType::VmCreate: {
+          // KVM_X86_TDX_VM: the VM's TD, one TD vCPU per vCPU. Its HKID is
+          // above any a raw td_create event picks.
+          mmu::TdxVmParams p;
+          p.gpaw = e.tdx.gpaw;
+          p.ept_levels = e.tdx.ept_levels;
+          p.hkid = 0x8000;
+          if (e.tdx.dynamic_pamt && !tdx_.configure_dynamic_pamt(true))
+            throw_at(e, "field 'dynamic_pamt': the TDX module already has TD pages without Dynamic PAMT");
+          std::vector<model::Vcpu*> hw;
+          for (auto& v : vcpus_) hw.push_back(v.get());
+          c += kvm_.create_td(tdx_, p, hw);
+          break;
+        }
+        case EventType::TdInitMemRegion:
+          c += kvm_.td_init_mem_region(e.gpa, e.size, e.tag, e.measure);
+          break;
+        case EventType::TdFinalize:
+          c += kvm_.td_finalize();
+          break;
+        case EventType::TdTeardown:
+          c += kvm_.td_teardown();
+          break;
+        case EventType::Accept: {
+          u64 status = 0;
+          c += kvm_.td_accept(u32(e.vcpu), e.gpa, e.tdx.level, &status);
+          if (seam::is_error(status))
+            throw_at(e, "field 'gpa': TDG.MEM.PAGE.ACCEPT of " + hex(e.gpa) + " returned " + seam::status_string(status));
+          break;
+        }
+        case EventType::SetMemoryAttributes:
+          c += kvm_.set_memory_attributes(e.gpa, e.size, e.make_private);
+          break;
+        case EventType::MapGpa:
+          c += kvm_.map_gpa(u32(e.vcpu), e.gpa, e.size);
           break;
         case EventType::HostUnmap:
           c += kvm_.zap_gfn_range(e.gpa, e.size);

@@ -1,0 +1,60 @@
+// Private <-> shared conversion of a TD's memory: KVM_SET_MEMORY_ATTRIBUTES
+// from the VMM and the guest's MapGPA, which exits to the VMM that then sets
+// the attributes (kvm-mmu.md 5.2). Each direction zaps only the root the
+// range leaves (attr_filter): private -> shared removes the private pages,
+// shared -> private zaps the direct root's shared alias of the range.
+#include "mmu/kvm_impl.h"
+
+namespace septsim::mmu {
+
+Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
+  Impl& k = *impl_;
+  if (!k.td) throw KvmError("set_memory_attributes: the VM is not a TD (vm_create needs \"vm_type\":\"tdx\")");
+  TdxVm& td = *k.td;
+  if ((gpa | size) & (kPageSize - 1) || size == 0)
+    throw KvmError("set_memory_attributes: gpa " + hex(gpa) + " and size " + hex(size) +
+                   " must be 4 KiB aligned and non-empty");
+  if (!td.is_private(gpa) || !td.is_private(gpa + size - 1))
+    throw KvmError("set_memory_attributes: range [" + hex(gpa) + ", " + hex(gpa + size) +
+                   ") must lie below the shared bit (bit " + std::to_string(td.shared_bit()) + ")");
+  k.spent = k.timing.vm_ioctl;
+  const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
+  if (make_private) {
+    const Gfn bits = Gfn{1} << (td.shared_bit() - kPageShift);
+    if (k.tdp.zap_leafs(start | bits, end | bits, false)) k.kvm_flush_remote_tlbs();
+  } else {
+    // A private 2M page only partly converted would need DEMOTE first.
+    auto& priv = td.private_pages();
+    for (auto it = priv.lower_bound(start & ~Gfn{511}); it != priv.end() && it->first < end; ++it) {
+      const Gfn last = it->first + pages_per_level(it->second.level);
+      if (last <= start) continue;
+      if (it->first < start || last > end)
+        throw KvmError("set_memory_attributes: [" + hex(gpa) + ", " + hex(gpa + size) +
+                       ") covers part of the private 2M page at " + hex(it->first << kPageShift) +
+                       " (splitting it is not modelled)");
+    }
+    std::vector<Gfn> gone;
+    for (auto it = priv.lower_bound(start); it != priv.end() && it->first < end; ++it) gone.push_back(it->first);
+    for (Gfn g : gone) td.remove_private(g, k.spent);  // a failure bugs the VM and keeps the page
+  }
+  k.attrs.set(start, end, make_private);
+  return k.finish();
+}
+
+Cycles Kvm::map_gpa(u32 vcpu, Gpa gpa, u64 size) {
+  Impl& k = *impl_;
+  if (!k.td) throw KvmError("map_gpa: the VM is not a TD (vm_create needs \"vm_type\":\"tdx\")");
+  TdxVm& td = *k.td;
+  if (vcpu >= td.vcpus()) throw KvmError("map_gpa: vCPU " + std::to_string(vcpu) + " does not exist");
+  const bool to_private = td.is_private(gpa);
+  const Gpa base = gpa & ~(Gpa{1} << td.shared_bit());
+  // TDVMCALL exit to KVM, KVM_EXIT_HYPERCALL to the VMM, which converts, then VP.ENTER.
+  Cycles c = td.td_exit(vcpu) + k.timing.vmexit;
+  c += set_memory_attributes(base, size, to_private);
+  c += td.vp_enter(vcpu) + k.timing.vmentry;
+  return c;
+}
+
+u64 Kvm::memory_fault_exits() const { return impl_->td ? impl_->td->memory_faults : 0; }
+
+}  // namespace septsim::mmu

@@ -1,0 +1,346 @@
+#include "mmu/tdx_vm.h"
+
+#include <stdexcept>
+
+#include "mmu/mmu_stats.h"
+#include "model/hex.h"
+#include "model/vcpu.h"
+
+namespace septsim::mmu {
+
+using seam::Leaf;
+using seam::SeamcallRegs;
+using seam::Status;
+using seam::TDX_SUCCESS;
+
+namespace {
+
+// KVM retries a SEAMCALL that found its operand locked; the model's locks are
+// windows in simulated time, so a few retries always get through.
+constexpr int kBusyRetries = 16;
+
+u64 table_key(Gpa gpa, int tdx_level) { return (u64(tdx_level) << 56) | (gpa >> (12 + 9 * tdx_level)); }
+
+}  // namespace
+
+TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
+    : seamcalls(stats.tdx_seamcalls),
+      busy_retries(stats.tdx_busy_retries),
+      memory_faults(stats.tdx_memory_faults),
+      kicks(stats.tdx_kicks),
+      removed(stats.tdx_removed),
+      tdx_(tdx),
+      mem_(mem),
+      dpamt_(tdx, mem) {}
+
+Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles) {
+  for (int i = 0;; ++i) {
+    seam::SeamcallTxn t;
+    t.in = r;
+    t.in.rax = seam::leaf_rax(leaf);
+    t.start = now_;
+    const Cycles c = tdx_.transport(t);
+    cycles += c;
+    now_ += c;
+    ++seamcalls;
+    if (seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY && i < kBusyRetries) {
+      ++busy_retries;
+      continue;
+    }
+    r = t.out;
+    return t.status();
+  }
+}
+
+void TdxVm::pamt_get(Hpa hpa, Cycles& cycles) {
+  const Cycles before = cycles;
+  dpamt_.get(hpa, cycles, 0, now_);
+  now_ += cycles - before;
+}
+
+void TdxVm::pamt_put(Hpa hpa, Cycles& cycles) {
+  const Cycles before = cycles;
+  dpamt_.put(hpa, cycles, 0, now_);
+  now_ += cycles - before;
+}
+
+Hpa TdxVm::control_page(Cycles& cycles) {
+  const Hpa hpa = mem_.alloc() << kPageShift;
+  if (tdx_.pamt().dynamic()) pamt_get(hpa, cycles);
+  return hpa;
+}
+
+Cycles TdxVm::create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) {
+  params_ = p;
+  seam::TdCreateParams cp;
+  cp.vcpus = u32(hw.size());
+  cp.gpaw = p.gpaw;
+  cp.ept_levels = p.ept_levels;
+  cp.hkid = p.hkid;
+  const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, 0, now_);
+  now_ += r.cycles;
+  if (r.status != TDX_SUCCESS)
+    throw std::runtime_error("TD creation: " + r.failed_leaf + " returned " + seam::status_string(r.status));
+  hw_ = hw;
+  external_spt_cache_.assign(hw.size() + 1, {});
+  for (size_t i = 0; i < hw.size(); ++i)
+    if (hw[i]) tdx_.bind_vcpu(handle_.tdvpr[i], hw[i]);
+  return r.cycles;
+}
+
+void TdxVm::topup_external_spt_cache(u32 cache, Cycles& cycles) {
+  auto& pages = external_spt_cache_.at(cache);
+  // One table per level below the root is the most one fault can link.
+  while (pages.size() < size_t(params_.ept_levels - 1)) pages.push_back(control_page(cycles));
+}
+
+bool TdxVm::ensure_tables(Gpa gpa, int leaf_level, u32 cache, Cycles& cycles) {
+  const int top = params_.ept_levels - 1;
+  for (int l = top; l > leaf_level; --l) {
+    const u64 key = table_key(gpa, l);
+    if (sept_tables_.count(key)) continue;
+    auto& pages = external_spt_cache_.at(cache);
+    if (pages.empty()) {
+      bugged_ = true;  // the top-up before mmu_lock must have covered every level
+      return false;
+    }
+    const Hpa page = pages.back();
+    pages.pop_back();
+    SeamcallRegs r;
+    r.rcx = seam::page_info(gpa & ~(seam::tdx_level_size(l) - 1), l);
+    r.rdx = handle_.tdr;
+    r.r8 = page;
+    const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles);
+    if (s != TDX_SUCCESS) {
+      bugged_ = true;  // KVM_BUG_ON: the mirror said the table was missing
+      return false;
+    }
+    sept_tables_[key] = page;
+  }
+  return true;
+}
+
+Cycles TdxVm::page_add(Gpa gpa, Hpa hpa, u64 tag, bool measure) {
+  Cycles c = 0;
+  if (finalized_) throw std::runtime_error("td_init_mem_region after td_finalize (PAGE.ADD needs an unfinalized TD)");
+  if (!is_private(gpa)) throw std::runtime_error("td_init_mem_region: gpa " + hex(gpa) + " has the shared bit set");
+  if (private_.count(gpa >> kPageShift))
+    throw std::runtime_error("td_init_mem_region: gpa " + hex(gpa) + " is already private");
+  topup_external_spt_cache(vm_cache(), c);
+  if (!ensure_tables(gpa, 0, vm_cache(), c)) throw std::runtime_error("td_init_mem_region: SEPT.ADD failed at " + hex(gpa));
+  // The source: a host page holding the image piece (its tag stands for the content).
+  const Pfn src = mem_.alloc();
+  mem_.set_tag(src, tag);
+  SeamcallRegs r;
+  r.rcx = seam::page_info(gpa, 0);
+  r.rdx = handle_.tdr;
+  r.r8 = hpa;
+  r.r9 = src << kPageShift;
+  if (tdx_.pamt().dynamic()) pamt_get(hpa, c);
+  const Status s = call(Leaf::TDH_MEM_PAGE_ADD, r, c);
+  mem_.free(src);
+  if (s != TDX_SUCCESS)
+    throw std::runtime_error("td_init_mem_region: TDH.MEM.PAGE.ADD at " + hex(gpa) + " returned " +
+                             seam::status_string(s));
+  private_[gpa >> kPageShift] = {hpa, PG_LEVEL_4K, tag, true};
+  if (measure)
+    for (u64 off = 0; off < kPageSize; off += 256) {
+      SeamcallRegs m;
+      m.rcx = gpa + off;
+      m.rdx = handle_.tdr;
+      const Status ms = call(Leaf::TDH_MR_EXTEND, m, c);
+      if (ms != TDX_SUCCESS)
+        throw std::runtime_error("td_init_mem_region: TDH.MR.EXTEND at " + hex(gpa + off) + " returned " +
+                                 seam::status_string(ms));
+    }
+  return c;
+}
+
+Cycles TdxVm::finalize() {
+  Cycles c = 0;
+  SeamcallRegs r;
+  r.rcx = handle_.tdr;
+  const Status s = call(Leaf::TDH_MR_FINALIZE, r, c);
+  if (s != TDX_SUCCESS) throw std::runtime_error("td_finalize: TDH.MR.FINALIZE returned " + seam::status_string(s));
+  finalized_ = true;
+  // Each vCPU starts running the TD: the first VP.ENTER loads the Secure-EPT root.
+  for (u32 v = 0; v < vcpus(); ++v) c += vp_enter(v);
+  return c;
+}
+
+bool TdxVm::map_private(u32 cache, Gpa gpa, Hpa hpa, int level, Cycles& cycles) {
+  const int tdx_level = level - 1;
+  if (!ensure_tables(gpa, tdx_level, cache, cycles)) return false;
+  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_get(hpa, cycles);
+  SeamcallRegs r;
+  r.rcx = seam::page_info(gpa, tdx_level);
+  r.rdx = handle_.tdr;
+  r.r8 = hpa;
+  const Status s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles);
+  if (s != TDX_SUCCESS) return false;
+  const u64 tag = (hpa >> kPageShift) < mem_.limit_frames() && mem_.is_allocated(hpa >> kPageShift)
+                      ? mem_.tag(hpa >> kPageShift)
+                      : 0;
+  private_[gpa >> kPageShift] = {hpa, level, tag, false};
+  return true;
+}
+
+Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles) {
+  seam::SeamcallTxn t;
+  t.in.rcx = seam::page_info(gpa, tdx_level);
+  t.in.rax = u64(seam::TdcallLeaf::TDG_MEM_PAGE_ACCEPT);
+  t.tdcall = true;
+  t.tdvpr = handle_.tdvpr.at(vcpu);
+  t.initiator = 100 + vcpu;
+  ++seamcalls;
+  t.start = now_;
+  const Cycles c = tdx_.transport(t);
+  cycles += c;
+  now_ += c;
+  return t.status();
+}
+
+Cycles TdxVm::td_exit(u32 vcpu) {
+  const Cycles c = tdx_.td_exit(handle_.tdvpr.at(vcpu));
+  now_ += c;
+  return c;
+}
+
+Cycles TdxVm::vp_enter(u32 vcpu) {
+  Cycles c = 0;
+  if (!finalized_ || torn_down_) return 0;
+  const seam::Td* t = td();
+  if (!t || t->vcpus.at(vcpu).in_guest) return 0;  // already running
+  SeamcallRegs r;
+  r.rcx = handle_.tdvpr.at(vcpu);
+  call(Leaf::TDH_VP_ENTER, r, c);
+  return c;
+}
+
+Cycles TdxVm::kick_all() {
+  Cycles c = 0;
+  // KVM's kick: an IPI to each vCPU in the guest, which takes a TD exit.
+  for (u32 v = 0; v < vcpus(); ++v) {
+    const seam::Td* t = td();
+    if (t && t->vcpus.at(v).in_guest) c += kick_ipi_;
+    c += td_exit(v);
+  }
+  ++kicks;
+  return c;
+}
+
+Cycles TdxVm::reenter_all() {
+  Cycles c = 0;
+  for (u32 v = 0; v < vcpus(); ++v) c += vp_enter(v);
+  return c;
+}
+
+bool TdxVm::remove_private(Gfn gfn, Cycles& cycles) {
+  auto it = private_.find(gfn);
+  if (it == private_.end()) return true;
+  PrivatePage& p = it->second;
+  const Gpa gpa = gfn << kPageShift;
+  const int tdx_level = p.level - 1;
+  auto mem_op = [&](Leaf leaf) {
+    SeamcallRegs r;
+    r.rcx = seam::page_info(gpa, tdx_level);
+    r.rdx = handle_.tdr;
+    return call(leaf, r, cycles);
+  };
+  // remove_external_spte: BLOCK, TRACK, kick every vCPU out so the old epoch
+  // drains, REMOVE, then WBINVD the page under the TD's key.
+  if (mem_op(Leaf::TDH_MEM_RANGE_BLOCK) != TDX_SUCCESS) {
+    bugged_ = true;  // KVM_BUG_ON: the page stays recorded, never handed back
+    return false;
+  }
+  SeamcallRegs t;
+  t.rcx = handle_.tdr;
+  if (call(Leaf::TDH_MEM_TRACK, t, cycles) != TDX_SUCCESS) {
+    bugged_ = true;
+    return false;
+  }
+  cycles += kick_all();
+  const Status s = mem_op(Leaf::TDH_MEM_PAGE_REMOVE);
+  cycles += reenter_all();
+  if (s != TDX_SUCCESS) {
+    bugged_ = true;
+    return false;
+  }
+  SeamcallRegs w;
+  w.rcx = seam::keyed_hpa(p.hpa, params_.hkid);
+  call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
+  if (tdx_.pamt().dynamic() && p.level == PG_LEVEL_4K) pamt_put(p.hpa, cycles);
+  private_.erase(it);
+  ++removed;
+  return true;
+}
+
+bool TdxVm::reclaim(Hpa hpa, Cycles& cycles) {
+  SeamcallRegs r;
+  r.rcx = hpa;
+  if (call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r, cycles) != TDX_SUCCESS) return false;
+  SeamcallRegs w;
+  w.rcx = seam::keyed_hpa(hpa, params_.hkid);
+  call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
+  return true;
+}
+
+Cycles TdxVm::teardown() {
+  Cycles c = 0;
+  if (torn_down_) throw std::runtime_error("td_teardown: the TD is already torn down");
+  for (u32 v = 0; v < vcpus(); ++v) {
+    c += td_exit(v);
+    SeamcallRegs r;
+    r.rcx = handle_.tdvpr[v];
+    call(Leaf::TDH_VP_FLUSH, r, c);
+  }
+  auto must = [&](Leaf leaf, u64 rcx) {
+    SeamcallRegs r;
+    r.rcx = rcx;
+    const Status s = call(leaf, r, c);
+    if (s != TDX_SUCCESS)
+      throw std::runtime_error(std::string("td_teardown: ") + seam::leaf_name(u16(leaf)) + " returned " +
+                               seam::status_string(s));
+  };
+  must(Leaf::TDH_MNG_VPFLUSHDONE, handle_.tdr);
+  must(Leaf::TDH_PHYMEM_CACHE_WB, 0);
+  must(Leaf::TDH_MNG_KEY_FREEID, handle_.tdr);
+  torn_down_ = true;
+  bool ok = true;
+  // Private pages go back to their memslots' host memory; the rest to the allocator.
+  for (auto& [gfn, p] : private_) {
+    ok &= reclaim(p.hpa, c);
+    if (tdx_.pamt().dynamic() && p.level == PG_LEVEL_4K) pamt_put(p.hpa, c);
+  }
+  private_.clear();
+  auto give_back = [&](Hpa hpa) {
+    ok &= reclaim(hpa, c);
+    if (tdx_.pamt().dynamic()) pamt_put(hpa, c);
+    mem_.free(hpa >> kPageShift);
+  };
+  for (auto& [key, page] : sept_tables_) give_back(page);
+  sept_tables_.clear();
+  // Cached pages never reached the module: only their PAMT refcount and the allocator.
+  for (auto& pages : external_spt_cache_) {
+    for (Hpa hpa : pages) {
+      if (tdx_.pamt().dynamic()) pamt_put(hpa, c);
+      mem_.free(hpa >> kPageShift);
+    }
+    pages.clear();
+  }
+  if (const seam::Td* t = td()) {
+    // Copies: RECLAIM of the last page drops the TD's state.
+    std::vector<Hpa> pages;
+    for (const seam::TdVcpu& v : t->vcpus) {
+      pages.insert(pages.end(), v.tdcx.begin(), v.tdcx.end());
+      pages.push_back(v.tdvpr);
+    }
+    pages.insert(pages.end(), t->tdcs.begin(), t->tdcs.end());
+    for (Hpa hpa : pages) give_back(hpa);
+  }
+  give_back(handle_.tdr);
+  if (!ok) bugged_ = true;
+  return c;
+}
+
+}  // namespace septsim::mmu

@@ -1,0 +1,89 @@
+// The TD scenario traces under tests/mmu/traces replay through the septsim
+// binary with --check; 9x_* traces are bad input and must exit 2.
+#include <catch2/catch.hpp>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <sys/wait.h>
+
+namespace {
+
+int replay(const std::string& trace, const std::string& extra = "") {
+  const std::string cmd = std::string(SEPTSIM_BINARY_DIR "/septsim replay ") + trace + " --check --quiet " + extra +
+                          " >/dev/null 2>&1";
+  const int rc = std::system(cmd.c_str());
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+std::string trace(const char* name) { return std::string(SEPTSIM_SOURCE_DIR "/tests/mmu/traces/") + name; }
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// The value of "key": N in the stats JSON's totals (the last occurrence).
+long long stat(const std::string& json, const std::string& key) {
+  const std::string k = "\"" + key + "\":";
+  const size_t at = json.rfind(k);
+  if (at == std::string::npos) return -1;
+  return std::atoll(json.c_str() + at + k.size());
+}
+
+}  // namespace
+
+TEST_CASE("TD boot and teardown traces replay with no broken invariant", "[tdx]") {
+  for (const char* t : {"01_td_boot.jsonl", "02_td_teardown.jsonl", "03_convert_4k.jsonl"}) {
+    INFO(t);
+    CHECK(replay(trace(t)) == 0);
+  }
+}
+
+TEST_CASE("the teardown trace reclaims every page and leaves no PAMT memory", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_teardown_stats.json";
+  REQUIRE(replay(trace("02_td_teardown.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
+  CHECK(stat(json, "seam.pamt.pairs") == 0);
+  CHECK(stat(json, "seam.tds") == 0);
+  CHECK(stat(json, "seam.sept.pages") == 0);
+  // 4 PAGE.ADDs, 8 + 1 AUGs at 4K and one at 2M; 5 SEPT tables; TDR, 4 TDCS
+  // pages and 2 x (TDVPR + 3 TDCX).
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 14 + 5 + 13);
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") == stat(json, "seam.calls.tdh_phymem_pamt_remove"));
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") > 0);
+  CHECK(stat(json, "seam.calls.tdh_mr_extend") == 4 * 16);
+}
+
+TEST_CASE("TD events a VM cannot take are bad input, named by line", "[tdx]") {
+  const std::pair<const char*, const char*> cases[] = {
+      {"90_accept_without_td.jsonl", ":4: field 'type': needs a TD VM"},
+      {"91_init_after_finalize.jsonl", ":5: td_init_mem_region after td_finalize"},
+      {"92_access_before_finalize.jsonl", ":4: field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown"},
+  };
+  const std::string err = std::string(SEPTSIM_BINARY_DIR) + "/tdx_bad_input.txt";
+  for (const auto& [t, msg] : cases) {
+    INFO(t);
+    const std::string cmd = std::string(SEPTSIM_BINARY_DIR "/septsim replay ") + trace(t) + " --quiet >/dev/null 2>" + err;
+    const int rc = std::system(cmd.c_str());
+    CHECK((WIFEXITED(rc) ? WEXITSTATUS(rc) : -1) == 2);
+    CHECK(slurp(err).find(msg) != std::string::npos);
+  }
+}
+
+TEST_CASE("the 4K conversion trace removes once, re-adds once and ends with no PAMT memory", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_convert_stats.json";
+  REQUIRE(replay(trace("03_convert_4k.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // 0x300000 to shared and 0x101000 (an image page) to shared.
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 2);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 2);
+  CHECK(stat(json, "kvm.tdx.private_removed") == 2);
+  CHECK(stat(json, "kvm.tdx.memory_fault_exits") == 1);  // the private write while shared
+  CHECK(stat(json, "seam.status.errors") == 0);
+  CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
+  CHECK(stat(json, "seam.tds") == 0);
+}

@@ -1,0 +1,151 @@
+// Private <-> shared conversion of a TD's memory (KVM_SET_MEMORY_ATTRIBUTES
+// and MapGPA), the removal sequence it drives, and KVM_EXIT_MEMORY_FAULT.
+#include <catch2/catch.hpp>
+
+#include "mmu/tdx_vm.h"
+#include "seam/sept_entry.h"
+#include "seam/tdx_module.h"
+#include "tests/mmu/mmu_test_util.h"
+
+using namespace septsim;
+using namespace septsim::mmu;
+using namespace septsim::mmu::test;
+
+namespace {
+
+std::string tdx_name() {
+  static unsigned n = 0;
+  return "tdx_conv_" + std::to_string(n++);
+}
+
+constexpr Gpa kShared = 1ull << 47;
+
+struct Conv {
+  explicit Conv(bool dynamic = false)
+      : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", dynamic ? "true" : "false"}}, 8 * GiB),
+        tdx(tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
+    vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
+    vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
+    vm.kvm->td_finalize();
+    for (Gpa g : {0x300000ull, 0x301000ull}) {
+      u64 st = 0;
+      vm.kvm->td_accept(0, g, 0, &st);
+      REQUIRE(st == seam::TDX_SUCCESS);
+    }
+  }
+  TdxVm& td() { return *vm.kvm->tdx_vm(); }
+  void fault(Gpa gpa) { vm.kvm->handle_ept_violation(vm.vcpu, gpa, ept::access_qual(AccessType::Write)); }
+  seam::septe::SeptState state(Gpa gpa) {
+    return seam::septe::state_or_free(vm.mem.read64(td().td()->sept->walk(gpa, 0).entry_hpa));
+  }
+  u64 stat(const char* n) { return vm.stat(n); }
+
+  Vm vm;
+  seam::TdxModule tdx;
+};
+
+}  // namespace
+
+TEST_CASE("private -> shared removes the page: BLOCK, TRACK, kick, REMOVE, WBINVD", "[tdx]") {
+  for (bool dynamic : {false, true}) {
+    INFO("dynamic PAMT " << dynamic);
+    Conv c(dynamic);
+    const Hpa hpa = c.td().private_pages().at(0x300).hpa;
+    const u64 calls = c.stat("kvm.tdx.seamcalls");
+    c.vm.kvm->set_memory_attributes(0x300000, kPageSize, false);
+    CHECK(!c.td().private_pages().count(0x300));
+    CHECK(c.td().private_pages().count(0x301));
+    CHECK(c.stat("kvm.tdx.private_removed") == 1);
+    CHECK(c.stat("kvm.tdx.kicks") == 1);
+    // BLOCK, TRACK, VP.ENTER, REMOVE, WBINVD (+ PAMT.REMOVE only when the region empties: it does not).
+    CHECK(c.stat("kvm.tdx.seamcalls") - calls == 5);
+    CHECK(c.state(0x300000) == seam::septe::SeptState::FREE);
+    CHECK(c.tdx.pamt().get(hpa, PG_LEVEL_4K).pt == seam::PageType::PT_NDA);
+    CHECK(!c.td().bugged());
+    c.vm.require_clean();
+
+    // The guest touching it as private now is a KVM_EXIT_MEMORY_FAULT; as shared it is not.
+    c.fault(0x300000);
+    CHECK(c.stat("kvm.tdx.memory_fault_exits") == 1);
+    CHECK(!c.td().private_pages().count(0x300));
+    c.fault(kShared | 0x300000);
+    CHECK(c.stat("kvm.tdx.memory_fault_exits") == 1);
+    // A shared access to memory still private is one.
+    c.fault(kShared | 0x301000);
+    CHECK(c.stat("kvm.tdx.memory_fault_exits") == 2);
+
+    // MapGPA back to private: the next private fault AUGs a fresh PENDING page.
+    c.vm.kvm->map_gpa(0, 0x300000, kPageSize);
+    c.fault(0x300000);
+    REQUIRE(c.td().private_pages().count(0x300));
+    CHECK(c.state(0x300000) == seam::septe::SeptState::PENDING);
+    c.vm.require_clean();
+    c.vm.kvm->td_teardown();
+    c.vm.require_clean();
+    CHECK(c.tdx.pamt().pair_bytes() == 0);
+  }
+}
+
+TEST_CASE("MapGPA with the shared bit converts to shared", "[tdx]") {
+  Conv c;
+  c.vm.kvm->map_gpa(0, kShared | 0x300000, 2 * kPageSize);
+  CHECK(c.td().private_pages().empty());
+  CHECK(c.stat("kvm.tdx.private_removed") == 2);
+  CHECK_THROWS_AS(c.vm.kvm->map_gpa(3, 0x300000, kPageSize), KvmError);
+  CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(kShared, kPageSize, true), KvmError);
+}
+
+TEST_CASE("converting part of a private 2M page is refused, nothing removed", "[tdx]") {
+  Conv c;
+  u64 st = 0;
+  c.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  REQUIRE(st == seam::TDX_SUCCESS);
+  REQUIRE(c.td().private_pages().at(0x600).level == PG_LEVEL_2M);
+  CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false), KvmError);
+  CHECK(c.td().private_pages().count(0x600));
+  // The whole 2M converts.
+  c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB, false);
+  CHECK(!c.td().private_pages().count(0x600));
+  c.vm.require_clean();
+  // Back to private, but a mixed 2M range maps at 4K only.
+  c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB - kPageSize, true);
+  c.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  CHECK(st != seam::TDX_SUCCESS);
+  CHECK(c.td().private_pages().at(0x600).level == PG_LEVEL_4K);
+}
+
+TEST_CASE("a failed removal bugs the VM and keeps the page recorded", "[tdx]") {
+  Conv c;
+  // Something blocked the leaf behind KVM's back: BLOCK fails.
+  const Hpa entry = c.td().td()->sept->walk(0x300000, 0).entry_hpa;
+  const Hpa hpa = c.td().private_pages().at(0x300).hpa;
+  c.vm.mem.write64(entry, seam::septe::make_leaf(seam::septe::SeptState::BLOCKED, hpa));
+  c.vm.kvm->set_memory_attributes(0x300000, kPageSize, false);
+  CHECK(c.td().bugged());
+  CHECK(c.td().private_pages().count(0x300));
+  CHECK(c.stat("kvm.tdx.private_removed") == 0);
+}
+
+TEST_CASE("a shared fault maps the direct root at the shared alias, backed by the memslot", "[tdx]") {
+  Conv c;
+  c.vm.kvm->set_memory_attributes(0x800000, 2 * MiB, false);
+  c.vm.enter();
+  c.fault(kShared | 0x800000);
+  CHECK(c.stat("kvm.tdx.memory_fault_exits") == 0);
+  // A uniformly shared, THP-backed 2M frame maps huge in the direct root.
+  EptLookup w = c.vm.lookup(kShared | 0x800000);
+  REQUIRE(w.present);
+  CHECK(w.level == PG_LEVEL_2M);
+  CHECK((ept::entry_addr(w.spte)) == (c.vm.kvm->host_hpa_for_gpa(0x800000) & ~(2 * MiB - 1)));
+  // Mixed: one private 4K page in the next 2M frame keeps its shared part 4K.
+  c.vm.kvm->set_memory_attributes(0xa00000, 2 * MiB - kPageSize, false);
+  c.fault(kShared | 0xa00000);
+  w = c.vm.lookup(kShared | 0xa00000);
+  REQUIRE(w.present);
+  CHECK(w.level == PG_LEVEL_4K);
+  c.vm.require_clean();
+  // Back to private: the shared alias is zapped from the direct root.
+  c.vm.kvm->set_memory_attributes(0x800000, 2 * MiB, true);
+  CHECK(!c.vm.lookup(kShared | 0x800000).present);
+  c.vm.require_clean();
+}
