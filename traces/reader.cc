@@ -170,6 +170,11 @@ class LineParser {
     depth_ = 0;
     cur_ = nullptr;
     error_ = Error::None;
+    if (fast_parse(line)) return error_ == Error::None;
+    n_ = 0;
+    depth_ = 0;
+    cur_ = nullptr;
+    error_ = Error::None;
     return json::sax_parse(line.data(), line.data() + line.size(), this) && error_ == Error::None;
   }
 
@@ -268,6 +273,78 @@ class LineParser {
   }
 
  private:
+  // Most lines are flat objects of plain strings and small unsigned integers
+  // ({"type":"access","vcpu":0,"gpa":"0x1000","op":"r"}). They are decoded
+  // here without the general lexer; false means "not such a line" and the
+  // caller falls back to nlohmann, which also produces every error message.
+  bool fast_parse(std::string_view l) {
+    size_t i = 0, n = l.size();
+    auto ws = [&] {
+      while (i < n && (l[i] == ' ' || l[i] == '\t' || l[i] == '\r')) ++i;
+    };
+    auto plain_string = [&](std::string_view& out) {
+      if (i >= n || l[i] != '"') return false;
+      size_t start = ++i;
+      while (i < n && l[i] != '"') {
+        if (l[i] == '\\' || static_cast<unsigned char>(l[i]) < 0x20) return false;
+        ++i;
+      }
+      if (i >= n) return false;
+      out = l.substr(start, i - start);
+      ++i;
+      return true;
+    };
+    ws();
+    if (i >= n || l[i] != '{') return false;
+    ++i;
+    depth_ = 1;
+    ws();
+    if (i < n && l[i] == '}') return false;  // {} is rare: let the general parser have it
+    for (;;) {
+      ws();
+      std::string_view k, text;
+      if (!plain_string(k)) return false;
+      ws();
+      if (i >= n || l[i] != ':') return false;
+      ++i;
+      ws();
+      if (find(k)) return false;  // duplicates get the general parser's report
+      if (n_ == fields_.size()) fields_.emplace_back();
+      Value& v = fields_[n_++];
+      v.key.assign(k);
+      if (i < n && l[i] == '"') {
+        if (!plain_string(text)) return false;
+        v.kind = Kind::String;
+        v.text.assign(text);
+      } else if (i < n && l[i] >= '0' && l[i] <= '9') {
+        if (l[i] == '0' && i + 1 < n && l[i + 1] >= '0' && l[i + 1] <= '9') return false;
+        u64 x = 0;
+        size_t digits = 0;
+        while (i < n && l[i] >= '0' && l[i] <= '9' && digits < 19) x = x * 10 + u64(l[i++] - '0'), ++digits;
+        if (i < n && ((l[i] >= '0' && l[i] <= '9') || l[i] == '.' || l[i] == 'e' || l[i] == 'E')) return false;
+        v.kind = Kind::Unsigned;
+        v.u = x;
+      } else if (l.substr(i, 4) == "true" || l.substr(i, 5) == "false") {
+        v.kind = Kind::Bool;
+        v.b = l[i] == 't';
+        i += v.b ? 4 : 5;
+      } else {
+        return false;
+      }
+      ws();
+      if (i < n && l[i] == ',') {
+        ++i;
+        continue;
+      }
+      if (i < n && l[i] == '}') {
+        ++i;
+        ws();
+        return i == n;
+      }
+      return false;
+    }
+  }
+
   bool scalar(Kind k) {
     if (depth_ == 0) return not_object();
     if (depth_ == 1) cur_->kind = k;
