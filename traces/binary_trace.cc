@@ -287,18 +287,20 @@ bool BinaryTraceReader::next(Event& out) {
 void BinaryTraceReader::decode(Event& out) {
   const u8* p = block_.data();
   size_t n = block_.size();
+  size_t pos = pos_;  // a local, not the member: the compiler keeps it in a register
   auto leb = [&](const char* field) {
+    if (pos < n && p[pos] < 0x80) return u64(p[pos++]);  // most numbers fit one byte
     u64 v = 0;
     for (unsigned shift = 0;; shift += 7) {
-      if (pos_ >= n) fail(field, "corrupt binary trace: event runs past the end of its block");
-      u8 b = p[pos_++];
+      if (pos >= n) fail(field, "corrupt binary trace: event runs past the end of its block");
+      u8 b = p[pos++];
       if (shift == 63 && b > 1) fail(field, "corrupt binary trace: number beyond 64 bits");
       v |= u64(b & 0x7f) << shift;
       if (!(b & 0x80)) return v;
     }
   };
-  if (pos_ >= n) fail("type", "corrupt binary trace: event runs past the end of its block");
-  u8 type = p[pos_++];
+  if (pos >= n) fail("type", "corrupt binary trace: event runs past the end of its block");
+  u8 type = p[pos++];
   if (type >= kNumTypes) fail("type", "corrupt binary trace: unknown event type " + std::to_string(type));
   u64 bits = leb("type");
   if (bits >> kFieldCount) fail("type", "corrupt binary trace: unknown field bits " + hexs(bits));
@@ -319,18 +321,19 @@ void BinaryTraceReader::decode(Event& out) {
   prev_bits_ = bits;
   out.type = EventType(type);
   out.line = index_;
-  for (u32 f = 0; f < kName; ++f) {
-    if (!(bits >> f & 1)) continue;
+  for (u64 present = bits & ((u64{1} << kName) - 1); present; present &= present - 1) {
+    u32 f = u32(std::countr_zero(present));
     u64 v = leb(kFieldNames[f]);
     if (!set(out, f, v)) fail(kFieldNames[f], "value " + std::to_string(v) + " is out of range");
   }
   if (bits >> kName & 1) {
     u64 len = leb("name");
-    if (len > n - pos_) fail("name", "corrupt binary trace: string runs past the end of its block");
-    out.name.assign(reinterpret_cast<const char*>(p + pos_), len);
-    pos_ += len;
+    if (len > n - pos) fail("name", "corrupt binary trace: string runs past the end of its block");
+    out.name.assign(reinterpret_cast<const char*>(p + pos), len);
+    pos += len;
   }
   last_line_ = out.line;
+  pos_ = pos;
 }
 
 // The checks of the JSON Lines reader that keep the replayer safe.
