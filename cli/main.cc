@@ -68,6 +68,30 @@ model::Config build_config(const po::variables_map& vm) {
   return cfg;
 }
 
+// The options every command that builds a model takes.
+void add_model_options(po::options_description& opts) {
+  opts.add_options()("config", po::value<std::string>(), "JSON config file")(
+      "preset", po::value<std::string>(), "CPU preset: skylake-sp (default), sapphire-rapids")(
+      "set", po::value<std::vector<std::string>>(), "override one config key: --set tlb.stlb.entries=2048")(
+      "quantum", po::value<std::string>(), "global quantum in ns (sim.quantum_ns); 0 = strict ordering");
+}
+
+// Parses `args` with the given positional names; false when --help was
+// asked for (and answered).
+bool parse_args(const std::vector<std::string>& args, po::options_description& opts,
+                const std::vector<const char*>& positional, po::variables_map& vm) {
+  opts.add_options()("help,h", "this help");
+  po::positional_options_description pos;
+  for (const char* name : positional) pos.add(name, 1);
+  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  po::notify(vm);
+  if (vm.count("help")) {
+    std::cout << kUsage << "\n" << opts;
+    return false;
+  }
+  return true;
+}
+
 int cmd_config(const std::vector<std::string>& args) {
   po::options_description opts("config options");
   opts.add_options()("preset", po::value<std::string>(), "preset to show");
@@ -81,22 +105,12 @@ int cmd_config(const std::vector<std::string>& args) {
 
 int cmd_replay(const std::vector<std::string>& args) {
   po::options_description opts("replay options");
-  opts.add_options()("help,h", "this help")("config", po::value<std::string>(), "JSON config file")(
-      "preset", po::value<std::string>(), "CPU preset: skylake-sp (default), sapphire-rapids")(
-      "set", po::value<std::vector<std::string>>(), "override one config key: --set tlb.stlb.entries=2048")(
-      "stats", po::value<std::string>(), "write statistics JSON here")(
-      "quantum", po::value<std::string>(), "global quantum in ns (sim.quantum_ns); 0 = strict ordering")(
+  add_model_options(opts);
+  opts.add_options()("stats", po::value<std::string>(), "write statistics JSON here")(
       "check", "check invariants; exit 1 if any is broken")("quiet,q", "no summary on stdout")(
-      "trace", po::value<std::string>(), "trace file (JSON Lines)");
-  po::positional_options_description pos;
-  pos.add("trace", 1);
+      "trace", po::value<std::string>(), "trace file (JSON Lines or .sstb)");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << kUsage << "\n" << opts;
-    return kExitOk;
-  }
+  if (!parse_args(args, opts, {"trace"}, vm)) return kExitOk;
   if (!vm.count("trace")) throw po::error("replay needs a TRACE file");
 
   traces::ReplayOptions ro;
@@ -145,19 +159,12 @@ void print_import_report(const traces::FtraceImportReport& r, std::ostream& out)
 
 int cmd_import(const std::vector<std::string>& args) {
   po::options_description opts("import options");
-  opts.add_options()("help,h", "this help")("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
+  opts.add_options()("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
       "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
       "vcpus", po::value<unsigned>(), "vCPUs (default: from the kvmrec start marker or the faulting tasks)")(
       "format", po::value<std::string>(), "input format: ftrace")("input", po::value<std::string>(), "input file");
-  po::positional_options_description pos;
-  pos.add("format", 1).add("input", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << kUsage << "\n" << opts;
-    return kExitOk;
-  }
+  if (!parse_args(args, opts, {"format", "input"}, vm)) return kExitOk;
   if (!vm.count("format") || vm["format"].as<std::string>() != "ftrace")
     throw po::error("import needs a format: septsim import ftrace IN -o OUT");
   if (!vm.count("input")) throw po::error("import ftrace needs an input file");
@@ -186,21 +193,13 @@ int cmd_import(const std::vector<std::string>& args) {
 
 int cmd_kvm_compare(const std::vector<std::string>& args) {
   po::options_description opts("kvm-compare options");
-  opts.add_options()("help,h", "this help")("kvm-stats", po::value<std::string>(), "KVM's stats JSON (vm_at_end per phase)")(
+  add_model_options(opts);
+  opts.add_options()("kvm-stats", po::value<std::string>(), "KVM's stats JSON (vm_at_end per phase)")(
       "json", po::value<std::string>(), "write the comparison as JSON here")(
       "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
-      "config", po::value<std::string>(), "JSON config file")("preset", po::value<std::string>(), "CPU preset")(
-      "set", po::value<std::vector<std::string>>(), "override one config key")("quantum", po::value<std::string>(), "quantum in ns")(
       "quiet,q", "no table on stdout")("trace", po::value<std::string>(), "ftrace text recording");
-  po::positional_options_description pos;
-  pos.add("trace", 1);
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help")) {
-    std::cout << kUsage << "\n" << opts;
-    return kExitOk;
-  }
+  if (!parse_args(args, opts, {"trace"}, vm)) return kExitOk;
   if (!vm.count("trace")) throw po::error("kvm-compare needs a TRACE file");
   traces::KvmCompareOptions ko;
   ko.trace_path = vm["trace"].as<std::string>();
