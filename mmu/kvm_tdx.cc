@@ -125,7 +125,7 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
     ++stats.pf_spurious;
     return RET_PF_SPURIOUS;
   }
-  if (auto it = priv.find(base2m); it != priv.end() && it->second.level == PG_LEVEL_2M) {
+  if (const PrivatePage* p = priv.lookup(base2m); p && p->level == PG_LEVEL_2M) {
     ++stats.pf_spurious;
     return RET_PF_SPURIOUS;
   }

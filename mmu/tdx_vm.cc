@@ -142,7 +142,7 @@ Cycles TdxVm::page_add(Gpa gpa, Hpa hpa, u64 tag, bool measure) {
   if (s != TDX_SUCCESS)
     throw std::runtime_error("td_init_mem_region: TDH.MEM.PAGE.ADD at " + hex(gpa) + " returned " +
                              seam::status_string(s));
-  private_[gpa >> kPageShift] = {hpa, PG_LEVEL_4K, tag, true};
+  private_[gpa >> kPageShift] = private_page(hpa, PG_LEVEL_4K, tag, true);
   if (measure)
     for (u64 off = 0; off < kPageSize; off += 256) {
       SeamcallRegs m;
@@ -181,7 +181,7 @@ bool TdxVm::map_private(u32 cache, Gpa gpa, Hpa hpa, int level, Cycles& cycles) 
   const u64 tag = (hpa >> kPageShift) < mem_.limit_frames() && mem_.is_allocated(hpa >> kPageShift)
                       ? mem_.tag(hpa >> kPageShift)
                       : 0;
-  private_[gpa >> kPageShift] = {hpa, level, tag, false};
+  private_[gpa >> kPageShift] = private_page(hpa, level, tag, false);
   return true;
 }
 
@@ -236,9 +236,9 @@ Cycles TdxVm::reenter_all() {
 }
 
 bool TdxVm::remove_private(Gfn gfn, Cycles& cycles) {
-  auto it = private_.find(gfn);
-  if (it == private_.end()) return true;
-  PrivatePage& p = it->second;
+  PrivatePage* found = private_.lookup(gfn);
+  if (!found) return true;
+  PrivatePage& p = *found;
   const Gpa gpa = gfn << kPageShift;
   const int tdx_level = p.level - 1;
   auto mem_op = [&](Leaf leaf) {
@@ -270,7 +270,7 @@ bool TdxVm::remove_private(Gfn gfn, Cycles& cycles) {
   w.rcx = seam::keyed_hpa(p.hpa, params_.hkid);
   call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
   if (tdx_.pamt().dynamic() && p.level == PG_LEVEL_4K) pamt_put(p.hpa, cycles);
-  private_.erase(it);
+  private_.erase(gfn);
   ++removed;
   return true;
 }

@@ -9,6 +9,11 @@
 // records); Secure-EPT tables added for them in `sept_tables_`.
 #pragma once
 #include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <type_traits>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -32,12 +37,181 @@ struct TdxVmParams {
   u16 hkid = 1;
 };
 
-// A private page the VMM gave the TD (PAGE.ADD or PAGE.AUG).
+// A private page the VMM gave the TD (PAGE.ADD or PAGE.AUG). 16 bytes: the
+// HPA and the flags share one word.
 struct PrivatePage {
-  Hpa hpa = 0;
-  int level = PG_LEVEL_4K;  // 1 = 4K, 2 = 2M
-  u64 tag = 0;              // content tag when the page was given or last written by the guest
-  bool added = false;       // PAGE.ADD (initial image) rather than AUG
+  Hpa hpa : 52 = 0;
+  int level : 8 = PG_LEVEL_4K;  // 1 = 4K, 2 = 2M
+  bool added : 1 = false;       // PAGE.ADD (initial image) rather than AUG
+  u64 tag = 0;                  // content tag when the page was given or last written by the guest
+};
+static_assert(sizeof(PrivatePage) == 16);
+
+inline PrivatePage private_page(Hpa hpa, int level, u64 tag, bool added) {
+  PrivatePage p;
+  p.hpa = hpa;
+  p.level = level;
+  p.added = added;
+  p.tag = tag;
+  return p;
+}
+
+// The VM's private pages by gfn (what KVM's mirror root records): a dense
+// array of 512 records per 2 MiB region, allocated when the region gets its
+// first page, with a presence bitmap. A map-like interface that iterates in
+// ascending gfn order.
+class PrivatePageMap {
+  struct Chunk {
+    PrivatePage pages[512];
+    u64 present[8] = {};
+    u32 count = 0;
+  };
+  using Chunks = std::map<Gfn, std::unique_ptr<Chunk>>;  // by gfn >> 9
+
+ public:
+  template <bool Const>
+  class Iter {
+    using Map = std::conditional_t<Const, const PrivatePageMap, PrivatePageMap>;
+    using Page = std::conditional_t<Const, const PrivatePage, PrivatePage>;
+    using CIt = typename Chunks::const_iterator;
+
+   public:
+    using value_type = std::pair<const Gfn, Page&>;
+    Iter() = default;
+    Iter(CIt c, CIt end, unsigned off) : c_(c), end_(end), off_(off) { settle(); }
+    Iter(const Iter& o) : c_(o.c_), end_(o.end_), off_(o.off_) { load(); }
+    Iter& operator=(const Iter& o) {
+      c_ = o.c_, end_ = o.end_, off_ = o.off_;
+      load();
+      return *this;
+    }
+    operator Iter<true>() const { return Iter<true>(c_, end_, off_); }
+    value_type& operator*() const { return *v_; }
+    value_type* operator->() const { return &*v_; }
+    Iter& operator++() {
+      ++off_;
+      settle();
+      return *this;
+    }
+    bool operator==(const Iter& o) const { return c_ == o.c_ && (c_ == end_ || off_ == o.off_); }
+    bool operator!=(const Iter& o) const { return !(*this == o); }
+
+   private:
+    friend class PrivatePageMap;
+    // Moves to the first present record at or after (c_, off_).
+    void settle() {
+      for (; c_ != end_; ++c_, off_ = 0) {
+        const Chunk& ch = *c_->second;
+        for (unsigned w = off_ / 64; w < 8; ++w) {
+          u64 bits = ch.present[w];
+          if (w == off_ / 64) bits &= ~u64{0} << (off_ % 64);
+          if (bits) {
+            off_ = w * 64 + unsigned(__builtin_ctzll(bits));
+            load();
+            return;
+          }
+        }
+      }
+      off_ = 0;
+      v_.reset();
+    }
+    void load() {
+      v_.reset();
+      if (c_ != end_) v_.emplace((c_->first << 9) | off_, const_cast<Page&>(c_->second->pages[off_]));
+    }
+    CIt c_{}, end_{};
+    unsigned off_ = 0;
+    mutable std::optional<value_type> v_;
+  };
+  using iterator = Iter<false>;
+  using const_iterator = Iter<true>;
+
+  iterator begin() { return {chunks_.begin(), chunks_.end(), 0}; }
+  iterator end() { return {chunks_.end(), chunks_.end(), 0}; }
+  const_iterator begin() const { return {chunks_.begin(), chunks_.end(), 0}; }
+  const_iterator end() const { return {chunks_.end(), chunks_.end(), 0}; }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  size_t count(Gfn gfn) const { return lookup(gfn) ? 1 : 0; }
+  PrivatePage* lookup(Gfn gfn) {
+    Chunk* c = chunk(gfn >> 9);
+    return c && has(*c, gfn) ? &c->pages[gfn & 511] : nullptr;
+  }
+  const PrivatePage* lookup(Gfn gfn) const { return const_cast<PrivatePageMap*>(this)->lookup(gfn); }
+  PrivatePage& at(Gfn gfn) {
+    PrivatePage* p = lookup(gfn);
+    if (!p) throw std::out_of_range("PrivatePageMap::at");
+    return *p;
+  }
+  const PrivatePage& at(Gfn gfn) const { return const_cast<PrivatePageMap*>(this)->at(gfn); }
+  PrivatePage& operator[](Gfn gfn) {
+    Chunk* c = chunk(gfn >> 9);
+    if (!c) {
+      auto& slot = chunks_[gfn >> 9];
+      slot = std::make_unique<Chunk>();
+      c = slot.get();
+      last_key_ = gfn >> 9, last_ = c;
+    }
+    if (!has(*c, gfn)) {
+      c->present[(gfn & 511) / 64] |= u64{1} << (gfn % 64);
+      c->pages[gfn & 511] = PrivatePage{};
+      ++c->count, ++size_;
+    }
+    return c->pages[gfn & 511];
+  }
+  iterator find(Gfn gfn) {
+    auto c = chunks_.find(gfn >> 9);
+    if (c == chunks_.end() || !has(*c->second, gfn)) return end();
+    return {c, chunks_.end(), unsigned(gfn & 511)};
+  }
+  const_iterator find(Gfn gfn) const {
+    auto c = chunks_.find(gfn >> 9);
+    if (c == chunks_.end() || !has(*c->second, gfn)) return end();
+    return {c, chunks_.end(), unsigned(gfn & 511)};
+  }
+  // First record at or after gfn.
+  iterator lower_bound(Gfn gfn) {
+    auto c = chunks_.lower_bound(gfn >> 9);
+    return {c, chunks_.end(), c != chunks_.end() && c->first == (gfn >> 9) ? unsigned(gfn & 511) : 0};
+  }
+  const_iterator lower_bound(Gfn gfn) const {
+    auto c = chunks_.lower_bound(gfn >> 9);
+    return {c, chunks_.end(), c != chunks_.end() && c->first == (gfn >> 9) ? unsigned(gfn & 511) : 0};
+  }
+  size_t erase(Gfn gfn) {
+    auto c = chunks_.find(gfn >> 9);
+    if (c == chunks_.end() || !has(*c->second, gfn)) return 0;
+    Chunk& ch = *c->second;
+    ch.present[(gfn & 511) / 64] &= ~(u64{1} << (gfn % 64));
+    --size_;
+    if (--ch.count == 0) {
+      if (last_ == &ch) last_ = nullptr;
+      chunks_.erase(c);
+    }
+    return 1;
+  }
+  void erase(const iterator& it) { erase(it->first); }
+  void erase(const const_iterator& it) { erase(it->first); }
+  void clear() {
+    chunks_.clear();
+    size_ = 0;
+    last_ = nullptr;
+  }
+
+ private:
+  static bool has(const Chunk& c, Gfn gfn) { return (c.present[(gfn & 511) / 64] >> (gfn % 64)) & 1; }
+  Chunk* chunk(Gfn key) {
+    if (last_ && last_key_ == key) return last_;
+    auto it = chunks_.find(key);
+    if (it == chunks_.end()) return nullptr;
+    last_key_ = key, last_ = it->second.get();
+    return last_;
+  }
+
+  Chunks chunks_;
+  size_t size_ = 0;
+  Gfn last_key_ = 0;
+  Chunk* last_ = nullptr;  // the chunk last looked up
 };
 
 class TdxVm {
@@ -86,8 +260,8 @@ class TdxVm {
   // private, Secure-EPT and control page (TDR last).
   Cycles teardown();
 
-  const std::map<Gfn, PrivatePage>& private_pages() const { return private_; }
-  std::map<Gfn, PrivatePage>& private_pages() { return private_; }
+  const PrivatePageMap& private_pages() const { return private_; }
+  PrivatePageMap& private_pages() { return private_; }
   const seam::TdHandle& handle() const { return handle_; }
   // Secure-EPT table pages KVM added (external_spt), keyed by level and GPA.
   const std::map<u64, Hpa>& sept_tables() const { return sept_tables_; }
@@ -118,7 +292,7 @@ class TdxVm {
   TdxVmParams params_;
   seam::TdHandle handle_;
   std::vector<model::Vcpu*> hw_;
-  std::map<Gfn, PrivatePage> private_;
+  PrivatePageMap private_;
   std::map<u64, Hpa> sept_tables_;  // (level << 56 | gpa >> level shift) -> table page
   std::vector<std::vector<Hpa>> external_spt_cache_;  // per TD vCPU, then the VM's
   bool finalized_ = false;

@@ -2,6 +2,33 @@
 
 namespace septsim::seam {
 
+u64 Pamt::owner_index(Hpa owner) {
+  if (owner == 0) return 0;
+  auto it = owner_index_.find(owner);
+  if (it != owner_index_.end()) return it->second;
+  const u64 i = owners_.size();
+  owners_.push_back(owner);
+  owner_index_.emplace(owner, i);
+  return i;
+}
+
+PamtEntry Pamt::unpack(Hpa hpa, u64 w) const {
+  if (w == 0) return PamtEntry{};
+  if (w & kBig) return big_.at(hpa >> kPageShift);
+  return PamtEntry{PageType(w & 15), owners_[(w >> 5) & ((u64{1} << kOwnerBits) - 1)], w >> kBepochShift};
+}
+
+void Pamt::pack(Hpa hpa, u64& w, const PamtEntry& e) {
+  const u64 owner = owner_index(e.owner);
+  if (u64(e.pt) < 16 && owner < (u64{1} << kOwnerBits) && e.bepoch < (u64{1} << (64 - kBepochShift))) {
+    if (w & kBig) big_.erase(hpa >> kPageShift);
+    w = u64(e.pt) | (owner << 5) | (e.bepoch << kBepochShift);
+  } else {
+    big_[hpa >> kPageShift] = e;
+    w = kBig;
+  }
+}
+
 Pamt::Pamt(u64 tdmr_bytes, bool dynamic) : tdmr_bytes_(tdmr_bytes), dynamic_(dynamic) {}
 
 u64 Pamt::static_bytes_per_gib(bool dynamic) {
@@ -17,36 +44,69 @@ u64 Pamt::static_bytes() const {
 }
 
 int Pamt::leaf_level(Hpa hpa) const {
-  if (table(PG_LEVEL_1G).count(key(hpa, PG_LEVEL_1G))) return PG_LEVEL_1G;
-  if (table(PG_LEVEL_2M).count(key(hpa, PG_LEVEL_2M))) return PG_LEVEL_2M;
+  if (!table(PG_LEVEL_1G).empty() && table(PG_LEVEL_1G).count(key(hpa, PG_LEVEL_1G))) return PG_LEVEL_1G;
+  if (!table(PG_LEVEL_2M).empty() && table(PG_LEVEL_2M).count(key(hpa, PG_LEVEL_2M))) return PG_LEVEL_2M;
   return PG_LEVEL_4K;
 }
 
 PamtEntry Pamt::get(Hpa hpa, int level) const {
+  if (level == PG_LEVEL_4K) {
+    const Region4k* r = region4k(hpa >> 21);
+    if (!r) return PamtEntry{};
+    return unpack(hpa, r->e[(hpa >> kPageShift) & 511]);
+  }
   auto it = table(level).find(key(hpa, level));
   return it == table(level).end() ? PamtEntry{} : it->second;
 }
 
 bool Pamt::set(Hpa hpa, int level, const PamtEntry& e) {
-  auto& t = table(level);
-  const u64 k = key(hpa, level);
-  auto it = t.find(k);
-  const bool was_used = it != t.end();
   const bool now_used = e.pt != PageType::PT_NDA;
-  if (now_used)
-    t[k] = e;
-  else if (was_used)
-    t.erase(it);
-  if (level != PG_LEVEL_4K || was_used == now_used) return false;
-  u32& used = used_4k_[hpa >> 21];
-  used += now_used ? 1 : u32(-1);
-  auto p = pairs_.find(hpa >> 21);
-  if (p != pairs_.end()) p->second.page_count = used;
-  if (used == 0) used_4k_.erase(hpa >> 21);
-  return !now_used && used == 0 && p != pairs_.end();
+  if (level != PG_LEVEL_4K) {
+    auto& t = table(level);
+    const u64 k = key(hpa, level);
+    if (now_used)
+      t[k] = e;
+    else
+      t.erase(k);
+    return false;
+  }
+  const u64 region = hpa >> 21;
+  if (region >= regions_.size()) {
+    if (!now_used) return false;
+    regions_.resize(region + 1);
+  }
+  std::unique_ptr<Region4k>& r = regions_[region];
+  if (!r) {
+    if (!now_used) return false;
+    r = std::make_unique<Region4k>();
+  }
+  u64& w = r->e[(hpa >> kPageShift) & 511];
+  const bool was_used = w != 0;
+  if (now_used) {
+    pack(hpa, w, e);
+  } else {
+    if (w & kBig) big_.erase(hpa >> kPageShift);
+    w = 0;
+  }
+  if (was_used == now_used) return false;
+  const u32 used = r->used += now_used ? 1 : u32(-1);
+  auto pr = pairs_.find(region);
+  if (pr != pairs_.end()) pr->second.page_count = used;
+  if (used == 0) r.reset();
+  return !now_used && used == 0 && pr != pairs_.end();
 }
 
 void Pamt::set_bepoch(Hpa hpa, int level, u64 bepoch) {
+  if (level == PG_LEVEL_4K) {
+    const u64 region = hpa >> 21;
+    if (region >= regions_.size() || !regions_[region]) return;
+    u64& w = regions_[region]->e[(hpa >> kPageShift) & 511];
+    if (w == 0) return;
+    PamtEntry e = unpack(hpa, w);
+    e.bepoch = bepoch;
+    pack(hpa, w, e);
+    return;
+  }
   auto it = table(level).find(key(hpa, level));
   if (it != table(level).end()) it->second.bepoch = bepoch;
 }
@@ -90,8 +150,8 @@ PamtPair Pamt::remove_pair(Hpa region) {
 }
 
 u32 Pamt::used_4k_in_region(Hpa region) const {
-  auto it = used_4k_.find(region >> 21);
-  return it == used_4k_.end() ? 0 : it->second;
+  const Region4k* r = region4k(region >> 21);
+  return r ? r->used : 0;
 }
 
 }  // namespace septsim::seam

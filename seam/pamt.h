@@ -7,8 +7,10 @@
 // 4 KiB pages per 2 MiB region that holds 4K TDX pages.
 #pragma once
 #include <map>
+#include <memory>
 #include <set>
 #include <unordered_map>
+#include <vector>
 
 #include "model/types.h"
 #include "seam/tdx_status.h"
@@ -76,15 +78,38 @@ class Pamt {
 
  private:
   static u64 key(Hpa hpa, int level) { return hpa >> level_shift(level); }
-  std::unordered_map<u64, PamtEntry>& table(int level) { return levels_[level - 1]; }
-  const std::unordered_map<u64, PamtEntry>& table(int level) const { return levels_[level - 1]; }
+  // 2M/1G entries (few): non-NDA only.
+  std::unordered_map<u64, PamtEntry>& table(int level) { return levels_[level - 2]; }
+  const std::unordered_map<u64, PamtEntry>& table(int level) const { return levels_[level - 2]; }
+
+  // A 4K entry packed in 8 bytes: page type (bits 0-3), "held in big_"
+  // (bit 4), owner as an index into owners_ (bits 5-23), BEPOCH (bits
+  // 24-63). 0 = NDA. An entry whose fields do not fit lives in big_.
+  static constexpr unsigned kOwnerBits = 19, kBepochShift = 24;
+  static constexpr u64 kBig = 1u << 4;
+  // The 4K entries of one 2 MiB region, allocated with its first non-NDA
+  // entry and freed with its last.
+  struct Region4k {
+    u64 e[512] = {};
+    u32 used = 0;  // non-NDA entries
+  };
+  const Region4k* region4k(u64 region) const {
+    return region < regions_.size() ? regions_[region].get() : nullptr;
+  }
+  PamtEntry unpack(Hpa hpa, u64 w) const;
+  // Stores `e` (not NDA) at slot `w` of the page at `hpa`.
+  void pack(Hpa hpa, u64& w, const PamtEntry& e);
+  u64 owner_index(Hpa owner);
 
   u64 tdmr_bytes_;
   bool dynamic_;
-  std::unordered_map<u64, PamtEntry> levels_[3];  // non-NDA entries only
-  std::map<u64, PamtPair> pairs_;                 // by 2M region index
-  std::set<Pfn> pamt_pages_;                      // the DPAMT bitmap's set bits
-  std::unordered_map<u64, u32> used_4k_;          // by 2M region index
+  std::unordered_map<u64, PamtEntry> levels_[2];        // 2M, 1G
+  std::vector<std::unique_ptr<Region4k>> regions_;     // PAMT_4K by 2M region index
+  std::map<u64, PamtPair> pairs_;                      // by 2M region index
+  std::set<Pfn> pamt_pages_;                           // the DPAMT bitmap's set bits
+  std::vector<Hpa> owners_{0};                         // owner index -> owner (0 = none)
+  std::unordered_map<Hpa, u64> owner_index_;
+  std::unordered_map<Pfn, PamtEntry> big_;             // 4K entries that do not pack
 };
 
 }  // namespace septsim::seam
