@@ -1,6 +1,10 @@
 #include "model/phys_mem.h"
 
+#include <sys/mman.h>
+
+#include <cstdlib>
 #include <cstring>
+#include <new>
 #include <string>
 
 namespace septsim::model {
@@ -37,6 +41,23 @@ Pfn PhysMem::alloc(int level) {
   return pfn;
 }
 
+void PhysMem::ArenaFree::operator()(u64* p) const { std::free(p); }
+
+u64* PhysMem::new_contents() {
+  constexpr size_t kArenaBytes = size_t{2} << 20;
+  if (arena_used_ == kPtesPerTable) {
+    void* p = std::aligned_alloc(kArenaBytes, kArenaBytes);
+    if (!p) throw std::bad_alloc();
+    madvise(p, kArenaBytes, MADV_HUGEPAGE);  // a hint: without THP it is just memory
+    arenas_.emplace_back(static_cast<u64*>(p));
+    arena_used_ = 0;
+  }
+  u64* c = arenas_.back().get() + arena_used_++ * kPtesPerTable;
+  std::memset(c, 0, kPageSize);
+  ++contents_allocated_;
+  return c;
+}
+
 u64*& PhysMem::content_slot(Pfn pfn) {
   size_t hi = pfn >> 9;
   if (hi >= content_dir_.size()) content_dir_.resize(hi + 1);
@@ -71,7 +92,7 @@ u64* PhysMem::table_of(Pfn pfn) {
       free_content_.pop_back();
       std::memset(c, 0, kPageSize);
     } else {
-      c = content_.emplace_back(new u64[kPtesPerTable]()).get();
+      c = new_contents();
     }
   }
   return c;

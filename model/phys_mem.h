@@ -47,7 +47,7 @@ class PhysMem {
   void set_owner(Pfn pfn, u32 owner) { meta_[pfn].owner = owner; }
 
   u64 allocated_frames() const { return allocated_; }
-  u64 frames_with_contents() const { return content_.size() - free_content_.size(); }
+  u64 frames_with_contents() const { return contents_allocated_ - free_content_.size(); }
   u64 limit_frames() const { return limit_frames_; }
 
  private:
@@ -71,8 +71,17 @@ class PhysMem {
   u64 allocated_ = 0;
   std::vector<FrameMeta> meta_;
   std::vector<std::unique_ptr<ContentBlock>> content_dir_;
-  std::vector<std::unique_ptr<u64[]>> content_;  // every contents page ever allocated
+  // Contents pages are carved out of 2 MiB arenas that the host may back with
+  // a huge page: walks touch page tables at random, and host TLB misses on
+  // them cost as much as the simulated work.
+  struct ArenaFree {
+    void operator()(u64* p) const;
+  };
+  std::vector<std::unique_ptr<u64, ArenaFree>> arenas_;
+  size_t arena_used_ = kPtesPerTable;  // pages handed out of the newest arena
+  u64 contents_allocated_ = 0;
   std::vector<u64*> free_content_;
+  u64* new_contents();
   std::vector<Pfn> free_[3];  // free blocks per order: 4K, 2M, 1G (LIFO: deterministic)
 };
 
