@@ -90,6 +90,9 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status mem_track(Call& c);
   Status mem_page_remove(Call& c);
   Status mem_sept_remove(Call& c);
+  // A SEPT page leaves the tree (SEPT.REMOVE, PROMOTE): counts and PAMT
+  // follow; returns the RCX output (the page, with the DPAMT removal hint).
+  u64 release_sept_page(Call& c, Hpa child);
   Status mem_sept_rd(Call& c);
   Status mem_page_promote(Call& c);
   Status mem_page_demote(Call& c);

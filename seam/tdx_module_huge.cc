@@ -58,10 +58,7 @@ Status TdxModule::mem_page_promote(Call& c) {
     c.out.r13 = p.page1;
   }
   c.td->sept->write(c.w.entry_hpa, (e0 & ~septe::kHpaMask) | hpa0);
-  --c.td->chldcnt;
-  --sept_pages_;
-  const bool hint = pamt_.set(child, PG_LEVEL_4K, PamtEntry{});
-  c.out.rcx = child | (hint ? kPamtRemovalHint : 0);
+  c.out.rcx = release_sept_page(c, child);
   return TDX_SUCCESS;
 }
 

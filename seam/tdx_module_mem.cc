@@ -157,11 +157,15 @@ Status TdxModule::mem_sept_remove(Call& c) {
     if (septe::state_or_free(c.td->sept->read(child + 8 * i)) != SeptState::FREE)
       return sept_fail(c, TDX_EPT_PAGE_NOT_FREE);
   c.td->sept->write(c.w.entry_hpa, septe::kInitValue);
+  c.out.rcx = release_sept_page(c, child);
+  return TDX_SUCCESS;
+}
+
+u64 TdxModule::release_sept_page(Call& c, Hpa child) {
   --c.td->chldcnt;
   --sept_pages_;
   const bool hint = pamt_.set(child, PG_LEVEL_4K, PamtEntry{});
-  c.out.rcx = child | (hint ? kPamtRemovalHint : 0);
-  return TDX_SUCCESS;
+  return child | (hint ? kPamtRemovalHint : 0);
 }
 
 // RCX = GPA|level, RDX = TDR. RCX/RDX out = the entry (1.4).
