@@ -93,6 +93,9 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   // A SEPT page leaves the tree (SEPT.REMOVE, PROMOTE): counts and PAMT
   // follow; returns the RCX output (the page, with the DPAMT removal hint).
   u64 release_sept_page(Call& c, Hpa child);
+  // The table page under a non-leaf entry about to leave the tree (SEPT.REMOVE,
+  // PROMOTE): its PAMT lock, and under the TT-gate blocked and tracked.
+  Status claim_blocked_table(Call& c, Hpa child);
   Status mem_sept_rd(Call& c);
   Status mem_page_promote(Call& c);
   Status mem_page_demote(Call& c);

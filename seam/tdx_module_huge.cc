@@ -29,11 +29,7 @@ Status TdxModule::mem_page_promote(Call& c) {
   if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, 2})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   const Hpa child = septe::hpa_of(c.w.entry);
-  if (!locks_.acquire(LockKind::Pamt, child, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
-  if (tt_gate(c)) {
-    if (c.w.state != SeptState::NL_BLOCKED) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
-    if (!tracked(c, child, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
-  }
+  if (Status s = claim_blocked_table(c, child)) return s;
   for (unsigned i = 0; i < kPtesPerTable; ++i)
     if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   const u64 e0 = c.td->sept->read(child);

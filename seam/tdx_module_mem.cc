@@ -148,16 +148,21 @@ Status TdxModule::mem_sept_remove(Call& c) {
   if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Exclusive, 1, -1})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   const Hpa child = septe::hpa_of(c.w.entry);
-  if (!locks_.acquire(LockKind::Pamt, child, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
-  if (tt_gate(c)) {
-    if (c.w.state != SeptState::NL_BLOCKED) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
-    if (!tracked(c, child, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
-  }
+  if (Status s = claim_blocked_table(c, child)) return s;
   for (unsigned i = 0; i < kPtesPerTable; ++i)
     if (septe::state_or_free(c.td->sept->read(child + 8 * i)) != SeptState::FREE)
       return sept_fail(c, TDX_EPT_PAGE_NOT_FREE);
   c.td->sept->write(c.w.entry_hpa, septe::kInitValue);
   c.out.rcx = release_sept_page(c, child);
+  return TDX_SUCCESS;
+}
+
+Status TdxModule::claim_blocked_table(Call& c, Hpa child) {
+  if (!locks_.acquire(LockKind::Pamt, child, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (tt_gate(c)) {
+    if (c.w.state != SeptState::NL_BLOCKED) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
+    if (!tracked(c, child, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+  }
   return TDX_SUCCESS;
 }
 
