@@ -13,15 +13,10 @@ using namespace septsim::mmu::test;
 
 namespace {
 
-std::string tdx_name() {
-  static unsigned n = 0;
-  return "tdx_mmu_" + std::to_string(n++);
-}
-
 struct TdVm {
   explicit TdVm(bool dynamic = false)
       : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", dynamic ? "true" : "false"}}, 8 * GiB),
-        tdx(tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
+        tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
     TdxVmParams p;
     vm.kvm->create_td(tdx, p, {nullptr});

@@ -12,11 +12,6 @@ using namespace septsim::mmu::test;
 
 namespace {
 
-std::string tdx_name() {
-  static unsigned n = 0;
-  return "tdx_inv_" + std::to_string(n++);
-}
-
 bool has(const std::vector<std::string>& v, const std::string& rule) {
   const std::string prefix = "rule " + rule + ":";
   for (const auto& s : v)
@@ -28,7 +23,7 @@ bool has(const std::vector<std::string>& v, const std::string& rule) {
 struct Booted {
   explicit Booted(bool dynamic = false)
       : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", dynamic ? "true" : "false"}}, 8 * GiB),
-        tdx(tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
+        tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Page4K));
     vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
     vm.kvm->td_init_mem_region(0x100000, kPageSize, 0x77, true);

@@ -13,17 +13,12 @@ using namespace septsim::mmu::test;
 
 namespace {
 
-std::string tdx_name() {
-  static unsigned n = 0;
-  return "tdx_conv_" + std::to_string(n++);
-}
-
 constexpr Gpa kShared = 1ull << 47;
 
 struct Conv {
   explicit Conv(bool dynamic = false)
       : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", dynamic ? "true" : "false"}}, 8 * GiB),
-        tdx(tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
+        tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
     vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
     vm.kvm->td_finalize();

@@ -137,6 +137,12 @@ inline MemslotSpec slot(u32 id, Gpa gpa, u64 size, HostBacking backing = HostBac
   return s;
 }
 
+// SystemC wants distinct module names within one process.
+inline std::string unique_tdx_name() {
+  static unsigned n = 0;
+  return "tdx_mmu_" + std::to_string(n++);
+}
+
 inline bool has_rule(const std::vector<std::string>& v, int rule) {
   std::string prefix = "rule " + std::to_string(rule) + ":";
   for (const auto& s : v)
