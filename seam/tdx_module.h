@@ -15,6 +15,7 @@
 #include "seam/seam_locks.h"
 #include "seam/seam_timing.h"
 #include "seam/seamcall.h"
+#include "seam/seamcall_observer.h"
 #include "seam/td_state.h"
 #include "seam/tdx_leaf.h"
 
@@ -38,6 +39,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
 
   // TDH.SYS.CONFIG's Dynamic PAMT switch; only before any page is TDX-owned.
   bool configure_dynamic_pamt(bool on);
+  // Every later call is reported to `o` (nullptr: none); the module does not own it.
+  void set_observer(SeamcallObserver* o) { observer_ = o; }
 
   const Td* td(Hpa tdr) const;
   Td* td_of_vcpu(Hpa tdvpr);
@@ -56,6 +59,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status dispatch(Call& c);
   Status dispatch_tdcall(Call& c);
   void update_gauges();
+  void report(const Call& c, Status s) const;
 
   // Common prologue of the TD-scoped memory leaves (3.4).
   Status find_td(Call& c, u64 tdr_reg, u32 operand, bool exclusive);
@@ -118,6 +122,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   unsigned tdcx_per_vcpu_;
   u64 sept_pages_ = 0;
   bool pages_given_ = false;
+  SeamcallObserver* observer_ = nullptr;
 
   model::Counter* calls_[SeamTiming::kLeaves] = {};
   model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_;

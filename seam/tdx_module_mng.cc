@@ -188,9 +188,11 @@ Status TdxModule::mr_extend(Call& c) {
   if (Status s = check_build_state(c, false)) return s;
   const Gpa gpa = c.in.rcx;
   if ((gpa & 0xFF) || (gpa >> c.td->shared_bit())) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
-  const SeptWalk w = c.td->sept->walk_to_leaf(gpa);
-  if (!w.reached) return with_operand(TDX_EPT_ENTRY_NOT_PRESENT, operand::RCX);
-  if (w.state != septe::SeptState::MAPPED) return TDX_EPT_ENTRY_NOT_PRESENT;
+  c.w = c.td->sept->walk_to_leaf(gpa);
+  c.walked = true;
+  c.level = c.w.level;
+  if (!c.w.reached) return with_operand(TDX_EPT_ENTRY_NOT_PRESENT, operand::RCX);
+  if (c.w.state != septe::SeptState::MAPPED) return TDX_EPT_ENTRY_NOT_PRESENT;
   return TDX_SUCCESS;
 }
 

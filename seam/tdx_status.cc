@@ -108,11 +108,24 @@ bool parse_status(std::string_view text, Status& out, bool& exact) {
     exact = u32(v) != 0;
     return true;
   }
+  // "NAME|OPERAND" (status_string's form, e.g. "TDX_OPERAND_BUSY|SEPT_TREE")
+  // names the operand id too, so it is compared exactly.
+  const size_t bar = text.find('|');
+  const std::string_view name = text.substr(0, bar);
   for (const auto& n : kStatuses)
-    if (text == n.name) {
+    if (name == n.name) {
       out = n.value;
       exact = false;
-      return true;
+      if (bar == std::string_view::npos) return true;
+      std::string_view op = text.substr(bar + 1);
+      if (const size_t paren = op.find('('); paren != std::string_view::npos) op = op.substr(0, paren);
+      for (const auto& o : kOperands)
+        if (op == o.name) {
+          out += o.id;
+          exact = true;
+          return true;
+        }
+      return false;
     }
   return false;
 }

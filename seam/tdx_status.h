@@ -71,9 +71,10 @@ constexpr Status with_operand(Status s, u32 op) { return s + op; }
 std::string status_string(Status s);
 // Name of the upper 32 bits, nullptr if unknown.
 const char* status_name(Status s);
-// A name ("TDX_SUCCESS") or hex ("0xC0000B0D00000001"). `exact` is set when
-// the text gives the low 32 bits too (a name never does; hex does when they
-// are non-zero).
+// A name ("TDX_SUCCESS"), a name with its operand ("TDX_OPERAND_INVALID|RCX",
+// "TDX_OPERAND_BUSY|SEPT_TREE(146)") or hex ("0xC0000B0D00000001"). `exact`
+// is set when the text gives the low 32 bits too (a bare name never does;
+// hex does when they are non-zero).
 bool parse_status(std::string_view text, Status& out, bool& exact);
 // Linux's comparison: upper 32 bits unless the expectation is exact.
 constexpr bool status_matches(Status got, Status want, bool exact) {
