@@ -4,28 +4,11 @@
 #include <stdexcept>
 
 #include "traces/reader.h"
+#include "traces/splitmix.h"
 
 namespace septsim::traces {
 
 namespace {
-
-struct SplitMix64 {
-  u64 s;
-  u64 next() {
-    u64 z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n): rejection sampling keeps it exact and portable.
-  u64 below(u64 n) {
-    u64 limit = ~u64{0} - (~u64{0} % n);
-    u64 x;
-    do x = next();
-    while (x >= limit);
-    return x % n;
-  }
-};
 
 constexpr u32 kSlot = 0;
 
