@@ -206,6 +206,7 @@ Status TdxModule::check_build_state(Call& c, bool op_lock) {
   Td& t = *c.td;
   if (t.fatal) return TDX_TD_FATAL;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
+  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
   if (op_lock && !locks_.acquire(LockKind::OpState, t.tdr, false))
     return with_operand(TDX_OPERAND_BUSY, operand::OP_STATE);
   if (!op_state_allowed(c.leaf(), t.op_state)) return TDX_OP_STATE_INCORRECT;

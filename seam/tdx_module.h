@@ -61,7 +61,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   void update_gauges();
   void report(const Call& c, Status s) const;
 
-  // Common prologue of the TD-scoped memory leaves (3.4).
+  // Common prologue of the TD-scoped memory leaves (3.4). check_build_state
+  // is the module's check_td_in_correct_build_state + the OP_STATE check.
   Status find_td(Call& c, u64 tdr_reg, u32 operand, bool exclusive);
   Status check_build_state(Call& c, bool op_lock);
   Status decode_page_info(Call& c, int min_level, int max_level);

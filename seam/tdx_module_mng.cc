@@ -57,7 +57,8 @@ Status TdxModule::mng_init(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   Td& t = *c.td;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
-  if (t.op_state != OpState::UNINITIALIZED || t.tdcs.size() < tdcs_pages_) return TDX_OP_STATE_INCORRECT;
+  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
+  if (t.op_state != OpState::UNINITIALIZED) return TDX_OP_STATE_INCORRECT;
   const int levels = c.in.r9 ? int(c.in.r9) : 4;
   const bool gpaw52 = (c.in.r8 & 1) != 0;
   if (levels != 4 && levels != 5) return with_operand(TDX_OPERAND_INVALID, operand::R9);
@@ -75,6 +76,7 @@ Status TdxModule::vp_create(Call& c) {
   if (Status s = find_td(c, c.in.rdx, operand::RDX, false)) return s;
   Td& t = *c.td;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
+  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
   if (t.op_state != OpState::INITIALIZED && t.op_state != OpState::RUNNABLE) return TDX_OP_STATE_INCORRECT;
   const Hpa page = c.in.rcx;
   if (Status s = take_page_4k(c, page, operand::RCX)) return s;
@@ -196,10 +198,12 @@ Status TdxModule::mr_extend(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = TDR. INITIALIZED -> RUNNABLE.
+// RCX = TDR. INITIALIZED -> RUNNABLE, once the TD has a vCPU
+// (tdh_mr_finalize.c: num_vcpus == 0 -> TDX_NO_VCPUS).
 Status TdxModule::mr_finalize(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   if (Status s = check_build_state(c, false)) return s;
+  if (c.td->vcpus.empty()) return TDX_NO_VCPUS;
   c.td->op_state = OpState::RUNNABLE;
   return TDX_SUCCESS;
 }

@@ -36,8 +36,12 @@ constexpr Status TDX_PAMT_PAGE_NOT_EMPTY = 0xC000030600000000ull;      // 2.0
 constexpr Status TDX_MISSING_PAMT_PAGE_PAIR = 0x8000030800000000ull;   // 2.0
 constexpr Status TDX_TD_ASSOCIATED_PAGES_EXIST = 0xC000040000000000ull;
 constexpr Status TDX_TD_FATAL = 0xE000060400000000ull;
+// TDCS_NOT_ALLOCATED and NO_VCPUS are not in tdx-seam.md; values from
+// intel/tdx-module include/auto_gen_1_5/tdx_error_codes_defs.h (commit 30d22188).
+constexpr Status TDX_TDCS_NOT_ALLOCATED = 0xC000060600000000ull;
 constexpr Status TDX_LIFECYCLE_STATE_INCORRECT = 0xC000060700000000ull;
 constexpr Status TDX_OP_STATE_INCORRECT = 0xC000060800000000ull;
+constexpr Status TDX_NO_VCPUS = 0xC000060900000000ull;
 constexpr Status TDX_TD_KEYS_NOT_CONFIGURED = 0x8000081000000000ull;
 constexpr Status TDX_EPT_WALK_FAILED = 0xC0000B0000000000ull;
 constexpr Status TDX_EPT_ENTRY_FREE = 0xC0000B0100000000ull;
