@@ -16,6 +16,7 @@
 #include "seam/seam_timing.h"
 #include "seam/seamcall.h"
 #include "seam/seamcall_observer.h"
+#include "seam/td_params.h"
 #include "seam/td_state.h"
 #include "seam/tdx_leaf.h"
 
@@ -39,6 +40,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
 
   // TDH.SYS.CONFIG's Dynamic PAMT switch; only before any page is TDX-owned.
   bool configure_dynamic_pamt(bool on);
+  // The VMM writes a TD_PARAMS structure at `hpa` for TDH.MNG.INIT to read.
+  void write_td_params(Hpa hpa, const TdParams& p) { td_params_.write(hpa, p); }
   // Every later call is reported to `o` (nullptr: none); the module does not own it.
   void set_observer(SeamcallObserver* o) { observer_ = o; }
 
@@ -124,6 +127,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   u64 sept_pages_ = 0;
   bool pages_given_ = false;
   SeamcallObserver* observer_ = nullptr;
+  TdParamsPages td_params_;
 
   model::Counter* calls_[SeamTiming::kLeaves] = {};
   model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_;
