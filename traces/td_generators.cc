@@ -69,18 +69,12 @@ void accept(EventSink& sink, u32 vcpu, Gpa gpa, int tdx_level) {
   sink.put(e);
 }
 
-void map_gpa(EventSink& sink, u32 vcpu, Gpa gpa, u64 size) {
+// A conversion: the guest's MapGPA (the shared bit of gpa says which way)
+// or the VMM's KVM_SET_MEMORY_ATTRIBUTES.
+void convert(EventSink& sink, EventType type, u32 vcpu, Gpa gpa, u64 size, bool make_private) {
   Event e;
-  e.type = EventType::MapGpa;
-  e.vcpu = int(vcpu);
-  e.gpa = gpa;
-  e.size = size;
-  sink.put(e);
-}
-
-void set_attributes(EventSink& sink, Gpa gpa, u64 size, bool make_private) {
-  Event e;
-  e.type = EventType::SetMemoryAttributes;
+  e.type = type;
+  if (type == EventType::MapGpa) e.vcpu = int(vcpu);
   e.gpa = gpa;
   e.size = size;
   e.make_private = make_private;
@@ -170,17 +164,17 @@ void gen_conversions(const GenOptions& o, EventSink& sink) {
     u32 v = u32(r.below(o.vcpus)), w = u32((v + 1) % o.vcpus);
     if (huge.empty() || (!small.empty() && r.below(4) != 0)) {
       Gpa gpa = small[r.below(small.size())] + r.below(k4kChunkPages) * kPageSize;
-      map_gpa(sink, v, gpa | kSharedBit, kPageSize);
+      convert(sink, EventType::MapGpa, v, gpa | kSharedBit, kPageSize, false);
       sink.put(access(v, gpa | kSharedBit, AccessType::Write));
       sink.put(access(w, gpa | kSharedBit, AccessType::Read));
-      map_gpa(sink, v, gpa, kPageSize);
+      convert(sink, EventType::MapGpa, v, gpa, kPageSize, true);
       accept(sink, v, gpa, 0);
       sink.put(access(v, gpa, AccessType::Write));
     } else {
       Gpa base = huge[r.below(huge.size())];
-      set_attributes(sink, base, k2M, false);
+      convert(sink, EventType::SetMemoryAttributes, v, base, k2M, false);
       sink.put(access(v, base | kSharedBit, AccessType::Write, k2M / kPageSize, kPageSize));
-      set_attributes(sink, base, k2M, true);
+      convert(sink, EventType::SetMemoryAttributes, v, base, k2M, true);
       accept(sink, v, base, 1);
       sink.put(access(v, base, AccessType::Write));
     }
