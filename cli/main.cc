@@ -32,7 +32,7 @@ constexpr int kExitOk = 0, kExitViolations = 1, kExitBadInput = 2;
 
 const char* kUsage =
     "usage: septsim replay TRACE [--config F] [--preset NAME] [--set key=value]...\n"
-    "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet]\n"
+    "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet] [--emit-kvmmmu OUT.trace]\n"
     "       septsim config [--preset NAME]     list every config key with its value and meaning\n"
     "       septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N]\n"
     "       septsim import lackey IN.log -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented]\n"
@@ -111,6 +111,7 @@ int cmd_replay(const std::vector<std::string>& args) {
   add_model_options(opts);
   opts.add_options()("stats", po::value<std::string>(), "write statistics JSON here")(
       "check", "check invariants; exit 1 if any is broken")("quiet,q", "no summary on stdout")(
+      "emit-kvmmmu", po::value<std::string>(), "write the MMU's decisions as kvm/kvmmmu tracepoint text (ftrace) here")(
       "trace", po::value<std::string>(), "trace file (JSON Lines or .sstb)");
   po::variables_map vm;
   if (!parse_args(args, opts, {"trace"}, vm)) return kExitOk;
@@ -121,6 +122,7 @@ int cmd_replay(const std::vector<std::string>& args) {
   ro.config = build_config(vm);
   ro.check = vm.count("check") != 0;
   ro.progress = isatty(2) != 0;
+  if (vm.count("emit-kvmmmu")) ro.emit_kvmmmu = vm["emit-kvmmmu"].as<std::string>();
   traces::ReplayReport r = traces::replay(ro);
 
   if (!vm.count("quiet")) std::cout << traces::summary_table(r, ro.config);

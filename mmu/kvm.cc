@@ -228,9 +228,12 @@ int Kvm::mapped_level(u32 vcpu_id, Gpa gpa) const {
   return 0;
 }
 
+void Kvm::set_tracepoints(MmuTracepoints* tp) { impl_->tdp.set_tracepoints(tp); }
+
 Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
   Impl& k = *impl_;
   k.spent = 0;
+  TracepointTask task(k.tdp.tracepoints(), int(vcpu.id()));
   Impl::Vcpu& v = k.vcpu_of(vcpu);
   if (requests & model::KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) k.kvm_mmu_free_obsolete_roots(v);
   bool loaded = !v.root || vcpu.eptp().root == 0;

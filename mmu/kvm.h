@@ -22,6 +22,7 @@ class TdxModule;
 
 namespace septsim::mmu {
 
+class MmuTracepoints;
 class TdxVm;
 struct TdxVmParams;
 
@@ -53,6 +54,8 @@ class Kvm : public model::Hypervisor {
   ~Kvm() override;
 
   void add_vcpu(model::VcpuControl& vcpu);
+  // Sends the MMU's tracepoints (mmu/tracepoints.h) to `tp` (nullptr: off).
+  void set_tracepoints(MmuTracepoints* tp);
 
   // Memslot ioctls (KVM_SET_USER_MEMORY_REGION); each returns host cycles.
   Cycles create_memslot(const MemslotSpec& spec);

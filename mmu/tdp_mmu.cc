@@ -110,7 +110,9 @@ void TdpMmu::handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level)
   bool was_leaf = was_present && is_last_spte(old_spte, level);
   bool is_leaf = is_present && is_last_spte(new_spte, level);
   bool pfn_changed = spte_to_pfn(old_spte) != spte_to_pfn(new_spte);
-  if (old_spte == new_spte || (!was_present && !is_present)) return;
+  if (old_spte == new_spte) return;
+  if (tp_) tp_->kvm_tdp_mmu_spte_changed(0, gfn, level, old_spte, new_spte);
+  if (!was_present && !is_present) return;
   if (was_leaf && is_leaf && pfn_changed)
     throw std::logic_error("tdp_mmu: present leaf for gfn " + std::to_string(gfn) + " changed pfn without a zap");
   if (was_leaf != is_leaf) stats_.update_page_stats(level, is_leaf ? 1 : -1);
@@ -135,6 +137,7 @@ void TdpMmu::link_sp(TdpIter& iter, MmuPage* sp) {
 }
 
 int TdpMmu::map(MmuPage& root, KvmPageFault& fault, bool* flush) {
+  if (tp_) tp_->kvm_mmu_spte_requested(fault.gfn, fault.pfn | (fault.gfn & (pages_per_level(fault.goal_level) - 1)), fault.goal_level);
   for (TdpIter iter(mem_, root, PG_LEVEL_4K, fault.gfn); iter.valid && iter.gfn < fault.gfn + 1; iter.next()) {
     if (iter.level == fault.goal_level) return map_handle_target_level(iter, fault, flush);
     // Descend through tables; link a new one where there is none, or split

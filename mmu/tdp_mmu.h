@@ -12,6 +12,7 @@
 #include "mmu/mmu_stats.h"
 #include "mmu/page_fault.h"
 #include "mmu/tdp_iter.h"
+#include "mmu/tracepoints.h"
 #include "model/phys_mem.h"
 #include "model/timing.h"
 
@@ -45,6 +46,10 @@ class TdpMmu {
     return idx ? const_cast<MmuPage*>(&sps_[idx]) : nullptr;
   }
   u64 nr_sps() const { return sps_.size() - 1 - free_sps_.size(); }
+
+  // Where the MMU's tracepoints go (nullptr: nowhere).
+  void set_tracepoints(MmuTracepoints* tp) { tp_ = tp; }
+  MmuTracepoints* tracepoints() const { return tp_; }
 
   // kvm_tdp_mmu_map; sets *flush when a remote flush is due.
   int map(MmuPage& root, KvmPageFault& fault, bool* flush);
@@ -90,6 +95,7 @@ class TdpMmu {
   std::deque<MmuPage> sps_;  // [0] unused: owner cookie 0 means "no MmuPage"
   std::vector<u32> free_sps_;
   std::vector<MmuPage*> roots_;  // allocation order
+  MmuTracepoints* tp_ = nullptr;  // tracepoint sink, if attached
 };
 
 }  // namespace septsim::mmu

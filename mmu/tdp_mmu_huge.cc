@@ -13,8 +13,10 @@ void TdpMmu::split_huge_page(TdpIter& iter, MmuPage* sp) {
   for (unsigned i = 0; i < kPtesPerTable; ++i) sp->spt[i] = make_small_spte(iter.old_spte, child_level, i);
   spent_ += kPtesPerTable * timing_.spte_write;
   stats_.update_page_stats(child_level, kPtesPerTable);
+  u64 huge_spte = iter.old_spte;
   link_sp(iter, sp);
   ++stats_.split_huge_page;
+  if (tp_) tp_->kvm_mmu_split_huge_page(iter.gfn, huge_spte, iter.level, 0);
 }
 
 void TdpMmu::split_huge_pages(Gfn start, Gfn end, int target_level) {

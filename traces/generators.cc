@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "traces/reader.h"
+#include "traces/generators_impl.h"
 #include "traces/splitmix.h"
 
 namespace septsim::traces {
@@ -24,24 +25,6 @@ void vm(EventSink& sink, const GenOptions& o) {
   m.slot.size = o.size;
   m.slot.backing = mmu::HostBacking::Thp2M;
   sink.put(m);
-}
-
-void phase(EventSink& sink, const char* name) {
-  Event e;
-  e.type = EventType::Phase;
-  e.name = name;
-  sink.put(e);
-}
-
-Event access(u32 vcpu, u64 gpa, AccessType op, u64 count = 1, u64 stride = 0) {
-  Event e;
-  e.type = EventType::Access;
-  e.vcpu = int(vcpu);
-  e.addr = gpa;
-  e.access = op;
-  e.count = count;
-  e.stride = stride;
-  return e;
 }
 
 void dirty(EventSink& sink, DirtyLogOp op) {
@@ -106,6 +89,8 @@ const std::vector<GeneratorInfo>& generators() {
       {"seq", "each vCPU writes its share of memory once, 4 KiB apart"},
       {"random", "COUNT uniformly random 8-byte accesses (30% writes), vCPUs in turn"},
       {"dirty-log-migration", "fill, enable dirty logging, COUNT (<= 1000) rounds of random writes + GET_DIRTY_LOG, disable"},
+      {"td-boot", "a TD boots: measured image (PAGE.ADD), finalize, vCPUs accept memory (2M, some 4K after a fault), COUNT random accesses, teardown"},
+      {"conversions", "a TD (Dynamic PAMT) converts private memory: COUNT (<= 1000) rounds of MapGPA / KVM_SET_MEMORY_ATTRIBUTES, 4K and 2M, teardown"},
   };
   return g;
 }
@@ -118,6 +103,8 @@ void generate(const std::string& name, const GenOptions& o, EventSink& sink) {
   if (name == "seq") return gen_seq(o, sink);
   if (name == "random") return gen_random(o, sink);
   if (name == "dirty-log-migration") return gen_dirty_log(o, sink);
+  if (name == "td-boot") return gen_td_boot(o, sink);
+  if (name == "conversions") return gen_conversions(o, sink);
   std::string known;
   for (const auto& g : generators()) known += (known.empty() ? "" : ", ") + g.name;
   throw std::invalid_argument("unknown generator '" + name + "' (known: " + known + ")");
