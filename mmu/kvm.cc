@@ -163,7 +163,10 @@ Cycles Kvm::create_memslot(const MemslotSpec& spec) {
 Cycles Kvm::delete_memslot(u32 id) {
   Impl& k = *impl_;
   k.spent = k.timing.vm_ioctl;
-  k.slot_by_id(id);
+  const Memslot& slot = k.slot_by_id(id);
+  // The mirror root survives fast zap: a TD's private pages in the slot
+  // leave through the removal hooks.
+  if (k.mirror_root) k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
   k.kvm_mmu_zap_all_fast();
   k.slots.remove(id);  // releases the slot's host memory
   return k.finish();
@@ -202,7 +205,8 @@ Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   Impl& k = *impl_;
   k.spent = 0;
   Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
-  if (k.tdp.zap_leafs(start, end, false)) k.kvm_flush_remote_tlbs();
+  // An mmu_notifier unmap: KVM_FILTER_SHARED, never the mirror root.
+  if (k.tdp.zap_leafs(start, end, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
   return k.finish();
 }
 
