@@ -12,6 +12,7 @@
 #include "mmu/mmu_stats.h"
 #include "mmu/page_fault.h"
 #include "mmu/tdp_iter.h"
+#include "mmu/zap_history.h"
 #include "model/phys_mem.h"
 #include "model/timing.h"
 
@@ -37,6 +38,8 @@ class TdpMmu {
   void invalidate_roots();
   void zap_invalidated_roots();
   const std::vector<MmuPage*>& roots() const { return roots_; }
+  // Leaf and table changes are reported to `h` (memslot-flush accounting).
+  void set_zap_history(ZapHistory* h) { history_ = h; }
 
   // page_private(): the MmuPage of a table page, nullptr if none.
   MmuPage* sp_of_table(Pfn pfn) const {
@@ -90,6 +93,7 @@ class TdpMmu {
   std::deque<MmuPage> sps_;  // [0] unused: owner cookie 0 means "no MmuPage"
   std::vector<u32> free_sps_;
   std::vector<MmuPage*> roots_;  // allocation order
+  ZapHistory* history_ = nullptr;
 };
 
 }  // namespace septsim::mmu
