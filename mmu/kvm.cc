@@ -4,6 +4,7 @@
 #include <string>
 
 #include "mmu/kvm_impl.h"
+#include "mmu/sp_layout.h"
 
 namespace septsim::mmu {
 
@@ -48,7 +49,11 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       pml(cfg.b("mmu.pml")),
       max_gfn(config_max_gfn(cfg, root_level)),
       maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
+      slot_zap_all(parse_slot_zap(cfg.s("mmu.slot_zap"))),
+      zap_history(reg),
       tdp(m, timing, stats, spent) {
+  stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
+  tdp.set_zap_history(&zap_history);
   // HostMemory keeps pfns in 32 bits.
   if (mem.limit_frames() > (u64{1} << 32))
     throw model::ConfigError("config key 'host.mem_gib' must be at most 16384 (the MMU keeps 32-bit host frame numbers)");
@@ -164,10 +169,10 @@ Cycles Kvm::delete_memslot(u32 id) {
   Impl& k = *impl_;
   k.spent = k.timing.vm_ioctl;
   const Memslot& slot = k.slot_by_id(id);
-  // The mirror root survives fast zap: a TD's private pages in the slot
+  // The mirror root survives the flush: a TD's private pages in the slot
   // leave through the removal hooks.
   if (k.mirror_root) k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
-  k.kvm_mmu_zap_all_fast();
+  k.kvm_arch_flush_shadow_memslot(slot);
   k.slots.remove(id);  // releases the slot's host memory
   return k.finish();
 }
@@ -178,7 +183,7 @@ Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
   Memslot& slot = k.slot_by_id(id);
   k.check_slot_range(new_gpa, slot.npages << kPageShift, &slot);
   if ((new_gpa >> kPageShift) == slot.base_gfn) return k.finish();
-  k.kvm_mmu_zap_all_fast();
+  k.kvm_arch_flush_shadow_memslot(slot);
   slot.base_gfn = new_gpa >> kPageShift;
   slot.init_lpage_info();
   k.slots.resort();

@@ -14,8 +14,12 @@
 #include "mmu/page_fault.h"
 #include "mmu/tdp_mmu.h"
 #include "mmu/tdx_vm.h"
+#include "mmu/zap_history.h"
 
 namespace septsim::mmu {
+
+// memslot_flush.cc: mmu.slot_zap -> whether a memslot flush zaps every root.
+bool parse_slot_zap(const std::string& value);
 
 struct Kvm::Impl {
   Impl(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats);
@@ -37,10 +41,12 @@ struct Kvm::Impl {
   const bool pml;              // dirty logging by D bits (cpu_dirty_log_size)
   const Gfn max_gfn;           // exclusive
   const unsigned maxphyaddr;
+  const bool slot_zap_all;     // mmu.slot_zap: KVM_X86_QUIRK_SLOT_ZAP_ALL
   u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
   u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
   Cycles spent = 0;            // host cycles of the operation in progress
   Memslots slots;
+  ZapHistory zap_history;
   TdpMmu tdp;
   std::vector<Vcpu> vcpus;
   std::unique_ptr<TdxVm> td;  // KVM_X86_TDX_VM only
@@ -72,6 +78,9 @@ struct Kvm::Impl {
   void kvm_flush_remote_tlbs();
   void kvm_mmu_zap_all_fast();
   void check_slot_range(Gpa gpa, u64 size, const Memslot* except) const;
+
+  // memslot_flush.cc: before a slot is deleted or moved.
+  void kvm_arch_flush_shadow_memslot(const Memslot& slot);
 
   // page_fault.cc
   int kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault);

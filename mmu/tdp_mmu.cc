@@ -36,7 +36,7 @@ MmuPage* TdpMmu::alloc_sp() {
   std::fill(sp->spt, sp->spt + kPtesPerTable, SHADOW_NONPRESENT_VALUE);
   sp->tdp_mmu_page = true;
   mem_.set_owner(sp->spt_pfn, idx);
-  ++stats_.mmu_pages;
+  stats_.update_mmu_pages(1);
   spent_ += timing_.page_alloc;
   return sp;
 }
@@ -45,7 +45,7 @@ void TdpMmu::free_sp(MmuPage* sp) {
   free_sps_.push_back(mem_.owner(sp->spt_pfn));
   mem_.free(sp->spt_pfn);
   *sp = MmuPage{};
-  --stats_.mmu_pages;
+  stats_.update_mmu_pages(-1);
 }
 
 void TdpMmu::init_child_sp(MmuPage* sp, const TdpIter& iter) const {
@@ -123,6 +123,7 @@ void TdpMmu::handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level)
   if (was_leaf && is_leaf && pfn_changed)
     throw std::logic_error("tdp_mmu: present leaf for gfn " + std::to_string(gfn) + " changed pfn without a zap");
   if (was_leaf != is_leaf) stats_.update_page_stats(level, is_leaf ? 1 : -1);
+  if (history_ && was_leaf != is_leaf) is_leaf ? history_->leaf_installed(gfn, level) : history_->leaf_zapped(gfn, level);
   if (was_present && !was_leaf && (is_leaf || !is_present || pfn_changed)) handle_removed_pt(spte_to_pfn(old_spte));
 }
 
@@ -138,6 +139,7 @@ void TdpMmu::handle_removed_pt(Pfn pt) {
     if (sp->role.is_mirror) remove_external_children(*sp, i, old_spte);
     handle_changed_spte(sp->gfn + i * pages_per_level(level), old_spte, SHADOW_NONPRESENT_VALUE, level);
   }
+  if (history_) history_->table_freed(sp->gfn, level);
   if (sp->role.is_mirror && ext_ && sp->external_spt) ext_->free_external_spt(sp->gfn, level, sp->external_spt, spent_);
   free_sp(sp);
 }
@@ -157,6 +159,7 @@ int TdpMmu::map(MmuPage& root, KvmPageFault& fault, bool* flush) {
     if (iter.mirror && is_shadow_present_pte(iter.old_spte)) return RET_PF_SPURIOUS;
     MmuPage* sp = alloc_sp();
     init_child_sp(sp, iter);
+    if (history_) history_->table_allocated(sp->gfn, int(sp->role.level));
     sp->nx_huge_page_disallowed = fault.huge_page_disallowed;
     if (iter.mirror) {
       if (!link_mirror_sp(iter, sp, fault)) return RET_PF_RETRY;

@@ -20,6 +20,7 @@
 #include "mmu/page_fault.h"
 #include "mmu/tdp_iter.h"
 #include "mmu/tracepoints.h"
+#include "mmu/zap_history.h"
 #include "model/phys_mem.h"
 #include "model/timing.h"
 
@@ -54,6 +55,8 @@ class TdpMmu {
   void invalidate_roots(KvmRootTypes types = KVM_DIRECT_ROOTS);
   void zap_invalidated_roots();
   const std::vector<MmuPage*>& roots() const { return roots_; }
+  // Leaf and table changes are reported to `h` (memslot-flush accounting).
+  void set_zap_history(ZapHistory* h) { history_ = h; }
 
   // page_private(): the MmuPage of a table page, nullptr if none.
   MmuPage* sp_of_table(Pfn pfn) const {
@@ -127,6 +130,7 @@ class TdpMmu {
   MmuTracepoints* tp_ = nullptr;  // tracepoint sink, if attached
   ExternalSpt* ext_ = nullptr;
   std::vector<std::string> mirror_bugs_;
+  ZapHistory* history_ = nullptr;
 };
 
 }  // namespace septsim::mmu

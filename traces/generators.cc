@@ -82,6 +82,52 @@ void gen_dirty_log(const GenOptions& o, EventSink& sink) {
     if (share) sink.put(access(v, v * share * kPageSize, AccessType::Write, share, kPageSize));
 }
 
+Event memslot_event(EventType type, u32 id, Gpa gpa, u64 size, mmu::HostBacking backing) {
+  Event e;
+  e.type = type;
+  e.slot.id = id;
+  e.slot.gpa = gpa;
+  e.slot.size = size;
+  e.slot.backing = backing;
+  return e;
+}
+
+// A VMM that keeps deleting and re-adding a small slot (a PCI BAR or option
+// ROM being remapped) while the guest works on its main memory: slot 0 the
+// guest's 2 MiB "sys" region (4K pages, code, stacks, page tables), slot 1
+// the data (THP) at 1 GiB, slot 2 the 2 MiB churned slot (4K) at 3 GiB.
+// Each of `count` (<= 1000) rounds deletes and re-adds slot 2, then every
+// vCPU reads its share of the data page by page, 16 sys pages and 16 pages
+// of slot 2.
+void gen_memslot_churn(const GenOptions& o, EventSink& sink) {
+  constexpr Gpa kData = 1ull << 30, kChurn = 3ull << 30;
+  constexpr u64 kSmall = 2u << 20, kTouched = 16;
+  Event e;
+  e.type = EventType::VmCreate;
+  e.vcpus = o.vcpus;
+  sink.put(e);
+  sink.put(memslot_event(EventType::MemslotAdd, 0, 0, kSmall, mmu::HostBacking::Page4K));
+  sink.put(memslot_event(EventType::MemslotAdd, 1, kData, o.size, mmu::HostBacking::Thp2M));
+  sink.put(memslot_event(EventType::MemslotAdd, 2, kChurn, kSmall, mmu::HostBacking::Page4K));
+  u64 share = o.size / kPageSize / o.vcpus;
+  auto touch_all = [&](AccessType op) {
+    for (u32 v = 0; v < o.vcpus; ++v) {
+      if (share) sink.put(access(v, kData + v * share * kPageSize, op, share, kPageSize));
+      sink.put(access(v, v * kTouched * kPageSize % kSmall, AccessType::Read, kTouched, kPageSize));
+      sink.put(access(v, kChurn, AccessType::Read, kTouched, kPageSize));
+    }
+  };
+  phase(sink, "fill");
+  touch_all(AccessType::Write);
+  phase(sink, "churn");
+  u64 rounds = std::min<u64>(o.count, 1000);
+  for (u64 round = 0; round < rounds; ++round) {
+    sink.put(memslot_event(EventType::MemslotDelete, 2, 0, 0, mmu::HostBacking::Page4K));
+    sink.put(memslot_event(EventType::MemslotAdd, 2, kChurn, kSmall, mmu::HostBacking::Page4K));
+    touch_all(AccessType::Read);
+  }
+}
+
 }  // namespace
 
 const std::vector<GeneratorInfo>& generators() {
@@ -91,6 +137,7 @@ const std::vector<GeneratorInfo>& generators() {
       {"dirty-log-migration", "fill, enable dirty logging, COUNT (<= 1000) rounds of random writes + GET_DIRTY_LOG, disable"},
       {"td-boot", "a TD boots: measured image (PAGE.ADD), finalize, vCPUs accept memory (2M, some 4K after a fault), COUNT random accesses, teardown"},
       {"conversions", "a TD (Dynamic PAMT) converts private memory: COUNT (<= 1000) rounds of MapGPA / KVM_SET_MEMORY_ATTRIBUTES, 4K and 2M, teardown"},
+      {"memslot-churn", "COUNT (<= 1000) rounds of deleting and re-adding a small slot while vCPUs read all of memory"},
   };
   return g;
 }
@@ -105,6 +152,10 @@ void generate(const std::string& name, const GenOptions& o, EventSink& sink) {
   if (name == "dirty-log-migration") return gen_dirty_log(o, sink);
   if (name == "td-boot") return gen_td_boot(o, sink);
   if (name == "conversions") return gen_conversions(o, sink);
+  if (name == "memslot-churn") {
+    if (o.size > (2ull << 30)) throw std::invalid_argument("--size must be at most 2G for memslot-churn (data at 1 GiB)");
+    return gen_memslot_churn(o, sink);
+  }
   std::string known;
   for (const auto& g : generators()) known += (known.empty() ? "" : ", ") + g.name;
   throw std::invalid_argument("unknown generator '" + name + "' (known: " + known + ")");
