@@ -70,3 +70,25 @@ TEST_CASE("study mmu-metadata runs at reduced size", "[study]") {
   CHECK(cell(d, "churn-hostthp.jsonl,external-in-union,zap-memslot", "kvm.slot_zap.rebuilt_pages") == 0);
   CHECK(cell(d, "churn-hostthp.jsonl,external-separate,zap-memslot", "kvm.sp_meta.bytes_per_sp") == 192);
 }
+
+TEST_CASE("study cached-roots runs at reduced size", "[study]") {
+  auto d = run_study("cached-roots", 2 * 8 * 2, {"nested-roots-built", "nested-refaults", "nested-cycles-per-entry"});
+  auto one = [&](const char* axes, const char* column) {
+    return cell(d, std::string("nested-ept-1vcpu.jsonl,") + axes, column);
+  };
+  // Six L2s round-robin on a vCPU fit in the current root plus 5 cached
+  // ones: more prev_roots than that changes nothing, fewer misses more.
+  CHECK(one("5,free", "nested.root_builds") == one("8,free", "nested.root_builds"));
+  CHECK(one("1,free", "nested.root_builds") > one("3,free", "nested.root_builds"));
+  // Upstream, an INVEPT for the EPTP just run frees the vCPU's only
+  // reference to that root: it is rebuilt at the next entry to that L2 (all
+  // but possibly the last). Kept roots are never rebuilt, only synced.
+  unsigned long long invepts = one("8,free", "nested.invept_single");
+  CHECK(invepts > 0);
+  CHECK(one("8,free", "nested.root_rebuilds") <= invepts);
+  CHECK(one("8,free", "nested.root_rebuilds") + 1 >= invepts);
+  CHECK(one("8,keep-sync", "nested.root_rebuilds") == 0);
+  CHECK(one("8,keep-sync", "nested.syncs") <= invepts);
+  CHECK(one("8,keep-sync", "nested.syncs") + 1 >= invepts);
+  CHECK(one("8,keep-sync", "nested.refaults") < one("8,free", "nested.refaults"));
+}
