@@ -14,9 +14,10 @@ struct NestedMmu::Stats {
         prev_roots_hits(r.counter("nested.prev_roots_hits", "entries that found their root in prev_roots")),
         root_loads(r.counter("nested.root_loads", "kvm_mmu_load: no cached root, look up mmu_page_hash")),
         root_shared(r.counter("nested.root_shared", "loads that found the root held by another vCPU")),
+        root_unused_hits(r.counter("nested.root_unused_hits", "loads that found the root kept unused in the hash")),
         root_builds(r.counter("nested.root_builds", "shadow-EPT roots built")),
         root_rebuilds(r.counter("nested.root_rebuilds", "roots built again for an EPTP and role built before")),
-        roots_freed(r.counter("nested.roots_freed", "roots freed at their last root_count reference")),
+        roots_freed(r.counter("nested.roots_freed", "roots zapped: at their last reference, or recycled for room")),
         accesses(r.counter("nested.l2_accesses", "L2 guest-physical accesses")),
         faults(r.counter("nested.faults", "EPT violations of L2 handled by the shadow-EPT fault path")),
         refaults(r.counter("nested.refaults", "faults on an L2 gfn whose shadow SPTE existed before")),
@@ -29,7 +30,7 @@ struct NestedMmu::Stats {
         cycles(r.counter("nested.cycles", "host cycles in KVM for nested entries, faults, INVEPT and syncs")),
         roots(r.gauge("nested.roots", "shadow-EPT roots alive")),
         pages(r.gauge("nested.shadow_pages", "shadow-EPT pages alive, roots included")) {}
-  u64 &vmentries, &current_hits, &prev_roots_hits, &root_loads, &root_shared, &root_builds, &root_rebuilds,
+  u64 &vmentries, &current_hits, &prev_roots_hits, &root_loads, &root_shared, &root_unused_hits, &root_builds, &root_rebuilds,
       &roots_freed, &accesses, &faults, &refaults, &pages_built, &invept_single, &invept_global, &unsync_marks,
       &syncs, &synced_pages, &cycles, &roots, &pages;
 };
@@ -66,6 +67,7 @@ NestedMmu::NestedMmu(const model::Config& cfg, const model::Timing& timing, mode
     : timing_(timing),
       sync_page_cycles_(cfg.u("latency.shadow_sync_page")),
       keep_on_invept_(config_keep_on_invept(cfg)),
+      max_shadow_pages_(cfg.u("mmu.nested.max_shadow_pages")),
       mmus_(vcpus),
       stats_(std::make_unique<Stats>(stats)) {
   u32 n = config_prev_roots(cfg);
@@ -122,12 +124,16 @@ bool NestedMmu::fast_pgd_switch(GuestMmu& mmu, u64 pgd, MmuPageRole role) {
 void NestedMmu::kvm_mmu_load(GuestMmu& mmu, u64 pgd, MmuPageRole role) {
   ++stats_->root_loads;
   RootKey key{(pgd & kEptpPaMask) >> kPageShift, role.word()};
-  auto [it, fresh] = hash_.try_emplace(key);
-  if (fresh) {
-    it->second = std::make_unique<ShadowEptRoot>(key.first, role);
+  auto it = hash_.find(key);
+  if (it == hash_.end()) {
+    make_mmu_pages_available();
+    it = hash_.emplace(key, std::make_unique<ShadowEptRoot>(key.first, role)).first;
     ++stats_->root_builds, ++stats_->roots, ++stats_->pages, ++stats_->pages_built;
     if (!ever_built_.insert(key).second) ++stats_->root_rebuilds;
     spent_ += timing_.page_alloc;
+  } else if (it->second->root_count == 0) {
+    ++stats_->root_unused_hits;
+    std::erase_if(unused_, [&](const auto& u) { return u.second == key; });
   } else {
     ++stats_->root_shared;
   }
@@ -141,13 +147,25 @@ void NestedMmu::kvm_mmu_load(GuestMmu& mmu, u64 pgd, MmuPageRole role) {
 void NestedMmu::mmu_free_root_page(KvmMmuRootInfo& info) {
   ShadowEptRoot* root = std::exchange(info, KvmMmuRootInfo{}).hpa;
   if (!root || --root->root_count > 0) return;
-  // The last reference: the root and its shadow pages go (see the caveat
-  // in docs/studies.md 3: KVM would keep a valid one in the hash until
-  // the shadow-page budget recycles it).
+  RootKey key{root->root_gfn(), root->role().word()};
+  if (max_shadow_pages_ == 0) return zap_root(key);
+  unused_.emplace(++unused_clock_, key);
+}
+
+void NestedMmu::zap_root(const RootKey& key) {
+  auto it = hash_.find(key);
   ++stats_->roots_freed, --stats_->roots;
-  stats_->pages -= root->pages();
-  spent_ += root->present_sptes() * timing_.spte_write;
-  hash_.erase({root->root_gfn(), root->role().word()});
+  stats_->pages -= it->second->pages();
+  spent_ += it->second->present_sptes() * timing_.spte_write;
+  hash_.erase(it);
+}
+
+void NestedMmu::make_mmu_pages_available() {
+  while (max_shadow_pages_ && stats_->pages >= max_shadow_pages_ && !unused_.empty()) {
+    RootKey oldest = unused_.begin()->second;
+    unused_.erase(unused_.begin());
+    zap_root(oldest);
+  }
 }
 
 void NestedMmu::sync_root(KvmMmuRootInfo& info) {
@@ -176,6 +194,7 @@ Cycles NestedMmu::nested_vmentry(u32 vcpu, u64 eptp) {
 
 Cycles NestedMmu::l2_fault(ShadowEptRoot& root, Gpa gpa) {
   ++stats_->faults;
+  make_mmu_pages_available();
   if (!ever_mapped_[root.root_gfn()].insert(gpa >> kPageShift).second) ++stats_->refaults;
   // FNAME(page_fault): walk L1's EPT12 (one read per level), link the
   // missing shadow pages, install the leaf.

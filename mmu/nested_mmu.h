@@ -4,7 +4,10 @@
 // (KVM_MMU_NUM_PREV_ROOTS, config mmu.prev_roots), each holding a root_count
 // reference. A nested VM entry switches to the entry's EPTP through
 // kvm_mmu_new_pgd / fast_pgd_switch (a cached root is reused, LRU) or
-// kvm_mmu_load (a root is found in mmu_page_hash or built). L1's INVEPT
+// kvm_mmu_load (a root is found in mmu_page_hash or built). A root whose
+// last reference goes stays in the hash, as KVM's valid shadow pages do,
+// until the shadow-page budget (mmu.nested.max_shadow_pages, KVM's
+// n_max_mmu_pages) recycles it; with a budget of 0 it goes at once. L1's INVEPT
 // single-context frees the cached roots of that EPTP (upstream) or keeps
 // them, to be synced before reuse (mmu.nested.invept = keep-sync, Lai
 // Jiangshan's 2021 RFC).
@@ -69,14 +72,23 @@ class NestedMmu {
   bool cached_root_find_without_current(GuestMmu& mmu, u64 pgd, MmuPageRole role);
   void kvm_mmu_load(GuestMmu& mmu, u64 pgd, MmuPageRole role);
   void mmu_free_root_page(KvmMmuRootInfo& info);
+  void zap_root(const RootKey& key);
+  // make_mmu_pages_available, before allocating: recycle unused roots,
+  // oldest first, while the shadow pages in use reach
+  // mmu.nested.max_shadow_pages (the model's kvm_mmu_zap_oldest_mmu_pages
+  // takes whole unused trees).
+  void make_mmu_pages_available();
   void sync_root(KvmMmuRootInfo& info);
   Cycles l2_fault(ShadowEptRoot& root, Gpa gpa);
 
   const model::Timing timing_;
   const Cycles sync_page_cycles_;  // latency.shadow_sync_page
   const bool keep_on_invept_;      // mmu.nested.invept == keep-sync
+  const u64 max_shadow_pages_;     // mmu.nested.max_shadow_pages; 0: a root goes with its last reference
   std::vector<GuestMmu> mmus_;
   std::map<RootKey, std::unique_ptr<ShadowEptRoot>> hash_;  // mmu_page_hash, roots only
+  std::map<u64, RootKey> unused_;  // roots kept without a reference, by when they lost the last one
+  u64 unused_clock_ = 0;
   std::set<RootKey> ever_built_;                            // for root_rebuilds
   std::map<Gfn, std::set<Gfn>> ever_mapped_;                // EPT12 root gfn -> L2 gfns mapped once (refaults)
   std::unique_ptr<Stats> stats_;

@@ -110,6 +110,9 @@ const std::vector<Config::Param> kParams = {
     {"mmu.nested.invept", T::String, "free",
      "L1's INVEPT on cached shadow-EPT roots: free (upstream handle_invept) or keep-sync (keep them, sync before "
      "reuse: Lai Jiangshan's 2021 RFC)"},
+    {"mmu.nested.max_shadow_pages", T::Int, "0",
+     "n_max_mmu_pages for shadow-EPT pages: a root without references stays in mmu_page_hash until the pages in "
+     "use exceed this, oldest unused root recycled first; 0 = it goes with its last reference"},
     {"latency.shadow_sync_page", T::Int, "5000",
      "kvm_sync_page: re-check one unsync shadow page's 512 SPTEs against the guest's table (guess)"},
     {"mmu.slot_zap", T::String, "zap-all-fast",

@@ -187,3 +187,33 @@ TEST_CASE("Bad nested configuration and EPTPs are refused", "[mmu][nested]") {
   REQUIRE_THROWS_AS(n.mmu->nested_vmentry(0, 0x100000 | (1 << 3) | 6), KvmError);  // walk length 2
   REQUIRE_THROWS_AS(n.mmu->nested_vmentry(3, eptp(0)), KvmError);
 }
+
+TEST_CASE("With a shadow-page budget a root without references stays in the hash and is found again",
+          "[mmu][nested]") {
+  Nested n({{"mmu.prev_roots", "1"}, {"mmu.nested.max_shadow_pages", "64"}});
+  n.mmu->nested_vmentry(0, eptp(0));
+  n.mmu->l2_access(0, 0, 8, 0x1000);
+  n.mmu->nested_vmentry(0, eptp(1));
+  n.mmu->nested_vmentry(0, eptp(2));  // root 0 falls out of the cache: root_count 0, kept
+  REQUIRE(n.cache() == std::vector<u64>{eptp(2), eptp(1)});
+  REQUIRE(n.mmu->live_roots() == 3);
+  n.mmu->nested_vmentry(0, eptp(0));
+  REQUIRE(n.stat("nested.root_unused_hits") == 1);
+  REQUIRE(n.stat("nested.root_rebuilds") == 0);
+  n.mmu->l2_access(0, 0, 8, 0x1000);
+  REQUIRE(n.stat("nested.faults") == 8);  // the first 8 only
+  n.require_clean();
+}
+
+TEST_CASE("The budget recycles the oldest unused root before allocating", "[mmu][nested]") {
+  Nested n({{"mmu.prev_roots", "0"}, {"mmu.nested.max_shadow_pages", "2"}});
+  for (unsigned g : {0, 1, 2}) n.mmu->nested_vmentry(0, eptp(g));  // building 2 recycles 0
+  REQUIRE(n.stat("nested.roots_freed") == 1);
+  n.mmu->nested_vmentry(0, eptp(1));  // still kept
+  REQUIRE(n.stat("nested.root_unused_hits") == 1);
+  n.mmu->nested_vmentry(0, eptp(0));  // recycled: built again, 2 goes
+  REQUIRE(n.stat("nested.root_rebuilds") == 1);
+  REQUIRE(n.stat("nested.roots_freed") == 2);
+  REQUIRE(n.mmu->live_roots() == 2);
+  n.require_clean();
+}
