@@ -1,5 +1,7 @@
 #include "mmu/zap_history.h"
 
+#include <algorithm>
+
 #include "mmu/spte.h"
 
 namespace septsim::mmu {
@@ -22,7 +24,16 @@ void ZapHistory::end_flush(Cycles cycles) {
 void ZapHistory::leaf_zapped(Gfn gfn, int level) {
   if (!recording_) return;
   ++zapped_sptes_;
-  zapped_leaves_[gfn] = gfn + pages_per_level(level);
+  Gfn start = gfn, end = gfn + pages_per_level(level);
+  auto it = zapped_leaves_.upper_bound(start);
+  if (it != zapped_leaves_.begin() && std::prev(it)->second >= start) --it;
+  // Merge with every range that overlaps or touches [start, end).
+  while (it != zapped_leaves_.end() && it->first <= end) {
+    start = std::min(start, it->first);
+    end = std::max(end, it->second);
+    it = zapped_leaves_.erase(it);
+  }
+  zapped_leaves_.emplace(start, end);
 }
 
 void ZapHistory::leaf_installed(Gfn gfn, int level) {
@@ -31,9 +42,16 @@ void ZapHistory::leaf_installed(Gfn gfn, int level) {
   auto it = zapped_leaves_.upper_bound(gfn);
   if (it != zapped_leaves_.begin() && std::prev(it)->second > gfn) --it;
   bool hit = false;
+  // Cut [gfn, end) out of the ranges it overlaps.
   while (it != zapped_leaves_.end() && it->first < end) {
-    it = zapped_leaves_.erase(it);
     hit = true;
+    Gfn first = it->first, last = it->second;
+    it = zapped_leaves_.erase(it);
+    if (first < gfn) zapped_leaves_.emplace(first, gfn);
+    if (last > end) {
+      zapped_leaves_.emplace(end, last);
+      break;
+    }
   }
   refaults_ += hit;
 }

@@ -30,7 +30,9 @@ class ZapHistory {
 
  private:
   bool recording_ = false;
-  std::map<Gfn, Gfn> zapped_leaves_;           // first gfn -> end gfn (exclusive)
+  // Zapped gfn ranges, merged: first gfn -> end gfn (exclusive). A fast zap
+  // of a large VM stays a few entries.
+  std::map<Gfn, Gfn> zapped_leaves_;
   std::set<std::pair<int, Gfn>> freed_tables_;  // (level, gfn)
   u64& flushes_;
   u64& zapped_sptes_;

@@ -40,6 +40,11 @@ enum class EventType : u8 {
   Accept,           // {"type":"accept","vcpu":0,"gpa":"0x200000","level":0}: the guest's TDG.MEM.PAGE.ACCEPT
   SetMemoryAttributes,  // {"type":"set_memory_attributes","gpa":"0x300000","size":"4K","private":false}
   MapGpa,               // {"type":"map_gpa","vcpu":0,"gpa":"0x800000000300000","size":"4K"}: shared bit set = to shared
+  // Nested EPT: an L1 hypervisor running L2 guests (mmu/nested_mmu.h).
+  NestedVmentry,  // {"type":"nested_vmentry","vcpu":0,"eptp":"0x10105e"}: L1 enters an L2 with that EPTP
+  L2Access,       // {"type":"l2_access","vcpu":0,"gpa":"0x1000","op":"r"}: optional count/stride
+  L1EptWrite,     // {"type":"l1_ept_write","vcpu":0,"eptp":"0x10105e","gpa":"0x3000"}: L1 changes its EPT12 leaf
+  L1Invept,       // {"type":"l1_invept","vcpu":0,"kind":"single","eptp":"0x10105e"} or "kind":"all"
 };
 
 // Fields of the TDX events. Registers given in the trace override what the
@@ -125,6 +130,10 @@ struct Event {
 
   // Invalidation
   InvKind inv_kind = InvKind::All;
+
+  // NestedVmentry, L1EptWrite, L1Invept (single): L1's EPT pointer for the L2
+  // (VMCS12 EPT_POINTER: root address, walk length, A/D, memory type)
+  u64 eptp = 0;
 
   // Phase; Marker: the marker text
   std::string name;

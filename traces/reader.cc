@@ -374,8 +374,8 @@ struct TypeSpec {
   std::vector<std::string_view> fields;
 };
 
-const std::array<TypeSpec, 27>& type_specs() {
-  static const std::array<TypeSpec, 27> specs = {{
+const std::array<TypeSpec, 31>& type_specs() {
+  static const std::array<TypeSpec, 31> specs = {{
       {"vm_create", {"vcpus", "vm_type", "gpaw", "levels", "dynamic_pamt"}},
       {"memslot_add", {"slot", "gpa", "size", "backing", "hva", "flags"}},
       {"memslot_delete", {"slot"}},
@@ -404,8 +404,12 @@ const std::array<TypeSpec, 27>& type_specs() {
       {"accept", {"vcpu", "gpa", "level"}},
       {"set_memory_attributes", {"gpa", "size", "private"}},
       {"map_gpa", {"vcpu", "gpa", "size"}},
+      {"nested_vmentry", {"vcpu", "eptp"}},
+      {"l2_access", {"vcpu", "gpa", "op", "count", "stride"}},
+      {"l1_ept_write", {"vcpu", "eptp", "gpa"}},
+      {"l1_invept", {"vcpu", "kind", "eptp"}},
   }};
-  static_assert(size_t(EventType::MapGpa) + 1 == 27);
+  static_assert(size_t(EventType::L1Invept) + 1 == 31);
   return specs;
 }
 
@@ -863,6 +867,10 @@ struct TraceReader::Impl {
         }
         break;
       case EventType::Access: decode_access(out); break;
+      case EventType::NestedVmentry:
+      case EventType::L2Access:
+      case EventType::L1EptWrite:
+      case EventType::L1Invept: decode_nested(out); break;
       case EventType::GuestMap: decode_guest_map(out); break;
       case EventType::SetCr3:
         out.vcpu = vcpu_field();
@@ -1087,6 +1095,30 @@ struct TraceReader::Impl {
       if (wraps || last >= kMaxGpa)
         fail("count", "the last access is beyond the 52-bit guest-physical address space (count x stride too large)");
     }
+  }
+
+  // The L1 hypervisor's events (nested EPT).
+  void decode_nested(Event& out) const {
+    if (out.type == EventType::L2Access) return decode_access(out);
+    out.vcpu = vcpu_field();
+    if (out.type == EventType::L1Invept) {
+      out.inv_kind = choice("kind", kInveptKinds);
+      if (out.inv_kind == InvKind::All) return forbid("eptp", "only valid with kind \"single\"");
+    }
+    out.eptp = eptp_field();
+    if (out.type == EventType::L1EptWrite) out.gpa = gpa_field("gpa", kPageSize);
+  }
+
+  // An EPTP as VM entry checks it (SDM 26.2.1.1): memory type UC or WB,
+  // walk length 4 or 5, reserved bits 11:8 clear.
+  u64 eptp_field() const {
+    u64 v = num("eptp");
+    if ((v & 7) != 0 && (v & 7) != 6) fail("eptp", hex(v) + ": memory type (bits 2:0) must be 0 (UC) or 6 (WB)");
+    if (((v >> 3) & 7) != 3 && ((v >> 3) & 7) != 4)
+      fail("eptp", hex(v) + ": page-walk length - 1 (bits 5:3) must be 3 or 4");
+    if (v & 0xf00) fail("eptp", hex(v) + ": reserved bits 11:8 must be 0");
+    if (v >= kMaxGpa) fail("eptp", hex(v) + " is beyond the 52-bit physical address space");
+    return v;
   }
 
   void decode_guest_map(Event& out) const {

@@ -70,3 +70,30 @@ TEST_CASE("study mmu-metadata runs at reduced size", "[study]") {
   CHECK(cell(d, "churn-hostthp.jsonl,external-in-union,zap-memslot", "kvm.slot_zap.rebuilt_pages") == 0);
   CHECK(cell(d, "churn-hostthp.jsonl,external-separate,zap-memslot", "kvm.sp_meta.bytes_per_sp") == 192);
 }
+
+TEST_CASE("study cached-roots runs at reduced size", "[study]") {
+  auto d = run_study("cached-roots", 2 * 8 * 2 * 2, {"nested-roots-built", "nested-refaults", "nested-cycles-per-entry"});
+  // Axes: prev_roots, INVEPT policy, shadow-page budget (0: a root goes with its last reference).
+  auto one = [&](const char* axes, const char* column) {
+    return cell(d, std::string("nested-ept-1vcpu.jsonl,") + axes, column);
+  };
+  // Six L2s round-robin on a vCPU fit in the current root plus 5 cached
+  // ones: more prev_roots than that changes nothing, fewer misses more.
+  CHECK(one("5,free,0", "nested.root_builds") == one("8,free,0", "nested.root_builds"));
+  CHECK(one("1,free,0", "nested.root_builds") > one("3,free,0", "nested.root_builds"));
+  // Upstream, an INVEPT for the EPTP just run frees the vCPU's only
+  // reference to that root: without a budget it is rebuilt at the next
+  // entry to that L2 (all but possibly the last). Kept roots are never
+  // rebuilt, only synced.
+  unsigned long long invepts = one("8,free,0", "nested.invept_single");
+  CHECK(invepts > 0);
+  CHECK(one("8,free,0", "nested.root_rebuilds") <= invepts);
+  CHECK(one("8,free,0", "nested.root_rebuilds") + 1 >= invepts);
+  CHECK(one("8,keep-sync,0", "nested.root_rebuilds") == 0);
+  CHECK(one("8,keep-sync,0", "nested.syncs") <= invepts);
+  CHECK(one("8,keep-sync,0", "nested.syncs") + 1 >= invepts);
+  CHECK(one("8,keep-sync,0", "nested.refaults") < one("8,free,0", "nested.refaults"));
+  // With room in mmu_page_hash the freed root is found again, synced, not rebuilt.
+  CHECK(one("8,free,4096", "nested.root_rebuilds") == 0);
+  CHECK(one("8,free,4096", "nested.refaults") == one("8,keep-sync,0", "nested.refaults"));
+}

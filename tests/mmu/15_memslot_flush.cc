@@ -74,3 +74,19 @@ TEST_CASE("zap-memslot on a slot move zaps the leaves at the old place", "[mmu][
 TEST_CASE("An unknown mmu.slot_zap is a config error", "[mmu][slot_zap]") {
   REQUIRE_THROWS_AS(Vm({{"mmu.slot_zap", "zap-some"}}), model::ConfigError);
 }
+
+TEST_CASE("A refault is counted per leaf installed over zapped memory, whatever the zapped leaf's size",
+          "[mmu][slot_zap]") {
+  Vm vm({{"mmu.slot_zap", "zap-all-fast"}});
+  vm.kvm->create_memslot(slot(0, 0, 4 * MiB, HostBacking::Thp2M));
+  vm.kvm->create_memslot(slot(1, 1 * GiB, 2 * MiB));
+  vm.access(0, AccessType::Write);
+  vm.access(2 * MiB, AccessType::Write);
+  vm.kvm->delete_memslot(1);
+  REQUIRE(vm.stat("kvm.slot_zap.zapped_sptes") == 2);
+  // Dirty logging maps 4K leaves inside the zapped 2M ones: each refaults.
+  vm.kvm->set_memslot_flags(0, KVM_MEM_LOG_DIRTY_PAGES);
+  for (Gpa g : {Gpa{0}, Gpa{0x1000}, Gpa{2 * MiB + 0x5000}}) REQUIRE(vm.access(g, AccessType::Write) == 1);
+  REQUIRE(vm.stat("kvm.slot_zap.refaults") == 3);
+  vm.require_clean();
+}
