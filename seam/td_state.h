@@ -7,6 +7,7 @@
 #include "seam/op_state.h"
 #include "seam/sept_tree.h"
 #include "seam/tlb_tracking.h"
+#include "seam/zero_step.h"
 
 namespace septsim::model {
 class Vcpu;
@@ -21,6 +22,7 @@ struct TdVcpu {
   bool in_guest = false;     // between VP.ENTER and the TD exit
   bool associated = false;   // has run on an LP (flush on epoch change applies)
   u64 vcpu_epoch = 0;
+  ZeroStep zero_step;  // EPT-violation stepping filter state (TDVPS)
   model::Vcpu* hw = nullptr;  // the hardware vCPU this TD vCPU runs on, if bound
 };
 

@@ -35,6 +35,8 @@ TdxModule::TdxModule(sc_core::sc_module_name name, const model::Config& cfg, mod
   busy_ = &stats.counter("seam.status.busy", "calls refused with TDX_OPERAND_BUSY (lock contention)");
   cycles_ = &stats.counter("seam.cycles", "cycles charged for SEAMCALLs, TDCALLs and TD exits");
   td_exits_ = &stats.counter("seam.td_exits", "TD exits");
+  zero_step_exits_ = &stats.counter("seam.zero_step_exits",
+                                    "VP.ENTERs turned into EPT-violation exits by the zero-step filter");
   epoch_flushes_ = &stats.counter("seam.epoch_flushes", "TLB flushes by VP.ENTER on a TD epoch change");
   g_pamt_bytes_ = &stats.gauge("seam.pamt.bytes", "PAMT memory in bytes (static arrays + Dynamic PAMT page pairs)");
   g_pamt_static_ = &stats.gauge("seam.pamt.static_bytes", "PAMT arrays allocated at module init, bytes");

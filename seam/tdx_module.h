@@ -34,6 +34,9 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status tdcall(TdcallLeaf leaf, Hpa tdvpr, SeamcallRegs& regs, unsigned initiator = 0, Cycles start = 0);
   // A TD exit of the vCPU (asynchronous or after a TDCALL the VMM handles).
   Cycles td_exit(Hpa tdvpr);
+  // A TD exit for an EPT violation on `gpa` with the guest at `rip`; a
+  // private GPA feeds the zero-step filter that VP.ENTER applies.
+  Cycles td_exit_ept_violation(Hpa tdvpr, Gpa gpa, u64 rip);
   // Lets VP.ENTER load the Secure-EPT root into a hardware vCPU and flush its
   // TLBs when the TD epoch changed.
   void bind_vcpu(Hpa tdvpr, model::Vcpu* hw);
@@ -85,6 +88,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status vp_addcx(Call& c);
   Status vp_init(Call& c);
   Status vp_enter(Call& c);
+  Status zero_step_filter(Call& c, TdVcpu& v);
   Status vp_flush(Call& c);
   Status mng_vpflushdone(Call& c);
   Status mng_key_freeid(Call& c);
@@ -130,7 +134,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   TdParamsPages td_params_;
 
   model::Counter* calls_[SeamTiming::kLeaves] = {};
-  model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_;
+  model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_, *zero_step_exits_;
   model::Counter *g_pamt_bytes_, *g_pamt_static_, *g_pamt_pairs_bytes_, *g_pamt_pairs_, *g_sept_pages_,
       *g_sept_bytes_, *g_tds_, *g_private_4k_;
 };

@@ -127,6 +127,7 @@ Status TdxModule::vp_enter(Call& c) {
   if (!v.initialized) return TDX_OP_STATE_INCORRECT;
   if (v.in_guest || !locks_.acquire(LockKind::Tdr, v.tdvpr, true))
     return with_operand(TDX_OPERAND_BUSY, operand::TDVPR);
+  if (Status s = zero_step_filter(c, v)) return s;
   if (!locks_.acquire(LockKind::Epoch, t->tdr, false)) return with_operand(TDX_OPERAND_BUSY, operand::TD_EPOCH);
   const u64 e = t->epochs.enter();
   const bool flush = v.associated && e != v.vcpu_epoch;
@@ -139,6 +140,37 @@ Status TdxModule::vp_enter(Call& c) {
   }
   if (flush) ++*epoch_flushes_;
   return TDX_SUCCESS;
+}
+
+// td_entry_stepping_filter: with GPAs logged, the SEPT tree is taken
+// exclusively, and a logged GPA that would still fault to the VMM makes
+// VP.ENTER return an EPT-violation exit for it (R8 = GPA, where Linux's
+// tdexit_gpa reads it) instead of entering. A PENDING leaf is taken as not
+// faulting to the VMM: the module handles the guest's access itself (#VE,
+// then ACCEPT) [inferred; the module asks gpa_translate].
+Status TdxModule::zero_step_filter(Call& c, TdVcpu& v) {
+  v.zero_step.on_entry();
+  if (v.zero_step.epf_gpas.empty()) return TDX_SUCCESS;
+  if (!locks_.acquire(LockKind::SeptTree, c.td->tdr, true)) return with_operand(TDX_OPERAND_BUSY, operand::SEPT_TREE);
+  for (Gpa gpa : v.zero_step.epf_gpas) {
+    const SeptWalk w = c.td->sept->walk_to_leaf(gpa);
+    if (!w.reached || (w.state != septe::SeptState::MAPPED && w.state != septe::SeptState::PENDING)) {
+      c.out.r8 = gpa;
+      ++*zero_step_exits_;
+      return SEPTSIM_TD_EXIT_EPT_VIOLATION;
+    }
+  }
+  return TDX_SUCCESS;
+}
+
+Cycles TdxModule::td_exit_ept_violation(Hpa tdvpr, Gpa gpa, u64 rip) {
+  Td* t = td_of_vcpu(tdvpr);
+  if (!t) return 0;
+  TdVcpu& v = *t->vcpu(tdvpr);
+  if (!v.in_guest) return 0;
+  if ((gpa >> t->shared_bit()) == 0) v.zero_step.on_private_epf(gpa, rip);
+  else v.zero_step.on_exit(rip);
+  return td_exit(tdvpr);
 }
 
 Cycles TdxModule::td_exit(Hpa tdvpr) {

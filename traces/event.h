@@ -32,7 +32,7 @@ enum class EventType : u8 {
   TdCreate,       // {"type":"td_create","td":0,"vcpus":2,"gpaw":48,"dynamic_pamt":false}
   Seamcall,       // {"type":"seamcall","leaf":"TDH.MEM.PAGE.AUG","td":0,"gpa":"0x40000000","level":0,"expect":"TDX_SUCCESS"}
   Tdcall,         // {"type":"tdcall","leaf":"TDG.MEM.PAGE.ACCEPT","td":0,"vcpu":0,"gpa":..,"level":0}
-  TdVcpu,         // {"type":"td_vcpu","td":0,"vcpu":1,"op":"enter"|"exit"}
+  TdVcpu,         // {"type":"td_vcpu","td":0,"vcpu":1,"op":"enter"|"exit"}; exit may add "gpa","rip" (EPT violation)
   // The VM's own TD (vm_create "vm_type":"tdx"), driven through the MMU.
   TdInitMemRegion,  // {"type":"td_init_mem_region","gpa":"0x100000","size":"64K","measure":true,"tag":"0x1000"}
   TdFinalize,       // {"type":"td_finalize"}
@@ -72,8 +72,9 @@ struct TdxEventFields {
   bool has_expect = false;
   u64 expect = 0;
   bool expect_exact = false;
-  // td_vcpu
+  // td_vcpu: enter, or exit (with has_gpa: an EPT violation on gpa at rip)
   bool enter = true;
+  u64 rip = 0;
 };
 
 // What the recorded kernel decided (KvmDecision): a fault's mapping level

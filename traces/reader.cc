@@ -397,7 +397,7 @@ const std::array<TypeSpec, 31>& type_specs() {
       {"seamcall", {"leaf", "td", "gpa", "level", "expect", "version", "lp", "concurrent", "rax", "rcx", "rdx", "r8",
                     "r9", "r10", "r11", "r12", "r13"}},
       {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "concurrent", "rcx"}},
-      {"td_vcpu", {"td", "vcpu", "op", "expect"}},
+      {"td_vcpu", {"td", "vcpu", "op", "expect", "gpa", "rip"}},
       {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
       {"td_finalize", {}},
       {"td_teardown", {}},
@@ -930,6 +930,12 @@ struct TraceReader::Impl {
         out.tdx.td = td_field();
         out.tdx.vcpu = td_vcpu_field(out.tdx.td);
         out.tdx.enter = choice("op", kTdVcpuOps);
+        if (parser.find("gpa")) {
+          if (out.tdx.enter) fail("gpa", "only an \"exit\" has a faulting GPA (an EPT-violation exit)");
+          out.tdx.has_gpa = true;
+          out.tdx.gpa = gpa_field("gpa", 1);
+        }
+        out.tdx.rip = num("rip", 0);
         decode_expect(out);
         break;
       case EventType::TdInitMemRegion:

@@ -152,7 +152,8 @@ Cycles SeamReplay::tdcall(const Event& e, Cycles now) {
 Cycles SeamReplay::td_vcpu(const Event& e, Cycles now) {
   const TdHandle& h = tds_.at(e.tdx.td);
   const Hpa tdvpr = h.tdvpr.at(e.tdx.vcpu);
-  if (!e.tdx.enter) return tdx_.td_exit(tdvpr);
+  if (!e.tdx.enter)
+    return e.tdx.has_gpa ? tdx_.td_exit_ept_violation(tdvpr, e.tdx.gpa, e.tdx.rip) : tdx_.td_exit(tdvpr);
   SeamcallTxn t;
   t.in.rax = leaf_rax(Leaf::TDH_VP_ENTER);
   t.in.rcx = tdvpr;
