@@ -22,6 +22,9 @@ constexpr const char* kFieldNames[kFieldCount] = {
     "vcpu", "vcpus", "slot", "gpa", "size", "hva", "backing", "flags", "op", "first_page", "num_pages", "addr",
     "is_gva", "op", "count", "stride", "cr3", "levels", "gva", "gpa", "size", "page", "writable", "executable",
     "pcid", "kind", "kind", "guest_level", "ts_ns", "name", "vm_type", "measure", "private", "tag", "td"};
+// The fields of an access event.
+constexpr u64 kAccessFields = u64{1} << kVcpu | u64{1} << kAddr | u64{1} << kIsGva | u64{1} << kAccess |
+                              u64{1} << kCount | u64{1} << kStride | u64{1} << kTsNs;
 // Fields that are numbers (the others: the name string, the TDX record).
 constexpr u64 kNumericFields = ((u64{1} << kFieldCount) - 1) & ~(u64{1} << kName) & ~(u64{1} << kTdx);
 
@@ -35,6 +38,12 @@ enum TdxField : u32 {
   kReg0, kRegMask = kReg0 + TdxEventFields::kNumRegs, kLp, kConcurrent, kHasExpect, kExpect, kExpectExact, kEnter,
   kTdxFieldCount
 };
+
+// The events that read TdxEventFields (the rest leave them at their defaults).
+bool uses_tdx_fields(EventType t) {
+  return t == EventType::VmCreate || t == EventType::TdCreate || t == EventType::Seamcall || t == EventType::Tdcall ||
+         t == EventType::TdVcpu || t == EventType::Accept;
+}
 
 u64 get_tdx(const TdxEventFields& t, u32 f) {
   if (f >= kReg0 && f < kRegMask) return t.regs[f - kReg0];
@@ -254,8 +263,9 @@ void BinaryTraceWriter::put(const Event& e) {
   }
   if (!e.name.empty()) bits |= u64{1} << kName;
   u64 tdx_bits = 0;
-  for (u32 f = 0; f < kTdxFieldCount; ++f)
-    if (get_tdx(e.tdx, f) != get_tdx(d.tdx, f)) tdx_bits |= u64{1} << f;
+  if (uses_tdx_fields(e.type))
+    for (u32 f = 0; f < kTdxFieldCount; ++f)
+      if (get_tdx(e.tdx, f) != get_tdx(d.tdx, f)) tdx_bits |= u64{1} << f;
   if (tdx_bits) bits |= u64{1} << kTdx;
   block_.push_back(u8(e.type));
   put_leb(block_, bits);
@@ -324,6 +334,12 @@ void BinaryTraceReader::fail(const std::string& field, const std::string& msg) c
   throw TraceError(path_, index_, field, msg);
 }
 
+void BinaryTraceReader::fail_cold(const char* field, const char* msg) const { fail(field, msg); }
+
+void BinaryTraceReader::fail_number(const char* field, const char* before, u64 v, bool in_hex, const char* after) const {
+  fail(field, before + (in_hex ? hexs(v) : std::to_string(v)) + after);
+}
+
 bool BinaryTraceReader::load_block() {
   u8 h[16];
   size_t n = std::fread(h, 1, sizeof h, f_);
@@ -373,30 +389,34 @@ void BinaryTraceReader::decode(Event& out) {
   const u8* p = block_.data();
   size_t n = block_.size();
   size_t pos = pos_;  // a local, not the member: the compiler keeps it in a register
-  auto leb = [&](const char* field) {
-    if (pos < n && p[pos] < 0x80) return u64(p[pos++]);  // most numbers fit one byte
+  // LEB128. Inlined: away from the block's end a number (at most 10 bytes)
+  // needs no bounds check per byte.
+  auto leb = [&](const char* field) __attribute__((always_inline)) -> u64 {
+    const bool far_from_end = pos + 10 <= n;
     u64 v = 0;
     for (unsigned shift = 0;; shift += 7) {
-      if (pos >= n) fail(field, "corrupt binary trace: event runs past the end of its block");
-      u8 b = p[pos++];
-      if (shift == 63 && b > 1) fail(field, "corrupt binary trace: number beyond 64 bits");
-      v |= u64(b & 0x7f) << shift;
-      if (!(b & 0x80)) return v;
+      if (!far_from_end && pos >= n) fail_cold(field, "corrupt binary trace: event runs past the end of its block");
+      u64 b = p[pos++];
+      if (shift == 63 && b > 1) fail_cold(field, "corrupt binary trace: number beyond 64 bits");
+      v |= (b & 0x7f) << shift;
+      if (b < 0x80) return v;
     }
   };
-  if (pos >= n) fail("type", "corrupt binary trace: event runs past the end of its block");
+  if (pos >= n) fail_cold("type", "corrupt binary trace: event runs past the end of its block");
   u8 type = p[pos++];
-  if (type >= known_types_) fail("type", "corrupt binary trace: unknown event type " + std::to_string(type));
+  if (type >= known_types_) fail_number("type", "corrupt binary trace: unknown event type ", type, false);
   u64 bits = leb("type");
-  if (bits & ~known_bits_) fail("type", "corrupt binary trace: unknown field bits " + hexs(bits));
+  if (bits & ~known_bits_) fail_number("type", "corrupt binary trace: unknown field bits ", bits, true);
   // Resetting only what the previous event set keeps decoding cheap; a
-  // different or modified Event gets a full reset.
+  // different or modified Event gets a full reset. An access (most events)
+  // writes all its fields below, so only the others need resetting.
+  const bool access = type == u8(EventType::Access) && !(bits & ~kAccessFields);
   if (&out != last_out_ || out.line != last_line_) {
     out = defaults();
     prev_bits_ = 0;
   } else {
     const Event& d = defaults();
-    for (u64 stale = prev_bits_ & ~bits; stale; stale &= stale - 1) {
+    for (u64 stale = prev_bits_ & ~bits & (access ? ~kAccessFields : ~u64{0}); stale; stale &= stale - 1) {
       u32 f = u32(std::countr_zero(stale));
       if (f == kName) out.name.clear();
       else if (f == kTdx) out.tdx = d.tdx;
@@ -407,10 +427,29 @@ void BinaryTraceReader::decode(Event& out) {
   prev_bits_ = bits;
   out.type = EventType(type);
   out.line = index_;
+  if (access) {
+    // The fields in bit order, each present one decoded, the others default.
+    auto field = [&](u32 f, u64 dflt, u64 max) __attribute__((always_inline)) {
+      if (!(bits >> f & 1)) return dflt;
+      u64 v = leb(kFieldNames[f]);
+      if (v > max) fail_number(kFieldNames[f], "value ", v, false, " is out of range");
+      return v;
+    };
+    out.vcpu = int(field(kVcpu, 0, 1u << 16)) - 1;
+    out.addr = field(kAddr, 0, ~u64{0});
+    out.is_gva = field(kIsGva, 0, 1);
+    out.access = AccessType(field(kAccess, 0, 2));
+    out.count = field(kCount, 1, ~u64{0});
+    out.stride = field(kStride, 0, ~u64{0});
+    out.ts_ns = field(kTsNs, 0, ~u64{0});
+    last_line_ = out.line;
+    pos_ = pos;
+    return;
+  }
   for (u64 present = bits & kNumericFields; present; present &= present - 1) {
     u32 f = u32(std::countr_zero(present));
     u64 v = leb(kFieldNames[f]);
-    if (!set(out, f, v)) fail(kFieldNames[f], "value " + std::to_string(v) + " is out of range");
+    if (!set(out, f, v)) fail_number(kFieldNames[f], "value ", v, false, " is out of range");
   }
   if (bits >> kName & 1) {
     u64 len = leb("name");
@@ -432,8 +471,23 @@ void BinaryTraceReader::decode(Event& out) {
   pos_ = pos;
 }
 
+void BinaryTraceReader::validate_access(const Event& e) const {
+  if (e.count == 0) fail("count", "must be at least 1");
+  bool wraps = e.stride && e.count - 1 > (~u64{0} - e.addr) / e.stride;
+  u64 last = e.addr + (e.count - 1) * e.stride;
+  if (e.is_gva) {
+    if (!canonical(e.addr) || wraps || !canonical(last) || (e.addr >> 63) != (last >> 63))
+      fail("gva", hexs(e.addr) + " (or the last access) is not canonical");
+  } else if (e.addr >= TraceReader::kMaxGpa || wraps || last >= TraceReader::kMaxGpa) {
+    fail("gpa", hexs(e.addr) + " (or the last access) is beyond the 52-bit guest-physical address space");
+  }
+}
+
 // The checks of the JSON Lines reader that keep the replayer safe.
 void BinaryTraceReader::validate(const Event& e) {
+  // Most events are accesses, and decode leaves their slot and TDX fields alone.
+  if (e.type == EventType::Access && vm_created_ && u32(e.vcpu) < vcpus_) [[likely]]
+    return validate_access(e);
   constexpr u64 kMaxGpa = TraceReader::kMaxGpa;
   auto aligned_gpa = [&](const char* f, u64 v, u64 align) {
     if (v >= kMaxGpa) fail(f, hexs(v) + " is beyond the 52-bit guest-physical address space");
@@ -474,18 +528,7 @@ void BinaryTraceReader::validate(const Event& e) {
       if (e.first_page % 64) fail("first_page", "must be a multiple of 64");
       if (e.num_pages > ~u64{0} - e.first_page) fail("num_pages", "first_page + num_pages overflows");
       break;
-    case EventType::Access: {
-      if (e.count == 0) fail("count", "must be at least 1");
-      bool wraps = e.stride && e.count - 1 > (~u64{0} - e.addr) / e.stride;
-      u64 last = e.addr + (e.count - 1) * e.stride;
-      if (e.is_gva) {
-        if (!canonical(e.addr) || wraps || !canonical(last) || (e.addr >> 63) != (last >> 63))
-          fail("gva", hexs(e.addr) + " (or the last access) is not canonical");
-      } else if (e.addr >= kMaxGpa || wraps || last >= kMaxGpa) {
-        fail("gpa", hexs(e.addr) + " (or the last access) is beyond the 52-bit guest-physical address space");
-      }
-      break;
-    }
+    case EventType::Access: validate_access(e); break;
     case EventType::GuestMap: {
       if (e.page_level < PG_LEVEL_4K || e.page_level > PG_LEVEL_1G) fail("page", "must be 4k, 2m or 1g");
       u64 page = level_size(e.page_level);

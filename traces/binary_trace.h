@@ -72,9 +72,14 @@ class BinaryTraceReader {
  private:
   bool load_block();
   [[noreturn]] void fail(const std::string& field, const std::string& msg) const;
+  // The same, built out of line: the decoder's hot path stays small.
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_cold(const char* field, const char* msg) const;
+  [[noreturn, gnu::cold, gnu::noinline]] void fail_number(const char* field, const char* before, u64 v, bool in_hex,
+                                                          const char* after = "") const;
   void decode(Event& out);
   void validate(const Event& e);
   void validate_tdx(const Event& e);
+  void validate_access(const Event& e) const;
 
   std::string path_;
   std::FILE* f_ = nullptr;
