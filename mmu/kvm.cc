@@ -4,6 +4,7 @@
 #include <string>
 
 #include "mmu/kvm_impl.h"
+#include "mmu/lpage_mixed.h"
 #include "mmu/sp_layout.h"
 
 namespace septsim::mmu {
@@ -161,7 +162,9 @@ Cycles Kvm::create_memslot(const MemslotSpec& spec) {
     hva = base + (spec.gpa & (level_size(level) - 1));
     k.next_hva = hva + spec.size;
   }
-  k.slots.insert(std::make_unique<Memslot>(k.mem, spec, hva, level));
+  auto slot = std::make_unique<Memslot>(k.mem, spec, hva, level);
+  init_memslot_memory_attributes(*slot, k.attrs);
+  k.slots.insert(std::move(slot));
   return k.finish();
 }
 
@@ -186,6 +189,7 @@ Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
   k.kvm_arch_flush_shadow_memslot(slot);
   slot.base_gfn = new_gpa >> kPageShift;
   slot.init_lpage_info();
+  init_memslot_memory_attributes(slot, k.attrs);
   k.slots.resort();
   return k.finish();
 }

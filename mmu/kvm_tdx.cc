@@ -188,12 +188,12 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
 
 int Kvm::Impl::tdx_private_level(const KvmPageFault& fault) {
   // TDX maps private memory at 4K unless the fault (an ACCEPT at 2M) asks
-  // for more, the whole 2M range is private and the mirror has no table
-  // there (a 4K-mapped range is never promoted on the fault path).
+  // for more, lpage_info allows 2M (no mixed attributes, aligned, backed)
+  // and the mirror has no table there (a 4K-mapped range is never promoted
+  // on the fault path).
   if (fault.max_level < PG_LEVEL_2M || kvm_mmu_max_mapping_level(*fault.slot, fault.gfn, PG_LEVEL_2M) < PG_LEVEL_2M)
     return PG_LEVEL_4K;
   const Gfn base2m = fault.gfn & ~Gfn{511};
-  if (!attrs.uniform(base2m, base2m + 512, true)) return PG_LEVEL_4K;
   u64 spte = 0;
   int level = 0;
   tdp.fast_pf_get_last_sptep(*mirror_root, base2m, &spte, &level);

@@ -4,6 +4,7 @@
 // range leaves (attr_filter): private -> shared removes the private pages,
 // shared -> private zaps the direct root's shared alias of the range.
 #include "mmu/kvm_impl.h"
+#include "mmu/lpage_mixed.h"
 
 namespace septsim::mmu {
 
@@ -38,6 +39,7 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
     k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS);  // a failure bugs the VM and keeps the page
   }
   k.attrs.set(start, end, make_private);
+  for (const auto& slot : k.slots.all()) post_set_memory_attributes(*slot, k.attrs, start, end, make_private);
   return k.finish();
 }
 
