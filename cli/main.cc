@@ -19,6 +19,7 @@
 #include "traces/ftrace_import.h"
 #include "traces/generators.h"
 #include "traces/kvm_compare.h"
+#include "traces/lackey_import.h"
 #include "traces/reader.h"
 #include "traces/replayer.h"
 
@@ -31,9 +32,11 @@ constexpr int kExitOk = 0, kExitViolations = 1, kExitBadInput = 2;
 
 const char* kUsage =
     "usage: septsim replay TRACE [--config F] [--preset NAME] [--set key=value]...\n"
-    "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet]\n"
+    "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet] [--emit-kvmmmu OUT.trace]\n"
     "       septsim config [--preset NAME]     list every config key with its value and meaning\n"
     "       septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N]\n"
+    "       septsim import lackey IN.log -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented]\n"
+    "                             [--seed N] [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"
     "       septsim kvm-compare TRACE [--kvm-stats STATS.json] [--json OUT] [--backing thp|4k]\n"
     "       septsim convert IN OUT                 between .jsonl and .sstb (by OUT's extension)\n"
     "       septsim gen NAME -o OUT [--vcpus N] [--size S] [--seed N] [--count N]   (septsim gen --list)\n"
@@ -108,6 +111,7 @@ int cmd_replay(const std::vector<std::string>& args) {
   add_model_options(opts);
   opts.add_options()("stats", po::value<std::string>(), "write statistics JSON here")(
       "check", "check invariants; exit 1 if any is broken")("quiet,q", "no summary on stdout")(
+      "emit-kvmmmu", po::value<std::string>(), "write the MMU's decisions as kvm/kvmmmu tracepoint text (ftrace) here")(
       "trace", po::value<std::string>(), "trace file (JSON Lines or .sstb)");
   po::variables_map vm;
   if (!parse_args(args, opts, {"trace"}, vm)) return kExitOk;
@@ -118,6 +122,7 @@ int cmd_replay(const std::vector<std::string>& args) {
   ro.config = build_config(vm);
   ro.check = vm.count("check") != 0;
   ro.progress = isatty(2) != 0;
+  if (vm.count("emit-kvmmmu")) ro.emit_kvmmmu = vm["emit-kvmmmu"].as<std::string>();
   traces::ReplayReport r = traces::replay(ro);
 
   if (!vm.count("quiet")) std::cout << traces::summary_table(r, ro.config);
@@ -157,16 +162,33 @@ void print_import_report(const traces::FtraceImportReport& r, std::ostream& out)
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
 }
 
-int cmd_import(const std::vector<std::string>& args) {
-  po::options_description opts("import options");
+// Writes the events `produce` puts into OUT (format by extension); on any
+// error OUT is removed, so no partial file looks whole.
+template <typename Produce>
+void write_events(const std::string& out, const std::string& description, Produce produce) {
+  auto sink = traces::open_event_sink(out, description);
+  try {
+    produce(*sink);
+    sink->finish();
+  } catch (...) {
+    sink.reset();
+    std::filesystem::remove(out);
+    throw;
+  }
+}
+
+std::string imported_from(const po::variables_map& vm) {
+  return "imported from " + std::filesystem::path(vm["input"].as<std::string>()).filename().string();
+}
+
+int cmd_import_ftrace(const std::vector<std::string>& args) {
+  po::options_description opts("import ftrace options");
   opts.add_options()("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
       "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
       "vcpus", po::value<unsigned>(), "vCPUs (default: from the kvmrec start marker or the faulting tasks)")(
       "format", po::value<std::string>(), "input format: ftrace")("input", po::value<std::string>(), "input file");
   po::variables_map vm;
   if (!parse_args(args, opts, {"format", "input"}, vm)) return kExitOk;
-  if (!vm.count("format") || vm["format"].as<std::string>() != "ftrace")
-    throw po::error("import needs a format: septsim import ftrace IN -o OUT");
   if (!vm.count("input")) throw po::error("import ftrace needs an input file");
   if (!vm.count("output")) throw po::error("import needs -o OUT");
   traces::FtraceImportOptions io;
@@ -176,19 +198,74 @@ int cmd_import(const std::vector<std::string>& args) {
     if (n < 1 || n > traces::TraceReader::kMaxVcpus) throw po::error("--vcpus must be 1..256");
     io.vcpus = n;
   }
-  std::string out = vm["output"].as<std::string>();
-  auto sink = traces::open_event_sink(out, "imported from " + std::filesystem::path(vm["input"].as<std::string>()).filename().string());
   traces::FtraceImportReport r;
-  try {
-    r = traces::import_ftrace(vm["input"].as<std::string>(), *sink, io);
-    sink->finish();
-  } catch (...) {
-    sink.reset();
-    std::filesystem::remove(out);
-    throw;
-  }
+  write_events(vm["output"].as<std::string>(), imported_from(vm),
+               [&](traces::EventSink& sink) { r = traces::import_ftrace(vm["input"].as<std::string>(), sink, io); });
   print_import_report(r, std::cerr);
   return kExitOk;
+}
+
+// One of `names`, by position: the option's value must be one of them.
+int choice(const po::variables_map& vm, const char* option, const std::vector<const char*>& names) {
+  std::string v = vm[option].as<std::string>();
+  for (size_t i = 0; i < names.size(); ++i)
+    if (v == names[i]) return int(i);
+  std::string known;
+  for (const char* n : names) known += std::string(known.empty() ? "" : ", ") + n;
+  throw po::error(std::string("--") + option + " must be one of " + known + ", not '" + v + "'");
+}
+
+traces::LackeyImportOptions lackey_options(const po::variables_map& vm) {
+  traces::LackeyImportOptions lo;
+  lo.paging.page_level = PG_LEVEL_4K + choice(vm, "page-size", {"4k", "2m", "1g"});
+  lo.paging.placement = choice(vm, "placement", {"sequential", "fragmented"}) ? traces::GuestPlacement::Fragmented
+                                                                              : traces::GuestPlacement::Sequential;
+  lo.paging.seed = vm["seed"].as<unsigned long long>();
+  lo.paging.backing = mmu::HostBacking(choice(vm, "backing", {"4k", "thp", "hugetlb1g"}));
+  if (!traces::parse_trace_number(vm["mem"].as<std::string>(), lo.paging.mem_size))
+    throw po::error("--mem: bad size '" + vm["mem"].as<std::string>() + "'");
+  lo.vcpu = vm["vcpu"].as<unsigned>();
+  lo.ifetch = choice(vm, "ifetch", {"exec", "drop"}) == 0;
+  return lo;
+}
+
+int cmd_import_lackey(const std::vector<std::string>& args) {
+  po::options_description opts("import lackey options");
+  opts.add_options()("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
+      "page-size", po::value<std::string>()->default_value("4k"), "guest page size: 4k, 2m (THP) or 1g")(
+      "placement", po::value<std::string>()->default_value("sequential"), "guest frames: sequential or fragmented")(
+      "seed", po::value<unsigned long long>()->default_value(1), "shuffle seed of --placement fragmented")(
+      "mem", po::value<std::string>()->default_value("4G"), "guest memory (one memslot at GPA 0)")(
+      "backing", po::value<std::string>()->default_value("thp"), "host backing of guest memory: 4k, thp or hugetlb1g")(
+      "vcpu", po::value<unsigned>()->default_value(0), "vCPU that runs the program (the VM gets vcpu+1 vCPUs)")(
+      "ifetch", po::value<std::string>()->default_value("exec"), "instruction fetches: exec (op x accesses) or drop")(
+      "format", po::value<std::string>(), "input format: lackey")("input", po::value<std::string>(), "input file");
+  po::variables_map vm;
+  if (!parse_args(args, opts, {"format", "input"}, vm)) return kExitOk;
+  if (!vm.count("input")) throw po::error("import lackey needs an input file");
+  if (!vm.count("output")) throw po::error("import needs -o OUT");
+  traces::LackeyImportOptions lo = lackey_options(vm);
+  traces::LackeyImportReport r;
+  write_events(vm["output"].as<std::string>(), imported_from(vm),
+               [&](traces::EventSink& sink) { r = traces::import_lackey(vm["input"].as<std::string>(), sink, lo); });
+  std::cerr << "imported " << r.lines << " lines: " << r.fetches << " fetches, " << r.loads << " loads, " << r.stores
+            << " stores, " << r.modifies << " modifies; " << r.accesses << " accesses in " << r.access_events
+            << " access events; " << r.guest_pages << " guest pages and " << r.guest_tables << " guest page tables mapped; "
+            << r.noise_lines << " other lines skipped";
+  if (r.noise_lines) std::cerr << " (first: line " << r.first_noise_line << ")";
+  std::cerr << "\n";
+  return kExitOk;
+}
+
+int cmd_import(const std::vector<std::string>& args) {
+  std::string format = args.empty() ? "" : args[0];
+  if (format == "ftrace") return cmd_import_ftrace(args);
+  if (format == "lackey") return cmd_import_lackey(args);
+  if (format == "--help" || format == "-h") {
+    std::cout << kUsage;
+    return kExitOk;
+  }
+  throw po::error("import needs a format: septsim import ftrace|lackey IN -o OUT");
 }
 
 int cmd_kvm_compare(const std::vector<std::string>& args) {
@@ -222,16 +299,10 @@ int cmd_convert(const std::vector<std::string>& args) {
   if (std::filesystem::exists(args[1]) && std::filesystem::equivalent(args[0], args[1]))
     throw po::error("convert: IN and OUT are the same file");
   auto src = traces::open_event_source(args[0]);
-  auto sink = traces::open_event_sink(args[1]);
-  try {
+  write_events(args[1], "", [&](traces::EventSink& sink) {
     traces::Event e;
-    while (src->next(e)) sink->put(e);
-    sink->finish();
-  } catch (...) {
-    sink.reset();
-    std::filesystem::remove(args[1]);
-    throw;
-  }
+    while (src->next(e)) sink.put(e);
+  });
   return kExitOk;
 }
 
@@ -259,16 +330,8 @@ int cmd_gen(const std::vector<std::string>& args) {
   if (!traces::parse_trace_number(vm["size"].as<std::string>(), go.size)) throw po::error("--size: bad size '" + vm["size"].as<std::string>() + "'");
   go.seed = vm["seed"].as<unsigned long long>();
   go.count = vm["count"].as<unsigned long long>();
-  std::string out = vm["output"].as<std::string>();
-  auto sink = traces::open_event_sink(out, "septsim gen " + vm["name"].as<std::string>());
-  try {
-    traces::generate(vm["name"].as<std::string>(), go, *sink);
-    sink->finish();
-  } catch (...) {
-    sink.reset();
-    std::filesystem::remove(out);
-    throw;
-  }
+  write_events(vm["output"].as<std::string>(), "septsim gen " + vm["name"].as<std::string>(),
+               [&](traces::EventSink& sink) { traces::generate(vm["name"].as<std::string>(), go, sink); });
   return kExitOk;
 }
 

@@ -3,16 +3,9 @@
 #include "traces/ftrace_import.h"
 #include "traces/reader.h"
 
-namespace {
-struct NullSink : septsim::traces::EventSink {
-  void put(const septsim::traces::Event&) override {}
-  void finish() override {}
-};
-}  // namespace
-
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string path = fuzz_file(data, size, ".trace");
-  NullSink sink;
+  FuzzNullSink sink;
   try {
     septsim::traces::import_ftrace(path, sink);
   } catch (const septsim::traces::TraceError&) {

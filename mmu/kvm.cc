@@ -168,7 +168,11 @@ Cycles Kvm::create_memslot(const MemslotSpec& spec) {
 Cycles Kvm::delete_memslot(u32 id) {
   Impl& k = *impl_;
   k.spent = k.timing.vm_ioctl;
-  k.kvm_arch_flush_shadow_memslot(k.slot_by_id(id));
+  const Memslot& slot = k.slot_by_id(id);
+  // The mirror root survives the flush: a TD's private pages in the slot
+  // leave through the removal hooks.
+  if (k.mirror_root) k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
+  k.kvm_arch_flush_shadow_memslot(slot);
   k.slots.remove(id);  // releases the slot's host memory
   return k.finish();
 }
@@ -206,7 +210,8 @@ Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   Impl& k = *impl_;
   k.spent = 0;
   Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
-  if (k.tdp.zap_leafs(start, end, false)) k.kvm_flush_remote_tlbs();
+  // An mmu_notifier unmap: KVM_FILTER_SHARED, never the mirror root.
+  if (k.tdp.zap_leafs(start, end, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
   return k.finish();
 }
 
@@ -232,9 +237,12 @@ int Kvm::mapped_level(u32 vcpu_id, Gpa gpa) const {
   return 0;
 }
 
+void Kvm::set_tracepoints(MmuTracepoints* tp) { impl_->tdp.set_tracepoints(tp); }
+
 Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
   Impl& k = *impl_;
   k.spent = 0;
+  TracepointTask task(k.tdp.tracepoints(), int(vcpu.id()));
   Impl::Vcpu& v = k.vcpu_of(vcpu);
   if (requests & model::KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) k.kvm_mmu_free_obsolete_roots(v);
   bool loaded = !v.root || vcpu.eptp().root == 0;

@@ -18,7 +18,7 @@ void Kvm::Impl::kvm_arch_flush_shadow_memslot(const Memslot& slot) {
   zap_history.begin_flush();
   if (slot_zap_all) {
     kvm_mmu_zap_all_fast();
-  } else if (tdp.zap_leafs(slot.base_gfn | gfn_direct_bits(), slot.end_gfn() | gfn_direct_bits(), false)) {
+  } else if (tdp.zap_leafs(slot.base_gfn | gfn_direct_bits(), slot.end_gfn() | gfn_direct_bits(), false, KVM_DIRECT_ROOTS)) {
     // The slot's page tables stay; only its leaves go, then one flush.
     kvm_flush_remote_tlbs();
   }

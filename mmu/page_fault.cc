@@ -42,6 +42,7 @@ int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
     if (!is_writable_pte(spte) && is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(slot_gfn(fault));
     ret = RET_PF_FIXED;
   } while (false);
+  if (MmuTracepoints* tp = tdp.tracepoints()) tp->fast_page_fault(v.ctl->id(), fault.addr, fault.error_code, spte, sptep ? *sptep : 0, ret);
   if (ret != RET_PF_INVALID) ++stats.pf_fast;
   return ret;
 }
@@ -99,6 +100,8 @@ int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
 Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qualification) {
   Impl& k = *impl_;
   k.spent = k.timing.fault_handler;
+  TracepointTask task(k.tdp.tracepoints(), int(vcpu.id()));
+  if (task.tp) task.tp->kvm_page_fault(vcpu.id(), 0, gpa, exit_qualification);
   KvmPageFault fault(gpa, ept_violation_error_code(exit_qualification));
   Impl::Vcpu& v = k.vcpu_of(vcpu);
   if (k.td && k.td->finalized() && vcpu.id() < k.td->vcpus()) {

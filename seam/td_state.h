@@ -32,8 +32,9 @@ struct Td {
   bool fatal = false;
   u64 chldcnt = 0;  // 4K-equivalent pages owned by the TD (TDR.CHLDCNT)
   std::vector<Hpa> tdcs;
-  int gpaw = 48;
-  int ept_levels = 4;
+  int gpaw = 48;        // TD_PARAMS.CONFIG_FLAGS.GPAW: 48 or 52
+  int ept_levels = 4;   // TD_PARAMS.EPTP_CONTROLS walk length
+  unsigned max_vcpus = 0;  // TD_PARAMS.MAX_VCPUS
   Epochs epochs;
   std::unique_ptr<SeptTree> sept;  // exists once TDCS page 3 is added
   std::vector<TdVcpu> vcpus;

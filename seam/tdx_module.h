@@ -15,6 +15,8 @@
 #include "seam/seam_locks.h"
 #include "seam/seam_timing.h"
 #include "seam/seamcall.h"
+#include "seam/seamcall_observer.h"
+#include "seam/td_params.h"
 #include "seam/td_state.h"
 #include "seam/tdx_leaf.h"
 
@@ -38,6 +40,10 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
 
   // TDH.SYS.CONFIG's Dynamic PAMT switch; only before any page is TDX-owned.
   bool configure_dynamic_pamt(bool on);
+  // The VMM writes a TD_PARAMS structure at `hpa` for TDH.MNG.INIT to read.
+  void write_td_params(Hpa hpa, const TdParams& p) { td_params_.write(hpa, p); }
+  // Every later call is reported to `o` (nullptr: none); the module does not own it.
+  void set_observer(SeamcallObserver* o) { observer_ = o; }
 
   const Td* td(Hpa tdr) const;
   Td* td_of_vcpu(Hpa tdvpr);
@@ -56,8 +62,10 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status dispatch(Call& c);
   Status dispatch_tdcall(Call& c);
   void update_gauges();
+  void report(const Call& c, Status s) const;
 
-  // Common prologue of the TD-scoped memory leaves (3.4).
+  // Common prologue of the TD-scoped memory leaves (3.4). check_build_state
+  // is the module's check_td_in_correct_build_state + the OP_STATE check.
   Status find_td(Call& c, u64 tdr_reg, u32 operand, bool exclusive);
   Status check_build_state(Call& c, bool op_lock);
   Status decode_page_info(Call& c, int min_level, int max_level);
@@ -118,6 +126,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   unsigned tdcx_per_vcpu_;
   u64 sept_pages_ = 0;
   bool pages_given_ = false;
+  SeamcallObserver* observer_ = nullptr;
+  TdParamsPages td_params_;
 
   model::Counter* calls_[SeamTiming::kLeaves] = {};
   model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_;

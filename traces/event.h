@@ -67,7 +67,7 @@ struct TdxEventFields {
   u64 regs[kNumRegs] = {};
   u32 reg_mask = 0;  // bit i: regs[i] was given
   unsigned lp = 0;          // initiating logical processor
-  bool concurrent = false;  // starts with the previous seamcall instead of after it
+  bool concurrent = false;  // starts with the previous seamcall/tdcall instead of after it
   // expect: a status; compared on the upper 32 bits unless exact
   bool has_expect = false;
   u64 expect = 0;

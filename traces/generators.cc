@@ -4,28 +4,12 @@
 #include <stdexcept>
 
 #include "traces/reader.h"
+#include "traces/generators_impl.h"
+#include "traces/splitmix.h"
 
 namespace septsim::traces {
 
 namespace {
-
-struct SplitMix64 {
-  u64 s;
-  u64 next() {
-    u64 z = (s += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n): rejection sampling keeps it exact and portable.
-  u64 below(u64 n) {
-    u64 limit = ~u64{0} - (~u64{0} % n);
-    u64 x;
-    do x = next();
-    while (x >= limit);
-    return x % n;
-  }
-};
 
 constexpr u32 kSlot = 0;
 
@@ -41,24 +25,6 @@ void vm(EventSink& sink, const GenOptions& o) {
   m.slot.size = o.size;
   m.slot.backing = mmu::HostBacking::Thp2M;
   sink.put(m);
-}
-
-void phase(EventSink& sink, const char* name) {
-  Event e;
-  e.type = EventType::Phase;
-  e.name = name;
-  sink.put(e);
-}
-
-Event access(u32 vcpu, u64 gpa, AccessType op, u64 count = 1, u64 stride = 0) {
-  Event e;
-  e.type = EventType::Access;
-  e.vcpu = int(vcpu);
-  e.addr = gpa;
-  e.access = op;
-  e.count = count;
-  e.stride = stride;
-  return e;
 }
 
 void dirty(EventSink& sink, DirtyLogOp op) {
@@ -228,6 +194,8 @@ const std::vector<GeneratorInfo>& generators() {
       {"random", "COUNT uniformly random 8-byte accesses (30% writes), vCPUs in turn"},
       {"dirty-log-migration", "fill, enable dirty logging, COUNT (<= 1000) rounds of random writes + GET_DIRTY_LOG, disable"},
       {"nested-ept", "an L1 hypervisor switching EPTPs among 6 L2 guests: COUNT entries, L2 reads, EPT12 writes + INVEPT"},
+      {"td-boot", "a TD boots: measured image (PAGE.ADD), finalize, vCPUs accept memory (2M, some 4K after a fault), COUNT random accesses, teardown"},
+      {"conversions", "a TD (Dynamic PAMT) converts private memory: COUNT (<= 1000) rounds of MapGPA / KVM_SET_MEMORY_ATTRIBUTES, 4K and 2M, teardown"},
       {"memslot-churn", "COUNT (<= 1000) rounds of deleting and re-adding a small slot while vCPUs read all of memory"},
   };
   return g;
@@ -242,6 +210,8 @@ void generate(const std::string& name, const GenOptions& o, EventSink& sink) {
   if (name == "random") return gen_random(o, sink);
   if (name == "dirty-log-migration") return gen_dirty_log(o, sink);
   if (name == "nested-ept") return gen_nested_ept(o, sink);
+  if (name == "td-boot") return gen_td_boot(o, sink);
+  if (name == "conversions") return gen_conversions(o, sink);
   if (name == "memslot-churn") {
     if (o.size > (2ull << 30)) throw std::invalid_argument("--size must be at most 2G for memslot-churn (data at 1 GiB)");
     return gen_memslot_churn(o, sink);

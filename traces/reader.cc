@@ -396,7 +396,7 @@ const std::array<TypeSpec, 31>& type_specs() {
       {"td_create", {"td", "vcpus", "gpaw", "levels", "dynamic_pamt"}},
       {"seamcall", {"leaf", "td", "gpa", "level", "expect", "version", "lp", "concurrent", "rax", "rcx", "rdx", "r8",
                     "r9", "r10", "r11", "r12", "r13"}},
-      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "rcx"}},
+      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "concurrent", "rcx"}},
       {"td_vcpu", {"td", "vcpu", "op", "expect"}},
       {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
       {"td_finalize", {}},
@@ -1027,8 +1027,8 @@ struct TraceReader::Impl {
       if (out.tdx.version > 255) fail("version", "must be 0..255");
       out.tdx.lp = unsigned(num("lp", 0));
       if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
-      out.tdx.concurrent = boolean("concurrent", false);
     }
+    out.tdx.concurrent = boolean("concurrent", false);
     if (parser.find("td") || tdcall) out.tdx.td = td_field();
     if (tdcall) out.tdx.vcpu = td_vcpu_field(out.tdx.td);
     if (parser.find("gpa")) {
@@ -1052,7 +1052,7 @@ struct TraceReader::Impl {
     if (!v) return;
     if (v->kind != Kind::String) fail("expect", "expected a status name or hex string, got " + v->describe());
     if (!seam::parse_status(v->text, out.tdx.expect, out.tdx.expect_exact))
-      fail("expect", "unknown status " + v->describe() + " (a name such as \"TDX_SUCCESS\" or hex such as \"0xC0000B0D00000001\")");
+      fail("expect", "unknown status " + v->describe() + " (a name such as \"TDX_SUCCESS\", \"TDX_OPERAND_INVALID|RCX\" or hex such as \"0xC0000B0D00000001\")");
     out.tdx.has_expect = true;
   }
 

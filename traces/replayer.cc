@@ -24,6 +24,7 @@
 #include "traces/event.h"
 #include "traces/guest_page_tables.h"
 #include "traces/invariant_report.h"
+#include "traces/kvmmmu_writer.h"
 #include "traces/event_source.h"
 #include "traces/reader.h"
 #include "traces/seam_replay.h"
@@ -119,12 +120,21 @@ class ReplayTop : public sc_core::sc_module {
       kvm_.add_vcpu(*vcpus_.back());
     }
     checker_.set_nested(&nested_);
+    if (!opts.emit_kvmmmu.empty()) {
+      kvmmmu_ = std::make_unique<KvmmmuWriter>(opts.emit_kvmmmu, vcpus, [this](int vcpu) {
+        return timing_.to_ps(vcpu < 0 ? timing_.from_time(sc_core::sc_time_stamp()) : vcpus_[size_t(vcpu)]->cycles());
+      });
+      kvm_.set_tracepoints(kvmmmu_.get());
+    }
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
     vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");
     SC_HAS_PROCESS(ReplayTop);
     SC_THREAD(run);
   }
+
+  // The MMU outlives the tracepoint writer (members die in reverse order).
+  ~ReplayTop() override { kvm_.set_tracepoints(nullptr); }
 
   void set_first(const Event& e) { first_ = e, have_first_ = true; }
   void set_total_lines(u64 n) { total_lines_ = n; }
@@ -137,6 +147,10 @@ class ReplayTop : public sc_core::sc_module {
       replay_all();
       barrier();
       if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line());
+      if (kvmmmu_) {
+        kvm_.set_tracepoints(nullptr);
+        kvmmmu_->finish();
+      }
     } catch (...) {
       model::record_sim_error(std::current_exception());
       return;
@@ -307,6 +321,7 @@ class ReplayTop : public sc_core::sc_module {
           c = 0;
           break;
         case EventType::Phase:
+          if (kvmmmu_) kvmmmu_->marker("kvmrec: begin phase " + e.name);
           // A phase marker before any guest activity names the first phase.
           if (vcpu_events_ == 0)
             stats_.rename_current_phase(e.name);
@@ -342,6 +357,7 @@ class ReplayTop : public sc_core::sc_module {
   GuestPageTables guest_pt_;
   InvariantReport checker_;
   std::vector<std::unique_ptr<model::Vcpu>> vcpus_;
+  std::unique_ptr<KvmmmuWriter> kvmmmu_;  // --emit-kvmmmu
   std::map<u32, u32> slot_flags_;
   Event first_;
   bool have_first_ = false;

@@ -35,6 +35,7 @@ struct ReplayOptions {
   model::Config config;
   bool check = false;     // run the invariant checker after VM-wide events and at the end
   bool progress = false;  // events/s and percent on stderr
+  std::string emit_kvmmmu;  // when set: write the MMU's tracepoints here as ftrace text (traces/kvmmmu_writer.h)
   // When set, each annotation waits for the vCPUs and is reported here
   // (kvm-compare); otherwise annotations are skipped.
   std::function<void(const Event&, const AnnotationState&)> on_annotation;

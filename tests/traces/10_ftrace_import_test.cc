@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "collect_sink.h"
 #include "traces/ftrace_import.h"
 #include "traces/reader.h"
 
@@ -14,22 +15,6 @@ using namespace septsim::traces;
 using namespace septsim::test;
 
 namespace {
-
-struct Collect : EventSink {
-  std::vector<Event> events;
-  void put(const Event& e) override { events.push_back(e); }
-  void finish() override {}
-  size_t count(EventType t) const {
-    size_t n = 0;
-    for (const auto& e : events) n += e.type == t;
-    return n;
-  }
-  size_t decisions(DecisionKind k) const {
-    size_t n = 0;
-    for (const auto& e : events) n += e.type == EventType::KvmDecision && e.decision == k;
-    return n;
-  }
-};
 
 std::string data(const std::string& name) { return std::string(SEPTSIM_SOURCE_DIR) + "/tests/data/kvm-shadow/" + name; }
 

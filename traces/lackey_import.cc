@@ -1,0 +1,204 @@
+#include "traces/lackey_import.h"
+
+#include <string_view>
+
+#include "traces/line_reader.h"
+#include "traces/reader.h"
+
+namespace septsim::traces {
+
+namespace {
+
+// One access line: its letter, the address and the size in bytes.
+struct LackeyAccess {
+  char kind = 0;  // 'I', 'L', 'S' or 'M'
+  u64 addr = 0;
+  u64 size = 0;
+};
+
+// Why an access line is malformed: the field and the message.
+struct LineFault {
+  const char* field = "";
+  std::string message;
+};
+
+constexpr u64 kMaxSize = 1 << 20;      // bytes of one access; more is not a lackey line
+constexpr u64 kMaxStride = u64{1} << 32;  // runs stay well inside one canonical half
+
+bool hex_digit(char c, unsigned& d) {
+  if (c >= '0' && c <= '9') d = unsigned(c - '0');
+  else if (c >= 'a' && c <= 'f') d = unsigned(c - 'a' + 10);
+  else if (c >= 'A' && c <= 'F') d = unsigned(c - 'A' + 10);
+  else return false;
+  return true;
+}
+
+// The prefix lackey gives each kind: "I  " for fetches, " L " etc. for data.
+bool access_prefix(std::string_view line, char& kind) {
+  if (line.size() < 3) return false;
+  if (line[0] == 'I' && line[1] == ' ' && line[2] == ' ') kind = 'I';
+  else if (line[0] == ' ' && (line[1] == 'L' || line[1] == 'S' || line[1] == 'M') && line[2] == ' ') kind = line[1];
+  else return false;
+  return true;
+}
+
+// False with `fault` set when the text after the prefix is not "ADDR,SIZE".
+bool parse_operands(std::string_view t, LackeyAccess& out, LineFault& fault) {
+  size_t i = 0;
+  while (i < t.size() && t[i] == ' ') ++i;
+  size_t start = i;
+  u64 addr = 0;
+  unsigned d;
+  for (; i < t.size() && hex_digit(t[i], d); ++i) {
+    if (i - start == 16) return fault = {"addr", "more than 16 hex digits"}, false;
+    addr = addr << 4 | d;
+  }
+  if (i == start) return fault = {"addr", "expected a hex address, got \"" + std::string(t.substr(start, 20)) + "\""}, false;
+  if (i == t.size() || t[i] != ',')
+    return fault = {"size", "expected ',SIZE' after the address, got \"" + std::string(t.substr(i, 20)) + "\""}, false;
+  start = ++i;
+  u64 size = 0;
+  for (; i < t.size() && t[i] >= '0' && t[i] <= '9'; ++i) {
+    size = size * 10 + u64(t[i] - '0');
+    if (size > kMaxSize) return fault = {"size", "more than " + std::to_string(kMaxSize) + " bytes"}, false;
+  }
+  if (i == start) return fault = {"size", "expected a decimal size, got \"" + std::string(t.substr(start, 20)) + "\""}, false;
+  while (i < t.size() && t[i] == ' ') ++i;
+  if (i != t.size()) return fault = {"size", "unexpected text after the size: \"" + std::string(t.substr(i, 20)) + "\""}, false;
+  if (size == 0) return fault = {"size", "an access of 0 bytes"}, false;
+  if (addr + (size - 1) < addr) return fault = {"size", "the access wraps past the end of the address space"}, false;
+  out.addr = addr;
+  out.size = size;
+  return true;
+}
+
+// Consecutive accesses with the same op at a constant forward stride, held
+// back until the run breaks and then written as one `access` event.
+class AccessRun {
+ public:
+  AccessRun(EventSink& sink, u32 vcpu, LackeyImportReport& report) : sink_(sink), report_(report) {
+    run_.type = EventType::Access;
+    run_.vcpu = int(vcpu);
+    run_.is_gva = true;
+  }
+
+  void add(Gva addr, AccessType op) {
+    ++report_.accesses;
+    if (open_ && op == run_.access && addr >= last_) {
+      u64 step = addr - last_;
+      if (run_.count == 1 && step < kMaxStride) {
+        run_.stride = step;
+        ++run_.count;
+        last_ = addr;
+        return;
+      }
+      if (run_.count > 1 && step == run_.stride) {
+        ++run_.count;
+        last_ = addr;
+        return;
+      }
+    }
+    flush();
+    open_ = true;
+    run_.addr = last_ = addr;
+    run_.access = op;
+    run_.count = 1;
+    run_.stride = 0;
+  }
+
+  void flush() {
+    if (!open_) return;
+    sink_.put(run_);
+    ++report_.access_events;
+    open_ = false;
+  }
+
+ private:
+  EventSink& sink_;
+  LackeyImportReport& report_;
+  Event run_;       // the run so far
+  Gva last_ = 0;    // its last address
+  bool open_ = false;
+};
+
+class LackeyImporter {
+ public:
+  LackeyImporter(const std::string& path, EventSink& sink, const LackeyImportOptions& opts)
+      : path_(path), sink_(sink), opts_(opts), paging_(opts.paging), run_(sink, opts.vcpu, report_) {}
+
+  LackeyImportReport run() {
+    if (opts_.vcpu >= TraceReader::kMaxVcpus) throw std::invalid_argument("--vcpu must be 0..255");
+    LineReader in(path_);
+    paging_.setup(sink_, opts_.vcpu + 1, opts_.vcpu);
+    std::string_view line;
+    bool overlong;
+    while (in.next(line, overlong)) {
+      ++report_.lines;
+      LackeyAccess a;
+      if (overlong || !access_prefix(line, a.kind)) {
+        if (!report_.first_noise_line) report_.first_noise_line = report_.lines;
+        ++report_.noise_lines;
+        continue;
+      }
+      LineFault fault;
+      if (!parse_operands(line.substr(3), a, fault))
+        throw TraceError(path_, report_.lines, fault.field,
+                         (in.unterminated() ? "truncated last line: " : "") + fault.message);
+      count(a.kind);
+      if (a.kind == 'I' && !opts_.ifetch) continue;
+      if (a.kind == 'M') put(a, AccessType::Read);
+      put(a, a.kind == 'I' ? AccessType::Fetch : a.kind == 'S' || a.kind == 'M' ? AccessType::Write : AccessType::Read);
+    }
+    run_.flush();
+    if (report_.fetches + report_.loads + report_.stores + report_.modifies == 0)
+      throw TraceError(path_, 0, "",
+                       "no lackey access line (\"I  ADDR,SIZE\", \" L ADDR,SIZE\"...) in " + std::to_string(report_.lines) +
+                           " lines: expected the log of valgrind --tool=lackey --trace-mem=yes");
+    report_.guest_pages = paging_.pages_mapped();
+    report_.guest_tables = paging_.tables();
+    return report_;
+  }
+
+ private:
+  void count(char kind) {
+    switch (kind) {
+      case 'I': ++report_.fetches; break;
+      case 'L': ++report_.loads; break;
+      case 'S': ++report_.stores; break;
+      default: ++report_.modifies; break;
+    }
+  }
+
+  // One access per 4 KiB page the bytes cover, each page mapped first.
+  void put(const LackeyAccess& a, AccessType op) {
+    u64 first = a.addr >> kPageShift, last = (a.addr + a.size - 1) >> kPageShift;
+    for (u64 p = first; p <= last; ++p) {
+      Gva gva = p == first ? a.addr : p << kPageShift;
+      Event map;
+      try {
+        if (paging_.touch(gva, map)) {
+          run_.flush();
+          sink_.put(map);
+        }
+      } catch (const GuestPagingError& e) {
+        throw TraceError(path_, report_.lines, "addr", e.what());
+      }
+      run_.add(gva, op);
+    }
+  }
+
+  std::string path_;
+  EventSink& sink_;
+  LackeyImportOptions opts_;
+  GuestPagingModel paging_;
+  LackeyImportReport report_;
+  AccessRun run_;
+};
+
+}  // namespace
+
+LackeyImportReport import_lackey(const std::string& path, EventSink& sink, const LackeyImportOptions& opts) {
+  return LackeyImporter(path, sink, opts).run();
+}
+
+}  // namespace septsim::traces

@@ -1,0 +1,48 @@
+// Import of `valgrind --tool=lackey --trace-mem=yes` logs: the program's
+// memory accesses as a guest-linear access stream of one vCPU, driven through
+// 2D walks by a guest paging model that maps each guest page on first touch
+// (traces/guest_paging_model.h).
+//
+// Lines lackey writes (any other line, such as the `==PID==` banner or the
+// program's own output, is noise: counted and skipped):
+//   "I  ADDR,SIZE"   instruction fetch       -> op "x" (or dropped, --ifetch drop)
+//   " L ADDR,SIZE"   data load               -> op "r"
+//   " S ADDR,SIZE"   data store              -> op "w"
+//   " M ADDR,SIZE"   load then store (RMW)   -> op "r", then op "w"
+// ADDR is hex without "0x", SIZE decimal bytes. An access that crosses a
+// 4 KiB boundary touches every 4 KiB page it covers (one access each).
+// Consecutive accesses with the same op at a constant forward stride become
+// one `access` event with count and stride. The file is streamed.
+#pragma once
+#include <string>
+
+#include "traces/event_sink.h"
+#include "traces/guest_paging_model.h"
+
+namespace septsim::traces {
+
+struct LackeyImportOptions {
+  GuestPagingOptions paging;  // guest memory, page size, placement
+  u32 vcpu = 0;               // the vCPU that runs the stream; the VM gets vcpu + 1 vCPUs
+  bool ifetch = true;         // instruction fetches are accesses (op "x"); false drops them
+};
+
+struct LackeyImportReport {
+  u64 lines = 0;               // all lines
+  u64 fetches = 0;             // "I" lines
+  u64 loads = 0, stores = 0, modifies = 0;  // "L", "S", "M" lines
+  u64 noise_lines = 0;         // banner, program output, blank lines
+  u64 first_noise_line = 0;    // 0 = none
+  u64 accesses = 0;            // guest accesses written (events x count)
+  u64 access_events = 0;       // access events written
+  u64 guest_pages = 0;         // guest pages mapped on first touch
+  u64 guest_tables = 0;        // guest page tables below the root
+};
+
+// Imports `path` into `sink` (which it does not finish). Throws TraceError
+// naming the file, line and field of a malformed access line, of an access
+// the guest cannot map, or of a file with no access line at all; a bad
+// option is std::invalid_argument.
+LackeyImportReport import_lackey(const std::string& path, EventSink& sink, const LackeyImportOptions& opts = {});
+
+}  // namespace septsim::traces

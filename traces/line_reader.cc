@@ -1,0 +1,72 @@
+#include "traces/line_reader.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "traces/reader.h"
+
+namespace septsim::traces {
+
+LineReader::LineReader(const std::string& path) : path_(path), buf_(2 * kChunk + kMaxLine) {
+  errno = 0;
+  f_ = std::fopen(path.c_str(), "rb");
+  if (!f_) throw TraceError(path, 0, "", std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
+}
+
+LineReader::~LineReader() { std::fclose(f_); }
+
+bool LineReader::next(std::string_view& line, bool& overlong) {
+  overlong = false;
+  while (true) {
+    const char* nl = static_cast<const char*>(std::memchr(buf_.data() + pos_, '\n', end_ - pos_));
+    if (nl) {
+      size_t len = size_t(nl - (buf_.data() + pos_));
+      line = std::string_view(buf_.data() + pos_, len);
+      pos_ += len + 1;
+      if (skipping_) {
+        skipping_ = false;
+        continue;
+      }
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      return true;
+    }
+    if (eof_) {
+      if (pos_ == end_) return false;
+      line = std::string_view(buf_.data() + pos_, end_ - pos_);
+      pos_ = end_;
+      if (skipping_) return false;
+      unterminated_ = true;
+      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+      return true;
+    }
+    if (end_ - pos_ >= kMaxLine) {
+      // An overlong line: report it once, drop the rest of it.
+      line = std::string_view(buf_.data() + pos_, 0);
+      pos_ = end_ = 0;
+      if (!skipping_) {
+        skipping_ = true;
+        overlong = true;
+        fill();
+        return true;
+      }
+    }
+    fill();
+  }
+}
+
+void LineReader::fill() {
+  if (pos_ > 0) {
+    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    end_ -= pos_;
+    pos_ = 0;
+  }
+  size_t n = std::fread(buf_.data() + end_, 1, std::min(kChunk, buf_.size() - end_), f_);
+  if (n == 0) {
+    if (std::ferror(f_)) throw TraceError(path_, 0, "", "read error");
+    eof_ = true;
+  }
+  end_ += n;
+}
+
+}  // namespace septsim::traces
