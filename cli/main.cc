@@ -34,10 +34,10 @@ const char* kUsage =
     "usage: septsim replay TRACE [--config F] [--preset NAME] [--set key=value]...\n"
     "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet] [--emit-kvmmmu OUT.trace]\n"
     "       septsim config [--preset NAME]     list every config key with its value and meaning\n"
-    "       septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N]\n"
+    "       septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N] [--memslots SLOTS]\n"
     "       septsim import lackey IN.log -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented]\n"
     "                             [--seed N] [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"
-    "       septsim kvm-compare TRACE [--kvm-stats STATS.json] [--json OUT] [--backing thp|4k]\n"
+    "       septsim kvm-compare TRACE [--kvm-stats STATS.json] [--json OUT] [--backing thp|4k] [--memslots SLOTS]\n"
     "       septsim convert IN OUT                 between .jsonl and .sstb (by OUT's extension)\n"
     "       septsim gen NAME -o OUT [--vcpus N] [--size S] [--seed N] [--count N]   (septsim gen --list)\n"
     "       septsim sweep SWEEP.json [-j N] [-o DIR] [--emit parallel|slurm]\n"
@@ -152,6 +152,19 @@ std::optional<mmu::HostBacking> backing_option(const po::variables_map& vm) {
   throw po::error("--backing must be thp or 4k, not '" + b + "'");
 }
 
+// --memslots for recordings without a kvmrec start marker.
+std::vector<mmu::MemslotSpec> memslots_option(const po::variables_map& vm) {
+  if (!vm.count("memslots")) return {};
+  try {
+    return traces::parse_memslots_option(vm["memslots"].as<std::string>(),
+                                         backing_option(vm).value_or(mmu::HostBacking::Thp2M));
+  } catch (const std::invalid_argument& e) {
+    throw po::error(e.what());
+  }
+}
+
+constexpr const char* kMemslotsHelp = "the VM's memslots GPA:SIZE[:4k|thp|hugetlb1g[:HVA]],... when the recording has no kvmrec start marker";
+
 void print_import_report(const traces::FtraceImportReport& r, std::ostream& out) {
   out << "imported " << r.event_lines << " events from " << r.lines << " lines: " << r.faults << " faults, "
       << r.decisions << " kernel decisions (" << r.prefetches << " prefetches), " << r.host_unmaps << " host unmaps, "
@@ -186,6 +199,7 @@ int cmd_import_ftrace(const std::vector<std::string>& args) {
   opts.add_options()("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
       "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
       "vcpus", po::value<unsigned>(), "vCPUs (default: from the kvmrec start marker or the faulting tasks)")(
+      "memslots", po::value<std::string>(), kMemslotsHelp)(
       "format", po::value<std::string>(), "input format: ftrace")("input", po::value<std::string>(), "input file");
   po::variables_map vm;
   if (!parse_args(args, opts, {"format", "input"}, vm)) return kExitOk;
@@ -193,6 +207,7 @@ int cmd_import_ftrace(const std::vector<std::string>& args) {
   if (!vm.count("output")) throw po::error("import needs -o OUT");
   traces::FtraceImportOptions io;
   io.backing = backing_option(vm);
+  io.memslots = memslots_option(vm);
   if (vm.count("vcpus")) {
     unsigned n = vm["vcpus"].as<unsigned>();
     if (n < 1 || n > traces::TraceReader::kMaxVcpus) throw po::error("--vcpus must be 1..256");
@@ -274,7 +289,7 @@ int cmd_kvm_compare(const std::vector<std::string>& args) {
   opts.add_options()("kvm-stats", po::value<std::string>(), "KVM's stats JSON (vm_at_end per phase)")(
       "json", po::value<std::string>(), "write the comparison as JSON here")(
       "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
-      "quiet,q", "no table on stdout")("trace", po::value<std::string>(), "ftrace text recording");
+      "memslots", po::value<std::string>(), kMemslotsHelp)("quiet,q", "no table on stdout")("trace", po::value<std::string>(), "ftrace text recording");
   po::variables_map vm;
   if (!parse_args(args, opts, {"trace"}, vm)) return kExitOk;
   if (!vm.count("trace")) throw po::error("kvm-compare needs a TRACE file");
@@ -283,6 +298,7 @@ int cmd_kvm_compare(const std::vector<std::string>& args) {
   if (vm.count("kvm-stats")) ko.stats_path = vm["kvm-stats"].as<std::string>();
   ko.config = build_config(vm);
   ko.import.backing = backing_option(vm);
+  ko.import.memslots = memslots_option(vm);
   if (vm.count("json")) ko.work_dir = std::filesystem::absolute(vm["json"].as<std::string>()).parent_path().string();
   traces::KvmCompareResult r = traces::kvm_compare(ko);
   if (!vm.count("quiet")) std::cout << r.table();

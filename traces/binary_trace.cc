@@ -1,5 +1,7 @@
 #include "traces/binary_trace.h"
 
+#include "seam/tdx_leaf.h"
+
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -12,13 +14,81 @@ namespace {
 enum Field : u32 {
   kVcpu, kVcpus, kSlotId, kSlotGpa, kSlotSize, kSlotHva, kSlotBacking, kSlotFlags, kDirtyOp, kFirstPage,
   kNumPages, kAddr, kIsGva, kAccess, kCount, kStride, kCr3, kGuestLevels, kGva, kGpa, kSize, kPageLevel,
-  kWritable, kExecutable, kPcid, kInvKind, kDecision, kGuestLevel, kTsNs, kName, kFieldCount
+  kWritable, kExecutable, kPcid, kInvKind, kDecision, kGuestLevel, kTsNs, kName,
+  // version 2: the TD VM fields, and kTdx: a TdxEventFields record follows the name
+  kTdxVm, kMeasure, kMakePrivate, kTag, kTdx, kFieldCount
 };
 constexpr const char* kFieldNames[kFieldCount] = {
     "vcpu", "vcpus", "slot", "gpa", "size", "hva", "backing", "flags", "op", "first_page", "num_pages", "addr",
     "is_gva", "op", "count", "stride", "cr3", "levels", "gva", "gpa", "size", "page", "writable", "executable",
-    "pcid", "kind", "kind", "guest_level", "ts_ns", "name"};
-constexpr u32 kNumTypes = u32(EventType::HostUnmap) + 1;
+    "pcid", "kind", "kind", "guest_level", "ts_ns", "name", "vm_type", "measure", "private", "tag", "td"};
+// Fields that are numbers (the others: the name string, the TDX record).
+constexpr u64 kNumericFields = ((u64{1} << kFieldCount) - 1) & ~(u64{1} << kName) & ~(u64{1} << kTdx);
+
+// What each version knows: its field bits and event types.
+constexpr u64 field_bits(u32 version) { return version == 1 ? (u64{1} << (kName + 1)) - 1 : (u64{1} << kFieldCount) - 1; }
+constexpr u32 num_types(u32 version) { return version == 1 ? u32(EventType::HostUnmap) + 1 : u32(EventType::MapGpa) + 1; }
+
+// TdxEventFields, in the order of the TDX record's own bitmap.
+enum TdxField : u32 {
+  kTd, kTdVcpu, kTdVcpus, kGpaw, kEptLevels, kDynamicPamt, kLeaf, kVersion, kHasGpa, kTdGpa, kLevel,
+  kReg0, kRegMask = kReg0 + TdxEventFields::kNumRegs, kLp, kConcurrent, kHasExpect, kExpect, kExpectExact, kEnter,
+  kTdxFieldCount
+};
+
+u64 get_tdx(const TdxEventFields& t, u32 f) {
+  if (f >= kReg0 && f < kRegMask) return t.regs[f - kReg0];
+  switch (f) {
+    case kTd: return t.td;
+    case kTdVcpu: return t.vcpu;
+    case kTdVcpus: return t.vcpus;
+    case kGpaw: return u64(t.gpaw);
+    case kEptLevels: return u64(t.ept_levels);
+    case kDynamicPamt: return t.dynamic_pamt;
+    case kLeaf: return t.leaf;
+    case kVersion: return t.version;
+    case kHasGpa: return t.has_gpa;
+    case kTdGpa: return t.gpa;
+    case kLevel: return u64(t.level);
+    case kRegMask: return t.reg_mask;
+    case kLp: return t.lp;
+    case kConcurrent: return t.concurrent;
+    case kHasExpect: return t.has_expect;
+    case kExpect: return t.expect;
+    case kExpectExact: return t.expect_exact;
+    default: return t.enter;
+  }
+}
+
+// Stores v; false if it does not fit the field.
+bool set_tdx(TdxEventFields& t, u32 f, u64 v) {
+  auto fits = [&](u64 max) { return v <= max; };
+  if (f >= kReg0 && f < kRegMask) {
+    t.regs[f - kReg0] = v;
+    return true;
+  }
+  switch (f) {
+    case kTd: return fits(0xffff) && (t.td = u32(v), true);
+    case kTdVcpu: return fits(255) && (t.vcpu = u32(v), true);
+    case kTdVcpus: return fits(256) && (t.vcpus = u32(v), true);
+    case kGpaw: return (v == 48 || v == 52) && (t.gpaw = int(v), true);
+    case kEptLevels: return (v == 4 || v == 5) && (t.ept_levels = int(v), true);
+    case kDynamicPamt: return fits(1) && (t.dynamic_pamt = v, true);
+    case kLeaf: return fits(0xffff) && (t.leaf = u16(v), true);
+    case kVersion: return fits(255) && (t.version = unsigned(v), true);
+    case kHasGpa: return fits(1) && (t.has_gpa = v, true);
+    case kTdGpa: return fits(TraceReader::kMaxGpa - 1) && (t.gpa = v, true);
+    case kLevel: return fits(4) && (t.level = int(v), true);
+    case kRegMask: return fits((1u << TdxEventFields::kNumRegs) - 1) && (t.reg_mask = u32(v), true);
+    case kLp: return fits(4095) && (t.lp = unsigned(v), true);
+    case kConcurrent: return fits(1) && (t.concurrent = v, true);
+    case kHasExpect: return fits(1) && (t.has_expect = v, true);
+    case kExpect: t.expect = v; return true;
+    case kExpectExact: return fits(1) && (t.expect_exact = v, true);
+    case kEnter: return fits(1) && (t.enter = v, true);
+    default: return false;
+  }
+}
 
 // Numeric value of a field (kName excluded). vcpu is stored +1 so that -1 is 0.
 u64 get(const Event& e, u32 f) {
@@ -52,6 +122,10 @@ u64 get(const Event& e, u32 f) {
     case kDecision: return u64(e.decision);
     case kGuestLevel: return u64(e.guest_level);
     case kTsNs: return e.ts_ns;
+    case kTdxVm: return e.tdx_vm;
+    case kMeasure: return e.measure;
+    case kMakePrivate: return e.make_private;
+    case kTag: return e.tag;
     default: return 0;
   }
 }
@@ -89,6 +163,10 @@ bool set(Event& e, u32 f, u64 v) {
     case kDecision: if (!small(5)) return false; e.decision = DecisionKind(v); return true;
     case kGuestLevel: if (!small(5)) return false; e.guest_level = int(v); return true;
     case kTsNs: e.ts_ns = v; return true;
+    case kTdxVm: if (!small(1)) return false; e.tdx_vm = v; return true;
+    case kMeasure: if (!small(1)) return false; e.measure = v; return true;
+    case kMakePrivate: if (!small(1)) return false; e.make_private = v; return true;
+    case kTag: e.tag = v; return true;
     default: return false;
   }
 }
@@ -168,22 +246,27 @@ BinaryTraceWriter::~BinaryTraceWriter() {
 }
 
 void BinaryTraceWriter::put(const Event& e) {
-  if (u32(e.type) >= kNumTypes)  // the TDX events (seam/) have no binary encoding yet
-    throw std::runtime_error(path_ + ": " + event_type_name(e.type) + " events cannot be written in the binary format yet");
-  if (e.type == EventType::VmCreate && e.tdx_vm)
-    throw std::runtime_error(path_ + ": a TD VM (vm_create \"vm_type\":\"tdx\") cannot be written in the binary format yet");
   const Event& d = defaults();
   u64 bits = 0;
-  for (u32 f = 0; f < kName; ++f)
+  for (u64 rest = kNumericFields; rest; rest &= rest - 1) {
+    u32 f = u32(std::countr_zero(rest));
     if (get(e, f) != get(d, f)) bits |= u64{1} << f;
+  }
   if (!e.name.empty()) bits |= u64{1} << kName;
+  u64 tdx_bits = 0;
+  for (u32 f = 0; f < kTdxFieldCount; ++f)
+    if (get_tdx(e.tdx, f) != get_tdx(d.tdx, f)) tdx_bits |= u64{1} << f;
+  if (tdx_bits) bits |= u64{1} << kTdx;
   block_.push_back(u8(e.type));
   put_leb(block_, bits);
-  for (u32 f = 0; f < kName; ++f)
-    if (bits >> f & 1) put_leb(block_, get(e, f));
+  for (u64 rest = bits & kNumericFields; rest; rest &= rest - 1) put_leb(block_, get(e, u32(std::countr_zero(rest))));
   if (!e.name.empty()) {
     put_leb(block_, e.name.size());
     block_.insert(block_.end(), e.name.begin(), e.name.end());
+  }
+  if (tdx_bits) {
+    put_leb(block_, tdx_bits);
+    for (u64 rest = tdx_bits; rest; rest &= rest - 1) put_leb(block_, get_tdx(e.tdx, u32(std::countr_zero(rest))));
   }
   ++block_events_;
   ++total_;
@@ -226,9 +309,11 @@ BinaryTraceReader::BinaryTraceReader(const std::string& path) : path_(path) {
     throw TraceError(path, 0, "", "not a septsim binary trace (the file does not start with the SSTB magic)");
   if (n < 16) throw TraceError(path, 0, "", "truncated binary trace: the 16-byte header is cut short");
   u32 version = get_u32(h + 8);
-  if (version != kBinaryVersion)
+  if (version < 1 || version > kBinaryVersion)
     throw TraceError(path, 0, "version",
-                     "unsupported binary trace version " + std::to_string(version) + " (this reader reads 1)");
+                     "unsupported binary trace version " + std::to_string(version) + " (this reader reads 1 and 2)");
+  known_bits_ = field_bits(version);
+  known_types_ = num_types(version);
 }
 
 BinaryTraceReader::~BinaryTraceReader() {
@@ -301,9 +386,9 @@ void BinaryTraceReader::decode(Event& out) {
   };
   if (pos >= n) fail("type", "corrupt binary trace: event runs past the end of its block");
   u8 type = p[pos++];
-  if (type >= kNumTypes) fail("type", "corrupt binary trace: unknown event type " + std::to_string(type));
+  if (type >= known_types_) fail("type", "corrupt binary trace: unknown event type " + std::to_string(type));
   u64 bits = leb("type");
-  if (bits >> kFieldCount) fail("type", "corrupt binary trace: unknown field bits " + hexs(bits));
+  if (bits & ~known_bits_) fail("type", "corrupt binary trace: unknown field bits " + hexs(bits));
   // Resetting only what the previous event set keeps decoding cheap; a
   // different or modified Event gets a full reset.
   if (&out != last_out_ || out.line != last_line_) {
@@ -314,6 +399,7 @@ void BinaryTraceReader::decode(Event& out) {
     for (u64 stale = prev_bits_ & ~bits; stale; stale &= stale - 1) {
       u32 f = u32(std::countr_zero(stale));
       if (f == kName) out.name.clear();
+      else if (f == kTdx) out.tdx = d.tdx;
       else set(out, f, get(d, f));
     }
   }
@@ -321,7 +407,7 @@ void BinaryTraceReader::decode(Event& out) {
   prev_bits_ = bits;
   out.type = EventType(type);
   out.line = index_;
-  for (u64 present = bits & ((u64{1} << kName) - 1); present; present &= present - 1) {
+  for (u64 present = bits & kNumericFields; present; present &= present - 1) {
     u32 f = u32(std::countr_zero(present));
     u64 v = leb(kFieldNames[f]);
     if (!set(out, f, v)) fail(kFieldNames[f], "value " + std::to_string(v) + " is out of range");
@@ -331,6 +417,16 @@ void BinaryTraceReader::decode(Event& out) {
     if (len > n - pos) fail("name", "corrupt binary trace: string runs past the end of its block");
     out.name.assign(reinterpret_cast<const char*>(p + pos), len);
     pos += len;
+  }
+  if (bits >> kTdx & 1) {
+    u64 tdx_bits = leb("td");
+    if (tdx_bits == 0 || tdx_bits >> kTdxFieldCount) fail("td", "corrupt binary trace: bad TDX field bits " + hexs(tdx_bits));
+    out.tdx = TdxEventFields{};
+    for (; tdx_bits; tdx_bits &= tdx_bits - 1) {
+      u32 f = u32(std::countr_zero(tdx_bits));
+      u64 v = leb("td");
+      if (!set_tdx(out.tdx, f, v)) fail("td", "TDX field " + std::to_string(f) + ": value " + std::to_string(v) + " is out of range");
+    }
   }
   last_line_ = out.line;
   pos_ = pos;
@@ -350,13 +446,18 @@ void BinaryTraceReader::validate(const Event& e) {
   if (e.type == EventType::VmCreate) {
     if (vm_created_) fail("", "second vm_create");
     if (e.vcpus < 1 || e.vcpus > TraceReader::kMaxVcpus) fail("vcpus", std::to_string(e.vcpus) + " is out of range (1..256)");
+    if (e.tdx_vm && e.tdx.gpaw == 52 && e.tdx.ept_levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
     vm_created_ = true;
+    tdx_vm_ = e.tdx_vm;
     vcpus_ = e.vcpus;
     return;
   }
   if (!vm_created_) fail("", std::string(event_type_name(e.type)) + " before vm_create: vm_create must be the first event");
   bool per_vcpu = e.type == EventType::Access || e.type == EventType::SetCr3 || e.type == EventType::Invept ||
-                  e.type == EventType::Invvpid || e.type == EventType::Invlpg || e.type == EventType::Invpcid;
+                  e.type == EventType::Invvpid || e.type == EventType::Invlpg || e.type == EventType::Invpcid ||
+                  e.type == EventType::Accept || e.type == EventType::MapGpa;
+  bool td_vm_event = e.type >= EventType::TdInitMemRegion;
+  if (td_vm_event && !tdx_vm_) fail("type", "needs a TD VM: vm_create must say \"vm_type\":\"tdx\"");
   if ((per_vcpu || e.vcpu >= 0) && (e.vcpu < 0 || u32(e.vcpu) >= vcpus_))
     fail("vcpu", std::to_string(e.vcpu) + " is out of range (0.." + std::to_string(vcpus_ - 1) + ")");
   if (e.slot.id >= TraceReader::kMaxSlots) fail("slot", std::to_string(e.slot.id) + " is out of range");
@@ -414,8 +515,48 @@ void BinaryTraceReader::validate(const Event& e) {
     case EventType::KvmDecision:
       if (e.gpa >= kMaxGpa) fail("gpa", hexs(e.gpa) + " is beyond the 52-bit guest-physical address space");
       break;
+    case EventType::TdInitMemRegion:
+    case EventType::SetMemoryAttributes:
+    case EventType::MapGpa:
+      aligned_gpa("gpa", e.gpa, kPageSize);
+      range("size", e.gpa, e.size, kPageSize);
+      break;
+    case EventType::Accept:
+      if (e.tdx.level > 1) fail("level", "ACCEPT takes TDX level 0 (4K) or 1 (2M)");
+      aligned_gpa("gpa", e.gpa, u64{1} << (12 + 9 * e.tdx.level));
+      break;
+    default: validate_tdx(e); break;
+  }
+}
+
+// The raw TDX module events: TDs exist before use, leaves and vCPUs are known.
+void BinaryTraceReader::validate_tdx(const Event& e) {
+  const TdxEventFields& t = e.tdx;
+  auto td_vcpus = [&]() {
+    auto it = td_vcpus_.find(t.td);
+    if (it == td_vcpus_.end()) fail("td", "TD " + std::to_string(t.td) + " was not created (send td_create first)");
+    return it->second;
+  };
+  switch (e.type) {
+    case EventType::TdCreate:
+      if (td_vcpus_.count(t.td)) fail("td", "TD " + std::to_string(t.td) + " exists already");
+      if (t.vcpus < 1) fail("vcpus", "0 is out of range (1..256)");
+      if (t.gpaw == 52 && t.ept_levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
+      td_vcpus_[t.td] = t.vcpus;
+      break;
+    case EventType::Seamcall:
+      if (!seam::leaf_name(t.leaf)) fail("leaf", "unknown SEAMCALL leaf " + std::to_string(t.leaf));
+      if (t.td) td_vcpus();
+      break;
+    case EventType::Tdcall:
+    case EventType::TdVcpu:
+      if (e.type == EventType::Tdcall && !seam::tdcall_leaf_name(t.leaf))
+        fail("leaf", "unknown TDCALL leaf " + std::to_string(t.leaf));
+      if (t.vcpu >= td_vcpus()) fail("vcpu", std::to_string(t.vcpu) + " is out of range for TD " + std::to_string(t.td));
+      break;
     default: break;
   }
+  if (t.has_gpa && (t.gpa & (kPageSize - 1))) fail("gpa", hexs(t.gpa) + " is not 4 KiB aligned");
 }
 
 }  // namespace septsim::traces

@@ -3,19 +3,23 @@
 //
 //   file   = header block* end
 //   header = "SSTB\r\n\x1a\n" (8 bytes; \r\n and \x1a catch text-mode mangling),
-//            u32 version (1), u32 reserved (0)                   little-endian
+//            u32 version (2; 1 is still read), u32 reserved (0)  little-endian
 //   block  = u32 payload_bytes (1..kMaxBlockBytes), u32 events (>= 1),
 //            u64 checksum (block_checksum of the payload), payload
 //   end    = u32 0, u32 0, u64 total events of the file
 //   event  = u8 type, LEB128 bitmap of the fields that differ from their
-//            defaults (kField* order), then each such field as LEB128
-//            (strings: LEB128 length + bytes)
+//            defaults (kField* order), then each such number as LEB128, then
+//            the name (LEB128 length + bytes) if its bit is set, then, if the
+//            kTdx bit is set (version 2), the TDX fields: their own LEB128
+//            bitmap (kTdxField order) and each as LEB128. Version 1 has
+//            neither the TD VM fields nor the TDX events.
 //
 // A file without its end block is truncated; every block is checked before
 // any of its events is returned, and decoded events are validated like the
 // JSON Lines reader does (ranges, alignment, vcpu < vcpus).
 #pragma once
 #include <cstdio>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,7 +29,7 @@
 namespace septsim::traces {
 
 constexpr char kBinaryMagic[8] = {'S', 'S', 'T', 'B', '\r', '\n', '\x1a', '\n'};
-constexpr u32 kBinaryVersion = 1;
+constexpr u32 kBinaryVersion = 2;  // 2 adds the TD events; version 1 files are still read
 
 // 64-bit checksum of a block payload (word-wise multiply-xor).
 u64 block_checksum(const u8* data, size_t n);
@@ -70,6 +74,7 @@ class BinaryTraceReader {
   [[noreturn]] void fail(const std::string& field, const std::string& msg) const;
   void decode(Event& out);
   void validate(const Event& e);
+  void validate_tdx(const Event& e);
 
   std::string path_;
   std::FILE* f_ = nullptr;
@@ -85,6 +90,10 @@ class BinaryTraceReader {
   u64 last_line_ = 0;                // its line then,
   u64 prev_bits_ = 0;                // and the fields it got
   u32 vcpus_ = 0;
+  u64 known_bits_ = 0;   // field bits of the file's version
+  u32 known_types_ = 0;  // event types of the file's version
+  bool tdx_vm_ = false;  // vm_create made a TD VM
+  std::map<u32, u32> td_vcpus_;  // td_create'd TDs and their vCPU counts
 };
 
 }  // namespace septsim::traces

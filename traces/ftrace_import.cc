@@ -203,6 +203,14 @@ class Importer {
     e.type = EventType::VmCreate;
     e.vcpus = vcpus_;
     put(e);
+    for (const mmu::MemslotSpec& spec : opts_.memslots) {
+      slots_.push_back(Slot{spec.id, "data", spec.gpa, spec.size, spec.userspace_addr, true});
+      Event m;
+      m.type = EventType::MemslotAdd;
+      m.slot = spec;
+      put(m);
+    }
+    live_ = !slots_.empty();
 
     LineReader in(path_);
     std::string_view line;
@@ -537,6 +545,7 @@ class Importer {
   }
 
   void start(const StartMarker& m) {
+    if (!opts_.memslots.empty()) return warn(line_no_, "kvmrec start marker: its memslots are ignored, --memslots gives them");
     if (!slots_.empty()) return warn(line_no_, "second kvmrec start marker ignored");
     if (m.vcpus && m.vcpus != vcpus_) warn(line_no_, "start marker says vcpus=" + std::to_string(m.vcpus) + ", importing " + std::to_string(vcpus_));
     thp_ = m.thp == "on";
@@ -577,6 +586,41 @@ class Importer {
 };
 
 }  // namespace
+
+std::vector<mmu::MemslotSpec> parse_memslots_option(std::string_view text, mmu::HostBacking backing) {
+  std::vector<mmu::MemslotSpec> out;
+  while (!text.empty()) {
+    std::string_view item = text.substr(0, text.find(','));
+    text.remove_prefix(std::min(text.size(), item.size() + 1));
+    std::string where = "--memslots: slot " + std::to_string(out.size()) + " \"" + std::string(item) + "\": ";
+    std::vector<std::string_view> parts;
+    for (std::string_view rest = item;;) {
+      size_t colon = rest.find(':');
+      parts.push_back(rest.substr(0, colon));
+      if (colon == std::string_view::npos) break;
+      rest.remove_prefix(colon + 1);
+    }
+    if (parts.size() < 2 || parts.size() > 4) throw std::invalid_argument(where + "expected GPA:SIZE[:BACKING[:HVA]]");
+    mmu::MemslotSpec s;
+    s.id = u32(out.size());
+    s.backing = backing;
+    if (!parse_trace_number(parts[0], s.gpa) || !parse_trace_number(parts[1], s.size) ||
+        (parts.size() == 4 && !parse_trace_number(parts[3], s.userspace_addr)))
+      throw std::invalid_argument(where + "bad number (hex \"0x1000\", decimal or a size such as \"256M\")");
+    if (parts.size() >= 3) {
+      if (parts[2] == "4k") s.backing = mmu::HostBacking::Page4K;
+      else if (parts[2] == "thp") s.backing = mmu::HostBacking::Thp2M;
+      else if (parts[2] == "hugetlb1g") s.backing = mmu::HostBacking::Hugetlb1G;
+      else throw std::invalid_argument(where + "backing must be 4k, thp or hugetlb1g");
+    }
+    if (s.size == 0 || (s.gpa | s.size | s.userspace_addr) & (kPageSize - 1) || s.gpa >= TraceReader::kMaxGpa ||
+        s.size > TraceReader::kMaxGpa - s.gpa)
+      throw std::invalid_argument(where + "GPA, SIZE and HVA must be 4 KiB aligned, SIZE non-zero, below 2^52");
+    out.push_back(s);
+  }
+  if (out.empty()) throw std::invalid_argument("--memslots: no slot given");
+  return out;
+}
 
 bool parse_ftrace_line(std::string_view line, FtraceRecord& out) {
   size_t n = line.size(), i = 0;

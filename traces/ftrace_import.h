@@ -44,7 +44,17 @@ struct FtraceImportOptions {
   std::optional<mmu::HostBacking> backing;
   // vCPUs of the VM; 0 = from the start marker, else counted in a pre-scan.
   u32 vcpus = 0;
+  // The VM's memslots for a recording without a `kvmrec: start` marker
+  // (--memslots); when given, they are the data slots and a start marker's
+  // slots are ignored.
+  std::vector<mmu::MemslotSpec> memslots;
 };
+
+// Parses --memslots "GPA:SIZE[:BACKING[:HVA]],..." (numbers in the trace
+// syntax: "0x40000000", "256M"; BACKING 4k, thp or hugetlb1g, default
+// `backing`); slot ids are the positions. Throws std::invalid_argument
+// naming the bad part.
+std::vector<mmu::MemslotSpec> parse_memslots_option(std::string_view text, mmu::HostBacking backing);
 
 struct FtraceImportReport {
   u64 lines = 0;            // all lines

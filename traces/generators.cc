@@ -193,9 +193,9 @@ const std::vector<GeneratorInfo>& generators() {
       {"seq", "each vCPU writes its share of memory once, 4 KiB apart"},
       {"random", "COUNT uniformly random 8-byte accesses (30% writes), vCPUs in turn"},
       {"dirty-log-migration", "fill, enable dirty logging, COUNT (<= 1000) rounds of random writes + GET_DIRTY_LOG, disable"},
-      {"nested-ept", "an L1 hypervisor switching EPTPs among 6 L2 guests: COUNT entries, L2 reads, EPT12 writes + INVEPT"},
       {"td-boot", "a TD boots: measured image (PAGE.ADD), finalize, vCPUs accept memory (2M, some 4K after a fault), COUNT random accesses, teardown"},
       {"conversions", "a TD (Dynamic PAMT) converts private memory: COUNT (<= 1000) rounds of MapGPA / KVM_SET_MEMORY_ATTRIBUTES, 4K and 2M, teardown"},
+      {"nested-ept", "an L1 hypervisor switching EPTPs among 6 L2 guests: COUNT entries, L2 reads, EPT12 writes + INVEPT"},
       {"memslot-churn", "COUNT (<= 1000) rounds of deleting and re-adding a small slot while vCPUs read all of memory"},
   };
   return g;
@@ -209,9 +209,9 @@ void generate(const std::string& name, const GenOptions& o, EventSink& sink) {
   if (name == "seq") return gen_seq(o, sink);
   if (name == "random") return gen_random(o, sink);
   if (name == "dirty-log-migration") return gen_dirty_log(o, sink);
-  if (name == "nested-ept") return gen_nested_ept(o, sink);
   if (name == "td-boot") return gen_td_boot(o, sink);
   if (name == "conversions") return gen_conversions(o, sink);
+  if (name == "nested-ept") return gen_nested_ept(o, sink);
   if (name == "memslot-churn") {
     if (o.size > (2ull << 30)) throw std::invalid_argument("--size must be at most 2G for memslot-churn (data at 1 GiB)");
     return gen_memslot_churn(o, sink);

@@ -5,6 +5,8 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "seam/tdx_leaf.h"
+#include "seam/tdx_status.h"
 #include "traces/reader.h"
 
 namespace septsim::traces {
@@ -54,6 +56,43 @@ const char* decision_name(DecisionKind k) {
     case DecisionKind::ZapAllFast: return "zap_all_fast";
     default: return "split";
   }
+}
+
+// An "expect" the reader parses back to the same status and exactness: the
+// name when there is one and the low 32 bits are clear, else 64-bit hex.
+void expect(std::string& o, const TdxEventFields& t) {
+  if (!t.has_expect) return;
+  key(o, "expect");
+  const char* name = t.expect_exact ? nullptr : seam::status_name(t.expect);
+  if (name && (t.expect & 0xffffffffull) == 0) {
+    o += '"', o += name, o += '"';
+    return;
+  }
+  char buf[24];
+  std::snprintf(buf, sizeof buf, "\"0x%016llx\"", static_cast<unsigned long long>(t.expect));
+  o += buf;
+}
+
+// seamcall / tdcall: leaf, TD (always for a TDCALL; RDX defaults to TD 0's
+// TDR anyway, so a SEAMCALL leaves td 0 out), registers given, expect.
+void seamcall(std::string& o, const Event& e) {
+  const TdxEventFields& t = e.tdx;
+  const bool tdcall = e.type == EventType::Tdcall;
+  const char* leaf = tdcall ? seam::tdcall_leaf_name(t.leaf) : seam::leaf_name(t.leaf);
+  key(o, "leaf"), str(o, leaf ? leaf : "?");
+  if (tdcall || t.td) key(o, "td"), dec(o, t.td);
+  if (tdcall) key(o, "vcpu"), dec(o, t.vcpu);
+  if (t.has_gpa) key(o, "gpa"), hex(o, t.gpa);
+  if (t.level) key(o, "level"), dec(o, u64(t.level));
+  if (!tdcall) {
+    if (t.version) key(o, "version"), dec(o, t.version);
+    if (t.lp) key(o, "lp"), dec(o, t.lp);
+    if (t.concurrent) key(o, "concurrent"), o += "true";
+  }
+  static constexpr const char* kRegs[] = {"rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"};
+  for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
+    if (t.reg_mask >> i & 1) key(o, kRegs[i]), hex(o, t.regs[i]);
+  expect(o, t);
 }
 
 void nested_fields(std::string& o, const Event& e) {
@@ -172,9 +211,18 @@ std::string event_to_json(const Event& e) {
     case EventType::MapGpa:
       key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size);
       break;
-    default:  // the raw TDX module events (seam/) have no writer yet
-      throw std::runtime_error(std::string(event_type_name(e.type)) + " events cannot be written yet (line " +
-                               std::to_string(e.line) + ")");
+    case EventType::TdCreate:
+      key(o, "td"), dec(o, e.tdx.td), key(o, "vcpus"), dec(o, e.tdx.vcpus);
+      key(o, "gpaw"), dec(o, u64(e.tdx.gpaw)), key(o, "levels"), dec(o, u64(e.tdx.ept_levels));
+      if (e.tdx.dynamic_pamt) key(o, "dynamic_pamt"), o += "true";
+      break;
+    case EventType::Seamcall:
+    case EventType::Tdcall: seamcall(o, e); break;
+    case EventType::TdVcpu:
+      key(o, "td"), dec(o, e.tdx.td), key(o, "vcpu"), dec(o, e.tdx.vcpu);
+      key(o, "op"), o += e.tdx.enter ? "\"enter\"" : "\"exit\"";
+      expect(o, e.tdx);
+      break;
   }
   o += '}';
   return o;

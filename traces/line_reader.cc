@@ -1,5 +1,7 @@
 #include "traces/line_reader.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -8,10 +10,17 @@
 
 namespace septsim::traces {
 
-LineReader::LineReader(const std::string& path) : path_(path), buf_(2 * kChunk + kMaxLine) {
+LineReader::LineReader(const std::string& path) : path_(path) {
   errno = 0;
   f_ = std::fopen(path.c_str(), "rb");
   if (!f_) throw TraceError(path, 0, "", std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
+  // A regular file smaller than kMaxLine fits whole (and cannot hold an
+  // overlong line); anything else gets room for two chunks and a long line.
+  size_t cap = 2 * kChunk + kMaxLine;
+  struct stat st;
+  if (::fstat(::fileno(f_), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 && size_t(st.st_size) < kMaxLine)
+    cap = size_t(st.st_size) + 1;
+  buf_.resize(cap);
 }
 
 LineReader::~LineReader() { std::fclose(f_); }

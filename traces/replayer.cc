@@ -119,13 +119,13 @@ class ReplayTop : public sc_core::sc_module {
       vcpus_.back()->walker().mem.bind(target_.socket);
       kvm_.add_vcpu(*vcpus_.back());
     }
-    checker_.set_nested(&nested_);
     if (!opts.emit_kvmmmu.empty()) {
       kvmmmu_ = std::make_unique<KvmmmuWriter>(opts.emit_kvmmmu, vcpus, [this](int vcpu) {
         return timing_.to_ps(vcpu < 0 ? timing_.from_time(sc_core::sc_time_stamp()) : vcpus_[size_t(vcpu)]->cycles());
       });
       kvm_.set_tracepoints(kvmmmu_.get());
     }
+    checker_.set_nested(&nested_);
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
     vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");

@@ -5,7 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "traces/ftrace_import.h"
 
+using namespace septsim;
+using namespace septsim::traces;
 using namespace septsim::test;
 
 namespace {
@@ -56,4 +59,22 @@ TEST_CASE("kvm-compare: a missing stats file is a bad-input error", "[kvm-compar
   auto r = run_septsim("kvm-compare " + data("seq.trace") + " --kvm-stats " + data("nope.json") + " -q");
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("nope.json") != std::string::npos);
+}
+
+TEST_CASE("the memslots option takes GPA:SIZE, an optional backing and HVA per slot and names bad parts", "[compare]") {
+  auto s = parse_memslots_option("0x0:2M:4k,0x40000000:256M,0x80000000:1G:hugetlb1g:0x7f0000000000", mmu::HostBacking::Thp2M);
+  REQUIRE(s.size() == 3);
+  CHECK(s[0].id == 0);
+  CHECK(s[0].size == 2u << 20);
+  CHECK(s[0].backing == mmu::HostBacking::Page4K);
+  CHECK(s[1].gpa == 0x40000000);
+  CHECK(s[1].backing == mmu::HostBacking::Thp2M);  // the default given
+  CHECK(s[2].id == 2);
+  CHECK(s[2].backing == mmu::HostBacking::Hugetlb1G);
+  CHECK(s[2].userspace_addr == 0x7f0000000000);
+  CHECK_THROWS_WITH(parse_memslots_option("0x0", mmu::HostBacking::Thp2M),
+                    "--memslots: slot 0 \"0x0\": expected GPA:SIZE[:BACKING[:HVA]]");
+  CHECK_THROWS_WITH(parse_memslots_option("0x0:2M,0x1800:4K", mmu::HostBacking::Thp2M),
+                    Catch::Contains("slot 1 \"0x1800:4K\": GPA, SIZE and HVA must be 4 KiB aligned"));
+  CHECK_THROWS_WITH(parse_memslots_option("0x0:2Q", mmu::HostBacking::Thp2M), Catch::Contains("bad number"));
 }

@@ -2,6 +2,7 @@
 // `septsim convert`, and replay picking the format by magic.
 #include <catch2/catch.hpp>
 #include <fstream>
+#include <set>
 
 #include "cli_util.h"
 #include "traces/binary_trace.h"
@@ -84,8 +85,8 @@ TEST_CASE("truncated and corrupt binary traces give clear errors", "[binary][bad
   CHECK_THROWS_WITH(read_all(write_bytes(bad)), Catch::Contains("checksum mismatch in block 1"));
   // Another version.
   bad = bytes;
-  bad[8] = 2;
-  CHECK_THROWS_WITH(read_all(write_bytes(bad)), Catch::Contains("unsupported binary trace version 2"));
+  bad[8] = 3;
+  CHECK_THROWS_WITH(read_all(write_bytes(bad)), Catch::Contains("unsupported binary trace version 3 (this reader reads 1 and 2)"));
   // The CLI names the file and exits 2.
   auto r = run_septsim("replay " + write_bytes(bytes.substr(0, bytes.size() - 16)));
   CHECK(r.exit_code == 2);
@@ -114,4 +115,58 @@ TEST_CASE("septsim gen is deterministic for a seed and replays", "[gen]") {
   auto bad = run_septsim("gen teleport -o " + a);
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("unknown generator 'teleport'") != std::string::npos);
+}
+
+namespace {
+
+std::string every_event() { return std::string(SEPTSIM_SOURCE_DIR) + "/tests/traces/data/every_event.jsonl"; }
+
+// The event lines of a JSON Lines file (past the header).
+std::string body(const std::string& path) {
+  std::string t = slurp(path);
+  return t.substr(t.find('\n') + 1);
+}
+
+}  // namespace
+
+TEST_CASE("septsim convert round-trips every event type through both formats", "[binary][convert]") {
+  // The file holds each type once, written as the JSON Lines writer writes it.
+  std::set<EventType> types;
+  auto src = open_event_source(every_event());
+  Event e;
+  while (src->next(e)) types.insert(e.type);
+  CHECK(types.size() == size_t(EventType::MapGpa) + 1);
+
+  auto d = temp_dir();
+  auto b = (d / "x.sstb").string(), j = (d / "x.jsonl").string(), jj = (d / "y.jsonl").string();
+  auto r = run_septsim("convert " + every_event() + " " + b);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  REQUIRE(run_septsim("convert " + b + " " + j).exit_code == 0);
+  REQUIRE(run_septsim("convert " + every_event() + " " + jj).exit_code == 0);
+  CHECK(body(j) == body(every_event()));
+  CHECK(body(jj) == body(every_event()));
+  CHECK(all_json(b) == all_json(every_event()));
+}
+
+TEST_CASE("binary version 1 files still read, and TD events are not version 1", "[binary]") {
+  auto d = temp_dir();
+  auto b = (d / "s.sstb").string();
+  REQUIRE(run_septsim("convert " + sample_trace() + " " + b).exit_code == 0);
+  std::string bytes = slurp(b);
+  CHECK(bytes[8] == 2);
+  bytes[8] = 1;  // the sample has no TD event: its bytes are a valid version 1 file
+  CHECK(all_json(write_bytes(bytes)) == all_json(sample_trace()));
+
+  auto td = (d / "td.sstb").string();
+  REQUIRE(run_septsim("convert " + every_event() + " " + td).exit_code == 0);
+  std::string tdb = slurp(td);
+  tdb[8] = 1;
+  auto read_all = [](const std::string& path) {
+    BinaryTraceReader r(path);
+    Event e;
+    while (r.next(e)) {
+    }
+  };
+  CHECK_THROWS_WITH(read_all(write_bytes(tdb)), Catch::Contains("t.sstb:1: field 'type': corrupt binary trace: unknown field bits"));
 }

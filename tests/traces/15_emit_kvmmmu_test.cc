@@ -147,3 +147,19 @@ TEST_CASE("fast_page_fault prints its error code as __print_flags does", "[kvmmm
   CHECK(pferr_flags(0x10) == "F");
   CHECK(pferr_flags((u64{1} << 33) | 0x2) == "W|0x200000000");
 }
+
+TEST_CASE("kvm-compare with --memslots agrees with every mapping level of the model's own tracepoints", "[kvmmmu][compare]") {
+  Emitted m = replay_with_tracepoints(write_trace(kTrace));
+  std::string rec = write_text(m.text), json = (temp_dir() / "c.json").string();
+  // No kvmrec start marker: without --memslots every fault replays as MMIO.
+  REQUIRE(run_septsim("kvm-compare " + rec + " -q --json " + json).exit_code == 0);
+  auto none = nlohmann::json::parse(slurp(json))["total"];
+  CHECK(none["faults_compared"] == 6);
+  CHECK(none["faults_agree"] == 0);
+  auto r = run_septsim("kvm-compare " + rec + " -q --json " + json + " --memslots 0x0:64M:thp,0x40000000:16M:4k");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto total = nlohmann::json::parse(slurp(json))["total"];
+  CHECK(total["faults_compared"] == 6);
+  CHECK(total["faults_agree"] == 6);
+}
