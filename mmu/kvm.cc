@@ -48,7 +48,9 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       pml(cfg.b("mmu.pml")),
       max_gfn(config_max_gfn(cfg, root_level)),
       maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
-      tdp(m, timing, stats, spent) {
+      vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
+      tdp(m, timing, stats, spent),
+      mmu_lock(reg) {
   // HostMemory keeps pfns in 32 bits.
   if (mem.limit_frames() > (u64{1} << 32))
     throw model::ConfigError("config key 'host.mem_gib' must be at most 16384 (the MMU keeps 32-bit host frame numbers)");
@@ -97,9 +99,32 @@ void Kvm::Impl::kvm_mmu_load(Vcpu& v) {
   spent += timing.invalidation;
 }
 
+void Kvm::Impl::begin_vcpu_op(const model::VcpuControl& ctl) {
+  current = &ctl;
+  clock_base = ctl.local_time();
+  Cycles floor = clock_base;
+  for (const Vcpu& v : vcpus) floor = std::min(floor, v.ctl->local_time());
+  mmu_lock.prune(floor);
+  std::erase_if(recent_installs, [floor](const RecentInstall& r) { return r.visible_at <= floor; });
+}
+
+void Kvm::Impl::begin_ioctl() {
+  current = nullptr;
+  clock_base = host_time.value_or(std::max(latest, mmu_lock.last_release()));
+  host_time.reset();
+}
+
 void Kvm::Impl::kvm_flush_remote_tlbs() {
-  for (Vcpu& v : vcpus)
-    if (v.ctl->eptp().root) v.ctl->invept_single(v.ctl->eptp());
+  // kvm_make_all_cpus_request(KVM_REQ_TLB_FLUSH): an IPI to every other vCPU
+  // in the guest, which exits, flushes and re-enters; the caller flushes itself.
+  for (Vcpu& v : vcpus) {
+    if (!v.ctl->eptp().root) continue;
+    v.ctl->invept_single(v.ctl->eptp());
+    if (v.ctl == current) continue;
+    spent += timing.ipi;
+    v.ctl->charge(timing.vmexit + timing.invalidation + timing.vmentry);
+    ++stats.remote_tlb_flush_ipis;
+  }
   ++stats.remote_tlb_flush;
   spent += timing.tlb_flush;
 }
@@ -164,6 +189,8 @@ Cycles Kvm::delete_memslot(u32 id) {
   Impl& k = *impl_;
   k.spent = k.timing.vm_ioctl;
   k.slot_by_id(id);
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   k.kvm_mmu_zap_all_fast();
   k.slots.remove(id);  // releases the slot's host memory
   return k.finish();
@@ -175,6 +202,8 @@ Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
   Memslot& slot = k.slot_by_id(id);
   k.check_slot_range(new_gpa, slot.npages << kPageShift, &slot);
   if ((new_gpa >> kPageShift) == slot.base_gfn) return k.finish();
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   k.kvm_mmu_zap_all_fast();
   slot.base_gfn = new_gpa >> kPageShift;
   slot.init_lpage_info();
@@ -190,6 +219,8 @@ Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
     throw KvmError("memslot flags " + hex(flags) + " are not supported");
   if ((flags ^ slot.flags) & KVM_MEM_READONLY)
     throw KvmError("memslot " + std::to_string(id) + ": KVM_MEM_READONLY cannot be changed on an existing slot");
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   u32 old_flags = slot.flags;
   slot.flags = flags;
   if (slot.dirty_track_enabled() && slot.dirty_bitmap.empty()) slot.dirty_bitmap.assign((slot.npages + 63) / 64, 0);
@@ -201,6 +232,8 @@ Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
 Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   Impl& k = *impl_;
   k.spent = 0;
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
   if (k.tdp.zap_leafs(start, end, false)) k.kvm_flush_remote_tlbs();
   return k.finish();
@@ -213,6 +246,8 @@ Hpa Kvm::host_hpa_for_gpa(Gpa gpa) {
   Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gpa >> kPageShift), &allocs);
   return (pfn << kPageShift) | (gpa & (kPageSize - 1));
 }
+
+void Kvm::set_host_time(Cycles t) { impl_->host_time = t; }
 
 bool Kvm::gpa_in_memslot(Gpa gpa) const { return impl_->slots.find(gpa >> kPageShift) != nullptr; }
 
@@ -232,6 +267,8 @@ Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
   Impl& k = *impl_;
   k.spent = 0;
   Impl::Vcpu& v = k.vcpu_of(vcpu);
+  k.begin_vcpu_op(vcpu);
+  auto lock = k.lock(MmuLockMode::Read);  // TDP root allocation and free
   if (requests & model::KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) k.kvm_mmu_free_obsolete_roots(v);
   bool loaded = !v.root || vcpu.eptp().root == 0;
   if (loaded)

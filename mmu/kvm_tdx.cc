@@ -23,7 +23,9 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   if (k.td) throw KvmError("the VM is already a TD");
   k.spent = k.timing.vm_ioctl;
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
-  td->set_kick_cost(k.timing.tlb_flush);
+  td->set_kick_cost(k.timing.ipi);
+  td->set_mmu_lock(&k.mmu_lock);
+  if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {
     k.spent += td->create(p, hw);
   } catch (const std::runtime_error& e) {
@@ -39,6 +41,9 @@ Cycles Kvm::td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure) {
   k.spent = k.timing.vm_ioctl;
   if ((gpa | size) & (kPageSize - 1) || size == 0)
     throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " and size " + hex(size) + " must be 4 KiB aligned and non-empty");
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
+  td.set_clock(k.now(), 0);
   try {
     for (u64 off = 0; off < size; off += kPageSize) {
       const Gfn gfn = (gpa + off) >> kPageShift;
@@ -61,6 +66,8 @@ Cycles Kvm::td_finalize() {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_finalize");
   k.spent = k.timing.vm_ioctl;
+  k.begin_ioctl();
+  td.set_clock(k.now(), 0);
   try {
     k.spent += td.finalize();
   } catch (const std::runtime_error& e) {
@@ -75,6 +82,8 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
   k.spent = 0;
   if (!td.finalized()) throw KvmError("accept: the TD is not finalized (no TD vCPU runs yet)");
   if (vcpu >= td.vcpus()) throw KvmError("accept: vCPU " + std::to_string(vcpu) + " does not exist");
+  k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
+  td.set_clock(k.now(), 1 + vcpu);
   seam::Status s = td.accept(vcpu, gpa, tdx_level, k.spent);
   if (s == seam::SEPTSIM_TD_EXIT_EPT_VIOLATION) {
     // The ACCEPT exits with an EPT violation on a page the VMM has not
@@ -84,6 +93,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
     fault.max_level = tdx_level + 1;
     k.tdx_private_fault(k.vcpus.at(vcpu), fault);
+    td.set_clock(k.now(), 1 + vcpu);
     k.spent += td.vp_enter(vcpu) + k.timing.vmentry;
     s = td.accept(vcpu, gpa, tdx_level, k.spent);
   }
@@ -95,6 +105,9 @@ Cycles Kvm::td_teardown() {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_teardown");
   k.spent = k.timing.vm_ioctl;
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
+  td.set_clock(k.now(), 0);
   try {
     k.spent += td.teardown();
   } catch (const std::runtime_error& e) {
@@ -119,20 +132,32 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
     ++td->memory_faults;
     return RET_PF_EMULATE;
   }
-  const auto& priv = td->private_pages();
-  const Gfn base2m = gfn & ~Gfn{511};
-  if (priv.count(gfn)) {
-    ++stats.pf_spurious;
-    return RET_PF_SPURIOUS;
-  }
-  if (const PrivatePage* p = priv.lookup(base2m); p && p->level == PG_LEVEL_2M) {
-    ++stats.pf_spurious;
-    return RET_PF_SPURIOUS;
-  }
-  // Fault the host page in first: the host mapping level depends on it.
+  // Fault the host page in before mmu_lock: the host mapping level depends on it.
   u64 allocs = 0;
-  Pfn pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(gfn), &allocs);
+  fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(gfn), &allocs);
   spent += allocs * timing.page_alloc;
+  // KVM retries a private fault in its handler while it returns RET_PF_RETRY
+  // (SEPT.ADD or AUG found the entry busy), without re-entering the guest.
+  for (int attempt = 1;; ++attempt) {
+    const int r = tdx_map_private_gfn(v, fault, cache);
+    if (r != RET_PF_RETRY) return r;
+    ++stats.pf_retry;
+    ++td->busy_retries;
+    if (attempt == kPrivateFaultRetries) return r;
+  }
+}
+
+int Kvm::Impl::tdx_map_private_gfn(Vcpu& v, KvmPageFault& fault, u32 cache) {
+  auto lock = this->lock(MmuLockMode::Read);
+  td->set_clock(now(), 1 + v.ctl->id());
+  const auto& priv = td->private_pages();
+  const Gfn gfn = fault.gfn, base2m = gfn & ~Gfn{511};
+  const PrivatePage* huge = priv.lookup(base2m);
+  if ((priv.count(gfn) && !td->mapping_in_flight(gfn, PG_LEVEL_4K)) ||
+      (huge && huge->level == PG_LEVEL_2M && !td->mapping_in_flight(base2m, PG_LEVEL_2M))) {
+    ++stats.pf_spurious;
+    return RET_PF_SPURIOUS;
+  }
   // TDX maps private memory at 4K unless the fault (an ACCEPT at 2M) asks
   // for more and the whole 2M range is free of private pages.
   int level = PG_LEVEL_4K;
@@ -142,8 +167,9 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
       level = PG_LEVEL_2M;
   }
   const Gfn map_gfn = level == PG_LEVEL_2M ? base2m : gfn;
-  if (level == PG_LEVEL_2M) pfn &= ~Pfn{511};
+  const Pfn pfn = level == PG_LEVEL_2M ? fault.pfn & ~Pfn{511} : fault.pfn;
   if (!td->map_private(cache, map_gfn << kPageShift, pfn << kPageShift, level, spent)) {
+    if (td->map_busy()) return RET_PF_RETRY;
     ++stats.pf_emulate;
     return RET_PF_EMULATE;
   }

@@ -17,6 +17,8 @@ struct MmuStats {
         pf_emulate(r.counter("kvm.pf_emulate", "faults sent to emulation (MMIO, read-only slot writes)")),
         pf_fast(r.counter("kvm.pf_fast", "faults resolved by fast_page_fault without mmu_lock")),
         remote_tlb_flush(r.counter("kvm.remote_tlb_flush", "kvm_flush_remote_tlbs calls")),
+        remote_tlb_flush_ipis(r.counter("kvm.remote_tlb_flush_ipis", "flush IPIs sent to other running vCPUs")),
+        pf_retry(r.counter("kvm.pf_retry", "faults that ended in RET_PF_RETRY (lost a cmpxchg, stale root, TDX BUSY)")),
         mmu_zap_all_fast(r.counter("kvm.mmu_zap_all_fast", "kvm_mmu_zap_all_fast calls")),
         split_huge_page(r.counter("kvm.split_huge_page", "huge leaves split in place")),
         recover_huge_page(r.counter("kvm.recover_huge_page", "tables replaced in place by a huge leaf")),
@@ -40,6 +42,8 @@ struct MmuStats {
   u64& pf_emulate;
   u64& pf_fast;
   u64& remote_tlb_flush;
+  u64& remote_tlb_flush_ipis;
+  u64& pf_retry;
   u64& mmu_zap_all_fast;
   u64& split_huge_page;
   u64& recover_huge_page;

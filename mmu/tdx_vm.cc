@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "mmu/mmu_lock.h"
 #include "mmu/mmu_stats.h"
 #include "model/hex.h"
 #include "model/vcpu.h"
@@ -33,17 +34,54 @@ TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
       mem_(mem),
       dpamt_(tdx, mem) {}
 
-Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles) {
+void TdxVm::set_clock_skew(Cycles skew) {
+  skew_ = skew;
+  tdx_.set_lock_retain(skew);
+}
+
+bool TdxVm::hidden(u64 key) const {
+  for (const InFlight& f : in_flight_)
+    if (f.key == key && f.initiator != initiator_ && f.from <= now_ && now_ < f.until) return true;
+  return false;
+}
+
+bool TdxVm::mapping_in_flight(Gfn gfn, int level) const {
+  if (in_flight_.empty()) return false;
+  const Gpa gpa = gfn << kPageShift;
+  for (int l = params_.ept_levels - 1; l >= level; --l)
+    if (hidden(table_key(gpa, l))) return true;
+  return hidden(kPageKeyBit | gfn);
+}
+
+void TdxVm::note_in_flight(u64 key, Cycles from) {
+  if (!skew_) return;  // one initiator at a time: nothing can race
+  std::erase_if(in_flight_, [this](const InFlight& f) { return f.until + skew_ <= now_; });
+  in_flight_.push_back({key, initiator_, from, now_});
+}
+
+void TdxVm::check_track() {
+  if (!mmu_lock_) return;
+  if (!mmu_lock_->write_held())
+    track_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+                               " without the write mmu_lock");
+  else if (now_ < epoch_drained_)
+    track_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+                                " before the previous epoch drained at cycle " + std::to_string(epoch_drained_));
+}
+
+Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) {
+  if (leaf == Leaf::TDH_MEM_TRACK) check_track();
   for (int i = 0;; ++i) {
     seam::SeamcallTxn t;
     t.in = r;
     t.in.rax = seam::leaf_rax(leaf);
+    t.initiator = initiator_;
     t.start = now_;
     const Cycles c = tdx_.transport(t);
     cycles += c;
     now_ += c;
     ++seamcalls;
-    if (seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY && i < kBusyRetries) {
+    if (retry_busy && seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY && i < kBusyRetries) {
       ++busy_retries;
       continue;
     }
@@ -98,24 +136,32 @@ bool TdxVm::ensure_tables(Gpa gpa, int leaf_level, u32 cache, Cycles& cycles) {
   const int top = params_.ept_levels - 1;
   for (int l = top; l > leaf_level; --l) {
     const u64 key = table_key(gpa, l);
-    if (sept_tables_.count(key)) continue;
+    // Another vCPU's SEPT.ADD of this table still in flight: this walk finds
+    // the entry missing too, and its own SEPT.ADD collides in the module.
+    if (sept_tables_.count(key) && !hidden(key)) continue;
     auto& pages = external_spt_cache_.at(cache);
     if (pages.empty()) {
       bugged_ = true;  // the top-up before mmu_lock must have covered every level
       return false;
     }
     const Hpa page = pages.back();
-    pages.pop_back();
     SeamcallRegs r;
     r.rcx = seam::page_info(gpa & ~(seam::tdx_level_size(l) - 1), l);
     r.rdx = handle_.tdr;
     r.r8 = page;
-    const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles);
+    const Cycles from = now_;
+    const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles, false);
+    if (seam::status_class(s) == seam::TDX_OPERAND_BUSY) {
+      map_busy_ = true;  // -EBUSY: the fault retries, the page stays cached
+      return false;
+    }
     if (s != TDX_SUCCESS) {
       bugged_ = true;  // KVM_BUG_ON: the mirror said the table was missing
       return false;
     }
+    pages.pop_back();
     sept_tables_[key] = page;
+    note_in_flight(key, from);
   }
   return true;
 }
@@ -170,14 +216,21 @@ Cycles TdxVm::finalize() {
 
 bool TdxVm::map_private(u32 cache, Gpa gpa, Hpa hpa, int level, Cycles& cycles) {
   const int tdx_level = level - 1;
+  map_busy_ = false;
   if (!ensure_tables(gpa, tdx_level, cache, cycles)) return false;
   if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_get(hpa, cycles);
   SeamcallRegs r;
   r.rcx = seam::page_info(gpa, tdx_level);
   r.rdx = handle_.tdr;
   r.r8 = hpa;
-  const Status s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles);
-  if (s != TDX_SUCCESS) return false;
+  const Cycles from = now_;
+  const Status s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles, false);
+  if (s != TDX_SUCCESS) {
+    map_busy_ = seam::status_class(s) == seam::TDX_OPERAND_BUSY;
+    if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_put(hpa, cycles);  // tdx_pamt_put on failure
+    return false;
+  }
+  note_in_flight(kPageKeyBit | (gpa >> kPageShift), from);
   const u64 tag = (hpa >> kPageShift) < mem_.limit_frames() && mem_.is_allocated(hpa >> kPageShift)
                       ? mem_.tag(hpa >> kPageShift)
                       : 0;
@@ -260,6 +313,7 @@ bool TdxVm::remove_private(Gfn gfn, Cycles& cycles) {
     return false;
   }
   cycles += kick_all();
+  epoch_drained_ = now_;
   const Status s = mem_op(Leaf::TDH_MEM_PAGE_REMOVE);
   cycles += reenter_all();
   if (s != TDX_SUCCESS) {

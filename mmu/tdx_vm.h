@@ -30,6 +30,7 @@ class Vcpu;
 namespace septsim::mmu {
 
 struct MmuStats;
+class MmuLock;
 
 struct TdxVmParams {
   int gpaw = 48;  // 48 or 52
@@ -220,8 +221,28 @@ class TdxVm {
   TdxVm(const TdxVm&) = delete;
   TdxVm& operator=(const TdxVm&) = delete;
 
-  // Cycles of one kick IPI (KVM charges its latency.tlb_flush).
+  // Cycles of one kick IPI (KVM charges its latency.ipi).
   void set_kick_cost(Cycles c) { kick_ipi_ = c; }
+  // The simulated time and initiator of the SEAMCALLs that follow: a vCPU's
+  // local time during its exit, the VMM's in an ioctl.
+  void set_clock(Cycles now, unsigned initiator) {
+    now_ = now;
+    initiator_ = initiator;
+  }
+  // How far apart the initiators' clocks may be (several vCPUs): the
+  // module's lock windows and the in-flight SEPT.ADD/AUG records are kept
+  // that long.
+  void set_clock_skew(Cycles skew);
+  // The last map_private failed on TDX_OPERAND_BUSY: KVM retries the fault.
+  bool map_busy() const { return map_busy_; }
+  // Whether another vCPU's AUG of the page at `gfn` (level 1 = 4K, 2 = 2M),
+  // or its SEPT.ADD of a table on the way, is in flight at this clock: the
+  // walk does not see the mapping yet.
+  bool mapping_in_flight(Gfn gfn, int level) const;
+  // The VM's mmu_lock: TDH.MEM.TRACK must run under its write side (rule 20).
+  void set_mmu_lock(const MmuLock* lock) { mmu_lock_ = lock; }
+  // Broken rule-20 conditions seen so far, one line each.
+  const std::vector<std::string>& track_violations() const { return track_violations_; }
   // MNG.CREATE .. VP.INIT; binds each TD vCPU to hw[i] (may be null).
   // Returns the cycles; throws std::runtime_error naming the failed leaf.
   Cycles create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw);
@@ -276,7 +297,21 @@ class TdxVm {
   u64& removed;
 
  private:
-  seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles);
+  // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
+  // zap-side leaves); SEPT.ADD and AUG instead fail the fault, which retries.
+  seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles, bool retry_busy = true);
+  // A SEPT.ADD or AUG by `initiator` during [from, until): other vCPUs that
+  // walk inside the window do not see its result yet (KVM's FROZEN entry).
+  struct InFlight {
+    u64 key;             // table_key, or kPageKeyBit | gfn for a page
+    unsigned initiator;  // who made the call
+    Cycles from, until;  // the call's window
+  };
+  static constexpr u64 kPageKeyBit = u64{1} << 63;
+  bool hidden(u64 key) const;
+  void note_in_flight(u64 key, Cycles from);
+  // Rule 20: TRACK under the write mmu_lock, after the previous epoch drained.
+  void check_track();
   Hpa control_page(Cycles& cycles);
   // The kernel's Dynamic PAMT refcount (PAMT.ADD on 0->1, PAMT.REMOVE on 1->0).
   void pamt_get(Hpa hpa, Cycles& cycles);
@@ -302,6 +337,13 @@ class TdxVm {
   // are windows in time, so back-to-back calls must not overlap.
   Cycles now_ = 0;
   Cycles kick_ipi_ = 0;  // what one kick IPI costs
+  unsigned initiator_ = 0;    // of the SEAMCALLs that follow (0: the VMM, 1 + i: vCPU i)
+  Cycles skew_ = 0;           // set_clock_skew
+  std::vector<InFlight> in_flight_;
+  bool map_busy_ = false;
+  const MmuLock* mmu_lock_ = nullptr;
+  Cycles epoch_drained_ = 0;  // when the last TRACK's kick had every vCPU out
+  std::vector<std::string> track_violations_;
 };
 
 }  // namespace septsim::mmu
