@@ -300,8 +300,10 @@ class TdxVm {
   // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
   // zap-side leaves); SEPT.ADD and AUG instead fail the fault, which retries.
   seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles, bool retry_busy = true);
-  // A SEPT.ADD or AUG by `initiator` during [from, until): other vCPUs that
-  // walk inside the window do not see its result yet (KVM's FROZEN entry).
+  // A SEPT.ADD or AUG by `initiator` during [from, until): another vCPU
+  // whose own call would overlap that window does not see its result yet and
+  // collides with it (KVM's FROZEN entry). One that walks after `until` sees
+  // it; one entirely before `from` also does (the model ran that call first).
   struct InFlight {
     u64 key;             // table_key, or kPageKeyBit | gfn for a page
     unsigned initiator;  // who made the call

@@ -4,9 +4,10 @@
 
 namespace septsim::seam {
 
-void SeamLocks::begin(unsigned initiator, Cycles now) {
+void SeamLocks::begin(unsigned initiator, Cycles now, Cycles until) {
   initiator_ = initiator;
   now_ = now;
+  until_ = until;
   pending_.clear();
   const Cycles horizon = now > retain_ ? now - retain_ : 0;
   std::erase_if(active_, [horizon](const Hold& h) { return h.until <= horizon; });
@@ -19,7 +20,7 @@ void SeamLocks::begin(unsigned initiator, Cycles now) {
 bool SeamLocks::acquire(LockKind kind, u64 addr, bool exclusive) {
   for (const Hold& h : active_)
     if (h.kind == kind && h.addr == addr && h.initiator != initiator_ && (exclusive || h.exclusive) &&
-        h.from <= now_ && now_ < h.until)
+        h.from < until_ && now_ < h.until)
       return false;
   pending_.push_back({kind, addr, exclusive, initiator_, now_, 0});
   return true;

@@ -4,7 +4,7 @@
 // TDX_OPERAND_BUSY and the lock's operand id (tdx-seam.md 7). Host-priority
 // locks additionally refuse guest (TDCALL) acquirers while held by the host.
 // Initiators may run at different local times (vCPUs between two quantum
-// syncs): a window conflicts only with a call that starts inside it, and
+// syncs): a window conflicts with a call whose own window overlaps it, and
 // windows are kept `retain` cycles past their end for calls that start
 // earlier than the latest one.
 #pragma once
@@ -19,8 +19,8 @@ enum class LockKind : u8 { Tdr, OpState, SeptTree, Epoch, SeptEntry, Pamt };
 
 class SeamLocks {
  public:
-  // Starts a call by `initiator` at `now`.
-  void begin(unsigned initiator, Cycles now);
+  // Starts a call by `initiator` at `now` that will end at `until`.
+  void begin(unsigned initiator, Cycles now, Cycles until);
   // False if another initiator's live window conflicts.
   bool acquire(LockKind kind, u64 addr, bool exclusive);
   // The call ends: its locks stay held until `until`.
@@ -45,6 +45,7 @@ class SeamLocks {
   std::vector<Hold> pending_;
   unsigned initiator_ = 0;
   Cycles now_ = 0;
+  Cycles until_ = 0;  // the current call's expected end
   Cycles retain_ = 0;
 };
 
