@@ -34,7 +34,7 @@ void check_tdx_invariants(const TdxVm& td, const model::PhysMem& mem, std::vecto
   auto report = [&](const std::string& rule, const std::string& what) { out.push_back("rule " + rule + ": " + what); };
   const seam::TdxModule& tdx = td.module();
   const seam::Td* t = td.td();
-  out.insert(out.end(), td.track_violations().begin(), td.track_violations().end());
+  out.insert(out.end(), td.hook_violations().begin(), td.hook_violations().end());
 
   if (td.torn_down()) {
     if (!td.private_pages().empty())

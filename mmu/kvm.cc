@@ -21,6 +21,13 @@ int config_max_huge_level(const model::Config& cfg) {
   return int(level);
 }
 
+bool config_pamt_cache_per_vcpu(const model::Config& cfg) {
+  const std::string& v = cfg.s("mmu.tdx_pamt_cache");
+  if (v != "vcpu" && v != "vm")
+    throw model::ConfigError("config key 'mmu.tdx_pamt_cache' must be vcpu or vm, not '" + v + "'");
+  return v == "vcpu";
+}
+
 Gfn config_max_gfn(const model::Config& cfg, int root_level) {
   u64 bits = std::min<u64>(cfg.u("host.maxphyaddr"), level_shift(root_level) + 9);
   return Gfn{1} << (bits - kPageShift);
@@ -49,6 +56,7 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       max_gfn(config_max_gfn(cfg, root_level)),
       maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
       vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
+      pamt_cache_per_vcpu(config_pamt_cache_per_vcpu(cfg)),
       tdp(m, timing, stats, spent),
       mmu_lock(reg) {
   // HostMemory keeps pfns in 32 bits.

@@ -53,6 +53,7 @@ struct Kvm::Impl {
   // How far apart two vCPUs' local times may be: a quantum plus the longest
   // operation we expect to straddle it (100k cycles, a guess).
   const Cycles vcpu_clock_skew;
+  const bool pamt_cache_per_vcpu;  // mmu.tdx_pamt_cache
   u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
   u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
   Cycles spent = 0;            // host cycles of the operation in progress

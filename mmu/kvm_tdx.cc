@@ -25,6 +25,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
   td->set_kick_cost(k.timing.ipi);
   td->set_mmu_lock(&k.mmu_lock);
+  td->set_pamt_cache_per_vcpu(k.pamt_cache_per_vcpu);
   if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {
     k.spent += td->create(p, hw);
@@ -42,8 +43,6 @@ Cycles Kvm::td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure) {
   if ((gpa | size) & (kPageSize - 1) || size == 0)
     throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " and size " + hex(size) + " must be 4 KiB aligned and non-empty");
   k.begin_ioctl();
-  auto lock = k.lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
-  td.set_clock(k.now(), 0);
   try {
     for (u64 off = 0; off < size; off += kPageSize) {
       const Gfn gfn = (gpa + off) >> kPageShift;
@@ -54,6 +53,9 @@ Cycles Kvm::td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure) {
       u64 allocs = 0;
       const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
       k.spent += allocs * k.timing.page_alloc;
+      k.spent += td.topup_pamt_cache(td.vm_cache()) * k.timing.page_alloc;
+      auto lock = k.lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
+      td.set_clock(k.now(), 0);
       k.spent += td.page_add(gpa + off, pfn << kPageShift, tag + (off >> kPageShift), measure);
     }
   } catch (const std::runtime_error& e) {
@@ -125,6 +127,7 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
   const u32 cache = v.ctl->id() < td->vcpus() ? v.ctl->id() : td->vm_cache();
   // mmu_topup_memory_caches: before mmu_lock, so the external hooks only take.
   td->topup_external_spt_cache(cache, spent);
+  spent += td->topup_pamt_cache(cache) * timing.page_alloc;
   const Gfn gfn = fault.gfn;
   fault.slot = slots.find(gfn);
   if (!fault.slot || td->torn_down() || !attrs.is_private(gfn)) {

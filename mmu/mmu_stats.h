@@ -30,7 +30,11 @@ struct MmuStats {
         tdx_memory_faults(r.counter("kvm.tdx.memory_fault_exits",
                                     "KVM_EXIT_MEMORY_FAULT: fault private-ness and attribute disagree, or no backing")),
         tdx_kicks(r.counter("kvm.tdx.kicks", "every-vCPU kicks after TDH.MEM.TRACK")),
-        tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")) {}
+        tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")),
+        tdx_pamt_add(r.counter("kvm.tdx.pamt_add", "TDH.PHYMEM.PAMT.ADD by the Dynamic PAMT refcount (0 -> 1)")),
+        tdx_pamt_remove(r.counter("kvm.tdx.pamt_remove", "TDH.PHYMEM.PAMT.REMOVE by the Dynamic PAMT refcount (1 -> 0)")),
+        tdx_pamt_cache_topups(r.counter("kvm.tdx.pamt_cache_topups", "PAMT page-pair cache top-ups before mmu_lock")),
+        tdx_pamt_cache_pages(r.gauge("kvm.tdx.pamt_cache_pages", "pages held in the PAMT page-pair caches")) {}
 
   void update_page_stats(int level, long delta) { *pages[level] += u64(delta); }
 
@@ -55,6 +59,10 @@ struct MmuStats {
   u64& tdx_memory_faults;
   u64& tdx_kicks;
   u64& tdx_removed;
+  u64& tdx_pamt_add;
+  u64& tdx_pamt_remove;
+  u64& tdx_pamt_cache_topups;
+  u64& tdx_pamt_cache_pages;
 };
 
 }  // namespace septsim::mmu

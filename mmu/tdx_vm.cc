@@ -30,6 +30,10 @@ TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
       memory_faults(stats.tdx_memory_faults),
       kicks(stats.tdx_kicks),
       removed(stats.tdx_removed),
+      pamt_adds(stats.tdx_pamt_add),
+      pamt_removes(stats.tdx_pamt_remove),
+      pamt_cache_topups(stats.tdx_pamt_cache_topups),
+      pamt_cache_pages(stats.tdx_pamt_cache_pages),
       tdx_(tdx),
       mem_(mem),
       dpamt_(tdx, mem) {}
@@ -63,10 +67,10 @@ void TdxVm::note_in_flight(u64 key, Cycles from) {
 void TdxVm::check_track() {
   if (!mmu_lock_) return;
   if (!mmu_lock_->write_held())
-    track_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
                                " without the write mmu_lock");
   else if (now_ < epoch_drained_)
-    track_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
                                 " before the previous epoch drained at cycle " + std::to_string(epoch_drained_));
 }
 
@@ -91,16 +95,39 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) 
   }
 }
 
-void TdxVm::pamt_get(Hpa hpa, Cycles& cycles) {
+void TdxVm::pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool) {
   const Cycles before = cycles;
-  dpamt_.get(hpa, cycles, 0, now_);
+  const u64 dry = dpamt_.dry_takes();
+  const size_t held = pool ? pool->size() : 0;
+  const bool first = dpamt_.count(hpa) == 0;
+  dpamt_.get(hpa, cycles, initiator_, now_, pool);
   now_ += cycles - before;
+  if (first && dpamt_.count(hpa) == 1) ++pamt_adds;
+  if (pool) pamt_cache_pages -= held - pool->size();
+  if (dpamt_.dry_takes() != dry)
+    hook_violations_.push_back("rule 21: PAMT.ADD for the 2M region at " + hex(hpa & ~((Hpa{1} << 21) - 1)) +
+                               " under mmu_lock found its page-pair cache empty and allocated");
 }
 
 void TdxVm::pamt_put(Hpa hpa, Cycles& cycles) {
   const Cycles before = cycles;
-  dpamt_.put(hpa, cycles, 0, now_);
+  const bool last = dpamt_.count(hpa) == 1;
+  dpamt_.put(hpa, cycles, initiator_, now_);
   now_ += cycles - before;
+  if (last) ++pamt_removes;
+}
+
+u32 TdxVm::topup_pamt_cache(u32 cache) {
+  if (!tdx_.pamt().dynamic()) return 0;
+  auto& pool = pamt_pool(cache);
+  // A pair for the guest page and one per table level below the root.
+  const size_t want = 2 * size_t(params_.ept_levels);
+  if (pool.size() >= want) return 0;
+  const u32 n = u32(want - pool.size());
+  while (pool.size() < want) pool.push_back(mem_.alloc() << kPageShift);
+  ++pamt_cache_topups;
+  pamt_cache_pages += n;
+  return n;
 }
 
 Hpa TdxVm::control_page(Cycles& cycles) {
@@ -118,10 +145,12 @@ Cycles TdxVm::create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) 
   cp.hkid = p.hkid;
   const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, 0, now_);
   now_ += r.cycles;
+  pamt_adds += dpamt_.regions();  // the control pages' regions
   if (r.status != TDX_SUCCESS)
     throw std::runtime_error("TD creation: " + r.failed_leaf + " returned " + seam::status_string(r.status));
   hw_ = hw;
   external_spt_cache_.assign(hw.size() + 1, {});
+  pamt_cache_.assign(hw.size() + 1, {});
   for (size_t i = 0; i < hw.size(); ++i)
     if (hw[i]) tdx_.bind_vcpu(handle_.tdvpr[i], hw[i]);
   return r.cycles;
@@ -183,7 +212,7 @@ Cycles TdxVm::page_add(Gpa gpa, Hpa hpa, u64 tag, bool measure) {
   r.rdx = handle_.tdr;
   r.r8 = hpa;
   r.r9 = src << kPageShift;
-  if (tdx_.pamt().dynamic()) pamt_get(hpa, c);
+  if (tdx_.pamt().dynamic()) pamt_get(hpa, c, &pamt_pool(vm_cache()));
   const Status s = call(Leaf::TDH_MEM_PAGE_ADD, r, c);
   mem_.free(src);
   if (s != TDX_SUCCESS)
@@ -219,7 +248,7 @@ bool TdxVm::map_private(u32 cache, Gpa gpa, Hpa hpa, int level, Cycles& cycles) 
   const int tdx_level = level - 1;
   map_busy_ = false;
   if (!ensure_tables(gpa, tdx_level, cache, cycles)) return false;
-  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_get(hpa, cycles);
+  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_get(hpa, cycles, &pamt_pool(cache));
   SeamcallRegs r;
   r.rcx = seam::page_info(gpa, tdx_level);
   r.rdx = handle_.tdr;
@@ -375,6 +404,12 @@ Cycles TdxVm::teardown() {
   };
   for (auto& [key, page] : sept_tables_) give_back(page);
   sept_tables_.clear();
+  // PAMT pairs never used go back to the host.
+  for (auto& pool : pamt_cache_) {
+    for (Hpa hpa : pool) mem_.free(hpa >> kPageShift);
+    pamt_cache_pages -= pool.size();
+    pool.clear();
+  }
   // Cached pages never reached the module: only their PAMT refcount and the allocator.
   for (auto& pages : external_spt_cache_) {
     for (Hpa hpa : pages) {

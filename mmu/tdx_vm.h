@@ -241,8 +241,9 @@ class TdxVm {
   bool mapping_in_flight(Gfn gfn, int level) const;
   // The VM's mmu_lock: TDH.MEM.TRACK must run under its write side (rule 20).
   void set_mmu_lock(const MmuLock* lock) { mmu_lock_ = lock; }
-  // Broken rule-20 conditions seen so far, one line each.
-  const std::vector<std::string>& track_violations() const { return track_violations_; }
+  // Broken rule-20 (TRACK) and rule-21 (allocation under mmu_lock)
+  // conditions seen so far, one line each.
+  const std::vector<std::string>& hook_violations() const { return hook_violations_; }
   // MNG.CREATE .. VP.INIT; binds each TD vCPU to hw[i] (may be null).
   // Returns the cycles; throws std::runtime_error naming the failed leaf.
   Cycles create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw);
@@ -263,6 +264,14 @@ class TdxVm {
   // ioctls), topped up before mmu_lock so the hooks never allocate.
   void topup_external_spt_cache(u32 cache, Cycles& cycles);
   u32 vm_cache() const { return u32(external_spt_cache_.size() - 1); }
+  // Dynamic PAMT page pairs for the hooks under mmu_lock (kvm-mmu.md 7.3):
+  // one cache per TD vCPU (KVM's way) or only the VM's (`per_vcpu` false).
+  void set_pamt_cache_per_vcpu(bool per_vcpu) { pamt_per_vcpu_ = per_vcpu; }
+  // Fills cache `cache`'s PAMT pool before mmu_lock with enough pages for
+  // one fault: a pair for the guest page and for each table it may link.
+  // Returns the pages allocated.
+  u32 topup_pamt_cache(u32 cache);
+  size_t cached_pamt_pages(u32 cache) const { return pamt_pool(cache).size(); }
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
   // Private fault at `gpa` backed by `hpa` (level 1 = 4K, 2 = 2M): SEPT.ADD of
   // missing tables with pages from cache `cache`, then AUG. True when the
@@ -295,6 +304,10 @@ class TdxVm {
   u64& memory_faults;
   u64& kicks;
   u64& removed;
+  u64& pamt_adds;
+  u64& pamt_removes;
+  u64& pamt_cache_topups;
+  u64& pamt_cache_pages;
 
  private:
   // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
@@ -316,8 +329,14 @@ class TdxVm {
   void check_track();
   Hpa control_page(Cycles& cycles);
   // The kernel's Dynamic PAMT refcount (PAMT.ADD on 0->1, PAMT.REMOVE on 1->0).
-  void pamt_get(Hpa hpa, Cycles& cycles);
+  // `pool`: the pre-allocated pages a 0->1 get must use (under mmu_lock);
+  // a pool that runs dry is a rule-21 violation.
+  void pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool = nullptr);
   void pamt_put(Hpa hpa, Cycles& cycles);
+  std::vector<Hpa>& pamt_pool(u32 cache) { return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache()); }
+  const std::vector<Hpa>& pamt_pool(u32 cache) const {
+    return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache());
+  }
   bool ensure_tables(Gpa gpa, int leaf_level, u32 cache, Cycles& cycles);
   bool reclaim(Hpa hpa, Cycles& cycles);
   Cycles kick_all();
@@ -332,6 +351,8 @@ class TdxVm {
   PrivatePageMap private_;
   std::map<u64, Hpa> sept_tables_;  // (level << 56 | gpa >> level shift) -> table page
   std::vector<std::vector<Hpa>> external_spt_cache_;  // per TD vCPU, then the VM's
+  std::vector<std::vector<Hpa>> pamt_cache_;          // PAMT page pairs, indexed the same way
+  bool pamt_per_vcpu_ = true;
   bool finalized_ = false;
   bool torn_down_ = false;
   bool bugged_ = false;
@@ -345,7 +366,7 @@ class TdxVm {
   bool map_busy_ = false;
   const MmuLock* mmu_lock_ = nullptr;
   Cycles epoch_drained_ = 0;  // when the last TRACK's kick had every vCPU out
-  std::vector<std::string> track_violations_;
+  std::vector<std::string> hook_violations_;
 };
 
 }  // namespace septsim::mmu

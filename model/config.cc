@@ -104,6 +104,8 @@ const std::vector<Config::Param> kParams = {
     {"mmu.max_huge_level", T::Int, "3", "largest EPT leaf the MMU creates: 1 = 4K, 2 = 2M, 3 = 1G"},
     {"mmu.pml", T::Bool, "false", "page-modification logging: dirty logging clears D instead of write-protecting"},
     {"mmu.ad", T::Bool, "true", "KVM uses EPT A/D bits (!ad_disabled)"},
+    {"mmu.tdx_pamt_cache", T::String, "vcpu",
+     "Dynamic PAMT page-pair cache for the hooks under mmu_lock: vcpu (one per vCPU, KVM's way) or vm (one per VM)"},
 };
 
 const std::map<std::string, std::map<std::string, std::string>> kPresets = {
