@@ -38,6 +38,8 @@ Cycles Kvm::get_dirty_log(u32 id, u64* dirty_pages) {
   k.spent = k.timing.vm_ioctl;
   Memslot& slot = k.slot_by_id(id);
   if (!slot.dirty_track_enabled()) throw KvmError("memslot " + std::to_string(id) + " is not dirty-logged");
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   if (k.use_pml()) k.tdp.harvest_dirty_bits(slot);  // kvm_arch_sync_dirty_log
   u64 n = 0;
   bool flush = false;
@@ -66,6 +68,8 @@ Cycles Kvm::clear_dirty_log(u32 id, u64 first_page, u64 num_pages) {
     throw KvmError("memslot " + std::to_string(id) + ": clear_dirty_log range [" + std::to_string(first_page) + ", +" +
                    std::to_string(num_pages) + ") must be 64-page aligned and inside the slot's " +
                    std::to_string(slot.npages) + " pages");
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   if (k.use_pml()) k.tdp.harvest_dirty_bits(slot);
   bool flush = false;
   for (u64 page = first_page; page < first_page + num_pages; page += 64) {

@@ -39,6 +39,9 @@ class TdChecker {
 
   void run() {
     for (const std::string& bug : k_.tdp.mirror_bugs()) report("17", bug);
+    // Rules 20 (TRACK under the write mmu_lock) and 21 (no allocation under
+    // it), seen by the hooks as they ran.
+    out_.insert(out_.end(), td_.hook_violations().begin(), td_.hook_violations().end());
     if (td_.torn_down()) {
       torn_down();
       return;

@@ -23,6 +23,13 @@ int config_max_huge_level(const model::Config& cfg) {
   return int(level);
 }
 
+bool config_pamt_cache_per_vcpu(const model::Config& cfg) {
+  const std::string& v = cfg.s("mmu.tdx_pamt_cache");
+  if (v != "vcpu" && v != "vm")
+    throw model::ConfigError("config key 'mmu.tdx_pamt_cache' must be vcpu or vm, not '" + v + "'");
+  return v == "vcpu";
+}
+
 Gfn config_max_gfn(const model::Config& cfg, int root_level) {
   u64 bits = std::min<u64>(cfg.u("host.maxphyaddr"), level_shift(root_level) + 9);
   return Gfn{1} << (bits - kPageShift);
@@ -51,8 +58,11 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       max_gfn(config_max_gfn(cfg, root_level)),
       maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
       slot_zap_all(parse_slot_zap(cfg.s("mmu.slot_zap"))),
+      vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
+      pamt_cache_per_vcpu(config_pamt_cache_per_vcpu(cfg)),
       zap_history(reg),
-      tdp(m, timing, stats, spent) {
+      tdp(m, timing, stats, spent),
+      mmu_lock(reg) {
   stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
   tdp.set_zap_history(&zap_history);
   // HostMemory keeps pfns in 32 bits.
@@ -103,9 +113,32 @@ void Kvm::Impl::kvm_mmu_load(Vcpu& v) {
   spent += timing.invalidation;
 }
 
+void Kvm::Impl::begin_vcpu_op(const model::VcpuControl& ctl) {
+  current = &ctl;
+  clock_base = ctl.local_time();
+  Cycles floor = clock_base;
+  for (const Vcpu& v : vcpus) floor = std::min(floor, v.ctl->local_time());
+  mmu_lock.prune(floor);
+  std::erase_if(recent_installs, [floor](const RecentInstall& r) { return r.visible_at <= floor; });
+}
+
+void Kvm::Impl::begin_ioctl() {
+  current = nullptr;
+  clock_base = host_time.value_or(std::max(latest, mmu_lock.last_release()));
+  host_time.reset();
+}
+
 void Kvm::Impl::kvm_flush_remote_tlbs() {
-  for (Vcpu& v : vcpus)
-    if (v.ctl->eptp().root) v.ctl->invept_single(v.ctl->eptp());
+  // kvm_make_all_cpus_request(KVM_REQ_TLB_FLUSH): an IPI to every other vCPU
+  // in the guest, which exits, flushes and re-enters; the caller flushes itself.
+  for (Vcpu& v : vcpus) {
+    if (!v.ctl->eptp().root) continue;
+    v.ctl->invept_single(v.ctl->eptp());
+    if (v.ctl == current) continue;
+    spent += timing.ipi;
+    v.ctl->charge(timing.vmexit + timing.invalidation + timing.vmentry);
+    ++stats.remote_tlb_flush_ipis;
+  }
   ++stats.remote_tlb_flush;
   spent += timing.tlb_flush;
 }
@@ -172,6 +205,8 @@ Cycles Kvm::delete_memslot(u32 id) {
   Impl& k = *impl_;
   k.spent = k.timing.vm_ioctl;
   const Memslot& slot = k.slot_by_id(id);
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   // The mirror root survives the flush: a TD's private pages in the slot
   // leave through the removal hooks.
   if (k.mirror_root) k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
@@ -186,6 +221,8 @@ Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
   Memslot& slot = k.slot_by_id(id);
   k.check_slot_range(new_gpa, slot.npages << kPageShift, &slot);
   if ((new_gpa >> kPageShift) == slot.base_gfn) return k.finish();
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   k.kvm_arch_flush_shadow_memslot(slot);
   slot.base_gfn = new_gpa >> kPageShift;
   slot.init_lpage_info();
@@ -202,6 +239,8 @@ Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
     throw KvmError("memslot flags " + hex(flags) + " are not supported");
   if ((flags ^ slot.flags) & KVM_MEM_READONLY)
     throw KvmError("memslot " + std::to_string(id) + ": KVM_MEM_READONLY cannot be changed on an existing slot");
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   u32 old_flags = slot.flags;
   slot.flags = flags;
   if (slot.dirty_track_enabled() && slot.dirty_bitmap.empty()) slot.dirty_bitmap.assign((slot.npages + 63) / 64, 0);
@@ -213,6 +252,8 @@ Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
 Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   Impl& k = *impl_;
   k.spent = 0;
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
   Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
   // An mmu_notifier unmap: KVM_FILTER_SHARED, never the mirror root.
   if (k.tdp.zap_leafs(start, end, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
@@ -226,6 +267,8 @@ Hpa Kvm::host_hpa_for_gpa(Gpa gpa) {
   Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gpa >> kPageShift), &allocs);
   return (pfn << kPageShift) | (gpa & (kPageSize - 1));
 }
+
+void Kvm::set_host_time(Cycles t) { impl_->host_time = t; }
 
 bool Kvm::gpa_in_memslot(Gpa gpa) const { return impl_->slots.find(gpa >> kPageShift) != nullptr; }
 
@@ -248,6 +291,8 @@ Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
   k.spent = 0;
   TracepointTask task(k.tdp.tracepoints(), int(vcpu.id()));
   Impl::Vcpu& v = k.vcpu_of(vcpu);
+  k.begin_vcpu_op(vcpu);
+  auto lock = k.lock(MmuLockMode::Read);  // TDP root allocation and free
   if (requests & model::KVM_REQ_MMU_FREE_OBSOLETE_ROOTS) k.kvm_mmu_free_obsolete_roots(v);
   bool loaded = !v.root || vcpu.eptp().root == 0;
   if (loaded)

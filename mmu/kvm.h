@@ -85,6 +85,11 @@ class Kvm : public model::Hypervisor {
   // of that range does. Returns host cycles.
   Cycles zap_gfn_range(Gpa gpa, u64 size);
 
+  // The simulated time at which the next ioctl starts (the VMM thread's
+  // clock). Without it an ioctl starts after every operation so far, as at
+  // the replayer's barrier.
+  void set_host_time(Cycles t);
+
   // The host-physical address backing `gpa`, faulting in host memory (not the
   // EPT): how the replayer, acting as the guest kernel, writes guest page
   // tables. Throws KvmError if no memslot covers gpa.

@@ -1,14 +1,17 @@
 // Kvm's state, shared by kvm.cc (ioctls, roots, requests), page_fault.cc,
 // dirty_log.cc and invariants.cc.
 #pragma once
+#include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "mmu/kvm.h"
 #include "mmu/mem_attributes.h"
 #include "mmu/memslot.h"
+#include "mmu/mmu_lock.h"
 #include "mmu/mmu_stats.h"
 #include "model/hex.h"
 #include "mmu/page_fault.h"
@@ -31,6 +34,16 @@ struct Kvm::Impl {
     MmuPage* root = nullptr;  // holds one tdp_mmu_root_count reference
   };
 
+  // A leaf a fault installed under the read lock, visible to other vCPUs
+  // from `visible_at` on: a fault whose walk started earlier read the entry
+  // before it, and its cmpxchg against that snapshot fails.
+  struct RecentInstall {
+    Gfn gfn;            // first gfn the leaf maps
+    u64 pages;          // 4K pages it maps
+    unsigned vcpu;      // the installer (its own later faults see it at once)
+    Cycles visible_at;  // simulated time of the SPTE write
+  };
+
   const model::Timing timing;
   model::PhysMem& mem;
   MmuStats stats;
@@ -42,12 +55,22 @@ struct Kvm::Impl {
   const Gfn max_gfn;           // exclusive
   const unsigned maxphyaddr;
   const bool slot_zap_all;     // mmu.slot_zap: KVM_X86_QUIRK_SLOT_ZAP_ALL
+  // How far apart two vCPUs' local times may be: a quantum plus the longest
+  // operation we expect to straddle it (100k cycles, a guess).
+  const Cycles vcpu_clock_skew;
+  const bool pamt_cache_per_vcpu;  // mmu.tdx_pamt_cache
   u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
   u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
   Cycles spent = 0;            // host cycles of the operation in progress
+  Cycles clock_base = 0;       // simulated time at which the operation in progress started
+  Cycles latest = 0;           // the latest time an operation ended
+  std::optional<Cycles> host_time;  // set_host_time: when the next ioctl starts
+  const model::VcpuControl* current = nullptr;  // the vCPU whose exit is handled; null in an ioctl
   Memslots slots;
   ZapHistory zap_history;
   TdpMmu tdp;
+  MmuLock mmu_lock;
+  std::vector<RecentInstall> recent_installs;
   std::vector<Vcpu> vcpus;
   std::unique_ptr<TdxVm> td;  // KVM_X86_TDX_VM only
   MmuPage* mirror_root = nullptr;  // the TD's mirror root (mirror_root_hpa); one tdp_mmu_root_count reference
@@ -55,14 +78,26 @@ struct Kvm::Impl {
   // kvm_gfn_direct_bits: the shared bit as a gfn bit (0 for a normal VM).
   Gfn gfn_direct_bits() const { return td ? Gfn{1} << (td->shared_bit() - kPageShift) : 0; }
 
-  // kvm_tdx.cc: a fault on a private GPA of a TD.
+  // kvm_tdx.cc: a fault on a private GPA of a TD, retried locally while the
+  // TDX module answers BUSY; one attempt under mmu_lock.
   int tdx_private_fault(Vcpu& v, KvmPageFault& fault);
   int tdx_private_level(const KvmPageFault& fault);
+  // One attempt of a private fault under the read mmu_lock.
+  int tdx_map_private_gfn(Vcpu& v, KvmPageFault& fault);
+  static constexpr int kPrivateFaultRetries = 16;
   // KVM_TDX_INIT_MEM_REGION of one page: the mirror maps it, the hook PAGE.ADDs.
   void tdx_premap_page(Gpa gpa, u64 tag, bool measure);
   u32 vcpu_index(const Vcpu& v) const { return u32(&v - vcpus.data()); }
 
+  Cycles now() const { return clock_base + spent; }
+  // Start an operation on behalf of a vCPU (its local time) or of the VMM
+  // (set_host_time's value, else after the last mmu_lock holder).
+  void begin_vcpu_op(const model::VcpuControl& ctl);
+  void begin_ioctl();
+  MmuLockGuard lock(MmuLockMode mode) { return MmuLockGuard(mmu_lock, mode, spent, clock_base); }
+
   Cycles finish() {
+    latest = std::max(latest, now());
     stats.cycles += spent;
     return spent;
   }
@@ -85,6 +120,11 @@ struct Kvm::Impl {
   // page_fault.cc
   int kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault);
   int fast_page_fault(Vcpu& v, KvmPageFault& fault);
+  // Under the read lock: another vCPU's install of this gfn was not yet
+  // visible when this fault's walk read the entry (the cmpxchg fails).
+  bool lost_cmpxchg(const KvmPageFault& fault);
+  // kvm_tdp_mmu_map, remembering the install for racing faults, then the flush.
+  int map_and_record(Vcpu& v, KvmPageFault& fault);
   int kvm_mmu_faultin_pfn(KvmPageFault& fault);
   void kvm_mmu_hugepage_adjust(KvmPageFault& fault) const;
 

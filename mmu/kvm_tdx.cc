@@ -23,7 +23,10 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   if (k.td) throw KvmError("the VM is already a TD");
   k.spent = k.timing.vm_ioctl;
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
-  td->set_kick_cost(k.timing.tlb_flush);
+  td->set_kick_cost(k.timing.ipi);
+  td->set_mmu_lock(&k.mmu_lock);
+  td->set_pamt_cache_per_vcpu(k.pamt_cache_per_vcpu);
+  if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {
     k.spent += td->create(p, hw);
   } catch (const std::runtime_error& e) {
@@ -46,6 +49,7 @@ Cycles Kvm::td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure) {
   if (td.finalized()) throw KvmError("td_init_mem_region after td_finalize (PAGE.ADD needs an unfinalized TD)");
   if (!td.is_private(gpa) || !td.is_private(gpa + size - 1))
     throw KvmError("td_init_mem_region: [" + hex(gpa) + ", " + hex(gpa + size) + ") has the shared bit set");
+  k.begin_ioctl();
   try {
     for (u64 off = 0; off < size; off += kPageSize) k.tdx_premap_page(gpa + off, tag + (off >> kPageShift), measure);
   } catch (const std::runtime_error& e) {
@@ -65,6 +69,10 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
   spent += allocs * timing.page_alloc;
   td->topup_external_spt_cache(td->vm_cache(), spent);
+  spent += td->topup_pamt_cache(td->vm_cache()) * timing.page_alloc;
+  auto lock = this->lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
+  td->set_clock(now(), 0);
+  td->set_hook_cache(td->vm_cache());
   // kvm_tdp_mmu_map_private_pfn: the set hook PAGE.ADDs from page_add_src.
   KvmPageFault fault(gpa, PFERR_GUEST_FINAL_MASK | PFERR_PRIVATE_ACCESS | PFERR_WRITE_MASK);
   fault.slot = slot;
@@ -85,6 +93,8 @@ Cycles Kvm::td_finalize() {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_finalize");
   k.spent = k.timing.vm_ioctl;
+  k.begin_ioctl();
+  td.set_clock(k.now(), 0);
   try {
     k.spent += td.finalize();
   } catch (const std::runtime_error& e) {
@@ -99,6 +109,8 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
   k.spent = 0;
   if (!td.finalized()) throw KvmError("accept: the TD is not finalized (no TD vCPU runs yet)");
   if (vcpu >= td.vcpus()) throw KvmError("accept: vCPU " + std::to_string(vcpu) + " does not exist");
+  k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
+  td.set_clock(k.now(), 1 + vcpu);
   seam::Status s = td.accept(vcpu, gpa, tdx_level, k.spent);
   if (s == seam::SEPTSIM_TD_EXIT_EPT_VIOLATION) {
     // The ACCEPT exits with an EPT violation on a page the VMM has not
@@ -108,6 +120,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
     fault.max_level = tdx_level + 1;
     k.tdx_private_fault(k.vcpus.at(vcpu), fault);
+    td.set_clock(k.now(), 1 + vcpu);
     k.spent += td.vp_enter(vcpu) + k.timing.vmentry;
     s = td.accept(vcpu, gpa, tdx_level, k.spent);
   }
@@ -119,6 +132,9 @@ Cycles Kvm::td_teardown() {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_teardown");
   k.spent = k.timing.vm_ioctl;
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
+  td.set_clock(k.now(), 0);
   try {
     k.spent += td.release_hkid();
   } catch (const std::runtime_error& e) {
@@ -161,6 +177,7 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
   const u32 cache = v.ctl->id() < td->vcpus() ? v.ctl->id() : td->vm_cache();
   // mmu_topup_memory_caches: before mmu_lock, so the external hooks only take.
   td->topup_external_spt_cache(cache, spent);
+  spent += td->topup_pamt_cache(cache) * timing.page_alloc;
   const Gfn gfn = fault.gfn;
   fault.slot = slots.find(gfn);
   if (!fault.slot || td->torn_down() || !attrs.is_private(gfn)) {
@@ -168,20 +185,45 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
     ++td->memory_faults;
     return RET_PF_EMULATE;
   }
+  // Fault the host page in before mmu_lock: the host mapping level depends on it.
   u64 allocs = 0;
   fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(gfn), &allocs);
   spent += allocs * timing.page_alloc;
   fault.map_writable = true;
   fault.external_spt_cache = cache;
+  // KVM retries a private fault in its handler while it returns RET_PF_RETRY
+  // (SEPT.ADD or AUG found the entry busy), without re-entering the guest.
+  for (int attempt = 1;; ++attempt) {
+    const int r = tdx_map_private_gfn(v, fault);
+    if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries) return r;
+    if (!td->last_busy()) {
+      ++stats.pf_emulate;  // a refusal other than BUSY: the VM is bugged
+      return r;
+    }
+    ++stats.pf_retry;
+    ++td->busy_retries;
+  }
+}
+
+int Kvm::Impl::tdx_map_private_gfn(Vcpu& v, KvmPageFault& fault) {
+  auto lock = this->lock(MmuLockMode::Read);
+  td->set_clock(now(), 1 + v.ctl->id());
+  td->set_hook_cache(fault.external_spt_cache);
   fault.req_level = fault.goal_level = tdx_private_level(fault);
-  fault.pfn &= ~(pages_per_level(fault.goal_level) - 1);
+  const Pfn pfn = fault.pfn & ~(pages_per_level(fault.goal_level) - 1);
+  // The model ran a racing vCPU's fault first: one that read the mirror
+  // before that fault's writes landed calls its own hook on the same entry.
+  if (td->collide_in_flight(fault.gfn, fault.goal_level, pfn << kPageShift, fault.external_spt_cache, spent))
+    return RET_PF_RETRY;
+  KvmPageFault attempt = fault;
+  attempt.pfn = pfn;
   bool flush = false;
-  const int r = tdp.map(*mirror_root, fault, &flush);
+  const int r = tdp.map(*mirror_root, attempt, &flush);
   if (r == RET_PF_FIXED)
     ++stats.pf_fixed;
   else if (r == RET_PF_SPURIOUS)
     ++stats.pf_spurious;
-  else
+  else if (r != RET_PF_RETRY)
     ++stats.pf_emulate;
   return r;
 }

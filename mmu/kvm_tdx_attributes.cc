@@ -19,6 +19,9 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
     throw KvmError("set_memory_attributes: range [" + hex(gpa) + ", " + hex(gpa + size) +
                    ") must lie below the shared bit (bit " + std::to_string(td.shared_bit()) + ")");
   k.spent = k.timing.vm_ioctl;
+  k.begin_ioctl();
+  auto lock = k.lock(MmuLockMode::Write);
+  td.set_clock(k.now(), 0);
   const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
   // attr_filter: to private zaps the shared alias in the direct root; to
   // shared removes the private leaves from the mirror root.
@@ -51,6 +54,9 @@ Cycles Kvm::map_gpa(u32 vcpu, Gpa gpa, u64 size) {
   const bool to_private = td.is_private(gpa);
   const Gpa base = gpa & ~(Gpa{1} << td.shared_bit());
   // TDVMCALL exit to KVM, KVM_EXIT_HYPERCALL to the VMM, which converts, then VP.ENTER.
+  k.spent = 0;
+  k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
+  td.set_clock(k.now(), 1 + vcpu);
   Cycles c = td.td_exit(vcpu) + k.timing.vmexit;
   c += set_memory_attributes(base, size, to_private);
   c += td.vp_enter(vcpu) + k.timing.vmentry;

@@ -18,6 +18,8 @@ struct MmuStats {
         pf_emulate(r.counter("kvm.pf_emulate", "faults sent to emulation (MMIO, read-only slot writes)")),
         pf_fast(r.counter("kvm.pf_fast", "faults resolved by fast_page_fault without mmu_lock")),
         remote_tlb_flush(r.counter("kvm.remote_tlb_flush", "kvm_flush_remote_tlbs calls")),
+        remote_tlb_flush_ipis(r.counter("kvm.remote_tlb_flush_ipis", "flush IPIs sent to other running vCPUs")),
+        pf_retry(r.counter("kvm.pf_retry", "faults that ended in RET_PF_RETRY (lost a cmpxchg, stale root, TDX BUSY)")),
         mmu_zap_all_fast(r.counter("kvm.mmu_zap_all_fast", "kvm_mmu_zap_all_fast calls")),
         split_huge_page(r.counter("kvm.split_huge_page", "huge leaves split in place")),
         recover_huge_page(r.counter("kvm.recover_huge_page", "tables replaced in place by a huge leaf")),
@@ -30,6 +32,10 @@ struct MmuStats {
                                     "KVM_EXIT_MEMORY_FAULT: fault private-ness and attribute disagree, or no backing")),
         tdx_kicks(r.counter("kvm.tdx.kicks", "every-vCPU kicks after TDH.MEM.TRACK")),
         tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")),
+        tdx_pamt_add(r.counter("kvm.tdx.pamt_add", "TDH.PHYMEM.PAMT.ADD by the Dynamic PAMT refcount (0 -> 1)")),
+        tdx_pamt_remove(r.counter("kvm.tdx.pamt_remove", "TDH.PHYMEM.PAMT.REMOVE by the Dynamic PAMT refcount (1 -> 0)")),
+        tdx_pamt_cache_topups(r.counter("kvm.tdx.pamt_cache_topups", "PAMT page-pair cache top-ups before mmu_lock")),
+        tdx_pamt_cache_pages(r.gauge("kvm.tdx.pamt_cache_pages", "pages held in the PAMT page-pair caches")),
         sp_meta(r) {}
 
   void update_page_stats(int level, long delta) {
@@ -49,6 +55,8 @@ struct MmuStats {
   u64& pf_emulate;
   u64& pf_fast;
   u64& remote_tlb_flush;
+  u64& remote_tlb_flush_ipis;
+  u64& pf_retry;
   u64& mmu_zap_all_fast;
   u64& split_huge_page;
   u64& recover_huge_page;
@@ -60,6 +68,10 @@ struct MmuStats {
   u64& tdx_memory_faults;
   u64& tdx_kicks;
   u64& tdx_removed;
+  u64& tdx_pamt_add;
+  u64& tdx_pamt_remove;
+  u64& tdx_pamt_cache_topups;
+  u64& tdx_pamt_cache_pages;
   SpMetadataStats sp_meta;
 };
 

@@ -68,6 +68,29 @@ void Kvm::Impl::kvm_mmu_hugepage_adjust(KvmPageFault& fault) const {
   fault.pfn &= ~(pages_per_level(fault.goal_level) - 1);
 }
 
+bool Kvm::Impl::lost_cmpxchg(const KvmPageFault& fault) {
+  const unsigned me = current ? current->id() : ~0u;
+  for (const RecentInstall& r : recent_installs) {
+    if (r.vcpu == me || r.visible_at <= now() || fault.gfn < r.gfn || fault.gfn >= r.gfn + r.pages) continue;
+    // The walk read the entry before the other vCPU's write landed: the
+    // new SPTE is built, and tdp_mmu_set_spte_atomic fails against it.
+    spent += timing.spte_write;
+    return true;
+  }
+  return false;
+}
+
+int Kvm::Impl::map_and_record(Vcpu& v, KvmPageFault& fault) {
+  bool flush = false;
+  const int r = tdp.map(*v.root, fault, &flush);
+  if (r == RET_PF_FIXED && vcpus.size() > 1) {
+    const u64 pages = pages_per_level(fault.goal_level);
+    recent_installs.push_back({fault.gfn & ~(pages - 1), pages, v.ctl->id(), now()});
+  }
+  if (flush) kvm_flush_remote_tlbs();
+  return r;
+}
+
 int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
   fault.slot = slot_gfn(fault) < max_gfn ? slots.find(slot_gfn(fault)) : nullptr;
   ++stats.pf_taken;
@@ -77,17 +100,17 @@ int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
   if (r == RET_PF_INVALID) {
     r = kvm_mmu_faultin_pfn(fault);
     if (r == RET_PF_CONTINUE) {
+      auto lock = this->lock(MmuLockMode::Read);
       // is_page_fault_stale: the vCPU must first reload its root.
       if (!v.root || v.root->role.invalid) {
         r = RET_PF_RETRY;
       } else {
         kvm_mmu_hugepage_adjust(fault);
-        bool flush = false;
-        r = tdp.map(*v.root, fault, &flush);
-        if (flush) kvm_flush_remote_tlbs();
+        r = lost_cmpxchg(fault) ? RET_PF_RETRY : map_and_record(v, fault);
       }
     }
   }
+  if (r == RET_PF_RETRY) ++stats.pf_retry;
   if (r == RET_PF_FIXED)
     ++stats.pf_fixed;
   else if (r == RET_PF_EMULATE)
@@ -104,8 +127,10 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
   if (task.tp) task.tp->kvm_page_fault(vcpu.id(), 0, gpa, exit_qualification);
   KvmPageFault fault(gpa, ept_violation_error_code(exit_qualification));
   Impl::Vcpu& v = k.vcpu_of(vcpu);
+  k.begin_vcpu_op(vcpu);
   if (k.td && k.td->finalized() && vcpu.id() < k.td->vcpus()) {
     // A TD vCPU leaves the TD for the exit and re-enters through VP.ENTER.
+    k.td->set_clock(k.now(), 1 + vcpu.id());
     k.spent += k.td->td_exit(vcpu.id());
     const bool priv = k.td->is_private(gpa);
     const Gfn gfn = (gpa & ~(Gpa{1} << k.td->shared_bit())) >> kPageShift;
@@ -123,6 +148,7 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
       fault.direct_bits = k.gfn_direct_bits();
       k.kvm_mmu_do_page_fault(v, fault);
     }
+    k.td->set_clock(k.now(), 1 + vcpu.id());
     k.spent += k.td->vp_enter(vcpu.id());
     return k.finish();
   }

@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "mmu/mmu_lock.h"
 #include "mmu/mmu_stats.h"
 #include "mmu/spte.h"
 #include "seam/sept_entry.h"
@@ -29,21 +30,76 @@ TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
       memory_faults(stats.tdx_memory_faults),
       kicks(stats.tdx_kicks),
       removed(stats.tdx_removed),
+      pamt_adds(stats.tdx_pamt_add),
+      pamt_removes(stats.tdx_pamt_remove),
+      pamt_cache_topups(stats.tdx_pamt_cache_topups),
+      pamt_cache_pages(stats.tdx_pamt_cache_pages),
       tdx_(tdx),
       mem_(mem),
       dpamt_(tdx, mem) {}
 
-Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles) {
+void TdxVm::set_clock_skew(Cycles skew) {
+  skew_ = skew;
+  tdx_.set_lock_retain(skew);
+}
+
+bool TdxVm::hidden(u64 key) const {
+  // The same call by this initiator now would overlap the other's window.
+  for (const InFlight& f : in_flight_)
+    if (f.key == key && f.initiator != initiator_ && f.from < now_ + (f.until - f.from) && now_ < f.until) return true;
+  return false;
+}
+
+bool TdxVm::mapping_in_flight(Gfn gfn, int level) const {
+  if (in_flight_.empty()) return false;
+  for (int l = params_.ept_levels; l >= level; --l)
+    if (hidden(entry_key(gfn, l))) return true;
+  return false;
+}
+
+bool TdxVm::collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, Cycles& cycles) {
+  int l = params_.ept_levels;
+  while (l >= level && !hidden(entry_key(gfn, l))) --l;
+  if (l < level) return false;
+  SeamcallRegs r;
+  r.rcx = seam::page_info((gfn & ~(pages_per_level(l) - 1)) << kPageShift, l - 1);
+  r.rdx = handle_.tdr;
+  const auto& pages = external_spt_cache_.at(cache);
+  r.r8 = l > level ? (pages.empty() ? 0 : pages.back()) : hpa;
+  const Status s = call(l > level ? Leaf::TDH_MEM_SEPT_ADD : Leaf::TDH_MEM_PAGE_AUG, r, cycles, false);
+  return seam::status_class(s) == seam::TDX_OPERAND_BUSY;
+}
+
+void TdxVm::note_in_flight(u64 key, Cycles from) {
+  if (!skew_) return;  // one initiator at a time: nothing can race
+  std::erase_if(in_flight_, [this](const InFlight& f) { return f.until + skew_ <= now_; });
+  in_flight_.push_back({key, initiator_, from, now_});
+}
+
+void TdxVm::check_track() {
+  if (!mmu_lock_) return;
+  if (!mmu_lock_->write_held())
+    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+                               " without the write mmu_lock");
+  else if (now_ < epoch_drained_)
+    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+                                " before the previous epoch drained at cycle " + std::to_string(epoch_drained_));
+}
+
+Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) {
+  if (leaf == Leaf::TDH_MEM_TRACK) check_track();
   for (int i = 0;; ++i) {
     seam::SeamcallTxn t;
     t.in = r;
     t.in.rax = seam::leaf_rax(leaf);
+    t.initiator = initiator_;
     t.start = now_;
     const Cycles c = tdx_.transport(t);
     cycles += c;
     now_ += c;
     ++seamcalls;
-    if (seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY && i < kBusyRetries) {
+    last_busy_ = seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY;
+    if (retry_busy && seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY && i < kBusyRetries) {
       ++busy_retries;
       continue;
     }
@@ -52,16 +108,39 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles) {
   }
 }
 
-void TdxVm::pamt_get(Hpa hpa, Cycles& cycles) {
+void TdxVm::pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool) {
   const Cycles before = cycles;
-  dpamt_.get(hpa, cycles, 0, now_);
+  const u64 dry = dpamt_.dry_takes();
+  const size_t held = pool ? pool->size() : 0;
+  const bool first = dpamt_.count(hpa) == 0;
+  dpamt_.get(hpa, cycles, initiator_, now_, pool);
   now_ += cycles - before;
+  if (first && dpamt_.count(hpa) == 1) ++pamt_adds;
+  if (pool) pamt_cache_pages -= held - pool->size();
+  if (dpamt_.dry_takes() != dry)
+    hook_violations_.push_back("rule 21: PAMT.ADD for the 2M region at " + hex(hpa & ~((Hpa{1} << 21) - 1)) +
+                               " under mmu_lock found its page-pair cache empty and allocated");
 }
 
 void TdxVm::pamt_put(Hpa hpa, Cycles& cycles) {
   const Cycles before = cycles;
-  dpamt_.put(hpa, cycles, 0, now_);
+  const bool last = dpamt_.count(hpa) == 1;
+  dpamt_.put(hpa, cycles, initiator_, now_);
   now_ += cycles - before;
+  if (last) ++pamt_removes;
+}
+
+u32 TdxVm::topup_pamt_cache(u32 cache) {
+  if (!tdx_.pamt().dynamic()) return 0;
+  auto& pool = pamt_pool(cache);
+  // A pair for the guest page and one per table level below the root.
+  const size_t want = 2 * size_t(params_.ept_levels);
+  if (pool.size() >= want) return 0;
+  const u32 n = u32(want - pool.size());
+  while (pool.size() < want) pool.push_back(mem_.alloc() << kPageShift);
+  ++pamt_cache_topups;
+  pamt_cache_pages += n;
+  return n;
 }
 
 Hpa TdxVm::control_page(Cycles& cycles) {
@@ -79,10 +158,12 @@ Cycles TdxVm::create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) 
   cp.hkid = p.hkid;
   const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, 0, now_);
   now_ += r.cycles;
+  pamt_adds += dpamt_.regions();  // the control pages' regions
   if (r.status != TDX_SUCCESS)
     throw std::runtime_error("TD creation: " + r.failed_leaf + " returned " + seam::status_string(r.status));
   hw_ = hw;
   external_spt_cache_.assign(hw.size() + 1, {});
+  pamt_cache_.assign(hw.size() + 1, {});
   for (size_t i = 0; i < hw.size(); ++i)
     if (hw[i]) tdx_.bind_vcpu(handle_.tdvpr[i], hw[i]);
   return r.cycles;
@@ -140,9 +221,15 @@ bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycl
   r.rcx = seam::page_info(gfn << kPageShift, level - 1);
   r.rdx = handle_.tdr;
   r.r8 = external_spt << kPageShift;
-  const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles);
-  if (s != TDX_SUCCESS) fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
-  return s == TDX_SUCCESS;
+  const Cycles from = now_;
+  // -EBUSY is not retried here: the fault returns RET_PF_RETRY.
+  const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles, false);
+  if (s != TDX_SUCCESS) {
+    fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
+    return false;
+  }
+  note_in_flight(entry_key(gfn, level), from);
+  return true;
 }
 
 bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) {
@@ -154,12 +241,13 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
     return false;
   }
   const bool dpamt = tdx_.pamt().dynamic() && level == PG_LEVEL_4K;
-  if (dpamt) pamt_get(hpa, cycles);
+  if (dpamt) pamt_get(hpa, cycles, &pamt_pool(hook_cache_));
   SeamcallRegs r;
   r.rcx = seam::page_info(gpa, level - 1);
   r.rdx = handle_.tdr;
   r.r8 = hpa;
   Status s;
+  const Cycles from = now_;
   if (add) {
     // The source: a host page holding the image piece (its tag stands for the content).
     ++nr_premapped_;
@@ -170,13 +258,14 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
     mem_.free(src);
     --nr_premapped_;
   } else {
-    s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles);
+    s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles, false);  // BUSY: the fault retries
   }
   if (s != TDX_SUCCESS) {
     if (dpamt) pamt_put(hpa, cycles);
     fail(add ? "TDH.MEM.PAGE.ADD" : "TDH.MEM.PAGE.AUG", gpa, s);
     return false;
   }
+  note_in_flight(entry_key(gfn, level), from);
   account_content(gfn, level, hpa, 1);
   ++mapped_private_;
   return true;
@@ -294,6 +383,7 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
     return false;
   }
   cycles += kick_all();
+  epoch_drained_ = now_;
   const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, cycles);
   cycles += reenter_all();
   if (!removed_ok) return false;
@@ -378,6 +468,12 @@ Cycles TdxVm::reclaim_control_pages() {
     if (tdx_.pamt().dynamic()) pamt_put(hpa, c);
     mem_.free(hpa >> kPageShift);
   };
+  // PAMT pairs never used go back to the host.
+  for (auto& pool : pamt_cache_) {
+    for (Hpa hpa : pool) mem_.free(hpa >> kPageShift);
+    pamt_cache_pages -= pool.size();
+    pool.clear();
+  }
   // Cached pages never reached the module: only their PAMT refcount and the allocator.
   for (auto& pages : external_spt_cache_) {
     for (Hpa hpa : pages) {

@@ -32,6 +32,7 @@ class Vcpu;
 namespace septsim::mmu {
 
 struct MmuStats;
+class MmuLock;
 
 struct TdxVmParams {
   int gpaw = 48;  // 48 or 52
@@ -45,8 +46,39 @@ class TdxVm : public ExternalSpt {
   TdxVm(const TdxVm&) = delete;
   TdxVm& operator=(const TdxVm&) = delete;
 
-  // Cycles of one kick IPI (KVM charges its latency.tlb_flush).
+  // Cycles of one kick IPI (KVM charges its latency.ipi).
   void set_kick_cost(Cycles c) { kick_ipi_ = c; }
+  // The simulated time and initiator of the SEAMCALLs that follow: a vCPU's
+  // local time during its exit, the VMM's in an ioctl.
+  void set_clock(Cycles now, unsigned initiator) {
+    now_ = now;
+    initiator_ = initiator;
+  }
+  // How far apart the initiators' clocks may be (several vCPUs): the
+  // module's lock windows and the in-flight SEPT.ADD/AUG records are kept
+  // that long.
+  void set_clock_skew(Cycles skew);
+  // Whether another vCPU's SEPT.ADD or AUG of an entry on the walk to `gfn`
+  // at `level` (KVM's levels: 1 = 4K) is still in flight at this clock: the
+  // model ran that vCPU's fault first, but this one read the entry before
+  // the write and its own hook collides with it (collide_in_flight).
+  bool mapping_in_flight(Gfn gfn, int level) const;
+  // The racing fault's hook on the first in-flight entry of the walk: the
+  // same SEPT.ADD (a page from cache `cache`, not consumed) or AUG of `hpa`
+  // inside the other call's window. True when the module answered
+  // TDX_OPERAND_BUSY: the mirror entry goes back from FROZEN to what the
+  // winner left, and the fault returns RET_PF_RETRY.
+  bool collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, Cycles& cycles);
+  // The cache whose PAMT pairs the hooks use until the next call (the
+  // faulting vCPU's, or vm_cache() in an ioctl).
+  void set_hook_cache(u32 cache) { hook_cache_ = cache; }
+  // The last SEAMCALL answered TDX_OPERAND_BUSY.
+  bool last_busy() const { return last_busy_; }
+  // The VM's mmu_lock: TDH.MEM.TRACK must run under its write side (rule 20).
+  void set_mmu_lock(const MmuLock* lock) { mmu_lock_ = lock; }
+  // Broken rule-20 (TRACK) and rule-21 (allocation under mmu_lock)
+  // conditions seen so far, one line each.
+  const std::vector<std::string>& hook_violations() const { return hook_violations_; }
   // MNG.CREATE .. VP.INIT; binds each TD vCPU to hw[i] (may be null).
   // Returns the cycles; throws std::runtime_error naming the failed leaf.
   Cycles create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw);
@@ -71,6 +103,14 @@ class TdxVm : public ExternalSpt {
   // ioctls), topped up before mmu_lock so the hooks never allocate.
   void topup_external_spt_cache(u32 cache, Cycles& cycles);
   u32 vm_cache() const { return u32(external_spt_cache_.size() - 1); }
+  // Dynamic PAMT page pairs for the hooks under mmu_lock (kvm-mmu.md 7.3):
+  // one cache per TD vCPU (KVM's way) or only the VM's (`per_vcpu` false).
+  void set_pamt_cache_per_vcpu(bool per_vcpu) { pamt_per_vcpu_ = per_vcpu; }
+  // Fills cache `cache`'s PAMT pool before mmu_lock with enough pages for
+  // one fault: a pair for the guest page and for each table it may link.
+  // Returns the pages allocated.
+  u32 topup_pamt_cache(u32 cache);
+  size_t cached_pamt_pages(u32 cache) const { return pamt_pool(cache).size(); }
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
@@ -116,13 +156,40 @@ class TdxVm : public ExternalSpt {
   u64& memory_faults;
   u64& kicks;
   u64& removed;
+  u64& pamt_adds;
+  u64& pamt_removes;
+  u64& pamt_cache_topups;
+  u64& pamt_cache_pages;
 
  private:
-  seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles);
+  // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
+  // zap-side leaves); SEPT.ADD and AUG instead fail the fault, which retries.
+  seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles, bool retry_busy = true);
+  // A SEPT.ADD or AUG by `initiator` during [from, until): another vCPU
+  // whose own call would overlap that window does not see its result yet and
+  // collides with it (KVM's FROZEN entry). One that walks after `until` sees
+  // it; one entirely before `from` also does (the model ran that call first).
+  struct InFlight {
+    u64 key;             // entry_key of the mirror entry the call changed
+    unsigned initiator;  // who made the call
+    Cycles from, until;  // the call's window
+  };
+  // The mirror / Secure-EPT entry at (gfn, level): level << 56 | gfn >> 9 * (level - 1).
+  static u64 entry_key(Gfn gfn, int level) { return u64(level) << 56 | gfn >> (9 * (level - 1)); }
+  bool hidden(u64 key) const;
+  void note_in_flight(u64 key, Cycles from);
+  // Rule 20: TRACK under the write mmu_lock, after the previous epoch drained.
+  void check_track();
   Hpa control_page(Cycles& cycles);
   // The kernel's Dynamic PAMT refcount (PAMT.ADD on 0->1, PAMT.REMOVE on 1->0).
-  void pamt_get(Hpa hpa, Cycles& cycles);
+  // `pool`: the pre-allocated pages a 0->1 get must use (under mmu_lock);
+  // a pool that runs dry is a rule-21 violation.
+  void pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool = nullptr);
   void pamt_put(Hpa hpa, Cycles& cycles);
+  std::vector<Hpa>& pamt_pool(u32 cache) { return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache()); }
+  const std::vector<Hpa>& pamt_pool(u32 cache) const {
+    return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache());
+  }
   bool reclaim(Hpa hpa, Cycles& cycles);
   bool mem_op(seam::Leaf leaf, Gfn gfn, int level, Cycles& cycles);
   bool remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles);
@@ -146,6 +213,8 @@ class TdxVm : public ExternalSpt {
   std::map<Gfn, u64> content_digest_;
   std::string last_error_;
   std::vector<std::vector<Hpa>> external_spt_cache_;  // per TD vCPU, then the VM's
+  std::vector<std::vector<Hpa>> pamt_cache_;          // PAMT page pairs, indexed the same way
+  bool pamt_per_vcpu_ = true;
   bool finalized_ = false;
   bool torn_down_ = false;
   bool bugged_ = false;
@@ -153,6 +222,14 @@ class TdxVm : public ExternalSpt {
   // are windows in time, so back-to-back calls must not overlap.
   Cycles now_ = 0;
   Cycles kick_ipi_ = 0;  // what one kick IPI costs
+  unsigned initiator_ = 0;    // of the SEAMCALLs that follow (0: the VMM, 1 + i: vCPU i)
+  Cycles skew_ = 0;           // set_clock_skew
+  std::vector<InFlight> in_flight_;
+  u32 hook_cache_ = 0;     // set_hook_cache
+  bool last_busy_ = false;  // last_busy
+  const MmuLock* mmu_lock_ = nullptr;
+  Cycles epoch_drained_ = 0;  // when the last TRACK's kick had every vCPU out
+  std::vector<std::string> hook_violations_;
 };
 
 }  // namespace septsim::mmu

@@ -53,7 +53,9 @@ const std::vector<Config::Param> kParams = {
     {"latency.fault_handler", T::Int, "1500", "KVM EPT-violation handler software path, excluding table walks (guess)"},
     {"latency.spte_write", T::Int, "30", "one SPTE write or cmpxchg by the MMU (guess)"},
     {"latency.page_alloc", T::Int, "200", "allocating a page-table or data page (guess)"},
-    {"latency.tlb_flush", T::Int, "2000", "remote TLB flush: IPI + INVEPT per vCPU (guess)"},
+    {"latency.tlb_flush", T::Int, "2000", "kvm_flush_remote_tlbs: the initiator's own INVEPT and bookkeeping (guess)"},
+    {"latency.ipi", T::Int, "3000",
+     "one IPI to a running vCPU, sent and acknowledged (the target leaves the guest), paid by the sender (guess: ~1.2 us)"},
     {"latency.invalidation", T::Int, "200", "INVEPT/INVVPID/INVLPG/INVPCID executed by the CPU (guess)"},
     {"latency.vm_ioctl", T::Int, "5000", "a VM ioctl (memslot, dirty log) outside the guest (guess)"},
     // The TDX module (seam/). Per-leaf SEAMCALL latencies: tdx-seam.md 10 found
@@ -118,6 +120,8 @@ const std::vector<Config::Param> kParams = {
     {"mmu.slot_zap", T::String, "zap-all-fast",
      "memslot DELETE/MOVE: zap-all-fast (KVM_X86_QUIRK_SLOT_ZAP_ALL: mmu_valid_gen toggle, every root role.invalid) "
      "or zap-memslot (only the slot's leaves, kvm_mmu_zap_memslot; kvm-mmu.md 5.4)"},
+    {"mmu.tdx_pamt_cache", T::String, "vcpu",
+     "Dynamic PAMT page-pair cache for the hooks under mmu_lock: vcpu (one per vCPU, KVM's way) or vm (one per VM)"},
 };
 
 const std::map<std::string, std::map<std::string, std::string>> kPresets = {

@@ -27,6 +27,12 @@ class VcpuControl {
   virtual void invept_single(const ept::Eptp& eptp) = 0;
   virtual void invept_all() = 0;
   virtual void make_request(u32 request) = 0;
+  // The vCPU's local simulated time in cycles, the operation in progress
+  // included: when its VM exit reaches the hypervisor.
+  virtual Cycles local_time() const = 0;
+  // Cycles the hypervisor makes this vCPU spend outside its own operations
+  // (the exit, INVEPT and entry a remote-flush IPI forces on it).
+  virtual void charge(Cycles cycles) = 0;
 };
 
 class Hypervisor {

@@ -17,6 +17,7 @@ Timing Timing::from(const Config& c) {
   t.spte_write = c.u("latency.spte_write");
   t.page_alloc = c.u("latency.page_alloc");
   t.tlb_flush = c.u("latency.tlb_flush");
+  t.ipi = c.u("latency.ipi");
   t.invalidation = c.u("latency.invalidation");
   t.vm_ioctl = c.u("latency.vm_ioctl");
   return t;

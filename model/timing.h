@@ -21,6 +21,7 @@ struct Timing {
   Cycles spte_write = 30;
   Cycles page_alloc = 200;
   Cycles tlb_flush = 2000;
+  Cycles ipi = 3000;
   Cycles invalidation = 200;
   Cycles vm_ioctl = 5000;
 

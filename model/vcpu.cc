@@ -102,7 +102,10 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
         last_fault = r.gpa;
         ++*ept_violations_;
         ++*vmexits_;
-        c += timing_.vmexit + hv_.handle_ept_violation(*this, r.gpa, r.exit_qualification) + timing_.vmentry;
+        c += timing_.vmexit;
+        inflight_ = op_done_ + c;
+        c += hv_.handle_ept_violation(*this, r.gpa, r.exit_qualification) + timing_.vmentry;
+        inflight_ = 0;
         break;
     }
   }
@@ -154,7 +157,11 @@ Cycles Vcpu::execute(const VcpuOp& op) {
     case VcpuOp::Kind::Access: {
       Cycles c = 0;
       u64 addr = op.addr;
-      for (u64 i = 0; i < op.count; ++i, addr += op.stride) c += access(addr, op.is_gva, op.access);
+      for (u64 i = 0; i < op.count; ++i, addr += op.stride) {
+        op_done_ = c;
+        c += access(addr, op.is_gva, op.access);
+      }
+      op_done_ = 0;
       return c;
     }
     case VcpuOp::Kind::SetCr3:

@@ -62,6 +62,11 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   void invept_single(const ept::Eptp& eptp) override;
   void invept_all() override;
   void make_request(u32 request) override { requests_ |= request; }
+  Cycles local_time() const override { return cycles_ + inflight_; }
+  void charge(Cycles c) override {
+    cycles_ += c;
+    *cycles_ctr_ += c;
+  }
 
   // A TD vCPU: TDH.VP.ENTER loads the Secure-EPT root for private GPAs; the
   // shared EPTP stays the one load_eptp() set.
@@ -98,6 +103,8 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   bool idle_ = true;
   Cycles cycles_ = 0;         // this vCPU's local time
   Cycles synced_ = 0;         // local time at the last synchronisation
+  Cycles op_done_ = 0;        // cycles of the current execute() not yet in cycles_
+  Cycles inflight_ = 0;       // cycles of the operation in progress at a VM exit
   Cycles quantum_cycles_ = 0;
   tlm_utils::tlm_quantumkeeper qk_;
 

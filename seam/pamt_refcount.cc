@@ -9,17 +9,26 @@ u32 PamtRefcount::count(Hpa hpa) const {
   return it == refs_.end() ? 0 : it->second;
 }
 
-Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles start) {
+Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles start, std::vector<Hpa>* pool) {
   u32& n = refs_[hpa >> 21];
   if (n > 0) {
     ++n;
     return TDX_SUCCESS;
   }
+  auto take = [&]() -> Hpa {
+    if (pool && !pool->empty()) {
+      const Hpa page = pool->back();
+      pool->pop_back();
+      return page;
+    }
+    if (pool) ++dry_takes_;
+    return mem_.alloc() << kPageShift;
+  };
   SeamcallTxn t;
   t.in.rax = leaf_rax(Leaf::TDH_PHYMEM_PAMT_ADD);
   t.in.rcx = ((hpa >> 21) << 21) | 1;
-  t.in.rdx = mem_.alloc() << kPageShift;
-  t.in.r8 = mem_.alloc() << kPageShift;
+  t.in.rdx = take();
+  t.in.r8 = take();
   t.initiator = initiator;
   t.start = start + cycles;
   cycles += tdx_.transport(t);

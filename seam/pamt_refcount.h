@@ -3,6 +3,7 @@
 // TDH.PHYMEM.PAMT.ADD, the 1->0 put calls TDH.PHYMEM.PAMT.REMOVE and frees it.
 #pragma once
 #include <map>
+#include <vector>
 
 #include "model/phys_mem.h"
 #include "seam/seamcall.h"
@@ -13,15 +14,22 @@ class PamtRefcount {
  public:
   PamtRefcount(SeamTransport& tdx, model::PhysMem& mem) : tdx_(tdx), mem_(mem) {}
   // Returns the SEAMCALL status (TDX_SUCCESS when nothing had to be called);
-  // `cycles` accumulates the latency.
-  Status get(Hpa hpa, Cycles& cycles, unsigned initiator = 0, Cycles start = 0);
+  // `cycles` accumulates the latency. A 0->1 get takes its page pair from
+  // `pool` (a cache filled before mmu_lock) when given; a pool with fewer
+  // than two pages still allocates, counted in dry_takes().
+  Status get(Hpa hpa, Cycles& cycles, unsigned initiator = 0, Cycles start = 0, std::vector<Hpa>* pool = nullptr);
   Status put(Hpa hpa, Cycles& cycles, unsigned initiator = 0, Cycles start = 0);
   u32 count(Hpa hpa) const;
+  // 2M regions with a pair installed through this refcount.
+  size_t regions() const { return refs_.size(); }
+  // Pages a get had to allocate because its pool was empty.
+  u64 dry_takes() const { return dry_takes_; }
 
  private:
   SeamTransport& tdx_;
   model::PhysMem& mem_;
   std::map<u64, u32> refs_;  // by 2M region index
+  u64 dry_takes_ = 0;
 };
 
 }  // namespace septsim::seam

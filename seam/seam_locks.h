@@ -3,6 +3,10 @@
 // initiator that wants a conflicting mode inside that window fails with
 // TDX_OPERAND_BUSY and the lock's operand id (tdx-seam.md 7). Host-priority
 // locks additionally refuse guest (TDCALL) acquirers while held by the host.
+// Initiators may run at different local times (vCPUs between two quantum
+// syncs): a window conflicts with a call whose own window overlaps it, and
+// windows are kept `retain` cycles past their end for calls that start
+// earlier than the latest one.
 #pragma once
 #include <cstddef>
 #include <vector>
@@ -15,14 +19,18 @@ enum class LockKind : u8 { Tdr, OpState, SeptTree, Epoch, SeptEntry, Pamt };
 
 class SeamLocks {
  public:
-  // Starts a call by `initiator` at `now`.
-  void begin(unsigned initiator, Cycles now);
+  // Starts a call by `initiator` at `now` that will end at `until`.
+  void begin(unsigned initiator, Cycles now, Cycles until);
   // False if another initiator's live window conflicts.
   bool acquire(LockKind kind, u64 addr, bool exclusive);
   // The call ends: its locks stay held until `until`.
   void commit(Cycles until);
   void abort() { pending_.clear(); }
   size_t held() const { return active_.size(); }
+  // How far behind the latest call another initiator's call may start
+  // (0: calls arrive in time order, windows go as soon as they end).
+  void set_retain(Cycles retain) { retain_ = retain; }
+  static constexpr size_t kMaxHolds = 1024;
 
  private:
   struct Hold {
@@ -30,12 +38,15 @@ class SeamLocks {
     u64 addr;
     bool exclusive;
     unsigned initiator;
-    Cycles until;
+    Cycles from;   // the call's start
+    Cycles until;  // the call's end (exclusive)
   };
   std::vector<Hold> active_;
   std::vector<Hold> pending_;
   unsigned initiator_ = 0;
   Cycles now_ = 0;
+  Cycles until_ = 0;  // the current call's expected end
+  Cycles retain_ = 0;
 };
 
 }  // namespace septsim::seam

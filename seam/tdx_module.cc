@@ -90,7 +90,9 @@ void TdxModule::bind_vcpu(Hpa tdvpr, model::Vcpu* hw) {
 Cycles TdxModule::transport(SeamcallTxn& txn) {
   Call c{txn, txn.in, txn.out, rax_leaf(txn.in.rax), rax_version(txn.in.rax), nullptr, 0, 0, SeptWalk{}, false};
   txn.out = SeamcallRegs{};
-  locks_.begin(txn.initiator, txn.start);
+  // Lock windows: the call's expected length (an ACCEPT's level is not decoded yet: 4K).
+  const Cycles expected = txn.tdcall ? timing_.accept_4k : timing_.of(rax_leaf(txn.in.rax));
+  locks_.begin(txn.initiator, txn.start, txn.start + expected);
   Cycles cost;
   Status s;
   if (txn.tdcall) {

@@ -41,6 +41,9 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   // TLBs when the TD epoch changed.
   void bind_vcpu(Hpa tdvpr, model::Vcpu* hw);
 
+  // Initiators whose clocks may lag the latest call by up to `cycles` (vCPUs
+  // within a quantum): lock windows are kept that long past their end.
+  void set_lock_retain(Cycles cycles) { locks_.set_retain(cycles); }
   // TDH.SYS.CONFIG's Dynamic PAMT switch; only before any page is TDX-owned.
   bool configure_dynamic_pamt(bool on);
   // The VMM writes a TD_PARAMS structure at `hpa` for TDH.MNG.INIT to read.

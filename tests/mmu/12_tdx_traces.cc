@@ -87,3 +87,36 @@ TEST_CASE("the 4K conversion trace removes once, re-adds once and ends with no P
   CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
   CHECK(stat(json, "seam.tds") == 0);
 }
+
+TEST_CASE("the 2M race trace: the loser's SEPT.ADDs and AUG get BUSY, are retried, and each page maps once", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_race_stats.json";
+  REQUIRE(replay(trace("04_race_2m.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // Both vCPUs fault 0x400000 at once: one adds three tables and AUGs; the
+  // other's SEPT.ADDs overlap those calls and are refused (4 x BUSY, one
+  // table twice), it retries and finds the page.
+  CHECK(stat(json, "seam.status.busy") == 4);
+  CHECK(stat(json, "kvm.pf_retry") == 4);
+  CHECK(stat(json, "kvm.pf_spurious") == 1);
+  // Three distinct pages, three AUGs; the three tables added once each.
+  CHECK(stat(json, "kvm.pf_fixed") == 3);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_aug") == 3);
+  CHECK(stat(json, "seam.calls.tdh_mem_sept_add") == 3 + 4);  // three tables, four BUSY answers
+  CHECK(stat(json, "seam.status.errors") == 4);                   // the BUSY answers, nothing else
+  CHECK(stat(json, "seam.tds") == 0);
+}
+
+TEST_CASE("the Dynamic PAMT trace grows by a pair per new 2M region and shrinks to zero at teardown", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_dpamt_stats.json";
+  REQUIRE(replay(trace("05_dpamt_grow_shrink.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // One pair for the control pages' region and one per guest 2M region (4);
+  // two regions converted whole give theirs back, teardown the other three.
+  CHECK(stat(json, "kvm.tdx.pamt_add") == 1 + 4);
+  CHECK(stat(json, "kvm.tdx.pamt_remove") == 2 + 3);
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") == 5);
+  CHECK(stat(json, "kvm.tdx.pamt_cache_topups") == 4);  // each vCPU's first two faults refill
+  CHECK(stat(json, "kvm.tdx.pamt_cache_pages") == 0);
+  CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
+  CHECK(stat(json, "seam.tds") == 0);
+}

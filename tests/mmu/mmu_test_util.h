@@ -28,10 +28,14 @@ class FakeVcpu : public model::VcpuControl {
   void invept_single(const ept::Eptp& e) override { invepts.push_back(e); }
   void invept_all() override { ++invept_alls; }
   void make_request(u32 r) override { requests |= r; }
+  Cycles local_time() const override { return now; }
+  void charge(Cycles c) override { charged += c; }
   u32 take_requests() { return std::exchange(requests, 0u); }
 
   std::vector<ept::Eptp> loads, invepts;
   u32 requests = 0;
+  Cycles now = 0;      // the local time the test places this vCPU at
+  Cycles charged = 0;  // cycles KVM made it spend (remote-flush IPIs)
   unsigned invept_alls = 0;
 
  private:

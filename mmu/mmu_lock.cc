@@ -1,0 +1,60 @@
+#include "mmu/mmu_lock.h"
+
+#include <algorithm>
+
+namespace septsim::mmu {
+
+MmuLock::MmuLock(model::StatsRegistry& r)
+    : read_acquisitions_(r.counter("kvm.mmu_lock.read_acquisitions", "mmu_lock taken for read (faults, root loads)")),
+      write_acquisitions_(r.counter("kvm.mmu_lock.write_acquisitions",
+                                    "mmu_lock taken for write (zaps, memslots, dirty log, conversions, TD removals)")),
+      contended_(r.counter("kvm.mmu_lock.contended", "acquisitions that waited for a conflicting holder")),
+      wait_cycles_(r.counter("kvm.mmu_lock.wait_cycles", "cycles spent waiting for mmu_lock")),
+      wait_hist_(r.histogram("kvm.mmu_lock.wait", "cycles waited per contended acquisition")) {}
+
+Cycles MmuLock::acquire(MmuLockMode mode, Cycles at) {
+  ++(mode == MmuLockMode::Read ? read_acquisitions_ : write_acquisitions_);
+  Cycles t = at;
+  // Waiting for one holder may land inside another's window: repeat until
+  // no conflicting window covers t.
+  for (bool moved = true; moved;) {
+    moved = false;
+    for (const Hold& h : holds_) {
+      const bool conflict = mode == MmuLockMode::Write || h.mode == MmuLockMode::Write;
+      if (conflict && h.granted <= t && t < h.released) t = h.released, moved = true;
+    }
+  }
+  if (t != at) {
+    ++contended_;
+    wait_cycles_ += t - at;
+    wait_hist_.add(t - at);
+  }
+  return t;
+}
+
+void MmuLock::release(MmuLockMode mode, Cycles granted, Cycles released) {
+  if (released > granted) holds_.push_back({mode, granted, released});
+  last_release_ = std::max(last_release_, released);
+}
+
+void MmuLock::prune(Cycles floor) {
+  std::erase_if(holds_, [floor](const Hold& h) { return h.released <= floor; });
+  if (holds_.size() <= 2 * kMaxWindows) return;
+  std::stable_sort(holds_.begin(), holds_.end(), [](const Hold& a, const Hold& b) { return a.released > b.released; });
+  holds_.resize(kMaxWindows);
+}
+
+MmuLockGuard::MmuLockGuard(MmuLock& lock, MmuLockMode mode, Cycles& spent, Cycles base)
+    : lock_(lock), mode_(mode), spent_(spent), base_(base) {
+  const Cycles at = base + spent;
+  granted_ = lock.acquire(mode, at);
+  spent += granted_ - at;
+  if (mode == MmuLockMode::Write) lock.set_write_held(true);
+}
+
+MmuLockGuard::~MmuLockGuard() {
+  if (mode_ == MmuLockMode::Write) lock_.set_write_held(false);
+  lock_.release(mode_, granted_, base_ + spent_);
+}
+
+}  // namespace septsim::mmu

@@ -1,0 +1,73 @@
+// kvm->mmu_lock, an rwlock (kvm-mmu.md 4.4), as windows in simulated time.
+// Each vCPU handles its exits at its own local time; the model runs one
+// handler at a time, so a holder is recorded as the window [granted,
+// released) and a later acquisition whose request time falls inside a
+// conflicting window waits until that window's release. Readers share;
+// a writer excludes everyone. Only simulated times decide, so the same trace
+// gives the same waits on every host.
+#pragma once
+#include <vector>
+
+#include "model/stats.h"
+#include "model/types.h"
+
+namespace septsim::mmu {
+
+enum class MmuLockMode : u8 { Read, Write };
+
+class MmuLock {
+ public:
+  explicit MmuLock(model::StatsRegistry& stats);
+
+  // The time at which a holder asking at `at` gets the lock (>= at). The
+  // wait is counted; the caller charges it to whoever asked.
+  Cycles acquire(MmuLockMode mode, Cycles at);
+  // The holder granted at `granted` drops the lock at `released`.
+  void release(MmuLockMode mode, Cycles granted, Cycles released);
+  // Forgets windows that ended at or before `floor` (no future request is
+  // earlier than the slowest vCPU's local time), and past 2 * kMaxWindows all
+  // but the kMaxWindows latest-released (a vCPU whose clock never advances).
+  void prune(Cycles floor);
+  static constexpr size_t kMaxWindows = 64;
+  // The latest release so far: where a VM-wide ioctl starts by default (the
+  // replayer runs ioctls at a barrier, after every vCPU's work).
+  Cycles last_release() const { return last_release_; }
+  size_t windows() const { return holds_.size(); }
+  // Whether a MmuLockGuard holds the write side right now.
+  bool write_held() const { return write_held_; }
+  void set_write_held(bool held) { write_held_ = held; }
+
+ private:
+  struct Hold {
+    MmuLockMode mode;  // what the holder took
+    Cycles granted;    // start of the window
+    Cycles released;   // end of the window (exclusive)
+  };
+  std::vector<Hold> holds_;
+  Cycles last_release_ = 0;
+  bool write_held_ = false;
+  u64& read_acquisitions_;
+  u64& write_acquisitions_;
+  u64& contended_;
+  u64& wait_cycles_;
+  model::Histogram& wait_hist_;
+};
+
+// Holds mmu_lock for a scope. The operation started at simulated time `base`
+// and has spent `spent` cycles so far; the wait is added to `spent`.
+class MmuLockGuard {
+ public:
+  MmuLockGuard(MmuLock& lock, MmuLockMode mode, Cycles& spent, Cycles base);
+  ~MmuLockGuard();
+  MmuLockGuard(const MmuLockGuard&) = delete;
+  MmuLockGuard& operator=(const MmuLockGuard&) = delete;
+
+ private:
+  MmuLock& lock_;
+  MmuLockMode mode_;
+  Cycles& spent_;
+  Cycles base_;
+  Cycles granted_;
+};
+
+}  // namespace septsim::mmu

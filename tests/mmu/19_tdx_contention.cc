@@ -1,0 +1,111 @@
+// Two TD vCPUs racing on one 2 MiB region (kvm-mmu.md 2.4, 4.5; tdx-seam.md
+// 7.2, 7.4): the loser's SEPT.ADD or AUG starts inside the winner's call,
+// the TDX module answers TDX_OPERAND_BUSY on the SEPT entry lock, KVM
+// retries the fault in its handler and finally sees the winner's mapping.
+// Rule 20: TRACK only under the write mmu_lock.
+#include <catch2/catch.hpp>
+
+#include "mmu/tdx_vm.h"
+#include "seam/tdx_module.h"
+#include "tests/mmu/mmu_test_util.h"
+
+using namespace septsim;
+using namespace septsim::mmu;
+using namespace septsim::mmu::test;
+
+namespace {
+
+// Test times start well after the TD's creation and finalize.
+constexpr Cycles kStart = 10'000'000;
+// Default latencies (cycles).
+constexpr Cycles kHandler = 1500, kTdExit = 5000, kVpEnter = 5000, kSeptAdd = 4000, kAug = 3000, kAlloc = 200,
+                 kSpteWrite = 30;
+
+// vCPU 0's first fault at t: handler, TD exit, one 2M host page, then under
+// the read lock three mirror tables (a page and a linking SPTE write each,
+// with a SEPT.ADD in the hook) and the leaf's write with its AUG, then VP.ENTER.
+constexpr Cycles kFirstFault =
+    kHandler + kTdExit + kAlloc + 3 * (kAlloc + kSpteWrite + kSeptAdd) + kSpteWrite + kAug + kVpEnter;
+
+struct RacingTd {
+  RacingTd()
+      : vm({{"host.mem_gib", "8"}}, 8 * GiB), tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
+    vm.kvm->add_vcpu(other);
+    vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
+    vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr, nullptr});
+    vm.kvm->td_finalize();
+  }
+  Cycles fault(FakeVcpu& v, Cycles at, Gpa gpa) {
+    v.now = at;
+    return vm.kvm->handle_ept_violation(v, gpa, ept::access_qual(AccessType::Write));
+  }
+  // vCPU 0 faults 0x200000 at kStart: the winner of every race below.
+  void winner_faults() { REQUIRE(fault(vm.vcpu, kStart, 0x200000) == kFirstFault); }
+  TdxVm& td() { return *vm.kvm->tdx_vm(); }
+  u64 busy() const { return vm.stat("seam.status.busy"); }
+
+  Vm vm;
+  seam::TdxModule tdx;
+  FakeVcpu other{1};
+};
+
+
+}  // namespace
+
+TEST_CASE("two TD vCPUs racing on one 2M region: BUSY answers, retried, the loser sees the winner's work",
+          "[tdx][mmu_lock]") {
+  RacingTd t;
+  t.winner_faults();
+  // vCPU 0's calls (each table's page and SPTE write before its SEPT.ADD):
+  // SEPT.ADD L3 [kStart+6930, +10930), L2 [+11160, +15160), L1 [+15390,
+  // +19390), AUG [+19420, +22420). vCPU 1 at kStart+1000 (the 2M host page
+  // is already there) walks at kStart+7500, inside the first of them.
+  Gpa gpa = 0;
+  u64 busy = 0, fixed = 0, spurious = 0;
+  Cycles writes = 0;
+  SECTION("the same 4K page: BUSY on the three tables and the AUG, then the page is there") {
+    gpa = 0x200000, busy = 4, fixed = 1, spurious = 1, writes = 0;
+  }
+  SECTION("another page: BUSY on the three tables, then its own AUG on another entry") {
+    gpa = 0x201000, busy = 3, fixed = 2, spurious = 0, writes = 1;
+  }
+  // Either way: three SEPT.ADD-long waits and one AUG-long call; the loser's
+  // own leaf costs its SPTE write.
+  CHECK(t.fault(t.other, kStart + 1000, gpa) ==
+        kHandler + kTdExit + 3 * kSeptAdd + kAug + writes * kSpteWrite + kVpEnter);
+  CHECK(t.busy() == busy);
+  CHECK(t.vm.stat("kvm.pf_retry") == busy);
+  CHECK(t.td().busy_retries == busy);
+  CHECK(t.vm.stat("kvm.pf_fixed") == fixed);
+  CHECK(t.vm.stat("kvm.pf_spurious") == spurious);
+  CHECK(t.td().mapped_private() == fixed);
+  // Three tables, each added once; the other three SEPT.ADDs were refused.
+  CHECK(t.vm.stat("seam.calls.tdh_mem_sept_add") == 3 + 3);
+  t.vm.require_clean();
+}
+
+TEST_CASE("TD faults that do not overlap in time never see BUSY", "[tdx][mmu_lock]") {
+  RacingTd t;
+  t.winner_faults();
+  REQUIRE(t.fault(t.other, kStart + kFirstFault, 0x201000) == kHandler + kTdExit + kSpteWrite + kAug + kVpEnter);
+  REQUIRE(t.fault(t.other, 2 * kStart, 0x200000) == kHandler + kTdExit + kVpEnter);  // already mapped
+  CHECK(t.busy() == 0);
+  CHECK(t.vm.stat("kvm.pf_retry") == 0);
+  CHECK(t.vm.stat("kvm.pf_spurious") == 1);
+}
+
+TEST_CASE("rule 20: TRACK outside the write mmu_lock is reported, a conversion's TRACK is not", "[tdx][mmu_lock]") {
+  RacingTd t;
+  t.fault(t.vm.vcpu, kStart, 0x200000);
+  t.fault(t.vm.vcpu, kStart, 0x201000);
+  t.vm.kvm->set_memory_attributes(0x200000, kPageSize, false);  // BLOCK, TRACK, kick, REMOVE under the write lock
+  CHECK(t.td().mapped_private() == 1);
+  t.vm.require_clean();
+  Cycles c = 0;
+  const auto left = t.vm.kvm->private_mapping(0x201000);
+  REQUIRE(left);
+  // The removal hook called without mmu_lock (the mirror keeps the leaf).
+  REQUIRE(t.td().remove_external_spte(0x201, PG_LEVEL_4K, left->hpa, c));
+  const auto v = t.vm.violations();
+  CHECK(has_rule(v, 20));
+}

@@ -1,0 +1,118 @@
+// Dynamic PAMT page pairs for the TD hooks under mmu_lock (kvm-mmu.md 7.3,
+// 10 rule 21; tdx-seam.md 6.3): a private fault tops up its PAMT cache
+// before the lock, the map path takes a pair from it for a 2 MiB region's
+// first page (PAMT.ADD), the last page's removal returns it to the host
+// (PAMT.REMOVE), and at teardown PAMT memory is back to zero.
+#include <catch2/catch.hpp>
+
+#include "mmu/tdx_vm.h"
+#include "seam/tdx_module.h"
+#include "tests/mmu/mmu_test_util.h"
+
+using namespace septsim;
+using namespace septsim::mmu;
+using namespace septsim::mmu::test;
+
+namespace {
+
+// A pair for the guest page and one per table level below the root (4-level EPT).
+constexpr size_t kCachePages = 2 * 4;
+
+struct DpamtTd {
+  explicit DpamtTd(const char* cache_mode = "vcpu")
+      : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", "true"}, {"mmu.tdx_pamt_cache", cache_mode}}, 8 * GiB),
+        tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
+    vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
+    vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
+    vm.kvm->td_finalize();
+  }
+  void fault(Gpa gpa) { vm.kvm->handle_ept_violation(vm.vcpu, gpa, ept::access_qual(AccessType::Write)); }
+  TdxVm& td() { return *vm.kvm->tdx_vm(); }
+  u64 stat(const char* name) const { return vm.stat(name); }
+
+  Vm vm;
+  seam::TdxModule tdx;
+};
+
+}  // namespace
+
+TEST_CASE("a private fault takes the PAMT pair of a new 2M region from its cache, topped up before mmu_lock",
+          "[tdx][dpamt]") {
+  DpamtTd t;
+  REQUIRE(t.td().cached_pamt_pages(0) == 0);
+  const u64 adds = t.stat("kvm.tdx.pamt_add");
+  t.fault(0x200000);  // a new 2M host page: its region needs a pair
+  CHECK(t.stat("kvm.tdx.pamt_cache_topups") == 1);
+  CHECK(t.td().cached_pamt_pages(0) == kCachePages - 2);
+  CHECK(t.stat("kvm.tdx.pamt_cache_pages") == kCachePages - 2);
+  CHECK(t.stat("kvm.tdx.pamt_add") == adds + 1);
+  t.fault(0x201000);  // same region: the refcount goes 1 -> 2, no SEAMCALL, no pair
+  CHECK(t.stat("kvm.tdx.pamt_cache_topups") == 2);
+  CHECK(t.td().cached_pamt_pages(0) == kCachePages);
+  CHECK(t.stat("kvm.tdx.pamt_add") == adds + 1);
+  t.vm.require_clean();
+}
+
+TEST_CASE("mmu.tdx_pamt_cache chooses per-vCPU caches or one per VM", "[tdx][dpamt]") {
+  SECTION("vcpu: the faulting vCPU's cache") {
+    DpamtTd t("vcpu");
+    t.fault(0x200000);
+    CHECK(t.td().cached_pamt_pages(0) == kCachePages - 2);
+    CHECK(t.td().cached_pamt_pages(t.td().vm_cache()) == 0);
+  }
+  SECTION("vm: every vCPU draws on the VM's cache") {
+    DpamtTd t("vm");
+    t.fault(0x200000);
+    CHECK(t.td().cached_pamt_pages(t.td().vm_cache()) == kCachePages - 2);
+  }
+  SECTION("anything else is a config error") { CHECK_THROWS_AS(DpamtTd("both"), model::ConfigError); }
+}
+
+TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is reported", "[tdx][dpamt]") {
+  DpamtTd t;
+  t.fault(0x200000);  // the tables exist now
+  t.vm.require_clean();
+  // The VM's cache was never topped up; a 4K page from another 2M host region.
+  const Hpa fresh = t.vm.kvm->host_hpa_for_gpa(0x400000);
+  Cycles c = 0;
+  // The set hook's AUG as a fault would call it, drawing on the VM's cache.
+  t.td().set_hook_cache(t.td().vm_cache());
+  t.td().set_external_spte(0x201, PG_LEVEL_4K, fresh, c);
+  CHECK(has_rule(t.vm.violations(), 21));
+}
+
+TEST_CASE("Dynamic PAMT grows with private pages, shrinks as they go and is zero after teardown", "[tdx][dpamt]") {
+  DpamtTd t;
+  const u64 adds = t.stat("kvm.tdx.pamt_add"), removes = t.stat("kvm.tdx.pamt_remove");
+  for (Gpa gpa : {0x200000, 0x201000, 0x400000, 0x600000}) t.fault(gpa);
+  CHECK(t.stat("kvm.tdx.pamt_add") == adds + 3);  // three 2M host regions
+  const u64 bytes = t.stat("seam.pamt.pair_bytes");
+  // The region at 0x400000 loses its only page: PAMT.REMOVE, the pair goes home.
+  t.vm.kvm->set_memory_attributes(0x400000, 2 * MiB, false);
+  CHECK(t.stat("kvm.tdx.pamt_remove") == removes + 1);
+  CHECK(t.stat("seam.pamt.pair_bytes") == bytes - 2 * kPageSize);
+  // 0x200000 keeps one of its two pages: the refcount drops, the pair stays.
+  t.vm.kvm->set_memory_attributes(0x201000, kPageSize, false);
+  CHECK(t.stat("kvm.tdx.pamt_remove") == removes + 1);
+  t.vm.require_clean();
+  t.vm.kvm->td_teardown();
+  CHECK(t.stat("seam.pamt.pair_bytes") == 0);
+  CHECK(t.stat("kvm.tdx.pamt_cache_pages") == 0);
+  CHECK(t.stat("kvm.tdx.pamt_add") == t.stat("kvm.tdx.pamt_remove"));
+  t.vm.require_clean();
+}
+
+TEST_CASE("a PAMT pair still installed after teardown is reported as a leak", "[tdx][dpamt]") {
+  DpamtTd t;
+  t.fault(0x200000);
+  t.vm.kvm->td_teardown();
+  t.vm.require_clean();
+  // Someone adds a pair and never removes it.
+  seam::SeamcallRegs r;
+  r.rcx = t.vm.kvm->host_hpa_for_gpa(0x800000) | 1;
+  r.rdx = t.vm.mem.alloc() << kPageShift, r.r8 = t.vm.mem.alloc() << kPageShift;
+  REQUIRE(t.tdx.seamcall(seam::Leaf::TDH_PHYMEM_PAMT_ADD, r) == seam::TDX_SUCCESS);
+  bool leak = false;
+  for (const auto& v : t.vm.violations()) leak |= v.find("pamt-zero") != std::string::npos;
+  CHECK(leak);
+}
