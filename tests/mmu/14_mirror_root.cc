@@ -28,6 +28,7 @@ struct RecordingExternal : ExternalSpt {
   bool link_external_spt(Gfn gfn, int level, Pfn, Cycles&) override { return hook("link", gfn, level); }
   bool set_external_spte(Gfn gfn, int level, u64, Cycles&) override { return hook("set", gfn, level); }
   bool remove_external_spte(Gfn gfn, int level, u64, Cycles&) override { return hook("remove", gfn, level); }
+  bool split_external_spt(Gfn gfn, int level, u64, Pfn, Cycles&) override { return hook("split", gfn, level); }
   bool free_external_spt(Gfn gfn, int level, Pfn page, Cycles&) override {
     mem.free(page);
     return hook("free", gfn, level);
