@@ -175,3 +175,18 @@ TEST_CASE("a shared fault maps the direct root at the shared alias, backed by th
   CHECK(!c.vm.lookup(kShared | 0x800000).present);
   c.vm.require_clean();
 }
+
+TEST_CASE("deleting a TD's memslot removes its private pages through the mirror; fast zap leaves the mirror root",
+          "[tdx]") {
+  Conv c;
+  c.vm.kvm->create_memslot(slot(1, 128 * MiB, 2 * MiB, HostBacking::Page4K));
+  c.fault(128 * MiB);
+  REQUIRE(c.vm.kvm->private_mapping(128 * MiB));
+  const u64 removed = c.stat("kvm.tdx.private_removed");
+  c.vm.kvm->delete_memslot(1);  // kvm_mmu_zap_all_fast for the direct roots
+  CHECK(c.stat("kvm.tdx.private_removed") - removed == 1);
+  CHECK(!c.vm.kvm->private_mapping(128 * MiB));
+  CHECK(c.vm.kvm->private_mapping(0x300000).has_value());  // slot 0's pages stay
+  CHECK(c.state(128 * MiB) == seam::septe::SeptState::FREE);
+  c.vm.require_clean();
+}
