@@ -191,6 +191,9 @@ Status TdxModule::vp_flush(Call& c) {
   if (!t) return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
   TdVcpu& v = *t->vcpu(c.in.rcx);
   if (v.in_guest) return with_operand(TDX_OPERAND_BUSY, operand::TDVPR);
+  // The module runs INVEPT single-context for the TD's Secure EPT on this LP
+  // (tdh_vp_flush.c, flush_all_td_asids): nothing the vCPU cached survives.
+  if (v.associated && v.hw) v.hw->invept_all();
   v.associated = false;
   return TDX_SUCCESS;
 }

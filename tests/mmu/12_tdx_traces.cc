@@ -36,7 +36,8 @@ long long stat(const std::string& json, const std::string& key) {
 }  // namespace
 
 TEST_CASE("TD boot and teardown traces replay with no broken invariant", "[tdx]") {
-  for (const char* t : {"01_td_boot.jsonl", "02_td_teardown.jsonl", "03_convert_4k.jsonl", "04_split_2m_convert_4k.jsonl"}) {
+  for (const char* t : {"01_td_boot.jsonl", "02_td_teardown.jsonl", "03_convert_4k.jsonl", "04_split_2m_convert_4k.jsonl",
+                        "06_access_then_teardown.jsonl"}) {
     INFO(t);
     CHECK(replay(trace(t)) == 0);
   }
