@@ -201,7 +201,7 @@ int sc_main(int argc, char* argv[]) {
       double t = now_s() - t0;
       u64 faults = s.stats.value("kvm.pf_fixed") - faults0;
       expect_count("private faults", faults, n);
-      expect_count("private pages", s.kvm.tdx_vm()->private_pages().size(), n);
+      expect_count("private pages", s.kvm.tdx_vm()->mapped_private(), n);
       report("td-fault", double(faults) / t, "faults/s", 1e6, true);
       report("td-rss", double(rss_bytes() - rss0) / double(n), "bytes/page", 48, false);
     };

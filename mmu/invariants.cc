@@ -1,4 +1,4 @@
-// kvm-mmu.md section 10 rules 1, 2, 6, 7, 8, 12 and 13, checked by walking
+// kvm-mmu.md section 10 rules 1, 2, 6, 7, 8, 9, 12, 13 and 22, checked by walking
 // every root's tables as they sit in PhysMem.
 #include <algorithm>
 #include <unordered_set>
@@ -16,6 +16,7 @@ class Checker {
   void root(const MmuPage& root) {
     int holders = 0;
     for (const auto& v : k_.vcpus) holders += v.root == &root;
+    holders += k_.mirror_root == &root;
     int expected = holders + (root.role.invalid ? root.tdp_mmu_scheduled_root_to_zap : 1);
     std::string name = "root " + hex(root.spt_pfn << kPageShift);
     if (root.tdp_mmu_root_count != expected)
@@ -67,6 +68,10 @@ class Checker {
     for (unsigned i = 0; i < kPtesPerTable; ++i) {
       u64 spte = sp.spt[i];
       Gfn gfn = sp.gfn + i * pages_per_level(level);
+      if (is_frozen_spte(spte)) {
+        report(9, where(gfn, level, spte) + ": FROZEN outside a hook call");
+        continue;
+      }
       if (!is_shadow_present_pte(spte)) {
         if (spte != SHADOW_NONPRESENT_VALUE)
           report(6, where(gfn, level, spte) + ": not MMU-present but not SHADOW_NONPRESENT_VALUE" +
@@ -79,7 +84,7 @@ class Checker {
         continue;
       }
       if (is_last_spte(spte, level)) {
-        leaf(spte, gfn, level);
+        leaf(spte, gfn, level, role.is_mirror);
         continue;
       }
       const MmuPage* child = k_.tdp.sp_of_table(spte_to_pfn(spte));
@@ -97,10 +102,13 @@ class Checker {
     }
   }
 
-  void leaf(u64 spte, Gfn root_gfn, int level) {
+  void leaf(u64 spte, Gfn root_gfn, int level, bool mirror) {
     std::string at = where(root_gfn, level, spte);
     // A TD's direct root maps shared gfns with the shared bit (gfn_direct_bits).
     const Gfn gfn = root_gfn & ~k_.gfn_direct_bits();
+    if (k_.td && k_.attrs.is_private(gfn) != mirror)
+      report(22, at + (mirror ? ": mirror leaf for a shared gfn (a conversion to shared missed the mirror root)"
+                              : ": shared leaf for a private gfn (a conversion to private missed the direct root)"));
     if (level > PG_LEVEL_1G) {
       report(7, at + ": leaf above 1G");
       return;
@@ -146,7 +154,7 @@ std::vector<std::string> Kvm::Impl::check_invariants() const {
     if (v.root && std::find(tdp.roots().begin(), tdp.roots().end(), v.root) == tdp.roots().end())
       out.push_back("rule 2: vCPU " + std::to_string(v.ctl->id()) + " holds a root that is not in tdp_mmu_roots");
   checker.totals();
-  if (td) check_tdx_invariants(*td, mem, out);
+  if (td) check_tdx_invariants(out);
   return out;
 }
 

@@ -1,11 +1,15 @@
-// The TD rules of the invariant checker: kvm-mmu.md section 10 rules 15
-// (the VM's private mappings and the Secure EPT agree, both ways), 16 (a
-// private page is never dropped while still mapped) and 18 (external tables
-// are the TD's until teardown reclaims them), plus the model's own
-// content rule (a mapped private page keeps its content tag unless the guest
-// wrote it) and PAMT accounting (a private page is PT_REG of its TD; with no
-// TD left, no Dynamic PAMT memory remains).
+// The TD rules of the invariant checker (kvm-mmu.md section 10): 3 (one
+// valid mirror root until teardown), 15 (mirror and Secure EPT agree, both
+// ways, tables included), 16 (no private leaf dropped while the module maps
+// it), 17 (no refused present -> present mirror change), 18 (external tables
+// are the TD's until teardown reclaims them), 19 (nr_premapped is 0 once
+// finalized), plus the model's content rule (the mapped private pages of a
+// 2 MiB region keep their content tags unless the guest wrote them) and PAMT
+// accounting (a private page is PT_REG of its TD; with no TD left, no
+// Dynamic PAMT memory remains). Rules 9 and 22 are checked per SPTE in
+// invariants.cc.
 #include <functional>
+#include <map>
 
 #include "mmu/kvm_impl.h"
 #include "seam/sept_entry.h"
@@ -28,75 +32,141 @@ const char* state_name(SeptState s) {
   }
 }
 
-}  // namespace
+class TdChecker {
+ public:
+  TdChecker(const Kvm::Impl& k, std::vector<std::string>& out)
+      : k_(k), td_(*k.td), tdx_(td_.module()), t_(td_.td()), out_(out) {}
 
-void check_tdx_invariants(const TdxVm& td, const model::PhysMem& mem, std::vector<std::string>& out) {
-  auto report = [&](const std::string& rule, const std::string& what) { out.push_back("rule " + rule + ": " + what); };
-  const seam::TdxModule& tdx = td.module();
-  const seam::Td* t = td.td();
-
-  if (td.torn_down()) {
-    if (!td.private_pages().empty())
-      report("16", std::to_string(td.private_pages().size()) + " private pages still recorded after teardown");
-    if (t) report("pamt-zero", "the TD's TDR " + hex(td.handle().tdr) + " was not reclaimed at teardown");
-    if (tdx.pamt().pair_bytes())
-      report("pamt-zero", "no TD is left but Dynamic PAMT holds " + std::to_string(tdx.pamt().pair_bytes()) +
-                              " bytes in " + std::to_string(tdx.pamt().pairs()) + " page pairs");
-    return;
+  void run() {
+    for (const std::string& bug : k_.tdp.mirror_bugs()) report("17", bug);
+    if (td_.torn_down()) {
+      torn_down();
+      return;
+    }
+    mirror_roots();
+    if (td_.finalized() && td_.nr_premapped())
+      report("19", "the TD is finalized with nr_premapped " + std::to_string(td_.nr_premapped()));
+    if (!t_ || !t_->sept || !k_.mirror_root) return;
+    table(*k_.mirror_root);
+    contents();
+    sept_table(t_->sept->root(), t_->sept->top_level(), 0);
   }
-  if (!t || !t->sept) return;
 
-  // VM -> Secure EPT: each recorded private page is a leaf at the same GPA,
-  // level and HPA, and its PAMT entry says the TD owns it.
-  for (const auto& [gfn, p] : td.private_pages()) {
+ private:
+  void report(const std::string& rule, const std::string& what) { out_.push_back("rule " + rule + ": " + what); }
+
+  void torn_down() {
+    if (td_.mapped_private())
+      report("16", std::to_string(td_.mapped_private()) + " private pages still mapped after teardown");
+    if (t_) report("pamt-zero", "the TD's TDR " + hex(td_.handle().tdr) + " was not reclaimed at teardown");
+    if (tdx_.pamt().pair_bytes())
+      report("pamt-zero", "no TD is left but Dynamic PAMT holds " + std::to_string(tdx_.pamt().pair_bytes()) +
+                              " bytes in " + std::to_string(tdx_.pamt().pairs()) + " page pairs");
+  }
+
+  void mirror_roots() {
+    int mirrors = 0;
+    for (const MmuPage* root : k_.tdp.roots()) mirrors += root->role.is_mirror && !root->role.invalid;
+    if (mirrors != 1 || !k_.mirror_root || k_.mirror_root->role.invalid || !k_.mirror_root->role.is_mirror)
+      report("3", "the live TD has " + std::to_string(mirrors) +
+                      " valid mirror roots; exactly one, never invalidated before teardown, is expected");
+  }
+
+  // Mirror -> Secure EPT, one mirror table at a time.
+  void table(const MmuPage& sp) {
+    const int level = sp.role.level;
+    for (unsigned i = 0; i < kPtesPerTable; ++i) {
+      const u64 spte = sp.spt[i];
+      if (!is_shadow_present_pte(spte)) continue;
+      const Gfn gfn = sp.gfn + i * pages_per_level(level);
+      if (is_last_spte(spte, level))
+        leaf(gfn, level, spte);
+      else if (const MmuPage* child = k_.tdp.sp_of_table(spte_to_pfn(spte)))
+        nonleaf(gfn, level, *child);
+    }
+  }
+
+  void nonleaf(Gfn gfn, int level, const MmuPage& child) {
     const Gpa gpa = gfn << kPageShift;
-    const std::string name = "private gpa " + hex(gpa) + " level " + std::to_string(p.level) + " hpa " + hex(p.hpa);
-    const seam::SeptWalk w = t->sept->walk_to_leaf(gpa);
-    if (!w.reached) {
+    const Hpa ext = Hpa{child.external_spt} << kPageShift;
+    const seam::SeptWalk w = t_->sept->walk(gpa, level - 1);
+    const std::string name = "mirror table for gpa " + hex(gpa) + " level " + std::to_string(level - 1);
+    if (!w.reached || w.state != SeptState::NL_MAPPED || seam::septe::hpa_of(w.entry) != ext)
+      report("15", name + " has external_spt " + hex(ext) + " but the Secure-EPT entry is " +
+                       (w.reached ? std::string(state_name(w.state)) + " -> " + hex(seam::septe::hpa_of(w.entry))
+                                  : std::string("unreachable")));
+    const seam::PamtEntry e = tdx_.pamt().get(ext, PG_LEVEL_4K);
+    if (e.pt != seam::PageType::PT_EPT || e.owner != td_.handle().tdr)
+      report("18", "external_spt " + hex(ext) + " of the " + name + " has PAMT type " + std::to_string(int(e.pt)) +
+                       " owner " + hex(e.owner) + " while the TD lives");
+    table(child);
+  }
+
+  void leaf(Gfn gfn, int level, u64 spte) {
+    const Gpa gpa = gfn << kPageShift;
+    const Hpa hpa = spte_to_pfn(spte) << kPageShift;
+    const std::string name = "private gpa " + hex(gpa) + " level " + std::to_string(level) + " hpa " + hex(hpa);
+    const seam::SeptWalk w = t_->sept->walk_to_leaf(gpa);
+    if (!w.reached)
       report("15", name + " has no Secure-EPT leaf");
-    } else if (w.level != p.level - 1 || seam::septe::hpa_of(w.entry) != p.hpa) {
+    else if (w.level != level - 1 || seam::septe::hpa_of(w.entry) != hpa)
       report("15", name + " but the Secure-EPT leaf is at TDX level " + std::to_string(w.level) + " hpa " +
                        hex(seam::septe::hpa_of(w.entry)));
-    } else if (w.state != SeptState::MAPPED && w.state != SeptState::PENDING) {
+    else if (w.state != SeptState::MAPPED && w.state != SeptState::PENDING)
       report("15", name + " but its Secure-EPT leaf is " + state_name(w.state));
-    }
-    const seam::PamtEntry e = tdx.pamt().get(p.hpa, p.level);
-    if (e.pt != seam::PageType::PT_REG || e.owner != td.handle().tdr)
+    const seam::PamtEntry e = tdx_.pamt().get(hpa, level);
+    if (e.pt != seam::PageType::PT_REG || e.owner != td_.handle().tdr)
       report("pamt", name + " has PAMT type " + std::to_string(int(e.pt)) + " owner " + hex(e.owner) +
-                         ", expected PT_REG of TDR " + hex(td.handle().tdr));
-    const Pfn pfn = p.hpa >> kPageShift;
-    if (mem.is_allocated(pfn) && mem.tag(pfn) != p.tag)
-      report("content", name + " content tag changed from " + hex(p.tag) + " to " + hex(mem.tag(pfn)) +
-                            " while mapped");
+                         ", expected PT_REG of TDR " + hex(td_.handle().tdr));
+    u64& d = digests_[gfn >> 9];
+    for (u64 j = 0; j < pages_per_level(level); ++j) {
+      const Pfn pfn = (hpa >> kPageShift) + j;
+      d += TdxVm::content_term(gfn + j, k_.mem.is_allocated(pfn) ? k_.mem.tag(pfn) : 0);
+    }
   }
 
-  // Rule 18: an external table stays the TD's (PT_EPT) until teardown reclaims it.
-  for (const auto& [key, page] : td.sept_tables()) {
-    const seam::PamtEntry e = tdx.pamt().get(page, PG_LEVEL_4K);
-    if (e.pt != seam::PageType::PT_EPT || e.owner != td.handle().tdr)
-      report("18", "Secure-EPT table page " + hex(page) + " has PAMT type " + std::to_string(int(e.pt)) +
-                       " owner " + hex(e.owner) + " while the TD lives");
+  void contents() {
+    for (const auto& [region, expected] : td_.content_digests()) {
+      auto it = digests_.find(region);
+      const u64 actual = it == digests_.end() ? 0 : it->second;
+      if (actual != expected)
+        report("content", "the private pages of the 2M region at gpa " + hex(region << 21) +
+                              " changed content while mapped (digest " + hex(actual) + ", expected " + hex(expected) +
+                              ")");
+    }
   }
 
-  // Secure EPT -> VM: every leaf the module still maps is recorded, so no
-  // page is dropped from the VM's view while the TD can reach it.
-  std::function<void(Hpa, int, Gpa)> walk = [&](Hpa table, int level, Gpa base) {
+  // Secure EPT -> mirror: every leaf the module still maps is a mirror leaf,
+  // so no page is dropped from the VM's view while the TD can reach it.
+  void sept_table(Hpa table, int level, Gpa base) {
     for (unsigned i = 0; i < 512; ++i) {
-      const u64 e = mem.read64(table + 8 * i);
+      const u64 e = k_.mem.read64(table + 8 * i);
       const SeptState s = seam::septe::state_or_free(e);
       if (s == SeptState::FREE || s == SeptState::REMOVED) continue;
       const Gpa gpa = base + (Gpa(i) << (kPageShift + 9 * unsigned(level)));
       if (seam::septe::is_leaf_state(s)) {
-        auto it = td.private_pages().find(gpa >> kPageShift);
-        if (it == td.private_pages().end() || it->second.hpa != seam::septe::hpa_of(e))
+        u64 spte = 0;
+        int mlevel = 0;
+        const_cast<TdpMmu&>(k_.tdp).fast_pf_get_last_sptep(*k_.mirror_root, gpa >> kPageShift, &spte, &mlevel);
+        if (!is_present_leaf(spte, mlevel) || (spte_to_pfn(spte) << kPageShift) != seam::septe::hpa_of(e))
           report("16", "Secure-EPT leaf gpa " + hex(gpa) + " TDX level " + std::to_string(level) + " hpa " +
-                           hex(seam::septe::hpa_of(e)) + " (" + state_name(s) + ") is not a private page of the VM");
+                           hex(seam::septe::hpa_of(e)) + " (" + state_name(s) + ") is not a mirror leaf of the VM");
       } else if (level > 0) {
-        walk(seam::septe::hpa_of(e), level - 1, gpa);
+        sept_table(seam::septe::hpa_of(e), level - 1, gpa);
       }
     }
-  };
-  walk(t->sept->root(), t->sept->top_level(), 0);
-}
+  }
+
+  const Kvm::Impl& k_;
+  const TdxVm& td_;
+  const seam::TdxModule& tdx_;
+  const seam::Td* t_;
+  std::vector<std::string>& out_;
+  std::map<Gfn, u64> digests_;  // recomputed content digests by 2 MiB region
+};
+
+}  // namespace
+
+void Kvm::Impl::check_tdx_invariants(std::vector<std::string>& out) const { TdChecker(*this, out).run(); }
 
 }  // namespace septsim::mmu

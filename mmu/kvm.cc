@@ -4,6 +4,8 @@
 #include <string>
 
 #include "mmu/kvm_impl.h"
+#include "mmu/lpage_mixed.h"
+#include "mmu/sp_layout.h"
 
 namespace septsim::mmu {
 
@@ -48,7 +50,11 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       pml(cfg.b("mmu.pml")),
       max_gfn(config_max_gfn(cfg, root_level)),
       maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
+      slot_zap_all(parse_slot_zap(cfg.s("mmu.slot_zap"))),
+      zap_history(reg),
       tdp(m, timing, stats, spent) {
+  stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
+  tdp.set_zap_history(&zap_history);
   // HostMemory keeps pfns in 32 bits.
   if (mem.limit_frames() > (u64{1} << 32))
     throw model::ConfigError("config key 'host.mem_gib' must be at most 16384 (the MMU keeps 32-bit host frame numbers)");
@@ -156,15 +162,20 @@ Cycles Kvm::create_memslot(const MemslotSpec& spec) {
     hva = base + (spec.gpa & (level_size(level) - 1));
     k.next_hva = hva + spec.size;
   }
-  k.slots.insert(std::make_unique<Memslot>(k.mem, spec, hva, level));
+  auto slot = std::make_unique<Memslot>(k.mem, spec, hva, level);
+  init_memslot_memory_attributes(*slot, k.attrs);
+  k.slots.insert(std::move(slot));
   return k.finish();
 }
 
 Cycles Kvm::delete_memslot(u32 id) {
   Impl& k = *impl_;
   k.spent = k.timing.vm_ioctl;
-  k.slot_by_id(id);
-  k.kvm_mmu_zap_all_fast();
+  const Memslot& slot = k.slot_by_id(id);
+  // The mirror root survives the flush: a TD's private pages in the slot
+  // leave through the removal hooks.
+  if (k.mirror_root) k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
+  k.kvm_arch_flush_shadow_memslot(slot);
   k.slots.remove(id);  // releases the slot's host memory
   return k.finish();
 }
@@ -175,9 +186,10 @@ Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
   Memslot& slot = k.slot_by_id(id);
   k.check_slot_range(new_gpa, slot.npages << kPageShift, &slot);
   if ((new_gpa >> kPageShift) == slot.base_gfn) return k.finish();
-  k.kvm_mmu_zap_all_fast();
+  k.kvm_arch_flush_shadow_memslot(slot);
   slot.base_gfn = new_gpa >> kPageShift;
   slot.init_lpage_info();
+  init_memslot_memory_attributes(slot, k.attrs);
   k.slots.resort();
   return k.finish();
 }
@@ -202,7 +214,8 @@ Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   Impl& k = *impl_;
   k.spent = 0;
   Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
-  if (k.tdp.zap_leafs(start, end, false)) k.kvm_flush_remote_tlbs();
+  // An mmu_notifier unmap: KVM_FILTER_SHARED, never the mirror root.
+  if (k.tdp.zap_leafs(start, end, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
   return k.finish();
 }
 

@@ -3,6 +3,7 @@
 // model's Hypervisor: vCPUs report EPT violations to it.
 #pragma once
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -40,6 +41,15 @@ struct MemslotSpec {
   u64 userspace_addr = 0;      // HVA; 0 = pick one aligned like the gpa at the backing size
   HostBacking backing = HostBacking::Page4K;
   u32 flags = 0;               // KVM_MEM_*
+};
+
+// What a TD's mirror root maps at a private GPA (Kvm::private_mapping).
+struct PrivateMapping {
+  Hpa hpa = 0;           // the private page (the leaf's frame)
+  int level = 0;         // 1 = 4K, 2 = 2M
+  bool added = false;    // SPTE_TDX_PAGE_ADDED: PAGE.ADD of the image rather than AUG
+  Hpa sptep = 0;         // host-physical address of the mirror leaf
+  Hpa external_spt = 0;  // the Secure-EPT page of the mirror table holding the leaf
 };
 
 // A request the VM refuses (overlapping slot, unknown slot id...), as the
@@ -104,6 +114,8 @@ class Kvm : public model::Hypervisor {
   // KVM_EXIT_MEMORY_FAULT exits so far (private-ness of a fault and the
   // attribute disagree, or no memslot backs a private fault).
   u64 memory_fault_exits() const;
+  // The mirror leaf mapping `gpa` (no shared bit), if any.
+  std::optional<PrivateMapping> private_mapping(Gpa gpa) const;
   bool is_td() const;
   const TdxVm* tdx_vm() const;
   TdxVm* tdx_vm();

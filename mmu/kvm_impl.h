@@ -2,6 +2,7 @@
 // dirty_log.cc and invariants.cc.
 #pragma once
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,14 +14,17 @@
 #include "mmu/page_fault.h"
 #include "mmu/tdp_mmu.h"
 #include "mmu/tdx_vm.h"
+#include "mmu/zap_history.h"
 
 namespace septsim::mmu {
 
-// invariants_tdx.cc: rules 15, 16 and the TD content and PAMT rules.
-void check_tdx_invariants(const TdxVm& td, const model::PhysMem& mem, std::vector<std::string>& out);
+// memslot_flush.cc: mmu.slot_zap -> whether a memslot flush zaps every root.
+bool parse_slot_zap(const std::string& value);
 
 struct Kvm::Impl {
   Impl(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats);
+  // The TD goes first: the TDP MMU's own teardown must not call its hooks.
+  ~Impl() { tdp.set_external_spt(nullptr); }
 
   struct Vcpu {
     model::VcpuControl* ctl;
@@ -37,19 +41,25 @@ struct Kvm::Impl {
   const bool pml;              // dirty logging by D bits (cpu_dirty_log_size)
   const Gfn max_gfn;           // exclusive
   const unsigned maxphyaddr;
+  const bool slot_zap_all;     // mmu.slot_zap: KVM_X86_QUIRK_SLOT_ZAP_ALL
   u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
   u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
   Cycles spent = 0;            // host cycles of the operation in progress
   Memslots slots;
+  ZapHistory zap_history;
   TdpMmu tdp;
   std::vector<Vcpu> vcpus;
   std::unique_ptr<TdxVm> td;  // KVM_X86_TDX_VM only
+  MmuPage* mirror_root = nullptr;  // the TD's mirror root (mirror_root_hpa); one tdp_mmu_root_count reference
   MemAttributes attrs;        // private gfns (TD VMs)
   // kvm_gfn_direct_bits: the shared bit as a gfn bit (0 for a normal VM).
   Gfn gfn_direct_bits() const { return td ? Gfn{1} << (td->shared_bit() - kPageShift) : 0; }
 
   // kvm_tdx.cc: a fault on a private GPA of a TD.
   int tdx_private_fault(Vcpu& v, KvmPageFault& fault);
+  int tdx_private_level(const KvmPageFault& fault);
+  // KVM_TDX_INIT_MEM_REGION of one page: the mirror maps it, the hook PAGE.ADDs.
+  void tdx_premap_page(Gpa gpa, u64 tag, bool measure);
   u32 vcpu_index(const Vcpu& v) const { return u32(&v - vcpus.data()); }
 
   Cycles finish() {
@@ -69,6 +79,9 @@ struct Kvm::Impl {
   void kvm_mmu_zap_all_fast();
   void check_slot_range(Gpa gpa, u64 size, const Memslot* except) const;
 
+  // memslot_flush.cc: before a slot is deleted or moved.
+  void kvm_arch_flush_shadow_memslot(const Memslot& slot);
+
   // page_fault.cc
   int kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault);
   int fast_page_fault(Vcpu& v, KvmPageFault& fault);
@@ -81,6 +94,8 @@ struct Kvm::Impl {
 
   // invariants.cc
   std::vector<std::string> check_invariants() const;
+  // invariants_tdx.cc: rules 3, 9, 15-19, 22 and the TD content and PAMT rules.
+  void check_tdx_invariants(std::vector<std::string>& out) const;
 };
 
 }  // namespace septsim::mmu

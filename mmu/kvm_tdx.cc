@@ -1,7 +1,7 @@
 // The VM's TD ioctls (KVM_TDX_INIT_MEM_REGION, KVM_TDX_FINALIZE_VM, teardown)
 // and the private half of the fault path: a TD's EPT violation on a GPA
-// without the shared bit is served from the memslot's backing through
-// SEPT.ADD + AUG instead of the direct root.
+// without the shared bit maps the mirror root through the TDP MMU, whose
+// hooks (TdxVm) SEPT.ADD and AUG.
 #include <stdexcept>
 
 #include "mmu/kvm_impl.h"
@@ -30,6 +30,10 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
     throw KvmError(e.what());
   }
   k.td = std::move(td);
+  MmuPageRole role = k.root_role();
+  role.is_mirror = 1;
+  k.mirror_root = k.tdp.alloc_root(role);
+  k.tdp.set_external_spt(k.td.get());
   return k.finish();
 }
 
@@ -39,22 +43,42 @@ Cycles Kvm::td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure) {
   k.spent = k.timing.vm_ioctl;
   if ((gpa | size) & (kPageSize - 1) || size == 0)
     throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " and size " + hex(size) + " must be 4 KiB aligned and non-empty");
+  if (td.finalized()) throw KvmError("td_init_mem_region after td_finalize (PAGE.ADD needs an unfinalized TD)");
+  if (!td.is_private(gpa) || !td.is_private(gpa + size - 1))
+    throw KvmError("td_init_mem_region: [" + hex(gpa) + ", " + hex(gpa + size) + ") has the shared bit set");
   try {
-    for (u64 off = 0; off < size; off += kPageSize) {
-      const Gfn gfn = (gpa + off) >> kPageShift;
-      Memslot* slot = k.slots.find(gfn);
-      if (!slot) throw KvmError("td_init_mem_region: gpa " + hex(gpa + off) + " is not in any memslot");
-      if (!k.attrs.is_private(gfn))
-        throw KvmError("td_init_mem_region: gpa " + hex(gpa + off) + " is shared (set_memory_attributes)");
-      u64 allocs = 0;
-      const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
-      k.spent += allocs * k.timing.page_alloc;
-      k.spent += td.page_add(gpa + off, pfn << kPageShift, tag + (off >> kPageShift), measure);
-    }
+    for (u64 off = 0; off < size; off += kPageSize) k.tdx_premap_page(gpa + off, tag + (off >> kPageShift), measure);
   } catch (const std::runtime_error& e) {
+    td.set_page_add_src(std::nullopt);
     throw KvmError(e.what());
   }
   return k.finish();
+}
+
+void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
+  const Gfn gfn = gpa >> kPageShift;
+  Memslot* slot = slots.find(gfn);
+  if (!slot) throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is not in any memslot");
+  if (!attrs.is_private(gfn))
+    throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is shared (set_memory_attributes)");
+  u64 allocs = 0;
+  const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
+  spent += allocs * timing.page_alloc;
+  td->topup_external_spt_cache(td->vm_cache(), spent);
+  // kvm_tdp_mmu_map_private_pfn: the set hook PAGE.ADDs from page_add_src.
+  KvmPageFault fault(gpa, PFERR_GUEST_FINAL_MASK | PFERR_PRIVATE_ACCESS | PFERR_WRITE_MASK);
+  fault.slot = slot;
+  fault.pfn = pfn;
+  fault.map_writable = true;
+  fault.external_spt_cache = td->vm_cache();
+  fault.spte_sw_bits = SPTE_TDX_PAGE_ADDED;
+  td->set_page_add_src(tag);
+  bool flush = false;
+  const int r = tdp.map(*mirror_root, fault, &flush);
+  td->set_page_add_src(std::nullopt);
+  if (r == RET_PF_SPURIOUS) throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is already private");
+  if (r != RET_PF_FIXED) throw KvmError("td_init_mem_region: " + td->last_error());
+  if (measure) td->mr_extend(gpa, spent);
 }
 
 Cycles Kvm::td_finalize() {
@@ -96,16 +120,41 @@ Cycles Kvm::td_teardown() {
   TdxVm& td = need_td(k.td, "td_teardown");
   k.spent = k.timing.vm_ioctl;
   try {
-    k.spent += td.teardown();
+    k.spent += td.release_hkid();
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
+  // kvm_mmu_uninit_tdp_mmu for the mirror: with the HKID released, the
+  // hooks RECLAIM every private page and external_spt.
+  k.tdp.invalidate_roots(KVM_MIRROR_ROOTS);
+  k.tdp.zap_invalidated_roots();
+  k.tdp.put_root(k.mirror_root);
+  k.mirror_root = nullptr;
+  k.tdp.set_external_spt(nullptr);
+  k.spent += td.reclaim_control_pages();
   return k.finish();
 }
 
 bool Kvm::is_td() const { return impl_->td != nullptr; }
 const TdxVm* Kvm::tdx_vm() const { return impl_->td.get(); }
 TdxVm* Kvm::tdx_vm() { return impl_->td.get(); }
+
+std::optional<PrivateMapping> Kvm::private_mapping(Gpa gpa) const {
+  const Impl& k = *impl_;
+  if (!k.mirror_root) return std::nullopt;
+  for (TdpIter it(k.mem, *k.mirror_root, PG_LEVEL_4K, gpa >> kPageShift); it.valid && it.gfn <= gpa >> kPageShift;
+       it.next()) {
+    if (!is_present_leaf(it.old_spte, it.level)) continue;
+    PrivateMapping m;
+    m.hpa = spte_to_pfn(it.old_spte) << kPageShift;
+    m.level = it.level;
+    m.added = it.old_spte & SPTE_TDX_PAGE_ADDED;
+    m.sptep = it.sptep_hpa();
+    m.external_spt = Hpa{k.tdp.sp_of_table(it.pt_pfn[it.level - 1])->external_spt} << kPageShift;
+    return m;
+  }
+  return std::nullopt;
+}
 
 int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
   ++stats.pf_taken;
@@ -119,36 +168,36 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
     ++td->memory_faults;
     return RET_PF_EMULATE;
   }
-  const auto& priv = td->private_pages();
-  const Gfn base2m = gfn & ~Gfn{511};
-  if (priv.count(gfn)) {
-    ++stats.pf_spurious;
-    return RET_PF_SPURIOUS;
-  }
-  if (const PrivatePage* p = priv.lookup(base2m); p && p->level == PG_LEVEL_2M) {
-    ++stats.pf_spurious;
-    return RET_PF_SPURIOUS;
-  }
-  // Fault the host page in first: the host mapping level depends on it.
   u64 allocs = 0;
-  Pfn pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(gfn), &allocs);
+  fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(gfn), &allocs);
   spent += allocs * timing.page_alloc;
-  // TDX maps private memory at 4K unless the fault (an ACCEPT at 2M) asks
-  // for more and the whole 2M range is free of private pages.
-  int level = PG_LEVEL_4K;
-  if (fault.max_level >= PG_LEVEL_2M && kvm_mmu_max_mapping_level(*fault.slot, gfn, PG_LEVEL_2M) >= PG_LEVEL_2M) {
-    auto it = priv.lower_bound(base2m);
-    if ((it == priv.end() || it->first >= base2m + 512) && attrs.uniform(base2m, base2m + 512, true))
-      level = PG_LEVEL_2M;
-  }
-  const Gfn map_gfn = level == PG_LEVEL_2M ? base2m : gfn;
-  if (level == PG_LEVEL_2M) pfn &= ~Pfn{511};
-  if (!td->map_private(cache, map_gfn << kPageShift, pfn << kPageShift, level, spent)) {
+  fault.map_writable = true;
+  fault.external_spt_cache = cache;
+  fault.req_level = fault.goal_level = tdx_private_level(fault);
+  fault.pfn &= ~(pages_per_level(fault.goal_level) - 1);
+  bool flush = false;
+  const int r = tdp.map(*mirror_root, fault, &flush);
+  if (r == RET_PF_FIXED)
+    ++stats.pf_fixed;
+  else if (r == RET_PF_SPURIOUS)
+    ++stats.pf_spurious;
+  else
     ++stats.pf_emulate;
-    return RET_PF_EMULATE;
-  }
-  ++stats.pf_fixed;
-  return RET_PF_FIXED;
+  return r;
+}
+
+int Kvm::Impl::tdx_private_level(const KvmPageFault& fault) {
+  // TDX maps private memory at 4K unless the fault (an ACCEPT at 2M) asks
+  // for more, lpage_info allows 2M (no mixed attributes, aligned, backed)
+  // and the mirror has no table there (a 4K-mapped range is never promoted
+  // on the fault path).
+  if (fault.max_level < PG_LEVEL_2M || kvm_mmu_max_mapping_level(*fault.slot, fault.gfn, PG_LEVEL_2M) < PG_LEVEL_2M)
+    return PG_LEVEL_4K;
+  const Gfn base2m = fault.gfn & ~Gfn{511};
+  u64 spte = 0;
+  int level = 0;
+  tdp.fast_pf_get_last_sptep(*mirror_root, base2m, &spte, &level);
+  return level >= PG_LEVEL_2M ? PG_LEVEL_2M : PG_LEVEL_4K;
 }
 
 }  // namespace septsim::mmu

@@ -4,6 +4,7 @@
 // range leaves (attr_filter): private -> shared removes the private pages,
 // shared -> private zaps the direct root's shared alias of the range.
 #include "mmu/kvm_impl.h"
+#include "mmu/lpage_mixed.h"
 
 namespace septsim::mmu {
 
@@ -19,25 +20,26 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
                    ") must lie below the shared bit (bit " + std::to_string(td.shared_bit()) + ")");
   k.spent = k.timing.vm_ioctl;
   const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
+  // attr_filter: to private zaps the shared alias in the direct root; to
+  // shared removes the private leaves from the mirror root.
   if (make_private) {
     const Gfn bits = Gfn{1} << (td.shared_bit() - kPageShift);
-    if (k.tdp.zap_leafs(start | bits, end | bits, false)) k.kvm_flush_remote_tlbs();
+    if (k.tdp.zap_leafs(start | bits, end | bits, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
   } else {
     // A private 2M page only partly converted would need DEMOTE first.
-    auto& priv = td.private_pages();
-    for (auto it = priv.lower_bound(start & ~Gfn{511}); it != priv.end() && it->first < end; ++it) {
-      const Gfn last = it->first + pages_per_level(it->second.level);
-      if (last <= start) continue;
-      if (it->first < start || last > end)
+    for (TdpIter it(k.mem, *k.mirror_root, PG_LEVEL_4K, start); it.valid && it.gfn < end; it.next()) {
+      if (!is_present_leaf(it.old_spte, it.level)) continue;
+      const Gfn last = it.gfn + pages_per_level(it.level);
+      if (it.gfn < start || last > end)
         throw KvmError("set_memory_attributes: [" + hex(gpa) + ", " + hex(gpa + size) +
-                       ") covers part of the private 2M page at " + hex(it->first << kPageShift) +
+                       ") covers part of the private 2M page at " + hex(it.gfn << kPageShift) +
                        " (splitting it is not modelled)");
     }
-    std::vector<Gfn> gone;
-    for (auto it = priv.lower_bound(start); it != priv.end() && it->first < end; ++it) gone.push_back(it->first);
-    for (Gfn g : gone) td.remove_private(g, k.spent);  // a failure bugs the VM and keeps the page
+    // TRACK already flushed the private translations: no remote flush.
+    k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS);  // a failure bugs the VM and keeps the page
   }
   k.attrs.set(start, end, make_private);
+  for (const auto& slot : k.slots.all()) post_set_memory_attributes(*slot, k.attrs, start, end, make_private);
   return k.finish();
 }
 

@@ -11,6 +11,10 @@
 
 namespace septsim::mmu {
 
+// Bit 31 of disallow_lpage: the huge frame holds gfns with different memory
+// attributes (private and shared), so it must not be mapped huge.
+constexpr int KVM_LPAGE_MIXED_FLAG = int(1u << 31);
+
 struct Memslot {
   Memslot(model::PhysMem& mem, const MemslotSpec& spec, u64 hva, int backing_level);
 
@@ -21,7 +25,7 @@ struct Memslot {
   u32 flags;
   HostMemory host;
   std::vector<u64> dirty_bitmap;   // one bit per page while dirty logging is on
-  std::vector<int> lpage_info[2];  // disallow_lpage per 2M and 1G frame
+  std::vector<int> lpage_info[2];  // disallow_lpage per 2M and 1G frame: a count | KVM_LPAGE_MIXED_FLAG
 
   Gfn end_gfn() const { return base_gfn + npages; }
   bool contains(Gfn gfn) const { return gfn >= base_gfn && gfn < end_gfn(); }
@@ -32,7 +36,14 @@ struct Memslot {
   // kvm_alloc_memslot_metadata: disallow huge frames at misaligned head and
   // tail, and everywhere when gfn and hva disagree in the low bits.
   void init_lpage_info();
-  int disallow_lpage(Gfn gfn, int level) const {
+  int disallow_lpage(Gfn gfn, int level) const { return const_cast<Memslot*>(this)->lpage(gfn, level); }
+  // KVM_LPAGE_MIXED_FLAG of the frame holding gfn (mmu/lpage_mixed.h).
+  bool hugepage_test_mixed(Gfn gfn, int level) const { return disallow_lpage(gfn, level) & KVM_LPAGE_MIXED_FLAG; }
+  void hugepage_set_mixed(Gfn gfn, int level, bool mixed) {
+    int& l = lpage(gfn, level);
+    l = mixed ? l | KVM_LPAGE_MIXED_FLAG : l & ~KVM_LPAGE_MIXED_FLAG;
+  }
+  int& lpage(Gfn gfn, int level) {
     unsigned shift = 9u * unsigned(level - 1);
     return lpage_info[level - 2][(gfn >> shift) - (base_gfn >> shift)];
   }

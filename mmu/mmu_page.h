@@ -45,6 +45,7 @@ struct MmuPage {
   bool tdp_mmu_page = false;
   bool tdp_mmu_scheduled_root_to_zap = false;
   bool nx_huge_page_disallowed = false;
+  u32 external_spt = 0;        // mirror tables: pfn of the Secure-EPT page at this level (0 = none)
 };
 static_assert(sizeof(MmuPage) == 48);
 

@@ -1,6 +1,7 @@
 // KVM's VM and vCPU statistics (kvm-mmu.md 9.1) as registry counters. vCPU
 // stats are summed over vCPUs.
 #pragma once
+#include "mmu/sp_metadata.h"
 #include "model/stats.h"
 
 namespace septsim::mmu {
@@ -28,9 +29,17 @@ struct MmuStats {
         tdx_memory_faults(r.counter("kvm.tdx.memory_fault_exits",
                                     "KVM_EXIT_MEMORY_FAULT: fault private-ness and attribute disagree, or no backing")),
         tdx_kicks(r.counter("kvm.tdx.kicks", "every-vCPU kicks after TDH.MEM.TRACK")),
-        tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")) {}
+        tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")),
+        sp_meta(r) {}
 
-  void update_page_stats(int level, long delta) { *pages[level] += u64(delta); }
+  void update_page_stats(int level, long delta) {
+    *pages[level] += u64(delta);
+    sp_meta.set_mapped_bytes((*pages[1] << 12) + (*pages[2] << 21) + (*pages[3] << 30));
+  }
+  void update_mmu_pages(long delta) {
+    mmu_pages += u64(delta);
+    sp_meta.set_sps(mmu_pages);
+  }
 
   u64* pages[4];  // indexed by PG_LEVEL_4K .. PG_LEVEL_1G
   u64& mmu_pages;
@@ -51,6 +60,7 @@ struct MmuStats {
   u64& tdx_memory_faults;
   u64& tdx_kicks;
   u64& tdx_removed;
+  SpMetadataStats sp_meta;
 };
 
 }  // namespace septsim::mmu

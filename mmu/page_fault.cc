@@ -118,14 +118,9 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
       fault.max_level = PG_LEVEL_4K;  // TDX's private max mapping level (merged KVM)
       k.tdx_private_fault(v, fault);
     } else {
+      // Mixed attributes inside a huge frame keep the mapping small through
+      // lpage_info's KVM_LPAGE_MIXED_FLAG (kvm_mmu_max_mapping_level).
       fault.direct_bits = k.gfn_direct_bits();
-      // Mixed attributes inside a huge frame keep the shared mapping small
-      // (what lpage_info's KVM_LPAGE_MIXED_FLAG decides in KVM).
-      const Gfn b2m = gfn & ~Gfn{511}, b1g = gfn & ~Gfn{(1u << 18) - 1};
-      if (!k.attrs.uniform(b2m, b2m + 512, false))
-        fault.max_level = PG_LEVEL_4K;
-      else if (!k.attrs.uniform(b1g, b1g + (1u << 18), false))
-        fault.max_level = PG_LEVEL_2M;
       k.kvm_mmu_do_page_fault(v, fault);
     }
     k.spent += k.td->vp_enter(vcpu.id());

@@ -45,6 +45,8 @@ struct KvmPageFault {
   Pfn pfn = 0;
   bool map_writable = false;
   bool huge_page_disallowed = false;
+  u32 external_spt_cache = 0;  // a TD's private fault: whose external_spt cache new mirror tables take from
+  u64 spte_sw_bits = 0;        // software-available bits for the new leaf (SPTE_TDX_PAGE_ADDED)
 };
 
 // The gfn the memslots know.

@@ -15,6 +15,9 @@ constexpr u64 SPTE_TDP_AD_MASK = 3ull << 52;
 constexpr u64 SPTE_TDP_AD_DISABLED = 1ull << 52;
 constexpr u64 EPT_SPTE_HOST_WRITABLE = 1ull << 57;
 constexpr u64 EPT_SPTE_MMU_WRITABLE = 1ull << 58;
+// Model-only software-available bit of a mirror leaf: the page came in by
+// TDH.MEM.PAGE.ADD (the initial image) rather than AUG.
+constexpr u64 SPTE_TDX_PAGE_ADDED = 1ull << 60;
 constexpr u64 SPTE_BASE_ADDR_MASK = ept::kAddrMask;
 constexpr u64 PT_WRITABLE_MASK = ept::kWrite;
 constexpr u64 PT_PAGE_SIZE_MASK = ept::kLarge;

@@ -21,9 +21,11 @@ struct TdpIter {
   int level = 0;
   u64 old_spte = 0;
   bool valid = false;
+  bool mirror = false;  // the root is a TD's mirror root (is_mirror_sptep)
 
   TdpIter(model::PhysMem& mem, const MmuPage& root, int min_level_, Gfn start) : mem_(&mem) {
     root_level = root.role.level;
+    mirror = root.role.is_mirror;
     min_level = min_level_;
     next_last_level_gfn = start;
     pt_path[root_level - 1] = root.spt;

@@ -36,7 +36,7 @@ MmuPage* TdpMmu::alloc_sp() {
   std::fill(sp->spt, sp->spt + kPtesPerTable, SHADOW_NONPRESENT_VALUE);
   sp->tdp_mmu_page = true;
   mem_.set_owner(sp->spt_pfn, idx);
-  ++stats_.mmu_pages;
+  stats_.update_mmu_pages(1);
   spent_ += timing_.page_alloc;
   return sp;
 }
@@ -45,7 +45,7 @@ void TdpMmu::free_sp(MmuPage* sp) {
   free_sps_.push_back(mem_.owner(sp->spt_pfn));
   mem_.free(sp->spt_pfn);
   *sp = MmuPage{};
-  --stats_.mmu_pages;
+  stats_.update_mmu_pages(-1);
 }
 
 void TdpMmu::init_child_sp(MmuPage* sp, const TdpIter& iter) const {
@@ -79,9 +79,14 @@ void TdpMmu::put_root(MmuPage* root) {
   free_sp(root);
 }
 
-void TdpMmu::invalidate_roots() {
+bool TdpMmu::walks_root(const MmuPage& root, KvmRootTypes types) {
+  if (root.role.invalid && !(types & KVM_INVALID_ROOTS)) return false;
+  return types & (root.role.is_mirror ? KVM_MIRROR_ROOTS : KVM_DIRECT_ROOTS);
+}
+
+void TdpMmu::invalidate_roots(KvmRootTypes types) {
   for (MmuPage* root : roots_) {
-    if (root->role.invalid) continue;
+    if (root->role.invalid || !walks_root(*root, types)) continue;
     root->tdp_mmu_scheduled_root_to_zap = true;
     root->role.invalid = 1;
   }
@@ -98,11 +103,13 @@ void TdpMmu::zap_invalidated_roots() {
   }
 }
 
-void TdpMmu::set_spte(TdpIter& iter, u64 new_spte) {
+bool TdpMmu::set_spte(TdpIter& iter, u64 new_spte) {
+  if (iter.mirror && ext_ && !propagate_to_external(iter, new_spte)) return false;
   *iter.sptep = new_spte;
   spent_ += timing_.spte_write;
   handle_changed_spte(iter.gfn, iter.old_spte, new_spte, iter.level);
   iter.old_spte = new_spte;
+  return true;
 }
 
 void TdpMmu::handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level) {
@@ -116,6 +123,7 @@ void TdpMmu::handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level)
   if (was_leaf && is_leaf && pfn_changed)
     throw std::logic_error("tdp_mmu: present leaf for gfn " + std::to_string(gfn) + " changed pfn without a zap");
   if (was_leaf != is_leaf) stats_.update_page_stats(level, is_leaf ? 1 : -1);
+  if (history_ && was_leaf != is_leaf) is_leaf ? history_->leaf_installed(gfn, level) : history_->leaf_zapped(gfn, level);
   if (was_present && !was_leaf && (is_leaf || !is_present || pfn_changed)) handle_removed_pt(spte_to_pfn(old_spte));
 }
 
@@ -125,15 +133,19 @@ void TdpMmu::handle_removed_pt(Pfn pt) {
   for (unsigned i = 0; i < kPtesPerTable; ++i) {
     u64 old_spte = sp->spt[i];
     if (!is_shadow_present_pte(old_spte)) continue;
-    sp->spt[i] = SHADOW_NONPRESENT_VALUE;
+    // Children of a table being freed are left FROZEN, as KVM does.
+    sp->spt[i] = sp->role.is_mirror ? FROZEN_SPTE : SHADOW_NONPRESENT_VALUE;
     spent_ += timing_.spte_write;
+    if (sp->role.is_mirror) remove_external_children(*sp, i, old_spte);
     handle_changed_spte(sp->gfn + i * pages_per_level(level), old_spte, SHADOW_NONPRESENT_VALUE, level);
   }
+  if (history_) history_->table_freed(sp->gfn, level);
+  if (sp->role.is_mirror && ext_ && sp->external_spt) ext_->free_external_spt(sp->gfn, level, sp->external_spt, spent_);
   free_sp(sp);
 }
 
-void TdpMmu::link_sp(TdpIter& iter, MmuPage* sp) {
-  set_spte(iter, make_nonleaf_spte(sp->spt_pfn, sp->role.ad_disabled));
+bool TdpMmu::link_sp(TdpIter& iter, MmuPage* sp) {
+  return set_spte(iter, make_nonleaf_spte(sp->spt_pfn, sp->role.ad_disabled));
 }
 
 int TdpMmu::map(MmuPage& root, KvmPageFault& fault, bool* flush) {
@@ -143,13 +155,19 @@ int TdpMmu::map(MmuPage& root, KvmPageFault& fault, bool* flush) {
     // Descend through tables; link a new one where there is none, or split
     // a huge leaf above the goal level in place.
     if (is_shadow_present_pte(iter.old_spte) && !is_large_pte(iter.old_spte)) continue;
+    // A mirror huge leaf is never split on the fault path: it maps the gfn already.
+    if (iter.mirror && is_shadow_present_pte(iter.old_spte)) return RET_PF_SPURIOUS;
     MmuPage* sp = alloc_sp();
     init_child_sp(sp, iter);
+    if (history_) history_->table_allocated(sp->gfn, int(sp->role.level));
     sp->nx_huge_page_disallowed = fault.huge_page_disallowed;
-    if (is_shadow_present_pte(iter.old_spte))
+    if (iter.mirror) {
+      if (!link_mirror_sp(iter, sp, fault)) return RET_PF_RETRY;
+    } else if (is_shadow_present_pte(iter.old_spte)) {
       split_huge_page(iter, sp);
-    else
+    } else {
       link_sp(iter, sp);
+    }
   }
   return RET_PF_RETRY;
 }
@@ -158,9 +176,11 @@ int TdpMmu::map_handle_target_level(TdpIter& iter, KvmPageFault& fault, bool* fl
   u64 old_spte = iter.old_spte;
   if (is_present_leaf(old_spte, iter.level) && is_access_allowed(fault, old_spte)) return RET_PF_SPURIOUS;
   const MmuPage* sp = sp_of_table(iter.pt_pfn[iter.level - 1]);
-  u64 new_spte = make_spte(iter.level, fault.pfn, fault.map_writable, !sp->role.ad_disabled);
+  // A mirror leaf is never replaced in place (rule 17).
+  if (iter.mirror && is_present_leaf(old_spte, iter.level)) return RET_PF_SPURIOUS;
+  u64 new_spte = make_spte(iter.level, fault.pfn, fault.map_writable, !sp->role.ad_disabled) | fault.spte_sw_bits;
   if (new_spte == old_spte) return RET_PF_SPURIOUS;
-  set_spte(iter, new_spte);
+  if (!set_spte(iter, new_spte)) return RET_PF_RETRY;
   if (is_shadow_present_pte(old_spte) &&
       (!is_last_spte(old_spte, iter.level) || leaf_spte_change_needs_tlb_flush(old_spte, new_spte)))
     *flush = true;
@@ -178,11 +198,12 @@ u64* TdpMmu::fast_pf_get_last_sptep(const MmuPage& root, Gfn gfn, u64* spte, int
   return sptep;
 }
 
-bool TdpMmu::zap_leafs(Gfn start, Gfn end, bool flush) {
+bool TdpMmu::zap_leafs(Gfn start, Gfn end, bool flush, KvmRootTypes types) {
   for (MmuPage* root : roots_) {
+    if (!walks_root(*root, KvmRootTypes(types | KVM_INVALID_ROOTS))) continue;
     for (TdpIter iter(mem_, *root, PG_LEVEL_4K, start); iter.valid && iter.gfn < end; iter.next()) {
       if (!is_present_leaf(iter.old_spte, iter.level)) continue;
-      set_spte(iter, SHADOW_NONPRESENT_VALUE);
+      if (!set_spte(iter, SHADOW_NONPRESENT_VALUE)) continue;
       // Invalid roots are unreachable by vCPUs (see kvm_mmu_zap_all_fast).
       if (!root->role.invalid) flush = true;
     }

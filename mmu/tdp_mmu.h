@@ -2,23 +2,40 @@
 // MmuPage allocation, the fault-time map, zaps, in-place split and recovery,
 // write-protection and dirty clearing. Everything runs under what would be
 // mmu_lock in KVM; the model is single-threaded, so SPTE writes are plain
-// stores and FROZEN_SPTE never appears. Operations that need a remote TLB
-// flush return true (the caller owns the vCPUs and flushes), as KVM's do.
+// stores. Operations that need a remote TLB flush return true (the caller
+// owns the vCPUs and flushes), as KVM's do.
+//
+// A TD's mirror root (role.is_mirror) is changed through the same paths;
+// each change is propagated to the Secure-EPT through ExternalSpt while the
+// mirror entry holds FROZEN_SPTE (tdp_mmu_mirror.cc). Dirty logging, split,
+// recovery and fast zap leave mirror roots alone.
 #pragma once
 #include <deque>
+#include <string>
 #include <vector>
 
+#include "mmu/external_spt.h"
 #include "mmu/mmu_page.h"
 #include "mmu/mmu_stats.h"
 #include "mmu/page_fault.h"
 #include "mmu/tdp_iter.h"
 #include "mmu/tracepoints.h"
+#include "mmu/zap_history.h"
 #include "model/phys_mem.h"
 #include "model/timing.h"
 
 namespace septsim::mmu {
 
 struct Memslot;
+
+// enum kvm_tdp_mmu_root_types: which roots a walk visits.
+enum KvmRootTypes : u8 {
+  KVM_INVALID_ROOTS = 1 << 0,
+  KVM_DIRECT_ROOTS = 1 << 1,
+  KVM_MIRROR_ROOTS = 1 << 2,
+  KVM_VALID_ROOTS = KVM_DIRECT_ROOTS | KVM_MIRROR_ROOTS,
+  KVM_ALL_ROOTS = KVM_VALID_ROOTS | KVM_INVALID_ROOTS,
+};
 
 class TdpMmu {
  public:
@@ -33,11 +50,13 @@ class TdpMmu {
   MmuPage* alloc_root(MmuPageRole role);
   // kvm_tdp_mmu_put_root: the last put frees the (invalid) root.
   void put_root(MmuPage* root);
-  // kvm_tdp_mmu_invalidate_roots(KVM_DIRECT_ROOTS) and
-  // kvm_tdp_mmu_zap_invalidated_roots: no flush, see kvm_mmu_zap_all_fast.
-  void invalidate_roots();
+  // kvm_tdp_mmu_invalidate_roots and kvm_tdp_mmu_zap_invalidated_roots: no
+  // flush, see kvm_mmu_zap_all_fast. Only VM teardown passes KVM_MIRROR_ROOTS.
+  void invalidate_roots(KvmRootTypes types = KVM_DIRECT_ROOTS);
   void zap_invalidated_roots();
   const std::vector<MmuPage*>& roots() const { return roots_; }
+  // Leaf and table changes are reported to `h` (memslot-flush accounting).
+  void set_zap_history(ZapHistory* h) { history_ = h; }
 
   // page_private(): the MmuPage of a table page, nullptr if none.
   MmuPage* sp_of_table(Pfn pfn) const {
@@ -56,8 +75,9 @@ class TdpMmu {
   // kvm_tdp_mmu_fast_pf_get_last_sptep: the deepest SPTE reached for gfn.
   u64* fast_pf_get_last_sptep(const MmuPage& root, Gfn gfn, u64* spte, int* level);
 
-  // kvm_tdp_mmu_zap_leafs: over every root, invalid ones included.
-  bool zap_leafs(Gfn start, Gfn end, bool flush);
+  // kvm_tdp_mmu_zap_leafs over the roots of `types` (a conversion's
+  // attr_filter), invalid ones always included.
+  bool zap_leafs(Gfn start, Gfn end, bool flush, KvmRootTypes types = KVM_ALL_ROOTS);
   // The rest walk valid roots only.
   // tdp_mmu_split_huge_pages_root (eager split); needs no flush.
   void split_huge_pages(Gfn start, Gfn end, int target_level);
@@ -75,14 +95,26 @@ class TdpMmu {
   // wherever the max mapping level allows.
   bool recover_huge_pages(const Memslot& slot, int max_huge_level);
 
+  // The TD's hooks (kvm_x86_ops.*_external_*); null for a normal VM and
+  // once the TD is gone.
+  void set_external_spt(ExternalSpt* ext) { ext_ = ext; }
+  // Refused changes of mirror entries that KVM would KVM_BUG_ON (rule 17:
+  // present -> present), one line each.
+  const std::vector<std::string>& mirror_bugs() const { return mirror_bugs_; }
+
  private:
   MmuPage* alloc_sp();
   void free_sp(MmuPage* sp);
   void init_child_sp(MmuPage* sp, const TdpIter& iter) const;
-  void set_spte(TdpIter& iter, u64 new_spte);
+  // False when a mirror hook refused: the entry keeps its old value.
+  bool set_spte(TdpIter& iter, u64 new_spte);
+  bool propagate_to_external(TdpIter& iter, u64 new_spte);
+  void remove_external_children(MmuPage& sp, unsigned index, u64 old_spte);
+  bool link_mirror_sp(TdpIter& iter, MmuPage* sp, const KvmPageFault& fault);
+  static bool walks_root(const MmuPage& root, KvmRootTypes types);
   void handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level);
   void handle_removed_pt(Pfn pt);
-  void link_sp(TdpIter& iter, MmuPage* sp);
+  bool link_sp(TdpIter& iter, MmuPage* sp);
   void split_huge_page(TdpIter& iter, MmuPage* sp);
   int map_handle_target_level(TdpIter& iter, KvmPageFault& fault, bool* flush);
   bool make_huge_spte_from_child(const TdpIter& iter, u64* huge_spte);
@@ -96,6 +128,9 @@ class TdpMmu {
   std::vector<u32> free_sps_;
   std::vector<MmuPage*> roots_;  // allocation order
   MmuTracepoints* tp_ = nullptr;  // tracepoint sink, if attached
+  ExternalSpt* ext_ = nullptr;
+  std::vector<std::string> mirror_bugs_;
+  ZapHistory* history_ = nullptr;
 };
 
 }  // namespace septsim::mmu

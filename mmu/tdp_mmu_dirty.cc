@@ -9,7 +9,7 @@ namespace septsim::mmu {
 bool TdpMmu::wrprot_gfn_range(Gfn start, Gfn end, int min_level) {
   bool spte_set = false;
   for (MmuPage* root : roots_) {
-    if (root->role.invalid) continue;
+    if (root->role.invalid || root->role.is_mirror) continue;
     for (TdpIter iter(mem_, *root, min_level, start); iter.valid && iter.gfn < end; iter.next()) {
       if (!is_present_leaf(iter.old_spte, iter.level) || !is_writable_pte(iter.old_spte)) continue;
       // MMU-writable stays set, so fast_page_fault can restore W.
@@ -23,7 +23,7 @@ bool TdpMmu::wrprot_gfn_range(Gfn start, Gfn end, int min_level) {
 bool TdpMmu::clear_dirty_gfn_range(Gfn start, Gfn end) {
   bool spte_set = false;
   for (MmuPage* root : roots_) {
-    if (root->role.invalid) continue;
+    if (root->role.invalid || root->role.is_mirror) continue;
     for (TdpIter iter(mem_, *root, PG_LEVEL_4K, start); iter.valid && iter.gfn < end; iter.next()) {
       if (!is_present_leaf(iter.old_spte, iter.level) || !is_dirty_spte(iter.old_spte)) continue;
       set_spte(iter, iter.old_spte & ~shadow_dirty_mask);
@@ -37,7 +37,7 @@ bool TdpMmu::clear_dirty_pt_masked(Gfn base, u64 mask, bool wrprot) {
   bool spte_set = false;
   const u64 dbit = wrprot ? PT_WRITABLE_MASK : shadow_dirty_mask;
   for (MmuPage* root : roots_) {
-    if (root->role.invalid) continue;
+    if (root->role.invalid || root->role.is_mirror) continue;
     u64 left = mask;
     Gfn start = base + unsigned(std::countr_zero(mask));
     for (TdpIter iter(mem_, *root, PG_LEVEL_4K, start); iter.valid && iter.gfn < base + 64 && left; iter.next()) {
@@ -55,7 +55,7 @@ bool TdpMmu::clear_dirty_pt_masked(Gfn base, u64 mask, bool wrprot) {
 
 void TdpMmu::harvest_dirty_bits(Memslot& slot) {
   for (MmuPage* root : roots_) {
-    if (root->role.invalid) continue;
+    if (root->role.invalid || root->role.is_mirror) continue;
     for (TdpIter iter(mem_, *root, PG_LEVEL_4K, slot.base_gfn); iter.valid && iter.gfn < slot.end_gfn(); iter.next())
       if (iter.level == PG_LEVEL_4K && is_present_leaf(iter.old_spte, iter.level) && is_dirty_spte(iter.old_spte))
         slot.mark_page_dirty(iter.gfn);

@@ -21,7 +21,7 @@ void TdpMmu::split_huge_page(TdpIter& iter, MmuPage* sp) {
 
 void TdpMmu::split_huge_pages(Gfn start, Gfn end, int target_level) {
   for (MmuPage* root : roots_) {
-    if (root->role.invalid) continue;
+    if (root->role.invalid || root->role.is_mirror) continue;
     // Pre-order with min_level above the target: children of a split are
     // visited next and split further.
     for (TdpIter iter(mem_, *root, target_level + 1, start); iter.valid && iter.gfn < end; iter.next()) {
@@ -50,7 +50,7 @@ bool TdpMmu::recover_huge_pages(const Memslot& slot, int max_huge_level) {
   bool flush = false;
   int max_level = std::min(max_huge_level, int(PG_LEVEL_1G));
   for (MmuPage* root : roots_) {
-    if (root->role.invalid) continue;
+    if (root->role.invalid || root->role.is_mirror) continue;
     for (TdpIter iter(mem_, *root, PG_LEVEL_2M, slot.base_gfn); iter.valid && iter.gfn < slot.end_gfn(); iter.next()) {
       if (iter.level > PG_LEVEL_1G || !is_shadow_present_pte(iter.old_spte)) continue;
       if (iter.gfn < slot.base_gfn || iter.gfn + pages_per_level(iter.level) > slot.end_gfn()) continue;

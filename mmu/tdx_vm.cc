@@ -3,6 +3,8 @@
 #include <stdexcept>
 
 #include "mmu/mmu_stats.h"
+#include "mmu/spte.h"
+#include "seam/sept_entry.h"
 #include "model/hex.h"
 #include "model/vcpu.h"
 
@@ -18,8 +20,6 @@ namespace {
 // KVM retries a SEAMCALL that found its operand locked; the model's locks are
 // windows in simulated time, so a few retries always get through.
 constexpr int kBusyRetries = 16;
-
-u64 table_key(Gpa gpa, int tdx_level) { return (u64(tdx_level) << 56) | (gpa >> (12 + 9 * tdx_level)); }
 
 }  // namespace
 
@@ -94,70 +94,111 @@ void TdxVm::topup_external_spt_cache(u32 cache, Cycles& cycles) {
   while (pages.size() < size_t(params_.ept_levels - 1)) pages.push_back(control_page(cycles));
 }
 
-bool TdxVm::ensure_tables(Gpa gpa, int leaf_level, u32 cache, Cycles& cycles) {
-  const int top = params_.ept_levels - 1;
-  for (int l = top; l > leaf_level; --l) {
-    const u64 key = table_key(gpa, l);
-    if (sept_tables_.count(key)) continue;
-    auto& pages = external_spt_cache_.at(cache);
-    if (pages.empty()) {
-      bugged_ = true;  // the top-up before mmu_lock must have covered every level
-      return false;
-    }
-    const Hpa page = pages.back();
-    pages.pop_back();
-    SeamcallRegs r;
-    r.rcx = seam::page_info(gpa & ~(seam::tdx_level_size(l) - 1), l);
-    r.rdx = handle_.tdr;
-    r.r8 = page;
-    const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles);
-    if (s != TDX_SUCCESS) {
-      bugged_ = true;  // KVM_BUG_ON: the mirror said the table was missing
-      return false;
-    }
-    sept_tables_[key] = page;
+void TdxVm::fail(const char* leaf, Gpa gpa, Status s) {
+  last_error_ = std::string(leaf) + " at " + hex(gpa) + " returned " + seam::status_string(s);
+}
+
+u64 TdxVm::content_term(Gfn gfn, u64 tag) {
+  // splitmix64 finalizer over (gfn, tag): a sum of these tells a swap of two
+  // pages' contents from no change.
+  u64 z = gfn * 0x9e3779b97f4a7c15ull ^ (tag + 0x632be59bd9b4e019ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+void TdxVm::account_content(Gfn gfn, int level, Hpa hpa, int sign) {
+  u64 sum = 0;
+  for (u64 i = 0; i < pages_per_level(level); ++i) {
+    const Pfn pfn = (hpa >> kPageShift) + i;
+    sum += content_term(gfn + i, mem_.is_allocated(pfn) ? mem_.tag(pfn) : 0);
   }
+  // A 2M leaf is one region; a 1G one never happens (AUG stops at 2M).
+  u64& d = content_digest_[gfn >> 9];
+  d += sign > 0 ? sum : u64(0) - sum;
+}
+
+Pfn TdxVm::take_external_spt(u32 cache, Cycles&) {
+  auto& pages = external_spt_cache_.at(cache < external_spt_cache_.size() ? cache : vm_cache());
+  if (pages.empty()) {
+    bugged_ = true;  // the top-up before mmu_lock must have covered every level
+    last_error_ = "the external_spt cache is empty";
+    return 0;
+  }
+  const Pfn page = pages.back() >> kPageShift;
+  pages.pop_back();
+  return page;
+}
+
+void TdxVm::free_unlinked_external_spt(Pfn page, Cycles& cycles) {
+  if (tdx_.pamt().dynamic()) pamt_put(page << kPageShift, cycles);
+  mem_.free(page);
+}
+
+bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) {
+  SeamcallRegs r;
+  r.rcx = seam::page_info(gfn << kPageShift, level - 1);
+  r.rdx = handle_.tdr;
+  r.r8 = external_spt << kPageShift;
+  const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles);
+  if (s != TDX_SUCCESS) fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
+  return s == TDX_SUCCESS;
+}
+
+bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) {
+  const Gpa gpa = gfn << kPageShift;
+  const Hpa hpa = spte_to_pfn(new_spte) << kPageShift;
+  const bool add = !finalized_;
+  if (add && (!page_add_src_ || level != PG_LEVEL_4K || !(new_spte & SPTE_TDX_PAGE_ADDED))) {
+    last_error_ = "a private leaf at " + hex(gpa) + " before finalize without KVM_TDX_INIT_MEM_REGION";
+    return false;
+  }
+  const bool dpamt = tdx_.pamt().dynamic() && level == PG_LEVEL_4K;
+  if (dpamt) pamt_get(hpa, cycles);
+  SeamcallRegs r;
+  r.rcx = seam::page_info(gpa, level - 1);
+  r.rdx = handle_.tdr;
+  r.r8 = hpa;
+  Status s;
+  if (add) {
+    // The source: a host page holding the image piece (its tag stands for the content).
+    ++nr_premapped_;
+    const Pfn src = mem_.alloc();
+    mem_.set_tag(src, *page_add_src_);
+    r.r9 = src << kPageShift;
+    s = call(Leaf::TDH_MEM_PAGE_ADD, r, cycles);
+    mem_.free(src);
+    --nr_premapped_;
+  } else {
+    s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles);
+  }
+  if (s != TDX_SUCCESS) {
+    if (dpamt) pamt_put(hpa, cycles);
+    fail(add ? "TDH.MEM.PAGE.ADD" : "TDH.MEM.PAGE.AUG", gpa, s);
+    return false;
+  }
+  account_content(gfn, level, hpa, 1);
+  ++mapped_private_;
   return true;
 }
 
-Cycles TdxVm::page_add(Gpa gpa, Hpa hpa, u64 tag, bool measure) {
-  Cycles c = 0;
-  if (finalized_) throw std::runtime_error("td_init_mem_region after td_finalize (PAGE.ADD needs an unfinalized TD)");
-  if (!is_private(gpa)) throw std::runtime_error("td_init_mem_region: gpa " + hex(gpa) + " has the shared bit set");
-  if (private_.count(gpa >> kPageShift))
-    throw std::runtime_error("td_init_mem_region: gpa " + hex(gpa) + " is already private");
-  topup_external_spt_cache(vm_cache(), c);
-  if (!ensure_tables(gpa, 0, vm_cache(), c)) throw std::runtime_error("td_init_mem_region: SEPT.ADD failed at " + hex(gpa));
-  // The source: a host page holding the image piece (its tag stands for the content).
-  const Pfn src = mem_.alloc();
-  mem_.set_tag(src, tag);
-  SeamcallRegs r;
-  r.rcx = seam::page_info(gpa, 0);
-  r.rdx = handle_.tdr;
-  r.r8 = hpa;
-  r.r9 = src << kPageShift;
-  if (tdx_.pamt().dynamic()) pamt_get(hpa, c);
-  const Status s = call(Leaf::TDH_MEM_PAGE_ADD, r, c);
-  mem_.free(src);
-  if (s != TDX_SUCCESS)
-    throw std::runtime_error("td_init_mem_region: TDH.MEM.PAGE.ADD at " + hex(gpa) + " returned " +
-                             seam::status_string(s));
-  private_[gpa >> kPageShift] = private_page(hpa, PG_LEVEL_4K, tag, true);
-  if (measure)
-    for (u64 off = 0; off < kPageSize; off += 256) {
-      SeamcallRegs m;
-      m.rcx = gpa + off;
-      m.rdx = handle_.tdr;
-      const Status ms = call(Leaf::TDH_MR_EXTEND, m, c);
-      if (ms != TDX_SUCCESS)
-        throw std::runtime_error("td_init_mem_region: TDH.MR.EXTEND at " + hex(gpa + off) + " returned " +
-                                 seam::status_string(ms));
-    }
-  return c;
+void TdxVm::mr_extend(Gpa gpa, Cycles& cycles) {
+  for (u64 off = 0; off < kPageSize; off += 256) {
+    SeamcallRegs m;
+    m.rcx = gpa + off;
+    m.rdx = handle_.tdr;
+    const Status s = call(Leaf::TDH_MR_EXTEND, m, cycles);
+    if (s != TDX_SUCCESS)
+      throw std::runtime_error("td_init_mem_region: TDH.MR.EXTEND at " + hex(gpa + off) + " returned " +
+                               seam::status_string(s));
+  }
 }
 
 Cycles TdxVm::finalize() {
   Cycles c = 0;
+  if (nr_premapped_)
+    throw std::runtime_error("td_finalize: " + std::to_string(nr_premapped_) +
+                             " premapped private pages were never PAGE.ADDed (nr_premapped)");
   SeamcallRegs r;
   r.rcx = handle_.tdr;
   const Status s = call(Leaf::TDH_MR_FINALIZE, r, c);
@@ -168,24 +209,21 @@ Cycles TdxVm::finalize() {
   return c;
 }
 
-bool TdxVm::map_private(u32 cache, Gpa gpa, Hpa hpa, int level, Cycles& cycles) {
-  const int tdx_level = level - 1;
-  if (!ensure_tables(gpa, tdx_level, cache, cycles)) return false;
-  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_get(hpa, cycles);
-  SeamcallRegs r;
-  r.rcx = seam::page_info(gpa, tdx_level);
-  r.rdx = handle_.tdr;
-  r.r8 = hpa;
-  const Status s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles);
-  if (s != TDX_SUCCESS) return false;
-  const u64 tag = (hpa >> kPageShift) < mem_.limit_frames() && mem_.is_allocated(hpa >> kPageShift)
-                      ? mem_.tag(hpa >> kPageShift)
-                      : 0;
-  private_[gpa >> kPageShift] = private_page(hpa, level, tag, false);
-  return true;
+Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles) {
+  // ACCEPT zeroes the page: the guest's own write, so the digest follows it.
+  const seam::Td* td_state = td();
+  const seam::SeptWalk w =
+      td_state && td_state->sept ? td_state->sept->walk_to_leaf(gpa) : seam::SeptWalk{};
+  const Gfn gfn = gpa >> kPageShift;
+  const Hpa leaf_hpa = seam::septe::hpa_of(w.entry);
+  const bool tracked = w.reached && w.level == tdx_level && w.state == seam::septe::SeptState::PENDING;
+  if (tracked) account_content(gfn, tdx_level + 1, leaf_hpa, -1);
+  const Status s = tdcall_accept(vcpu, gpa, tdx_level, cycles);
+  if (tracked) account_content(gfn, tdx_level + 1, leaf_hpa, 1);
+  return s;
 }
 
-Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles) {
+Status TdxVm::tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles) {
   seam::SeamcallTxn t;
   t.in.rcx = seam::page_info(gpa, tdx_level);
   t.in.rax = u64(seam::TdcallLeaf::TDG_MEM_PAGE_ACCEPT);
@@ -235,57 +273,80 @@ Cycles TdxVm::reenter_all() {
   return c;
 }
 
-bool TdxVm::remove_private(Gfn gfn, Cycles& cycles) {
-  PrivatePage* found = private_.lookup(gfn);
-  if (!found) return true;
-  PrivatePage& p = *found;
-  const Gpa gpa = gfn << kPageShift;
-  const int tdx_level = p.level - 1;
-  auto mem_op = [&](Leaf leaf) {
-    SeamcallRegs r;
-    r.rcx = seam::page_info(gpa, tdx_level);
-    r.rdx = handle_.tdr;
-    return call(leaf, r, cycles);
-  };
-  // remove_external_spte: BLOCK, TRACK, kick every vCPU out so the old epoch
-  // drains, REMOVE, then WBINVD the page under the TD's key.
-  if (mem_op(Leaf::TDH_MEM_RANGE_BLOCK) != TDX_SUCCESS) {
-    bugged_ = true;  // KVM_BUG_ON: the page stays recorded, never handed back
-    return false;
-  }
+bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, Cycles& cycles) {
+  SeamcallRegs r;
+  r.rcx = seam::page_info(gfn << kPageShift, level - 1);
+  r.rdx = handle_.tdr;
+  const Status s = call(leaf, r, cycles);
+  if (s != TDX_SUCCESS) fail(seam::leaf_name(u16(leaf)), gfn << kPageShift, s);
+  return s == TDX_SUCCESS;
+}
+
+bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
+  // BLOCK, TRACK, kick every vCPU out so the old epoch drains, REMOVE, then
+  // WBINVD the page under the TD's key.
+  if (!mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, cycles)) return false;
   SeamcallRegs t;
   t.rcx = handle_.tdr;
-  if (call(Leaf::TDH_MEM_TRACK, t, cycles) != TDX_SUCCESS) {
-    bugged_ = true;
+  const Status ts = call(Leaf::TDH_MEM_TRACK, t, cycles);
+  if (ts != TDX_SUCCESS) {
+    fail("TDH.MEM.TRACK", gfn << kPageShift, ts);
     return false;
   }
   cycles += kick_all();
-  const Status s = mem_op(Leaf::TDH_MEM_PAGE_REMOVE);
+  const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, cycles);
   cycles += reenter_all();
-  if (s != TDX_SUCCESS) {
-    bugged_ = true;
-    return false;
-  }
-  SeamcallRegs w;
-  w.rcx = seam::keyed_hpa(p.hpa, params_.hkid);
-  call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
-  if (tdx_.pamt().dynamic() && p.level == PG_LEVEL_4K) pamt_put(p.hpa, cycles);
-  private_.erase(gfn);
-  ++removed;
-  return true;
-}
-
-bool TdxVm::reclaim(Hpa hpa, Cycles& cycles) {
-  SeamcallRegs r;
-  r.rcx = hpa;
-  if (call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r, cycles) != TDX_SUCCESS) return false;
+  if (!removed_ok) return false;
   SeamcallRegs w;
   w.rcx = seam::keyed_hpa(hpa, params_.hkid);
   call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
   return true;
 }
 
-Cycles TdxVm::teardown() {
+bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) {
+  const Hpa hpa = spte_to_pfn(old_spte) << kPageShift;
+  // Once the HKID is released the page is RECLAIMed (TD_TEARDOWN) instead.
+  const bool ok = torn_down_ ? reclaim(hpa, cycles) : remove_from_td(gfn, level, hpa, cycles);
+  if (!ok) {
+    bugged_ = true;  // KVM_BUG_ON: the mirror keeps the leaf, the page is never handed back
+    return false;
+  }
+  account_content(gfn, level, hpa, -1);
+  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_put(hpa, cycles);
+  --mapped_private_;
+  if (!torn_down_) ++removed;
+  return true;
+}
+
+bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, Cycles& cycles) {
+  const Hpa hpa = external_spt << kPageShift;
+  // RECLAIM is only legal once the HKID is released; otherwise the page is leaked.
+  if (!torn_down_ || !reclaim(hpa, cycles)) {
+    bugged_ = true;
+    ++leaked_;
+    last_error_ = "external_spt " + hex(hpa) + " for gfn " + hex(gfn) + " could not be reclaimed";
+    return false;
+  }
+  if (tdx_.pamt().dynamic()) pamt_put(hpa, cycles);
+  mem_.free(external_spt);
+  return true;
+}
+
+bool TdxVm::reclaim(Hpa hpa, Cycles& cycles) {
+  SeamcallRegs r;
+  r.rcx = hpa;
+  const Status s = call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r, cycles);
+  if (s != TDX_SUCCESS) {
+    fail("TDH.PHYMEM.PAGE.RECLAIM", hpa, s);
+    return false;
+  }
+  SeamcallRegs w;
+  w.rcx = seam::keyed_hpa(hpa, params_.hkid);
+  call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
+  return true;
+}
+
+Cycles TdxVm::release_hkid() {
   Cycles c = 0;
   if (torn_down_) throw std::runtime_error("td_teardown: the TD is already torn down");
   for (u32 v = 0; v < vcpus(); ++v) {
@@ -306,20 +367,17 @@ Cycles TdxVm::teardown() {
   must(Leaf::TDH_PHYMEM_CACHE_WB, 0);
   must(Leaf::TDH_MNG_KEY_FREEID, handle_.tdr);
   torn_down_ = true;
+  return c;
+}
+
+Cycles TdxVm::reclaim_control_pages() {
+  Cycles c = 0;
   bool ok = true;
-  // Private pages go back to their memslots' host memory; the rest to the allocator.
-  for (auto& [gfn, p] : private_) {
-    ok &= reclaim(p.hpa, c);
-    if (tdx_.pamt().dynamic() && p.level == PG_LEVEL_4K) pamt_put(p.hpa, c);
-  }
-  private_.clear();
   auto give_back = [&](Hpa hpa) {
     ok &= reclaim(hpa, c);
     if (tdx_.pamt().dynamic()) pamt_put(hpa, c);
     mem_.free(hpa >> kPageShift);
   };
-  for (auto& [key, page] : sept_tables_) give_back(page);
-  sept_tables_.clear();
   // Cached pages never reached the module: only their PAMT refcount and the allocator.
   for (auto& pages : external_spt_cache_) {
     for (Hpa hpa : pages) {

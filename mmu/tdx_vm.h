@@ -5,17 +5,19 @@
 // (kvm-mmu.md 7, tdx-seam.md 2, 4, 9). Every action is a SEAMCALL/TDCALL
 // transaction on the TdxModule.
 //
-// Private mappings are kept per gfn in `private_` (what KVM's mirror root
-// records); Secure-EPT tables added for them in `sept_tables_`.
+// TdxVm is the ExternalSpt of the VM's mirror root: private mappings live in
+// the mirror (the SPTE holds the pfn, SPTE_TDX_PAGE_ADDED says PAGE.ADD, each
+// mirror table's external_spt is its Secure-EPT page) and reach the module
+// through these hooks. Content tags stay in PhysMem's frame metadata; TdxVm
+// keeps one digest per 2 MiB region of what the mapped pages held when
+// mapped, so a content change behind the TD's back is detected.
 #pragma once
 #include <map>
-#include <memory>
 #include <optional>
-#include <stdexcept>
-#include <type_traits>
-#include <utility>
 #include <string>
 #include <vector>
+
+#include "mmu/external_spt.h"
 
 #include "model/phys_mem.h"
 #include "model/types.h"
@@ -37,184 +39,7 @@ struct TdxVmParams {
   u16 hkid = 1;
 };
 
-// A private page the VMM gave the TD (PAGE.ADD or PAGE.AUG). 16 bytes: the
-// HPA and the flags share one word.
-struct PrivatePage {
-  Hpa hpa : 52 = 0;
-  int level : 8 = PG_LEVEL_4K;  // 1 = 4K, 2 = 2M
-  bool added : 1 = false;       // PAGE.ADD (initial image) rather than AUG
-  u64 tag = 0;                  // content tag when the page was given or last written by the guest
-};
-static_assert(sizeof(PrivatePage) == 16);
-
-inline PrivatePage private_page(Hpa hpa, int level, u64 tag, bool added) {
-  PrivatePage p;
-  p.hpa = hpa;
-  p.level = level;
-  p.added = added;
-  p.tag = tag;
-  return p;
-}
-
-// The VM's private pages by gfn (what KVM's mirror root records): a dense
-// array of 512 records per 2 MiB region, allocated when the region gets its
-// first page, with a presence bitmap. A map-like interface that iterates in
-// ascending gfn order.
-class PrivatePageMap {
-  struct Chunk {
-    PrivatePage pages[512];
-    u64 present[8] = {};
-    u32 count = 0;
-  };
-  using Chunks = std::map<Gfn, std::unique_ptr<Chunk>>;  // by gfn >> 9
-
- public:
-  template <bool Const>
-  class Iter {
-    using Map = std::conditional_t<Const, const PrivatePageMap, PrivatePageMap>;
-    using Page = std::conditional_t<Const, const PrivatePage, PrivatePage>;
-    using CIt = typename Chunks::const_iterator;
-
-   public:
-    using value_type = std::pair<const Gfn, Page&>;
-    Iter() = default;
-    Iter(CIt c, CIt end, unsigned off) : c_(c), end_(end), off_(off) { settle(); }
-    Iter(const Iter& o) : c_(o.c_), end_(o.end_), off_(o.off_) { load(); }
-    Iter& operator=(const Iter& o) {
-      c_ = o.c_, end_ = o.end_, off_ = o.off_;
-      load();
-      return *this;
-    }
-    operator Iter<true>() const { return Iter<true>(c_, end_, off_); }
-    value_type& operator*() const { return *v_; }
-    value_type* operator->() const { return &*v_; }
-    Iter& operator++() {
-      ++off_;
-      settle();
-      return *this;
-    }
-    bool operator==(const Iter& o) const { return c_ == o.c_ && (c_ == end_ || off_ == o.off_); }
-    bool operator!=(const Iter& o) const { return !(*this == o); }
-
-   private:
-    friend class PrivatePageMap;
-    // Moves to the first present record at or after (c_, off_).
-    void settle() {
-      for (; c_ != end_; ++c_, off_ = 0) {
-        const Chunk& ch = *c_->second;
-        for (unsigned w = off_ / 64; w < 8; ++w) {
-          u64 bits = ch.present[w];
-          if (w == off_ / 64) bits &= ~u64{0} << (off_ % 64);
-          if (bits) {
-            off_ = w * 64 + unsigned(__builtin_ctzll(bits));
-            load();
-            return;
-          }
-        }
-      }
-      off_ = 0;
-      v_.reset();
-    }
-    void load() {
-      v_.reset();
-      if (c_ != end_) v_.emplace((c_->first << 9) | off_, const_cast<Page&>(c_->second->pages[off_]));
-    }
-    CIt c_{}, end_{};
-    unsigned off_ = 0;
-    mutable std::optional<value_type> v_;
-  };
-  using iterator = Iter<false>;
-  using const_iterator = Iter<true>;
-
-  iterator begin() { return {chunks_.begin(), chunks_.end(), 0}; }
-  iterator end() { return {chunks_.end(), chunks_.end(), 0}; }
-  const_iterator begin() const { return {chunks_.begin(), chunks_.end(), 0}; }
-  const_iterator end() const { return {chunks_.end(), chunks_.end(), 0}; }
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-  size_t count(Gfn gfn) const { return lookup(gfn) ? 1 : 0; }
-  PrivatePage* lookup(Gfn gfn) {
-    Chunk* c = chunk(gfn >> 9);
-    return c && has(*c, gfn) ? &c->pages[gfn & 511] : nullptr;
-  }
-  const PrivatePage* lookup(Gfn gfn) const { return const_cast<PrivatePageMap*>(this)->lookup(gfn); }
-  PrivatePage& at(Gfn gfn) {
-    PrivatePage* p = lookup(gfn);
-    if (!p) throw std::out_of_range("PrivatePageMap::at");
-    return *p;
-  }
-  const PrivatePage& at(Gfn gfn) const { return const_cast<PrivatePageMap*>(this)->at(gfn); }
-  PrivatePage& operator[](Gfn gfn) {
-    Chunk* c = chunk(gfn >> 9);
-    if (!c) {
-      auto& slot = chunks_[gfn >> 9];
-      slot = std::make_unique<Chunk>();
-      c = slot.get();
-      last_key_ = gfn >> 9, last_ = c;
-    }
-    if (!has(*c, gfn)) {
-      c->present[(gfn & 511) / 64] |= u64{1} << (gfn % 64);
-      c->pages[gfn & 511] = PrivatePage{};
-      ++c->count, ++size_;
-    }
-    return c->pages[gfn & 511];
-  }
-  iterator find(Gfn gfn) {
-    auto c = chunks_.find(gfn >> 9);
-    if (c == chunks_.end() || !has(*c->second, gfn)) return end();
-    return {c, chunks_.end(), unsigned(gfn & 511)};
-  }
-  const_iterator find(Gfn gfn) const {
-    auto c = chunks_.find(gfn >> 9);
-    if (c == chunks_.end() || !has(*c->second, gfn)) return end();
-    return {c, chunks_.end(), unsigned(gfn & 511)};
-  }
-  // First record at or after gfn.
-  iterator lower_bound(Gfn gfn) {
-    auto c = chunks_.lower_bound(gfn >> 9);
-    return {c, chunks_.end(), c != chunks_.end() && c->first == (gfn >> 9) ? unsigned(gfn & 511) : 0};
-  }
-  const_iterator lower_bound(Gfn gfn) const {
-    auto c = chunks_.lower_bound(gfn >> 9);
-    return {c, chunks_.end(), c != chunks_.end() && c->first == (gfn >> 9) ? unsigned(gfn & 511) : 0};
-  }
-  size_t erase(Gfn gfn) {
-    auto c = chunks_.find(gfn >> 9);
-    if (c == chunks_.end() || !has(*c->second, gfn)) return 0;
-    Chunk& ch = *c->second;
-    ch.present[(gfn & 511) / 64] &= ~(u64{1} << (gfn % 64));
-    --size_;
-    if (--ch.count == 0) {
-      if (last_ == &ch) last_ = nullptr;
-      chunks_.erase(c);
-    }
-    return 1;
-  }
-  void erase(const iterator& it) { erase(it->first); }
-  void erase(const const_iterator& it) { erase(it->first); }
-  void clear() {
-    chunks_.clear();
-    size_ = 0;
-    last_ = nullptr;
-  }
-
- private:
-  static bool has(const Chunk& c, Gfn gfn) { return (c.present[(gfn & 511) / 64] >> (gfn % 64)) & 1; }
-  Chunk* chunk(Gfn key) {
-    if (last_ && last_key_ == key) return last_;
-    auto it = chunks_.find(key);
-    if (it == chunks_.end()) return nullptr;
-    last_key_ = key, last_ = it->second.get();
-    return last_;
-  }
-
-  Chunks chunks_;
-  size_t size_ = 0;
-  Gfn last_key_ = 0;
-  Chunk* last_ = nullptr;  // the chunk last looked up
-};
-
-class TdxVm {
+class TdxVm : public ExternalSpt {
  public:
   TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats);
   TdxVm(const TdxVm&) = delete;
@@ -234,37 +59,54 @@ class TdxVm {
   bool bugged() const { return bugged_; }
   u32 vcpus() const { return u32(handle_.tdvpr.size()); }
 
-  // PAGE.ADD of `hpa` at `gpa` with content copied from a source page tagged
-  // `tag`; MR.EXTEND per 256 bytes when `measure`.
-  Cycles page_add(Gpa gpa, Hpa hpa, u64 tag, bool measure);
+  // KVM_TDX_INIT_MEM_REGION: the next leaf the mirror maps before finalize
+  // is PAGE.ADDed from a source page tagged `tag` (kvm_tdx->page_add_src);
+  // nullopt when done.
+  void set_page_add_src(std::optional<u64> tag) { page_add_src_ = tag; }
+  // MR.EXTEND of the 4 KiB page at `gpa`, 256 bytes at a time.
+  void mr_extend(Gpa gpa, Cycles& cycles);
+  // Refused (KVM's -EINVAL) while nr_premapped is not 0.
   Cycles finalize();
   // The external_spt cache of TD vCPU `cache` (vm_cache(): the VM's own, for
   // ioctls), topped up before mmu_lock so the hooks never allocate.
   void topup_external_spt_cache(u32 cache, Cycles& cycles);
   u32 vm_cache() const { return u32(external_spt_cache_.size() - 1); }
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
-  // Private fault at `gpa` backed by `hpa` (level 1 = 4K, 2 = 2M): SEPT.ADD of
-  // missing tables with pages from cache `cache`, then AUG. True when the
-  // page is mapped.
-  bool map_private(u32 cache, Gpa gpa, Hpa hpa, int level, Cycles& cycles);
-  // remove_external_spte for the private page recorded at `gfn` (its whole
-  // level): BLOCK -> TRACK -> kick every vCPU -> REMOVE -> WBINVD. On a
-  // failure the VM is bugged and the page stays recorded.
-  bool remove_private(Gfn gfn, Cycles& cycles);
+
+  // ExternalSpt (the mirror root's hooks).
+  Pfn take_external_spt(u32 cache, Cycles& cycles) override;
+  void free_unlinked_external_spt(Pfn page, Cycles& cycles) override;
+  bool link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
+  bool set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) override;
+  bool remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) override;
+  bool free_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
+
   // TDG.MEM.PAGE.ACCEPT by TD vCPU `vcpu`; returns the TDX status.
   seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles);
   // A VM exit / entry of TD vCPU `vcpu` (TD exit, TDH.VP.ENTER).
   Cycles td_exit(u32 vcpu);
   Cycles vp_enter(u32 vcpu);
-  // VP.FLUSH, VPFLUSHDONE, CACHE.WB, KEY.FREEID, then RECLAIM of every
-  // private, Secure-EPT and control page (TDR last).
-  Cycles teardown();
+  // Teardown, first half: VP.FLUSH, VPFLUSHDONE, CACHE.WB, KEY.FREEID. The
+  // HKID is released, so the mirror's removal hooks now RECLAIM.
+  Cycles release_hkid();
+  // Teardown, second half (after the mirror root is gone): RECLAIM of the
+  // cached and control pages, TDR last.
+  Cycles reclaim_control_pages();
 
-  const PrivatePageMap& private_pages() const { return private_; }
-  PrivatePageMap& private_pages() { return private_; }
+  // Private leaves the mirror maps (a 2M leaf counts once).
+  u64 mapped_private() const { return mapped_private_; }
+  // Mirror leaves set before finalize and not yet PAGE.ADDed (rule 19).
+  u64& nr_premapped() { return nr_premapped_; }
+  u64 nr_premapped() const { return nr_premapped_; }
+  // Sum of content_term(gfn, tag) over the mapped private 4K pages of each
+  // 2 MiB region (by gfn >> 9), as they were when mapped or last accepted.
+  const std::map<Gfn, u64>& content_digests() const { return content_digest_; }
+  static u64 content_term(Gfn gfn, u64 tag);
+  // The status of the last hook the module refused, for error messages.
+  const std::string& last_error() const { return last_error_; }
+  // external_spt pages leaked because RECLAIM was impossible or failed.
+  u64 leaked_pages() const { return leaked_; }
   const seam::TdHandle& handle() const { return handle_; }
-  // Secure-EPT table pages KVM added (external_spt), keyed by level and GPA.
-  const std::map<u64, Hpa>& sept_tables() const { return sept_tables_; }
   const seam::Td* td() const { return tdx_.td(handle_.tdr); }
   seam::TdxModule& module() { return tdx_; }
   const seam::TdxModule& module() const { return tdx_; }
@@ -281,10 +123,15 @@ class TdxVm {
   // The kernel's Dynamic PAMT refcount (PAMT.ADD on 0->1, PAMT.REMOVE on 1->0).
   void pamt_get(Hpa hpa, Cycles& cycles);
   void pamt_put(Hpa hpa, Cycles& cycles);
-  bool ensure_tables(Gpa gpa, int leaf_level, u32 cache, Cycles& cycles);
   bool reclaim(Hpa hpa, Cycles& cycles);
+  bool mem_op(seam::Leaf leaf, Gfn gfn, int level, Cycles& cycles);
+  bool remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles);
+  // Adds (sign 1) or subtracts (sign -1) the pages of a leaf to the digests.
+  void account_content(Gfn gfn, int level, Hpa hpa, int sign);
+  void fail(const char* leaf, Gpa gpa, seam::Status s);
   Cycles kick_all();
   Cycles reenter_all();
+  seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles);
 
   seam::TdxModule& tdx_;
   model::PhysMem& mem_;
@@ -292,8 +139,12 @@ class TdxVm {
   TdxVmParams params_;
   seam::TdHandle handle_;
   std::vector<model::Vcpu*> hw_;
-  PrivatePageMap private_;
-  std::map<u64, Hpa> sept_tables_;  // (level << 56 | gpa >> level shift) -> table page
+  std::optional<u64> page_add_src_;  // content tag of the PAGE.ADD source, during KVM_TDX_INIT_MEM_REGION
+  u64 nr_premapped_ = 0;
+  u64 mapped_private_ = 0;
+  u64 leaked_ = 0;
+  std::map<Gfn, u64> content_digest_;
+  std::string last_error_;
   std::vector<std::vector<Hpa>> external_spt_cache_;  // per TD vCPU, then the VM's
   bool finalized_ = false;
   bool torn_down_ = false;

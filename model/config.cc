@@ -102,6 +102,22 @@ const std::vector<Config::Param> kParams = {
     {"mmu.max_huge_level", T::Int, "3", "largest EPT leaf the MMU creates: 1 = 4K, 2 = 2M, 3 = 1G"},
     {"mmu.pml", T::Bool, "false", "page-modification logging: dirty logging clears D instead of write-protecting"},
     {"mmu.ad", T::Bool, "true", "KVM uses EPT A/D bits (!ad_disabled)"},
+    {"mmu.sp_layout", T::String, "external-in-union",
+     "struct kvm_mmu_page layout counted by kvm.sp_meta.*: external-in-union (6.14+, 184 B, kvm-mmu.md 1.1), "
+     "external-separate, shadow-tdp-union or tdp-only (docs/studies.md 4)"},
+    {"mmu.prev_roots", T::Int, "3",
+     "KVM_MMU_NUM_PREV_ROOTS: cached roots per vCPU besides the current one (upstream: 3; 0..16)"},
+    {"mmu.nested.invept", T::String, "free",
+     "L1's INVEPT on cached shadow-EPT roots: free (upstream handle_invept) or keep-sync (keep them, sync before "
+     "reuse: Lai Jiangshan's 2021 RFC)"},
+    {"mmu.nested.max_shadow_pages", T::Int, "0",
+     "n_max_mmu_pages for shadow-EPT pages: a root without references stays in mmu_page_hash until the pages in "
+     "use exceed this, oldest unused root recycled first; 0 = it goes with its last reference"},
+    {"latency.shadow_sync_page", T::Int, "5000",
+     "kvm_sync_page: re-check one unsync shadow page's 512 SPTEs against the guest's table (guess)"},
+    {"mmu.slot_zap", T::String, "zap-all-fast",
+     "memslot DELETE/MOVE: zap-all-fast (KVM_X86_QUIRK_SLOT_ZAP_ALL: mmu_valid_gen toggle, every root role.invalid) "
+     "or zap-memslot (only the slot's leaves, kvm_mmu_zap_memslot; kvm-mmu.md 5.4)"},
 };
 
 const std::map<std::string, std::map<std::string, std::string>> kPresets = {

@@ -33,12 +33,27 @@ Pfn PhysMem::alloc(int level) {
     pfn = bump(frames, frames);
   }
   for (u64 i = 0; i < frames; ++i) {
-    FrameMeta& m = meta_[pfn + i];
-    m = FrameMeta{};
-    m.allocated = true;
+    reset_meta(pfn + i);
+    meta_[pfn + i].allocated = 1;
   }
   allocated_ += frames;
   return pfn;
+}
+
+void PhysMem::reset_meta(Pfn pfn) {
+  if (meta_[pfn].tag == kTagSpilled) spilled_tags_.erase(pfn);
+  meta_[pfn] = FrameMeta{};
+}
+
+void PhysMem::set_tag(Pfn pfn, u64 tag) {
+  FrameMeta& m = meta_[pfn];
+  if (tag < kTagSpilled) {
+    if (m.tag == kTagSpilled) spilled_tags_.erase(pfn);
+    m.tag = u32(tag);
+  } else {
+    spilled_tags_[pfn] = tag;
+    m.tag = kTagSpilled;
+  }
 }
 
 void PhysMem::ArenaFree::operator()(u64* p) const { std::free(p); }
@@ -78,7 +93,7 @@ void PhysMem::free(Pfn pfn, int level) {
   u64 frames = pages_per_level(level);
   for (u64 i = 0; i < frames; ++i) {
     release_contents(pfn + i);
-    meta_[pfn + i] = FrameMeta{};
+    reset_meta(pfn + i);
   }
   allocated_ -= frames;
   free_[level - 1].push_back(pfn);

@@ -5,6 +5,7 @@
 // page_private()).
 #pragma once
 #include <array>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <vector>
@@ -41,21 +42,30 @@ class PhysMem {
   u64* table_of(Pfn pfn);
   bool is_allocated(Pfn pfn) const { return pfn < meta_.size() && meta_[pfn].allocated; }
 
-  u64 tag(Pfn pfn) const { return meta_[pfn].tag; }
-  void set_tag(Pfn pfn, u64 tag) { meta_[pfn].tag = tag; }
+  u64 tag(Pfn pfn) const {
+    const u32 t = meta_[pfn].tag;
+    return t == kTagSpilled ? spilled_tags_.at(pfn) : t;
+  }
+  void set_tag(Pfn pfn, u64 tag);
   u32 owner(Pfn pfn) const { return meta_[pfn].owner; }
-  void set_owner(Pfn pfn, u32 owner) { meta_[pfn].owner = owner; }
+  // At most 2^31 - 1.
+  void set_owner(Pfn pfn, u32 owner) { meta_[pfn].owner = owner & 0x7fffffffu; }
 
   u64 allocated_frames() const { return allocated_; }
   u64 frames_with_contents() const { return contents_allocated_ - free_content_.size(); }
   u64 limit_frames() const { return limit_frames_; }
 
  private:
+  // 8 bytes per host frame. Content tags are exact u64s: one that does not
+  // fit the 32-bit field lives in spilled_tags_ and the field says so.
+  static constexpr u32 kTagSpilled = ~u32{0};
   struct FrameMeta {
-    u64 tag = 0;      // data content tag (0 = zero / never written)
-    u32 owner = 0;    // owner cookie, 0 = none
-    bool allocated = false;
+    u32 tag = 0;                // data content tag (0 = zero / never written), or kTagSpilled
+    u32 owner : 31 = 0;         // owner cookie, 0 = none
+    u32 allocated : 1 = 0;
   };
+  static_assert(sizeof(FrameMeta) == 8);
+  void reset_meta(Pfn pfn);
   // Contents are found through a two-level directory (2 MiB regions, then
   // frames) rather than through the per-frame metadata: the few regions that
   // hold paging structures stay cache-resident on the host even when the
@@ -70,6 +80,7 @@ class PhysMem {
   u64 next_ = 1;  // frame 0 is never handed out: HPA 0 means "none"
   u64 allocated_ = 0;
   std::vector<FrameMeta> meta_;
+  std::map<Pfn, u64> spilled_tags_;  // tags of 2^32 - 1 and above, by frame
   std::vector<std::unique_ptr<ContentBlock>> content_dir_;
   // Contents pages are carved out of 2 MiB arenas that the host may back with
   // a huge page: walks touch page tables at random, and host TLB misses on

@@ -1,5 +1,7 @@
 #include "seam/td_builder.h"
 
+#include <algorithm>
+
 namespace septsim::seam {
 
 namespace {
@@ -48,10 +50,10 @@ TdBuildResult build_td(TdxModule& tdx, model::PhysMem& mem, PamtRefcount& dpamt,
   b.call(Leaf::TDH_MNG_CREATE, {0, out.tdr, p.hkid});
   b.call(Leaf::TDH_MNG_KEY_CONFIG, {0, out.tdr});
   for (unsigned i = 0; i < tdx.tdcs_pages(); ++i) b.call(Leaf::TDH_MNG_ADDCX, {0, b.page(), out.tdr});
-  SeamcallRegs init{0, out.tdr, 0};
-  init.r8 = p.gpaw == 52 ? 1 : 0;
-  init.r9 = u64(p.ept_levels);
-  b.call(Leaf::TDH_MNG_INIT, init);
+  const Hpa params = mem.alloc() << kPageShift;  // shared: no PAMT pair
+  tdx.write_td_params(params, p.td_params ? *p.td_params : td_params_for(p.gpaw, p.ept_levels, std::max(p.vcpus, 1u)));
+  b.call(Leaf::TDH_MNG_INIT, {0, out.tdr, params});
+  mem.free(params >> kPageShift);  // the module copied what it needs, as KVM frees it after MNG.INIT
   for (u32 v = 0; v < p.vcpus && b.r.status == TDX_SUCCESS; ++v) {
     const Hpa tdvpr = b.page();
     if (!b.call(Leaf::TDH_VP_CREATE, {0, tdvpr, out.tdr})) break;

@@ -1,8 +1,10 @@
 // The VMM's TD creation sequence (tdx-seam.md 9): MNG.CREATE, MNG.KEY.CONFIG,
-// MNG.ADDCX x N, MNG.INIT, then per vCPU VP.CREATE, VP.ADDCX x M, VP.INIT.
+// MNG.ADDCX x N, MNG.INIT (TD_PARAMS in a shared host page), then per vCPU
+// VP.CREATE, VP.ADDCX x M, VP.INIT.
 // Pages come from the host allocator; with Dynamic PAMT each page's 2 MiB
 // region gets its PAMT pair first, as the kernel's tdx_alloc_control_page does.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +19,8 @@ struct TdCreateParams {
   int gpaw = 48;       // 48 or 52
   int ept_levels = 4;  // 4 or 5
   u16 hkid = 1;
+  // Written for MNG.INIT instead of td_params_for(gpaw, ept_levels, vcpus).
+  std::optional<TdParams> td_params;
 };
 
 struct TdHandle {

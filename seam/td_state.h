@@ -7,6 +7,7 @@
 #include "seam/op_state.h"
 #include "seam/sept_tree.h"
 #include "seam/tlb_tracking.h"
+#include "seam/zero_step.h"
 
 namespace septsim::model {
 class Vcpu;
@@ -21,6 +22,7 @@ struct TdVcpu {
   bool in_guest = false;     // between VP.ENTER and the TD exit
   bool associated = false;   // has run on an LP (flush on epoch change applies)
   u64 vcpu_epoch = 0;
+  ZeroStep zero_step;  // EPT-violation stepping filter state (TDVPS)
   model::Vcpu* hw = nullptr;  // the hardware vCPU this TD vCPU runs on, if bound
 };
 
@@ -32,8 +34,9 @@ struct Td {
   bool fatal = false;
   u64 chldcnt = 0;  // 4K-equivalent pages owned by the TD (TDR.CHLDCNT)
   std::vector<Hpa> tdcs;
-  int gpaw = 48;
-  int ept_levels = 4;
+  int gpaw = 48;        // TD_PARAMS.CONFIG_FLAGS.GPAW: 48 or 52
+  int ept_levels = 4;   // TD_PARAMS.EPTP_CONTROLS walk length
+  unsigned max_vcpus = 0;  // TD_PARAMS.MAX_VCPUS
   Epochs epochs;
   std::unique_ptr<SeptTree> sept;  // exists once TDCS page 3 is added
   std::vector<TdVcpu> vcpus;

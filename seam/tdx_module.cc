@@ -35,6 +35,8 @@ TdxModule::TdxModule(sc_core::sc_module_name name, const model::Config& cfg, mod
   busy_ = &stats.counter("seam.status.busy", "calls refused with TDX_OPERAND_BUSY (lock contention)");
   cycles_ = &stats.counter("seam.cycles", "cycles charged for SEAMCALLs, TDCALLs and TD exits");
   td_exits_ = &stats.counter("seam.td_exits", "TD exits");
+  zero_step_exits_ = &stats.counter("seam.zero_step_exits",
+                                    "VP.ENTERs turned into EPT-violation exits by the zero-step filter");
   epoch_flushes_ = &stats.counter("seam.epoch_flushes", "TLB flushes by VP.ENTER on a TD epoch change");
   g_pamt_bytes_ = &stats.gauge("seam.pamt.bytes", "PAMT memory in bytes (static arrays + Dynamic PAMT page pairs)");
   g_pamt_static_ = &stats.gauge("seam.pamt.static_bytes", "PAMT arrays allocated at module init, bytes");
@@ -86,7 +88,7 @@ void TdxModule::bind_vcpu(Hpa tdvpr, model::Vcpu* hw) {
 }
 
 Cycles TdxModule::transport(SeamcallTxn& txn) {
-  Call c{txn, txn.in, txn.out, rax_leaf(txn.in.rax), rax_version(txn.in.rax), nullptr, 0, 0, SeptWalk{}};
+  Call c{txn, txn.in, txn.out, rax_leaf(txn.in.rax), rax_version(txn.in.rax), nullptr, 0, 0, SeptWalk{}, false};
   txn.out = SeamcallRegs{};
   locks_.begin(txn.initiator, txn.start);
   Cycles cost;
@@ -101,6 +103,7 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
     cost = timing_.of(c.number);
   }
   txn.out.rax = s;
+  if (observer_) report(c, s);
   if (is_error(s)) ++*errors_;
   if (status_class(s) == TDX_OPERAND_BUSY) ++*busy_;
   // Locks are held for the call's duration on success; a refused call
@@ -112,6 +115,10 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
   *cycles_ += cost;
   update_gauges();
   return cost;
+}
+
+void TdxModule::report(const Call& c, Status s) const {
+  observer_->on_call(SeamcallOutcome{c.number, c.txn.tdcall, c.level, c.walked, c.w.reached, c.w.state, s});
 }
 
 Status TdxModule::seamcall(Leaf leaf, SeamcallRegs& regs, unsigned initiator, Cycles start, unsigned version) {
@@ -201,6 +208,7 @@ Status TdxModule::check_build_state(Call& c, bool op_lock) {
   Td& t = *c.td;
   if (t.fatal) return TDX_TD_FATAL;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
+  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
   if (op_lock && !locks_.acquire(LockKind::OpState, t.tdr, false))
     return with_operand(TDX_OPERAND_BUSY, operand::OP_STATE);
   if (!op_state_allowed(c.leaf(), t.op_state)) return TDX_OP_STATE_INCORRECT;
@@ -230,6 +238,7 @@ Status TdxModule::sept_fail(Call& c, Status base) {
 
 Status TdxModule::walk_and_lock(Call& c, bool tree_exclusive) {
   c.w = c.td->sept->walk(c.gpa, c.level);
+  c.walked = true;
   if (!c.w.reached) return sept_fail(c, TDX_EPT_WALK_FAILED);
   if (!locks_.acquire(LockKind::SeptEntry, c.w.entry_hpa, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   (void)tree_exclusive;

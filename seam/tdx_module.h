@@ -15,6 +15,8 @@
 #include "seam/seam_locks.h"
 #include "seam/seam_timing.h"
 #include "seam/seamcall.h"
+#include "seam/seamcall_observer.h"
+#include "seam/td_params.h"
 #include "seam/td_state.h"
 #include "seam/tdx_leaf.h"
 
@@ -32,12 +34,19 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status tdcall(TdcallLeaf leaf, Hpa tdvpr, SeamcallRegs& regs, unsigned initiator = 0, Cycles start = 0);
   // A TD exit of the vCPU (asynchronous or after a TDCALL the VMM handles).
   Cycles td_exit(Hpa tdvpr);
+  // A TD exit for an EPT violation on `gpa` with the guest at `rip`; a
+  // private GPA feeds the zero-step filter that VP.ENTER applies.
+  Cycles td_exit_ept_violation(Hpa tdvpr, Gpa gpa, u64 rip);
   // Lets VP.ENTER load the Secure-EPT root into a hardware vCPU and flush its
   // TLBs when the TD epoch changed.
   void bind_vcpu(Hpa tdvpr, model::Vcpu* hw);
 
   // TDH.SYS.CONFIG's Dynamic PAMT switch; only before any page is TDX-owned.
   bool configure_dynamic_pamt(bool on);
+  // The VMM writes a TD_PARAMS structure at `hpa` for TDH.MNG.INIT to read.
+  void write_td_params(Hpa hpa, const TdParams& p) { td_params_.write(hpa, p); }
+  // Every later call is reported to `o` (nullptr: none); the module does not own it.
+  void set_observer(SeamcallObserver* o) { observer_ = o; }
 
   const Td* td(Hpa tdr) const;
   Td* td_of_vcpu(Hpa tdvpr);
@@ -56,8 +65,10 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status dispatch(Call& c);
   Status dispatch_tdcall(Call& c);
   void update_gauges();
+  void report(const Call& c, Status s) const;
 
-  // Common prologue of the TD-scoped memory leaves (3.4).
+  // Common prologue of the TD-scoped memory leaves (3.4). check_build_state
+  // is the module's check_td_in_correct_build_state + the OP_STATE check.
   Status find_td(Call& c, u64 tdr_reg, u32 operand, bool exclusive);
   Status check_build_state(Call& c, bool op_lock);
   Status decode_page_info(Call& c, int min_level, int max_level);
@@ -77,6 +88,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status vp_addcx(Call& c);
   Status vp_init(Call& c);
   Status vp_enter(Call& c);
+  Status zero_step_filter(Call& c, TdVcpu& v);
   Status vp_flush(Call& c);
   Status mng_vpflushdone(Call& c);
   Status mng_key_freeid(Call& c);
@@ -118,9 +130,11 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   unsigned tdcx_per_vcpu_;
   u64 sept_pages_ = 0;
   bool pages_given_ = false;
+  SeamcallObserver* observer_ = nullptr;
+  TdParamsPages td_params_;
 
   model::Counter* calls_[SeamTiming::kLeaves] = {};
-  model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_;
+  model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_, *zero_step_exits_;
   model::Counter *g_pamt_bytes_, *g_pamt_static_, *g_pamt_pairs_bytes_, *g_pamt_pairs_, *g_sept_pages_,
       *g_sept_bytes_, *g_tds_, *g_private_4k_;
 };

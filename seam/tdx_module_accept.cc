@@ -14,7 +14,9 @@ Status TdxModule::mem_page_accept(Call& c) {
   if (!t || !t->sept) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
   c.td = t;
   if (Status s = decode_page_info(c, 0, 1)) return s;
-  const SeptWalk w = t->sept->walk(c.gpa, c.level);
+  c.w = t->sept->walk(c.gpa, c.level);
+  c.walked = true;
+  const SeptWalk& w = c.w;
   if (!locks_.acquire(LockKind::SeptEntry, w.entry_hpa, true)) return TDX_OPERAND_BUSY;  // HOST_PRIORITY, converted
   if (!w.reached) {
     // A leaf above the requested size: already accepted if MAPPED, else the

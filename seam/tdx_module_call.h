@@ -15,6 +15,7 @@ struct TdxModule::Call {
   int level = 0;  // TDX level of the page_info operand
   Gpa gpa = 0;
   SeptWalk w;
+  bool walked = false;  // `w` holds a Secure-EPT walk of this call
 
   Leaf leaf() const { return Leaf(number); }
 };

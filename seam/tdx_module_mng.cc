@@ -51,20 +51,21 @@ Status TdxModule::mng_addcx(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = TDR, RDX = TD_PARAMS (not modelled); the model reads CONFIG_FLAGS.GPAW
-// from R8 bit 0 and the EPT walk length (4 or 5, 0 = 4) from R9.
+// RCX = TDR, RDX = TD_PARAMS: a 1024-aligned shared HPA (td_params.h).
 Status TdxModule::mng_init(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   Td& t = *c.td;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
-  if (t.op_state != OpState::UNINITIALIZED || t.tdcs.size() < tdcs_pages_) return TDX_OP_STATE_INCORRECT;
-  const int levels = c.in.r9 ? int(c.in.r9) : 4;
-  const bool gpaw52 = (c.in.r8 & 1) != 0;
-  if (levels != 4 && levels != 5) return with_operand(TDX_OPERAND_INVALID, operand::R9);
-  if (gpaw52 && levels != 5) return with_operand(TDX_OPERAND_INVALID, operand::R8);  // GPAW=1 needs 5 levels (8)
-  t.gpaw = gpaw52 ? 52 : 48;
-  t.ept_levels = levels;
-  t.sept = std::make_unique<SeptTree>(mem_, t.sept->root(), levels);
+  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
+  if (t.op_state != OpState::UNINITIALIZED) return TDX_OP_STATE_INCORRECT;
+  const Hpa params = c.in.rdx;
+  if ((params & (kTdParamsAlign - 1)) || (params >> kHkidShift)) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
+  const TdParams p = td_params_.read(params);
+  if (Status s = verify_td_params(p)) return s;
+  t.gpaw = td_params_gpaw(p);
+  t.ept_levels = td_params_ept_levels(p);
+  t.max_vcpus = p.max_vcpus;
+  t.sept = std::make_unique<SeptTree>(mem_, t.sept->root(), t.ept_levels);
   t.epochs = Epochs{};
   t.op_state = OpState::INITIALIZED;
   return TDX_SUCCESS;
@@ -75,7 +76,9 @@ Status TdxModule::vp_create(Call& c) {
   if (Status s = find_td(c, c.in.rdx, operand::RDX, false)) return s;
   Td& t = *c.td;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
+  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
   if (t.op_state != OpState::INITIALIZED && t.op_state != OpState::RUNNABLE) return TDX_OP_STATE_INCORRECT;
+  if (t.vcpus.size() >= t.max_vcpus) return TDX_MAX_VCPUS_EXCEEDED;
   const Hpa page = c.in.rcx;
   if (Status s = take_page_4k(c, page, operand::RCX)) return s;
   pamt_.set(page, PG_LEVEL_4K, owned(PageType::PT_TDVPR, t.tdr));
@@ -124,6 +127,7 @@ Status TdxModule::vp_enter(Call& c) {
   if (!v.initialized) return TDX_OP_STATE_INCORRECT;
   if (v.in_guest || !locks_.acquire(LockKind::Tdr, v.tdvpr, true))
     return with_operand(TDX_OPERAND_BUSY, operand::TDVPR);
+  if (Status s = zero_step_filter(c, v)) return s;
   if (!locks_.acquire(LockKind::Epoch, t->tdr, false)) return with_operand(TDX_OPERAND_BUSY, operand::TD_EPOCH);
   const u64 e = t->epochs.enter();
   const bool flush = v.associated && e != v.vcpu_epoch;
@@ -136,6 +140,37 @@ Status TdxModule::vp_enter(Call& c) {
   }
   if (flush) ++*epoch_flushes_;
   return TDX_SUCCESS;
+}
+
+// td_entry_stepping_filter: with GPAs logged, the SEPT tree is taken
+// exclusively, and a logged GPA that would still fault to the VMM makes
+// VP.ENTER return an EPT-violation exit for it (R8 = GPA, where Linux's
+// tdexit_gpa reads it) instead of entering. A PENDING leaf is taken as not
+// faulting to the VMM: the module handles the guest's access itself (#VE,
+// then ACCEPT) [inferred; the module asks gpa_translate].
+Status TdxModule::zero_step_filter(Call& c, TdVcpu& v) {
+  v.zero_step.on_entry();
+  if (v.zero_step.epf_gpas.empty()) return TDX_SUCCESS;
+  if (!locks_.acquire(LockKind::SeptTree, c.td->tdr, true)) return with_operand(TDX_OPERAND_BUSY, operand::SEPT_TREE);
+  for (Gpa gpa : v.zero_step.epf_gpas) {
+    const SeptWalk w = c.td->sept->walk_to_leaf(gpa);
+    if (!w.reached || (w.state != septe::SeptState::MAPPED && w.state != septe::SeptState::PENDING)) {
+      c.out.r8 = gpa;
+      ++*zero_step_exits_;
+      return SEPTSIM_TD_EXIT_EPT_VIOLATION;
+    }
+  }
+  return TDX_SUCCESS;
+}
+
+Cycles TdxModule::td_exit_ept_violation(Hpa tdvpr, Gpa gpa, u64 rip) {
+  Td* t = td_of_vcpu(tdvpr);
+  if (!t) return 0;
+  TdVcpu& v = *t->vcpu(tdvpr);
+  if (!v.in_guest) return 0;
+  if ((gpa >> t->shared_bit()) == 0) v.zero_step.on_private_epf(gpa, rip);
+  else v.zero_step.on_exit(rip);
+  return td_exit(tdvpr);
 }
 
 Cycles TdxModule::td_exit(Hpa tdvpr) {
@@ -188,16 +223,20 @@ Status TdxModule::mr_extend(Call& c) {
   if (Status s = check_build_state(c, false)) return s;
   const Gpa gpa = c.in.rcx;
   if ((gpa & 0xFF) || (gpa >> c.td->shared_bit())) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
-  const SeptWalk w = c.td->sept->walk_to_leaf(gpa);
-  if (!w.reached) return with_operand(TDX_EPT_ENTRY_NOT_PRESENT, operand::RCX);
-  if (w.state != septe::SeptState::MAPPED) return TDX_EPT_ENTRY_NOT_PRESENT;
+  c.w = c.td->sept->walk_to_leaf(gpa);
+  c.walked = true;
+  c.level = c.w.level;
+  if (!c.w.reached) return with_operand(TDX_EPT_ENTRY_NOT_PRESENT, operand::RCX);
+  if (c.w.state != septe::SeptState::MAPPED) return TDX_EPT_ENTRY_NOT_PRESENT;
   return TDX_SUCCESS;
 }
 
-// RCX = TDR. INITIALIZED -> RUNNABLE.
+// RCX = TDR. INITIALIZED -> RUNNABLE, once the TD has a vCPU
+// (tdh_mr_finalize.c: num_vcpus == 0 -> TDX_NO_VCPUS).
 Status TdxModule::mr_finalize(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   if (Status s = check_build_state(c, false)) return s;
+  if (c.td->vcpus.empty()) return TDX_NO_VCPUS;
   c.td->op_state = OpState::RUNNABLE;
   return TDX_SUCCESS;
 }

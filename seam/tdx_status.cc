@@ -32,8 +32,11 @@ constexpr Named kStatuses[] = {
     {TDX_MISSING_PAMT_PAGE_PAIR, "TDX_MISSING_PAMT_PAGE_PAIR"},
     {TDX_TD_ASSOCIATED_PAGES_EXIST, "TDX_TD_ASSOCIATED_PAGES_EXIST"},
     {TDX_TD_FATAL, "TDX_TD_FATAL"},
+    {TDX_TDCS_NOT_ALLOCATED, "TDX_TDCS_NOT_ALLOCATED"},
     {TDX_LIFECYCLE_STATE_INCORRECT, "TDX_LIFECYCLE_STATE_INCORRECT"},
     {TDX_OP_STATE_INCORRECT, "TDX_OP_STATE_INCORRECT"},
+    {TDX_NO_VCPUS, "TDX_NO_VCPUS"},
+    {TDX_MAX_VCPUS_EXCEEDED, "TDX_MAX_VCPUS_EXCEEDED"},
     {TDX_TD_KEYS_NOT_CONFIGURED, "TDX_TD_KEYS_NOT_CONFIGURED"},
     {TDX_EPT_WALK_FAILED, "TDX_EPT_WALK_FAILED"},
     {TDX_EPT_ENTRY_FREE, "TDX_EPT_ENTRY_FREE"},
@@ -60,7 +63,10 @@ constexpr OperandName kOperands[] = {
     {operand::RAX, "RAX"}, {operand::RCX, "RCX"}, {operand::RDX, "RDX"}, {operand::RBX, "RBX"},
     {operand::RBP, "RBP"}, {operand::RSI, "RSI"}, {operand::RDI, "RDI"}, {operand::R8, "R8"},
     {operand::R9, "R9"}, {operand::R10, "R10"}, {operand::R11, "R11"}, {operand::R12, "R12"},
-    {operand::R13, "R13"}, {operand::TDR, "TDR"}, {operand::TDCX, "TDCX"}, {operand::TDVPR, "TDVPR"},
+    {operand::R13, "R13"}, {operand::ATTRIBUTES, "ATTRIBUTES"}, {operand::XFAM, "XFAM"},
+    {operand::EXEC_CONTROLS, "EXEC_CONTROLS"}, {operand::EPTP_CONTROLS, "EPTP_CONTROLS"},
+    {operand::MAX_VCPUS, "MAX_VCPUS"}, {operand::CPUID_CONFIG, "CPUID_CONFIG"},
+    {operand::TSC_FREQUENCY, "TSC_FREQUENCY"}, {operand::NUM_L2_VMS, "NUM_L2_VMS"}, {operand::TDR, "TDR"}, {operand::TDCX, "TDCX"}, {operand::TDVPR, "TDVPR"},
     {operand::TDCS, "TDCS"}, {operand::TDVPS, "TDVPS"}, {operand::SEPT_TREE, "SEPT_TREE"},
     {operand::SEPT_ENTRY, "SEPT_ENTRY"}, {operand::TD_EPOCH, "TD_EPOCH"}, {operand::OP_STATE, "OP_STATE"},
     {operand::SYS, "SYS"}, {operand::TDMR, "TDMR"}, {operand::KOT, "KOT"}, {operand::KET, "KET"},
@@ -108,11 +114,24 @@ bool parse_status(std::string_view text, Status& out, bool& exact) {
     exact = u32(v) != 0;
     return true;
   }
+  // "NAME|OPERAND" (status_string's form, e.g. "TDX_OPERAND_BUSY|SEPT_TREE")
+  // names the operand id too, so it is compared exactly.
+  const size_t bar = text.find('|');
+  const std::string_view name = text.substr(0, bar);
   for (const auto& n : kStatuses)
-    if (text == n.name) {
+    if (name == n.name) {
       out = n.value;
       exact = false;
-      return true;
+      if (bar == std::string_view::npos) return true;
+      std::string_view op = text.substr(bar + 1);
+      if (const size_t paren = op.find('('); paren != std::string_view::npos) op = op.substr(0, paren);
+      for (const auto& o : kOperands)
+        if (op == o.name) {
+          out += o.id;
+          exact = true;
+          return true;
+        }
+      return false;
     }
   return false;
 }

@@ -36,8 +36,13 @@ constexpr Status TDX_PAMT_PAGE_NOT_EMPTY = 0xC000030600000000ull;      // 2.0
 constexpr Status TDX_MISSING_PAMT_PAGE_PAIR = 0x8000030800000000ull;   // 2.0
 constexpr Status TDX_TD_ASSOCIATED_PAGES_EXIST = 0xC000040000000000ull;
 constexpr Status TDX_TD_FATAL = 0xE000060400000000ull;
+// TDCS_NOT_ALLOCATED and NO_VCPUS are not in tdx-seam.md; values from
+// intel/tdx-module include/auto_gen_1_5/tdx_error_codes_defs.h (commit 30d22188).
+constexpr Status TDX_TDCS_NOT_ALLOCATED = 0xC000060600000000ull;
 constexpr Status TDX_LIFECYCLE_STATE_INCORRECT = 0xC000060700000000ull;
 constexpr Status TDX_OP_STATE_INCORRECT = 0xC000060800000000ull;
+constexpr Status TDX_NO_VCPUS = 0xC000060900000000ull;
+constexpr Status TDX_MAX_VCPUS_EXCEEDED = 0xC000070500000000ull;  // same header
 constexpr Status TDX_TD_KEYS_NOT_CONFIGURED = 0x8000081000000000ull;
 constexpr Status TDX_EPT_WALK_FAILED = 0xC0000B0000000000ull;
 constexpr Status TDX_EPT_ENTRY_FREE = 0xC0000B0100000000ull;
@@ -61,6 +66,9 @@ constexpr Status SEPTSIM_TD_EXIT_EPT_VIOLATION = 0x0000FF0100000000ull;
 namespace operand {
 constexpr u32 RAX = 0, RCX = 1, RDX = 2, RBX = 3, RBP = 5, RSI = 6, RDI = 7, R8 = 8, R9 = 9, R10 = 10, R11 = 11,
               R12 = 12, R13 = 13;
+// TD_PARAMS fields (MNG.INIT), from intel/tdx-module include/auto_gen_1_5/tdx_error_codes_defs.h.
+constexpr u32 ATTRIBUTES = 64, XFAM = 65, EXEC_CONTROLS = 66, EPTP_CONTROLS = 67, MAX_VCPUS = 68, CPUID_CONFIG = 69,
+              TSC_FREQUENCY = 70, NUM_L2_VMS = 71;
 constexpr u32 TDR = 128, TDCX = 129, TDVPR = 130, TDCS = 144, TDVPS = 145, SEPT_TREE = 146, SEPT_ENTRY = 147,
               TD_EPOCH = 169, OP_STATE = 172, SYS = 184, TDMR = 185, KOT = 186, KET = 187, WBCACHE = 188;
 }  // namespace operand
@@ -71,9 +79,10 @@ constexpr Status with_operand(Status s, u32 op) { return s + op; }
 std::string status_string(Status s);
 // Name of the upper 32 bits, nullptr if unknown.
 const char* status_name(Status s);
-// A name ("TDX_SUCCESS") or hex ("0xC0000B0D00000001"). `exact` is set when
-// the text gives the low 32 bits too (a name never does; hex does when they
-// are non-zero).
+// A name ("TDX_SUCCESS"), a name with its operand ("TDX_OPERAND_INVALID|RCX",
+// "TDX_OPERAND_BUSY|SEPT_TREE(146)") or hex ("0xC0000B0D00000001"). `exact`
+// is set when the text gives the low 32 bits too (a bare name never does;
+// hex does when they are non-zero).
 bool parse_status(std::string_view text, Status& out, bool& exact);
 // Linux's comparison: upper 32 bits unless the expectation is exact.
 constexpr bool status_matches(Status got, Status want, bool exact) {

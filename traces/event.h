@@ -32,7 +32,7 @@ enum class EventType : u8 {
   TdCreate,       // {"type":"td_create","td":0,"vcpus":2,"gpaw":48,"dynamic_pamt":false}
   Seamcall,       // {"type":"seamcall","leaf":"TDH.MEM.PAGE.AUG","td":0,"gpa":"0x40000000","level":0,"expect":"TDX_SUCCESS"}
   Tdcall,         // {"type":"tdcall","leaf":"TDG.MEM.PAGE.ACCEPT","td":0,"vcpu":0,"gpa":..,"level":0}
-  TdVcpu,         // {"type":"td_vcpu","td":0,"vcpu":1,"op":"enter"|"exit"}
+  TdVcpu,         // {"type":"td_vcpu","td":0,"vcpu":1,"op":"enter"|"exit"}; exit may add "gpa","rip" (EPT violation)
   // The VM's own TD (vm_create "vm_type":"tdx"), driven through the MMU.
   TdInitMemRegion,  // {"type":"td_init_mem_region","gpa":"0x100000","size":"64K","measure":true,"tag":"0x1000"}
   TdFinalize,       // {"type":"td_finalize"}
@@ -40,6 +40,11 @@ enum class EventType : u8 {
   Accept,           // {"type":"accept","vcpu":0,"gpa":"0x200000","level":0}: the guest's TDG.MEM.PAGE.ACCEPT
   SetMemoryAttributes,  // {"type":"set_memory_attributes","gpa":"0x300000","size":"4K","private":false}
   MapGpa,               // {"type":"map_gpa","vcpu":0,"gpa":"0x800000000300000","size":"4K"}: shared bit set = to shared
+  // Nested EPT: an L1 hypervisor running L2 guests (mmu/nested_mmu.h).
+  NestedVmentry,  // {"type":"nested_vmentry","vcpu":0,"eptp":"0x10105e"}: L1 enters an L2 with that EPTP
+  L2Access,       // {"type":"l2_access","vcpu":0,"gpa":"0x1000","op":"r"}: optional count/stride
+  L1EptWrite,     // {"type":"l1_ept_write","vcpu":0,"eptp":"0x10105e","gpa":"0x3000"}: L1 changes its EPT12 leaf
+  L1Invept,       // {"type":"l1_invept","vcpu":0,"kind":"single","eptp":"0x10105e"} or "kind":"all"
 };
 
 // Fields of the TDX events. Registers given in the trace override what the
@@ -62,13 +67,14 @@ struct TdxEventFields {
   u64 regs[kNumRegs] = {};
   u32 reg_mask = 0;  // bit i: regs[i] was given
   unsigned lp = 0;          // initiating logical processor
-  bool concurrent = false;  // starts with the previous seamcall instead of after it
+  bool concurrent = false;  // starts with the previous seamcall/tdcall instead of after it
   // expect: a status; compared on the upper 32 bits unless exact
   bool has_expect = false;
   u64 expect = 0;
   bool expect_exact = false;
-  // td_vcpu
+  // td_vcpu: enter, or exit (with has_gpa: an EPT violation on gpa at rip)
   bool enter = true;
+  u64 rip = 0;
 };
 
 // What the recorded kernel decided (KvmDecision): a fault's mapping level
@@ -125,6 +131,10 @@ struct Event {
 
   // Invalidation
   InvKind inv_kind = InvKind::All;
+
+  // NestedVmentry, L1EptWrite, L1Invept (single): L1's EPT pointer for the L2
+  // (VMCS12 EPT_POINTER: root address, walk length, A/D, memory type)
+  u64 eptp = 0;
 
   // Phase; Marker: the marker text
   std::string name;

@@ -47,6 +47,10 @@ std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& v
 
 void InvariantReport::check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line) {
   std::vector<std::string> found = kvm_.check_invariants();
+  if (nested_) {
+    auto n = nested_->check_invariants();
+    found.insert(found.end(), n.begin(), n.end());
+  }
   for (const auto& v : vcpus) {
     const mmu::TdxVm* td = kvm_.tdx_vm();
     auto stale = stale_tlb_entries(*v, mem_, td ? td->shared_bit() : 0);

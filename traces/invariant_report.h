@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mmu/kvm.h"
+#include "mmu/nested_mmu.h"
 #include "model/vcpu.h"
 
 namespace septsim::traces {
@@ -20,6 +21,8 @@ class InvariantReport {
   // Appends "event N (line L): RULE: state" lines for each violation found.
   void check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line);
   std::vector<std::string>& violations() { return violations_; }
+  // Also checks the nested-EPT root references (rule 5 for guest_mmu).
+  void set_nested(const mmu::NestedMmu* nested) { nested_ = nested; }
 
   // The stale-TLB rule alone, for tests. `shared_bit`: a TD's shared GPA bit
   // (0 for a normal VM); a TD vCPU's private GPAs translate through its Secure EPT.
@@ -29,6 +32,7 @@ class InvariantReport {
  private:
   const mmu::Kvm& kvm_;
   const model::PhysMem& mem_;
+  const mmu::NestedMmu* nested_ = nullptr;
   std::vector<std::string> violations_;
   std::set<std::string> seen_;  // a broken state is reported once, at the first event that shows it
   static constexpr size_t kMaxReported = 1000;

@@ -95,6 +95,13 @@ void seamcall(std::string& o, const Event& e) {
   expect(o, t);
 }
 
+void nested_fields(std::string& o, const Event& e) {
+  key(o, "vcpu"), dec(o, u64(e.vcpu));
+  if (e.type == EventType::L1Invept) key(o, "kind"), o += e.inv_kind == InvKind::All ? "\"all\"" : "\"single\"";
+  if (e.type != EventType::L1Invept || e.inv_kind != InvKind::All) key(o, "eptp"), hex(o, e.eptp);
+  if (e.type == EventType::L1EptWrite) key(o, "gpa"), hex(o, e.gpa);
+}
+
 }  // namespace
 
 std::string event_to_json(const Event& e) {
@@ -134,7 +141,13 @@ std::string event_to_json(const Event& e) {
       if (e.dirty_op == DirtyLogOp::Clear && (e.first_page || e.num_pages))
         key(o, "first_page"), dec(o, e.first_page), key(o, "num_pages"), dec(o, e.num_pages);
       break;
+    case EventType::NestedVmentry:
+    case EventType::L1EptWrite:
+    case EventType::L1Invept:
+      nested_fields(o, e);
+      break;
     case EventType::Access:
+    case EventType::L2Access:
       key(o, "vcpu"), dec(o, u64(e.vcpu));
       key(o, e.is_gva ? "gva" : "gpa"), hex(o, e.addr);
       key(o, "op"), o += '"', o += access_name(e.access), o += '"';

@@ -374,8 +374,8 @@ struct TypeSpec {
   std::vector<std::string_view> fields;
 };
 
-const std::array<TypeSpec, 27>& type_specs() {
-  static const std::array<TypeSpec, 27> specs = {{
+const std::array<TypeSpec, 31>& type_specs() {
+  static const std::array<TypeSpec, 31> specs = {{
       {"vm_create", {"vcpus", "vm_type", "gpaw", "levels", "dynamic_pamt"}},
       {"memslot_add", {"slot", "gpa", "size", "backing", "hva", "flags"}},
       {"memslot_delete", {"slot"}},
@@ -396,16 +396,20 @@ const std::array<TypeSpec, 27>& type_specs() {
       {"td_create", {"td", "vcpus", "gpaw", "levels", "dynamic_pamt"}},
       {"seamcall", {"leaf", "td", "gpa", "level", "expect", "version", "lp", "concurrent", "rax", "rcx", "rdx", "r8",
                     "r9", "r10", "r11", "r12", "r13"}},
-      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "rcx"}},
-      {"td_vcpu", {"td", "vcpu", "op", "expect"}},
+      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "concurrent", "rcx"}},
+      {"td_vcpu", {"td", "vcpu", "op", "expect", "gpa", "rip"}},
       {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
       {"td_finalize", {}},
       {"td_teardown", {}},
       {"accept", {"vcpu", "gpa", "level"}},
       {"set_memory_attributes", {"gpa", "size", "private"}},
       {"map_gpa", {"vcpu", "gpa", "size"}},
+      {"nested_vmentry", {"vcpu", "eptp"}},
+      {"l2_access", {"vcpu", "gpa", "op", "count", "stride"}},
+      {"l1_ept_write", {"vcpu", "eptp", "gpa"}},
+      {"l1_invept", {"vcpu", "kind", "eptp"}},
   }};
-  static_assert(size_t(EventType::MapGpa) + 1 == 27);
+  static_assert(size_t(EventType::L1Invept) + 1 == 31);
   return specs;
 }
 
@@ -863,6 +867,10 @@ struct TraceReader::Impl {
         }
         break;
       case EventType::Access: decode_access(out); break;
+      case EventType::NestedVmentry:
+      case EventType::L2Access:
+      case EventType::L1EptWrite:
+      case EventType::L1Invept: decode_nested(out); break;
       case EventType::GuestMap: decode_guest_map(out); break;
       case EventType::SetCr3:
         out.vcpu = vcpu_field();
@@ -922,6 +930,12 @@ struct TraceReader::Impl {
         out.tdx.td = td_field();
         out.tdx.vcpu = td_vcpu_field(out.tdx.td);
         out.tdx.enter = choice("op", kTdVcpuOps);
+        if (parser.find("gpa")) {
+          if (out.tdx.enter) fail("gpa", "only an \"exit\" has a faulting GPA (an EPT-violation exit)");
+          out.tdx.has_gpa = true;
+          out.tdx.gpa = gpa_field("gpa", 1);
+        }
+        out.tdx.rip = num("rip", 0);
         decode_expect(out);
         break;
       case EventType::TdInitMemRegion:
@@ -1019,8 +1033,8 @@ struct TraceReader::Impl {
       if (out.tdx.version > 255) fail("version", "must be 0..255");
       out.tdx.lp = unsigned(num("lp", 0));
       if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
-      out.tdx.concurrent = boolean("concurrent", false);
     }
+    out.tdx.concurrent = boolean("concurrent", false);
     if (parser.find("td") || tdcall) out.tdx.td = td_field();
     if (tdcall) out.tdx.vcpu = td_vcpu_field(out.tdx.td);
     if (parser.find("gpa")) {
@@ -1044,7 +1058,7 @@ struct TraceReader::Impl {
     if (!v) return;
     if (v->kind != Kind::String) fail("expect", "expected a status name or hex string, got " + v->describe());
     if (!seam::parse_status(v->text, out.tdx.expect, out.tdx.expect_exact))
-      fail("expect", "unknown status " + v->describe() + " (a name such as \"TDX_SUCCESS\" or hex such as \"0xC0000B0D00000001\")");
+      fail("expect", "unknown status " + v->describe() + " (a name such as \"TDX_SUCCESS\", \"TDX_OPERAND_INVALID|RCX\" or hex such as \"0xC0000B0D00000001\")");
     out.tdx.has_expect = true;
   }
 
@@ -1087,6 +1101,30 @@ struct TraceReader::Impl {
       if (wraps || last >= kMaxGpa)
         fail("count", "the last access is beyond the 52-bit guest-physical address space (count x stride too large)");
     }
+  }
+
+  // The L1 hypervisor's events (nested EPT).
+  void decode_nested(Event& out) const {
+    if (out.type == EventType::L2Access) return decode_access(out);
+    out.vcpu = vcpu_field();
+    if (out.type == EventType::L1Invept) {
+      out.inv_kind = choice("kind", kInveptKinds);
+      if (out.inv_kind == InvKind::All) return forbid("eptp", "only valid with kind \"single\"");
+    }
+    out.eptp = eptp_field();
+    if (out.type == EventType::L1EptWrite) out.gpa = gpa_field("gpa", kPageSize);
+  }
+
+  // An EPTP as VM entry checks it (SDM 26.2.1.1): memory type UC or WB,
+  // walk length 4 or 5, reserved bits 11:8 clear.
+  u64 eptp_field() const {
+    u64 v = num("eptp");
+    if ((v & 7) != 0 && (v & 7) != 6) fail("eptp", hex(v) + ": memory type (bits 2:0) must be 0 (UC) or 6 (WB)");
+    if (((v >> 3) & 7) != 3 && ((v >> 3) & 7) != 4)
+      fail("eptp", hex(v) + ": page-walk length - 1 (bits 5:3) must be 3 or 4");
+    if (v & 0xf00) fail("eptp", hex(v) + ": reserved bits 11:8 must be 0");
+    if (v >= kMaxGpa) fail("eptp", hex(v) + " is beyond the 52-bit physical address space");
+    return v;
   }
 
   void decode_guest_map(Event& out) const {

@@ -12,6 +12,7 @@
 #include <systemc>
 
 #include "mmu/kvm.h"
+#include "mmu/nested_mmu.h"
 #include "mmu/tdx_vm.h"
 #include "model/hex.h"
 #include "model/phys_mem.h"
@@ -106,6 +107,7 @@ class ReplayTop : public sc_core::sc_module {
         timing_(model::Timing::from(opts.config)),
         mem_(opts.config.u("host.mem_gib") << 30),
         kvm_(opts.config, timing_, mem_, stats),
+        nested_(opts.config, timing_, stats, vcpus),
         tdx_("tdx", opts.config, mem_, stats),
         seam_(tdx_, mem_, opts.trace_path),
         target_("memory", mem_, timing_),
@@ -123,6 +125,7 @@ class ReplayTop : public sc_core::sc_module {
       });
       kvm_.set_tracepoints(kvmmmu_.get());
     }
+    checker_.set_nested(&nested_);
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
     vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");
@@ -301,6 +304,14 @@ class ReplayTop : public sc_core::sc_module {
         case EventType::HostUnmap:
           c += kvm_.zap_gfn_range(e.gpa, e.size);
           break;
+        // Nested EPT: guest activity (a later phase marker starts a new
+        // phase), and L1's exits are not ioctls.
+        case EventType::NestedVmentry: c = nested_.nested_vmentry(u32(e.vcpu), e.eptp), ++vcpu_events_; break;
+        case EventType::L2Access: c = nested_.l2_access(u32(e.vcpu), e.addr, e.count, e.stride), ++vcpu_events_; break;
+        case EventType::L1EptWrite: c = nested_.l1_ept_write(u32(e.vcpu), e.eptp, e.gpa), ++vcpu_events_; break;
+        case EventType::L1Invept:
+          c = nested_.handle_invept(u32(e.vcpu), e.inv_kind == InvKind::All, e.eptp), ++vcpu_events_;
+          break;
         case EventType::GuestPtPool:
           guest_pt_.set_pool(e.gpa, e.size);
           c = 0;
@@ -339,6 +350,7 @@ class ReplayTop : public sc_core::sc_module {
   model::Timing timing_;
   model::PhysMem mem_;
   mmu::Kvm kvm_;
+  mmu::NestedMmu nested_;
   seam::TdxModule tdx_;
   SeamReplay seam_;
   model::HostMemoryTarget target_;

@@ -17,6 +17,22 @@ Hpa SeamReplay::page(int pg_level, Cycles& cycles, Cycles now) {
   return hpa;
 }
 
+Cycles SeamReplay::start_of(const Event& e, Cycles sequential) {
+  last_start_ = e.tdx.concurrent ? last_start_ : sequential;
+  return last_start_;
+}
+
+Hpa SeamReplay::tdr_of(const Event& e) const {
+  const auto it = tds_.find(e.tdx.td);
+  return it == tds_.end() ? 0 : it->second.tdr;
+}
+
+// A td_handle_and_flags register (1.3) given with only its flag bits (below
+// the TDR's page frame) adds the flags to the TD's TDR instead of replacing it.
+bool SeamReplay::given_flags_only(const Event& e, unsigned reg) const {
+  return (e.tdx.reg_mask & (1u << reg)) && e.tdx.regs[reg] < kPageSize && tds_.count(e.tdx.td);
+}
+
 void SeamReplay::check(const Event& e, Status got, const char* what) {
   if (!e.tdx.has_expect || status_matches(got, e.tdx.expect, e.tdx.expect_exact)) return;
   mismatches_.push_back(path_ + ":" + std::to_string(e.line) + ": " + what + " returned " + status_string(got) +
@@ -54,8 +70,7 @@ Cycles SeamReplay::td_create(const Event& e, Cycles now) {
 // Dynamic PAMT 2M demote.
 void SeamReplay::fill_defaults(const Event& e, SeamcallRegs& r, Cycles& cycles, Cycles now) {
   const Leaf leaf = Leaf(e.tdx.leaf);
-  const auto it = tds_.find(e.tdx.td);
-  const Hpa tdr = it == tds_.end() ? 0 : it->second.tdr;
+  const Hpa tdr = tdr_of(e);
   const u64 given = e.tdx.reg_mask;
   auto want = [&](R reg) { return !(given & (1u << reg)); };
   switch (leaf) {
@@ -106,9 +121,9 @@ Cycles SeamReplay::seamcall(const Event& e, Cycles now) {
   u64* regs[] = {&t.in.rax, &t.in.rcx, &t.in.rdx, &t.in.r8, &t.in.r9, &t.in.r10, &t.in.r11, &t.in.r12, &t.in.r13};
   for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
     if (e.tdx.reg_mask & (1u << i)) *regs[i] = e.tdx.regs[i];
+  if (given_flags_only(e, R::RDX)) t.in.rdx |= tdr_of(e);
   t.initiator = e.tdx.lp;
-  t.start = e.tdx.concurrent ? last_start_ : now + cycles;
-  last_start_ = t.start;
+  t.start = start_of(e, now + cycles);
   const Cycles lat = tdx_.transport(t);
   check(e, t.status(), leaf_name(e.tdx.leaf) ? leaf_name(e.tdx.leaf) : "seamcall");
   // A concurrent call overlaps the previous one: it adds no time of its own.
@@ -128,16 +143,17 @@ Cycles SeamReplay::tdcall(const Event& e, Cycles now) {
   t.tdcall = true;
   t.tdvpr = tdvpr;
   t.initiator = 0x10000 + e.tdx.vcpu;
-  t.start = now;
+  t.start = start_of(e, now);
   const Cycles lat = tdx_.transport(t);
   check(e, t.status(), tdcall_leaf_name(e.tdx.leaf));
-  return lat;
+  return e.tdx.concurrent ? 0 : lat;
 }
 
 Cycles SeamReplay::td_vcpu(const Event& e, Cycles now) {
   const TdHandle& h = tds_.at(e.tdx.td);
   const Hpa tdvpr = h.tdvpr.at(e.tdx.vcpu);
-  if (!e.tdx.enter) return tdx_.td_exit(tdvpr);
+  if (!e.tdx.enter)
+    return e.tdx.has_gpa ? tdx_.td_exit_ept_violation(tdvpr, e.tdx.gpa, e.tdx.rip) : tdx_.td_exit(tdvpr);
   SeamcallTxn t;
   t.in.rax = leaf_rax(Leaf::TDH_VP_ENTER);
   t.in.rcx = tdvpr;

@@ -32,6 +32,10 @@ class SeamReplay {
   Cycles td_vcpu(const Event& e, Cycles now);
   void fill_defaults(const Event& e, seam::SeamcallRegs& r, Cycles& cycles, Cycles now);
   Hpa page(int pg_level, Cycles& cycles, Cycles now);
+  // The call's start: `sequential`, or the previous call's for "concurrent".
+  Cycles start_of(const Event& e, Cycles sequential);
+  Hpa tdr_of(const Event& e) const;
+  bool given_flags_only(const Event& e, unsigned reg) const;
   void check(const Event& e, seam::Status got, const char* what);
   [[noreturn]] void fail(const Event& e, const std::string& msg) const;
 

@@ -53,11 +53,13 @@ TEST_CASE("td_init_mem_region PAGE.ADDs the image with its content and MR.EXTEND
   TdVm t;
   const u64 before = t.td().seamcalls;
   t.vm.kvm->td_init_mem_region(0x100000, 4 * kPageSize, 0xabc0, true);
-  const auto& priv = t.td().private_pages();
-  REQUIRE(priv.size() == 4);
+  REQUIRE(t.td().mapped_private() == 4);
   for (u64 i = 0; i < 4; ++i) {
-    const PrivatePage& p = priv.at((0x100000 >> kPageShift) + i);
+    const auto m = t.vm.kvm->private_mapping(0x100000 + i * kPageSize);
+    REQUIRE(m);
+    const PrivateMapping& p = *m;
     CHECK(p.added);
+    CHECK(p.level == PG_LEVEL_4K);
     CHECK(t.vm.mem.tag(p.hpa >> kPageShift) == 0xabc0 + i);
     CHECK(t.tdx.pamt().get(p.hpa, PG_LEVEL_4K).pt == seam::PageType::PT_REG);
     CHECK(t.sept_state(0x100000 + i * kPageSize) == int(seam::septe::SeptState::MAPPED));
@@ -82,8 +84,8 @@ TEST_CASE("after finalize a private fault AUGs a PENDING page and the guest's AC
   CHECK_THROWS_AS(t.vm.kvm->td_init_mem_region(0x400000, kPageSize, 1, false), KvmError);
 
   t.fault(0x300000);
-  REQUIRE(t.td().private_pages().count(0x300));
-  CHECK(!t.td().private_pages().at(0x300).added);
+  REQUIRE(t.vm.kvm->private_mapping(0x300000));
+  CHECK(!t.vm.kvm->private_mapping(0x300000)->added);
   CHECK(t.sept_state(0x300000) == int(seam::septe::SeptState::PENDING));
   CHECK(t.vm.stat("kvm.pf_fixed") == 1);
   t.fault(0x300000);  // already private: spurious
@@ -100,8 +102,9 @@ TEST_CASE("after finalize a private fault AUGs a PENDING page and the guest's AC
   // A 2M ACCEPT over an untouched, THP-backed 2M range AUGs at 2M.
   t.vm.kvm->td_accept(0, 0x600000, 1, &st);
   CHECK(st == seam::TDX_SUCCESS);
-  REQUIRE(t.td().private_pages().count(0x600));
-  CHECK(t.td().private_pages().at(0x600).level == PG_LEVEL_2M);
+  REQUIRE(t.vm.kvm->private_mapping(0x600000));
+  CHECK(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
+  CHECK(t.vm.kvm->private_mapping(0x7ff000)->hpa == t.vm.kvm->private_mapping(0x600000)->hpa);
 }
 
 TEST_CASE("a private fault outside every memslot is a KVM_EXIT_MEMORY_FAULT", "[tdx]") {
@@ -109,7 +112,7 @@ TEST_CASE("a private fault outside every memslot is a KVM_EXIT_MEMORY_FAULT", "[
   t.vm.kvm->td_finalize();
   t.fault(512 * MiB);
   CHECK(t.td().memory_faults == 1);
-  CHECK(t.td().private_pages().empty());
+  CHECK(t.td().mapped_private() == 0);
 }
 
 TEST_CASE("teardown reclaims every private, Secure-EPT and control page", "[tdx]") {
@@ -126,7 +129,7 @@ TEST_CASE("teardown reclaims every private, Secure-EPT and control page", "[tdx]
     const Hpa tdr = t.td().handle().tdr;
     t.vm.kvm->td_teardown();
     CHECK(t.tdx.td(tdr) == nullptr);
-    CHECK(t.td().private_pages().empty());
+    CHECK(t.td().mapped_private() == 0);
     CHECK(t.tdx.pamt().pair_bytes() == 0);
     CHECK(!t.td().bugged());
     // Control and SEPT pages went back to the allocator; the guest's pages

@@ -45,11 +45,11 @@ TEST_CASE("private -> shared removes the page: BLOCK, TRACK, kick, REMOVE, WBINV
   for (bool dynamic : {false, true}) {
     INFO("dynamic PAMT " << dynamic);
     Conv c(dynamic);
-    const Hpa hpa = c.td().private_pages().at(0x300).hpa;
+    const Hpa hpa = c.vm.kvm->private_mapping(0x300000)->hpa;
     const u64 calls = c.stat("kvm.tdx.seamcalls");
     c.vm.kvm->set_memory_attributes(0x300000, kPageSize, false);
-    CHECK(!c.td().private_pages().count(0x300));
-    CHECK(c.td().private_pages().count(0x301));
+    CHECK(!c.vm.kvm->private_mapping(0x300000));
+    CHECK(c.vm.kvm->private_mapping(0x301000).has_value());
     CHECK(c.stat("kvm.tdx.private_removed") == 1);
     CHECK(c.stat("kvm.tdx.kicks") == 1);
     // BLOCK, TRACK, VP.ENTER, REMOVE, WBINVD (+ PAMT.REMOVE only when the region empties: it does not).
@@ -62,7 +62,7 @@ TEST_CASE("private -> shared removes the page: BLOCK, TRACK, kick, REMOVE, WBINV
     // The guest touching it as private now is a KVM_EXIT_MEMORY_FAULT; as shared it is not.
     c.fault(0x300000);
     CHECK(c.stat("kvm.tdx.memory_fault_exits") == 1);
-    CHECK(!c.td().private_pages().count(0x300));
+    CHECK(!c.vm.kvm->private_mapping(0x300000));
     c.fault(kShared | 0x300000);
     CHECK(c.stat("kvm.tdx.memory_fault_exits") == 1);
     // A shared access to memory still private is one.
@@ -72,7 +72,7 @@ TEST_CASE("private -> shared removes the page: BLOCK, TRACK, kick, REMOVE, WBINV
     // MapGPA back to private: the next private fault AUGs a fresh PENDING page.
     c.vm.kvm->map_gpa(0, 0x300000, kPageSize);
     c.fault(0x300000);
-    REQUIRE(c.td().private_pages().count(0x300));
+    REQUIRE(c.vm.kvm->private_mapping(0x300000).has_value());
     CHECK(c.state(0x300000) == seam::septe::SeptState::PENDING);
     c.vm.require_clean();
     c.vm.kvm->td_teardown();
@@ -84,7 +84,7 @@ TEST_CASE("private -> shared removes the page: BLOCK, TRACK, kick, REMOVE, WBINV
 TEST_CASE("MapGPA with the shared bit converts to shared", "[tdx]") {
   Conv c;
   c.vm.kvm->map_gpa(0, kShared | 0x300000, 2 * kPageSize);
-  CHECK(c.td().private_pages().empty());
+  CHECK(c.td().mapped_private() == 0);
   CHECK(c.stat("kvm.tdx.private_removed") == 2);
   CHECK_THROWS_AS(c.vm.kvm->map_gpa(3, 0x300000, kPageSize), KvmError);
   CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(kShared, kPageSize, true), KvmError);
@@ -95,29 +95,31 @@ TEST_CASE("converting part of a private 2M page is refused, nothing removed", "[
   u64 st = 0;
   c.vm.kvm->td_accept(0, 0x600000, 1, &st);
   REQUIRE(st == seam::TDX_SUCCESS);
-  REQUIRE(c.td().private_pages().at(0x600).level == PG_LEVEL_2M);
+  REQUIRE(c.vm.kvm->private_mapping(0x600000));
+  REQUIRE(c.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
   CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false), KvmError);
-  CHECK(c.td().private_pages().count(0x600));
+  CHECK(c.vm.kvm->private_mapping(0x600000).has_value());
   // The whole 2M converts.
   c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB, false);
-  CHECK(!c.td().private_pages().count(0x600));
+  CHECK(!c.vm.kvm->private_mapping(0x600000));
   c.vm.require_clean();
   // Back to private, but a mixed 2M range maps at 4K only.
   c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB - kPageSize, true);
   c.vm.kvm->td_accept(0, 0x600000, 1, &st);
   CHECK(st != seam::TDX_SUCCESS);
-  CHECK(c.td().private_pages().at(0x600).level == PG_LEVEL_4K);
+  REQUIRE(c.vm.kvm->private_mapping(0x600000));
+  CHECK(c.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_4K);
 }
 
 TEST_CASE("a failed removal bugs the VM and keeps the page recorded", "[tdx]") {
   Conv c;
   // Something blocked the leaf behind KVM's back: BLOCK fails.
   const Hpa entry = c.td().td()->sept->walk(0x300000, 0).entry_hpa;
-  const Hpa hpa = c.td().private_pages().at(0x300).hpa;
+  const Hpa hpa = c.vm.kvm->private_mapping(0x300000)->hpa;
   c.vm.mem.write64(entry, seam::septe::make_leaf(seam::septe::SeptState::BLOCKED, hpa));
   c.vm.kvm->set_memory_attributes(0x300000, kPageSize, false);
   CHECK(c.td().bugged());
-  CHECK(c.td().private_pages().count(0x300));
+  CHECK(c.vm.kvm->private_mapping(0x300000).has_value());
   CHECK(c.stat("kvm.tdx.private_removed") == 0);
 }
 

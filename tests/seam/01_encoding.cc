@@ -68,6 +68,19 @@ TEST_CASE("status codes and operand ids carry the module's 64-bit values", "[sea
   CHECK(!parse_status("TDX_NOPE", v, exact));
 }
 
+TEST_CASE("an expected status written as NAME|OPERAND is the exact code with that operand id", "[seam]") {
+  Status v = 0;
+  bool exact = false;
+  REQUIRE(parse_status("TDX_OPERAND_BUSY|SEPT_TREE", v, exact));
+  CHECK((v == 0x8000020000000092ull && exact));
+  REQUIRE(parse_status("TDX_OPERAND_INVALID|RCX(1)", v, exact));
+  CHECK((v == 0xC000010000000001ull && exact));
+  // status_string prints the same form, so a printed status parses back.
+  REQUIRE(parse_status(status_string(0xC0000B08000000A9ull), v, exact));
+  CHECK(v == 0xC0000B08000000A9ull);
+  CHECK(!parse_status("TDX_OPERAND_BUSY|NOPE", v, exact));
+}
+
 TEST_CASE("SEPT state encodings and public numbers are those of section 3.2", "[seam]") {
   const std::pair<SeptState, u8> enc[] = {
       {SeptState::FREE, 0x0E},   {SeptState::REMOVED, 0x0C},         {SeptState::NL_MAPPED, 0x00},

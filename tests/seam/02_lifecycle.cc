@@ -50,6 +50,36 @@ TEST_CASE("a memory leaf on an unknown TDR or before KEY.CONFIG is refused", "[s
   CHECK(env.call(Leaf::TDH_MNG_CREATE, tdr, 5) == with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX));
 }
 
+TEST_CASE("MR.FINALIZE of a TD without vCPUs returns TDX_NO_VCPUS and changes nothing", "[seam]") {
+  SeamEnv env(false, 0);
+  // tdx_error_codes_defs.h (TDX module 1.5): TDX_NO_VCPUS = 0xC000060900000000.
+  CHECK(env.finalize() == 0xC000060900000000ull);
+  CHECK(status_string(TDX_NO_VCPUS) == "TDX_NO_VCPUS");
+  CHECK(env.state().op_state == OpState::INITIALIZED);
+  SeamcallRegs r;
+  r.rcx = env.page(), r.rdx = env.td.tdr;
+  REQUIRE(env.call(Leaf::TDH_VP_CREATE, r) == TDX_SUCCESS);
+  CHECK(env.finalize() == TDX_SUCCESS);
+}
+
+TEST_CASE("TD leaves before every TDCS page is added return TDX_TDCS_NOT_ALLOCATED", "[seam]") {
+  SeamEnv env(false, 1, false);
+  const Hpa tdr = env.page();
+  REQUIRE(env.call(Leaf::TDH_MNG_CREATE, tdr, 5) == TDX_SUCCESS);
+  REQUIRE(env.call(Leaf::TDH_MNG_KEY_CONFIG, tdr) == TDX_SUCCESS);
+  env.td.tdr = tdr;
+  for (unsigned i = 0; i + 1 < env.tdx.tdcs_pages(); ++i)
+    REQUIRE(env.call(Leaf::TDH_MNG_ADDCX, env.page(), tdr) == TDX_SUCCESS);
+  // tdx_error_codes_defs.h (TDX module 1.5): TDX_TDCS_NOT_ALLOCATED = 0xC000060600000000.
+  CHECK(env.call(Leaf::TDH_MNG_INIT, tdr) == 0xC000060600000000ull);
+  CHECK(env.call(Leaf::TDH_VP_CREATE, env.page(), tdr) == TDX_TDCS_NOT_ALLOCATED);
+  CHECK(env.mem_op(Leaf::TDH_MEM_SEPT_ADD, 0, 3, env.page()) == TDX_TDCS_NOT_ALLOCATED);
+  CHECK(env.track() == TDX_TDCS_NOT_ALLOCATED);
+  CHECK(env.finalize() == TDX_TDCS_NOT_ALLOCATED);
+  REQUIRE(env.call(Leaf::TDH_MNG_ADDCX, env.page(), tdr) == TDX_SUCCESS);
+  CHECK(env.track() == TDX_OP_STATE_INCORRECT);  // all TDCS pages, but not MNG.INIT yet
+}
+
 TEST_CASE("RECLAIM works only in TEARDOWN and the TDR goes last", "[seam]") {
   SeamEnv env(false, 1);
   REQUIRE(env.finalize() == TDX_SUCCESS);

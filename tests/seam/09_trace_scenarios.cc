@@ -15,11 +15,16 @@ int replay(const std::string& trace) {
 std::string trace(const char* name) { return std::string(SEPTSIM_SOURCE_DIR "/tests/seam/traces/") + name; }
 }  // namespace
 
-TEST_CASE("TDX scenario traces replay with every expect met", "[seam]") {
-  for (const char* t : {"01_build_aug_accept.jsonl", "02_epoch_protocol.jsonl", "03_busy_and_dpamt.jsonl"}) {
-    INFO(t);
-    CHECK(replay(trace(t)) == 0);
+TEST_CASE("every scenario trace but the 9x ones passes septsim replay with exit 0", "[seam]") {
+  unsigned n = 0;
+  for (const auto& f : std::filesystem::directory_iterator(trace(""))) {
+    const std::string name = f.path().filename().string();
+    if (f.path().extension() != ".jsonl" || name[0] == '9') continue;
+    INFO(name);
+    CHECK(replay(f.path().string()) == 0);
+    ++n;
   }
+  CHECK(n >= 11);
 }
 
 TEST_CASE("a trace whose expect is not met makes the replay exit 1", "[seam]") {

@@ -1,0 +1,34 @@
+// The four primitives through which changes of a TD's mirror root reach the
+// Secure-EPT the TDX module owns (kvm-mmu.md 2.4, kvm_x86_ops hook set A):
+// link a table, map a leaf, remove a leaf, reclaim a table. The TDP MMU calls
+// them from its SPTE change path while the mirror entry is FROZEN; TdxVm
+// implements them with SEAMCALLs.
+#pragma once
+#include "model/types.h"
+
+namespace septsim::mmu {
+
+class ExternalSpt {
+ public:
+  virtual ~ExternalSpt() = default;
+
+  // kvm_mmu_alloc_external_spt: a page for a new mirror table's external_spt,
+  // from the pre-topped-up cache `cache`; 0 if the cache is empty.
+  virtual Pfn take_external_spt(u32 cache, Cycles& cycles) = 0;
+  // An external_spt page whose table was never linked goes back to the host.
+  virtual void free_unlinked_external_spt(Pfn page, Cycles& cycles) = 0;
+  // link_external_spt: SEPT.ADD of `external_spt` below the entry at
+  // (gfn, level), level in KVM's terms (2 = the entry maps 2M).
+  virtual bool link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) = 0;
+  // set_external_spte: a new leaf (PAGE.ADD before finalize, AUG after).
+  virtual bool set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) = 0;
+  // remove_external_spte: the leaf leaves the TD (BLOCK, TRACK, kick,
+  // REMOVE, WBINVD; RECLAIM once the HKID is released). False when the
+  // module refused: the VM is bugged and the mirror keeps the leaf.
+  virtual bool remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) = 0;
+  // free_external_spt: the table's page goes back (RECLAIM, only after the
+  // HKID is released). False: the page is leaked, never reused.
+  virtual bool free_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) = 0;
+};
+
+}  // namespace septsim::mmu

@@ -1,0 +1,57 @@
+// Propagation of mirror-root changes to the Secure-EPT (kvm-mmu.md 2.4,
+// "Order of operations"): the mirror entry holds FROZEN_SPTE while the hook
+// runs; a refused map leaves the old value, a refused removal keeps the leaf
+// (the VM is bugged and the page stays tracked).
+#include <string>
+
+#include "model/hex.h"
+#include "mmu/tdp_mmu.h"
+
+namespace septsim::mmu {
+
+bool TdpMmu::propagate_to_external(TdpIter& iter, u64 new_spte) {
+  const u64 old_spte = iter.old_spte;
+  const bool was_present = is_shadow_present_pte(old_spte), is_present = is_shadow_present_pte(new_spte);
+  if (!was_present && !is_present) return true;
+  if (was_present && is_present) {
+    mirror_bugs_.push_back("mirror gfn " + hex(iter.gfn) + " level " + std::to_string(iter.level) + " spte " +
+                           hex(old_spte) + " -> " + hex(new_spte) + " (present -> present)");
+    return false;
+  }
+  // A table leaving the mirror: handle_removed_pt removes its leaves and
+  // reclaims its external_spt.
+  if (was_present && !is_last_spte(old_spte, iter.level)) return true;
+  *iter.sptep = FROZEN_SPTE;
+  bool ok;
+  if (!is_present)
+    ok = ext_->remove_external_spte(iter.gfn, iter.level, old_spte, spent_);
+  else if (is_last_spte(new_spte, iter.level))
+    ok = ext_->set_external_spte(iter.gfn, iter.level, new_spte, spent_);
+  else
+    ok = ext_->link_external_spt(iter.gfn, iter.level, sp_of_table(spte_to_pfn(new_spte))->external_spt, spent_);
+  if (!ok) *iter.sptep = old_spte;
+  return ok;
+}
+
+void TdpMmu::remove_external_children(MmuPage& sp, unsigned index, u64 old_spte) {
+  const int level = sp.role.level;
+  if (!ext_ || !is_last_spte(old_spte, level)) return;
+  // A refused removal bugs the VM; the table goes anyway, so the page is leaked.
+  ext_->remove_external_spte(sp.gfn + index * pages_per_level(level), level, old_spte, spent_);
+}
+
+bool TdpMmu::link_mirror_sp(TdpIter& iter, MmuPage* sp, const KvmPageFault& fault) {
+  if (ext_) {
+    sp->external_spt = u32(ext_->take_external_spt(fault.external_spt_cache, spent_));
+    if (!sp->external_spt) {
+      free_sp(sp);
+      return false;
+    }
+  }
+  if (link_sp(iter, sp)) return true;
+  if (sp->external_spt) ext_->free_unlinked_external_spt(sp->external_spt, spent_);
+  free_sp(sp);
+  return false;
+}
+
+}  // namespace septsim::mmu

@@ -1,0 +1,61 @@
+// Which cells of the SEPT state table (tdx-seam.md 3.3) a run exercised: for
+// every leaf of the table and every state class (an entry state at 4K or 2M,
+// or "walk failed" when no entry exists at the requested level), whether a
+// call in that class was accepted (TDX_SUCCESS) and whether one was refused
+// (any other status, warnings included). The scenario library in
+// tests/seam/traces must hit every required cell.
+#pragma once
+#include <map>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "seam/seamcall_observer.h"
+
+namespace septsim::seam {
+
+// A state class column: a SEPT state at TDX level 0 (4K) or 1 (2M), or the
+// walk stopping above the requested level.
+struct StateClass {
+  bool walk_failed = false;
+  int level = 0;                                  // 0 or 1; unused when walk_failed
+  septe::SeptState state = septe::SeptState::FREE;  // unused when walk_failed
+  auto operator<=>(const StateClass&) const = default;
+};
+
+struct CoverageCell {
+  u16 leaf = 0;
+  bool tdcall = false;
+  StateClass cls;
+  bool accepted = false;
+  auto operator<=>(const CoverageCell&) const = default;
+};
+
+class SeptCoverage : public SeamcallObserver {
+ public:
+  // Label ("FILE:LINE") recorded with the cells that later calls hit first.
+  void set_where(std::string where) { where_ = std::move(where); }
+  void on_call(const SeamcallOutcome& o) override;
+
+  // Every cell the library must hit, in table order.
+  static std::vector<CoverageCell> required();
+  // Required cells no call hit, as names ("TDH.MEM.PAGE.AUG FREE@2M refused").
+  std::vector<std::string> missing() const;
+  // Where a cell was first hit, or empty.
+  std::string where(const CoverageCell& c) const;
+  // The table as Markdown: one row per leaf and class, the first
+  // accepting and refusing call's label in each cell.
+  std::string markdown() const;
+
+  static std::string name(const CoverageCell& c);
+  // Whether any call of `leaf` returned exactly `status`, walked or not.
+  bool returned(bool tdcall, u16 leaf, Status status) const { return statuses_.count({tdcall, leaf, status}) != 0; }
+
+ private:
+  std::map<CoverageCell, std::string> hits_;
+  std::set<std::tuple<bool, u16, Status>> statuses_;
+  std::string where_;
+};
+
+}  // namespace septsim::seam
