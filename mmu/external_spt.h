@@ -26,6 +26,10 @@ class ExternalSpt {
   // REMOVE, WBINVD; RECLAIM once the HKID is released). False when the
   // module refused: the VM is bugged and the mirror keeps the leaf.
   virtual bool remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) = 0;
+  // split_external_spt: the huge leaf at (gfn, level) becomes a table of
+  // smaller leaves in `external_spt` (BLOCK, TRACK, kick, DEMOTE); the
+  // pages and their states stay.
+  virtual bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) = 0;
   // free_external_spt: the table's page goes back (RECLAIM, only after the
   // HKID is released). False: the page is leaked, never reused.
   virtual bool free_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) = 0;

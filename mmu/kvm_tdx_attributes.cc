@@ -29,21 +29,32 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
     const Gfn bits = Gfn{1} << (td.shared_bit() - kPageShift);
     if (k.tdp.zap_leafs(start | bits, end | bits, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
   } else {
-    // A private 2M page only partly converted would need DEMOTE first.
-    for (TdpIter it(k.mem, *k.mirror_root, PG_LEVEL_4K, start); it.valid && it.gfn < end; it.next()) {
-      if (!is_present_leaf(it.old_spte, it.level)) continue;
-      const Gfn last = it.gfn + pages_per_level(it.level);
-      if (it.gfn < start || last > end)
-        throw KvmError("set_memory_attributes: [" + hex(gpa) + ", " + hex(gpa + size) +
-                       ") covers part of the private 2M page at " + hex(it.gfn << kPageShift) +
-                       " (splitting it is not modelled)");
-    }
+    // A private huge page only partly converted is split first (DEMOTE),
+    // so only the converted 4K pieces leave the TD.
+    for (Gfn edge : {start, end - 1}) k.split_private_huge_page(edge, gpa, size);
     // TRACK already flushed the private translations: no remote flush.
     k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS);  // a failure bugs the VM and keeps the page
   }
   k.attrs.set(start, end, make_private);
   for (const auto& slot : k.slots.all()) post_set_memory_attributes(*slot, k.attrs, start, end, make_private);
   return k.finish();
+}
+
+void Kvm::Impl::split_private_huge_page(Gfn edge, Gpa gpa, u64 size) {
+  const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
+  for (TdpIter it(mem, *mirror_root, PG_LEVEL_2M, edge); it.valid && it.gfn <= edge; it.next()) {
+    if (it.level == PG_LEVEL_4K || !is_present_leaf(it.old_spte, it.level)) continue;
+    if (it.gfn >= start && it.gfn + pages_per_level(it.level) <= end) return;  // wholly converted
+    if (td->module().pamt().dynamic())
+      throw KvmError("set_memory_attributes: [" + hex(gpa) + ", " + hex(gpa + size) +
+                     ") covers part of the private 2M page at " + hex(it.gfn << kPageShift) +
+                     " (splitting it with Dynamic PAMT is not modelled)");
+    td->topup_external_spt_cache(td->vm_cache(), spent);
+    if (!tdp.split_mirror_huge_page(edge, td->vm_cache()))
+      throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(it.gfn << kPageShift) +
+                     " failed: " + td->last_error());
+    return;
+  }
 }
 
 Cycles Kvm::map_gpa(u32 vcpu, Gpa gpa, u64 size) {

@@ -95,6 +95,12 @@ class TdpMmu {
   // wherever the max mapping level allows.
   bool recover_huge_pages(const Memslot& slot, int max_huge_level);
 
+  // Splits the mirror's huge leaf covering gfn (the only present -> present
+  // mirror change, done through split_external_spt), taking the new
+  // table's external_spt from cache `cache`. True when there was nothing to
+  // split or the split happened.
+  bool split_mirror_huge_page(Gfn gfn, u32 cache);
+
   // The TD's hooks (kvm_x86_ops.*_external_*); null for a normal VM and
   // once the TD is gone.
   void set_external_spt(ExternalSpt* ext) { ext_ = ext; }

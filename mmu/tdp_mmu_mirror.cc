@@ -54,4 +54,41 @@ bool TdpMmu::link_mirror_sp(TdpIter& iter, MmuPage* sp, const KvmPageFault& faul
   return false;
 }
 
+bool TdpMmu::split_mirror_huge_page(Gfn gfn, u32 cache) {
+  MmuPage* mirror = nullptr;
+  for (MmuPage* root : roots_)
+    if (root->role.is_mirror && !root->role.invalid) mirror = root;
+  if (!mirror || !ext_) return true;
+  for (TdpIter iter(mem_, *mirror, PG_LEVEL_2M, gfn); iter.valid && iter.gfn <= gfn; iter.next()) {
+    if (iter.level == PG_LEVEL_4K || !is_present_leaf(iter.old_spte, iter.level) || !is_large_pte(iter.old_spte))
+      continue;
+    MmuPage* sp = alloc_sp();
+    init_child_sp(sp, iter);
+    sp->external_spt = u32(ext_->take_external_spt(cache, spent_));
+    if (!sp->external_spt) {
+      free_sp(sp);
+      return false;
+    }
+    const u64 old_spte = iter.old_spte;
+    *iter.sptep = FROZEN_SPTE;
+    if (!ext_->split_external_spt(iter.gfn, iter.level, old_spte, sp->external_spt, spent_)) {
+      *iter.sptep = old_spte;
+      ext_->free_unlinked_external_spt(sp->external_spt, spent_);
+      free_sp(sp);
+      return false;
+    }
+    const int child_level = iter.level - 1;
+    for (unsigned i = 0; i < kPtesPerTable; ++i) sp->spt[i] = make_small_spte(old_spte, child_level, i);
+    spent_ += kPtesPerTable * timing_.spte_write;
+    stats_.update_page_stats(child_level, kPtesPerTable);
+    const u64 table = make_nonleaf_spte(sp->spt_pfn, sp->role.ad_disabled);
+    *iter.sptep = table;
+    spent_ += timing_.spte_write;
+    handle_changed_spte(iter.gfn, old_spte, table, iter.level);
+    ++stats_.split_huge_page;
+    return true;
+  }
+  return true;
+}
+
 }  // namespace septsim::mmu

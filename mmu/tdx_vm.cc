@@ -371,9 +371,8 @@ bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, Cycles& cycles) {
   return s == TDX_SUCCESS;
 }
 
-bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
-  // BLOCK, TRACK, kick every vCPU out so the old epoch drains, REMOVE, then
-  // WBINVD the page under the TD's key.
+bool TdxVm::block_and_track(Gfn gfn, int level, Cycles& cycles) {
+  // BLOCK, then tdx_track: TRACK and kick every vCPU out so the old epoch drains.
   if (!mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, cycles)) return false;
   SeamcallRegs t;
   t.rcx = handle_.tdr;
@@ -384,6 +383,12 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
   }
   cycles += kick_all();
   epoch_drained_ = now_;
+  return true;
+}
+
+bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
+  // BLOCK, TRACK + kick, REMOVE, then WBINVD the page under the TD's key.
+  if (!block_and_track(gfn, level, cycles)) return false;
   const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, cycles);
   cycles += reenter_all();
   if (!removed_ok) return false;
@@ -405,6 +410,29 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
   if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_put(hpa, cycles);
   --mapped_private_;
   if (!torn_down_) ++removed;
+  return true;
+}
+
+bool TdxVm::split_external_spt(Gfn gfn, int level, u64, Pfn external_spt, Cycles& cycles) {
+  // tdx_sept_split_private_spt: BLOCK the huge leaf, TRACK + kick, DEMOTE.
+  // With Dynamic PAMT, DEMOTE also needs the region's PAMT_4K page pair
+  // (R12/R13), which this model does not supply yet: the caller refuses.
+  if (!block_and_track(gfn, level, cycles)) {
+    bugged_ = true;  // the leaf may stay BLOCKED
+    return false;
+  }
+  SeamcallRegs r;
+  r.rcx = seam::page_info(gfn << kPageShift, level - 1);
+  r.rdx = handle_.tdr;
+  r.r8 = external_spt << kPageShift;
+  const Status s = call(Leaf::TDH_MEM_PAGE_DEMOTE, r, cycles);
+  cycles += reenter_all();
+  if (s != TDX_SUCCESS) {
+    fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
+    bugged_ = true;
+    return false;
+  }
+  mapped_private_ += pages_per_level(level) / pages_per_level(level - 1) - 1;
   return true;
 }
 

@@ -119,6 +119,7 @@ class TdxVm : public ExternalSpt {
   bool link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
   bool set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) override;
   bool remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) override;
+  bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) override;
   bool free_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
 
   // TDG.MEM.PAGE.ACCEPT by TD vCPU `vcpu`; returns the TDX status.
@@ -192,6 +193,7 @@ class TdxVm : public ExternalSpt {
   }
   bool reclaim(Hpa hpa, Cycles& cycles);
   bool mem_op(seam::Leaf leaf, Gfn gfn, int level, Cycles& cycles);
+  bool block_and_track(Gfn gfn, int level, Cycles& cycles);
   bool remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles);
   // Adds (sign 1) or subtracts (sign -1) the pages of a leaf to the digests.
   void account_content(Gfn gfn, int level, Hpa hpa, int sign);

@@ -191,19 +191,22 @@ Status TdxModule::vp_flush(Call& c) {
   if (!t) return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
   TdVcpu& v = *t->vcpu(c.in.rcx);
   if (v.in_guest) return with_operand(TDX_OPERAND_BUSY, operand::TDVPR);
+  // The module runs INVEPT single-context for the TD's Secure EPT on this LP
+  // (tdh_vp_flush.c, flush_all_td_asids): nothing the vCPU cached survives.
+  if (v.associated && v.hw) v.hw->invept_all();
   v.associated = false;
   return TDX_SUCCESS;
 }
 
-// RCX = TDR. TD_KEYS_CONFIGURED -> TD_BLOCKED once no vCPU is associated.
-// (The module's "flush not done" code is not in the reference; the model
-// reports TDX_OPERAND_BUSY | TDVPR.)
+// RCX = TDR. TD_HKID_ASSIGNED/KEYS_CONFIGURED -> TD_BLOCKED once no vCPU is
+// associated with an LP (tdh_mng_vpflushdone.c: else TDX_FLUSHVP_NOT_DONE).
 Status TdxModule::mng_vpflushdone(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   Td& t = *c.td;
-  if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_LIFECYCLE_STATE_INCORRECT;
+  if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED && t.lifecycle != Lifecycle::TD_HKID_ASSIGNED)
+    return TDX_LIFECYCLE_STATE_INCORRECT;
   for (const TdVcpu& v : t.vcpus)
-    if (v.associated || v.in_guest) return with_operand(TDX_OPERAND_BUSY, operand::TDVPR);
+    if (v.associated || v.in_guest) return TDX_FLUSHVP_NOT_DONE;
   t.lifecycle = Lifecycle::TD_BLOCKED;
   return TDX_SUCCESS;
 }

@@ -44,6 +44,7 @@ constexpr Status TDX_OP_STATE_INCORRECT = 0xC000060800000000ull;
 constexpr Status TDX_NO_VCPUS = 0xC000060900000000ull;
 constexpr Status TDX_MAX_VCPUS_EXCEEDED = 0xC000070500000000ull;  // same header
 constexpr Status TDX_TD_KEYS_NOT_CONFIGURED = 0x8000081000000000ull;
+constexpr Status TDX_FLUSHVP_NOT_DONE = 0x8000082400000000ull;  // 1.5 tdx_error_codes_defs.h
 constexpr Status TDX_EPT_WALK_FAILED = 0xC0000B0000000000ull;
 constexpr Status TDX_EPT_ENTRY_FREE = 0xC0000B0100000000ull;
 constexpr Status TDX_EPT_ENTRY_NOT_FREE = 0xC0000B0200000000ull;

@@ -44,17 +44,8 @@ void td_vm(EventSink& sink, const GenOptions& o, bool dynamic_pamt, SplitMix64& 
   sink.put(e);
 }
 
-// TDH.VP.FLUSH in td_teardown does not drop the vCPUs' TLB entries in the
-// model yet (the invariant checker then reports them stale), so each vCPU
-// executes INVEPT all-context first, as the flush would.
-void teardown(EventSink& sink, const GenOptions& o) {
-  for (u32 v = 0; v < o.vcpus; ++v) {
-    Event e;
-    e.type = EventType::Invept;
-    e.vcpu = int(v);
-    e.inv_kind = InvKind::All;
-    sink.put(e);
-  }
+// td_teardown's VP.FLUSH drops every vCPU's cached translations itself.
+void teardown(EventSink& sink) {
   Event e;
   e.type = EventType::TdTeardown;
   sink.put(e);
@@ -135,7 +126,7 @@ void gen_td_boot(const GenOptions& o, EventSink& sink) {
     Gpa gpa = a.gpa + r.below(a.pages * kPageSize / 8) * 8;
     sink.put(access(u32(i % o.vcpus), gpa, r.below(10) < 3 ? AccessType::Write : AccessType::Read));
   }
-  teardown(sink, o);
+  teardown(sink);
 }
 
 // Conversions: every 2M region is accepted (2M, or its first 64 pages by 4K),
@@ -179,7 +170,7 @@ void gen_conversions(const GenOptions& o, EventSink& sink) {
       sink.put(access(v, base, AccessType::Write));
     }
   }
-  teardown(sink, o);
+  teardown(sink);
 }
 
 }  // namespace septsim::traces

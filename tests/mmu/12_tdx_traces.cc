@@ -36,10 +36,25 @@ long long stat(const std::string& json, const std::string& key) {
 }  // namespace
 
 TEST_CASE("TD boot and teardown traces replay with no broken invariant", "[tdx]") {
-  for (const char* t : {"01_td_boot.jsonl", "02_td_teardown.jsonl", "03_convert_4k.jsonl"}) {
+  for (const char* t : {"01_td_boot.jsonl", "02_td_teardown.jsonl", "03_convert_4k.jsonl", "04_split_2m_convert_4k.jsonl",
+                        "06_access_then_teardown.jsonl"}) {
     INFO(t);
     CHECK(replay(trace(t)) == 0);
   }
+}
+
+TEST_CASE("the 2M split trace demotes once, removes only the converted 4K piece and reclaims the rest", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_split_stats.json";
+  REQUIRE(replay(trace("04_split_2m_convert_4k.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_demote") == 1);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 2);  // 0x601000, then 0x7ff000
+  CHECK(stat(json, "kvm.tdx.private_removed") == 2);
+  CHECK(stat(json, "seam.status.errors") == 0);
+  // At teardown: 1 image page and 510 pieces of the split 2M page; 4 tables
+  // (3 SEPT.ADDs + the DEMOTE's); TDR, 4 TDCS pages and 2 x (TDVPR + 3 TDCX).
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 1 + 510 + 4 + 13);
+  CHECK(stat(json, "seam.tds") == 0);
 }
 
 TEST_CASE("the teardown trace reclaims every page and leaves no PAMT memory", "[tdx]") {

@@ -90,25 +90,54 @@ TEST_CASE("MapGPA with the shared bit converts to shared", "[tdx]") {
   CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(kShared, kPageSize, true), KvmError);
 }
 
-TEST_CASE("converting part of a private 2M page is refused, nothing removed", "[tdx]") {
+TEST_CASE("converting a 4K piece of a private 2M page splits it (BLOCK, TRACK, DEMOTE) and removes only that piece",
+          "[tdx]") {
   Conv c;
   u64 st = 0;
   c.vm.kvm->td_accept(0, 0x600000, 1, &st);
   REQUIRE(st == seam::TDX_SUCCESS);
   REQUIRE(c.vm.kvm->private_mapping(0x600000));
   REQUIRE(c.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
-  CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false), KvmError);
-  CHECK(c.vm.kvm->private_mapping(0x600000).has_value());
-  // The whole 2M converts.
+  const Hpa base = c.vm.kvm->private_mapping(0x600000)->hpa;
+  const u64 demotes = c.stat("seam.calls.tdh_mem_page_demote");
+  c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false);
+  CHECK(c.stat("seam.calls.tdh_mem_page_demote") - demotes == 1);
+  CHECK(!c.vm.kvm->private_mapping(0x601000));
+  CHECK(c.stat("kvm.tdx.private_removed") == 1);
+  // The other 511 pieces stay: same frames, now 4K, still accepted.
+  for (Gpa g : {0x600000ull, 0x602000ull, 0x7ff000ull}) {
+    INFO(g);
+    const auto m = c.vm.kvm->private_mapping(g);
+    REQUIRE(m);
+    CHECK(m->level == PG_LEVEL_4K);
+    CHECK(m->hpa == base + (g - 0x600000));
+    CHECK(c.state(g) == seam::septe::SeptState::MAPPED);
+  }
+  CHECK(c.td().mapped_private() == 2 + 511);  // 0x300000, 0x301000 and the rest of the 2M page
+  c.vm.require_clean();
+  // The whole 2M range converts; back to private, but a mixed range maps at 4K only.
   c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB, false);
   CHECK(!c.vm.kvm->private_mapping(0x600000));
   c.vm.require_clean();
-  // Back to private, but a mixed 2M range maps at 4K only.
   c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB - kPageSize, true);
   c.vm.kvm->td_accept(0, 0x600000, 1, &st);
-  CHECK(st != seam::TDX_SUCCESS);
+  CHECK(st == seam::TDX_PAGE_SIZE_MISMATCH);  // the Secure EPT keeps the 4K table
+  c.vm.kvm->td_accept(0, 0x600000, 0, &st);
+  CHECK(st == seam::TDX_SUCCESS);
   REQUIRE(c.vm.kvm->private_mapping(0x600000));
   CHECK(c.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_4K);
+  c.vm.require_clean();
+}
+
+TEST_CASE("with Dynamic PAMT, converting part of a private 2M page is refused and nothing is removed", "[tdx]") {
+  Conv c(true);
+  u64 st = 0;
+  c.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  REQUIRE(st == seam::TDX_SUCCESS);
+  CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false), KvmError);
+  REQUIRE(c.vm.kvm->private_mapping(0x601000));
+  CHECK(c.vm.kvm->private_mapping(0x601000)->level == PG_LEVEL_2M);
+  c.vm.require_clean();
 }
 
 TEST_CASE("a failed removal bugs the VM and keeps the page recorded", "[tdx]") {
@@ -144,5 +173,20 @@ TEST_CASE("a shared fault maps the direct root at the shared alias, backed by th
   // Back to private: the shared alias is zapped from the direct root.
   c.vm.kvm->set_memory_attributes(0x800000, 2 * MiB, true);
   CHECK(!c.vm.lookup(kShared | 0x800000).present);
+  c.vm.require_clean();
+}
+
+TEST_CASE("deleting a TD's memslot removes its private pages through the mirror; fast zap leaves the mirror root",
+          "[tdx]") {
+  Conv c;
+  c.vm.kvm->create_memslot(slot(1, 128 * MiB, 2 * MiB, HostBacking::Page4K));
+  c.fault(128 * MiB);
+  REQUIRE(c.vm.kvm->private_mapping(128 * MiB));
+  const u64 removed = c.stat("kvm.tdx.private_removed");
+  c.vm.kvm->delete_memslot(1);  // kvm_mmu_zap_all_fast for the direct roots
+  CHECK(c.stat("kvm.tdx.private_removed") - removed == 1);
+  CHECK(!c.vm.kvm->private_mapping(128 * MiB));
+  CHECK(c.vm.kvm->private_mapping(0x300000).has_value());  // slot 0's pages stay
+  CHECK(c.state(128 * MiB) == seam::septe::SeptState::FREE);
   c.vm.require_clean();
 }

@@ -28,6 +28,7 @@ struct RecordingExternal : ExternalSpt {
   bool link_external_spt(Gfn gfn, int level, Pfn, Cycles&) override { return hook("link", gfn, level); }
   bool set_external_spte(Gfn gfn, int level, u64, Cycles&) override { return hook("set", gfn, level); }
   bool remove_external_spte(Gfn gfn, int level, u64, Cycles&) override { return hook("remove", gfn, level); }
+  bool split_external_spt(Gfn gfn, int level, u64, Pfn, Cycles&) override { return hook("split", gfn, level); }
   bool free_external_spt(Gfn gfn, int level, Pfn page, Cycles&) override {
     mem.free(page);
     return hook("free", gfn, level);
@@ -163,4 +164,27 @@ TEST_CASE("tearing the mirror root down removes leaves first, then frees each ex
   m.tdp.put_root(m.root);
   CHECK(m.ext.calls == std::vector<std::string>{"remove 768 1", "free 512 1", "free 0 2", "free 0 3"});
   CHECK(m.tdp.roots().empty());
+}
+
+TEST_CASE("a mirror huge leaf splits through split_external_spt into 512 leaves of the same frames", "[mirror]") {
+  Mirror m;
+  const Pfn huge = m.mem.alloc(PG_LEVEL_2M);
+  REQUIRE(m.map(0x200, huge, PG_LEVEL_2M) == RET_PF_FIXED);
+  const Hpa e = m.sptep(0x200);
+  const u64 leaf = m.mem.read64(e);
+  m.ext.calls.clear();
+  m.ext.watch = e;
+  m.ext.refuse = "split";
+  CHECK(!m.tdp.split_mirror_huge_page(0x3ff, 0));
+  CHECK(m.ext.seen_during_hook == std::vector<u64>{FROZEN_SPTE});
+  CHECK(m.mem.read64(e) == leaf);  // refused: the huge leaf stays
+  m.ext.refuse.clear();
+  REQUIRE(m.tdp.split_mirror_huge_page(0x3ff, 0));
+  CHECK(m.ext.calls == std::vector<std::string>{"split 512 2", "split 512 2"});
+  CHECK(m.tdp.mirror_bugs().empty());
+  for (Gfn g : {Gfn{0x200}, Gfn{0x2ff}, Gfn{0x3ff}}) {
+    const u64 spte = m.mem.read64(m.sptep(g));
+    CHECK(is_present_leaf(spte, PG_LEVEL_4K));
+    CHECK(spte_to_pfn(spte) == huge + (g - 0x200));
+  }
 }

@@ -87,6 +87,10 @@ TEST_CASE("RECLAIM works only in TEARDOWN and the TDR goes last", "[seam]") {
   const Hpa data = septe::hpa_of(env.mem.read64(env.state().sept->walk(kGpa, 0).entry_hpa));
   CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, data) == TDX_LIFECYCLE_STATE_INCORRECT);
 
+  // vCPU 0 ran, so it is associated with an LP until VP.FLUSH
+  // (1.5 tdx_error_codes_defs.h: TDX_FLUSHVP_NOT_DONE = 0x8000082400000000).
+  CHECK(env.call(Leaf::TDH_MNG_VPFLUSHDONE, env.td.tdr) == 0x8000082400000000ull);
+  CHECK(env.state().lifecycle == Lifecycle::TD_KEYS_CONFIGURED);
   REQUIRE(env.call(Leaf::TDH_VP_FLUSH, env.td.tdvpr[0]) == TDX_SUCCESS);
   REQUIRE(env.call(Leaf::TDH_MNG_VPFLUSHDONE, env.td.tdr) == TDX_SUCCESS);
   CHECK(env.state().lifecycle == Lifecycle::TD_BLOCKED);

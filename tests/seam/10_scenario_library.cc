@@ -94,6 +94,22 @@ TEST_CASE("the scenario library hits every cell of the SEPT state table, accepte
   CHECK(SeptCoverage::required().size() > 150);
 }
 
+TEST_CASE("coverage names every required cell until a call hits it", "[seam][library]") {
+  SeptCoverage cov;
+  const size_t all = SeptCoverage::required().size();
+  CHECK(cov.missing().size() == all);
+  seam::SeamcallOutcome o;
+  o.leaf = u16(Leaf::TDH_MEM_PAGE_AUG);
+  o.walked = o.reached = true;
+  o.level = 1;
+  o.state = seam::septe::SeptState::FREE;
+  cov.on_call(o);  // accepted AUG on a FREE 2M entry
+  CHECK(cov.missing().size() == all - 1);
+  const auto m = cov.missing();
+  CHECK(std::find(m.begin(), m.end(), "TDH.MEM.PAGE.AUG FREE@2M accepted") == m.end());
+  CHECK(std::find(m.begin(), m.end(), "TDH.MEM.PAGE.AUG FREE@2M refused") != m.end());
+}
+
 TEST_CASE("the scenario library exercises the refusals that come before the SEPT walk", "[seam][library]") {
   using namespace seam;
   struct Want {

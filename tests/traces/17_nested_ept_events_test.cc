@@ -102,3 +102,12 @@ TEST_CASE("septsim gen nested-ept is deterministic and its events read back as w
   auto c2 = replay_counters(a, "");
   CHECK(c2["nested.vmentries"] == 2 * 6 + 200);
 }
+
+TEST_CASE("A nested-EPT trace is not converted to the binary format, and no output is left", "[nested][badinput]") {
+  auto t = write_trace(kVm + kEnter0 + kRead0);
+  auto out = temp_dir() / "n.sstb";
+  auto r = run_septsim("convert " + t + " " + out.string());
+  CHECK(r.exit_code != 0);
+  CHECK(r.err.find("nested_vmentry events have no binary encoding") != std::string::npos);
+  CHECK_FALSE(std::filesystem::exists(out));
+}

@@ -26,6 +26,8 @@ inline std::filesystem::path temp_dir() {
   static int n = 0;
   auto d = std::filesystem::temp_directory_path() /
            ("septsim-cli-" + std::to_string(::getpid()) + "-" + std::to_string(n++));
+  // A reused pid must not meet an earlier run's files (a stale results.csv).
+  std::filesystem::remove_all(d);
   std::filesystem::create_directories(d);
   return d;
 }
