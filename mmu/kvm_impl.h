@@ -65,6 +65,7 @@ struct Kvm::Impl {
   TdpMmu tdp;
   MmuLock mmu_lock;
   std::vector<RecentInstall> recent_installs;
+  static constexpr size_t kMaxRecentInstalls = 256;
   std::vector<Vcpu> vcpus;
   std::unique_ptr<TdxVm> td;  // KVM_X86_TDX_VM only
   MemAttributes attrs;        // private gfns (TD VMs)
