@@ -71,6 +71,7 @@ struct Kvm::Impl {
   TdpMmu tdp;
   MmuLock mmu_lock;
   std::vector<RecentInstall> recent_installs;
+  static constexpr size_t kMaxRecentInstalls = 256;
   std::vector<Vcpu> vcpus;
   std::unique_ptr<TdxVm> td;  // KVM_X86_TDX_VM only
   MmuPage* mirror_root = nullptr;  // the TD's mirror root (mirror_root_hpa); one tdp_mmu_root_count reference

@@ -71,6 +71,7 @@ Cycles Kvm::map_gpa(u32 vcpu, Gpa gpa, u64 size) {
   Cycles c = td.td_exit(vcpu) + k.timing.vmexit;
   c += set_memory_attributes(base, size, to_private);
   c += td.vp_enter(vcpu) + k.timing.vmentry;
+  k.latest = std::max(k.latest, td.clock());  // the next ioctl starts after this VP.ENTER
   return c;
 }
 

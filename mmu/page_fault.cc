@@ -85,6 +85,9 @@ int Kvm::Impl::map_and_record(Vcpu& v, KvmPageFault& fault) {
   const int r = tdp.map(*v.root, fault, &flush);
   if (r == RET_PF_FIXED && vcpus.size() > 1) {
     const u64 pages = pages_per_level(fault.goal_level);
+    // A vCPU that never advances its clock keeps the floor low: bound the list.
+    if (recent_installs.size() >= kMaxRecentInstalls)
+      recent_installs.erase(recent_installs.begin(), recent_installs.begin() + kMaxRecentInstalls / 2);
     recent_installs.push_back({fault.gfn & ~(pages - 1), pages, v.ctl->id(), now()});
   }
   if (flush) kvm_flush_remote_tlbs();

@@ -130,6 +130,35 @@ void TdxVm::pamt_put(Hpa hpa, Cycles& cycles) {
   if (last) ++pamt_removes;
 }
 
+Hpa TdxVm::take_pamt_page(std::vector<Hpa>& pool, const std::string& what) {
+  if (pool.empty()) {
+    hook_violations_.push_back("rule 21: " + what + " under mmu_lock found its page-pair cache empty and allocated");
+    return mem_.alloc() << kPageShift;
+  }
+  const Hpa page = pool.back();
+  pool.pop_back();
+  --pamt_cache_pages;
+  return page;
+}
+
+std::pair<Hpa, Hpa> TdxVm::take_pamt_pair(u32 cache) {
+  auto& pool = pamt_pool(cache);
+  const Hpa r12 = take_pamt_page(pool, "a DEMOTE pair");
+  return {r12, take_pamt_page(pool, "a DEMOTE pair")};
+}
+
+void TdxVm::return_pamt_pair(u32 cache, Hpa r12, Hpa r13) {
+  auto& pool = pamt_pool(cache);
+  for (Hpa page : {r12, r13}) {
+    if (pool.size() < 2 * size_t(params_.ept_levels)) {
+      pool.push_back(page);
+      ++pamt_cache_pages;
+    } else {
+      mem_.free(page >> kPageShift);
+    }
+  }
+}
+
 u32 TdxVm::topup_pamt_cache(u32 cache) {
   if (!tdx_.pamt().dynamic()) return 0;
   auto& pool = pamt_pool(cache);

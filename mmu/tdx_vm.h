@@ -54,6 +54,8 @@ class TdxVm : public ExternalSpt {
     now_ = now;
     initiator_ = initiator;
   }
+  // The simulated time after the last SEAMCALL.
+  Cycles clock() const { return now_; }
   // How far apart the initiators' clocks may be (several vCPUs): the
   // module's lock windows and the in-flight SEPT.ADD/AUG records are kept
   // that long.
@@ -111,6 +113,12 @@ class TdxVm : public ExternalSpt {
   // Returns the pages allocated.
   u32 topup_pamt_cache(u32 cache);
   size_t cached_pamt_pages(u32 cache) const { return pamt_pool(cache).size(); }
+  // TDH.MEM.PAGE.DEMOTE's R12/R13 under mmu_lock: a PAMT page pair from
+  // cache `cache` (rule 21 if it runs dry).
+  std::pair<Hpa, Hpa> take_pamt_pair(u32 cache);
+  // TDH.MEM.PAGE.PROMOTE hands its R12/R13 pair back: into cache `cache`
+  // while it is below its fill level, otherwise to the host.
+  void return_pamt_pair(u32 cache, Hpa r12, Hpa r13);
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
@@ -187,6 +195,9 @@ class TdxVm : public ExternalSpt {
   // a pool that runs dry is a rule-21 violation.
   void pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool = nullptr);
   void pamt_put(Hpa hpa, Cycles& cycles);
+  // One pre-allocated page for `what` under mmu_lock; a dry pool allocates
+  // and records a rule-21 violation.
+  Hpa take_pamt_page(std::vector<Hpa>& pool, const std::string& what);
   std::vector<Hpa>& pamt_pool(u32 cache) { return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache()); }
   const std::vector<Hpa>& pamt_pool(u32 cache) const {
     return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache());

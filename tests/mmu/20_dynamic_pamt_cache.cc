@@ -81,6 +81,22 @@ TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is rep
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
+TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it; dry is reported", "[tdx][dpamt]") {
+  DpamtTd t;
+  t.fault(0x200000);  // cache 0 holds kCachePages - 2
+  const auto [r12, r13] = t.td().take_pamt_pair(0);
+  CHECK(r12 != r13);
+  CHECK(t.td().cached_pamt_pages(0) == kCachePages - 4);
+  t.td().return_pamt_pair(0, r12, r13);
+  CHECK(t.td().cached_pamt_pages(0) == kCachePages - 2);
+  CHECK(t.stat("kvm.tdx.pamt_cache_pages") == kCachePages - 2);
+  t.vm.require_clean();
+  // The VM's cache was never topped up (per-vCPU mode).
+  const auto [a, b] = t.td().take_pamt_pair(t.td().vm_cache());
+  t.td().return_pamt_pair(t.td().vm_cache(), a, b);
+  CHECK(has_rule(t.vm.violations(), 21));
+}
+
 TEST_CASE("Dynamic PAMT grows with private pages, shrinks as they go and is zero after teardown", "[tdx][dpamt]") {
   DpamtTd t;
   const u64 adds = t.stat("kvm.tdx.pamt_add"), removes = t.stat("kvm.tdx.pamt_remove");
