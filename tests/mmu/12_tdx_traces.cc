@@ -105,7 +105,7 @@ TEST_CASE("the 4K conversion trace removes once, re-adds once and ends with no P
 
 TEST_CASE("the 2M race trace: the loser's SEPT.ADDs and AUG get BUSY, are retried, and each page maps once", "[tdx]") {
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_race_stats.json";
-  REQUIRE(replay(trace("04_race_2m.jsonl"), "--stats " + out) == 0);
+  REQUIRE(replay(trace("07_race_2m.jsonl"), "--stats " + out) == 0);
   const std::string json = slurp(out);
   // Both vCPUs fault 0x400000 at once: one adds three tables and AUGs; the
   // other's SEPT.ADDs overlap those calls and are refused (4 x BUSY, one
