@@ -10,12 +10,19 @@ void Kvm::Impl::kvm_mmu_slot_apply_flags(Memslot& slot, u32 old_flags) {
   bool log_dirty_pages = slot.dirty_track_enabled();
   if (bool(old_flags & KVM_MEM_LOG_DIRTY_PAGES) == log_dirty_pages) return;
   if (!log_dirty_pages) {
+    // Recovery skips the mirror root: only mmu.tdx_merge_policy C acts here.
     if (tdp.recover_huge_pages(slot, max_huge_level)) kvm_flush_remote_tlbs();
+    block_split_ranges(slot);
     return;
   }
   // Read-only slots can't be dirtied and have no writable SPTEs.
   if (slot.readonly()) return;
-  if (eager_page_split) tdp.split_huge_pages(slot.base_gfn, slot.end_gfn(), PG_LEVEL_4K);
+  if (eager_page_split) {
+    tdp.split_huge_pages(slot.base_gfn, slot.end_gfn(), PG_LEVEL_4K);
+    // The "dirty-logging-style" split of a TD's private memory (seed 004;
+    // upstream KVM does not log private memory).
+    split_private_slot(slot);
+  }
   if (use_pml()) {
     tdp.clear_dirty_gfn_range(slot.base_gfn, slot.end_gfn());
     tdp.wrprot_gfn_range(slot.base_gfn, slot.end_gfn(), PG_LEVEL_2M);

@@ -10,6 +10,7 @@
 // invariants.cc.
 #include <functional>
 #include <map>
+#include <utility>
 
 #include "mmu/kvm_impl.h"
 #include "seam/sept_entry.h"
@@ -94,7 +95,11 @@ class TdChecker {
     const Hpa ext = Hpa{child.external_spt} << kPageShift;
     const seam::SeptWalk w = t_->sept->walk(gpa, level - 1);
     const std::string name = "mirror table for gpa " + hex(gpa) + " level " + std::to_string(level - 1);
-    if (!w.reached || w.state != SeptState::NL_MAPPED || seam::septe::hpa_of(w.entry) != ext)
+    // Merge policy C leaves a split range NL_BLOCKED until its next violation.
+    const SplitPrivateRanges::Range* range = level == PG_LEVEL_2M ? k_.split_ranges.find(gfn) : nullptr;
+    const bool merge_blocked = range && range->blocked;
+    const SeptState expected = merge_blocked ? SeptState::NL_BLOCKED : SeptState::NL_MAPPED;
+    if (!w.reached || w.state != expected || seam::septe::hpa_of(w.entry) != ext)
       report("15", name + " has external_spt " + hex(ext) + " but the Secure-EPT entry is " +
                        (w.reached ? std::string(state_name(w.state)) + " -> " + hex(seam::septe::hpa_of(w.entry))
                                   : std::string("unreachable")));
@@ -102,14 +107,17 @@ class TdChecker {
     if (e.pt != seam::PageType::PT_EPT || e.owner != td_.handle().tdr)
       report("18", "external_spt " + hex(ext) + " of the " + name + " has PAMT type " + std::to_string(int(e.pt)) +
                        " owner " + hex(e.owner) + " while the TD lives");
+    // A walk stops at an NL_BLOCKED entry: its leaves are read from its page.
+    const Hpa outer = std::exchange(blocked_table_, merge_blocked ? ext : blocked_table_);
     table(child);
+    blocked_table_ = outer;
   }
 
   void leaf(Gfn gfn, int level, u64 spte) {
     const Gpa gpa = gfn << kPageShift;
     const Hpa hpa = spte_to_pfn(spte) << kPageShift;
     const std::string name = "private gpa " + hex(gpa) + " level " + std::to_string(level) + " hpa " + hex(hpa);
-    const seam::SeptWalk w = t_->sept->walk_to_leaf(gpa);
+    const seam::SeptWalk w = blocked_table_ ? child_of(blocked_table_, gpa) : t_->sept->walk_to_leaf(gpa);
     if (!w.reached)
       report("15", name + " has no Secure-EPT leaf");
     else if (w.level != level - 1 || seam::septe::hpa_of(w.entry) != hpa)
@@ -166,6 +174,17 @@ class TdChecker {
   const seam::Td* t_;
   std::vector<std::string>& out_;
   std::map<Gfn, u64> digests_;  // recomputed content digests by 2 MiB region
+  Hpa blocked_table_ = 0;       // the Secure-EPT page under an NL_BLOCKED entry being checked
+
+  // The 4K entry for gpa in Secure-EPT page `table`, as a walk would report it.
+  seam::SeptWalk child_of(Hpa table, Gpa gpa) const {
+    seam::SeptWalk w;
+    w.reached = true;
+    w.entry_hpa = table + 8 * seam::SeptTree::index(gpa, 0);
+    w.entry = t_->sept->read(w.entry_hpa);
+    w.state = seam::septe::state_or_free(w.entry);
+    return w;
+  }
 };
 
 }  // namespace

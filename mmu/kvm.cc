@@ -60,6 +60,9 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       slot_zap_all(parse_slot_zap(cfg.s("mmu.slot_zap"))),
       vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
       pamt_cache_per_vcpu(config_pamt_cache_per_vcpu(cfg)),
+      merge_policy(parse_tdx_merge_policy(cfg.s("mmu.tdx_merge_policy"))),
+      nx_recovery_ratio(cfg.u("mmu.nx_huge_pages_recovery_ratio")),
+      merge_stats(reg),
       zap_history(reg),
       tdp(m, timing, stats, spent),
       mmu_lock(reg) {

@@ -116,6 +116,10 @@ class Kvm : public model::Hypervisor {
   // The guest's MapGPA hypercall from TD vCPU `vcpu`: the shared bit of gpa
   // says which way; the VMM answers with set_memory_attributes.
   Cycles map_gpa(u32 vcpu, Gpa gpa, u64 size);
+  // One run of the NX-recovery worker (kvm_nx_huge_page_recovery_worker):
+  // with mmu.tdx_merge_policy A it promotes the oldest ready split private
+  // ranges; otherwise it only counts the tick (no NX huge pages are modelled).
+  Cycles nx_recovery_tick();
   // KVM_EXIT_MEMORY_FAULT exits so far (private-ness of a fault and the
   // attribute disagree, or no memslot backs a private fault).
   u64 memory_fault_exits() const;

@@ -16,6 +16,9 @@
 #include "model/hex.h"
 #include "mmu/page_fault.h"
 #include "mmu/tdp_mmu.h"
+#include "mmu/split_private_ranges.h"
+#include "mmu/tdx_merge_policy.h"
+#include "mmu/tdx_merge_stats.h"
 #include "mmu/tdx_vm.h"
 #include "mmu/zap_history.h"
 
@@ -59,6 +62,10 @@ struct Kvm::Impl {
   // operation we expect to straddle it (100k cycles, a guess).
   const Cycles vcpu_clock_skew;
   const bool pamt_cache_per_vcpu;  // mmu.tdx_pamt_cache
+  const TdxMergePolicy merge_policy;  // mmu.tdx_merge_policy
+  const u64 nx_recovery_ratio;        // mmu.nx_huge_pages_recovery_ratio
+  TdxMergeStats merge_stats;
+  SplitPrivateRanges split_ranges;    // private 2M ranges split to 4K, oldest first
   u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
   u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
   Cycles spent = 0;            // host cycles of the operation in progress
@@ -92,6 +99,28 @@ struct Kvm::Impl {
   // the conversion of [gpa, gpa + size) covers it whole.
   void split_private_huge_page(Gfn edge, Gpa gpa, u64 size);
   u32 vcpu_index(const Vcpu& v) const { return u32(&v - vcpus.data()); }
+
+  // kvm_tdx_merge.cc (mmu/tdx_merge_policy.h). All but the C-promotion on a
+  // fault and the B check expect the write mmu_lock held.
+  void note_private_split(Gfn base);
+  // Dirty logging starts on a TD slot: its private 2M leaves are split
+  // (eager split with BLOCK, TRACK, DEMOTE), each a merge candidate.
+  void split_private_slot(const Memslot& slot);
+  // Dirty logging stops: policy C BLOCKs the slot's ready split ranges.
+  void block_split_ranges(const Memslot& slot);
+  // A conversion of [start, end) first UNBLOCKs the C-blocked ranges there.
+  void unblock_split_ranges(Gfn start, Gfn end);
+  // What KVM checks before a PROMOTE: the huge leaf, or 0 when not ready.
+  u64 merge_ready(Gfn base);
+  // BLOCK each range of `bases` (all ready), one TRACK and kick, PROMOTE
+  // each, the vCPUs re-enter. Returns the ranges merged.
+  unsigned merge_ranges(const std::vector<Gfn>& bases);
+  // PROMOTE of a BLOCKed and TRACKed range; false when it stays split.
+  bool promote_range(Gfn base);
+  // Policy B, after a TD EPT violation on `gfn` was handled.
+  void merge_on_violation(Gfn gfn, unsigned initiator);
+  // Policy C, before a private fault on `gfn`: its blocked range is promoted.
+  void promote_blocked_range(Gfn gfn, unsigned initiator);
 
   Cycles now() const { return clock_base + spent; }
   // Start an operation on behalf of a vCPU (its local time) or of the VMM

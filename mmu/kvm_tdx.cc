@@ -119,7 +119,9 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
     k.spent += td.td_exit(vcpu) + k.timing.vmexit + k.timing.fault_handler;
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
     fault.max_level = tdx_level + 1;
+    k.promote_blocked_range(fault.gfn, 1 + vcpu);
     k.tdx_private_fault(k.vcpus.at(vcpu), fault);
+    k.merge_on_violation(fault.gfn, 1 + vcpu);
     td.set_clock(k.now(), 1 + vcpu);
     k.spent += td.vp_enter(vcpu) + k.timing.vmentry;
     s = td.accept(vcpu, gpa, tdx_level, k.spent);
@@ -147,6 +149,8 @@ Cycles Kvm::td_teardown() {
   k.tdp.put_root(k.mirror_root);
   k.mirror_root = nullptr;
   k.tdp.set_external_spt(nullptr);
+  k.split_ranges = SplitPrivateRanges{};
+  k.merge_stats.candidates = 0;
   k.spent += td.reclaim_control_pages();
   return k.finish();
 }
@@ -233,7 +237,9 @@ int Kvm::Impl::tdx_private_level(const KvmPageFault& fault) {
   // for more, lpage_info allows 2M (no mixed attributes, aligned, backed)
   // and the mirror has no table there (a 4K-mapped range is never promoted
   // on the fault path).
-  if (fault.max_level < PG_LEVEL_2M || kvm_mmu_max_mapping_level(*fault.slot, fault.gfn, PG_LEVEL_2M) < PG_LEVEL_2M)
+  // kvm_mmu_hugepage_adjust: a dirty-logged slot maps 4K.
+  if (fault.max_level < PG_LEVEL_2M || fault.slot->dirty_track_enabled() ||
+      kvm_mmu_max_mapping_level(*fault.slot, fault.gfn, PG_LEVEL_2M) < PG_LEVEL_2M)
     return PG_LEVEL_4K;
   const Gfn base2m = fault.gfn & ~Gfn{511};
   u64 spte = 0;

@@ -29,8 +29,10 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
     const Gfn bits = Gfn{1} << (td.shared_bit() - kPageShift);
     if (k.tdp.zap_leafs(start | bits, end | bits, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
   } else {
-    // A private huge page only partly converted is split first (DEMOTE),
-    // so only the converted 4K pieces leave the TD.
+    // A range BLOCKed for a merge (policy C) is UNBLOCKed first; a private
+    // huge page only partly converted is split (DEMOTE), so only the
+    // converted 4K pieces leave the TD.
+    k.unblock_split_ranges(start, end);
     for (Gfn edge : {start, end - 1}) k.split_private_huge_page(edge, gpa, size);
     // TRACK already flushed the private translations: no remote flush.
     k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS);  // a failure bugs the VM and keeps the page
@@ -53,6 +55,7 @@ void Kvm::Impl::split_private_huge_page(Gfn edge, Gpa gpa, u64 size) {
     if (!tdp.split_mirror_huge_page(edge, td->vm_cache()))
       throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(it.gfn << kPageShift) +
                      " failed: " + td->last_error());
+    note_private_split(it.gfn);
     return;
   }
 }

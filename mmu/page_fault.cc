@@ -144,7 +144,9 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
     } else if (priv) {
       fault.error_code |= PFERR_PRIVATE_ACCESS;
       fault.max_level = PG_LEVEL_4K;  // TDX's private max mapping level (merged KVM)
+      k.promote_blocked_range(fault.gfn, 1 + vcpu.id());
       k.tdx_private_fault(v, fault);
+      k.merge_on_violation(fault.gfn, 1 + vcpu.id());
     } else {
       // Mixed attributes inside a huge frame keep the mapping small through
       // lpage_info's KVM_LPAGE_MIXED_FLAG (kvm_mmu_max_mapping_level).

@@ -101,6 +101,21 @@ class TdpMmu {
   // split or the split happened.
   bool split_mirror_huge_page(Gfn gfn, u32 cache);
 
+  // The valid mirror root, if the VM is a TD.
+  MmuPage* mirror_root() const;
+  // The mirror table linked by the entry at (base, level), if that entry is
+  // a table.
+  const MmuPage* mirror_table_at(Gfn base, int level) const;
+  // What KVM checks before a PROMOTE of the range at (base, level): the
+  // entry is a table whose 512 children are present leaves of one
+  // contiguous, aligned host range with equal attributes. Returns the huge
+  // leaf to install, or 0 when the range is not ready.
+  u64 mirror_merge_leaf(Gfn base, int level) const;
+  // After a successful PROMOTE: the table becomes `huge_spte` without
+  // calling the hooks (the module already changed the Secure-EPT). Returns
+  // the freed table's external_spt page, now the VMM's again.
+  Pfn collapse_mirror_table(Gfn base, int level, u64 huge_spte);
+
   // The TD's hooks (kvm_x86_ops.*_external_*); null for a normal VM and
   // once the TD is gone.
   void set_external_spt(ExternalSpt* ext) { ext_ = ext; }

@@ -55,9 +55,7 @@ bool TdpMmu::link_mirror_sp(TdpIter& iter, MmuPage* sp, const KvmPageFault& faul
 }
 
 bool TdpMmu::split_mirror_huge_page(Gfn gfn, u32 cache) {
-  MmuPage* mirror = nullptr;
-  for (MmuPage* root : roots_)
-    if (root->role.is_mirror && !root->role.invalid) mirror = root;
+  MmuPage* mirror = mirror_root();
   if (!mirror || !ext_) return true;
   for (TdpIter iter(mem_, *mirror, PG_LEVEL_2M, gfn); iter.valid && iter.gfn <= gfn; iter.next()) {
     if (iter.level == PG_LEVEL_4K || !is_present_leaf(iter.old_spte, iter.level) || !is_large_pte(iter.old_spte))

@@ -130,6 +130,23 @@ class TdxVm : public ExternalSpt {
   bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) override;
   bool free_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
 
+  // Merging a split range back (mmu/tdx_merge_policy.h), under the write
+  // mmu_lock: BLOCK the 2M non-leaf entry (NL_MAPPED -> NL_BLOCKED) of each
+  // range, one TRACK and kick, PROMOTE each, then the vCPUs re-enter.
+  bool block_for_merge(Gfn base, int level, Cycles& cycles);
+  bool track_and_kick(Cycles& cycles);
+  Cycles resume_vcpus() { return reenter_all(); }
+  enum class PromoteResult : u8 {
+    Promoted,  // the range is one huge leaf; the table's SEPT page is the host's again
+    NotReady,  // TDX_EPT_INVALID_PROMOTE_CONDITIONS (e.g. PENDING and MAPPED children): UNBLOCKed again
+    Failed,    // any other refusal: the VM is bugged
+  };
+  // TDH.MEM.PAGE.PROMOTE of the BLOCKed, TRACKed range at (base, level);
+  // `external_spt` is the table's Secure-EPT page the module hands back.
+  PromoteResult promote(Gfn base, int level, Pfn external_spt, Cycles& cycles);
+  // RANGE.UNBLOCK of a range BLOCKed for a merge that will not happen now.
+  bool unblock_for_merge(Gfn base, int level, Cycles& cycles);
+
   // TDG.MEM.PAGE.ACCEPT by TD vCPU `vcpu`; returns the TDX status.
   seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles);
   // A VM exit / entry of TD vCPU `vcpu` (TD exit, TDH.VP.ENTER).

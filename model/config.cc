@@ -122,6 +122,12 @@ const std::vector<Config::Param> kParams = {
      "or zap-memslot (only the slot's leaves, kvm_mmu_zap_memslot; kvm-mmu.md 5.4)"},
     {"mmu.tdx_pamt_cache", T::String, "vcpu",
      "Dynamic PAMT page-pair cache for the hooks under mmu_lock: vcpu (one per vCPU, KVM's way) or vm (one per VM)"},
+    {"mmu.tdx_merge_policy", T::String, "none",
+     "merge of split private 2M pages (seed 004, docs/studies.md 1): none (upstream), A (NX-recovery scan on "
+     "nx_recovery_tick), B (check on a TD EPT violation) or C (BLOCK when dirty logging stops, PROMOTE on the next "
+     "violation)"},
+    {"mmu.nx_huge_pages_recovery_ratio", T::Int, "60",
+     "kvm.nx_huge_pages_recovery_ratio: each nx_recovery_tick visits ceil(n / ratio) of the n split ranges; 0 = none"},
 };
 
 const std::map<std::string, std::map<std::string, std::string>> kPresets = {

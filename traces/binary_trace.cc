@@ -30,7 +30,7 @@ constexpr u64 kNumericFields = ((u64{1} << kFieldCount) - 1) & ~(u64{1} << kName
 
 // What each version knows: its field bits and event types.
 constexpr u64 field_bits(u32 version) { return version == 1 ? (u64{1} << (kName + 1)) - 1 : (u64{1} << kFieldCount) - 1; }
-constexpr u32 num_types(u32 version) { return version == 1 ? u32(EventType::HostUnmap) + 1 : u32(EventType::MapGpa) + 1; }
+constexpr u32 num_types(u32 version) { return version == 1 ? u32(EventType::HostUnmap) + 1 : u32(EventType::NxRecoveryTick) + 1; }
 
 // TdxEventFields, in the order of the TDX record's own bitmap.
 enum TdxField : u32 {
@@ -255,7 +255,7 @@ BinaryTraceWriter::~BinaryTraceWriter() {
 }
 
 void BinaryTraceWriter::put(const Event& e) {
-  // Events after map_gpa (nested EPT) have fields the format cannot carry.
+  // Events after nx_recovery_tick (nested EPT) have fields the format cannot carry.
   if (u32(e.type) >= num_types(kBinaryVersion))
     throw std::runtime_error(std::string(event_type_name(e.type)) + " events have no binary encoding yet (line " +
                              std::to_string(e.line) + "): keep the trace as JSON Lines");

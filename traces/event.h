@@ -40,6 +40,7 @@ enum class EventType : u8 {
   Accept,           // {"type":"accept","vcpu":0,"gpa":"0x200000","level":0}: the guest's TDG.MEM.PAGE.ACCEPT
   SetMemoryAttributes,  // {"type":"set_memory_attributes","gpa":"0x300000","size":"4K","private":false}
   MapGpa,               // {"type":"map_gpa","vcpu":0,"gpa":"0x800000000300000","size":"4K"}: shared bit set = to shared
+  NxRecoveryTick,       // {"type":"nx_recovery_tick"}: one run of KVM's NX-recovery worker (merge policy A)
   // Nested EPT: an L1 hypervisor running L2 guests (mmu/nested_mmu.h).
   NestedVmentry,  // {"type":"nested_vmentry","vcpu":0,"eptp":"0x10105e"}: L1 enters an L2 with that EPTP
   L2Access,       // {"type":"l2_access","vcpu":0,"gpa":"0x1000","op":"r"}: optional count/stride

@@ -200,7 +200,8 @@ std::string event_to_json(const Event& e) {
       if (e.tag) key(o, "tag"), hex(o, e.tag);
       break;
     case EventType::TdFinalize:
-    case EventType::TdTeardown: break;
+    case EventType::TdTeardown:
+    case EventType::NxRecoveryTick: break;
     case EventType::Accept:
       key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "level"), dec(o, u64(e.tdx.level));
       break;

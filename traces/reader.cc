@@ -374,8 +374,8 @@ struct TypeSpec {
   std::vector<std::string_view> fields;
 };
 
-const std::array<TypeSpec, 31>& type_specs() {
-  static const std::array<TypeSpec, 31> specs = {{
+const std::array<TypeSpec, 32>& type_specs() {
+  static const std::array<TypeSpec, 32> specs = {{
       {"vm_create", {"vcpus", "vm_type", "gpaw", "levels", "dynamic_pamt"}},
       {"memslot_add", {"slot", "gpa", "size", "backing", "hva", "flags"}},
       {"memslot_delete", {"slot"}},
@@ -404,12 +404,13 @@ const std::array<TypeSpec, 31>& type_specs() {
       {"accept", {"vcpu", "gpa", "level"}},
       {"set_memory_attributes", {"gpa", "size", "private"}},
       {"map_gpa", {"vcpu", "gpa", "size"}},
+      {"nx_recovery_tick", {}},
       {"nested_vmentry", {"vcpu", "eptp"}},
       {"l2_access", {"vcpu", "gpa", "op", "count", "stride"}},
       {"l1_ept_write", {"vcpu", "eptp", "gpa"}},
       {"l1_invept", {"vcpu", "kind", "eptp"}},
   }};
-  static_assert(size_t(EventType::L1Invept) + 1 == 31);
+  static_assert(size_t(EventType::L1Invept) + 1 == 32);
   return specs;
 }
 
@@ -950,6 +951,8 @@ struct TraceReader::Impl {
       case EventType::TdFinalize:
       case EventType::TdTeardown:
         need_tdx_vm();
+        break;
+      case EventType::NxRecoveryTick:
         break;
       case EventType::Accept: {
         need_tdx_vm();

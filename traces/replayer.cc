@@ -304,6 +304,9 @@ class ReplayTop : public sc_core::sc_module {
         case EventType::HostUnmap:
           c += kvm_.zap_gfn_range(e.gpa, e.size);
           break;
+        case EventType::NxRecoveryTick:
+          c += kvm_.nx_recovery_tick();
+          break;
         // Nested EPT: guest activity (a later phase marker starts a new
         // phase), and L1's exits are not ioctls.
         case EventType::NestedVmentry: c = nested_.nested_vmentry(u32(e.vcpu), e.eptp), ++vcpu_events_; break;

@@ -135,3 +135,78 @@ TEST_CASE("the Dynamic PAMT trace grows by a pair per new 2M region and shrinks 
   CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
   CHECK(stat(json, "seam.tds") == 0);
 }
+
+namespace {
+
+// 09_merge_after_dirty_log under one mmu.tdx_merge_policy; the stats JSON.
+std::string merge_run(const char* trace_name, const std::string& policy, const std::string& extra = "") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_merge_" + policy + ".json";
+  const int rc = replay(trace(trace_name), "--set mmu.tdx_merge_policy=" + policy + " " + extra + " --stats " + out);
+  REQUIRE(rc == 0);
+  return slurp(out);
+}
+
+}  // namespace
+
+TEST_CASE("dirty logging splits each private 2M page once; with merge policy none they stay split", "[tdx][merge]") {
+  const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "none");
+  CHECK(stat(json, "kvm.tdx.merge.split_ranges") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_demote") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_promote") == 0);
+  // Four splits and the piece that went shared: one TRACK and kick each.
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5);
+  CHECK(stat(json, "seam.status.errors") == 0);
+}
+
+TEST_CASE("merge policy A promotes every ready range on one NX-recovery tick under one TRACK", "[tdx][merge]") {
+  // Ratio 1: the tick visits all four split ranges.
+  const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "A", "--set mmu.nx_huge_pages_recovery_ratio=1");
+  CHECK(stat(json, "kvm.tdx.merge.promoted") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_promote") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 5 + 4);  // the splits' and piece's, then one per merge
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 1);
+  CHECK(stat(json, "kvm.tdx.merge.refused") == 0);
+  CHECK(stat(json, "seam.status.errors") == 0);
+}
+
+TEST_CASE("merge policy A at the default ratio visits ceil(n / 60) ranges per tick", "[tdx][merge]") {
+  const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "A");
+  CHECK(stat(json, "kvm.tdx.merge.scanned") == 1);
+  CHECK(stat(json, "kvm.tdx.merge.promoted") == 1);
+}
+
+TEST_CASE("merge policy B merges one range per private EPT violation, each with its own TRACK", "[tdx][merge]") {
+  const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "B");
+  // The four ACCEPT exits after logging stops each merge the oldest range.
+  CHECK(stat(json, "kvm.tdx.merge.promoted") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 4);
+  CHECK(stat(json, "seam.status.errors") == 0);
+}
+
+TEST_CASE("merge policy C blocks the split ranges when logging stops and promotes each on its next violation",
+          "[tdx][merge]") {
+  const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "C");
+  CHECK(stat(json, "kvm.tdx.merge.blocked") == 4);
+  CHECK(stat(json, "kvm.tdx.merge.promoted") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 1);  // one TRACK for all four BLOCKs
+  CHECK(stat(json, "seam.status.errors") == 0);
+}
+
+TEST_CASE("PROMOTE of a range with one PENDING child is refused, the range UNBLOCKed and merged later", "[tdx][merge]") {
+  const std::string json = merge_run("10_merge_refused_pending.jsonl", "B");
+  CHECK(stat(json, "kvm.tdx.merge.promote_attempts") == 2);
+  CHECK(stat(json, "kvm.tdx.merge.refused") == 1);
+  CHECK(stat(json, "kvm.tdx.merge.promoted") == 1);
+  CHECK(stat(json, "seam.calls.tdh_mem_range_unblock") == 1);
+  // The refusal is the only error status: TDX_EPT_INVALID_PROMOTE_CONDITIONS.
+  CHECK(stat(json, "seam.status.errors") == 1);
+}
+
+TEST_CASE("a conversion inside a range blocked for a merge UNBLOCKs it first and never merges it", "[tdx][merge]") {
+  const std::string json = merge_run("11_merge_blocked_then_converted.jsonl", "C");
+  CHECK(stat(json, "kvm.tdx.merge.blocked") == 2);
+  CHECK(stat(json, "seam.calls.tdh_mem_range_unblock") == 1);
+  CHECK(stat(json, "kvm.tdx.merge.promoted") == 1);
+  CHECK(stat(json, "kvm.tdx.private_removed") == 1);
+  CHECK(stat(json, "seam.status.errors") == 0);
+}

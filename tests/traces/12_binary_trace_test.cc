@@ -135,7 +135,7 @@ TEST_CASE("septsim convert round-trips every event type through both formats", "
   auto src = open_event_source(every_event());
   Event e;
   while (src->next(e)) types.insert(e.type);
-  CHECK(types.size() == size_t(EventType::MapGpa) + 1);
+  CHECK(types.size() == size_t(EventType::NxRecoveryTick) + 1);
 
   auto d = temp_dir();
   auto b = (d / "x.sstb").string(), j = (d / "x.jsonl").string(), jj = (d / "y.jsonl").string();

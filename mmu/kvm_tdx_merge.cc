@@ -1,0 +1,187 @@
+// Merging split private huge pages back (seed study 004; the policies are
+// described in mmu/tdx_merge_policy.h, the study in docs/studies.md 1).
+// Every merge is BLOCK of the 2M non-leaf entry, TRACK and a kick of every
+// vCPU, then TDH.MEM.PAGE.PROMOTE; the policies differ in when KVM does it,
+// on whose time, and how many ranges share one TRACK.
+#include "mmu/kvm_impl.h"
+
+namespace septsim::mmu {
+
+namespace {
+
+Gfn range_base(Gfn gfn) { return gfn & ~(pages_per_level(PG_LEVEL_2M) - 1); }
+
+}  // namespace
+
+void Kvm::Impl::note_private_split(Gfn base) {
+  split_ranges.add(base, now());
+  ++merge_stats.split;
+  merge_stats.candidates = split_ranges.size();
+}
+
+void Kvm::Impl::split_private_slot(const Memslot& slot) {
+  if (!td || !mirror_root || td->torn_down()) return;
+  std::vector<Gfn> huge;
+  for (TdpIter it(mem, *mirror_root, PG_LEVEL_2M, slot.base_gfn); it.valid && it.gfn < slot.end_gfn(); it.next())
+    if (it.level == PG_LEVEL_2M && is_present_leaf(it.old_spte, it.level)) huge.push_back(it.gfn);
+  if (huge.empty()) return;
+  if (td->module().pamt().dynamic())
+    throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting its private 2M pages with " +
+                   "Dynamic PAMT is not modelled");
+  td->set_clock(now(), 0);
+  for (Gfn base : huge) {
+    td->topup_external_spt_cache(td->vm_cache(), spent);
+    if (!tdp.split_mirror_huge_page(base, td->vm_cache()))
+      throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting the private 2M page at " +
+                     hex(base << kPageShift) + " failed: " + td->last_error());
+    note_private_split(base);
+  }
+}
+
+u64 Kvm::Impl::merge_ready(Gfn base) {
+  const Memslot* slot = slots.find(base);
+  // Dirty logging, mixed attributes (lpage_info) or a slot edge keep it 4K.
+  if (!slot || slot->dirty_track_enabled() || kvm_mmu_max_mapping_level(*slot, base, PG_LEVEL_2M) < PG_LEVEL_2M)
+    return 0;
+  spent += kPtesPerTable * timing.mem_access;  // reading the 512 mirror SPTEs
+  return tdp.mirror_merge_leaf(base, PG_LEVEL_2M);
+}
+
+bool Kvm::Impl::promote_range(Gfn base) {
+  SplitPrivateRanges::Range* range = split_ranges.find(base);
+  const MmuPage* sp = tdp.mirror_table_at(base, PG_LEVEL_2M);
+  const u64 huge = tdp.mirror_merge_leaf(base, PG_LEVEL_2M);
+  if (!sp || !huge) {
+    // Cannot happen under the write lock after merge_ready; stay safe anyway.
+    td->unblock_for_merge(base, PG_LEVEL_2M, spent);
+    if (range) range->blocked = false;
+    return false;
+  }
+  ++merge_stats.attempts;
+  const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, sp->external_spt, spent);
+  if (r != TdxVm::PromoteResult::Promoted) {
+    if (r == TdxVm::PromoteResult::NotReady) ++merge_stats.refused;
+    if (range) range->blocked = false;
+    split_ranges.rotate(base);
+    return false;
+  }
+  tdp.collapse_mirror_table(base, PG_LEVEL_2M, huge);
+  if (range) merge_stats.wait_cycles += now() - std::min(now(), range->split_at);
+  split_ranges.erase(base);
+  ++merge_stats.promoted;
+  merge_stats.candidates = split_ranges.size();
+  return true;
+}
+
+unsigned Kvm::Impl::merge_ranges(const std::vector<Gfn>& bases) {
+  std::vector<Gfn> blocked;
+  for (Gfn base : bases)
+    if (td->block_for_merge(base, PG_LEVEL_2M, spent)) blocked.push_back(base);
+  unsigned merged = 0;
+  if (!blocked.empty() && td->track_and_kick(spent))
+    for (Gfn base : blocked) merged += promote_range(base) ? 1 : 0;
+  spent += td->resume_vcpus();
+  return merged;
+}
+
+void Kvm::Impl::block_split_ranges(const Memslot& slot) {
+  if (merge_policy != TdxMergePolicy::C || !td || td->torn_down() || split_ranges.empty()) return;
+  const Cycles before = spent;
+  std::vector<Gfn> ready;
+  for (const auto& [base, range] : split_ranges.by_gfn())
+    if (base >= slot.base_gfn && base < slot.end_gfn() && !range.blocked) ready.push_back(base);
+  std::erase_if(ready, [this](Gfn base) { return merge_ready(base) == 0; });
+  td->set_clock(now(), 0);
+  std::vector<Gfn> blocked;
+  for (Gfn base : ready)
+    if (td->block_for_merge(base, PG_LEVEL_2M, spent)) blocked.push_back(base);
+  if (!blocked.empty() && td->track_and_kick(spent)) {
+    for (Gfn base : blocked) split_ranges.find(base)->blocked = true;
+    merge_stats.blocked += blocked.size();
+  }
+  spent += td->resume_vcpus();
+  merge_stats.cycles += spent - before;
+}
+
+void Kvm::Impl::unblock_split_ranges(Gfn start, Gfn end) {
+  std::vector<Gfn> blocked;
+  const auto& ranges = split_ranges.by_gfn();
+  for (auto it = ranges.lower_bound(range_base(start)); it != ranges.end() && it->first < end; ++it)
+    if (it->second.blocked) blocked.push_back(it->first);
+  for (Gfn base : blocked) {
+    if (!td->unblock_for_merge(base, PG_LEVEL_2M, spent))
+      throw KvmError("TDH.MEM.RANGE.UNBLOCK of the range BLOCKed for a merge at " + hex(base << kPageShift) +
+                     " failed: " + td->last_error());
+    split_ranges.find(base)->blocked = false;
+  }
+}
+
+void Kvm::Impl::merge_on_violation(Gfn gfn, unsigned initiator) {
+  if (merge_policy != TdxMergePolicy::B || !td || td->torn_down() || split_ranges.empty()) return;
+  const Cycles before = spent;
+  std::optional<Gfn> pick;
+  {
+    // The check runs under the read lock; only a ready range takes the write lock.
+    auto lock = this->lock(MmuLockMode::Read);
+    const Gfn base = range_base(gfn);
+    if (split_ranges.find(base)) {
+      ++merge_stats.scanned;
+      if (merge_ready(base)) pick = base;
+    }
+    if (!pick) {
+      const std::optional<Gfn> oldest = split_ranges.oldest();
+      if (oldest && *oldest != base) {
+        ++merge_stats.scanned;
+        if (merge_ready(*oldest))
+          pick = oldest;
+        else
+          split_ranges.rotate(*oldest);
+      }
+    }
+  }
+  if (pick) {
+    auto lock = this->lock(MmuLockMode::Write);
+    td->set_clock(now(), initiator);
+    if (merge_ready(*pick)) merge_ranges({*pick});
+  }
+  merge_stats.cycles += spent - before;
+}
+
+void Kvm::Impl::promote_blocked_range(Gfn gfn, unsigned initiator) {
+  if (merge_policy != TdxMergePolicy::C || split_ranges.empty()) return;
+  const Gfn base = range_base(gfn);
+  const SplitPrivateRanges::Range* range = split_ranges.find(base);
+  if (!range || !range->blocked) return;
+  const Cycles before = spent;
+  auto lock = this->lock(MmuLockMode::Write);
+  td->set_clock(now(), initiator);
+  promote_range(base);  // BLOCKed and TRACKed when dirty logging stopped
+  merge_stats.cycles += spent - before;
+}
+
+Cycles Kvm::nx_recovery_tick() {
+  Impl& k = *impl_;
+  k.spent = 0;
+  k.begin_ioctl();
+  ++k.merge_stats.ticks;
+  if (k.merge_policy != TdxMergePolicy::A || !k.td || k.td->torn_down() || k.split_ranges.empty() ||
+      !k.nx_recovery_ratio)
+    return k.finish();
+  // TRACK needs the write side (rule 20), so the TDX worker cannot use the
+  // read lock the NX recovery of shared pages takes.
+  auto lock = k.lock(MmuLockMode::Write);
+  k.td->set_clock(k.now(), 0);
+  const u64 to_visit = (k.split_ranges.size() + k.nx_recovery_ratio - 1) / k.nx_recovery_ratio;
+  std::vector<Gfn> ready;
+  for (u64 i = 0; i < to_visit; ++i) {
+    const Gfn base = *k.split_ranges.oldest();
+    ++k.merge_stats.scanned;
+    if (k.merge_ready(base)) ready.push_back(base);
+    k.split_ranges.rotate(base);
+  }
+  if (!ready.empty()) k.merge_ranges(ready);
+  k.merge_stats.cycles += k.spent;
+  return k.finish();
+}
+
+}  // namespace septsim::mmu

@@ -1,0 +1,64 @@
+// The TDX module's side of merging a split private range back into a huge
+// leaf (tdx-seam.md 3.4 PROMOTE): the 2M entry is BLOCKed as a non-leaf and
+// TRACKed before PROMOTE checks the 512 children.
+#include "mmu/tdx_vm.h"
+
+#include "model/hex.h"
+#include "seam/sept_entry.h"
+
+namespace septsim::mmu {
+
+using seam::Leaf;
+using seam::SeamcallRegs;
+using seam::Status;
+
+bool TdxVm::block_for_merge(Gfn base, int level, Cycles& cycles) {
+  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, base, level, cycles);
+}
+
+bool TdxVm::track_and_kick(Cycles& cycles) {
+  SeamcallRegs t;
+  t.rcx = handle_.tdr;
+  const Status s = call(Leaf::TDH_MEM_TRACK, t, cycles);
+  if (s != seam::TDX_SUCCESS) {
+    fail("TDH.MEM.TRACK", 0, s);
+    return false;
+  }
+  cycles += kick_all();
+  epoch_drained_ = now_;
+  return true;
+}
+
+bool TdxVm::unblock_for_merge(Gfn base, int level, Cycles& cycles) {
+  return mem_op(Leaf::TDH_MEM_RANGE_UNBLOCK, base, level, cycles);
+}
+
+TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Pfn external_spt, Cycles& cycles) {
+  SeamcallRegs r;
+  r.rcx = seam::page_info(base << kPageShift, level - 1);
+  r.rdx = handle_.tdr;
+  const Status s = call(Leaf::TDH_MEM_PAGE_PROMOTE, r, cycles);
+  if (seam::status_class(s) == seam::TDX_EPT_INVALID_PROMOTE_CONDITIONS) {
+    fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
+    if (!unblock_for_merge(base, level, cycles)) bugged_ = true;
+    return PromoteResult::NotReady;
+  }
+  if (s != seam::TDX_SUCCESS) {
+    fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
+    bugged_ = true;
+    return PromoteResult::Failed;
+  }
+  // RCX out: the freed SEPT page (bit 62 may carry the PAMT removal hint).
+  const Hpa freed = r.rcx & seam::septe::kHpaMask;
+  if (freed != external_spt << kPageShift) {
+    bugged_ = true;
+    last_error_ = "TDH.MEM.PAGE.PROMOTE at " + hex(base << kPageShift) + " freed SEPT page " + hex(freed) +
+                  ", the mirror table's external_spt is " + hex(external_spt << kPageShift);
+  }
+  if (tdx_.pamt().dynamic()) pamt_put(freed, cycles);
+  mem_.free(freed >> kPageShift);
+  mapped_private_ -= pages_per_level(level) / pages_per_level(level - 1) - 1;
+  return PromoteResult::Promoted;
+}
+
+}  // namespace septsim::mmu
