@@ -212,7 +212,11 @@ Cycles Kvm::delete_memslot(u32 id) {
   auto lock = k.lock(MmuLockMode::Write);
   // The mirror root survives the flush: a TD's private pages in the slot
   // leave through the removal hooks.
-  if (k.mirror_root) k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
+  if (k.mirror_root) {
+    k.unblock_split_ranges(slot.base_gfn, slot.end_gfn());
+    k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
+    k.forget_split_ranges(slot.base_gfn, slot.end_gfn());
+  }
   k.kvm_arch_flush_shadow_memslot(slot);
   k.slots.remove(id);  // releases the slot's host memory
   return k.finish();

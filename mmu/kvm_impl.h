@@ -110,6 +110,8 @@ struct Kvm::Impl {
   void block_split_ranges(const Memslot& slot);
   // A conversion of [start, end) first UNBLOCKs the C-blocked ranges there.
   void unblock_split_ranges(Gfn start, Gfn end);
+  // The slot of [start, end) is gone: its split ranges are no candidates.
+  void forget_split_ranges(Gfn start, Gfn end);
   // What KVM checks before a PROMOTE: the huge leaf, or 0 when not ready.
   u64 merge_ready(Gfn base);
   // BLOCK each range of `bases` (all ready), one TRACK and kick, PROMOTE

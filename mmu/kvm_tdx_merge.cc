@@ -116,6 +116,15 @@ void Kvm::Impl::unblock_split_ranges(Gfn start, Gfn end) {
   }
 }
 
+void Kvm::Impl::forget_split_ranges(Gfn start, Gfn end) {
+  std::vector<Gfn> gone;
+  const auto& ranges = split_ranges.by_gfn();
+  for (auto it = ranges.lower_bound(range_base(start)); it != ranges.end() && it->first < end; ++it)
+    gone.push_back(it->first);
+  for (Gfn base : gone) split_ranges.erase(base);
+  merge_stats.candidates = split_ranges.size();
+}
+
 void Kvm::Impl::merge_on_violation(Gfn gfn, unsigned initiator) {
   if (merge_policy != TdxMergePolicy::B || !td || td->torn_down() || split_ranges.empty()) return;
   const Cycles before = spent;
@@ -155,7 +164,12 @@ void Kvm::Impl::promote_blocked_range(Gfn gfn, unsigned initiator) {
   const Cycles before = spent;
   auto lock = this->lock(MmuLockMode::Write);
   td->set_clock(now(), initiator);
-  promote_range(base);  // BLOCKed and TRACKed when dirty logging stopped
+  if (merge_ready(base)) {
+    promote_range(base);  // BLOCKed and TRACKed when dirty logging stopped
+  } else {
+    // Logging started again (or attributes changed): stay 4K for now.
+    unblock_split_ranges(base, base + pages_per_level(PG_LEVEL_2M));
+  }
   merge_stats.cycles += spent - before;
 }
 

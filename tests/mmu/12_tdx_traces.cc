@@ -148,7 +148,7 @@ std::string merge_run(const char* trace_name, const std::string& policy, const s
 
 }  // namespace
 
-TEST_CASE("dirty logging splits each private 2M page once; with merge policy none they stay split", "[tdx][merge]") {
+TEST_CASE("dirty logging splits each private 2M page once, and with merge policy none they stay split", "[tdx][merge]") {
   const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "none");
   CHECK(stat(json, "kvm.tdx.merge.split_ranges") == 4);
   CHECK(stat(json, "seam.calls.tdh_mem_page_demote") == 4);
@@ -209,4 +209,17 @@ TEST_CASE("a conversion inside a range blocked for a merge UNBLOCKs it first and
   CHECK(stat(json, "kvm.tdx.merge.promoted") == 1);
   CHECK(stat(json, "kvm.tdx.private_removed") == 1);
   CHECK(stat(json, "seam.status.errors") == 0);
+}
+
+TEST_CASE("ranges blocked for a merge survive logging again, a memslot deletion and teardown", "[tdx][merge]") {
+  const std::string json = merge_run("12_merge_blocked_edges.jsonl", "C");
+  // Three ranges split; blocked when logging stops (2 + 1), 0x600000 again
+  // after its violation under renewed logging UNBLOCKed it.
+  CHECK(stat(json, "kvm.tdx.merge.split_ranges") == 3);
+  CHECK(stat(json, "kvm.tdx.merge.blocked") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_range_unblock") == 2);  // that violation, and the deleted slot's range
+  CHECK(stat(json, "seam.calls.tdh_mem_page_promote") == 0);
+  CHECK(stat(json, "kvm.tdx.private_removed") == 512);  // the deleted slot's 2M page, piece by piece
+  CHECK(stat(json, "seam.status.errors") == 0);
+  CHECK(stat(json, "seam.tds") == 0);
 }
