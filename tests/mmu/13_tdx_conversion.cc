@@ -129,15 +129,52 @@ TEST_CASE("converting a 4K piece of a private 2M page splits it (BLOCK, TRACK, D
   c.vm.require_clean();
 }
 
-TEST_CASE("with Dynamic PAMT, converting part of a private 2M page is refused and nothing is removed", "[tdx]") {
+TEST_CASE("with Dynamic PAMT, a split's DEMOTE gets its R12/R13 pair from the VM's cache and the 4K pieces hold it",
+          "[tdx][dpamt]") {
   Conv c(true);
   u64 st = 0;
   c.vm.kvm->td_accept(0, 0x600000, 1, &st);
   REQUIRE(st == seam::TDX_SUCCESS);
-  CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false), KvmError);
-  REQUIRE(c.vm.kvm->private_mapping(0x601000));
-  CHECK(c.vm.kvm->private_mapping(0x601000)->level == PG_LEVEL_2M);
+  const Hpa base = c.vm.kvm->private_mapping(0x600000)->hpa;
+  REQUIRE(!c.tdx.pamt().has_pair(base));  // a 2M page needs no PAMT_4K
+  const u64 removes = c.stat("kvm.tdx.pamt_remove");
+  c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false);
+  CHECK(c.stat("seam.calls.tdh_mem_page_demote") == 1);
+  REQUIRE(c.tdx.pamt().has_pair(base));
+  CHECK(c.tdx.pamt().pair(base)->page_count == 511);  // DEMOTE gave 512, REMOVE took one
+  // Topped up before mmu_lock to the fill level (2 x 4 levels), one pair taken.
+  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * 4 - 2);
+  CHECK(c.stat("kvm.tdx.pamt_remove") == removes);  // the other 511 pieces hold the pair
+  REQUIRE(c.vm.kvm->private_mapping(0x7ff000));
+  CHECK(c.vm.kvm->private_mapping(0x7ff000)->level == PG_LEVEL_4K);
+  CHECK(!c.td().bugged());
   c.vm.require_clean();
+  // The rest of the 2M range: the last piece's put removes the pair.
+  c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB, false);
+  CHECK(c.stat("kvm.tdx.pamt_remove") == removes + 1);
+  CHECK(!c.tdx.pamt().has_pair(base));
+  c.vm.require_clean();
+  c.vm.kvm->td_teardown();
+  c.vm.require_clean();
+  CHECK(c.tdx.pamt().pair_bytes() == 0);
+}
+
+TEST_CASE("with Dynamic PAMT, a range cutting two private 2M pages splits both with one top-up", "[tdx][dpamt]") {
+  Conv c(true);
+  u64 st = 0;
+  for (Gpa g : {0x600000ull, 0x800000ull}) {
+    c.vm.kvm->td_accept(0, g, 1, &st);
+    REQUIRE(st == seam::TDX_SUCCESS);
+  }
+  const u64 topups = c.stat("kvm.tdx.pamt_cache_topups");
+  c.vm.kvm->set_memory_attributes(0x7ff000, 2 * kPageSize, false);
+  CHECK(c.stat("seam.calls.tdh_mem_page_demote") == 2);
+  CHECK(c.stat("kvm.tdx.pamt_cache_topups") == topups + 1);
+  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * 4 - 4);
+  CHECK(c.stat("kvm.tdx.private_removed") == 2);
+  CHECK(c.vm.kvm->private_mapping(0x7fe000));
+  CHECK(c.vm.kvm->private_mapping(0x801000));
+  c.vm.require_clean();  // no rule 21: the fill level covers both pairs
 }
 
 TEST_CASE("a failed removal bugs the VM and keeps the page recorded", "[tdx]") {
