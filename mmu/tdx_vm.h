@@ -125,6 +125,8 @@ class TdxVm : public ExternalSpt {
   // forgets the region's holders (no PAMT.REMOVE follows) and the pair goes
   // to cache `cache` as return_pamt_pair does. The undo of a split's adopt.
   void promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13);
+  // Holders of the PAMT pair of `hpa`'s 2M region in the kernel's refcount.
+  u32 pamt_holders(Hpa hpa) const { return dpamt_.count(hpa); }
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
