@@ -95,9 +95,11 @@ struct Kvm::Impl {
   static constexpr int kPrivateFaultRetries = 16;
   // KVM_TDX_INIT_MEM_REGION of one page: the mirror maps it, the hook PAGE.ADDs.
   void tdx_premap_page(Gpa gpa, u64 tag, bool measure);
-  // kvm_tdx_attributes.cc: splits the private huge leaf holding `edge` unless
-  // the conversion of [gpa, gpa + size) covers it whole.
-  void split_private_huge_page(Gfn edge, Gpa gpa, u64 size);
+  // kvm_tdx_attributes.cc: the gfn of the private huge leaf holding `edge`
+  // when the conversion of [start, end) covers it only in part.
+  std::optional<Gfn> partly_converted_huge_leaf(Gfn edge, Gfn start, Gfn end);
+  // Splits that leaf (DEMOTE), from the VM's caches topped up before mmu_lock.
+  void split_private_huge_page(Gfn edge, Gfn start, Gfn end);
   u32 vcpu_index(const Vcpu& v) const { return u32(&v - vcpus.data()); }
 
   // kvm_tdx_merge.cc (mmu/tdx_merge_policy.h). All but the C-promotion on a

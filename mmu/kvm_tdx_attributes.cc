@@ -20,9 +20,16 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
                    ") must lie below the shared bit (bit " + std::to_string(td.shared_bit()) + ")");
   k.spent = k.timing.vm_ioctl;
   k.begin_ioctl();
+  const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
+  // A split under the lock takes its DEMOTE table and (Dynamic PAMT) its
+  // R12/R13 pair from the VM's caches: fill them first, as a fault does.
+  if (!make_private &&
+      (k.partly_converted_huge_leaf(start, start, end) || k.partly_converted_huge_leaf(end - 1, start, end))) {
+    td.topup_external_spt_cache(td.vm_cache(), k.spent);
+    k.spent += td.topup_pamt_cache(td.vm_cache()) * k.timing.page_alloc;
+  }
   auto lock = k.lock(MmuLockMode::Write);
   td.set_clock(k.now(), 0);
-  const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
   // attr_filter: to private zaps the shared alias in the direct root; to
   // shared removes the private leaves from the mirror root.
   if (make_private) {
@@ -33,7 +40,7 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
     // huge page only partly converted is split (DEMOTE), so only the
     // converted 4K pieces leave the TD.
     k.unblock_split_ranges(start, end);
-    for (Gfn edge : {start, end - 1}) k.split_private_huge_page(edge, gpa, size);
+    for (Gfn edge : {start, end - 1}) k.split_private_huge_page(edge, start, end);
     // TRACK already flushed the private translations: no remote flush.
     k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS);  // a failure bugs the VM and keeps the page
   }
@@ -42,22 +49,23 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
   return k.finish();
 }
 
-void Kvm::Impl::split_private_huge_page(Gfn edge, Gpa gpa, u64 size) {
-  const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
+std::optional<Gfn> Kvm::Impl::partly_converted_huge_leaf(Gfn edge, Gfn start, Gfn end) {
   for (TdpIter it(mem, *mirror_root, PG_LEVEL_2M, edge); it.valid && it.gfn <= edge; it.next()) {
     if (it.level == PG_LEVEL_4K || !is_present_leaf(it.old_spte, it.level)) continue;
-    if (it.gfn >= start && it.gfn + pages_per_level(it.level) <= end) return;  // wholly converted
-    if (td->module().pamt().dynamic())
-      throw KvmError("set_memory_attributes: [" + hex(gpa) + ", " + hex(gpa + size) +
-                     ") covers part of the private 2M page at " + hex(it.gfn << kPageShift) +
-                     " (splitting it with Dynamic PAMT is not modelled)");
-    td->topup_external_spt_cache(td->vm_cache(), spent);
-    if (!tdp.split_mirror_huge_page(edge, td->vm_cache()))
-      throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(it.gfn << kPageShift) +
-                     " failed: " + td->last_error());
-    note_private_split(it.gfn);
-    return;
+    if (it.gfn >= start && it.gfn + pages_per_level(it.level) <= end) return std::nullopt;  // wholly converted
+    return it.gfn;
   }
+  return std::nullopt;
+}
+
+void Kvm::Impl::split_private_huge_page(Gfn edge, Gfn start, Gfn end) {
+  const std::optional<Gfn> huge = partly_converted_huge_leaf(edge, start, end);
+  if (!huge) return;
+  td->set_hook_cache(td->vm_cache());
+  if (!tdp.split_mirror_huge_page(edge, td->vm_cache()))
+    throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(*huge << kPageShift) +
+                   " failed: " + td->last_error());
+  note_private_split(*huge);
 }
 
 Cycles Kvm::map_gpa(u32 vcpu, Gpa gpa, u64 size) {

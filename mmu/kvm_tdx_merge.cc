@@ -24,13 +24,14 @@ void Kvm::Impl::split_private_slot(const Memslot& slot) {
   std::vector<Gfn> huge;
   for (TdpIter it(mem, *mirror_root, PG_LEVEL_2M, slot.base_gfn); it.valid && it.gfn < slot.end_gfn(); it.next())
     if (it.level == PG_LEVEL_2M && is_present_leaf(it.old_spte, it.level)) huge.push_back(it.gfn);
-  if (huge.empty()) return;
-  if (td->module().pamt().dynamic())
-    throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting its private 2M pages with " +
-                   "Dynamic PAMT is not modelled");
   td->set_clock(now(), 0);
+  td->set_hook_cache(td->vm_cache());
   for (Gfn base : huge) {
+    // Each DEMOTE takes a table page and (Dynamic PAMT) a page pair from the
+    // VM's caches; KVM refills them with mmu_lock dropped, as the eager
+    // split of shared pages does for its tables.
     td->topup_external_spt_cache(td->vm_cache(), spent);
+    spent += td->topup_pamt_cache(td->vm_cache()) * timing.page_alloc;
     if (!tdp.split_mirror_huge_page(base, td->vm_cache()))
       throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting the private 2M page at " +
                      hex(base << kPageShift) + " failed: " + td->last_error());
@@ -58,7 +59,8 @@ bool Kvm::Impl::promote_range(Gfn base) {
     return false;
   }
   ++merge_stats.attempts;
-  const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, sp->external_spt, spent);
+  const Hpa page = spte_to_pfn(huge) << kPageShift;
+  const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, page, sp->external_spt, spent);
   if (r != TdxVm::PromoteResult::Promoted) {
     if (r == TdxVm::PromoteResult::NotReady) ++merge_stats.refused;
     if (range) range->blocked = false;

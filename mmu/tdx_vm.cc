@@ -1,6 +1,7 @@
 #include "mmu/tdx_vm.h"
 
 #include <stdexcept>
+#include <tuple>
 
 #include "mmu/mmu_lock.h"
 #include "mmu/mmu_stats.h"
@@ -150,7 +151,7 @@ std::pair<Hpa, Hpa> TdxVm::take_pamt_pair(u32 cache) {
 void TdxVm::return_pamt_pair(u32 cache, Hpa r12, Hpa r13) {
   auto& pool = pamt_pool(cache);
   for (Hpa page : {r12, r13}) {
-    if (pool.size() < 2 * size_t(params_.ept_levels)) {
+    if (pool.size() < pamt_fill_level()) {
       pool.push_back(page);
       ++pamt_cache_pages;
     } else {
@@ -162,8 +163,7 @@ void TdxVm::return_pamt_pair(u32 cache, Hpa r12, Hpa r13) {
 u32 TdxVm::topup_pamt_cache(u32 cache) {
   if (!tdx_.pamt().dynamic()) return 0;
   auto& pool = pamt_pool(cache);
-  // A pair for the guest page and one per table level below the root.
-  const size_t want = 2 * size_t(params_.ept_levels);
+  const size_t want = pamt_fill_level();
   if (pool.size() >= want) return 0;
   const u32 n = u32(want - pool.size());
   while (pool.size() < want) pool.push_back(mem_.alloc() << kPageShift);
@@ -442,10 +442,8 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
   return true;
 }
 
-bool TdxVm::split_external_spt(Gfn gfn, int level, u64, Pfn external_spt, Cycles& cycles) {
+bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) {
   // tdx_sept_split_private_spt: BLOCK the huge leaf, TRACK + kick, DEMOTE.
-  // With Dynamic PAMT, DEMOTE also needs the region's PAMT_4K page pair
-  // (R12/R13), which this model does not supply yet: the caller refuses.
   if (!block_and_track(gfn, level, cycles)) {
     bugged_ = true;  // the leaf may stay BLOCKED
     return false;
@@ -454,15 +452,29 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64, Pfn external_spt, Cycles
   r.rcx = seam::page_info(gfn << kPageShift, level - 1);
   r.rdx = handle_.tdr;
   r.r8 = external_spt << kPageShift;
+  // A 2M page has no PAMT_4K pair (a 2M AUG needs none): DEMOTE installs
+  // the one in R12/R13, from the cache topped up before mmu_lock.
+  const bool pair = tdx_.pamt().dynamic() && level == PG_LEVEL_2M;
+  if (pair) std::tie(r.r12, r.r13) = take_pamt_pair(hook_cache_);
+  const Hpa r12 = r.r12, r13 = r.r13;
   const Status s = call(Leaf::TDH_MEM_PAGE_DEMOTE, r, cycles);
   cycles += reenter_all();
   if (s != TDX_SUCCESS) {
+    if (pair) return_pamt_pair(hook_cache_, r12, r13);
     fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
     bugged_ = true;
     return false;
   }
-  mapped_private_ += pages_per_level(level) / pages_per_level(level - 1) - 1;
+  const u64 pieces = pages_per_level(level) / pages_per_level(level - 1);
+  // Each 4K piece now holds the pair: its removal puts, the last one PAMT.REMOVEs.
+  if (pair) dpamt_.adopt(spte_to_pfn(old_spte) << kPageShift, u32(pieces));
+  mapped_private_ += pieces - 1;
   return true;
+}
+
+void TdxVm::promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13) {
+  dpamt_.forget(page2m);
+  return_pamt_pair(cache, r12, r13);
 }
 
 bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, Cycles& cycles) {

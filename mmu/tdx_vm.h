@@ -119,6 +119,14 @@ class TdxVm : public ExternalSpt {
   // TDH.MEM.PAGE.PROMOTE hands its R12/R13 pair back: into cache `cache`
   // while it is below its fill level, otherwise to the host.
   void return_pamt_pair(u32 cache, Hpa r12, Hpa r13);
+  // After a successful TDH.MEM.PAGE.PROMOTE of the 4K pieces of the 2M page
+  // at `page2m` (with Dynamic PAMT, under mmu_lock): the module removed the
+  // region's PAMT_4K pair and handed it back in R12/R13 out. The refcount
+  // forgets the region's holders (no PAMT.REMOVE follows) and the pair goes
+  // to cache `cache` as return_pamt_pair does. The undo of a split's adopt.
+  void promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13);
+  // Holders of the PAMT pair of `hpa`'s 2M region in the kernel's refcount.
+  u32 pamt_holders(Hpa hpa) const { return dpamt_.count(hpa); }
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
@@ -141,9 +149,11 @@ class TdxVm : public ExternalSpt {
     NotReady,  // TDX_EPT_INVALID_PROMOTE_CONDITIONS (e.g. PENDING and MAPPED children): UNBLOCKed again
     Failed,    // any other refusal: the VM is bugged
   };
-  // TDH.MEM.PAGE.PROMOTE of the BLOCKed, TRACKed range at (base, level);
-  // `external_spt` is the table's Secure-EPT page the module hands back.
-  PromoteResult promote(Gfn base, int level, Pfn external_spt, Cycles& cycles);
+  // TDH.MEM.PAGE.PROMOTE of the BLOCKed, TRACKed range at (base, level)
+  // whose children map the huge page at `page`; `external_spt` is the
+  // table's Secure-EPT page the module hands back. With Dynamic PAMT the
+  // R12/R13 pair it returns goes to the VM's cache.
+  PromoteResult promote(Gfn base, int level, Hpa page, Pfn external_spt, Cycles& cycles);
   // RANGE.UNBLOCK of a range BLOCKed for a merge that will not happen now.
   bool unblock_for_merge(Gfn base, int level, Cycles& cycles);
 
@@ -219,6 +229,10 @@ class TdxVm : public ExternalSpt {
   const std::vector<Hpa>& pamt_pool(u32 cache) const {
     return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache());
   }
+  // Pages a PAMT cache is topped up to: a pair for the guest page and one
+  // per table level below the root. A conversion needs at most two pairs
+  // (a DEMOTE at each end of its range), fewer than this.
+  size_t pamt_fill_level() const { return 2 * size_t(params_.ept_levels); }
   bool reclaim(Hpa hpa, Cycles& cycles);
   bool mem_op(seam::Leaf leaf, Gfn gfn, int level, Cycles& cycles);
   bool block_and_track(Gfn gfn, int level, Cycles& cycles);

@@ -33,7 +33,7 @@ bool TdxVm::unblock_for_merge(Gfn base, int level, Cycles& cycles) {
   return mem_op(Leaf::TDH_MEM_RANGE_UNBLOCK, base, level, cycles);
 }
 
-TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Pfn external_spt, Cycles& cycles) {
+TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_spt, Cycles& cycles) {
   SeamcallRegs r;
   r.rcx = seam::page_info(base << kPageShift, level - 1);
   r.rdx = handle_.tdr;
@@ -55,7 +55,11 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Pfn external_spt, Cycle
     last_error_ = "TDH.MEM.PAGE.PROMOTE at " + hex(base << kPageShift) + " freed SEPT page " + hex(freed) +
                   ", the mirror table's external_spt is " + hex(external_spt << kPageShift);
   }
-  if (tdx_.pamt().dynamic()) pamt_put(freed, cycles);
+  if (tdx_.pamt().dynamic()) {
+    pamt_put(freed, cycles);
+    // 4K -> 2M hands back the region's PAMT_4K pair the split's DEMOTE installed.
+    if (r.r12 && r.r13) promoted_pamt(vm_cache(), page, r.r12, r.r13);
+  }
   mem_.free(freed >> kPageShift);
   mapped_private_ -= pages_per_level(level) / pages_per_level(level - 1) - 1;
   return PromoteResult::Promoted;

@@ -9,6 +9,20 @@ u32 PamtRefcount::count(Hpa hpa) const {
   return it == refs_.end() ? 0 : it->second;
 }
 
+bool PamtRefcount::adopt(Hpa hpa, u32 refs) {
+  if (refs == 0 || count(hpa) != 0) return false;
+  refs_[hpa >> 21] = refs;
+  return true;
+}
+
+u32 PamtRefcount::forget(Hpa hpa) {
+  auto it = refs_.find(hpa >> 21);
+  if (it == refs_.end()) return 0;
+  const u32 n = it->second;
+  refs_.erase(it);
+  return n;
+}
+
 Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles start, std::vector<Hpa>* pool) {
   u32& n = refs_[hpa >> 21];
   if (n > 0) {

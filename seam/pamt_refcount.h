@@ -1,6 +1,8 @@
 // The kernel's side of Dynamic PAMT (tdx-seam.md 6.3, DPAMT v6): a refcount
 // per 2 MiB region; the 0->1 get allocates a page pair and calls
 // TDH.PHYMEM.PAMT.ADD, the 1->0 put calls TDH.PHYMEM.PAMT.REMOVE and frees it.
+// A pair can also come and go without those two: TDH.MEM.PAGE.DEMOTE of a 2M
+// page installs one (adopt) and TDH.MEM.PAGE.PROMOTE hands it back (forget).
 #pragma once
 #include <map>
 #include <vector>
@@ -20,7 +22,16 @@ class PamtRefcount {
   Status get(Hpa hpa, Cycles& cycles, unsigned initiator = 0, Cycles start = 0, std::vector<Hpa>* pool = nullptr);
   Status put(Hpa hpa, Cycles& cycles, unsigned initiator = 0, Cycles start = 0);
   u32 count(Hpa hpa) const;
-  // 2M regions with a pair installed through this refcount.
+  // DEMOTE installed the pair of `hpa`'s 2M region from its R12/R13: the
+  // region now has `refs` holders (the 4K pieces of the split page) and the
+  // last put removes the pair with PAMT.REMOVE as usual. No SEAMCALL. False
+  // (and nothing changes) when the region already has holders or refs is 0.
+  bool adopt(Hpa hpa, u32 refs);
+  // PROMOTE removed the pair of `hpa`'s 2M region and returned it in
+  // R12/R13: the refcount entry goes without PAMT.REMOVE; the caller frees
+  // or recycles the pages. Returns the holders the region had.
+  u32 forget(Hpa hpa);
+  // 2M regions whose pair this refcount holds (added or adopted).
   size_t regions() const { return refs_.size(); }
   // Pages a get had to allocate because its pool was empty.
   u64 dry_takes() const { return dry_takes_; }

@@ -37,7 +37,7 @@ long long stat(const std::string& json, const std::string& key) {
 
 TEST_CASE("TD boot and teardown traces replay with no broken invariant", "[tdx]") {
   for (const char* t : {"01_td_boot.jsonl", "02_td_teardown.jsonl", "03_convert_4k.jsonl", "04_split_2m_convert_4k.jsonl",
-                        "06_access_then_teardown.jsonl"}) {
+                        "06_access_then_teardown.jsonl", "08_dpamt_split_2m.jsonl"}) {
     INFO(t);
     CHECK(replay(trace(t)) == 0);
   }
@@ -222,4 +222,48 @@ TEST_CASE("ranges blocked for a merge survive logging again, a memslot deletion 
   CHECK(stat(json, "kvm.tdx.private_removed") == 512);  // the deleted slot's 2M page, piece by piece
   CHECK(stat(json, "seam.status.errors") == 0);
   CHECK(stat(json, "seam.tds") == 0);
+}
+
+TEST_CASE("the Dynamic PAMT split trace: DEMOTE installs the region's pair, the last 4K piece removes it", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_dpamt_split_stats.json";
+  REQUIRE(replay(trace("08_dpamt_split_2m.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // PAMT.ADD: only the control pages' region (the SEPT tables and DEMOTE's
+  // table land there too); the 2M AUG needs no PAMT_4K pair, DEMOTE installs
+  // one from R12/R13 and the re-faulted piece finds its region held.
+  CHECK(stat(json, "kvm.tdx.pamt_add") == 1);
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") == 1);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_demote") == 1);
+  // PAMT.REMOVE: the split region's pair after its last piece (at teardown)
+  // and the control pages' region: ADD + DEMOTE = REMOVE.
+  CHECK(stat(json, "kvm.tdx.pamt_remove") == 1 + 1);
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_remove") == 2);
+  // Removed while the TD runs: 0x601000, then 16 pieces of 0x610000..0x61ffff.
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 1 + 16);
+  CHECK(stat(json, "kvm.tdx.private_removed") == 17);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_aug") == 2);  // the 2M page, then 0x601000 again at 4K
+  // Top-ups: vCPU 0's fault (the 2M accept), the VM's cache for the split,
+  // vCPU 1's re-fault; none ran dry (no rule 21: the replay exits 0).
+  CHECK(stat(json, "kvm.tdx.pamt_cache_topups") == 3);
+  // At teardown: 512 - 17 + 1 pieces, 3 tables (2 SEPT.ADDs + DEMOTE's),
+  // TDR, 4 TDCS pages and 2 x (TDVPR + 3 TDCX).
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 496 + 3 + 13);
+  CHECK(stat(json, "seam.status.errors") == 0);
+  CHECK(stat(json, "kvm.tdx.pamt_cache_pages") == 0);
+  CHECK(stat(json, "seam.pamt.pairs") == 0);
+  CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
+  CHECK(stat(json, "seam.tds") == 0);
+}
+
+TEST_CASE("under Dynamic PAMT a merge hands the DEMOTE's page pair back and PAMT ends at zero", "[tdx][merge]") {
+  const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "A",
+                                     "--set seam.dynamic_pamt=true --set mmu.nx_huge_pages_recovery_ratio=1");
+  CHECK(stat(json, "seam.calls.tdh_mem_page_demote") == 4);
+  CHECK(stat(json, "kvm.tdx.merge.promoted") == 4);
+  // DEMOTE installs and PROMOTE removes the 2M pages' pairs without
+  // PAMT.ADD/REMOVE: the refcount's own calls still pair up.
+  CHECK(stat(json, "kvm.tdx.pamt_add") == stat(json, "kvm.tdx.pamt_remove"));
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") == stat(json, "seam.calls.tdh_phymem_pamt_remove"));
+  CHECK(stat(json, "seam.pamt.pairs") == 0);
+  CHECK(stat(json, "seam.status.errors") == 0);
 }

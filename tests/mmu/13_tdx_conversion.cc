@@ -29,6 +29,14 @@ struct Conv {
     }
   }
   TdxVm& td() { return *vm.kvm->tdx_vm(); }
+  // The guest ACCEPTs at `tdx_level` (1: 2M), which faults the page in;
+  // returns the frame the mirror maps.
+  Hpa accept(Gpa gpa, int tdx_level) {
+    u64 st = 0;
+    vm.kvm->td_accept(0, gpa, tdx_level, &st);
+    REQUIRE(st == seam::TDX_SUCCESS);
+    return vm.kvm->private_mapping(gpa)->hpa;
+  }
   void fault(Gpa gpa) { vm.kvm->handle_ept_violation(vm.vcpu, gpa, ept::access_qual(AccessType::Write)); }
   seam::septe::SeptState state(Gpa gpa) {
     return seam::septe::state_or_free(vm.mem.read64(td().td()->sept->walk(gpa, 0).entry_hpa));
@@ -129,15 +137,84 @@ TEST_CASE("converting a 4K piece of a private 2M page splits it (BLOCK, TRACK, D
   c.vm.require_clean();
 }
 
-TEST_CASE("with Dynamic PAMT, converting part of a private 2M page is refused and nothing is removed", "[tdx]") {
+TEST_CASE("with Dynamic PAMT, a split's DEMOTE gets its R12/R13 pair from the VM's cache and the 4K pieces hold it",
+          "[tdx][dpamt]") {
   Conv c(true);
-  u64 st = 0;
-  c.vm.kvm->td_accept(0, 0x600000, 1, &st);
-  REQUIRE(st == seam::TDX_SUCCESS);
-  CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false), KvmError);
-  REQUIRE(c.vm.kvm->private_mapping(0x601000));
-  CHECK(c.vm.kvm->private_mapping(0x601000)->level == PG_LEVEL_2M);
+  const Hpa base = c.accept(0x600000, 1);
+  REQUIRE(!c.tdx.pamt().has_pair(base));  // a 2M page needs no PAMT_4K
+  const u64 removes = c.stat("kvm.tdx.pamt_remove");
+  c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false);
+  CHECK(c.stat("seam.calls.tdh_mem_page_demote") == 1);
+  REQUIRE(c.tdx.pamt().has_pair(base));
+  CHECK(c.tdx.pamt().pair(base)->page_count == 511);  // DEMOTE gave 512, REMOVE took one
+  // Topped up before mmu_lock to the fill level (2 x 4 levels), one pair taken.
+  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * 4 - 2);
+  CHECK(c.stat("kvm.tdx.pamt_remove") == removes);  // the other 511 pieces hold the pair
+  CHECK(c.td().pamt_holders(base) == 511);
+  REQUIRE(c.vm.kvm->private_mapping(0x7ff000));
+  CHECK(c.vm.kvm->private_mapping(0x7ff000)->level == PG_LEVEL_4K);
+  CHECK(!c.td().bugged());
   c.vm.require_clean();
+  // The rest of the 2M range: the last piece's put removes the pair.
+  c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB, false);
+  CHECK(c.stat("kvm.tdx.pamt_remove") == removes + 1);
+  CHECK(!c.tdx.pamt().has_pair(base));
+  c.vm.require_clean();
+  c.vm.kvm->td_teardown();
+  c.vm.require_clean();
+  CHECK(c.tdx.pamt().pair_bytes() == 0);
+}
+
+TEST_CASE("with Dynamic PAMT, a range cutting two private 2M pages splits both with one top-up", "[tdx][dpamt]") {
+  Conv c(true);
+  for (Gpa g : {0x600000ull, 0x800000ull}) c.accept(g, 1);
+  const u64 topups = c.stat("kvm.tdx.pamt_cache_topups");
+  c.vm.kvm->set_memory_attributes(0x7ff000, 2 * kPageSize, false);
+  CHECK(c.stat("seam.calls.tdh_mem_page_demote") == 2);
+  CHECK(c.stat("kvm.tdx.pamt_cache_topups") == topups + 1);
+  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * 4 - 4);
+  CHECK(c.stat("kvm.tdx.private_removed") == 2);
+  CHECK(c.vm.kvm->private_mapping(0x7fe000));
+  CHECK(c.vm.kvm->private_mapping(0x801000));
+  c.vm.require_clean();  // no rule 21: the fill level covers both pairs
+}
+
+TEST_CASE("after PROMOTE hands the pair back, promoted_pamt forgets the region's holders and caches the pair",
+          "[tdx][dpamt]") {
+  Conv c(true);
+  const Hpa base = c.accept(0x600000, 1);
+  // Split, and the converted piece back at the same frame: 512 equal children.
+  c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false);
+  c.vm.kvm->set_memory_attributes(0x601000, kPageSize, true);
+  REQUIRE(c.accept(0x601000, 0) == base + kPageSize);
+  REQUIRE(c.td().pamt_holders(base) == 512);
+  // The merge path's SEAMCALLs (written elsewhere): BLOCK the table entry, TRACK, kick, PROMOTE.
+  const seam::TdHandle& h = c.td().handle();
+  Cycles now = c.td().clock();
+  auto seamcall = [&](seam::Leaf leaf, seam::SeamcallRegs& regs) {
+    const seam::Status s = c.tdx.seamcall(leaf, regs, 0, now);
+    now += 100000;
+    return s;
+  };
+  seam::SeamcallRegs r;
+  r.rcx = seam::page_info(0x600000, 1), r.rdx = h.tdr;
+  REQUIRE(seamcall(seam::Leaf::TDH_MEM_RANGE_BLOCK, r) == seam::TDX_SUCCESS);
+  r = {};
+  r.rcx = h.tdr;
+  REQUIRE(seamcall(seam::Leaf::TDH_MEM_TRACK, r) == seam::TDX_SUCCESS);
+  c.td().td_exit(0);
+  r = {};
+  r.rcx = seam::page_info(0x600000, 1), r.rdx = h.tdr;
+  REQUIRE(seamcall(seam::Leaf::TDH_MEM_PAGE_PROMOTE, r) == seam::TDX_SUCCESS);
+  REQUIRE(!c.tdx.pamt().has_pair(base));
+  REQUIRE((r.r12 && r.r13));  // the pair DEMOTE installed
+  const size_t cached = c.td().cached_pamt_pages(c.td().vm_cache());  // 6: the split took a pair
+  const u64 cache_pages = c.stat("kvm.tdx.pamt_cache_pages");
+  c.td().promoted_pamt(c.td().vm_cache(), base, r.r12, r.r13);
+  CHECK(c.td().pamt_holders(base) == 0);
+  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == cached + 2);
+  CHECK(c.stat("kvm.tdx.pamt_cache_pages") == cache_pages + 2);
+  CHECK(c.stat("seam.calls.tdh_phymem_pamt_remove") == 0);  // forgotten, not removed
 }
 
 TEST_CASE("a failed removal bugs the VM and keeps the page recorded", "[tdx]") {

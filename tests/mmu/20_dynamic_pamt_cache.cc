@@ -97,6 +97,27 @@ TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
+TEST_CASE("rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lock is reported", "[tdx][dpamt]") {
+  DpamtTd t;
+  u64 st = 0;
+  t.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  REQUIRE(st == seam::TDX_SUCCESS);
+  const auto big = t.vm.kvm->private_mapping(0x600000);
+  REQUIRE((big && big->level == PG_LEVEL_2M));
+  t.vm.require_clean();
+  // The split hook as the conversion would call it, but drawing on the VM's
+  // cache that nobody topped up (per-vCPU mode): the pair is allocated
+  // under the lock.
+  Cycles c = 0;
+  t.td().topup_external_spt_cache(0, c);
+  const Pfn table = t.td().take_external_spt(0, c);
+  t.td().set_hook_cache(t.td().vm_cache());
+  REQUIRE(t.td().cached_pamt_pages(t.td().vm_cache()) == 0);
+  CHECK(t.td().split_external_spt(0x600, PG_LEVEL_2M, big->hpa, table, c));
+  CHECK(t.tdx.pamt().has_pair(big->hpa));  // the model goes on
+  CHECK(has_rule(t.vm.violations(), 21));
+}
+
 TEST_CASE("Dynamic PAMT grows with private pages, shrinks as they go and is zero after teardown", "[tdx][dpamt]") {
   DpamtTd t;
   const u64 adds = t.stat("kvm.tdx.pamt_add"), removes = t.stat("kvm.tdx.pamt_remove");

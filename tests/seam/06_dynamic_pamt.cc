@@ -73,6 +73,71 @@ TEST_CASE("DEMOTE of a 2M page needs the R12/R13 pair; PROMOTE returns it", "[se
   CHECK(!env.tdx.pamt().has_pair(big));
 }
 
+namespace {
+
+// A 2M page AUGed and DEMOTEd with a fresh R12/R13 pair; returns the page.
+Hpa demoted_2m(SeamEnv& env, Hpa* r12 = nullptr, Hpa* r13 = nullptr) {
+  env.tables_for(kGpa, 1);
+  const Hpa big = env.page(PG_LEVEL_2M);
+  REQUIRE(env.aug(kGpa, 1, big) == TDX_SUCCESS);
+  SeamcallRegs r;
+  r.rcx = page_info(kGpa, 1), r.rdx = env.td.tdr, r.r8 = env.page();
+  r.r12 = env.mem.alloc() << kPageShift, r.r13 = env.mem.alloc() << kPageShift;
+  if (r12) *r12 = r.r12;
+  if (r13) *r13 = r.r13;
+  REQUIRE(env.call(Leaf::TDH_MEM_PAGE_DEMOTE, r) == TDX_SUCCESS);
+  return big;
+}
+
+}  // namespace
+
+TEST_CASE("the refcount adopts DEMOTE's pair: the 512 pieces hold it and the last put removes it", "[seam]") {
+  SeamEnv env(true);
+  Hpa p0 = 0, p1 = 0;
+  const Hpa big = demoted_2m(env, &p0, &p1);
+  const u64 pairs = env.tdx.pamt().pairs();
+  const u64 removes = env.stats.value("seam.calls.tdh_phymem_pamt_remove");
+  REQUIRE(env.dpamt.adopt(big, 512));
+  CHECK(env.dpamt.count(big + 0x1ff000) == 512);
+  CHECK_FALSE(env.dpamt.adopt(big, 512));  // already held: nothing changes
+  CHECK(env.dpamt.count(big) == 512);
+  Cycles c = 0;
+  for (u64 i = 0; i < 511; ++i) {
+    REQUIRE(env.remove(kGpa + i * kPageSize, 0) == TDX_SUCCESS);
+    REQUIRE(env.dpamt.put(big + i * kPageSize, c) == TDX_SUCCESS);
+  }
+  CHECK(env.dpamt.count(big) == 1);
+  CHECK(env.tdx.pamt().pairs() == pairs);
+  CHECK(env.stats.value("seam.calls.tdh_phymem_pamt_remove") == removes);
+  REQUIRE(env.remove(kGpa + 511 * kPageSize, 0) == TDX_SUCCESS);
+  REQUIRE(env.dpamt.put(big + 511 * kPageSize, c) == TDX_SUCCESS);
+  CHECK(env.dpamt.count(big) == 0);
+  CHECK(env.tdx.pamt().pairs() == pairs - 1);
+  CHECK(env.stats.value("seam.calls.tdh_phymem_pamt_remove") == removes + 1);
+  CHECK_FALSE(env.mem.is_allocated(p0 >> kPageShift));  // PAMT.REMOVE's pages went back to the host
+  CHECK_FALSE(env.mem.is_allocated(p1 >> kPageShift));
+}
+
+TEST_CASE("the refcount forgets a pair PROMOTE handed back, without PAMT.REMOVE", "[seam]") {
+  SeamEnv env(true);
+  Hpa p0 = 0, p1 = 0;
+  const Hpa big = demoted_2m(env, &p0, &p1);
+  REQUIRE(env.dpamt.adopt(big, 512));
+  SeamcallRegs out;
+  REQUIRE(env.mem_op(Leaf::TDH_MEM_PAGE_PROMOTE, kGpa, 1, 0, &out) == TDX_SUCCESS);
+  REQUIRE((out.r12 == p0 && out.r13 == p1));
+  const u64 removes = env.stats.value("seam.calls.tdh_phymem_pamt_remove");
+  CHECK(env.dpamt.forget(big) == 512);
+  CHECK(env.dpamt.count(big) == 0);
+  CHECK(env.dpamt.forget(big) == 0);
+  Cycles c = 0;
+  CHECK(env.dpamt.put(big, c) == TDX_SUCCESS);  // nothing held: no SEAMCALL
+  CHECK(c == 0);
+  CHECK(env.stats.value("seam.calls.tdh_phymem_pamt_remove") == removes);
+  CHECK(env.mem.is_allocated(p0 >> kPageShift));  // the caller's to free or recycle
+  CHECK_FALSE(env.dpamt.adopt(big, 0));
+}
+
 TEST_CASE("PAMT memory: static per GiB vs dynamic bitmap plus 8 KiB per used 2M region", "[seam]") {
   SeamEnv st(false, 1, false), dy(true, 1, false);
   CHECK(st.tdx.pamt().static_bytes() == 8 * Pamt::static_bytes_per_gib(false));
