@@ -165,4 +165,6 @@ TEST_CASE("the Dynamic PAMT split trace: DEMOTE installs the region's pair, the 
   CHECK(stat(json, "seam.pamt.pairs") == 0);
   CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
   CHECK(stat(json, "seam.tds") == 0);
+  // One cache for the whole VM: the split tops it up the same way.
+  CHECK(replay(trace("08_dpamt_split_2m.jsonl"), "--set mmu.tdx_pamt_cache=vm") == 0);
 }
