@@ -90,7 +90,7 @@ TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is rep
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
-TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it; dry is reported", "[tdx][dpamt]") {
+TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it and a dry cache is reported", "[tdx][dpamt]") {
   DpamtTd t;
   t.fault(0x200000);  // cache 0 holds kCachePages - 2
   const auto [r12, r13] = t.td().take_pamt_pair(0);
