@@ -253,6 +253,8 @@ TEST_CASE("the Dynamic PAMT split trace: DEMOTE installs the region's pair, the 
   CHECK(stat(json, "seam.pamt.pairs") == 0);
   CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
   CHECK(stat(json, "seam.tds") == 0);
+  // One cache for the whole VM: the split tops it up the same way.
+  CHECK(replay(trace("08_dpamt_split_2m.jsonl"), "--set mmu.tdx_pamt_cache=vm") == 0);
 }
 
 TEST_CASE("under Dynamic PAMT a merge hands the DEMOTE's page pair back and PAMT ends at zero", "[tdx][merge]") {

@@ -28,6 +28,15 @@ struct DpamtTd {
   }
   void fault(Gpa gpa) { vm.kvm->handle_ept_violation(vm.vcpu, gpa, ept::access_qual(AccessType::Write)); }
   TdxVm& td() { return *vm.kvm->tdx_vm(); }
+  // The guest ACCEPTs at 2M, which AUGs a 2M page; returns its frame.
+  Hpa accept_2m(Gpa gpa) {
+    u64 st = 0;
+    vm.kvm->td_accept(0, gpa, 1, &st);
+    REQUIRE(st == seam::TDX_SUCCESS);
+    const auto big = vm.kvm->private_mapping(gpa);
+    REQUIRE((big && big->level == PG_LEVEL_2M));
+    return big->hpa;
+  }
   u64 stat(const char* name) const { return vm.stat(name); }
 
   Vm vm;
@@ -81,7 +90,7 @@ TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is rep
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
-TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it; dry is reported", "[tdx][dpamt]") {
+TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it and a dry cache is reported", "[tdx][dpamt]") {
   DpamtTd t;
   t.fault(0x200000);  // cache 0 holds kCachePages - 2
   const auto [r12, r13] = t.td().take_pamt_pair(0);
@@ -99,11 +108,7 @@ TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it
 
 TEST_CASE("rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lock is reported", "[tdx][dpamt]") {
   DpamtTd t;
-  u64 st = 0;
-  t.vm.kvm->td_accept(0, 0x600000, 1, &st);
-  REQUIRE(st == seam::TDX_SUCCESS);
-  const auto big = t.vm.kvm->private_mapping(0x600000);
-  REQUIRE((big && big->level == PG_LEVEL_2M));
+  const Hpa big = t.accept_2m(0x600000);
   t.vm.require_clean();
   // The split hook as the conversion would call it, but drawing on the VM's
   // cache that nobody topped up (per-vCPU mode): the pair is allocated
@@ -113,9 +118,30 @@ TEST_CASE("rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lock is re
   const Pfn table = t.td().take_external_spt(0, c);
   t.td().set_hook_cache(t.td().vm_cache());
   REQUIRE(t.td().cached_pamt_pages(t.td().vm_cache()) == 0);
-  CHECK(t.td().split_external_spt(0x600, PG_LEVEL_2M, big->hpa, table, c));
-  CHECK(t.tdx.pamt().has_pair(big->hpa));  // the model goes on
+  CHECK(t.td().split_external_spt(0x600, PG_LEVEL_2M, big, table, c));
+  CHECK(t.tdx.pamt().has_pair(big));  // the model goes on
   CHECK(has_rule(t.vm.violations(), 21));
+}
+
+TEST_CASE("a DEMOTE the module refuses gives its R12/R13 pair back to the cache and bugs the VM", "[tdx][dpamt]") {
+  DpamtTd t;
+  const Hpa big = t.accept_2m(0x600000);
+  const u32 vm_cache = t.td().vm_cache();
+  t.td().topup_pamt_cache(vm_cache);
+  const size_t cached = t.td().cached_pamt_pages(vm_cache);
+  REQUIRE(cached == kCachePages);
+  const u64 pages = t.stat("kvm.tdx.pamt_cache_pages");
+  t.td().set_hook_cache(vm_cache);
+  Cycles c = 0;
+  // DEMOTE's new table is the TDR, a page the module already owns.
+  CHECK_FALSE(t.td().split_external_spt(0x600, PG_LEVEL_2M, big, t.td().handle().tdr >> kPageShift, c));
+  CHECK(t.td().last_error().rfind("TDH.MEM.PAGE.DEMOTE", 0) == 0);
+  CHECK(t.td().bugged());
+  CHECK(t.td().cached_pamt_pages(vm_cache) == cached);
+  CHECK(t.stat("kvm.tdx.pamt_cache_pages") == pages);
+  CHECK(t.td().pamt_holders(big) == 0);
+  CHECK(!t.tdx.pamt().has_pair(big));
+  CHECK(!has_rule(t.vm.violations(), 21));
 }
 
 TEST_CASE("Dynamic PAMT grows with private pages, shrinks as they go and is zero after teardown", "[tdx][dpamt]") {
