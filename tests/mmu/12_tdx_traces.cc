@@ -138,9 +138,11 @@ TEST_CASE("the Dynamic PAMT trace grows by a pair per new 2M region and shrinks 
 
 namespace {
 
-// 09_merge_after_dirty_log under one mmu.tdx_merge_policy; the stats JSON.
+// A merge trace replayed under one mmu.tdx_merge_policy; the stats JSON.
 std::string merge_run(const char* trace_name, const std::string& policy, const std::string& extra = "") {
-  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_merge_" + policy + ".json";
+  // One file per trace, policy and options: ctest runs the cases in parallel.
+  std::string tag = std::string(trace_name).substr(0, 2) + "_" + policy + "_" + std::to_string(extra.size());
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_merge_" + tag + ".json";
   const int rc = replay(trace(trace_name), "--set mmu.tdx_merge_policy=" + policy + " " + extra + " --stats " + out);
   REQUIRE(rc == 0);
   return slurp(out);

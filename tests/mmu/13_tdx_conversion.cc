@@ -253,7 +253,7 @@ TEST_CASE("a shared fault maps the direct root at the shared alias, backed by th
   c.vm.require_clean();
 }
 
-TEST_CASE("deleting a TD's memslot removes its private pages through the mirror; fast zap leaves the mirror root",
+TEST_CASE("deleting a TD's memslot removes its private pages through the mirror, fast zap leaves the mirror root",
           "[tdx]") {
   Conv c;
   c.vm.kvm->create_memslot(slot(1, 128 * MiB, 2 * MiB, HostBacking::Page4K));

@@ -115,7 +115,7 @@ TEST_CASE("the mirror entry is FROZEN while its hook runs and restored when the 
   CHECK(spte_to_pfn(m.mem.read64(e)) == page);
 }
 
-TEST_CASE("a refused mirror removal keeps the leaf; a successful one clears it", "[mirror]") {
+TEST_CASE("a refused mirror removal keeps the leaf, a successful one clears it", "[mirror]") {
   Mirror m;
   const Pfn page = m.mem.alloc();
   REQUIRE(m.map(0x300, page) == RET_PF_FIXED);

@@ -41,7 +41,7 @@ struct Nested {
 
 }  // namespace
 
-TEST_CASE("A nested entry with a new EPTP builds a root; the same EPTP reuses it", "[mmu][nested]") {
+TEST_CASE("A nested entry with a new EPTP builds a root, the same EPTP reuses it", "[mmu][nested]") {
   Nested n;
   n.mmu->nested_vmentry(0, eptp(0));
   REQUIRE(n.stat("nested.root_builds") == 1);
@@ -113,7 +113,7 @@ TEST_CASE("L2 accesses fault once per page and build the shadow pages on the way
   REQUIRE(n.stat("nested.l2_accesses") == 6);
 }
 
-TEST_CASE("Upstream INVEPT single-context frees that EPTP's roots; using it again refaults", "[mmu][nested]") {
+TEST_CASE("Upstream INVEPT single-context frees that EPTP's roots, using it again refaults", "[mmu][nested]") {
   Nested n({{"mmu.nested.invept", "free"}});
   n.mmu->nested_vmentry(0, eptp(0));
   n.mmu->l2_access(0, 0, 8, 0x1000);

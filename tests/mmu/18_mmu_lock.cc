@@ -35,7 +35,7 @@ struct TwoVcpus {
 
 }  // namespace
 
-TEST_CASE("mmu_lock readers share; a writer waits for readers and readers for a writer", "[mmu][mmu_lock]") {
+TEST_CASE("mmu_lock readers share, a writer waits for readers and readers for a writer", "[mmu][mmu_lock]") {
   model::StatsRegistry stats;
   MmuLock lock(stats);
   REQUIRE(lock.acquire(MmuLockMode::Read, 0) == 0);

@@ -68,7 +68,7 @@ TEST_CASE("AUG makes a PENDING leaf, ACCEPT makes it MAPPED, a second ACCEPT is 
   CHECK(!is_error(env.accept(0, kGpa, 0)));
 }
 
-TEST_CASE("AUG works before and after MR.FINALIZE; PAGE.ADD only before", "[seam]") {
+TEST_CASE("AUG works before and after MR.FINALIZE, PAGE.ADD only before", "[seam]") {
   SeamEnv env;
   env.tables_for(kGpa, 0);
   CHECK(env.aug(kGpa, 0) == TDX_SUCCESS);  // INITIALIZED: the module allows it
@@ -80,7 +80,7 @@ TEST_CASE("AUG works before and after MR.FINALIZE; PAGE.ADD only before", "[seam
   CHECK(env.aug(kGpa + 0x2000, 0) == TDX_SUCCESS);
 }
 
-TEST_CASE("2M AUG and ACCEPT; a 4K ACCEPT under it or a 2M ACCEPT over a table", "[seam]") {
+TEST_CASE("2M AUG and ACCEPT, a 4K ACCEPT under it or a 2M ACCEPT over a table", "[seam]") {
   SeamEnv env;
   REQUIRE(env.finalize() == TDX_SUCCESS);
   env.tables_for(kGpa, 1);

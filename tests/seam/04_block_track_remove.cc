@@ -65,7 +65,7 @@ TEST_CASE("VP.ENTER in a new epoch flushes the vCPU's translations", "[seam]") {
   CHECK(env.stats.value("seam.epoch_flushes") == flushes + 1);
 }
 
-TEST_CASE("REMOVE of an unblocked page at runtime is GPA_RANGE_NOT_BLOCKED; before finalize it succeeds", "[seam]") {
+TEST_CASE("REMOVE of an unblocked page at runtime is GPA_RANGE_NOT_BLOCKED, before finalize it succeeds", "[seam]") {
   SeamEnv env;
   env.tables_for(kGpa, 0);
   REQUIRE(env.add(kGpa) == TDX_SUCCESS);
@@ -77,7 +77,7 @@ TEST_CASE("REMOVE of an unblocked page at runtime is GPA_RANGE_NOT_BLOCKED; befo
   CHECK(env.remove(kGpa, 1) == with_operand(TDX_EPT_ENTRY_STATE_INCORRECT, operand::RCX));  // NL_MAPPED
 }
 
-TEST_CASE("BLOCK twice is ALREADY_BLOCKED; BLOCK of FREE is STATE_INCORRECT", "[seam]") {
+TEST_CASE("BLOCK twice is ALREADY_BLOCKED, BLOCK of FREE is STATE_INCORRECT", "[seam]") {
   SeamEnv env;
   runnable_with_page(env);
   REQUIRE(env.block(kGpa, 0) == TDX_SUCCESS);

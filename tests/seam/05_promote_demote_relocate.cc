@@ -16,7 +16,7 @@ Status demote(SeamEnv& env, Gpa gpa, int level = 1) {
 }
 }  // namespace
 
-TEST_CASE("PROMOTE merges 512 contiguous, aligned, equal children; DEMOTE splits them back", "[seam]") {
+TEST_CASE("PROMOTE merges 512 contiguous, aligned, equal children, DEMOTE splits them back", "[seam]") {
   SeamEnv env;
   REQUIRE(env.finalize() == TDX_SUCCESS);
   env.tables_for(kGpa, 0);

@@ -51,7 +51,7 @@ TEST_CASE("the kernel-side refcount adds a pair on the first page of a region an
   CHECK(env.stats.value("seam.calls.tdh_phymem_pamt_add") >= 1);
 }
 
-TEST_CASE("DEMOTE of a 2M page needs the R12/R13 pair; PROMOTE returns it", "[seam]") {
+TEST_CASE("DEMOTE of a 2M page needs the R12/R13 pair, PROMOTE returns it", "[seam]") {
   SeamEnv env(true);
   env.tables_for(kGpa, 1);
   const Hpa big = env.page(PG_LEVEL_2M);

@@ -40,7 +40,7 @@ TEST_CASE("BLOCK holds the SEPT tree exclusively: an overlapping AUG is BUSY on 
   CHECK(env.stats.value("seam.status.busy") == 1);
 }
 
-TEST_CASE("two AUGs of the same GPA overlap on the entry lock (RCX); different GPAs run in parallel", "[seam]") {
+TEST_CASE("two AUGs of the same GPA overlap on the entry lock (RCX), different GPAs run in parallel", "[seam]") {
   SeamEnv env;
   REQUIRE(env.finalize() == TDX_SUCCESS);
   env.tables_for(kGpa, 0);

@@ -9,7 +9,7 @@ using namespace septsim;
 using namespace septsim::seamtest;
 
 
-TEST_CASE("a private GPA is mapped only after AUG + ACCEPT; PENDING and BLOCKED are EPT violations", "[seam]") {
+TEST_CASE("a private GPA is mapped only after AUG + ACCEPT, PENDING and BLOCKED are EPT violations", "[seam]") {
   SeamEnv env;
   REQUIRE(env.finalize() == TDX_SUCCESS);
   env.tables_for(kGpa, 0);

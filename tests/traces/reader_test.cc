@@ -111,7 +111,7 @@ TEST_CASE("header, comments, blank lines and line numbers", "[reader]") {
   CHECK(r.path() == t.path());
 }
 
-TEST_CASE("header without description; CRLF, BOM and a last line without newline", "[reader]") {
+TEST_CASE("header without description, CRLF, BOM and a last line without newline", "[reader]") {
   TempTrace t("\xEF\xBB\xBF{\"format\":\"septsim-trace\",\"version\":1}\r\n" + std::string("{\"type\":\"vm_create\",\"vcpus\":1}\r\n") +
               "{\"type\":\"phase\",\"name\":\"x\"}");
   TraceReader r(t.path());

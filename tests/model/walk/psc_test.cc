@@ -125,7 +125,7 @@ TEST_CASE("PSC invalidate_vpid_pcid drops only that PCID", "[walk][psc]") {
   CHECK(psc.lookup_guest(TlbContext{2, 3, kEptp}, 4, kVa));
 }
 
-TEST_CASE("PSC sizes come from pwc.* keys; 0 entries disables a cache", "[walk][psc]") {
+TEST_CASE("PSC sizes come from pwc.* keys, 0 entries disables a cache", "[walk][psc]") {
   Config cfg;
   cfg.set("pwc.guest.pd.entries", "0");
   cfg.set("pwc.ept.pd.entries", "2");
