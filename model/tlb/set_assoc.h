@@ -3,6 +3,7 @@
 // The set is chosen by `index % sets`; `tag` must identify the entry fully
 // (it includes the context). `ways >= entries` gives a fully associative array.
 #pragma once
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,7 +21,9 @@ class SetAssoc {
     sets_ = entries / ways_;
     if (sets_ == 0) sets_ = 1;
     pow2_mask_ = (sets_ & (sets_ - 1)) == 0 ? sets_ - 1 : 0;
-    slots_.resize(size_t(sets_) * ways_);
+    tags_.resize(size_t(sets_) * ways_);
+    valid_.resize(tags_.size());
+    values_.resize(tags_.size());
     policy_ = ReplacementPolicy::create(policy, sets_, ways_, seed);
   }
 
@@ -32,40 +35,46 @@ class SetAssoc {
   u32 set_of(u64 index) const { return pow2_mask_ || sets_ == 1 ? u32(index & pow2_mask_) : u32(index % sets_); }
 
   V* find(u64 index, u64 tag) {
-    u32 set = set_of(index);
-    Slot* s = &slots_[size_t(set) * ways_];
+    const u32 set = set_of(index);
+    const size_t base = size_t(set) * ways_;
+    const u64* t = &tags_[base];
     for (u32 w = 0; w < ways_; ++w)
-      if (s[w].valid && s[w].tag == tag) {
+      if (t[w] == tag && valid_[base + w]) {
         policy_->touch(set, w);
-        return &s[w].value;
+        return &values_[base + w];
       }
     return nullptr;
   }
 
   // Inserts or overwrites; returns true when a valid entry was evicted.
   bool insert(u64 index, u64 tag, const V& value) {
-    u32 set = set_of(index);
-    Slot* s = &slots_[size_t(set) * ways_];
+    const u32 set = set_of(index);
+    const size_t base = size_t(set) * ways_;
+    const u64* t = &tags_[base];
+    const u8* v = &valid_[base];
     u32 way = ways_;
     for (u32 w = 0; w < ways_ && way == ways_; ++w)
-      if (s[w].valid && s[w].tag == tag) way = w;
+      if (t[w] == tag && v[w]) way = w;
     for (u32 w = 0; w < ways_ && way == ways_; ++w)
-      if (!s[w].valid) way = w;
+      if (!v[w]) way = w;
     bool evicted = false;
     if (way == ways_) {
       way = policy_->victim(set);
       evicted = true;
     }
-    s[way] = Slot{tag, true, value};
+    if (!valid_[base + way]) ++size_;
+    tags_[base + way] = tag;
+    valid_[base + way] = 1;
+    values_[base + way] = value;
     policy_->touch(set, way);
     return evicted;
   }
 
   bool erase(u64 index, u64 tag) {
-    Slot* s = &slots_[size_t(set_of(index)) * ways_];
+    const size_t base = size_t(set_of(index)) * ways_;
     for (u32 w = 0; w < ways_; ++w)
-      if (s[w].valid && s[w].tag == tag) {
-        s[w].valid = false;
+      if (tags_[base + w] == tag && valid_[base + w]) {
+        invalidate(base + w);
         return true;
       }
     return false;
@@ -75,33 +84,37 @@ class SetAssoc {
   template <class Pred>
   size_t erase_if(Pred pred) {
     size_t n = 0;
-    for (auto& s : slots_)
-      if (s.valid && pred(s.tag, s.value)) s.valid = false, ++n;
+    for (size_t i = 0; i < tags_.size(); ++i)
+      if (valid_[i] && pred(tags_[i], values_[i])) invalidate(i), ++n;
     return n;
   }
   void clear() {
-    for (auto& s : slots_) s.valid = false;
+    std::fill(valid_.begin(), valid_.end(), 0);
+    size_ = 0;
   }
   template <class Fn>
   void for_each(Fn fn) const {
-    for (const auto& s : slots_)
-      if (s.valid) fn(s.tag, s.value);
+    for (size_t i = 0; i < tags_.size(); ++i)
+      if (valid_[i]) fn(tags_[i], values_[i]);
   }
-  size_t size() const {
-    size_t n = 0;
-    for (const auto& s : slots_) n += s.valid;
-    return n;
-  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
 
  private:
-  struct Slot {
-    u64 tag = 0;
-    bool valid = false;
-    V value{};
-  };
+  void invalidate(size_t slot) {
+    valid_[slot] = 0;
+    --size_;
+  }
+
   u32 sets_ = 1, ways_ = 1;
   u32 pow2_mask_ = 0;  // sets_ - 1 when sets_ is a power of two
-  std::vector<Slot> slots_;
+  size_t size_ = 0;    // valid entries
+  // Slot s of set i is element i * ways_ + s of each array. Tags live apart
+  // from the values so a lookup reads one or two cache lines per set; an
+  // invalid slot keeps its stale tag, so a match must also be valid.
+  std::vector<u64> tags_;
+  std::vector<u8> valid_;
+  std::vector<V> values_;
   std::unique_ptr<ReplacementPolicy> policy_;
 };
 

@@ -171,7 +171,9 @@ struct TlbHierarchy::Impl {
       const u64 a = addr & kAddrMask;
       const u8 need = kNeed[unsigned(access)];
       const bool write = access == AccessType::Write;
+      // Arrays of a page size nothing was filled at (1G, often 2M) are skipped.
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
+        if (l1[lvl]->empty()) continue;
         u64 index = a >> level_shift(lvl);
         u64 tag = make_tag(index, lvl, kind, id);
         if (const Translation* e = l1[lvl]->find(index, tag)) {
@@ -189,6 +191,7 @@ struct TlbHierarchy::Impl {
       ++*dtlb_misses;
       r.cycles = lat_l1 + lat_stlb;
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
+        if (l2[lvl]->empty()) continue;
         u64 index = a >> level_shift(lvl);
         u64 tag = make_tag(index, lvl, kind, id);
         if (const Translation* e = l2[lvl]->find(index, tag)) {
