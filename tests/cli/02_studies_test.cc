@@ -207,6 +207,9 @@ TEST_CASE("study merge-policies: none never merges, A/B/C merge, C shares one TR
     // B takes a TRACK per attempt; C one TRACK when logging stops for all the
     // ranges ready then, which leaves out the two with a piece not yet AUGed.
     CHECK(at(trace, "B,60", "seam.calls.tdh_mem_track") == at(trace, "B,60", "kvm.tdx.merge.promote_attempts"));
+    // The guest's write of a late piece AUGs it: B tries that range on the
+    // violation, and the module refuses (a PENDING child).
+    CHECK(at(trace, "B,60", "kvm.tdx.merge.refused") == late_accepts);
     CHECK(at(trace, "C,60", "seam.calls.tdh_mem_track") == 1);
     CHECK(at(trace, "C,60", "kvm.tdx.merge.candidates") == late_accepts);
     CHECK(at(trace, "C,60", "seam.calls.tdh_mem_track") * at(trace, "B,60", "kvm.tdx.merge.promoted") <
