@@ -157,3 +157,68 @@ TEST_CASE("study dynamic-pamt: static PAMT per GiB as the reference computes, Dy
   for (const auto& [key, pages] : cache_pages)
     if (key.ends_with(" vm")) CHECK(pages < cache_pages.at(key.substr(0, key.size() - 3) + " vcpu"));
 }
+
+TEST_CASE("study merge-policies: none never merges, A/B/C merge, C shares one TRACK, merged ranges miss the TLB less",
+          "[study]") {
+  auto d = run_study("merge-policies", 4 * 4 * 3,
+                     {"merge-seamcalls", "merge-cycles", "merge-stlb-misses", "merge-walk-cycles", "merge-promoted",
+                      "merge-wait", "merge-ratio"});
+  // Columns are the measured phase's; rows are TRACE,POLICY,RATIO. The
+  // workload (--small): 8 or 32 split ranges; 2 of them hold a 4K piece the
+  // guest writes (AUG: PENDING) right after logging stops and ACCEPTs only
+  // after the first NX-recovery tick.
+  const unsigned long long late_accepts = 2;
+  auto at = [&](const std::string& trace, const std::string& axes, const char* column) {
+    return cell(d, trace + ".jsonl," + axes, column);
+  };
+  auto stlb_misses = [&](const std::string& trace, const std::string& axes) {
+    unsigned long long sum = 0;
+    for (int v = 0; v < 4; ++v) sum += at(trace, axes, ("vcpu" + std::to_string(v) + ".stlb.misses").c_str());
+    return sum;
+  };
+  for (const char* trace : {"wssmall-f1000", "wssmall-f8000", "wslarge-f1000", "wslarge-f8000"}) {
+    INFO(trace);
+    const unsigned long long ranges = std::string(trace).starts_with("wssmall") ? 8 : 32;
+    for (const char* ratio : {"1", "10", "60"}) {
+      INFO("ratio " << ratio);
+      CHECK(at(trace, std::string("none,") + ratio, "kvm.tdx.merge.promoted") == 0);
+      CHECK(at(trace, std::string("none,") + ratio, "seam.calls.tdh_mem_page_promote") == 0);
+      CHECK(at(trace, std::string("none,") + ratio, "kvm.tdx.merge.candidates") == ranges);
+      for (const char* policy : {"none", "A", "B", "C"})
+        CHECK(at(trace, std::string(policy) + "," + ratio, "invariant_violations") == 0);
+    }
+    for (const char* axes : {"A,1", "A,60", "B,60", "C,60"}) {
+      INFO(axes);
+      CHECK(at(trace, axes, "kvm.tdx.merge.promoted") > 0);
+      // Every attempt is one PROMOTE of a BLOCKed range; a refused one is UNBLOCKed.
+      CHECK(at(trace, axes, "seam.calls.tdh_mem_page_promote") == at(trace, axes, "kvm.tdx.merge.promote_attempts"));
+      CHECK(at(trace, axes, "seam.calls.tdh_mem_range_block") >= at(trace, axes, "kvm.tdx.merge.promote_attempts"));
+      CHECK(at(trace, axes, "seam.calls.tdh_mem_range_unblock") == at(trace, axes, "kvm.tdx.merge.refused"));
+    }
+    // Ratio 1: the first tick tries every range under one TRACK; the two
+    // with a PENDING piece are refused, the second tick merges them.
+    CHECK(at(trace, "A,1", "kvm.tdx.merge.promoted") == ranges);
+    CHECK(at(trace, "A,1", "kvm.tdx.merge.refused") == late_accepts);
+    CHECK(at(trace, "A,1", "kvm.tdx.merge.promote_attempts") == ranges + late_accepts);
+    CHECK(at(trace, "A,1", "seam.calls.tdh_mem_track") == 2);
+    // A smaller ratio visits more ranges per tick.
+    CHECK(at(trace, "A,1", "kvm.tdx.merge.promoted") >= at(trace, "A,10", "kvm.tdx.merge.promoted"));
+    CHECK(at(trace, "A,10", "kvm.tdx.merge.promoted") >= at(trace, "A,60", "kvm.tdx.merge.promoted"));
+    // B takes a TRACK per attempt; C one TRACK when logging stops for all the
+    // ranges ready then, which leaves out the two with a piece not yet AUGed.
+    CHECK(at(trace, "B,60", "seam.calls.tdh_mem_track") == at(trace, "B,60", "kvm.tdx.merge.promote_attempts"));
+    // The guest's write of a late piece AUGs it: B tries that range on the
+    // violation, and the module refuses (a PENDING child).
+    CHECK(at(trace, "B,60", "kvm.tdx.merge.refused") == late_accepts);
+    CHECK(at(trace, "C,60", "seam.calls.tdh_mem_track") == 1);
+    CHECK(at(trace, "C,60", "kvm.tdx.merge.candidates") == late_accepts);
+    CHECK(at(trace, "C,60", "seam.calls.tdh_mem_track") * at(trace, "B,60", "kvm.tdx.merge.promoted") <
+          at(trace, "B,60", "seam.calls.tdh_mem_track") * at(trace, "C,60", "kvm.tdx.merge.promoted"));
+    // Merged early, the 2M mappings cut STLB misses below upstream's.
+    CHECK(stlb_misses(trace, "A,1") < stlb_misses(trace, "none,60"));
+    CHECK(stlb_misses(trace, "C,60") < stlb_misses(trace, "none,60"));
+  }
+  // B merges one range per fault: with a fault every 1 000 accesses all 8
+  // small-set ranges are 2M early enough to beat none too.
+  CHECK(stlb_misses("wssmall-f1000", "B,60") < stlb_misses("wssmall-f1000", "none,60"));
+}
