@@ -31,6 +31,9 @@ struct MmuStats {
         tdx_memory_faults(r.counter("kvm.tdx.memory_fault_exits",
                                     "KVM_EXIT_MEMORY_FAULT: fault private-ness and attribute disagree, or no backing")),
         tdx_kicks(r.counter("kvm.tdx.kicks", "every-vCPU kicks after TDH.MEM.TRACK")),
+        tdx_pending_access(r.counter("kvm.tdx.pending_access_exits",
+                                     "EPT violations of a guest access (not ACCEPT) to a PENDING private page: KVM "
+                                     "kills such a TD ('Guest access before accepting'); the model lets it go on")),
         tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")),
         tdx_pamt_add(r.counter("kvm.tdx.pamt_add", "TDH.PHYMEM.PAMT.ADD by the Dynamic PAMT refcount (0 -> 1)")),
         tdx_pamt_remove(r.counter("kvm.tdx.pamt_remove", "TDH.PHYMEM.PAMT.REMOVE by the Dynamic PAMT refcount (1 -> 0)")),
@@ -67,6 +70,7 @@ struct MmuStats {
   u64& tdx_busy_retries;
   u64& tdx_memory_faults;
   u64& tdx_kicks;
+  u64& tdx_pending_access;
   u64& tdx_removed;
   u64& tdx_pamt_add;
   u64& tdx_pamt_remove;

@@ -144,6 +144,8 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
     } else if (priv) {
       fault.error_code |= PFERR_PRIVATE_ACCESS;
       fault.max_level = PG_LEVEL_4K;  // TDX's private max mapping level (merged KVM)
+      // tdx_is_sept_violation_unexpected_pending: KVM would kill the TD here.
+      if (k.td->pending(gpa)) ++k.stats.tdx_pending_access;
       k.promote_blocked_range(fault.gfn, 1 + vcpu.id());
       k.tdx_private_fault(v, fault);
       k.merge_on_violation(fault.gfn, 1 + vcpu.id());

@@ -327,6 +327,13 @@ Cycles TdxVm::finalize() {
   return c;
 }
 
+bool TdxVm::pending(Gpa gpa) const {
+  const seam::Td* t = td();
+  if (!t || !t->sept) return false;
+  const seam::SeptWalk w = t->sept->walk_to_leaf(gpa);
+  return w.reached && w.state == seam::septe::SeptState::PENDING;
+}
+
 Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles) {
   // ACCEPT zeroes the page: the guest's own write, so the digest follows it.
   const seam::Td* td_state = td();

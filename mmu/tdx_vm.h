@@ -157,6 +157,8 @@ class TdxVm : public ExternalSpt {
   // RANGE.UNBLOCK of a range BLOCKed for a merge that will not happen now.
   bool unblock_for_merge(Gfn base, int level, Cycles& cycles);
 
+  // The Secure-EPT leaf mapping private `gpa` is PENDING (AUGed, not accepted).
+  bool pending(Gpa gpa) const;
   // TDG.MEM.PAGE.ACCEPT by TD vCPU `vcpu`; returns the TDX status.
   seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles);
   // A VM exit / entry of TD vCPU `vcpu` (TD exit, TDH.VP.ENTER).

@@ -271,3 +271,13 @@ TEST_CASE("under Dynamic PAMT a merge hands the DEMOTE's page pair back and PAMT
   CHECK(stat(json, "seam.pamt.pairs") == 0);
   CHECK(stat(json, "seam.status.errors") == 0);
 }
+
+TEST_CASE("a guest access to a PENDING private page is counted as the exit KVM would kill the TD for", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_pending_access_stats.json";
+  REQUIRE(replay(trace("13_access_before_accept.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // The first write finds the page FREE (its exit AUGs it, no count); each
+  // of the two reads then exits on the PENDING page; after ACCEPT none does.
+  CHECK(stat(json, "kvm.tdx.pending_access_exits") == 2);
+  CHECK(stat(json, "seam.status.errors") == 0);
+}
