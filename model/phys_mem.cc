@@ -97,6 +97,12 @@ void PhysMem::free(Pfn pfn, int level) {
   }
   allocated_ -= frames;
   free_[level - 1].push_back(pfn);
+  for (auto& [id, fn] : release_listeners_) fn(pfn, frames);
+}
+
+u64 PhysMem::add_release_listener(ReleaseListener fn) {
+  release_listeners_.emplace(next_listener_, std::move(fn));
+  return next_listener_++;
 }
 
 u64* PhysMem::table_of(Pfn pfn) {
