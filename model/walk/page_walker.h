@@ -26,9 +26,9 @@
 //    GuestPageFault with a #PF error code.
 #pragma once
 #include <systemc>
-#include <vector>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
+#include <vector>
 
 #include "model/config.h"
 #include "model/ept.h"
@@ -112,7 +112,7 @@ class PageWalker : public sc_core::sc_module {
   tlm::tlm_generic_payload payload_;
   u64 buffer_ = 0;
   sc_core::sc_time half_cycle_;  // rounds the walk's delay to the nearest cycle
-  std::vector<DirectPage> direct_;
+  std::vector<DirectPage> direct_;  // kDirectPages DMI grants, see direct_page()
   // Counters.
   Counter *walks_1d_, *walks_2d_, *refs_guest_, *refs_ept_, *violations_, *misconfigs_, *guest_faults_, *ad_writes_;
   Histogram* walk_cycles_;
