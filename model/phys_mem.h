@@ -45,8 +45,11 @@ class PhysMem {
     const ContentBlock* blk = content_dir_[pfn >> 9].get();
     return blk ? (*blk)[pfn & 511] : nullptr;
   }
-  // Holders of content pointers (TLM DMI grants) learn here when free()
-  // releases frames: fn(first frame, frame count). Returns an id for removal.
+  // True when any of `frames` frames from `first` has contents.
+  bool any_contents(Pfn first, u64 frames) const;
+  // Holders of content pointers (TLM DMI grants) learn here when free() is
+  // about to release frames: fn(first frame, frame count), called while the
+  // contents are still there. Returns an id for removal.
   using ReleaseListener = std::function<void(Pfn, u64)>;
   u64 add_release_listener(ReleaseListener fn);
   void remove_release_listener(u64 id) { release_listeners_.erase(id); }

@@ -81,7 +81,8 @@ bool HostMemoryTarget::get_direct_mem_ptr(int /*id*/, tlm::tlm_generic_payload& 
 }
 
 void HostMemoryTarget::revoke(Pfn first, u64 frames) {
-  if (!elaborated_) return;  // nothing was granted yet
+  // Only frames with contents were granted: most guest data frees revoke nothing.
+  if (!elaborated_ || !mem_.any_contents(first, frames)) return;
   const sc_dt::uint64 start = first << kPageShift, end = ((first + frames) << kPageShift) - 1;
   for (unsigned i = 0; i < socket.size(); ++i) socket[int(i)]->invalidate_direct_mem_ptr(start, end);
 }

@@ -7,7 +7,8 @@
 // is allocated (the checks b_transport makes), with latency.walk_ref as the
 // DMI read and write latency. Frames without contents are not granted (they
 // read as zeros and must not be allocated by a read). When PhysMem::free()
-// releases frames, their grants are revoked on every bound initiator.
+// releases frames that have contents, their grants are revoked on every
+// bound initiator.
 #pragma once
 #include <systemc>
 #include <tlm>

@@ -22,6 +22,7 @@ struct CountingBus : sc_core::sc_module {
   tlm_utils::simple_target_socket<CountingBus> in;
   tlm_utils::simple_initiator_socket<CountingBus> out;
   unsigned transports = 0;
+  unsigned invalidations = 0;  // invalidate_direct_mem_ptr calls from the target
 
   explicit CountingBus(sc_core::sc_module_name n) : sc_core::sc_module(n), in("in"), out("out") {
     in.register_b_transport(this, &CountingBus::b_transport);
@@ -34,6 +35,7 @@ struct CountingBus : sc_core::sc_module {
   }
   bool get_direct_mem_ptr(tlm::tlm_generic_payload& p, tlm::tlm_dmi& dmi) { return out->get_direct_mem_ptr(p, dmi); }
   void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end) {
+    ++invalidations;
     if (in.get_base_port().get_interface()) in->invalidate_direct_mem_ptr(start, end);  // an initiator is bound
   }
 };
@@ -142,4 +144,15 @@ TEST_CASE("A freed paging-structure frame is not read through its old DMI pointe
   CHECK(r.outcome == WalkOutcome::EptViolation);
   CHECK(r.refs() == 4);
   CHECK(w.bus.transports == 5);  // the freed table's read went through the target again
+}
+
+TEST_CASE("Freeing frames without contents revokes no DMI grant", "[walk]") {
+  CountedWalker w;
+  REQUIRE(w.walk(AccessType::Read).outcome == WalkOutcome::Ok);
+  const Pfn data = w.mem.alloc(PG_LEVEL_2M);  // guest data: never read or written as a table
+  w.mem.free(data, PG_LEVEL_2M);
+  CHECK(w.bus.invalidations == 0);
+  const Hpa pt = ept::entry_addr(w.ept.get(kD0, PG_LEVEL_2M));
+  w.mem.free(pt >> kPageShift);
+  CHECK(w.bus.invalidations == 1);
 }
