@@ -91,12 +91,30 @@ void PhysMem::release_contents(Pfn pfn) {
 
 void PhysMem::free(Pfn pfn, int level) {
   u64 frames = pages_per_level(level);
+  for (auto& [id, fn] : release_listeners_) fn(pfn, frames);
   for (u64 i = 0; i < frames; ++i) {
     release_contents(pfn + i);
     reset_meta(pfn + i);
   }
   allocated_ -= frames;
   free_[level - 1].push_back(pfn);
+}
+
+bool PhysMem::any_contents(Pfn first, u64 frames) const {
+  for (Pfn p = first; p < first + frames; ++p) {
+    if ((p >> 9) >= content_dir_.size()) return false;
+    const ContentBlock* blk = content_dir_[p >> 9].get();
+    if (!blk)
+      p |= 511;  // none in this 2 MiB region
+    else if ((*blk)[p & 511])
+      return true;
+  }
+  return false;
+}
+
+u64 PhysMem::add_release_listener(ReleaseListener fn) {
+  release_listeners_.emplace(next_listener_, std::move(fn));
+  return next_listener_++;
 }
 
 u64* PhysMem::table_of(Pfn pfn) {

@@ -5,6 +5,7 @@
 // page_private()).
 #pragma once
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <stdexcept>
@@ -31,15 +32,27 @@ class PhysMem {
 
   // 64-bit reads and writes; reads of never-written frames return 0.
   u64 read64(Hpa hpa) const {
-    Pfn pfn = hpa >> kPageShift;
-    if ((pfn >> 9) >= content_dir_.size()) return 0;
-    const ContentBlock* blk = content_dir_[pfn >> 9].get();
-    const u64* c = blk ? (*blk)[pfn & 511] : nullptr;
+    const u64* c = contents(hpa >> kPageShift);
     return c ? c[(hpa & (kPageSize - 1)) >> 3] : 0;
   }
   void write64(Hpa hpa, u64 value) { table_of(hpa >> kPageShift)[(hpa & (kPageSize - 1)) >> 3] = value; }
   // Direct pointer to a frame's 512 entries (allocates the contents).
   u64* table_of(Pfn pfn);
+  // A frame's contents if it has any (null: it reads as zeros). The pointer
+  // stays valid until free() releases the frame.
+  u64* contents(Pfn pfn) const {
+    if ((pfn >> 9) >= content_dir_.size()) return nullptr;
+    const ContentBlock* blk = content_dir_[pfn >> 9].get();
+    return blk ? (*blk)[pfn & 511] : nullptr;
+  }
+  // True when any of `frames` frames from `first` has contents.
+  bool any_contents(Pfn first, u64 frames) const;
+  // Holders of content pointers (TLM DMI grants) learn here when free() is
+  // about to release frames: fn(first frame, frame count), called while the
+  // contents are still there. Returns an id for removal.
+  using ReleaseListener = std::function<void(Pfn, u64)>;
+  u64 add_release_listener(ReleaseListener fn);
+  void remove_release_listener(u64 id) { release_listeners_.erase(id); }
   bool is_allocated(Pfn pfn) const { return pfn < meta_.size() && meta_[pfn].allocated; }
 
   u64 tag(Pfn pfn) const {
@@ -94,6 +107,8 @@ class PhysMem {
   std::vector<u64*> free_content_;
   u64* new_contents();
   std::vector<Pfn> free_[3];  // free blocks per order: 4K, 2M, 1G (LIFO: deterministic)
+  std::map<u64, ReleaseListener> release_listeners_;  // by id, called in id order
+  u64 next_listener_ = 0;                             // id of the next listener
 };
 
 }  // namespace septsim::model

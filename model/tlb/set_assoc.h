@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "model/tlb/impl/lru.h"
 #include "model/tlb/replacement.h"
 
 namespace septsim::model {
@@ -25,6 +26,7 @@ class SetAssoc {
     valid_.resize(tags_.size());
     values_.resize(tags_.size());
     policy_ = ReplacementPolicy::create(policy, sets_, ways_, seed);
+    lru_ = dynamic_cast<Lru*>(policy_.get());
   }
 
   u32 sets() const { return sets_; }
@@ -40,7 +42,7 @@ class SetAssoc {
     const u64* t = &tags_[base];
     for (u32 w = 0; w < ways_; ++w)
       if (t[w] == tag && valid_[base + w]) {
-        policy_->touch(set, w);
+        touch(set, w);
         return &values_[base + w];
       }
     return nullptr;
@@ -59,14 +61,14 @@ class SetAssoc {
       if (!v[w]) way = w;
     bool evicted = false;
     if (way == ways_) {
-      way = policy_->victim(set);
+      way = victim(set);
       evicted = true;
     }
     if (!valid_[base + way]) ++size_;
     tags_[base + way] = tag;
     valid_[base + way] = 1;
     values_[base + way] = value;
-    policy_->touch(set, way);
+    touch(set, way);
     return evicted;
   }
 
@@ -101,6 +103,10 @@ class SetAssoc {
   bool empty() const { return size_ == 0; }
 
  private:
+  // LRU, the default policy, is called directly (Lru is final): through the
+  // vtable a call cost more than the stamp update it makes.
+  void touch(u32 set, u32 way) { lru_ ? lru_->touch(set, way) : policy_->touch(set, way); }
+  u32 victim(u32 set) { return lru_ ? lru_->victim(set) : policy_->victim(set); }
   void invalidate(size_t slot) {
     valid_[slot] = 0;
     --size_;
@@ -116,6 +122,7 @@ class SetAssoc {
   std::vector<u8> valid_;
   std::vector<V> values_;
   std::unique_ptr<ReplacementPolicy> policy_;
+  Lru* lru_ = nullptr;  // policy_ when it is LRU
 };
 
 }  // namespace septsim::model

@@ -7,7 +7,11 @@ namespace septsim::model {
 HostMemoryTarget::HostMemoryTarget(sc_core::sc_module_name name, PhysMem& mem, const Timing& timing)
     : sc_core::sc_module(name), socket("socket"), mem_(mem), ref_latency_(timing.to_time(timing.walk_ref)) {
   socket.register_b_transport(this, &HostMemoryTarget::b_transport);
+  socket.register_get_direct_mem_ptr(this, &HostMemoryTarget::get_direct_mem_ptr);
+  listener_ = mem_.add_release_listener([this](Pfn first, u64 frames) { revoke(first, frames); });
 }
+
+HostMemoryTarget::~HostMemoryTarget() { mem_.remove_release_listener(listener_); }
 
 void HostMemoryTarget::b_transport(int /*id*/, tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {
   const tlm::tlm_command cmd = trans.get_command();
@@ -34,8 +38,10 @@ void HostMemoryTarget::b_transport(int /*id*/, tlm::tlm_generic_payload& trans, 
 
   switch (cmd) {
     case tlm::TLM_READ_COMMAND: {
-      u64 v = mem_.read64(addr);
+      const u64* contents = mem_.contents(addr >> kPageShift);
+      const u64 v = contents ? contents[(addr & (kPageSize - 1)) / sizeof(u64)] : 0;
       std::memcpy(data, &v, sizeof v);
+      trans.set_dmi_allowed(elaborated_ && contents);  // the hint: get_direct_mem_ptr would grant
       break;
     }
     case tlm::TLM_WRITE_COMMAND: {
@@ -47,6 +53,7 @@ void HostMemoryTarget::b_transport(int /*id*/, tlm::tlm_generic_payload& trans, 
       u64 v;
       std::memcpy(&v, data, sizeof v);
       mem_.write64(addr, v);
+      trans.set_dmi_allowed(elaborated_);
       break;
     }
     default:  // TLM_IGNORE_COMMAND: no access, no latency
@@ -55,6 +62,29 @@ void HostMemoryTarget::b_transport(int /*id*/, tlm::tlm_generic_payload& trans, 
   }
   delay += ref_latency_;
   trans.set_response_status(tlm::TLM_OK_RESPONSE);
+}
+
+bool HostMemoryTarget::get_direct_mem_ptr(int /*id*/, tlm::tlm_generic_payload& trans, tlm::tlm_dmi& dmi) {
+  const Pfn pfn = trans.get_address() >> kPageShift;
+  dmi.set_start_address(pfn << kPageShift);
+  dmi.set_end_address((pfn << kPageShift) + kPageSize - 1);
+  u64* contents = elaborated_ ? mem_.contents(pfn) : nullptr;
+  if (!contents) {
+    dmi.set_granted_access(tlm::tlm_dmi::DMI_ACCESS_NONE);
+    return false;
+  }
+  dmi.set_dmi_ptr(reinterpret_cast<unsigned char*>(contents));
+  dmi.set_granted_access(mem_.is_allocated(pfn) ? tlm::tlm_dmi::DMI_ACCESS_READ_WRITE : tlm::tlm_dmi::DMI_ACCESS_READ);
+  dmi.set_read_latency(ref_latency_);
+  dmi.set_write_latency(ref_latency_);
+  return true;
+}
+
+void HostMemoryTarget::revoke(Pfn first, u64 frames) {
+  // Only frames with contents were granted: most guest data frees revoke nothing.
+  if (!elaborated_ || !mem_.any_contents(first, frames)) return;
+  const sc_dt::uint64 start = first << kPageShift, end = ((first + frames) << kPageShift) - 1;
+  for (unsigned i = 0; i < socket.size(); ++i) socket[int(i)]->invalidate_direct_mem_ptr(start, end);
 }
 
 }  // namespace septsim::model

@@ -1,6 +1,7 @@
 #include "model/walk/page_walker.h"
 
 #include <cstdio>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -237,7 +238,9 @@ PageWalker::PageWalker(sc_core::sc_module_name name, const Config& cfg, const Ti
       timing_(timing),
       maxphyaddr_(unsigned(cfg.u("host.maxphyaddr"))),
       psc_(cfg, stats, prefix),
-      half_cycle_(sc_core::sc_time::from_value(timing.to_ps(1) / 2)) {
+      half_cycle_(sc_core::sc_time::from_value(timing.to_ps(1) / 2)),
+      direct_(kDirectPages) {
+  mem.register_invalidate_direct_mem_ptr(this, &PageWalker::invalidate_direct_mem_ptr);
   payload_.set_data_ptr(reinterpret_cast<unsigned char*>(&buffer_));
   payload_.set_data_length(sizeof buffer_);
   payload_.set_streaming_width(sizeof buffer_);
@@ -299,23 +302,62 @@ namespace {
 }  // namespace
 
 u64 PageWalker::read_entry(Hpa hpa, sc_core::sc_time& delay) {
-  payload_.set_command(tlm::TLM_READ_COMMAND);
-  payload_.set_address(hpa);
-  payload_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
-  mem->b_transport(payload_, delay);
-  if (payload_.is_response_error()) [[unlikely]]
-    bad_response(payload_, "read");
+  const DirectPage& d = direct_page(hpa >> kPageShift);
+  if (d.pfn == hpa >> kPageShift) [[likely]] {
+    delay += d.read_latency;
+    u64 v;
+    std::memcpy(&v, d.bytes + (hpa & (kPageSize - 1)), sizeof v);
+    return v;
+  }
+  transport(tlm::TLM_READ_COMMAND, hpa, delay);
   return buffer_;
 }
 
 void PageWalker::write_entry(Hpa hpa, u64 value, sc_core::sc_time& delay) {
+  const DirectPage& d = direct_page(hpa >> kPageShift);
+  if (d.pfn == hpa >> kPageShift && d.writable) {
+    delay += d.write_latency;
+    std::memcpy(d.bytes + (hpa & (kPageSize - 1)), &value, sizeof value);
+    return;
+  }
   buffer_ = value;
-  payload_.set_command(tlm::TLM_WRITE_COMMAND);
+  transport(tlm::TLM_WRITE_COMMAND, hpa, delay);
+}
+
+void PageWalker::transport(tlm::tlm_command cmd, Hpa hpa, sc_core::sc_time& delay) {
+  payload_.set_command(cmd);
   payload_.set_address(hpa);
   payload_.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+  payload_.set_dmi_allowed(false);
   mem->b_transport(payload_, delay);
   if (payload_.is_response_error()) [[unlikely]]
-    bad_response(payload_, "write");
+    bad_response(payload_, cmd == tlm::TLM_READ_COMMAND ? "read" : "write");
+  if (payload_.is_dmi_allowed()) request_direct_page(hpa);
+}
+
+// Caches the grant for the page of `hpa` if it covers the whole page.
+void PageWalker::request_direct_page(Hpa hpa) {
+  tlm::tlm_dmi dmi;
+  if (!mem->get_direct_mem_ptr(payload_, dmi) || !dmi.is_read_allowed()) return;
+  const Hpa page = hpa & ~(kPageSize - 1);
+  if (dmi.get_start_address() > page || dmi.get_end_address() < page + kPageSize - 1) return;
+  DirectPage& d = direct_page(page >> kPageShift);
+  d.pfn = page >> kPageShift;
+  d.bytes = dmi.get_dmi_ptr() + (page - dmi.get_start_address());
+  d.writable = dmi.is_write_allowed();
+  d.read_latency = dmi.get_read_latency();
+  d.write_latency = dmi.get_write_latency();
+}
+
+void PageWalker::invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end) {
+  const Pfn first = start >> kPageShift, last = end >> kPageShift;
+  if (last - first < kDirectPages) {
+    for (Pfn p = first; p <= last; ++p)
+      if (direct_page(p).pfn == p) direct_page(p) = DirectPage{};
+    return;
+  }
+  for (DirectPage& d : direct_)
+    if (d.pfn >= first && d.pfn <= last) d = DirectPage{};
 }
 
 }  // namespace septsim::model

@@ -5,6 +5,11 @@
 // initiator socket; the memory target annotates the latency of each
 // reference, so users can plug in their own cache or DRAM model.
 //
+// When the target grants TLM DMI for a page (HostMemoryTarget does), later
+// references to it read and write through the pointer and add the granted
+// latency, as the transport would have; the target revokes grants through
+// invalidate_direct_mem_ptr.
+//
 // Contract (implemented in page_walker.cc):
 //  - With cold paging-structure caches a walk makes exactly (n+1)(m+1)-1
 //    references for an n-level guest under an m-level EPT (24 for 4x4, 35 for
@@ -23,6 +28,7 @@
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
+#include <vector>
 
 #include "model/config.h"
 #include "model/ept.h"
@@ -79,9 +85,26 @@ class PageWalker : public sc_core::sc_module {
 
  private:
   struct Impl;
-  // Reads or writes one 8-byte paging-structure entry through the socket.
+  // A page the target granted DMI for.
+  struct DirectPage {
+    Pfn pfn = ~Pfn{0};                   // frame number; all ones: the slot is empty
+    unsigned char* bytes = nullptr;      // the frame's first byte
+    bool writable = false;               // write access granted too
+    sc_core::sc_time read_latency;       // per reference, as granted
+    sc_core::sc_time write_latency;
+  };
+  // Direct-mapped by frame number; 512 slots hold the upper-level tables of a
+  // large guest and its EPT, which most references go to.
+  static constexpr unsigned kDirectPages = 512;
+  DirectPage& direct_page(Pfn pfn) { return direct_[pfn & (kDirectPages - 1)]; }
+
+  // Reads or writes one 8-byte paging-structure entry: through a DMI pointer
+  // when the page has one, else through the socket.
   u64 read_entry(Hpa hpa, sc_core::sc_time& delay);
   void write_entry(Hpa hpa, u64 value, sc_core::sc_time& delay);
+  void transport(tlm::tlm_command cmd, Hpa hpa, sc_core::sc_time& delay);
+  void request_direct_page(Hpa hpa);
+  void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
 
   const Timing& timing_;
   unsigned maxphyaddr_;
@@ -89,6 +112,7 @@ class PageWalker : public sc_core::sc_module {
   tlm::tlm_generic_payload payload_;
   u64 buffer_ = 0;
   sc_core::sc_time half_cycle_;  // rounds the walk's delay to the nearest cycle
+  std::vector<DirectPage> direct_;  // kDirectPages DMI grants, see direct_page()
   // Counters.
   Counter *walks_1d_, *walks_2d_, *refs_guest_, *refs_ept_, *violations_, *misconfigs_, *guest_faults_, *ad_writes_;
   Histogram* walk_cycles_;

@@ -1,30 +1,6 @@
-// True LRU: a per-way last-use stamp; the smallest stamp is evicted.
-#include <vector>
-
-#include "model/tlb/replacement.h"
+#include "model/tlb/impl/lru.h"
 
 namespace septsim::model {
-namespace {
-
-class Lru final : public ReplacementPolicy {
- public:
-  Lru(u32 sets, u32 ways) : ways_(ways), stamp_(size_t(sets) * ways, 0) {}
-  void touch(u32 set, u32 way) override { stamp_[size_t(set) * ways_ + way] = ++clock_; }
-  u32 victim(u32 set) override {
-    const u64* s = &stamp_[size_t(set) * ways_];
-    u32 best = 0;
-    for (u32 w = 1; w < ways_; ++w)
-      if (s[w] < s[best]) best = w;
-    return best;
-  }
-
- private:
-  u32 ways_;
-  u64 clock_ = 0;
-  std::vector<u64> stamp_;
-};
-
-}  // namespace
 
 std::unique_ptr<ReplacementPolicy> make_lru(u32 sets, u32 ways) { return std::make_unique<Lru>(sets, ways); }
 

@@ -29,7 +29,8 @@ inline std::string unique_name(const std::string& base) {
 
 // SystemC completes a multi-passthrough target socket's binding (its callback
 // binders learn their initiator and callbacks) only at the end of elaboration.
-// Tests do it by hand after binding, because they never call sc_start.
+// Tests do it by hand after binding, because they never call sc_start; the
+// target then also grants DMI, as it does from the end of elaboration on.
 template <class... Sockets>
 void complete_binding(HostMemoryTarget& target, Sockets&... initiators) {
   using Binder = tlm_utils::callback_binder_fw<tlm::tlm_base_protocol_types>;
@@ -40,6 +41,7 @@ void complete_binding(HostMemoryTarget& target, Sockets&... initiators) {
   };
   (reg(initiators.get_base_port()), ...);
   target.socket.end_of_elaboration();
+  target.end_of_elaboration();
 }
 
 constexpr u64 kWb = ept::kMemTypeWb << ept::kMemTypeShift;
