@@ -144,10 +144,10 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
     } else if (priv) {
       fault.error_code |= PFERR_PRIVATE_ACCESS;
       fault.max_level = PG_LEVEL_4K;  // TDX's private max mapping level (merged KVM)
-      // tdx_is_sept_violation_unexpected_pending: KVM would kill the TD here.
-      if (k.td->pending(gpa)) ++k.stats.tdx_pending_access;
       k.promote_blocked_range(fault.gfn, 1 + vcpu.id());
-      k.tdx_private_fault(v, fault);
+      // tdx_is_sept_violation_unexpected_pending: a mapped page that still
+      // faults may be PENDING, and KVM would kill the TD here.
+      if (k.tdx_private_fault(v, fault) == RET_PF_SPURIOUS && k.td->pending(gpa)) ++k.stats.tdx_pending_access;
       k.merge_on_violation(fault.gfn, 1 + vcpu.id());
     } else {
       // Mixed attributes inside a huge frame keep the mapping small through
