@@ -164,7 +164,9 @@ void Kvm::Impl::promote_blocked_range(Gfn gfn, unsigned initiator) {
   const SplitPrivateRanges::Range* range = split_ranges.find(base);
   if (!range || !range->blocked) return;
   const Cycles before = spent;
-  auto lock = this->lock(MmuLockMode::Write);
+  // The range is BLOCKed and TRACKed already: no TRACK, so the fault path
+  // keeps its read lock, as KVM replaces a table by a huge leaf under it.
+  auto lock = this->lock(MmuLockMode::Read);
   td->set_clock(now(), initiator);
   if (merge_ready(base)) {
     promote_range(base);  // BLOCKed and TRACKed when dirty logging stopped

@@ -12,7 +12,8 @@
 //         range, else the oldest split range, is promoted if ready;
 //   C     BLOCK instead of zap: when dirty logging stops, every ready split
 //         range of the slot is BLOCKed (one TRACK and kick), and the next EPT
-//         violation in a blocked range PROMOTEs it.
+//         violation in a blocked range PROMOTEs it (under the fault's read
+//         mmu_lock: no TRACK is left to do).
 #pragma once
 #include <string>
 
