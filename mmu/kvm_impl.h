@@ -116,11 +116,17 @@ struct Kvm::Impl {
   void forget_split_ranges(Gfn start, Gfn end);
   // What KVM checks before a PROMOTE: the huge leaf, or 0 when not ready.
   u64 merge_ready(Gfn base);
-  // BLOCK each range of `bases` (all ready), one TRACK and kick, PROMOTE
-  // each, the vCPUs re-enter. Returns the ranges merged.
-  unsigned merge_ranges(const std::vector<Gfn>& bases);
-  // PROMOTE of a BLOCKed and TRACKed range; false when it stays split.
-  bool promote_range(Gfn base);
+  // A range merge_ready accepted, with the huge leaf it returned.
+  struct ReadyRange {
+    Gfn base;
+    u64 huge;
+  };
+  // BLOCK each range (all ready), one TRACK and kick, PROMOTE each, the
+  // vCPUs re-enter. Returns the ranges merged.
+  unsigned merge_ranges(const std::vector<ReadyRange>& ready);
+  // PROMOTE of a BLOCKed and TRACKed ready range, the mirror then installs
+  // `huge`; false when it stays split.
+  bool promote_range(Gfn base, u64 huge);
   // Policy B, after a TD EPT violation on `gfn` was handled.
   void merge_on_violation(Gfn gfn, unsigned initiator);
   // Policy C, before a private fault on `gfn`: its blocked range is promoted.

@@ -48,16 +48,9 @@ u64 Kvm::Impl::merge_ready(Gfn base) {
   return tdp.mirror_merge_leaf(base, PG_LEVEL_2M);
 }
 
-bool Kvm::Impl::promote_range(Gfn base) {
+bool Kvm::Impl::promote_range(Gfn base, u64 huge) {
   SplitPrivateRanges::Range* range = split_ranges.find(base);
   const MmuPage* sp = tdp.mirror_table_at(base, PG_LEVEL_2M);
-  const u64 huge = tdp.mirror_merge_leaf(base, PG_LEVEL_2M);
-  if (!sp || !huge) {
-    // Cannot happen under the write lock after merge_ready; stay safe anyway.
-    td->unblock_for_merge(base, PG_LEVEL_2M, spent);
-    if (range) range->blocked = false;
-    return false;
-  }
   ++merge_stats.attempts;
   const Hpa page = spte_to_pfn(huge) << kPageShift;
   const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, page, sp->external_spt, spent);
@@ -75,13 +68,13 @@ bool Kvm::Impl::promote_range(Gfn base) {
   return true;
 }
 
-unsigned Kvm::Impl::merge_ranges(const std::vector<Gfn>& bases) {
-  std::vector<Gfn> blocked;
-  for (Gfn base : bases)
-    if (td->block_for_merge(base, PG_LEVEL_2M, spent)) blocked.push_back(base);
+unsigned Kvm::Impl::merge_ranges(const std::vector<ReadyRange>& ready) {
+  std::vector<ReadyRange> blocked;
+  for (const ReadyRange& r : ready)
+    if (td->block_for_merge(r.base, PG_LEVEL_2M, spent)) blocked.push_back(r);
   unsigned merged = 0;
-  if (!blocked.empty() && td->track_and_kick(spent))
-    for (Gfn base : blocked) merged += promote_range(base) ? 1 : 0;
+  if (!blocked.empty() && td->track_and_kick(0, spent))
+    for (const ReadyRange& r : blocked) merged += promote_range(r.base, r.huge) ? 1 : 0;
   spent += td->resume_vcpus();
   return merged;
 }
@@ -97,7 +90,7 @@ void Kvm::Impl::block_split_ranges(const Memslot& slot) {
   std::vector<Gfn> blocked;
   for (Gfn base : ready)
     if (td->block_for_merge(base, PG_LEVEL_2M, spent)) blocked.push_back(base);
-  if (!blocked.empty() && td->track_and_kick(spent)) {
+  if (!blocked.empty() && td->track_and_kick(0, spent)) {
     for (Gfn base : blocked) split_ranges.find(base)->blocked = true;
     merge_stats.blocked += blocked.size();
   }
@@ -153,7 +146,8 @@ void Kvm::Impl::merge_on_violation(Gfn gfn, unsigned initiator) {
   if (pick) {
     auto lock = this->lock(MmuLockMode::Write);
     td->set_clock(now(), initiator);
-    if (merge_ready(*pick)) merge_ranges({*pick});
+    // Re-checked: the range may have changed while the lock was dropped.
+    if (const u64 huge = merge_ready(*pick)) merge_ranges({{*pick, huge}});
   }
   merge_stats.cycles += spent - before;
 }
@@ -168,8 +162,8 @@ void Kvm::Impl::promote_blocked_range(Gfn gfn, unsigned initiator) {
   // keeps its read lock, as KVM replaces a table by a huge leaf under it.
   auto lock = this->lock(MmuLockMode::Read);
   td->set_clock(now(), initiator);
-  if (merge_ready(base)) {
-    promote_range(base);  // BLOCKed and TRACKed when dirty logging stopped
+  if (const u64 huge = merge_ready(base)) {
+    promote_range(base, huge);  // BLOCKed and TRACKed when dirty logging stopped
   } else {
     // Logging started again (or attributes changed): stay 4K for now.
     unblock_split_ranges(base, base + pages_per_level(PG_LEVEL_2M));
@@ -190,11 +184,11 @@ Cycles Kvm::nx_recovery_tick() {
   auto lock = k.lock(MmuLockMode::Write);
   k.td->set_clock(k.now(), 0);
   const u64 to_visit = (k.split_ranges.size() + k.nx_recovery_ratio - 1) / k.nx_recovery_ratio;
-  std::vector<Gfn> ready;
+  std::vector<Impl::ReadyRange> ready;
   for (u64 i = 0; i < to_visit; ++i) {
     const Gfn base = *k.split_ranges.oldest();
     ++k.merge_stats.scanned;
-    if (k.merge_ready(base)) ready.push_back(base);
+    if (const u64 huge = k.merge_ready(base)) ready.push_back({base, huge});
     k.split_ranges.rotate(base);
   }
   if (!ready.empty()) k.merge_ranges(ready);

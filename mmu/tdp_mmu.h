@@ -112,9 +112,9 @@ class TdpMmu {
   // leaf to install, or 0 when the range is not ready.
   u64 mirror_merge_leaf(Gfn base, int level) const;
   // After a successful PROMOTE: the table becomes `huge_spte` without
-  // calling the hooks (the module already changed the Secure-EPT). Returns
-  // the freed table's external_spt page, now the VMM's again.
-  Pfn collapse_mirror_table(Gfn base, int level, u64 huge_spte);
+  // calling the hooks (the module already changed the Secure-EPT and handed
+  // the table's external_spt page back).
+  void collapse_mirror_table(Gfn base, int level, u64 huge_spte);
 
   // The TD's hooks (kvm_x86_ops.*_external_*); null for a normal VM and
   // once the TD is gone.

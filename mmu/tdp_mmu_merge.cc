@@ -47,20 +47,17 @@ u64 TdpMmu::mirror_merge_leaf(Gfn base, int level) const {
   return make_huge_spte(first & ~SPTE_TDX_PAGE_ADDED, level);
 }
 
-Pfn TdpMmu::collapse_mirror_table(Gfn base, int level, u64 huge_spte) {
+void TdpMmu::collapse_mirror_table(Gfn base, int level, u64 huge_spte) {
   MmuPage* mirror = mirror_root();
-  if (!mirror) return 0;
+  if (!mirror) return;
   for (TdpIter it(mem_, *mirror, level, base); it.valid && it.gfn <= base; it.next()) {
     if (it.level != level || !is_shadow_present_pte(it.old_spte) || is_last_spte(it.old_spte, level)) continue;
-    const Pfn external_spt = sp_of_table(spte_to_pfn(it.old_spte))->external_spt;
-    // PROMOTE already changed the Secure-EPT and handed the table's page
-    // back: the table goes without the removal and free hooks.
+    // The table goes without the removal and free hooks.
     ExternalSpt* hooks = std::exchange(ext_, nullptr);
     set_spte(it, huge_spte);
     ext_ = hooks;
-    return external_spt;
+    return;
   }
-  return 0;
 }
 
 }  // namespace septsim::mmu

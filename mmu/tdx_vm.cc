@@ -409,12 +409,15 @@ bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, Cycles& cycles) {
 
 bool TdxVm::block_and_track(Gfn gfn, int level, Cycles& cycles) {
   // BLOCK, then tdx_track: TRACK and kick every vCPU out so the old epoch drains.
-  if (!mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, cycles)) return false;
+  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, cycles) && track_and_kick(gfn << kPageShift, cycles);
+}
+
+bool TdxVm::track_and_kick(Gpa gpa, Cycles& cycles) {
   SeamcallRegs t;
   t.rcx = handle_.tdr;
   const Status ts = call(Leaf::TDH_MEM_TRACK, t, cycles);
   if (ts != TDX_SUCCESS) {
-    fail("TDH.MEM.TRACK", gfn << kPageShift, ts);
+    fail("TDH.MEM.TRACK", gpa, ts);
     return false;
   }
   cycles += kick_all();

@@ -142,7 +142,9 @@ class TdxVm : public ExternalSpt {
   // mmu_lock: BLOCK the 2M non-leaf entry (NL_MAPPED -> NL_BLOCKED) of each
   // range, one TRACK and kick, PROMOTE each, then the vCPUs re-enter.
   bool block_for_merge(Gfn base, int level, Cycles& cycles);
-  bool track_and_kick(Cycles& cycles);
+  // tdx_track: TRACK, then every vCPU kicked out so the old epoch drains;
+  // `gpa` names the range in the error message.
+  bool track_and_kick(Gpa gpa, Cycles& cycles);
   Cycles resume_vcpus() { return reenter_all(); }
   enum class PromoteResult : u8 {
     Promoted,  // the range is one huge leaf; the table's SEPT page is the host's again

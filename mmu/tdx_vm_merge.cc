@@ -16,19 +16,6 @@ bool TdxVm::block_for_merge(Gfn base, int level, Cycles& cycles) {
   return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, base, level, cycles);
 }
 
-bool TdxVm::track_and_kick(Cycles& cycles) {
-  SeamcallRegs t;
-  t.rcx = handle_.tdr;
-  const Status s = call(Leaf::TDH_MEM_TRACK, t, cycles);
-  if (s != seam::TDX_SUCCESS) {
-    fail("TDH.MEM.TRACK", 0, s);
-    return false;
-  }
-  cycles += kick_all();
-  epoch_drained_ = now_;
-  return true;
-}
-
 bool TdxVm::unblock_for_merge(Gfn base, int level, Cycles& cycles) {
   return mem_op(Leaf::TDH_MEM_RANGE_UNBLOCK, base, level, cycles);
 }
