@@ -128,6 +128,7 @@ int cmd_replay(const std::vector<std::string>& args) {
   if (!vm.count("quiet")) std::cout << traces::summary_table(r, ro.config);
   for (const auto& v : r.violations) std::cerr << "invariant: " << v << "\n";
   for (const auto& m : r.expect_mismatches) std::cerr << "expect: " << m << "\n";
+  if (!r.vm_dead.empty()) std::cerr << "vm-dead: " << r.vm_dead << "\n";
   if (vm.count("stats")) {
     nlohmann::json out;
     out["septsim_version"] = SEPTSIM_VERSION;
@@ -138,10 +139,12 @@ int cmd_replay(const std::vector<std::string>& args) {
     out["sim_time_ps"] = r.sim_time_ps;
     out["stats"] = r.stats;
     out["invariant_violations"] = r.violations;
+    if (!r.vm_dead.empty()) out["vm_dead"] = r.vm_dead;
     write_atomically(vm["stats"].as<std::string>(), out.dump(2) + "\n");
   }
   if (!r.expect_mismatches.empty()) return kExitViolations;  // a TDX trace's "expect" failed
-  return ro.check && !r.violations.empty() ? kExitViolations : kExitOk;
+  // A VM that KVM killed (KVM_BUG_ON, kvm_vm_dead) is a broken run.
+  return ro.check && (!r.violations.empty() || !r.vm_dead.empty()) ? kExitViolations : kExitOk;
 }
 
 std::optional<mmu::HostBacking> backing_option(const po::variables_map& vm) {

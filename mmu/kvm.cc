@@ -23,11 +23,12 @@ int config_max_huge_level(const model::Config& cfg) {
   return int(level);
 }
 
-bool config_pamt_cache_per_vcpu(const model::Config& cfg) {
-  const std::string& v = cfg.s("mmu.tdx_pamt_cache");
-  if (v != "vcpu" && v != "vm")
-    throw model::ConfigError("config key 'mmu.tdx_pamt_cache' must be vcpu or vm, not '" + v + "'");
-  return v == "vcpu";
+// A key with two values: true for `yes`, false for `no`; anything else is a ConfigError.
+bool config_choice(const model::Config& cfg, const char* key, const char* yes, const char* no) {
+  const std::string& v = cfg.s(key);
+  if (v != yes && v != no)
+    throw model::ConfigError(std::string("config key '") + key + "' must be " + yes + " or " + no + ", not '" + v + "'");
+  return v == yes;
 }
 
 Gfn config_max_gfn(const model::Config& cfg, int root_level) {
@@ -59,8 +60,11 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
       slot_zap_all(parse_slot_zap(cfg.s("mmu.slot_zap"))),
       vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
-      pamt_cache_per_vcpu(config_pamt_cache_per_vcpu(cfg)),
+      pamt_cache_per_vcpu(config_choice(cfg, "mmu.tdx_pamt_cache", "vcpu", "vm")),
       merge_policy(parse_tdx_merge_policy(cfg.s("mmu.tdx_merge_policy"))),
+      huge_pages(TdxHugePages::create(cfg.s("mmu.tdx_huge_pages"))),
+      private_dirty_log(config_choice(cfg, "mmu.tdx_private_dirty_log", "allow", "refuse")),
+      pending_access_kills(config_choice(cfg, "mmu.tdx_pending_access", "kill", "count")),
       nx_recovery_ratio(cfg.u("mmu.nx_huge_pages_recovery_ratio")),
       merge_stats(reg),
       zap_history(reg),
@@ -68,9 +72,20 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       mmu_lock(reg) {
   stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
   tdp.set_zap_history(&zap_history);
+  // Merging needs something split: private 2M leaves (a huge-page RFC).
+  if (merge_policy != TdxMergePolicy::None && !huge_pages->huge_private_leaves())
+    throw model::ConfigError(std::string("config key 'mmu.tdx_merge_policy' = ") + tdx_merge_policy_name(merge_policy) +
+                             " merges split private 2M pages, which need 'mmu.tdx_huge_pages' = rfc-v1 (it is " +
+                             huge_pages->name() + ")");
   // HostMemory keeps pfns in 32 bits.
   if (mem.limit_frames() > (u64{1} << 32))
     throw model::ConfigError("config key 'host.mem_gib' must be at most 16384 (the MMU keeps 32-bit host frame numbers)");
+}
+
+void Kvm::Impl::kvm_vm_dead(const std::string& why) {
+  if (!dead_reason.empty()) return;
+  dead_reason = why;
+  for (Vcpu& v : vcpus) v.ctl->make_request(model::KVM_REQ_VM_DEAD);
 }
 
 Kvm::Impl::Vcpu& Kvm::Impl::vcpu_of(const model::VcpuControl& ctl) {
@@ -134,10 +149,12 @@ void Kvm::Impl::begin_ioctl() {
 void Kvm::Impl::kvm_flush_remote_tlbs() {
   // kvm_make_all_cpus_request(KVM_REQ_TLB_FLUSH): an IPI to every other vCPU
   // in the guest, which exits, flushes and re-enters; the caller flushes itself.
+  // A TD being torn down has no vCPU in the guest: no IPI is sent.
+  const bool none_running = td && td->stopped();
   for (Vcpu& v : vcpus) {
     if (!v.ctl->eptp().root) continue;
     v.ctl->invept_single(v.ctl->eptp());
-    if (v.ctl == current) continue;
+    if (v.ctl == current || none_running) continue;
     spent += timing.ipi;
     v.ctl->charge(timing.vmexit + timing.invalidation + timing.vmentry);
     ++stats.remote_tlb_flush_ipis;
@@ -154,6 +171,14 @@ void Kvm::Impl::kvm_mmu_zap_all_fast() {
   for (Vcpu& v : vcpus) v.ctl->make_request(model::KVM_REQ_MMU_FREE_OBSOLETE_ROOTS);
   tdp.zap_invalidated_roots();
   ++stats.mmu_zap_all_fast;
+}
+
+void Kvm::Impl::check_private_dirty_log(u32 id) const {
+  // check_memory_region_flags: a guest_memfd slot takes no KVM_MEM_LOG_DIRTY_PAGES.
+  if (!private_dirty_log)
+    throw KvmError("memslot " + std::to_string(id) +
+                   ": KVM refuses dirty logging on a TD's memslot (guest_memfd; kvm_main.c check_memory_region_flags "
+                   "returns -EINVAL); the model's private dirty logging needs mmu.tdx_private_dirty_log=allow");
 }
 
 void Kvm::Impl::check_slot_range(Gpa gpa, u64 size, const Memslot* except) const {
@@ -187,6 +212,7 @@ Cycles Kvm::create_memslot(const MemslotSpec& spec) {
   if (spec.id >= 32768) throw KvmError("memslot id " + std::to_string(spec.id) + " out of range (KVM_MEM_SLOTS_NUM)");
   if (k.slots.by_id(spec.id)) throw KvmError("memslot id " + std::to_string(spec.id) + " already exists");
   if (spec.flags & ~kValidFlags) throw KvmError("memslot flags " + hex(spec.flags) + " are not supported");
+  if (k.td && (spec.flags & KVM_MEM_LOG_DIRTY_PAGES)) k.check_private_dirty_log(spec.id);
   if (spec.userspace_addr & (kPageSize - 1))
     throw KvmError("memslot userspace_addr " + hex(spec.userspace_addr) + " must be 4 KiB aligned");
   k.check_slot_range(spec.gpa, spec.size, nullptr);
@@ -210,13 +236,6 @@ Cycles Kvm::delete_memslot(u32 id) {
   const Memslot& slot = k.slot_by_id(id);
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
-  // The mirror root survives the flush: a TD's private pages in the slot
-  // leave through the removal hooks.
-  if (k.mirror_root) {
-    k.unblock_split_ranges(slot.base_gfn, slot.end_gfn());
-    k.tdp.zap_leafs(slot.base_gfn, slot.end_gfn(), false, KVM_MIRROR_ROOTS);
-    k.forget_split_ranges(slot.base_gfn, slot.end_gfn());
-  }
   k.kvm_arch_flush_shadow_memslot(slot);
   k.slots.remove(id);  // releases the slot's host memory
   return k.finish();
@@ -246,6 +265,7 @@ Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
     throw KvmError("memslot flags " + hex(flags) + " are not supported");
   if ((flags ^ slot.flags) & KVM_MEM_READONLY)
     throw KvmError("memslot " + std::to_string(id) + ": KVM_MEM_READONLY cannot be changed on an existing slot");
+  if (k.td && (flags & ~slot.flags & KVM_MEM_LOG_DIRTY_PAGES)) k.check_private_dirty_log(id);
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
   u32 old_flags = slot.flags;

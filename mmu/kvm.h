@@ -108,7 +108,12 @@ class Kvm : public model::Hypervisor {
   // mapped is faulted in first (the ACCEPT's EPT violation). *status gets
   // the final TDX status.
   Cycles td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status);
-  Cycles td_teardown();
+  // The TD goes away. By default as the kernel destroys a VM: guest_memfd's
+  // release removes every private page while the HKID is assigned, then the
+  // HKID is released and the tables and control pages are RECLAIMed.
+  // `terminate` releases the HKID first (KVM_TDX_TERMINATE_VM), so the
+  // private pages are RECLAIMed instead of removed.
+  Cycles td_teardown(bool terminate = false);
   // KVM_SET_MEMORY_ATTRIBUTES over [gpa, gpa + size) (gpa without the shared
   // bit): private -> shared removes the TD's private pages there (the mirror
   // side), shared -> private zaps the shared mappings (the direct root).
@@ -126,6 +131,9 @@ class Kvm : public model::Hypervisor {
   // The mirror leaf mapping `gpa` (no shared bit), if any.
   std::optional<PrivateMapping> private_mapping(Gpa gpa) const;
   bool is_td() const;
+  // Why the VM is dead (KVM_BUG_ON, kvm_vm_dead), empty while it runs. A
+  // dead VM's vCPUs run nothing more.
+  const std::string& dead_reason() const;
   const TdxVm* tdx_vm() const;
   TdxVm* tdx_vm();
 

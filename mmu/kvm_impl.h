@@ -18,6 +18,7 @@
 #include "mmu/tdp_mmu.h"
 #include "mmu/split_private_ranges.h"
 #include "mmu/tdx_merge_policy.h"
+#include "mmu/tdx_huge_pages.h"
 #include "mmu/tdx_merge_stats.h"
 #include "mmu/tdx_vm.h"
 #include "mmu/zap_history.h"
@@ -63,6 +64,9 @@ struct Kvm::Impl {
   const Cycles vcpu_clock_skew;
   const bool pamt_cache_per_vcpu;  // mmu.tdx_pamt_cache
   const TdxMergePolicy merge_policy;  // mmu.tdx_merge_policy
+  const std::unique_ptr<TdxHugePages> huge_pages;  // mmu.tdx_huge_pages
+  const bool private_dirty_log;       // mmu.tdx_private_dirty_log = allow
+  const bool pending_access_kills;    // mmu.tdx_pending_access = kill
   const u64 nx_recovery_ratio;        // mmu.nx_huge_pages_recovery_ratio
   TdxMergeStats merge_stats;
   SplitPrivateRanges split_ranges;    // private 2M ranges split to 4K, oldest first
@@ -101,6 +105,12 @@ struct Kvm::Impl {
   // Splits that leaf (DEMOTE), from the VM's caches topped up before mmu_lock.
   void split_private_huge_page(Gfn edge, Gfn start, Gfn end);
   u32 vcpu_index(const Vcpu& v) const { return u32(&v - vcpus.data()); }
+
+  // kvm_vm_bugged / kvm_vm_dead: the VM runs no more. Every vCPU gets
+  // KVM_REQ_VM_DEAD (its KVM_RUN fails) and the reason is kept for the
+  // replay's report. Only the first reason counts.
+  void kvm_vm_dead(const std::string& why);
+  std::string dead_reason;
 
   // kvm_tdx_merge.cc (mmu/tdx_merge_policy.h). All but the C-promotion on a
   // fault and the B check expect the write mmu_lock held.
@@ -142,6 +152,8 @@ struct Kvm::Impl {
   Cycles finish() {
     latest = std::max(latest, now());
     stats.cycles += spent;
+    // A TDX_BUG_ON in a hook bugs the VM (kvm_vm_bugged).
+    if (td && td->bugged() && dead_reason.empty()) kvm_vm_dead(td->bug_reason());
     return spent;
   }
   Vcpu& vcpu_of(const model::VcpuControl& ctl);
@@ -156,6 +168,8 @@ struct Kvm::Impl {
   void kvm_flush_remote_tlbs();
   void kvm_mmu_zap_all_fast();
   void check_slot_range(Gpa gpa, u64 size, const Memslot* except) const;
+  // Throws KvmError unless mmu.tdx_private_dirty_log allows logging slot `id` of a TD.
+  void check_private_dirty_log(u32 id) const;
 
   // memslot_flush.cc: before a slot is deleted or moved.
   void kvm_arch_flush_shadow_memslot(const Memslot& slot);

@@ -21,6 +21,13 @@ TdxVm& need_td(const std::unique_ptr<TdxVm>& td, const char* what) {
 Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) {
   Impl& k = *impl_;
   if (k.td) throw KvmError("the VM is already a TD");
+  if (!k.private_dirty_log)
+    for (const auto& slot : k.slots.all())
+      if (slot->dirty_track_enabled())
+        throw KvmError("memslot " + std::to_string(slot->id) +
+                       " is dirty-logged: KVM refuses dirty logging on a TD's memslot (guest_memfd; kvm_main.c "
+                       "check_memory_region_flags); the model's private dirty logging needs "
+                       "mmu.tdx_private_dirty_log=allow");
   k.spent = k.timing.vm_ioctl;
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
   td->set_kick_cost(k.timing.ipi);
@@ -118,7 +125,8 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
     // guest retries.
     k.spent += td.td_exit(vcpu) + k.timing.vmexit + k.timing.fault_handler;
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
-    fault.max_level = tdx_level + 1;
+    fault.max_level = std::min(tdx_level + 1, k.huge_pages->max_private_level(
+                                                  tdx_level > 0 ? PrivateFaultCause::Accept2M : PrivateFaultCause::EptViolation));
     k.promote_blocked_range(fault.gfn, 1 + vcpu);
     k.tdx_private_fault(k.vcpus.at(vcpu), fault);
     k.merge_on_violation(fault.gfn, 1 + vcpu);
@@ -130,7 +138,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
   return k.finish();
 }
 
-Cycles Kvm::td_teardown() {
+Cycles Kvm::td_teardown(bool terminate) {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_teardown");
   k.spent = k.timing.vm_ioctl;
@@ -138,12 +146,26 @@ Cycles Kvm::td_teardown() {
   auto lock = k.lock(MmuLockMode::Write);
   td.set_clock(k.now(), 0);
   try {
+    k.spent += td.stop_vcpus();
+    if (!terminate) {
+      // The VMM closes its files: guest_memfd's release (kvm_gmem_release)
+      // unmaps every private page while the HKID is still assigned, so each
+      // leaves through tdx_sept_remove_leaf_spte (BLOCK, TRACK, REMOVE,
+      // WBINVD); then the remote flush the zap asks for. Ranges a merge
+      // policy left BLOCKed are UNBLOCKed first, as a conversion does.
+      k.unblock_split_ranges(0, k.max_gfn);
+      if (k.tdp.zap_leafs(0, k.max_gfn, false, KVM_MIRROR_ROOTS)) k.kvm_flush_remote_tlbs();
+    }
+    // kvm_destroy_vm -> vm_pre_destroy: tdx_mmu_release_hkid. With
+    // KVM_TDX_TERMINATE_VM (`terminate`) this comes first and the private
+    // pages are RECLAIMed by the mirror's teardown below instead.
     k.spent += td.release_hkid();
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
   // kvm_mmu_uninit_tdp_mmu for the mirror: with the HKID released, the
-  // hooks RECLAIM every private page and external_spt.
+  // hooks RECLAIM what is left (the tables' external_spt pages, and the
+  // private pages on the terminate path).
   k.tdp.invalidate_roots(KVM_MIRROR_ROOTS);
   k.tdp.zap_invalidated_roots();
   k.tdp.put_root(k.mirror_root);
@@ -156,6 +178,7 @@ Cycles Kvm::td_teardown() {
 }
 
 bool Kvm::is_td() const { return impl_->td != nullptr; }
+const std::string& Kvm::dead_reason() const { return impl_->dead_reason; }
 const TdxVm* Kvm::tdx_vm() const { return impl_->td.get(); }
 TdxVm* Kvm::tdx_vm() { return impl_->td.get(); }
 
@@ -200,10 +223,9 @@ int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
   for (int attempt = 1;; ++attempt) {
     const int r = tdx_map_private_gfn(v, fault);
     if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries) return r;
-    if (!td->last_busy()) {
-      ++stats.pf_emulate;  // a refusal other than BUSY: the VM is bugged
-      return r;
-    }
+    // A refusal other than BUSY bugged the VM in the hook (TDX_BUG_ON_2):
+    // KVM_REQ_VM_DEAD ends the local retries.
+    if (!td->last_busy() || td->bugged()) return r;
     ++stats.pf_retry;
     ++td->busy_retries;
   }

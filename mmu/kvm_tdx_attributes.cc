@@ -41,8 +41,10 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
     // converted 4K pieces leave the TD.
     k.unblock_split_ranges(start, end);
     for (Gfn edge : {start, end - 1}) k.split_private_huge_page(edge, start, end);
-    // TRACK already flushed the private translations: no remote flush.
-    k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS);  // a failure bugs the VM and keeps the page
+    // A failure bugs the VM and keeps the page. TRACK made the TDX module
+    // flush the private translations, but tdp_mmu_zap_leafs asks for the
+    // remote flush all the same (kvm_flush_remote_tlbs -> tdx_flush_tlb_all).
+    if (k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS)) k.kvm_flush_remote_tlbs();
   }
   k.attrs.set(start, end, make_private);
   for (const auto& slot : k.slots.all()) post_set_memory_attributes(*slot, k.attrs, start, end, make_private);

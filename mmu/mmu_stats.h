@@ -33,12 +33,15 @@ struct MmuStats {
         tdx_kicks(r.counter("kvm.tdx.kicks", "every-vCPU kicks after TDH.MEM.TRACK")),
         tdx_pending_access(r.counter("kvm.tdx.pending_access_exits",
                                      "EPT violations of a guest access (not ACCEPT) to a PENDING private page: KVM "
-                                     "kills such a TD ('Guest access before accepting'); the model lets it go on")),
+                                     "kills such a TD ('Guest access before accepting', kvm_vm_dead)")),
         tdx_removed(r.counter("kvm.tdx.private_removed", "private pages removed (BLOCK, TRACK, REMOVE, WBINVD)")),
         tdx_pamt_add(r.counter("kvm.tdx.pamt_add", "TDH.PHYMEM.PAMT.ADD by the Dynamic PAMT refcount (0 -> 1)")),
         tdx_pamt_remove(r.counter("kvm.tdx.pamt_remove", "TDH.PHYMEM.PAMT.REMOVE by the Dynamic PAMT refcount (1 -> 0)")),
         tdx_pamt_cache_topups(r.counter("kvm.tdx.pamt_cache_topups", "PAMT page-pair cache top-ups before mmu_lock")),
         tdx_pamt_cache_pages(r.gauge("kvm.tdx.pamt_cache_pages", "pages held in the PAMT page-pair caches")),
+        tdx_busy_kicks(r.counter("kvm.tdx.busy_kicks",
+                                 "zap-side SEAMCALLs (BLOCK, TRACK, REMOVE) that found an operand BUSY: KVM kicked "
+                                 "every vCPU out, blocked re-entry and retried once (tdh_do_no_vcpus)")),
         sp_meta(r) {}
 
   void update_page_stats(int level, long delta) {
@@ -76,6 +79,7 @@ struct MmuStats {
   u64& tdx_pamt_remove;
   u64& tdx_pamt_cache_topups;
   u64& tdx_pamt_cache_pages;
+  u64& tdx_busy_kicks;
   SpMetadataStats sp_meta;
 };
 

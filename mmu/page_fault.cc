@@ -143,11 +143,17 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
       ++k.td->memory_faults;
     } else if (priv) {
       fault.error_code |= PFERR_PRIVATE_ACCESS;
-      fault.max_level = PG_LEVEL_4K;  // TDX's private max mapping level (merged KVM)
+      fault.max_level = k.huge_pages->max_private_level(PrivateFaultCause::EptViolation);
       k.promote_blocked_range(fault.gfn, 1 + vcpu.id());
-      // tdx_is_sept_violation_unexpected_pending: a mapped page that still
-      // faults may be PENDING, and KVM would kill the TD here.
-      if (k.tdx_private_fault(v, fault) == RET_PF_SPURIOUS && k.td->pending(gpa)) ++k.stats.tdx_pending_access;
+      // tdx_is_sept_violation_unexpected_pending: a guest access (not an
+      // ACCEPT) to a mapped page that is still PENDING; KVM kills the TD
+      // (kvm_vm_dead, "Guest access before accepting").
+      if (k.tdx_private_fault(v, fault) == RET_PF_SPURIOUS && k.td->pending(gpa)) {
+        ++k.stats.tdx_pending_access;
+        if (k.pending_access_kills)
+          k.kvm_vm_dead("Guest access before accepting " + hex(gpa) + " on vCPU " + std::to_string(vcpu.id()) +
+                      " (tdx_handle_ept_violation: kvm_vm_dead)");
+      }
       k.merge_on_violation(fault.gfn, 1 + vcpu.id());
     } else {
       // Mixed attributes inside a huge frame keep the mapping small through

@@ -35,6 +35,7 @@ TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
       pamt_removes(stats.tdx_pamt_remove),
       pamt_cache_topups(stats.tdx_pamt_cache_topups),
       pamt_cache_pages(stats.tdx_pamt_cache_pages),
+      busy_kicks(stats.tdx_busy_kicks),
       tdx_(tdx),
       mem_(mem),
       dpamt_(tdx, mem) {}
@@ -208,6 +209,29 @@ void TdxVm::fail(const char* leaf, Gpa gpa, Status s) {
   last_error_ = std::string(leaf) + " at " + hex(gpa) + " returned " + seam::status_string(s);
 }
 
+void TdxVm::bug() {
+  bugged_ = true;
+  if (bug_reason_.empty()) bug_reason_ = "KVM_BUG_ON: " + last_error_;
+}
+
+Status TdxVm::call_no_vcpus(Leaf leaf, SeamcallRegs& r, Cycles& cycles) {
+  // tdh_do_no_vcpus: the zap-side leaves run under the write mmu_lock, so
+  // only a TD vCPU (a TDCALL, or VP.ENTER's zero-step lock) can hold what
+  // they need. On TDX_OPERAND_BUSY KVM blocks re-entry
+  // (wait_for_sept_zap), kicks every vCPU out of the guest and retries
+  // once; the retry cannot be busy unless KVM or the module is broken.
+  const SeamcallRegs in = r;
+  Status s = call(leaf, r, cycles, false);
+  if (seam::status_class(s) != seam::TDX_OPERAND_BUSY) return s;
+  ++busy_kicks;
+  wait_for_sept_zap_ = true;
+  cycles += kick_all();
+  r = in;
+  s = call(leaf, r, cycles, false);
+  wait_for_sept_zap_ = false;
+  return s;
+}
+
 u64 TdxVm::content_term(Gfn gfn, u64 tag) {
   // splitmix64 finalizer over (gfn, tag): a sum of these tells a swap of two
   // pages' contents from no change.
@@ -231,8 +255,8 @@ void TdxVm::account_content(Gfn gfn, int level, Hpa hpa, int sign) {
 Pfn TdxVm::take_external_spt(u32 cache, Cycles&) {
   auto& pages = external_spt_cache_.at(cache < external_spt_cache_.size() ? cache : vm_cache());
   if (pages.empty()) {
-    bugged_ = true;  // the top-up before mmu_lock must have covered every level
     last_error_ = "the external_spt cache is empty";
+    bug();  // the top-up before mmu_lock must have covered every level
     return 0;
   }
   const Pfn page = pages.back() >> kPageShift;
@@ -255,6 +279,7 @@ bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycl
   const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles, false);
   if (s != TDX_SUCCESS) {
     fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
+    if (!last_busy_) bug();  // TDX_BUG_ON_2 in tdx_sept_map_nonleaf_spte
     return false;
   }
   note_in_flight(entry_key(gfn, level), from);
@@ -292,6 +317,7 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
   if (s != TDX_SUCCESS) {
     if (dpamt) pamt_put(hpa, cycles);
     fail(add ? "TDH.MEM.PAGE.ADD" : "TDH.MEM.PAGE.AUG", gpa, s);
+    if (!last_busy_) bug();  // TDX_BUG_ON_2 in tdx_mem_page_aug / tdx_mem_page_add
     return false;
   }
   note_in_flight(entry_key(gfn, level), from);
@@ -371,7 +397,9 @@ Cycles TdxVm::td_exit(u32 vcpu) {
 
 Cycles TdxVm::vp_enter(u32 vcpu) {
   Cycles c = 0;
-  if (!finalized_ || torn_down_) return 0;
+  // tdx_vcpu_run: no entry while a zap retries (wait_for_sept_zap) or once
+  // the VMM stopped running the vCPUs for teardown.
+  if (!finalized_ || torn_down_ || stopped_ || wait_for_sept_zap_) return 0;
   const seam::Td* t = td();
   if (!t || t->vcpus.at(vcpu).in_guest) return 0;  // already running
   SeamcallRegs r;
@@ -402,7 +430,7 @@ bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, Cycles& cycles) {
   SeamcallRegs r;
   r.rcx = seam::page_info(gfn << kPageShift, level - 1);
   r.rdx = handle_.tdr;
-  const Status s = call(leaf, r, cycles);
+  const Status s = call_no_vcpus(leaf, r, cycles);
   if (s != TDX_SUCCESS) fail(seam::leaf_name(u16(leaf)), gfn << kPageShift, s);
   return s == TDX_SUCCESS;
 }
@@ -413,9 +441,12 @@ bool TdxVm::block_and_track(Gfn gfn, int level, Cycles& cycles) {
 }
 
 bool TdxVm::track_and_kick(Gpa gpa, Cycles& cycles) {
+  // tdx_track: before the TD is RUNNABLE no vCPU ever ran, so there is
+  // nothing to track and no one to kick.
+  if (!finalized_) return true;
   SeamcallRegs t;
   t.rcx = handle_.tdr;
-  const Status ts = call(Leaf::TDH_MEM_TRACK, t, cycles);
+  const Status ts = call_no_vcpus(Leaf::TDH_MEM_TRACK, t, cycles);
   if (ts != TDX_SUCCESS) {
     fail("TDH.MEM.TRACK", gpa, ts);
     return false;
@@ -426,7 +457,8 @@ bool TdxVm::track_and_kick(Gpa gpa, Cycles& cycles) {
 }
 
 bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
-  // BLOCK, TRACK + kick, REMOVE, then WBINVD the page under the TD's key.
+  // tdx_sept_remove_leaf_spte: BLOCK, tdx_track (TRACK + kick), REMOVE,
+  // then WBINVD of the page under the TD's HKID.
   if (!block_and_track(gfn, level, cycles)) return false;
   const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, cycles);
   cycles += reenter_all();
@@ -442,7 +474,7 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
   // Once the HKID is released the page is RECLAIMed (TD_TEARDOWN) instead.
   const bool ok = torn_down_ ? reclaim(hpa, cycles) : remove_from_td(gfn, level, hpa, cycles);
   if (!ok) {
-    bugged_ = true;  // KVM_BUG_ON: the mirror keeps the leaf, the page is never handed back
+    bug();  // TDX_BUG_ON: the mirror keeps the leaf, the page is never handed back
     return false;
   }
   account_content(gfn, level, hpa, -1);
@@ -455,7 +487,7 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
 bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) {
   // tdx_sept_split_private_spt: BLOCK the huge leaf, TRACK + kick, DEMOTE.
   if (!block_and_track(gfn, level, cycles)) {
-    bugged_ = true;  // the leaf may stay BLOCKED
+    bug();  // the leaf may stay BLOCKED
     return false;
   }
   SeamcallRegs r;
@@ -472,7 +504,7 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   if (s != TDX_SUCCESS) {
     if (pair) return_pamt_pair(hook_cache_, r12, r13);
     fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
-    bugged_ = true;
+    bug();
     return false;
   }
   const u64 pieces = pages_per_level(level) / pages_per_level(level - 1);
@@ -489,11 +521,12 @@ void TdxVm::promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13) {
 
 bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, Cycles& cycles) {
   const Hpa hpa = external_spt << kPageShift;
-  // RECLAIM is only legal once the HKID is released; otherwise the page is leaked.
+  // tdx_sept_free_private_spt: RECLAIM is only legal once the HKID is
+  // released (KVM_BUG_ON otherwise); a page that cannot be reclaimed is leaked.
   if (!torn_down_ || !reclaim(hpa, cycles)) {
-    bugged_ = true;
     ++leaked_;
     last_error_ = "external_spt " + hex(hpa) + " for gfn " + hex(gfn) + " could not be reclaimed";
+    bug();
     return false;
   }
   if (tdx_.pamt().dynamic()) pamt_put(hpa, cycles);
@@ -502,6 +535,9 @@ bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, Cycles& cycles) {
 }
 
 bool TdxVm::reclaim(Hpa hpa, Cycles& cycles) {
+  // tdx_reclaim_page: RECLAIM, then the kernel clears the page itself
+  // (MOVDIR64B); the HKID's cache lines were written back by CACHE.WB when
+  // the HKID was released, so no per-page WBINVD.
   SeamcallRegs r;
   r.rcx = hpa;
   const Status s = call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r, cycles);
@@ -509,17 +545,23 @@ bool TdxVm::reclaim(Hpa hpa, Cycles& cycles) {
     fail("TDH.PHYMEM.PAGE.RECLAIM", hpa, s);
     return false;
   }
-  SeamcallRegs w;
-  w.rcx = seam::keyed_hpa(hpa, params_.hkid);
-  call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
+  if (mem_.is_allocated(hpa >> kPageShift)) mem_.set_tag(hpa >> kPageShift, 0);
   return true;
 }
 
-Cycles TdxVm::release_hkid() {
+Cycles TdxVm::stop_vcpus() {
   Cycles c = 0;
   if (torn_down_) throw std::runtime_error("td_teardown: the TD is already torn down");
+  stopped_ = true;
+  for (u32 v = 0; v < vcpus(); ++v) c += td_exit(v);
+  return c;
+}
+
+Cycles TdxVm::release_hkid() {
+  // tdx_mmu_release_hkid: VP.FLUSH of every vCPU (tdx_flush_vp_on_cpu),
+  // VPFLUSHDONE, CACHE.WB on each package, KEY.FREEID.
+  Cycles c = stop_vcpus();
   for (u32 v = 0; v < vcpus(); ++v) {
-    c += td_exit(v);
     SeamcallRegs r;
     r.rcx = handle_.tdvpr[v];
     call(Leaf::TDH_VP_FLUSH, r, c);
@@ -571,8 +613,19 @@ Cycles TdxVm::reclaim_control_pages() {
     pages.insert(pages.end(), t->tdcs.begin(), t->tdcs.end());
     for (Hpa hpa : pages) give_back(hpa);
   }
-  give_back(handle_.tdr);
-  if (!ok) bugged_ = true;
+  // tdx_reclaim_td_control_pages: the TDR last, and only the TDR gets a
+  // WBINVD (tdh_phymem_page_wbinvd_tdr, under the TDX global KeyID): the
+  // module reached it with that key, not the TD's.
+  const Hpa tdr = handle_.tdr;
+  ok &= reclaim(tdr, c);
+  if (ok) {
+    SeamcallRegs w;
+    w.rcx = seam::keyed_hpa(tdr, kTdxGlobalKeyId);
+    ok &= call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, c) == TDX_SUCCESS;
+  }
+  if (tdx_.pamt().dynamic()) pamt_put(tdr, c);
+  mem_.free(tdr >> kPageShift);
+  if (!ok) bug();
   return c;
 }
 

@@ -90,7 +90,11 @@ class TdxVm : public ExternalSpt {
   bool is_private(Gpa gpa) const { return !((gpa >> shared_bit()) & 1); }
   bool finalized() const { return finalized_; }
   bool torn_down() const { return torn_down_; }
+  // stop_vcpus ran: no TD vCPU is in the guest or will enter again.
+  bool stopped() const { return stopped_; }
   bool bugged() const { return bugged_; }
+  // Why the first KVM_BUG_ON / TDX_BUG_ON fired (empty while not bugged).
+  const std::string& bug_reason() const { return bug_reason_; }
   u32 vcpus() const { return u32(handle_.tdvpr.size()); }
 
   // KVM_TDX_INIT_MEM_REGION: the next leaf the mirror maps before finalize
@@ -166,11 +170,14 @@ class TdxVm : public ExternalSpt {
   // A VM exit / entry of TD vCPU `vcpu` (TD exit, TDH.VP.ENTER).
   Cycles td_exit(u32 vcpu);
   Cycles vp_enter(u32 vcpu);
-  // Teardown, first half: VP.FLUSH, VPFLUSHDONE, CACHE.WB, KEY.FREEID. The
-  // HKID is released, so the mirror's removal hooks now RECLAIM.
+  // The VMM stops running the TD's vCPUs (they leave the guest and never
+  // enter again): the start of any teardown.
+  Cycles stop_vcpus();
+  // tdx_mmu_release_hkid: VP.FLUSH, VPFLUSHDONE, CACHE.WB, KEY.FREEID. The
+  // HKID is released, so removal hooks from now on RECLAIM.
   Cycles release_hkid();
-  // Teardown, second half (after the mirror root is gone): RECLAIM of the
-  // cached and control pages, TDR last.
+  // Teardown, last step (after the mirror root is gone): RECLAIM of the
+  // cached and control pages, TDR last with its WBINVD.
   Cycles reclaim_control_pages();
 
   // Private leaves the mirror maps (a 2M leaf counts once).
@@ -200,6 +207,7 @@ class TdxVm : public ExternalSpt {
   u64& pamt_removes;
   u64& pamt_cache_topups;
   u64& pamt_cache_pages;
+  u64& busy_kicks;
 
  private:
   // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
@@ -244,6 +252,15 @@ class TdxVm : public ExternalSpt {
   // Adds (sign 1) or subtracts (sign -1) the pages of a leaf to the digests.
   void account_content(Gfn gfn, int level, Hpa hpa, int sign);
   void fail(const char* leaf, Gpa gpa, seam::Status s);
+  // KVM_BUG_ON: the VM is bugged; the reason is last_error_ unless one was set before.
+  void bug();
+  // tdh_do_no_vcpus: a zap-side SEAMCALL retried once after every vCPU was
+  // kicked out with re-entry blocked, when the first try was BUSY.
+  seam::Status call_no_vcpus(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles);
+  // The TDX global private KeyID that TDH.PHYMEM.PAGE.WBINVD of the TDR
+  // names; the modelled module keeps no key table, so any value not the TD's
+  // HKID stands for it.
+  static constexpr u16 kTdxGlobalKeyId = 0;
   Cycles kick_all();
   Cycles reenter_all();
   seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles);
@@ -266,6 +283,9 @@ class TdxVm : public ExternalSpt {
   bool finalized_ = false;
   bool torn_down_ = false;
   bool bugged_ = false;
+  std::string bug_reason_;
+  bool stopped_ = false;            // stop_vcpus: no VP.ENTER any more
+  bool wait_for_sept_zap_ = false;  // kvm_tdx->wait_for_sept_zap during call_no_vcpus's retry
   // The VMM's simulated clock for SEAMCALL start times: the module's locks
   // are windows in time, so back-to-back calls must not overlap.
   Cycles now_ = 0;

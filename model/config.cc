@@ -128,6 +128,19 @@ const std::vector<Config::Param> kParams = {
      "violation)"},
     {"mmu.nx_huge_pages_recovery_ratio", T::Int, "60",
      "kvm.nx_huge_pages_recovery_ratio: each nx_recovery_tick visits ceil(n / ratio) of the n split ranges; 0 = none"},
+    // TDX behaviour beyond the merged kernel (docs/kvm-behaviour.md). The default of each is what the kernel
+    // septsim models does: arch/x86/kvm/vmx/tdx.c as of the kvm-x86 tree at commit 09c6f74e.
+    {"mmu.tdx_huge_pages", T::String, "off",
+     "huge private pages of a TD: off (merged kernel: tdx_gmem_max_mapping_level maps private memory 4K) or rfc-v1 "
+     "(first TDX huge-page RFC, 2024: a 2M ACCEPT that faults maps 2M; partial conversions split by DEMOTE)"},
+    {"mmu.tdx_pending_access", T::String, "kill",
+     "a TD guest's access (not ACCEPT) that faults on a PENDING private page: kill (merged kernel, "
+     "tdx_handle_ept_violation: kvm_vm_dead, 'Guest access before accepting') or count (septsim before this switch: "
+     "count kvm.tdx.pending_access_exits and go on; for traces whose guest touches memory it never accepted)"},
+    {"mmu.tdx_private_dirty_log", T::String, "refuse",
+     "KVM_MEM_LOG_DIRTY_PAGES on a TD's (guest_memfd) memslot: refuse (merged kernel, kvm_main.c "
+     "check_memory_region_flags: -EINVAL) or allow (the model's eager split of private 2M pages with BLOCK, TRACK, "
+     "DEMOTE; needed by the merge policies)"},
 };
 
 const std::map<std::string, std::map<std::string, std::string>> kPresets = {

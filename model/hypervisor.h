@@ -13,6 +13,7 @@ enum VcpuRequest : u32 {
   KVM_REQ_TLB_FLUSH = 1u << 0,                 // flush the current EPT context
   KVM_REQ_MMU_FREE_OBSOLETE_ROOTS = 1u << 1,   // a root was invalidated: drop it, load a new one
   KVM_REQ_LOAD_MMU_PGD = 1u << 2,              // write the EPTP again
+  KVM_REQ_VM_DEAD = 1u << 3,                   // the VM is dead: the vCPU runs nothing more (sticky)
 };
 
 class VcpuControl {

@@ -33,6 +33,7 @@ Vcpu::Vcpu(sc_core::sc_module_name name, unsigned id, const Config& cfg, const T
   emulated_ = &stats.counter(p + "emulated", "accesses completed by the hypervisor (MMIO, read-only)");
   vmexits_ = &stats.counter(p + "vmexits", "VM exits");
   invalidations_ = &stats.counter(p + "invalidations", "INVEPT/INVVPID/INVLPG/INVPCID executed");
+  dropped_ = &stats.counter(p + "ops_after_vm_dead", "trace operations not run because the VM was dead (KVM_REQ_VM_DEAD)");
   cycles_ctr_ = &stats.counter(p + "cycles", "cycles spent by this vCPU");
   ctx_.vpid = u16(id + 1);  // VPID 0 is the host's
   guest_.levels = int(cfg.u("guest.levels"));
@@ -104,8 +105,10 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
         ++*vmexits_;
         c += timing_.vmexit;
         inflight_ = op_done_ + c;
-        c += hv_.handle_ept_violation(*this, r.gpa, r.exit_qualification) + timing_.vmentry;
+        c += hv_.handle_ept_violation(*this, r.gpa, r.exit_qualification);
         inflight_ = 0;
+        if (dead_) return c;  // the exit handler killed the VM: no entry
+        c += timing_.vmentry;
         break;
     }
   }
@@ -206,10 +209,14 @@ void Vcpu::run_queue() {
     }
     VcpuOp op = queue_.front();
     queue_.pop_front();
+    if (dead_) {
+      ++*dropped_;
+      continue;
+    }
     if (op.kind == VcpuOp::Kind::Access && op.count > 1) {
       // Long runs keep the quantum: synchronise between accesses, not after the run.
       u64 addr = op.addr;
-      for (u64 i = 0; i < op.count; ++i, addr += op.stride) {
+      for (u64 i = 0; i < op.count && !dead_; ++i, addr += op.stride) {
         Cycles c = access(addr, op.is_gva, op.access);
         cycles_ += c;
         *cycles_ctr_ += c;

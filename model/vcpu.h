@@ -61,7 +61,12 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   void load_eptp(const ept::Eptp& eptp) override;
   void invept_single(const ept::Eptp& eptp) override;
   void invept_all() override;
-  void make_request(u32 request) override { requests_ |= request; }
+  void make_request(u32 request) override {
+    // KVM_REQ_VM_DEAD never clears: KVM_RUN fails from now on.
+    if (request & KVM_REQ_VM_DEAD) dead_ = true;
+    requests_ |= request & ~u32(KVM_REQ_VM_DEAD);
+  }
+  bool vm_dead() const { return dead_; }
   Cycles local_time() const override { return cycles_ + inflight_; }
   void charge(Cycles c) override {
     cycles_ += c;
@@ -97,6 +102,8 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   TlbContext ctx_;
   GuestPaging guest_;
   u32 requests_ = 0;
+  bool dead_ = false;  // KVM_REQ_VM_DEAD: operations are dropped, not run
+  u64* dropped_ = nullptr;
 
   std::deque<VcpuOp> queue_;
   sc_core::sc_event work_, drained_;

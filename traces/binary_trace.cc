@@ -16,12 +16,15 @@ enum Field : u32 {
   kNumPages, kAddr, kIsGva, kAccess, kCount, kStride, kCr3, kGuestLevels, kGva, kGpa, kSize, kPageLevel,
   kWritable, kExecutable, kPcid, kInvKind, kDecision, kGuestLevel, kTsNs, kName,
   // version 2: the TD VM fields, and kTdx: a TdxEventFields record follows the name
-  kTdxVm, kMeasure, kMakePrivate, kTag, kTdx, kFieldCount
+  kTdxVm, kMeasure, kMakePrivate, kTag, kTdx,
+  // still version 2: a bit old readers never see set (td_teardown's terminate)
+  kTerminate, kFieldCount
 };
 constexpr const char* kFieldNames[kFieldCount] = {
     "vcpu", "vcpus", "slot", "gpa", "size", "hva", "backing", "flags", "op", "first_page", "num_pages", "addr",
     "is_gva", "op", "count", "stride", "cr3", "levels", "gva", "gpa", "size", "page", "writable", "executable",
-    "pcid", "kind", "kind", "guest_level", "ts_ns", "name", "vm_type", "measure", "private", "tag", "td"};
+    "pcid", "kind", "kind", "guest_level", "ts_ns", "name", "vm_type", "measure", "private", "tag", "td",
+    "terminate"};
 // The fields of an access event.
 constexpr u64 kAccessFields = u64{1} << kVcpu | u64{1} << kAddr | u64{1} << kIsGva | u64{1} << kAccess |
                               u64{1} << kCount | u64{1} << kStride | u64{1} << kTsNs;
@@ -135,6 +138,7 @@ u64 get(const Event& e, u32 f) {
     case kMeasure: return e.measure;
     case kMakePrivate: return e.make_private;
     case kTag: return e.tag;
+    case kTerminate: return e.terminate;
     default: return 0;
   }
 }
@@ -176,6 +180,7 @@ bool set(Event& e, u32 f, u64 v) {
     case kMeasure: if (!small(1)) return false; e.measure = v; return true;
     case kMakePrivate: if (!small(1)) return false; e.make_private = v; return true;
     case kTag: e.tag = v; return true;
+    case kTerminate: if (!small(1)) return false; e.terminate = v; return true;
     default: return false;
   }
 }

@@ -36,7 +36,7 @@ enum class EventType : u8 {
   // The VM's own TD (vm_create "vm_type":"tdx"), driven through the MMU.
   TdInitMemRegion,  // {"type":"td_init_mem_region","gpa":"0x100000","size":"64K","measure":true,"tag":"0x1000"}
   TdFinalize,       // {"type":"td_finalize"}
-  TdTeardown,       // {"type":"td_teardown"}
+  TdTeardown,       // {"type":"td_teardown"} or {"type":"td_teardown","terminate":true}
   Accept,           // {"type":"accept","vcpu":0,"gpa":"0x200000","level":0}: the guest's TDG.MEM.PAGE.ACCEPT
   SetMemoryAttributes,  // {"type":"set_memory_attributes","gpa":"0x300000","size":"4K","private":false}
   MapGpa,               // {"type":"map_gpa","vcpu":0,"gpa":"0x800000000300000","size":"4K"}: shared bit set = to shared
@@ -102,6 +102,7 @@ struct Event {
   // SetMemoryAttributes (gpa, size, make_private); MapGpa (vcpu, gpa, size)
   bool measure = false;
   bool make_private = false;
+  bool terminate = false;  // TdTeardown: KVM_TDX_TERMINATE_VM (the HKID is released first)
   u64 tag = 0;
 
   // Memslot events: slot id, gpa (base or new base), size, backing, flags

@@ -199,8 +199,10 @@ std::string event_to_json(const Event& e) {
       if (e.measure) key(o, "measure"), o += "true";
       if (e.tag) key(o, "tag"), hex(o, e.tag);
       break;
-    case EventType::TdFinalize:
     case EventType::TdTeardown:
+      if (e.terminate) key(o, "terminate"), o += "true";
+      break;
+    case EventType::TdFinalize:
     case EventType::NxRecoveryTick: break;
     case EventType::Accept:
       key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "level"), dec(o, u64(e.tdx.level));

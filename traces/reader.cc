@@ -400,7 +400,7 @@ const std::array<TypeSpec, 32>& type_specs() {
       {"td_vcpu", {"td", "vcpu", "op", "expect", "gpa", "rip"}},
       {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
       {"td_finalize", {}},
-      {"td_teardown", {}},
+      {"td_teardown", {"terminate"}},
       {"accept", {"vcpu", "gpa", "level"}},
       {"set_memory_attributes", {"gpa", "size", "private"}},
       {"map_gpa", {"vcpu", "gpa", "size"}},
@@ -949,8 +949,11 @@ struct TraceReader::Impl {
         out.tag = num("tag", 0);
         break;
       case EventType::TdFinalize:
+        need_tdx_vm();
+        break;
       case EventType::TdTeardown:
         need_tdx_vm();
+        out.terminate = boolean("terminate", false);
         break;
       case EventType::NxRecoveryTick:
         break;

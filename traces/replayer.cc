@@ -129,6 +129,10 @@ class ReplayTop : public sc_core::sc_module {
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
     vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");
+    accept_fallbacks_ = &stats.counter("replay.accept_2m_fallbacks",
+                                       "2M ACCEPTs the guest redid as 512 4K ACCEPTs (TDX_PAGE_SIZE_MISMATCH)");
+    after_dead_ = &stats.counter("replay.events_after_vm_dead",
+                                 "trace events not replayed because KVM had killed the VM (KVM_BUG_ON, kvm_vm_dead)");
     SC_HAS_PROCESS(ReplayTop);
     SC_THREAD(run);
   }
@@ -140,12 +144,14 @@ class ReplayTop : public sc_core::sc_module {
   void set_total_lines(u64 n) { total_lines_ = n; }
   std::vector<std::string>& violations() { return checker_.violations(); }
   const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
+  const std::string& vm_dead() const { return vm_dead_; }
 
  private:
   void run() {
     try {
       replay_all();
       barrier();
+      note_dead(reader_.line(), "in the vCPU events up to line ");
       if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line());
       if (kvmmmu_) {
         kvm_.set_tracepoints(nullptr);
@@ -167,6 +173,10 @@ class ReplayTop : public sc_core::sc_module {
       if (have_first_) e = first_, have_first_ = false;
       ++events_seen_;
       ++*events_;
+      if (!vm_dead_.empty()) {
+        ++*after_dead_;  // KVM answers a dead VM's ioctls and KVM_RUN with -EIO
+        continue;
+      }
       if (e.type == EventType::VmCreate) {
         if (e.tdx_vm) vm_op(e);
         continue;
@@ -184,11 +194,17 @@ class ReplayTop : public sc_core::sc_module {
                           (td->torn_down() ? "torn down)" : "not finalized)"));
         vcpus_[size_t(e.vcpu)]->push(to_op(e));
         ++vcpu_events_;
-        if (++pending >= kBatch) barrier(), pending = 0;
+        if (++pending >= kBatch) barrier(), pending = 0, note_dead(e.line, "in the vCPU events before line ");
       } else {
         barrier();
         pending = 0;
+        note_dead(e.line, "in the vCPU events before line ");
+        if (!vm_dead_.empty()) {
+          ++*after_dead_;
+          continue;
+        }
         vm_op(e);
+        note_dead(e.line, "at line ");
       }
       if (opts_.progress && (events_seen_ & 0xffff) == 0) {
         auto now = std::chrono::steady_clock::now();
@@ -203,6 +219,12 @@ class ReplayTop : public sc_core::sc_module {
       }
     }
     if (opts_.progress) std::fprintf(stderr, "\n");
+  }
+
+  // The first time the VM is seen dead: where (`where` + the event's line) and why.
+  void note_dead(u64 line, const char* where) {
+    if (!vm_dead_.empty() || kvm_.dead_reason().empty()) return;
+    vm_dead_ = opts_.trace_path + ": " + where + std::to_string(line) + ": " + kvm_.dead_reason();
   }
 
   // Waits until every vCPU has drained its queue and synchronised.
@@ -286,11 +308,21 @@ class ReplayTop : public sc_core::sc_module {
           c += kvm_.td_finalize();
           break;
         case EventType::TdTeardown:
-          c += kvm_.td_teardown();
+          c += kvm_.td_teardown(e.terminate);
           break;
         case EventType::Accept: {
           u64 status = 0;
           c += kvm_.td_accept(u32(e.vcpu), e.gpa, e.tdx.level, &status);
+          // The Linux guest (arch/x86/coco/tdx/tdx-shared.c: try_accept_one)
+          // takes a failed 2M ACCEPT as "accept it in 4K pieces": with the
+          // merged kernel a 2M ACCEPT finds the range mapped at 4K
+          // (TDX_PAGE_SIZE_MISMATCH) and the guest accepts each 4K page.
+          if (e.tdx.level == 1 && seam::status_class(status) == seam::TDX_PAGE_SIZE_MISMATCH) {
+            ++*accept_fallbacks_;
+            status = seam::TDX_SUCCESS;
+            for (u64 off = 0; off < (u64{1} << 21) && !seam::is_error(status); off += kPageSize)
+              c += kvm_.td_accept(u32(e.vcpu), e.gpa + off, 0, &status);
+          }
           if (seam::is_error(status))
             throw_at(e, "field 'gpa': TDG.MEM.PAGE.ACCEPT of " + hex(e.gpa) + " returned " + seam::status_string(status));
           break;
@@ -367,7 +399,8 @@ class ReplayTop : public sc_core::sc_module {
   u64 events_seen_ = 0;
   u64 total_lines_ = 0;  // for the progress percentage; 0 = unknown
   u64 vcpu_events_ = 0;
-  model::Counter *events_, *vm_ops_, *vm_cycles_;
+  model::Counter *events_, *vm_ops_, *vm_cycles_, *after_dead_, *accept_fallbacks_;
+  std::string vm_dead_;  // note_dead
 };
 
 }  // namespace
@@ -397,6 +430,7 @@ ReplayReport replay(const ReplayOptions& opts) {
   r.sim_time_ps = sc_core::sc_time_stamp().value();
   r.violations = top.violations();
   r.expect_mismatches = top.expect_mismatches();
+  r.vm_dead = top.vm_dead();
   r.stats = stats.to_json();
   r.totals = stats.totals();
   return r;

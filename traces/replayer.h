@@ -47,6 +47,9 @@ struct ReplayReport {
   u64 sim_time_ps = 0;                 // simulated time at the end
   std::vector<std::string> violations;  // invariant violations (--check)
   std::vector<std::string> expect_mismatches;  // seamcall/tdcall "expect" not met: "FILE:LINE: ..." 
+  // "FILE:LINE: why" when KVM killed the VM (KVM_BUG_ON, kvm_vm_dead); the
+  // events after it were not replayed. Empty when the VM lived.
+  std::string vm_dead;
   nlohmann::json stats;                 // StatsRegistry::to_json()
   std::map<std::string, u64> totals;    // flat totals
 };

@@ -14,8 +14,9 @@ using namespace septsim::mmu::test;
 namespace {
 
 struct TdVm {
-  explicit TdVm(bool dynamic = false)
-      : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", dynamic ? "true" : "false"}}, 8 * GiB),
+  explicit TdVm(bool dynamic = false, const char* huge = "off")
+      : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", dynamic ? "true" : "false"}, {"mmu.tdx_huge_pages", huge}},
+           8 * GiB),
         tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
     TdxVmParams p;
@@ -99,7 +100,20 @@ TEST_CASE("after finalize a private fault AUGs a PENDING page and the guest's AC
   CHECK(st == seam::TDX_SUCCESS);
   CHECK(t.sept_state(0x305000) == int(seam::septe::SeptState::MAPPED));
 
-  // A 2M ACCEPT over an untouched, THP-backed 2M range AUGs at 2M.
+  // A 2M ACCEPT over an untouched range: the merged kernel maps the faulting
+  // page at 4K (tdx_gmem_max_mapping_level), so the retried 2M ACCEPT finds a
+  // table where it wants a leaf.
+  t.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  CHECK(seam::status_class(st) == seam::TDX_PAGE_SIZE_MISMATCH);
+  REQUIRE(t.vm.kvm->private_mapping(0x600000));
+  CHECK(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_4K);
+  CHECK(!t.vm.kvm->private_mapping(0x601000));
+}
+
+TEST_CASE("rfc-v1: a 2M ACCEPT over an untouched, THP-backed 2M range AUGs at 2M", "[tdx]") {
+  TdVm t(false, "rfc-v1");
+  t.vm.kvm->td_finalize();
+  u64 st = 0;
   t.vm.kvm->td_accept(0, 0x600000, 1, &st);
   CHECK(st == seam::TDX_SUCCESS);
   REQUIRE(t.vm.kvm->private_mapping(0x600000));

@@ -8,6 +8,8 @@
 #include <utility>
 #include <sys/wait.h>
 
+#include <nlohmann/json.hpp>
+
 namespace {
 
 int replay(const std::string& trace, const std::string& extra = "") {
@@ -16,6 +18,9 @@ int replay(const std::string& trace, const std::string& extra = "") {
   const int rc = std::system(cmd.c_str());
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
+// The switches that bring back the first huge-page RFC's behaviour (docs/kvm-behaviour.md).
+const std::string kRfc = "--set mmu.tdx_huge_pages=rfc-v1 --set mmu.tdx_private_dirty_log=allow";
+
 std::string trace(const char* name) { return std::string(SEPTSIM_SOURCE_DIR "/tests/mmu/traces/") + name; }
 
 std::string slurp(const std::string& path) {
@@ -33,6 +38,14 @@ long long stat(const std::string& json, const std::string& key) {
   return std::atoll(json.c_str() + at + k.size());
 }
 
+// The value of `key` in phase `phase` of the stats JSON.
+long long phase_stat(const std::string& json, const std::string& phase, const std::string& key) {
+  const auto j = nlohmann::json::parse(json);
+  for (const auto& p : j["stats"]["phases"])
+    if (p["name"] == phase) return p["counters"].value(key, -1ll);
+  return -1;
+}
+
 }  // namespace
 
 TEST_CASE("TD boot and teardown traces replay with no broken invariant", "[tdx]") {
@@ -40,20 +53,31 @@ TEST_CASE("TD boot and teardown traces replay with no broken invariant", "[tdx]"
                         "06_access_then_teardown.jsonl", "08_dpamt_split_2m.jsonl"}) {
     INFO(t);
     CHECK(replay(trace(t)) == 0);
+    CHECK(replay(trace(t), kRfc) == 0);
   }
 }
 
-TEST_CASE("the 2M split trace demotes once, removes only the converted 4K piece and reclaims the rest", "[tdx]") {
+TEST_CASE("rfc-v1: the 2M split trace demotes once, removes only the converted 4K piece and removes the rest at teardown",
+          "[tdx]") {
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_split_stats.json";
-  REQUIRE(replay(trace("04_split_2m_convert_4k.jsonl"), "--stats " + out) == 0);
+  REQUIRE(replay(trace("04_split_2m_convert_4k.jsonl"), kRfc + " --stats " + out) == 0);
   const std::string json = slurp(out);
   CHECK(stat(json, "seam.calls.tdh_mem_page_demote") == 1);
-  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 2);  // 0x601000, then 0x7ff000
-  CHECK(stat(json, "kvm.tdx.private_removed") == 2);
+  // Removed while the TD runs: 0x601000, then 0x7ff000. At teardown
+  // guest_memfd's release removes the other 1 + 510 private pages with the
+  // HKID still assigned (kvm_gmem_release -> tdx.c:tdx_sept_remove_leaf_spte).
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 2 + 511);
+  CHECK(stat(json, "kvm.tdx.private_removed") == 2 + 511);
+  // Each removal BLOCKs and TRACKs; the split BLOCKed and TRACKed the 2M leaf.
+  CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 1 + 513);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 1 + 513);
+  // WBINVD: each removed page under the HKID, then the TDR (global key).
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_wbinvd") == 513 + 1);
   CHECK(stat(json, "seam.status.errors") == 0);
-  // At teardown: 1 image page and 510 pieces of the split 2M page; 4 tables
-  // (3 SEPT.ADDs + the DEMOTE's); TDR, 4 TDCS pages and 2 x (TDVPR + 3 TDCX).
-  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 1 + 510 + 4 + 13);
+  // RECLAIM after the HKID is released: 4 tables (3 SEPT.ADDs + the
+  // DEMOTE's, tdx_sept_free_private_spt); TDR, 4 TDCS pages and
+  // 2 x (TDVPR + 3 TDCX) (tdx_vcpu_free, tdx_reclaim_td_control_pages).
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 4 + 13);
   CHECK(stat(json, "seam.tds") == 0);
 }
 
@@ -65,16 +89,128 @@ TEST_CASE("the teardown trace reclaims every page and leaves no PAMT memory", "[
   CHECK(stat(json, "seam.pamt.pairs") == 0);
   CHECK(stat(json, "seam.tds") == 0);
   CHECK(stat(json, "seam.sept.pages") == 0);
-  // 4 PAGE.ADDs, 8 + 1 AUGs at 4K and one at 2M; 5 SEPT tables; TDR, 4 TDCS
-  // pages and 2 x (TDVPR + 3 TDCX).
-  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 14 + 5 + 13);
+  // Private pages: 4 PAGE.ADDs; AUGs: 8 (vCPU 0's writes), 512 (vCPU 1's 2M
+  // ACCEPT: the merged kernel maps 4K, tdx_gmem_max_mapping_level, so the
+  // guest accepts the 512 pieces one by one, tdx-shared.c:try_accept_one)
+  // and 1 (vCPU 1's write).
+  CHECK(stat(json, "seam.calls.tdh_mem_page_add") == 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_aug") == 8 + 512 + 1);
+  CHECK(stat(json, "replay.accept_2m_fallbacks") == 1);
+  // Teardown: guest_memfd's release removes all 525 with the HKID assigned
+  // (BLOCK, TRACK, REMOVE, WBINVD each: tdx_sept_remove_leaf_spte), then
+  // tdx_mmu_release_hkid, then RECLAIM of the 6 SEPT tables (PDPT, PD and
+  // four PTs: tdx_sept_free_private_spt), 2 x (3 TDCX + TDVPR), 4 TDCS and
+  // the TDR, which alone gets a WBINVD (tdx_reclaim_td_control_pages).
+  CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 525);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 525);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 525);
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_wbinvd") == 525 + 1);
+  CHECK(stat(json, "seam.calls.tdh_mng_key_freeid") == 1);
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 6 + 13);
   CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") == stat(json, "seam.calls.tdh_phymem_pamt_remove"));
   CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") > 0);
   CHECK(stat(json, "seam.calls.tdh_mr_extend") == 4 * 16);
 }
 
+// The teardown a kernel does when the VMM closes a TD: kvm_gmem_release
+// unmaps the private pages while the HKID is assigned (each through
+// arch/x86/kvm/vmx/tdx.c:tdx_sept_remove_leaf_spte: BLOCK, tdx_track's
+// TRACK and kick, REMOVE, WBINVD under the HKID), then kvm_destroy_vm calls
+// tdx_mmu_release_hkid (VP.FLUSH per vCPU, VPFLUSHDONE, CACHE.WB,
+// KEY.FREEID), the mirror's tables go through tdx_sept_free_private_spt
+// (RECLAIM), tdx_vcpu_free RECLAIMs each vCPU's TDCX and TDVPR, and
+// tdx_reclaim_td_control_pages the TDCS pages and the TDR, which alone gets
+// a WBINVD (tdh_phymem_page_wbinvd_tdr). tdx_reclaim_page is RECLAIM and a
+// clear by the kernel: no WBINVD. Trace: 2 image pages + 3 accepted pages,
+// 5 Secure-EPT tables (PDPT, PD, 3 PTs); control pages: TDR, 4 TDCS and
+// TDVPR + 3 TDCX per vCPU.
+TEST_CASE("teardown removes private pages with the HKID assigned, then releases it and reclaims tables and control pages",
+          "[tdx][teardown]") {
+  struct Case {
+    const char* trace;
+    long long vcpus, control_pages;
+  };
+  for (const Case& c : {Case{"14_teardown_paths.jsonl", 2, 1 + 4 + 2 * 4}, Case{"15_teardown_paths_1vcpu.jsonl", 1, 1 + 4 + 4}}) {
+    INFO(c.trace);
+    const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_teardown_" + std::to_string(c.vcpus) + ".json";
+    REQUIRE(replay(trace(c.trace), "--stats " + out) == 0);
+    const std::string json = slurp(out);
+    for (const char* leaf : {"tdh_mem_range_block", "tdh_mem_track", "tdh_mem_page_remove"})
+      CHECK(phase_stat(json, "teardown", std::string("seam.calls.") + leaf) == 5);
+    CHECK(phase_stat(json, "teardown", "kvm.tdx.kicks") == 5);
+    CHECK(phase_stat(json, "teardown", "seam.calls.tdh_phymem_page_wbinvd") == 5 + 1);
+    CHECK(phase_stat(json, "teardown", "seam.calls.tdh_vp_flush") == c.vcpus);
+    for (const char* leaf : {"tdh_mng_vpflushdone", "tdh_phymem_cache_wb", "tdh_mng_key_freeid"})
+      CHECK(phase_stat(json, "teardown", std::string("seam.calls.") + leaf) == 1);
+    CHECK(phase_stat(json, "teardown", "seam.calls.tdh_phymem_page_reclaim") == 5 + c.control_pages);
+    // tdp_mmu_zap_leafs asks for one remote flush; no vCPU runs to take an IPI.
+    CHECK(phase_stat(json, "teardown", "kvm.remote_tlb_flush") == 1);
+    CHECK(phase_stat(json, "teardown", "kvm.remote_tlb_flush_ipis") == 0);
+    CHECK(stat(json, "seam.status.errors") == 0);
+    CHECK(stat(json, "seam.tds") == 0);
+  }
+}
+
+// td_teardown "terminate": KVM_TDX_TERMINATE_VM released the HKID before
+// guest_memfd let go of the pages, so the private pages are RECLAIMed like
+// the tables (no BLOCK/TRACK/REMOVE, no per-page WBINVD).
+TEST_CASE("td_teardown terminate releases the HKID first and RECLAIMs every private page", "[tdx][teardown]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_terminate.json";
+  REQUIRE(replay(trace("16_teardown_terminate.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  for (const char* leaf : {"tdh_mem_range_block", "tdh_mem_track", "tdh_mem_page_remove"})
+    CHECK(stat(json, std::string("seam.calls.") + leaf) == 0);
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_wbinvd") == 1);  // the TDR's
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 5 + 5 + 13);
+  CHECK(stat(json, "seam.calls.tdh_vp_flush") == 2);
+  CHECK(stat(json, "seam.status.errors") == 0);
+  CHECK(stat(json, "seam.tds") == 0);
+}
+
+// arch/x86/kvm/mmu/mmu.c:kvm_arch_flush_shadow_memslot: the fast zap only
+// when kvm_memslot_flush_zap_all (KVM_X86_DEFAULT_VM and the quirk); a TD
+// zaps the slot's shared and private leaves (kvm_mmu_zap_memslot) and flushes.
+// Private zaps flush too: tdp_mmu_zap_leafs -> kvm_flush_remote_tlbs.
+TEST_CASE("a TD's memslot deletion zaps only that slot, shared and private, then flushes once", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_slot_delete.json";
+  // mmu.slot_zap's default is zap-all-fast: it does not apply to a TD.
+  REQUIRE(replay(trace("17_memslot_delete_td.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // Converting the accepted page 0x300000: one removal and one flush.
+  CHECK(phase_stat(json, "convert", "seam.calls.tdh_mem_page_remove") == 1);
+  CHECK(phase_stat(json, "convert", "kvm.remote_tlb_flush") == 1);
+  CHECK(stat(json, "kvm.mmu_zap_all_fast") == 0);
+  // Slot 1's two private pages go; its shared page is zapped; one flush
+  // with an IPI to each vCPU in the guest.
+  CHECK(phase_stat(json, "delete", "seam.calls.tdh_mem_page_remove") == 2);
+  CHECK(phase_stat(json, "delete", "kvm.remote_tlb_flush") == 1);
+  CHECK(phase_stat(json, "delete", "kvm.remote_tlb_flush_ipis") == 2);
+  // Slot 0's shared and private mappings survive: no EPT violation after.
+  CHECK(phase_stat(json, "delete", "vcpu0.ept_violations") == 0);
+  CHECK(phase_stat(json, "teardown", "seam.calls.tdh_mem_page_remove") == 1);
+  CHECK(stat(json, "seam.status.errors") == 0);
+}
+
+// tdx_track: "If TD isn't finalized, it's before any vcpu running" - no TRACK.
+TEST_CASE("a removal before the TD is RUNNABLE BLOCKs and REMOVEs without TRACK or kick", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_remove_before_finalize.json";
+  REQUIRE(replay(trace("18_remove_before_finalize.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // Before finalize: BLOCK, REMOVE, WBINVD of 0x101000, no TRACK; the
+  // teardown after finalize removes 0x100000 with BLOCK, TRACK + kick,
+  // REMOVE, WBINVD. One TRACK in all: the teardown's.
+  CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 1 + 1);
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 1 + 1);
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_wbinvd") == 1 + 1 + 1);  // + the TDR's
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 1);
+  CHECK(stat(json, "kvm.tdx.kicks") == 1);
+  CHECK(stat(json, "seam.status.errors") == 0);
+}
+
 TEST_CASE("TD events a VM cannot take are bad input, named by line", "[tdx]") {
   const std::pair<const char*, const char*> cases[] = {
+      // kvm_main.c:check_memory_region_flags: no dirty logging on a guest_memfd slot.
+      {"93_dirty_log_td.jsonl", ":5: memslot 0: KVM refuses dirty logging on a TD's memslot"},
       {"90_accept_without_td.jsonl", ":4: field 'type': needs a TD VM"},
       {"91_init_after_finalize.jsonl", ":5: td_init_mem_region after td_finalize"},
       {"92_access_before_finalize.jsonl", ":4: field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown"},
@@ -93,10 +229,11 @@ TEST_CASE("the 4K conversion trace removes once, re-adds once and ends with no P
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_convert_stats.json";
   REQUIRE(replay(trace("03_convert_4k.jsonl"), "--stats " + out) == 0);
   const std::string json = slurp(out);
-  // 0x300000 to shared and 0x101000 (an image page) to shared.
-  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 2);
-  CHECK(stat(json, "seam.calls.tdh_mem_track") == 2);
-  CHECK(stat(json, "kvm.tdx.private_removed") == 2);
+  // 0x300000 to shared and 0x101000 (an image page) to shared; at teardown
+  // the other three private pages (0x100000, 0x300000 again, 0x301000).
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 2 + 3);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 2 + 3);
+  CHECK(stat(json, "kvm.tdx.private_removed") == 2 + 3);
   CHECK(stat(json, "kvm.tdx.memory_fault_exits") == 1);  // the private write while shared
   CHECK(stat(json, "seam.status.errors") == 0);
   CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
@@ -105,7 +242,9 @@ TEST_CASE("the 4K conversion trace removes once, re-adds once and ends with no P
 
 TEST_CASE("the 2M race trace: the loser's SEPT.ADDs and AUG get BUSY, are retried, and each page maps once", "[tdx]") {
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_race_stats.json";
-  REQUIRE(replay(trace("07_race_2m.jsonl"), "--stats " + out) == 0);
+  // The trace's guests write pages they never accepted, for which the kernel
+  // kills the TD (see 13): count those exits instead, to see the race.
+  REQUIRE(replay(trace("07_race_2m.jsonl"), "--set mmu.tdx_pending_access=count --stats " + out) == 0);
   const std::string json = slurp(out);
   // Both vCPUs fault 0x400000 at once: one adds three tables and AUGs; the
   // other's SEPT.ADDs overlap those calls and are refused (4 x BUSY, one
@@ -143,7 +282,9 @@ std::string merge_run(const char* trace_name, const std::string& policy, const s
   // One file per trace, policy and options: ctest runs the cases in parallel.
   std::string tag = std::string(trace_name).substr(0, 2) + "_" + policy + "_" + std::to_string(extra.size());
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_merge_" + tag + ".json";
-  const int rc = replay(trace(trace_name), "--set mmu.tdx_merge_policy=" + policy + " " + extra + " --stats " + out);
+  // Merging needs the RFC's huge private pages and the model's private dirty logging.
+  const int rc = replay(trace(trace_name), "--set mmu.tdx_merge_policy=" + policy + " " + kRfc + " " + extra +
+                                               " --stats " + out);
   REQUIRE(rc == 0);
   return slurp(out);
 }
@@ -155,8 +296,10 @@ TEST_CASE("dirty logging splits each private 2M page once, and with merge policy
   CHECK(stat(json, "kvm.tdx.merge.split_ranges") == 4);
   CHECK(stat(json, "seam.calls.tdh_mem_page_demote") == 4);
   CHECK(stat(json, "seam.calls.tdh_mem_page_promote") == 0);
-  // Four splits and the piece that went shared: one TRACK and kick each.
-  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5);
+  // Four splits and the piece that went shared: one TRACK and kick each;
+  // at teardown one per private page left: the image page, 4 x 512 pieces,
+  // 4 accepted pages and 15 the last reads touched without accepting.
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 1 + 2048 + 4 + 15);
   CHECK(stat(json, "seam.status.errors") == 0);
 }
 
@@ -165,8 +308,10 @@ TEST_CASE("merge policy A promotes every ready range on one NX-recovery tick und
   const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "A", "--set mmu.nx_huge_pages_recovery_ratio=1");
   CHECK(stat(json, "kvm.tdx.merge.promoted") == 4);
   CHECK(stat(json, "seam.calls.tdh_mem_page_promote") == 4);
-  CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 5 + 4);  // the splits' and piece's, then one per merge
-  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 1);
+  // The splits' and piece's, then one per merge; at teardown 24 private
+  // pages (the image, four 2M, 4 + 15 at 4K) each BLOCKed and TRACKed.
+  CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 5 + 4 + 24);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 1 + 24);
   CHECK(stat(json, "kvm.tdx.merge.refused") == 0);
   CHECK(stat(json, "seam.status.errors") == 0);
 }
@@ -181,7 +326,7 @@ TEST_CASE("merge policy B merges one range per private EPT violation, each with 
   const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "B");
   // The four ACCEPT exits after logging stops each merge the oldest range.
   CHECK(stat(json, "kvm.tdx.merge.promoted") == 4);
-  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 4);
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 4 + 24);  // + teardown, as for A
   CHECK(stat(json, "seam.status.errors") == 0);
 }
 
@@ -190,7 +335,7 @@ TEST_CASE("merge policy C blocks the split ranges when logging stops and promote
   const std::string json = merge_run("09_merge_after_dirty_log.jsonl", "C");
   CHECK(stat(json, "kvm.tdx.merge.blocked") == 4);
   CHECK(stat(json, "kvm.tdx.merge.promoted") == 4);
-  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 1);  // one TRACK for all four BLOCKs
+  CHECK(stat(json, "seam.calls.tdh_mem_track") == 5 + 1 + 24);  // one TRACK for all four BLOCKs; teardown
   CHECK(stat(json, "seam.status.errors") == 0);
 }
 
@@ -209,7 +354,9 @@ TEST_CASE("a conversion inside a range blocked for a merge UNBLOCKs it first and
   CHECK(stat(json, "kvm.tdx.merge.blocked") == 2);
   CHECK(stat(json, "seam.calls.tdh_mem_range_unblock") == 1);
   CHECK(stat(json, "kvm.tdx.merge.promoted") == 1);
-  CHECK(stat(json, "kvm.tdx.private_removed") == 1);
+  // The piece, then at teardown the image page, the promoted 2M page and
+  // the other range's 511 pieces.
+  CHECK(stat(json, "kvm.tdx.private_removed") == 1 + 1 + 1 + 511);
   CHECK(stat(json, "seam.status.errors") == 0);
 }
 
@@ -219,16 +366,21 @@ TEST_CASE("ranges blocked for a merge survive logging again, a memslot deletion 
   // after its violation under renewed logging UNBLOCKed it.
   CHECK(stat(json, "kvm.tdx.merge.split_ranges") == 3);
   CHECK(stat(json, "kvm.tdx.merge.blocked") == 4);
-  CHECK(stat(json, "seam.calls.tdh_mem_range_unblock") == 2);  // that violation, and the deleted slot's range
+  // That violation, the deleted slot's range, and at teardown the two
+  // ranges still blocked (UNBLOCKed before guest_memfd's release removes).
+  CHECK(stat(json, "seam.calls.tdh_mem_range_unblock") == 2 + 2);
   CHECK(stat(json, "seam.calls.tdh_mem_page_promote") == 0);
-  CHECK(stat(json, "kvm.tdx.private_removed") == 512);  // the deleted slot's 2M page, piece by piece
+  // The deleted slot's 2M page, piece by piece; at teardown the image page
+  // and the two split ranges' pieces.
+  CHECK(stat(json, "kvm.tdx.private_removed") == 512 + 1 + 2 * 512);
   CHECK(stat(json, "seam.status.errors") == 0);
   CHECK(stat(json, "seam.tds") == 0);
 }
 
-TEST_CASE("the Dynamic PAMT split trace: DEMOTE installs the region's pair, the last 4K piece removes it", "[tdx]") {
+TEST_CASE("rfc-v1: the Dynamic PAMT split trace: DEMOTE installs the region's pair, the last 4K piece removes it",
+          "[tdx]") {
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_dpamt_split_stats.json";
-  REQUIRE(replay(trace("08_dpamt_split_2m.jsonl"), "--stats " + out) == 0);
+  REQUIRE(replay(trace("08_dpamt_split_2m.jsonl"), kRfc + " --stats " + out) == 0);
   const std::string json = slurp(out);
   // PAMT.ADD: only the control pages' region (the SEPT tables and DEMOTE's
   // table land there too); the 2M AUG needs no PAMT_4K pair, DEMOTE installs
@@ -240,23 +392,24 @@ TEST_CASE("the Dynamic PAMT split trace: DEMOTE installs the region's pair, the 
   // and the control pages' region: ADD + DEMOTE = REMOVE.
   CHECK(stat(json, "kvm.tdx.pamt_remove") == 1 + 1);
   CHECK(stat(json, "seam.calls.tdh_phymem_pamt_remove") == 2);
-  // Removed while the TD runs: 0x601000, then 16 pieces of 0x610000..0x61ffff.
-  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 1 + 16);
-  CHECK(stat(json, "kvm.tdx.private_removed") == 17);
+  // Removed while the TD runs: 0x601000, then 16 pieces of 0x610000..0x61ffff;
+  // at teardown, with the HKID assigned, the 512 - 17 + 1 pieces left.
+  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 1 + 16 + 496);
+  CHECK(stat(json, "kvm.tdx.private_removed") == 17 + 496);
   CHECK(stat(json, "seam.calls.tdh_mem_page_aug") == 2);  // the 2M page, then 0x601000 again at 4K
   // Top-ups: vCPU 0's fault (the 2M accept), the VM's cache for the split,
   // vCPU 1's re-fault; none ran dry (no rule 21: the replay exits 0).
   CHECK(stat(json, "kvm.tdx.pamt_cache_topups") == 3);
-  // At teardown: 512 - 17 + 1 pieces, 3 tables (2 SEPT.ADDs + DEMOTE's),
+  // RECLAIM after the HKID is released: 3 tables (2 SEPT.ADDs + DEMOTE's),
   // TDR, 4 TDCS pages and 2 x (TDVPR + 3 TDCX).
-  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 496 + 3 + 13);
+  CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 3 + 13);
   CHECK(stat(json, "seam.status.errors") == 0);
   CHECK(stat(json, "kvm.tdx.pamt_cache_pages") == 0);
   CHECK(stat(json, "seam.pamt.pairs") == 0);
   CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
   CHECK(stat(json, "seam.tds") == 0);
   // One cache for the whole VM: the split tops it up the same way.
-  CHECK(replay(trace("08_dpamt_split_2m.jsonl"), "--set mmu.tdx_pamt_cache=vm") == 0);
+  CHECK(replay(trace("08_dpamt_split_2m.jsonl"), kRfc + " --set mmu.tdx_pamt_cache=vm") == 0);
 }
 
 TEST_CASE("under Dynamic PAMT a merge hands the DEMOTE's page pair back and PAMT ends at zero", "[tdx][merge]") {
@@ -272,12 +425,35 @@ TEST_CASE("under Dynamic PAMT a merge hands the DEMOTE's page pair back and PAMT
   CHECK(stat(json, "seam.status.errors") == 0);
 }
 
-TEST_CASE("a guest access to a PENDING private page is counted as the exit KVM would kill the TD for", "[tdx]") {
+TEST_CASE("a guest access to a PENDING private page kills the TD, and the replay says where and why", "[tdx]") {
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_pending_access_stats.json";
-  REQUIRE(replay(trace("13_access_before_accept.jsonl"), "--stats " + out) == 0);
+  const std::string err = std::string(SEPTSIM_BINARY_DIR) + "/tdx_pending_access_err.txt";
+  // tdx.c:tdx_handle_ept_violation: tdx_is_sept_violation_unexpected_pending
+  // -> kvm_vm_dead. The first write finds the page FREE (its exit AUGs it);
+  // the first read exits on the PENDING page and the TD is dead.
+  const std::string cmd = std::string(SEPTSIM_BINARY_DIR "/septsim replay ") + trace("13_access_before_accept.jsonl") +
+                          " --check --quiet --stats " + out + " >/dev/null 2>" + err;
+  const int rc = std::system(cmd.c_str());
+  CHECK((WIFEXITED(rc) ? WEXITSTATUS(rc) : -1) == 1);
+  CHECK(slurp(err).find("vm-dead: ") != std::string::npos);
+  CHECK(slurp(err).find("Guest access before accepting 0x605000 on vCPU 0") != std::string::npos);
   const std::string json = slurp(out);
-  // The first write finds the page FREE (its exit AUGs it, no count); each
-  // of the two reads then exits on the PENDING page; after ACCEPT none does.
+  CHECK(json.find("\"vm_dead\"") != std::string::npos);
+  CHECK(stat(json, "kvm.tdx.pending_access_exits") == 1);
+  // Nothing after the death runs: the 0x606000 read already queued to the
+  // vCPU is dropped (KVM_REQ_VM_DEAD); the ACCEPT, the last read and the
+  // teardown are never replayed.
+  CHECK(stat(json, "vcpu0.ops_after_vm_dead") == 1);
+  CHECK(stat(json, "replay.events_after_vm_dead") == 3);
+  CHECK(slurp(err).find("in the vCPU events before line 12") != std::string::npos);
+  CHECK(stat(json, "seam.calls.tdh_mng_key_freeid") == 0);
+}
+
+TEST_CASE("mmu.tdx_pending_access=count keeps the model's old answer: count the exits and go on", "[tdx]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_pending_count_stats.json";
+  REQUIRE(replay(trace("13_access_before_accept.jsonl"), kRfc + " --set mmu.tdx_pending_access=count --stats " + out) == 0);
+  const std::string json = slurp(out);
+  // Each of the two reads exits on the PENDING page; after ACCEPT none does.
   CHECK(stat(json, "kvm.tdx.pending_access_exits") == 2);
   CHECK(stat(json, "seam.status.errors") == 0);
 }

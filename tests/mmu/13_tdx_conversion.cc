@@ -16,8 +16,12 @@ namespace {
 constexpr Gpa kShared = 1ull << 47;
 
 struct Conv {
-  explicit Conv(bool dynamic = false)
-      : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", dynamic ? "true" : "false"}}, 8 * GiB),
+  // `huge`: mmu.tdx_huge_pages = rfc-v1 (a 2M ACCEPT maps 2M); else the merged kernel's 4K.
+  explicit Conv(bool dynamic = false, bool huge = false)
+      : vm({{"host.mem_gib", "8"},
+            {"seam.dynamic_pamt", dynamic ? "true" : "false"},
+            {"mmu.tdx_huge_pages", huge ? "rfc-v1" : "off"}},
+           8 * GiB),
         tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
     vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
@@ -98,9 +102,9 @@ TEST_CASE("MapGPA with the shared bit converts to shared", "[tdx]") {
   CHECK_THROWS_AS(c.vm.kvm->set_memory_attributes(kShared, kPageSize, true), KvmError);
 }
 
-TEST_CASE("converting a 4K piece of a private 2M page splits it (BLOCK, TRACK, DEMOTE) and removes only that piece",
+TEST_CASE("rfc-v1: converting a 4K piece of a private 2M page splits it (BLOCK, TRACK, DEMOTE) and removes only that piece",
           "[tdx]") {
-  Conv c;
+  Conv c(false, true);
   u64 st = 0;
   c.vm.kvm->td_accept(0, 0x600000, 1, &st);
   REQUIRE(st == seam::TDX_SUCCESS);
@@ -137,9 +141,9 @@ TEST_CASE("converting a 4K piece of a private 2M page splits it (BLOCK, TRACK, D
   c.vm.require_clean();
 }
 
-TEST_CASE("with Dynamic PAMT, a split's DEMOTE gets its R12/R13 pair from the VM's cache and the 4K pieces hold it",
+TEST_CASE("rfc-v1 with Dynamic PAMT, a split's DEMOTE gets its R12/R13 pair from the VM's cache and the 4K pieces hold it",
           "[tdx][dpamt]") {
-  Conv c(true);
+  Conv c(true, true);
   const Hpa base = c.accept(0x600000, 1);
   REQUIRE(!c.tdx.pamt().has_pair(base));  // a 2M page needs no PAMT_4K
   const u64 removes = c.stat("kvm.tdx.pamt_remove");
@@ -165,8 +169,8 @@ TEST_CASE("with Dynamic PAMT, a split's DEMOTE gets its R12/R13 pair from the VM
   CHECK(c.tdx.pamt().pair_bytes() == 0);
 }
 
-TEST_CASE("with Dynamic PAMT, a range cutting two private 2M pages splits both with one top-up", "[tdx][dpamt]") {
-  Conv c(true);
+TEST_CASE("rfc-v1 with Dynamic PAMT, a range cutting two private 2M pages splits both with one top-up", "[tdx][dpamt]") {
+  Conv c(true, true);
   for (Gpa g : {0x600000ull, 0x800000ull}) c.accept(g, 1);
   const u64 topups = c.stat("kvm.tdx.pamt_cache_topups");
   c.vm.kvm->set_memory_attributes(0x7ff000, 2 * kPageSize, false);
@@ -179,9 +183,9 @@ TEST_CASE("with Dynamic PAMT, a range cutting two private 2M pages splits both w
   c.vm.require_clean();  // no rule 21: the fill level covers both pairs
 }
 
-TEST_CASE("after PROMOTE hands the pair back, promoted_pamt forgets the region's holders and caches the pair",
+TEST_CASE("rfc-v1: after PROMOTE hands the pair back, promoted_pamt forgets the region's holders and caches the pair",
           "[tdx][dpamt]") {
-  Conv c(true);
+  Conv c(true, true);
   const Hpa base = c.accept(0x600000, 1);
   // Split, and the converted piece back at the same frame: 512 equal children.
   c.vm.kvm->set_memory_attributes(0x601000, kPageSize, false);

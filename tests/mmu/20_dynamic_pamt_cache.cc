@@ -19,8 +19,13 @@ namespace {
 constexpr size_t kCachePages = 2 * 4;
 
 struct DpamtTd {
-  explicit DpamtTd(const char* cache_mode = "vcpu")
-      : vm({{"host.mem_gib", "8"}, {"seam.dynamic_pamt", "true"}, {"mmu.tdx_pamt_cache", cache_mode}}, 8 * GiB),
+  // `huge`: mmu.tdx_huge_pages (rfc-v1 for the DEMOTE/PROMOTE tests).
+  explicit DpamtTd(const char* cache_mode = "vcpu", const char* huge = "off")
+      : vm({{"host.mem_gib", "8"},
+            {"seam.dynamic_pamt", "true"},
+            {"mmu.tdx_pamt_cache", cache_mode},
+            {"mmu.tdx_huge_pages", huge}},
+           8 * GiB),
         tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
     vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
@@ -90,8 +95,8 @@ TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is rep
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
-TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it and a dry cache is reported", "[tdx][dpamt]") {
-  DpamtTd t;
+TEST_CASE("rfc-v1: DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it and a dry cache is reported", "[tdx][dpamt]") {
+  DpamtTd t("vcpu", "rfc-v1");
   t.fault(0x200000);  // cache 0 holds kCachePages - 2
   const auto [r12, r13] = t.td().take_pamt_pair(0);
   CHECK(r12 != r13);
@@ -106,8 +111,8 @@ TEST_CASE("DEMOTE's R12/R13 pair comes from the cache, PROMOTE's goes back to it
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
-TEST_CASE("rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lock is reported", "[tdx][dpamt]") {
-  DpamtTd t;
+TEST_CASE("rfc-v1: rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lock is reported", "[tdx][dpamt]") {
+  DpamtTd t("vcpu", "rfc-v1");
   const Hpa big = t.accept_2m(0x600000);
   t.vm.require_clean();
   // The split hook as the conversion would call it, but drawing on the VM's
@@ -123,8 +128,8 @@ TEST_CASE("rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lock is re
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
-TEST_CASE("a DEMOTE the module refuses gives its R12/R13 pair back to the cache and bugs the VM", "[tdx][dpamt]") {
-  DpamtTd t;
+TEST_CASE("rfc-v1: a DEMOTE the module refuses gives its R12/R13 pair back to the cache and bugs the VM", "[tdx][dpamt]") {
+  DpamtTd t("vcpu", "rfc-v1");
   const Hpa big = t.accept_2m(0x600000);
   const u32 vm_cache = t.td().vm_cache();
   t.td().topup_pamt_cache(vm_cache);
