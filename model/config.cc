@@ -131,7 +131,8 @@ const std::vector<Config::Param> kParams = {
     // TDX behaviour beyond the merged kernel (docs/kvm-behaviour.md). The default of each is what the kernel
     // septsim models does: arch/x86/kvm/vmx/tdx.c as of the kvm-x86 tree at commit 09c6f74e.
     {"mmu.tdx_huge_pages", T::String, "off",
-     "huge private pages of a TD: off (merged kernel: tdx_gmem_max_mapping_level maps private memory 4K) or rfc-v1 "
+     "huge private pages of a TD: off (the kernel septsim follows, kvm-x86 tree 09c6f74ecb86, docs/kvm-behaviour.md: "
+     "tdx_gmem_max_mapping_level maps private memory 4K) or rfc-v1 "
      "(first TDX huge-page RFC, 2024: a 2M ACCEPT that faults maps 2M; partial conversions split by DEMOTE)"},
     {"mmu.tdx_pending_access", T::String, "kill",
      "a TD guest's access (not ACCEPT) that faults on a PENDING private page: kill (merged kernel, "
