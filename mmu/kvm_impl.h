@@ -90,12 +90,12 @@ struct Kvm::Impl {
   // kvm_gfn_direct_bits: the shared bit as a gfn bit (0 for a normal VM).
   Gfn gfn_direct_bits() const { return td ? Gfn{1} << (td->shared_bit() - kPageShift) : 0; }
 
-  // kvm_tdx.cc: a fault on a private GPA of a TD, retried locally while the
-  // TDX module answers BUSY; one attempt under mmu_lock.
-  int tdx_private_fault(Vcpu& v, KvmPageFault& fault);
-  int tdx_private_level(const KvmPageFault& fault);
-  // One attempt of a private fault under the read mmu_lock.
-  int tdx_map_private_gfn(Vcpu& v, KvmPageFault& fault);
+  // kvm_tdx.cc: tdx_handle_ept_violation, a TD vCPU's EPT-violation exit.
+  void tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault);
+  // A private fault (an access's or an ACCEPT's) through kvm_mmu_do_page_fault,
+  // retried locally while it returns RET_PF_RETRY; the merge policies' hooks
+  // around it. Returns the last try's RET_PF_*.
+  int tdx_private_page_fault(Vcpu& v, KvmPageFault& fault);
   static constexpr int kPrivateFaultRetries = 16;
   // KVM_TDX_INIT_MEM_REGION of one page: the mirror maps it, the hook PAGE.ADDs.
   void tdx_premap_page(Gpa gpa, u64 tag, bool measure);
@@ -174,16 +174,20 @@ struct Kvm::Impl {
   // memslot_flush.cc: before a slot is deleted or moved.
   void kvm_arch_flush_shadow_memslot(const Memslot& slot);
 
-  // page_fault.cc
+  // page_fault.cc: one path for every fault; a private one maps the mirror root.
   int kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault);
   int fast_page_fault(Vcpu& v, KvmPageFault& fault);
+  // Fills the caches the fault's hooks take from under mmu_lock.
+  void mmu_topup_memory_caches(const Vcpu& v, KvmPageFault& fault);
+  // kvm_tdp_mmu_page_fault: under the read mmu_lock, on the fault's root.
+  int kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault);
   // Under the read lock: another vCPU's install of this gfn was not yet
   // visible when this fault's walk read the entry (the cmpxchg fails).
   bool lost_cmpxchg(const KvmPageFault& fault);
-  // kvm_tdp_mmu_map, remembering the install for racing faults, then the flush.
-  int map_and_record(Vcpu& v, KvmPageFault& fault);
+  // kvm_tdp_mmu_map on `root`, remembering the install for racing faults, then the flush.
+  int map_and_record(Vcpu& v, MmuPage& root, KvmPageFault& fault);
   int kvm_mmu_faultin_pfn(KvmPageFault& fault);
-  void kvm_mmu_hugepage_adjust(KvmPageFault& fault) const;
+  void kvm_mmu_hugepage_adjust(KvmPageFault& fault);
 
   // dirty_log.cc
   void kvm_mmu_slot_apply_flags(Memslot& slot, u32 old_flags);

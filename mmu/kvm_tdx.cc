@@ -1,7 +1,8 @@
 // The VM's TD ioctls (KVM_TDX_INIT_MEM_REGION, KVM_TDX_FINALIZE_VM, teardown)
-// and the private half of the fault path: a TD's EPT violation on a GPA
-// without the shared bit maps the mirror root through the TDP MMU, whose
-// hooks (TdxVm) SEPT.ADD and AUG.
+// and the TD's EPT-violation exit (arch/x86/kvm/vmx/tdx.c:
+// tdx_handle_ept_violation): TD exit, the attribute check, then the common
+// fault path (mmu/page_fault.cc) with the private bit, retried locally, then
+// VP.ENTER. The mirror root's hooks (TdxVm) SEPT.ADD and AUG.
 #include <stdexcept>
 
 #include "mmu/kvm_impl.h"
@@ -127,9 +128,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
     fault.max_level = std::min(tdx_level + 1, k.huge_pages->max_private_level(
                                                   tdx_level > 0 ? PrivateFaultCause::Accept2M : PrivateFaultCause::EptViolation));
-    k.promote_blocked_range(fault.gfn, 1 + vcpu);
-    k.tdx_private_fault(k.vcpus.at(vcpu), fault);
-    k.merge_on_violation(fault.gfn, 1 + vcpu);
+    k.tdx_private_page_fault(k.vcpus.at(vcpu), fault);
     td.set_clock(k.now(), 1 + vcpu);
     k.spent += td.vp_enter(vcpu) + k.timing.vmentry;
     s = td.accept(vcpu, gpa, tdx_level, k.spent);
@@ -199,75 +198,58 @@ std::optional<PrivateMapping> Kvm::private_mapping(Gpa gpa) const {
   return std::nullopt;
 }
 
-int Kvm::Impl::tdx_private_fault(Vcpu& v, KvmPageFault& fault) {
-  ++stats.pf_taken;
-  const u32 cache = v.ctl->id() < td->vcpus() ? v.ctl->id() : td->vm_cache();
-  // mmu_topup_memory_caches: before mmu_lock, so the external hooks only take.
-  td->topup_external_spt_cache(cache, spent);
-  spent += td->topup_pamt_cache(cache) * timing.page_alloc;
-  const Gfn gfn = fault.gfn;
-  fault.slot = slots.find(gfn);
-  if (!fault.slot || td->torn_down() || !attrs.is_private(gfn)) {
-    // No private backing: KVM_EXIT_MEMORY_FAULT to the VMM.
+void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
+  const unsigned id = v.ctl->id();
+  const Gpa gpa = fault.addr;
+  // The vCPU left the TD for this exit and re-enters through VP.ENTER.
+  td->set_clock(now(), 1 + id);
+  spent += td->td_exit(id);
+  const bool priv = td->is_private(gpa);
+  const Gfn gfn = (gpa & ~(Gpa{1} << td->shared_bit())) >> kPageShift;
+  if (priv != attrs.is_private(gfn)) {
+    // The access disagrees with the attribute: KVM_EXIT_MEMORY_FAULT, the
+    // VMM decides (convert or kill); nothing is mapped.
     ++td->memory_faults;
-    return RET_PF_EMULATE;
+  } else if (priv) {
+    // __vmx_handle_ept_violation: a private GPA's fault is a private access.
+    fault.error_code |= PFERR_PRIVATE_ACCESS;
+    fault.is_private = true;
+    fault.max_level = huge_pages->max_private_level(PrivateFaultCause::EptViolation);
+    // tdx_is_sept_violation_unexpected_pending: a guest access (not an
+    // ACCEPT) to a mapped page that is still PENDING; KVM kills the TD
+    // (kvm_vm_dead, "Guest access before accepting").
+    if (tdx_private_page_fault(v, fault) == RET_PF_SPURIOUS && td->pending(gpa)) {
+      ++stats.tdx_pending_access;
+      if (pending_access_kills)
+        kvm_vm_dead("Guest access before accepting " + hex(gpa) + " on vCPU " + std::to_string(id) +
+                    " (tdx_handle_ept_violation: kvm_vm_dead)");
+    }
+  } else {
+    // Mixed attributes inside a huge frame keep the mapping small through
+    // lpage_info's KVM_LPAGE_MIXED_FLAG (kvm_mmu_max_mapping_level).
+    fault.direct_bits = gfn_direct_bits();
+    kvm_mmu_do_page_fault(v, fault);
   }
-  // Fault the host page in before mmu_lock: the host mapping level depends on it.
-  u64 allocs = 0;
-  fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(gfn), &allocs);
-  spent += allocs * timing.page_alloc;
-  fault.map_writable = true;
-  fault.external_spt_cache = cache;
-  // KVM retries a private fault in its handler while it returns RET_PF_RETRY
-  // (SEPT.ADD or AUG found the entry busy), without re-entering the guest.
+  td->set_clock(now(), 1 + id);
+  spent += td->vp_enter(id);
+}
+
+int Kvm::Impl::tdx_private_page_fault(Vcpu& v, KvmPageFault& fault) {
+  const unsigned initiator = 1 + v.ctl->id();
+  promote_blocked_range(fault.gfn, initiator);
+  // tdx_handle_ept_violation retries a private fault locally, without
+  // re-entering the guest, while it returns RET_PF_RETRY (the mirror entry
+  // FROZEN by a racing vCPU, or SEPT.ADD / AUG answered BUSY); each try is a
+  // whole kvm_mmu_page_fault. KVM_REQ_VM_DEAD (a hook bugged the VM) stops it.
+  int r = RET_PF_RETRY;
   for (int attempt = 1;; ++attempt) {
-    const int r = tdx_map_private_gfn(v, fault);
-    if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries) return r;
-    // A refusal other than BUSY bugged the VM in the hook (TDX_BUG_ON_2):
-    // KVM_REQ_VM_DEAD ends the local retries.
-    if (!td->last_busy() || td->bugged()) return r;
-    ++stats.pf_retry;
+    KvmPageFault f = fault;
+    r = kvm_mmu_do_page_fault(v, f);
+    if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries || !td->last_busy() || td->bugged()) break;
     ++td->busy_retries;
   }
-}
-
-int Kvm::Impl::tdx_map_private_gfn(Vcpu& v, KvmPageFault& fault) {
-  auto lock = this->lock(MmuLockMode::Read);
-  td->set_clock(now(), 1 + v.ctl->id());
-  td->set_hook_cache(fault.external_spt_cache);
-  fault.req_level = fault.goal_level = tdx_private_level(fault);
-  const Pfn pfn = fault.pfn & ~(pages_per_level(fault.goal_level) - 1);
-  // The model ran a racing vCPU's fault first: one that read the mirror
-  // before that fault's writes landed calls its own hook on the same entry.
-  if (td->collide_in_flight(fault.gfn, fault.goal_level, pfn << kPageShift, fault.external_spt_cache, spent))
-    return RET_PF_RETRY;
-  KvmPageFault attempt = fault;
-  attempt.pfn = pfn;
-  bool flush = false;
-  const int r = tdp.map(*mirror_root, attempt, &flush);
-  if (r == RET_PF_FIXED)
-    ++stats.pf_fixed;
-  else if (r == RET_PF_SPURIOUS)
-    ++stats.pf_spurious;
-  else if (r != RET_PF_RETRY)
-    ++stats.pf_emulate;
+  merge_on_violation(fault.gfn, initiator);
   return r;
-}
-
-int Kvm::Impl::tdx_private_level(const KvmPageFault& fault) {
-  // TDX maps private memory at 4K unless the fault (an ACCEPT at 2M) asks
-  // for more, lpage_info allows 2M (no mixed attributes, aligned, backed)
-  // and the mirror has no table there (a 4K-mapped range is never promoted
-  // on the fault path).
-  // kvm_mmu_hugepage_adjust: a dirty-logged slot maps 4K.
-  if (fault.max_level < PG_LEVEL_2M || fault.slot->dirty_track_enabled() ||
-      kvm_mmu_max_mapping_level(*fault.slot, fault.gfn, PG_LEVEL_2M) < PG_LEVEL_2M)
-    return PG_LEVEL_4K;
-  const Gfn base2m = fault.gfn & ~Gfn{511};
-  u64 spte = 0;
-  int level = 0;
-  tdp.fast_pf_get_last_sptep(*mirror_root, base2m, &spte, &level);
-  return level >= PG_LEVEL_2M ? PG_LEVEL_2M : PG_LEVEL_4K;
 }
 
 }  // namespace septsim::mmu

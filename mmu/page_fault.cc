@@ -1,5 +1,9 @@
-// The EPT-violation path (kvm-mmu.md 4.1-4.3, 4.6): exit qualification to
-// kvm_page_fault, fast_page_fault, faultin, max mapping level, kvm_tdp_mmu_map.
+// The EPT-violation path (arch/x86/kvm/mmu/mmu.c: kvm_mmu_page_fault,
+// kvm_tdp_page_fault): exit qualification to kvm_page_fault,
+// fast_page_fault, faultin, max mapping level, then kvm_tdp_mmu_map on the
+// fault's root. One path for a normal VM's faults and a TD's shared and
+// private ones: a private fault only differs in its root (the mirror), its
+// pfn (guest_memfd) and its caches (the mirror's external hooks).
 #include <algorithm>
 
 #include "mmu/kvm_impl.h"
@@ -48,6 +52,20 @@ int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
 }
 
 int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
+  if (fault.is_private) {
+    // kvm_mmu_faultin_pfn_private: the page comes from the slot's
+    // guest_memfd; no slot, a TD gone, or a gfn whose attribute says shared
+    // is a KVM_EXIT_MEMORY_FAULT for the VMM to resolve.
+    if (!fault.slot || td->torn_down() || !attrs.is_private(fault.gfn)) {
+      ++td->memory_faults;
+      return KVM_EXIT_MEMORY_FAULT_RET;
+    }
+    u64 allocs = 0;
+    fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(fault.gfn), &allocs);
+    spent += allocs * timing.page_alloc;
+    fault.map_writable = true;  // private pages are always mapped RWX
+    return RET_PF_CONTINUE;
+  }
   // No memslot: MMIO. MMIO SPTEs are not cached, so every access exits.
   if (!fault.slot) return RET_PF_EMULATE;
   // A write to a read-only slot (KVM_PFN_ERR_RO_FAULT) is emulated.
@@ -59,16 +77,31 @@ int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
   return RET_PF_CONTINUE;
 }
 
-void Kvm::Impl::kvm_mmu_hugepage_adjust(KvmPageFault& fault) const {
+void Kvm::Impl::kvm_mmu_hugepage_adjust(KvmPageFault& fault) {
   fault.req_level = fault.goal_level = PG_LEVEL_4K;
   if (fault.max_level == PG_LEVEL_4K || fault.slot->dirty_track_enabled()) return;
   fault.req_level = kvm_mmu_max_mapping_level(*fault.slot, slot_gfn(fault), std::min(fault.max_level, max_huge_level));
+  // A private range the mirror already maps with a table stays 4K: replacing
+  // the table by a huge leaf would be a present -> present mirror change.
+  if (fault.is_private && fault.req_level > PG_LEVEL_4K) {
+    u64 spte = 0;
+    int level = 0;
+    tdp.fast_pf_get_last_sptep(*mirror_root, fault.gfn & ~Gfn{511}, &spte, &level);
+    if (level < PG_LEVEL_2M) fault.req_level = PG_LEVEL_4K;
+  }
   if (fault.req_level == PG_LEVEL_4K) return;
   fault.goal_level = fault.req_level;
   fault.pfn &= ~(pages_per_level(fault.goal_level) - 1);
 }
 
 bool Kvm::Impl::lost_cmpxchg(const KvmPageFault& fault) {
+  if (fault.is_private) {
+    // The model ran a racing vCPU's fault first: one that read the mirror
+    // before that fault's writes landed finds the entry FROZEN when its own
+    // hook runs (collide_in_flight issues that hook's SEAMCALL).
+    return td->collide_in_flight(fault.gfn, fault.goal_level, fault.pfn << kPageShift, fault.external_spt_cache,
+                                 spent);
+  }
   const unsigned me = current ? current->id() : ~0u;
   for (const RecentInstall& r : recent_installs) {
     if (r.vcpu == me || r.visible_at <= now() || fault.gfn < r.gfn || fault.gfn >= r.gfn + r.pages) continue;
@@ -80,10 +113,11 @@ bool Kvm::Impl::lost_cmpxchg(const KvmPageFault& fault) {
   return false;
 }
 
-int Kvm::Impl::map_and_record(Vcpu& v, KvmPageFault& fault) {
+int Kvm::Impl::map_and_record(Vcpu& v, MmuPage& root, KvmPageFault& fault) {
   bool flush = false;
-  const int r = tdp.map(*v.root, fault, &flush);
-  if (r == RET_PF_FIXED && vcpus.size() > 1) {
+  const int r = tdp.map(root, fault, &flush);
+  // Private installs race through the TDX module's locks (lost_cmpxchg).
+  if (r == RET_PF_FIXED && vcpus.size() > 1 && !fault.is_private) {
     const u64 pages = pages_per_level(fault.goal_level);
     // A vCPU that never advances its clock keeps the floor low: bound the list.
     if (recent_installs.size() >= kMaxRecentInstalls)
@@ -94,24 +128,42 @@ int Kvm::Impl::map_and_record(Vcpu& v, KvmPageFault& fault) {
   return r;
 }
 
+void Kvm::Impl::mmu_topup_memory_caches(const Vcpu& v, KvmPageFault& fault) {
+  if (!fault.is_private) return;
+  // The mirror's hooks take their external_spt and PAMT pages from the
+  // faulting vCPU's caches, filled here, before mmu_lock.
+  const u32 cache = v.ctl->id() < td->vcpus() ? v.ctl->id() : td->vm_cache();
+  td->topup_external_spt_cache(cache, spent);
+  spent += td->topup_pamt_cache(cache) * timing.page_alloc;
+  fault.external_spt_cache = cache;
+}
+
+int Kvm::Impl::kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault) {
+  auto lock = this->lock(MmuLockMode::Read);
+  // tdp_mmu_get_root_for_fault: private faults map the mirror root.
+  MmuPage* root = fault.is_private ? mirror_root : v.root;
+  if (fault.is_private) {
+    // The hooks' SEAMCALLs run on this vCPU's clock, from its caches.
+    td->set_clock(now(), 1 + v.ctl->id());
+    td->set_hook_cache(fault.external_spt_cache);
+  } else if (!root || root->role.invalid) {
+    return RET_PF_RETRY;  // is_page_fault_stale: the vCPU must first reload its root
+  }
+  kvm_mmu_hugepage_adjust(fault);
+  return lost_cmpxchg(fault) ? RET_PF_RETRY : map_and_record(v, *root, fault);
+}
+
 int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
   fault.slot = slot_gfn(fault) < max_gfn ? slots.find(slot_gfn(fault)) : nullptr;
   ++stats.pf_taken;
   int r = RET_PF_INVALID;
-  // page_fault_can_be_fast: a write to a present SPTE (A/D on: no access tracking).
-  if (!fault.rsvd && (fault.present ? fault.write : !ad_enabled)) r = fast_page_fault(v, fault);
+  // page_fault_can_be_fast: a write to a present SPTE (A/D on: no access
+  // tracking); never a private fault.
+  if (!fault.is_private && !fault.rsvd && (fault.present ? fault.write : !ad_enabled)) r = fast_page_fault(v, fault);
   if (r == RET_PF_INVALID) {
+    mmu_topup_memory_caches(v, fault);
     r = kvm_mmu_faultin_pfn(fault);
-    if (r == RET_PF_CONTINUE) {
-      auto lock = this->lock(MmuLockMode::Read);
-      // is_page_fault_stale: the vCPU must first reload its root.
-      if (!v.root || v.root->role.invalid) {
-        r = RET_PF_RETRY;
-      } else {
-        kvm_mmu_hugepage_adjust(fault);
-        r = lost_cmpxchg(fault) ? RET_PF_RETRY : map_and_record(v, fault);
-      }
-    }
+    if (r == RET_PF_CONTINUE) r = kvm_tdp_mmu_page_fault(v, fault);
   }
   if (r == RET_PF_RETRY) ++stats.pf_retry;
   if (r == RET_PF_FIXED)
@@ -131,41 +183,12 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
   KvmPageFault fault(gpa, ept_violation_error_code(exit_qualification));
   Impl::Vcpu& v = k.vcpu_of(vcpu);
   k.begin_vcpu_op(vcpu);
-  if (k.td && k.td->finalized() && vcpu.id() < k.td->vcpus()) {
-    // A TD vCPU leaves the TD for the exit and re-enters through VP.ENTER.
-    k.td->set_clock(k.now(), 1 + vcpu.id());
-    k.spent += k.td->td_exit(vcpu.id());
-    const bool priv = k.td->is_private(gpa);
-    const Gfn gfn = (gpa & ~(Gpa{1} << k.td->shared_bit())) >> kPageShift;
-    if (priv != k.attrs.is_private(gfn)) {
-      // The access disagrees with the attribute: KVM_EXIT_MEMORY_FAULT, the
-      // VMM decides (convert or kill); nothing is mapped.
-      ++k.td->memory_faults;
-    } else if (priv) {
-      fault.error_code |= PFERR_PRIVATE_ACCESS;
-      fault.max_level = k.huge_pages->max_private_level(PrivateFaultCause::EptViolation);
-      k.promote_blocked_range(fault.gfn, 1 + vcpu.id());
-      // tdx_is_sept_violation_unexpected_pending: a guest access (not an
-      // ACCEPT) to a mapped page that is still PENDING; KVM kills the TD
-      // (kvm_vm_dead, "Guest access before accepting").
-      if (k.tdx_private_fault(v, fault) == RET_PF_SPURIOUS && k.td->pending(gpa)) {
-        ++k.stats.tdx_pending_access;
-        if (k.pending_access_kills)
-          k.kvm_vm_dead("Guest access before accepting " + hex(gpa) + " on vCPU " + std::to_string(vcpu.id()) +
-                      " (tdx_handle_ept_violation: kvm_vm_dead)");
-      }
-      k.merge_on_violation(fault.gfn, 1 + vcpu.id());
-    } else {
-      // Mixed attributes inside a huge frame keep the mapping small through
-      // lpage_info's KVM_LPAGE_MIXED_FLAG (kvm_mmu_max_mapping_level).
-      fault.direct_bits = k.gfn_direct_bits();
-      k.kvm_mmu_do_page_fault(v, fault);
-    }
-    k.td->set_clock(k.now(), 1 + vcpu.id());
-    k.spent += k.td->vp_enter(vcpu.id());
-    return k.finish();
-  }
-  k.kvm_mmu_do_page_fault(v, fault);
+  // A TD vCPU's exit goes to the TDX module's handler (vt_handle_exit ->
+  // tdx_handle_exit), an ordinary vCPU's to VMX's.
+  if (k.td && k.td->finalized() && vcpu.id() < k.td->vcpus())
+    k.tdx_handle_ept_violation(v, fault);
+  else
+    k.kvm_mmu_do_page_fault(v, fault);
   return k.finish();
 }
 

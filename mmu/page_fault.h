@@ -17,6 +17,9 @@ constexpr u64 PFERR_GUEST_PAGE_MASK = 1ull << 33;
 constexpr u64 PFERR_PRIVATE_ACCESS = 1ull << 49;
 
 enum RetPf { RET_PF_CONTINUE = 0, RET_PF_RETRY, RET_PF_EMULATE, RET_PF_WRITE_PROTECTED, RET_PF_INVALID, RET_PF_FIXED, RET_PF_SPURIOUS };
+// kvm_mmu_faultin_pfn's -EFAULT after kvm_mmu_prepare_memory_fault_exit: the
+// VMM gets KVM_EXIT_MEMORY_FAULT; no RET_PF_* statistic counts it.
+constexpr int KVM_EXIT_MEMORY_FAULT_RET = -14;
 
 // __vmx_handle_ept_violation: exit qualification -> PFERR error code.
 u64 ept_violation_error_code(u64 exit_qualification);
@@ -30,12 +33,14 @@ struct KvmPageFault {
         present(ec & PFERR_PRESENT_MASK),
         rsvd(ec & PFERR_RSVD_MASK),
         user(ec & PFERR_USER_MASK),
+        is_private(ec & PFERR_PRIVATE_ACCESS),
         gfn(gpa >> kPageShift) {}
 
   Gpa addr;
   u64 error_code;
   bool prefetch = false;
   bool exec, write, present, rsvd, user;
+  bool is_private;       // a TD's private GPA: the mirror root maps it (tdp_mmu_get_root_for_fault)
   Gfn gfn;               // as the root maps it (a TD's shared gfns carry the shared bit)
   Gfn direct_bits = 0;   // kvm_gfn_direct_bits of a TD's shared fault: not part of the memslot gfn
   Memslot* slot = nullptr;
