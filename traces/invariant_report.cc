@@ -46,6 +46,7 @@ std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& v
 }
 
 void InvariantReport::check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line) {
+  ++checks_;
   std::vector<std::string> found = kvm_.check_invariants();
   if (nested_) {
     auto n = nested_->check_invariants();

@@ -21,6 +21,8 @@
 #include "model/vcpu.h"
 #include "model/walk/host_memory_target.h"
 #include "traces/checksum.h"
+#include "traces/config_check.h"
+#include "traces/derived.h"
 #include "traces/event.h"
 #include "traces/guest_page_tables.h"
 #include "traces/invariant_report.h"
@@ -109,7 +111,7 @@ class ReplayTop : public sc_core::sc_module {
         kvm_(opts.config, timing_, mem_, stats),
         nested_(opts.config, timing_, stats, vcpus),
         tdx_("tdx", opts.config, mem_, stats),
-        seam_(tdx_, mem_, opts.trace_path),
+        seam_(tdx_, mem_, opts.display_path.empty() ? opts.trace_path : opts.display_path),
         target_("memory", mem_, timing_),
         guest_pt_(kvm_, mem_),
         checker_(kvm_, mem_) {
@@ -139,6 +141,7 @@ class ReplayTop : public sc_core::sc_module {
   void set_first(const Event& e) { first_ = e, have_first_ = true; }
   void set_total_lines(u64 n) { total_lines_ = n; }
   std::vector<std::string>& violations() { return checker_.violations(); }
+  u64 invariant_checks() const { return checker_.checks(); }
   const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
 
  private:
@@ -219,7 +222,8 @@ class ReplayTop : public sc_core::sc_module {
   }
 
   [[noreturn]] void throw_at(const Event& e, const std::string& msg) {
-    throw ReplayError(opts_.trace_path + ":" + std::to_string(e.line) + ": " + msg);
+    throw ReplayError((opts_.display_path.empty() ? opts_.trace_path : opts_.display_path) + ":" +
+                      std::to_string(e.line) + ": " + msg);
   }
 
   u32 slot_flags(u32 id) const {
@@ -372,7 +376,31 @@ class ReplayTop : public sc_core::sc_module {
 
 }  // namespace
 
+namespace {
+
+class NoEvents : public EventSource {
+ public:
+  bool next(Event&) override { return false; }
+  u64 line() const override { return 0; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_ = "-";
+};
+
+}  // namespace
+
+std::vector<model::StatsRegistry::Info> registered_stats(const model::Config& config) {
+  ReplayOptions opts;
+  opts.config = config;
+  NoEvents none;
+  model::StatsRegistry stats;
+  ReplayTop top("septsim_stats_list", opts, none, 1, stats);
+  return stats.list();
+}
+
 ReplayReport replay(const ReplayOptions& opts) {
+  check_config(opts.config, "config");
   auto source = open_event_source(opts.trace_path);
   EventSource& reader = *source;
   Event first;
@@ -397,7 +425,9 @@ ReplayReport replay(const ReplayOptions& opts) {
   r.sim_time_ps = sc_core::sc_time_stamp().value();
   r.violations = top.violations();
   r.expect_mismatches = top.expect_mismatches();
+  r.invariant_checks = top.invariant_checks();
   r.stats = stats.to_json();
+  add_derived(r.stats);
   r.totals = stats.totals();
   return r;
 }

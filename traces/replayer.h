@@ -32,6 +32,9 @@ struct AnnotationState {
 
 struct ReplayOptions {
   std::string trace_path;
+  // The name errors and the stats file give the trace ("-" for standard
+  // input, the compressed file's name); empty = trace_path.
+  std::string display_path;
   model::Config config;
   bool check = false;     // run the invariant checker after VM-wide events and at the end
   bool progress = false;  // events/s and percent on stderr
@@ -46,8 +49,9 @@ struct ReplayReport {
   u64 trace_fnv1a = 0;                 // checksum of the trace bytes (FNV-1a 64)
   u64 sim_time_ps = 0;                 // simulated time at the end
   std::vector<std::string> violations;  // invariant violations (--check)
+  u64 invariant_checks = 0;             // times --check ran every rule on the whole state
   std::vector<std::string> expect_mismatches;  // seamcall/tdcall "expect" not met: "FILE:LINE: ..." 
-  nlohmann::json stats;                 // StatsRegistry::to_json()
+  nlohmann::json stats;                 // StatsRegistry::to_json(), each phase with its "derived" section (traces/derived.h)
   std::map<std::string, u64> totals;    // flat totals
 };
 
@@ -56,7 +60,18 @@ struct ReplayReport {
 // names the file, line and field.
 ReplayReport replay(const ReplayOptions& opts);
 
-// The human summary table.
+// Every statistic a replay registers (one vCPU: "vcpu0." stands for each
+// vCPU), without running anything. Builds the model's modules, so call it
+// at most once per process and not in one that replays.
+std::vector<model::StatsRegistry::Info> registered_stats(const model::Config& config);
+
+// The human summary table, with the derived metrics per phase and, after
+// --check, the invariants line.
 std::string summary_table(const ReplayReport& r, const model::Config& cfg);
+// The derived metrics of a stats JSON (with "derived" sections) as a table,
+// one column per phase.
+std::string derived_table(const nlohmann::json& stats);
+// "invariants: K broken, N checks (...)"
+std::string invariants_line(const ReplayReport& r);
 
 }  // namespace septsim::traces
