@@ -205,7 +205,6 @@ int cmd_replay(const std::vector<std::string>& args) {
   if (!vm.count("quiet")) std::cout << traces::summary_table(r, ro.config);
   for (const auto& v : r.violations) std::cerr << "invariant: " << v << "\n";
   for (const auto& m : r.expect_mismatches) std::cerr << "expect: " << m << "\n";
-  if (ro.check && vm.count("quiet")) std::cerr << traces::invariants_line(r) << "\n";
   if (vm.count("stats")) {
     nlohmann::json out;
     out["septsim_version"] = SEPTSIM_VERSION;

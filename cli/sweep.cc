@@ -463,7 +463,7 @@ size_t merge(const std::string& dir) {
   for (const auto& [k, vs] : spec.axes) csv << "," << csv_field(k);
   csv << ",status,sim_time_ps,invariant_violations";
   for (const auto& c : columns) csv << "," << csv_field(c);
-  csv << "\r\n";
+  csv << "\n";
   nlohmann::json manifest_points = nlohmann::json::array();
   auto status_of = [](int code, bool have) {
     if (code == 0 && have) return "ok";
@@ -500,7 +500,7 @@ size_t merge(const std::string& dir) {
       csv << ",,";
       for (size_t i = 0; i < columns.size(); ++i) csv << ",";
     }
-    csv << "\r\n";
+    csv << "\n";
     nlohmann::json mp = {{"point", p.index},
                          {"trace", spec.trace_label(p.trace)},
                          {"status", status},

@@ -70,8 +70,9 @@ void emit_jobs(const std::string& septsim, const SweepSpec& spec, const std::str
 // point stats files; returns the number of points without results.
 size_t merge(const std::string& dir);
 
-// One CSV field as RFC 4180 writes it: quoted when it holds a comma, a
-// double quote, CR or LF, with quotes doubled.
+// One CSV field quoted as RFC 4180 says: when it holds a comma, a double
+// quote, CR or LF, with its quotes doubled. (Records end with LF, not the
+// RFC's CRLF: what line-based tools and the studies' readers expect.)
 std::string csv_field(const std::string& s);
 
 int cmd_sweep(const std::vector<std::string>& args, const std::string& self);
