@@ -32,9 +32,10 @@ const std::vector<CommandHelp> kCommands = {
      "compressed."},
     {"import lackey",
      "septsim import lackey IN.log -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented] [--seed N]\n"
-     "                             [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]",
-     "Imports a valgrind lackey log as a guest-linear access stream (docs/lackey-import.md); IN may be gzip, xz or\n"
-     "zstd compressed."},
+     "                             [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"
+     "                             [--vm-type vm|tdx] [--accept 2m|4k] [--shared GVA:SIZE] [--warmup N]",
+     "Imports a valgrind lackey log as a guest-linear access stream (docs/lackey-import.md), in a VM or in a TD\n"
+     "(docs/your-program.md); IN may be gzip, xz or zstd compressed."},
     {"kvm-compare",
      "septsim kvm-compare TRACE [--kvm-stats STATS.json] [--json OUT] [--backing thp|4k] [--memslots SLOTS]\n"
      "                           [--config F] [--preset NAME] [--set key=value]... [--quantum NS] [--quiet]",

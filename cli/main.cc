@@ -323,6 +323,17 @@ traces::LackeyImportOptions lackey_options(const po::variables_map& vm) {
     throw po::error("--mem: bad size '" + vm["mem"].as<std::string>() + "'");
   lo.vcpu = vm["vcpu"].as<unsigned>();
   lo.ifetch = choice(vm, "ifetch", {"exec", "drop"}) == 0;
+  lo.td.enabled = choice(vm, "vm-type", {"vm", "tdx"}) == 1;
+  lo.td.accept_2m = choice(vm, "accept", {"2m", "4k"}) == 0;
+  if (vm.count("shared")) {
+    if (!lo.td.enabled) throw po::error("--shared needs --vm-type tdx");
+    std::string v = vm["shared"].as<std::string>();
+    auto colon = v.find(':');
+    if (colon == std::string::npos || !traces::parse_trace_number(v.substr(0, colon), lo.td.shared_gva) ||
+        !traces::parse_trace_number(v.substr(colon + 1), lo.td.shared_size) || lo.td.shared_size == 0)
+      throw po::error("--shared must be GVA:SIZE (e.g. 0x7f0000000000:1M), not '" + v + "'");
+  }
+  lo.warmup = vm["warmup"].as<unsigned long long>();
   return lo;
 }
 
@@ -335,7 +346,14 @@ int cmd_import_lackey(const std::vector<std::string>& args) {
       "mem", po::value<std::string>()->default_value("4G"), "guest memory (one memslot at GPA 0)")(
       "backing", po::value<std::string>()->default_value("thp"), "host backing of guest memory: 4k, thp or hugetlb1g")(
       "vcpu", po::value<unsigned>()->default_value(0), "vCPU that runs the program (the VM gets vcpu+1 vCPUs)")(
-      "ifetch", po::value<std::string>()->default_value("exec"), "instruction fetches: exec (op x accesses) or drop");
+      "ifetch", po::value<std::string>()->default_value("exec"), "instruction fetches: exec (op x accesses) or drop")(
+      "vm-type", po::value<std::string>()->default_value("vm"),
+      "vm, or tdx: the program runs in a TD (private memory accepted before first touch, finalize, teardown)")(
+      "accept", po::value<std::string>()->default_value("2m"),
+      "TD acceptance: 2m (a 2M ACCEPT per 2 MiB region where the host backing is 2M or 1G, else 4K) or 4k")(
+      "shared", po::value<std::string>(), "TD: GVA:SIZE mapped shared (MapGPA before first touch), e.g. I/O buffers")(
+      "warmup", po::value<unsigned long long>()->default_value(0),
+      "accesses before a 'measured' phase starts (0: one phase)");
   po::variables_map vm;
   if (!parse_args("import lackey", args, opts, {"format", "input"}, vm)) return kExitOk;
   if (!vm.count("input")) throw po::error("import lackey needs an input file");
@@ -352,6 +370,12 @@ int cmd_import_lackey(const std::vector<std::string>& args) {
             << r.noise_lines << " other lines skipped";
   if (r.noise_lines) std::cerr << " (first: line " << r.first_noise_line << ")";
   std::cerr << "\n";
+  if (lo.td.enabled)
+    std::cerr << "TD: " << r.accepts_2m << " 2M and " << r.accepts_4k << " 4K accepts, " << r.shared_pages
+              << " pages converted to shared\n";
+  if (lo.warmup && !r.measured_phase)
+    std::cerr << "warning: --warmup " << lo.warmup << " is not below the " << r.accesses
+              << " accesses: no measured phase\n";
   return kExitOk;
 }
 
