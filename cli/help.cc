@@ -17,7 +17,8 @@ namespace {
 const std::vector<CommandHelp> kCommands = {
     {"replay",
      "septsim replay TRACE|- [--config F] [--preset NAME] [--set key=value]...\n"
-     "                      [--stats OUT.json] [--quantum NS] [--check] [--quiet] [--emit-kvmmmu OUT.trace]",
+     "                      [--stats OUT.json] [--quantum NS] [--check] [--quiet] [--emit-kvmmmu OUT.trace]\n"
+     "                      [--timeline OUT.json [--timeline-from NS] [--timeline-to NS] [--timeline-max-events N]]",
      "Replays a trace (JSON Lines or .sstb, plain or gzip/xz/zstd compressed; - reads standard input) and prints\n"
      "the report: counters, the derived metrics per phase (docs/stats.md) and, with --check, the invariants line."},
     {"config", "septsim config [--config F] [--preset NAME] [--set key=value]... [--quantum NS] [--json]",

@@ -181,7 +181,11 @@ int cmd_replay(const std::vector<std::string>& args) {
   add_model_options(opts);
   opts.add_options()("stats", po::value<std::string>(), "write statistics JSON here (written whole or not at all)")(
       "check", "check invariants; exit 1 if any is broken")("quiet,q", "no summary on stdout")(
-      "emit-kvmmmu", po::value<std::string>(), "write the MMU's decisions as kvm/kvmmmu tracepoint text (ftrace) here");
+      "emit-kvmmmu", po::value<std::string>(), "write the MMU's decisions as kvm/kvmmmu tracepoint text (ftrace) here")(
+      "timeline", po::value<std::string>(), "write a timeline here (Chrome trace-event JSON; Perfetto opens it)")(
+      "timeline-from", po::value<u64>(), "timeline: keep events from this simulated time on (ns)")(
+      "timeline-to", po::value<u64>(), "timeline: keep events before this simulated time (ns)")(
+      "timeline-max-events", po::value<u64>()->default_value(1000000), "timeline: keep at most this many events");
   po::variables_map vm;
   if (!parse_args("replay", args, opts, {"trace"}, vm)) return kExitOk;
   if (!vm.count("trace")) throw po::error("replay needs a TRACE file (or - for standard input)");
@@ -195,6 +199,15 @@ int cmd_replay(const std::vector<std::string>& args) {
   ro.check = vm.count("check") != 0;
   ro.progress = isatty(2) != 0;
   if (vm.count("emit-kvmmmu")) ro.emit_kvmmmu = vm["emit-kvmmmu"].as<std::string>();
+  if (vm.count("timeline")) {
+    ro.timeline.path = vm["timeline"].as<std::string>();
+    if (vm.count("timeline-from")) ro.timeline.from_ps = vm["timeline-from"].as<u64>() * 1000;
+    if (vm.count("timeline-to")) ro.timeline.to_ps = vm["timeline-to"].as<u64>() * 1000;
+    ro.timeline.max_events = vm["timeline-max-events"].as<u64>();
+    if (ro.timeline.from_ps >= ro.timeline.to_ps) throw po::error("--timeline-from must be below --timeline-to");
+  } else if (vm.count("timeline-from") || vm.count("timeline-to")) {
+    throw po::error("--timeline-from and --timeline-to need --timeline OUT.json");
+  }
   traces::ReplayReport r;
   try {
     r = traces::replay(ro);

@@ -127,6 +127,14 @@ class ReplayTop : public sc_core::sc_module {
       });
       kvm_.set_tracepoints(kvmmmu_.get());
     }
+    if (!opts.timeline.path.empty()) {
+      timeline_ = std::make_unique<TimelineWriter>(opts.timeline, vcpus, [this](int vcpu) {
+        return vcpu < 0 ? u64(sc_core::sc_time_stamp().value()) : timing_.to_ps(vcpus_[size_t(vcpu)]->cycles());
+      });
+      if (kvmmmu_) tee_ = std::make_unique<TracepointTee>(kvmmmu_.get(), timeline_.get());
+      kvm_.set_tracepoints(tee_ ? static_cast<mmu::MmuTracepoints*>(tee_.get()) : timeline_.get());
+      tdx_.set_observer(timeline_.get());
+    }
     checker_.set_nested(&nested_);
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
@@ -136,7 +144,10 @@ class ReplayTop : public sc_core::sc_module {
   }
 
   // The MMU outlives the tracepoint writer (members die in reverse order).
-  ~ReplayTop() override { kvm_.set_tracepoints(nullptr); }
+  ~ReplayTop() override {
+    kvm_.set_tracepoints(nullptr);
+    tdx_.set_observer(nullptr);
+  }
 
   void set_first(const Event& e) { first_ = e, have_first_ = true; }
   void set_total_lines(u64 n) { total_lines_ = n; }
@@ -150,9 +161,11 @@ class ReplayTop : public sc_core::sc_module {
       replay_all();
       barrier();
       if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line());
-      if (kvmmmu_) {
-        kvm_.set_tracepoints(nullptr);
-        kvmmmu_->finish();
+      if (kvmmmu_ || timeline_) kvm_.set_tracepoints(nullptr);
+      if (kvmmmu_) kvmmmu_->finish();
+      if (timeline_) {
+        tdx_.set_observer(nullptr);
+        timeline_->finish(u64(sc_core::sc_time_stamp().value()));
       }
     } catch (...) {
       model::record_sim_error(std::current_exception());
@@ -234,6 +247,11 @@ class ReplayTop : public sc_core::sc_module {
   void vm_op(const Event& e) {
     ++*vm_ops_;
     Cycles c = timing_.vm_ioctl;
+    // The guest's own VM-wide events (ACCEPT, MapGPA, L1's nested ones) go
+    // on their vCPU's track of the timeline, the rest on the VMM's.
+    const int track = e.vcpu >= 0 && size_t(e.vcpu) < vcpus_.size() && e.type != EventType::VmCreate ? e.vcpu : -1;
+    const u64 start_ps = u64(sc_core::sc_time_stamp().value());
+    if (timeline_) timeline_->set_task(track);
     try {
       switch (e.type) {
         case EventType::MemslotAdd:
@@ -344,6 +362,13 @@ class ReplayTop : public sc_core::sc_module {
     } catch (const GuestMapError& err) {
       throw_at(e, err.what());
     }
+    if (timeline_) {
+      timeline_->set_task(-1);
+      if (e.type == EventType::Phase)
+        vcpu_events_ == 0 ? timeline_->rename_phase(e.name) : timeline_->phase(e.name, start_ps);
+      else
+        timeline_->slice(track, event_type_name(e.type), start_ps, timing_.to_ps(c));
+    }
     *vm_cycles_ += c;
     if (c) wait(timing_.to_time(c));
     Cycles now = timing_.from_time(sc_core::sc_time_stamp());
@@ -365,6 +390,8 @@ class ReplayTop : public sc_core::sc_module {
   InvariantReport checker_;
   std::vector<std::unique_ptr<model::Vcpu>> vcpus_;
   std::unique_ptr<KvmmmuWriter> kvmmmu_;  // --emit-kvmmmu
+  std::unique_ptr<TimelineWriter> timeline_;  // --timeline
+  std::unique_ptr<TracepointTee> tee_;        // both
   std::map<u32, u32> slot_flags_;
   Event first_;
   bool have_first_ = false;

@@ -14,6 +14,7 @@
 #include "model/config.h"
 #include "model/stats.h"
 #include "traces/event.h"
+#include "traces/timeline.h"
 
 namespace septsim::traces {
 
@@ -39,6 +40,7 @@ struct ReplayOptions {
   bool check = false;     // run the invariant checker after VM-wide events and at the end
   bool progress = false;  // events/s and percent on stderr
   std::string emit_kvmmmu;  // when set: write the MMU's tracepoints here as ftrace text (traces/kvmmmu_writer.h)
+  TimelineOptions timeline;  // when its path is set: write the timeline there (traces/timeline.h)
   // When set, each annotation waits for the vCPUs and is reported here
   // (kvm-compare); otherwise annotations are skipped.
   std::function<void(const Event&, const AnnotationState&)> on_annotation;
