@@ -55,7 +55,7 @@ TEST_CASE("an axis of words is plotted as grouped bars with its categories as ti
   CHECK(svg.find("<!-- derived.cycles_per_access (cycles per access) -->") != std::string::npos);
 }
 
-TEST_CASE("--logx draws a power-of-two axis in base 2 and refuses an axis of words", "[plot]") {
+TEST_CASE("plot --logx draws a power-of-two axis in base 2 and refuses an axis of words", "[plot]") {
   auto dir = sweep_dir("{\"tlb.stlb.entries\": [384, 768, 1536, 3072]}");
   auto r = plot(dir, "--x tlb.stlb.entries --y vcpu0.stlb.misses --logx");
   INFO(r.err);

@@ -97,7 +97,7 @@ TEST_CASE("a TD's timeline has every SEAMCALL and TDCALL with its leaf and statu
   CHECK(count(run.timeline, "X", "td_finalize") == 1);
 }
 
-TEST_CASE("--timeline-from, --timeline-to and --timeline-max-events bound the timeline", "[timeline]") {
+TEST_CASE("replay --timeline-from, --timeline-to and --timeline-max-events bound the timeline", "[timeline]") {
   auto run = replay_with_timeline(sample_trace(), "--timeline-from 1000000 --timeline-to 3000000 --timeline-max-events 50");
   size_t kept = 0;
   for (const auto& e : run.timeline["traceEvents"]) {

@@ -115,7 +115,7 @@ TEST_CASE("a shared range is converted by MapGPA and mapped at shared GPAs, neve
   for (const auto& a : c.of(EventType::Accept)) CHECK(a.gpa != (maps[0].gpa & ~kShared));
 }
 
-TEST_CASE("--warmup N puts a measured phase after N accesses", "[lackey]") {
+TEST_CASE("import lackey --warmup N puts a measured phase after N accesses", "[lackey]") {
   LackeyImportOptions o;
   o.warmup = 10;
   Collect c;
