@@ -9,11 +9,13 @@
 #include <iostream>
 #include <optional>
 
+#include "cli/help.h"
 #include "cli/sweep.h"
 #include "mmu/kvm.h"
 #include "model/config.h"
 #include "model/phys_mem.h"
 #include "traces/checksum.h"
+#include "traces/config_check.h"
 #include "traces/event_sink.h"
 #include "traces/event_source.h"
 #include "traces/ftrace_import.h"
@@ -22,6 +24,8 @@
 #include "traces/lackey_import.h"
 #include "traces/reader.h"
 #include "traces/replayer.h"
+#include "traces/stat_catalog.h"
+#include "traces/trace_input.h"
 
 namespace po = boost::program_options;
 using namespace septsim;
@@ -30,19 +34,10 @@ namespace {
 
 constexpr int kExitOk = 0, kExitViolations = 1, kExitBadInput = 2;
 
-const char* kUsage =
-    "usage: septsim replay TRACE [--config F] [--preset NAME] [--set key=value]...\n"
-    "                            [--stats OUT.json] [--quantum NS] [--check] [--quiet] [--emit-kvmmmu OUT.trace]\n"
-    "       septsim config [--preset NAME]     list every config key with its value and meaning\n"
-    "       septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N] [--memslots SLOTS]\n"
-    "       septsim import lackey IN.log -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented]\n"
-    "                             [--seed N] [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"
-    "       septsim kvm-compare TRACE [--kvm-stats STATS.json] [--json OUT] [--backing thp|4k] [--memslots SLOTS]\n"
-    "       septsim convert IN OUT                 between .jsonl and .sstb (by OUT's extension)\n"
-    "       septsim gen NAME -o OUT [--vcpus N] [--size S] [--seed N] [--count N]   (septsim gen --list)\n"
-    "       septsim sweep SWEEP.json [-j N] [-o DIR] [--emit parallel|slurm]\n"
-    "       septsim sweep-merge DIR\n"
-    "       septsim --help | --version\n";
+using cli::print_help;
+
+// The command being run, for the usage printed after a command-line error.
+std::string g_command;
 
 // Writes the file next to its final name and renames it, so an interrupted
 // run never leaves a stats file that looks whole.
@@ -81,49 +76,144 @@ void add_model_options(po::options_description& opts) {
 
 // Parses `args` with the given positional names; false when --help was
 // asked for (and answered).
-bool parse_args(const std::vector<std::string>& args, po::options_description& opts,
+bool parse_args(const std::string& command, const std::vector<std::string>& args, po::options_description& opts,
                 const std::vector<const char*>& positional, po::variables_map& vm) {
   opts.add_options()("help,h", "this help");
+  // Positional arguments are options too, but not shown in --help.
+  po::options_description hidden, all;
   po::positional_options_description pos;
-  for (const char* name : positional) pos.add(name, 1);
-  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
+  for (const char* name : positional) {
+    hidden.add_options()(name, po::value<std::string>());
+    pos.add(name, 1);
+  }
+  all.add(opts).add(hidden);
+  g_command = command;
+  po::store(po::command_line_parser(args).options(all).positional(pos).run(), vm);
   po::notify(vm);
   if (vm.count("help")) {
-    std::cout << kUsage << "\n" << opts;
+    print_help(command, &opts);
     return false;
   }
   return true;
 }
 
+// Where a key's value comes from: the declared default, the preset, or the
+// --config file / --set options on top.
+std::string value_origin(const std::string& key, const nlohmann::json& value, const nlohmann::json& defaults,
+                         const nlohmann::json& preset, const std::string& preset_name) {
+  if (value != preset[key]) return "set";
+  if (value != defaults[key]) return "preset " + preset_name;
+  return "default";
+}
+
 int cmd_config(const std::vector<std::string>& args) {
   po::options_description opts("config options");
-  opts.add_options()("preset", po::value<std::string>(), "preset to show");
+  add_model_options(opts);
+  opts.add_options()("json", "print the effective values as a JSON config file (usable as --config F)");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).run(), vm);
+  if (!parse_args("config", args, opts, {}, vm)) return kExitOk;
   model::Config cfg = build_config(vm);
-  for (const auto& p : model::Config::params())
-    std::printf("%-26s %-8s %s\n", p.key.c_str(), cfg.to_json()[p.key].dump().c_str(), p.description.c_str());
+  traces::check_config(cfg, "config");
+  nlohmann::json values = cfg.to_json();
+  if (vm.count("json")) {
+    std::cout << values.dump(2) << "\n";
+    return kExitOk;
+  }
+  // The preset a --config file names counts as the preset too.
+  model::Config preset_only;
+  std::string preset_name = "skylake-sp";
+  if (vm.count("preset")) preset_name = vm["preset"].as<std::string>();
+  if (vm.count("config")) {
+    std::ifstream in(vm["config"].as<std::string>());
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+    if (j.is_object() && j.contains("preset") && j["preset"].is_string()) preset_name = j["preset"].get<std::string>();
+  }
+  preset_only.apply_preset(preset_name);
+  nlohmann::json defaults = model::Config().to_json(), preset = preset_only.to_json();
+  std::printf("%-34s %-20s %-22s %s\n", "key", "value", "from", "meaning");
+  for (const auto& p : model::Config::params()) {
+    std::string v = values[p.key].is_string() ? values[p.key].get<std::string>() : values[p.key].dump();
+    std::printf("%-34s %-20s %-22s %s\n", p.key.c_str(), v.c_str(),
+                value_origin(p.key, values[p.key], defaults, preset, preset_name).c_str(), p.description.c_str());
+  }
   return kExitOk;
+}
+
+int cmd_stats(const std::vector<std::string>& args) {
+  po::options_description opts("stats options");
+  opts.add_options()("list", "describe every statistic and derived metric")("json", "as JSON")(
+      "markdown", "as the Markdown tables of docs/stats.md");
+  po::variables_map vm;
+  if (!parse_args("stats", args, opts, {}, vm)) return kExitOk;
+  if (!vm.count("list")) throw po::error("stats needs --list");
+  if (vm.count("json") && vm.count("markdown")) throw po::error("--json and --markdown exclude each other");
+  auto described = traces::describe_stats(traces::registered_stats(model::Config()));
+  if (vm.count("json"))
+    std::cout << traces::stat_catalog_json(described).dump(2) << "\n";
+  else if (vm.count("markdown"))
+    std::cout << traces::stat_catalog_markdown(described);
+  else
+    std::cout << traces::stat_catalog_text(described);
+  return kExitOk;
+}
+
+// Rewrites a reader's error about the decompressed copy so it names the
+// trace as the user gave it.
+[[noreturn]] void rethrow_for(const traces::TraceInput& in, const traces::TraceError& e) {
+  if (!in.is_copy()) throw e;
+  throw traces::TraceError(in.display(), e.line(), e.field(), e.message());
+}
+
+// Runs `read(path)` on `input` (decompressed first when compressed); errors
+// name `input`.
+template <typename Read>
+void read_input(const std::string& input, Read read) {
+  traces::TraceInput in(input);
+  try {
+    read(in.path());
+  } catch (const traces::TraceError& e) {
+    rethrow_for(in, e);
+  }
 }
 
 int cmd_replay(const std::vector<std::string>& args) {
   po::options_description opts("replay options");
   add_model_options(opts);
-  opts.add_options()("stats", po::value<std::string>(), "write statistics JSON here")(
+  opts.add_options()("stats", po::value<std::string>(), "write statistics JSON here (written whole or not at all)")(
       "check", "check invariants; exit 1 if any is broken")("quiet,q", "no summary on stdout")(
       "emit-kvmmmu", po::value<std::string>(), "write the MMU's decisions as kvm/kvmmmu tracepoint text (ftrace) here")(
-      "trace", po::value<std::string>(), "trace file (JSON Lines or .sstb)");
+      "timeline", po::value<std::string>(), "write a timeline here (Chrome trace-event JSON; Perfetto opens it)")(
+      "timeline-from", po::value<u64>(), "timeline: keep events from this simulated time on (ns)")(
+      "timeline-to", po::value<u64>(), "timeline: keep events before this simulated time (ns)")(
+      "timeline-max-events", po::value<u64>()->default_value(1000000), "timeline: keep at most this many events");
   po::variables_map vm;
-  if (!parse_args(args, opts, {"trace"}, vm)) return kExitOk;
-  if (!vm.count("trace")) throw po::error("replay needs a TRACE file");
+  if (!parse_args("replay", args, opts, {"trace"}, vm)) return kExitOk;
+  if (!vm.count("trace")) throw po::error("replay needs a TRACE file (or - for standard input)");
 
   traces::ReplayOptions ro;
-  ro.trace_path = vm["trace"].as<std::string>();
   ro.config = build_config(vm);
+  traces::check_config(ro.config, "config");
+  traces::TraceInput input(vm["trace"].as<std::string>());
+  ro.trace_path = input.path();
+  ro.display_path = input.display();
   ro.check = vm.count("check") != 0;
   ro.progress = isatty(2) != 0;
   if (vm.count("emit-kvmmmu")) ro.emit_kvmmmu = vm["emit-kvmmmu"].as<std::string>();
-  traces::ReplayReport r = traces::replay(ro);
+  if (vm.count("timeline")) {
+    ro.timeline.path = vm["timeline"].as<std::string>();
+    if (vm.count("timeline-from")) ro.timeline.from_ps = vm["timeline-from"].as<u64>() * 1000;
+    if (vm.count("timeline-to")) ro.timeline.to_ps = vm["timeline-to"].as<u64>() * 1000;
+    ro.timeline.max_events = vm["timeline-max-events"].as<u64>();
+    if (ro.timeline.from_ps >= ro.timeline.to_ps) throw po::error("--timeline-from must be below --timeline-to");
+  } else if (vm.count("timeline-from") || vm.count("timeline-to")) {
+    throw po::error("--timeline-from and --timeline-to need --timeline OUT.json");
+  }
+  traces::ReplayReport r;
+  try {
+    r = traces::replay(ro);
+  } catch (const traces::TraceError& e) {
+    rethrow_for(input, e);
+  }
 
   if (!vm.count("quiet")) std::cout << traces::summary_table(r, ro.config);
   for (const auto& v : r.violations) std::cerr << "invariant: " << v << "\n";
@@ -132,14 +222,18 @@ int cmd_replay(const std::vector<std::string>& args) {
   if (vm.count("stats")) {
     nlohmann::json out;
     out["septsim_version"] = SEPTSIM_VERSION;
-    out["trace"] = {{"path", std::filesystem::path(ro.trace_path).filename().string()},
+    std::string shown = input.display() == "-" ? "-" : std::filesystem::path(input.display()).filename().string();
+    out["trace"] = {{"path", shown},
                     {"fnv1a64", traces::fnv1a_hex(r.trace_fnv1a)},
                     {"events", r.events}};
+    if (input.compression() != traces::Compression::None)
+      out["trace"]["compression"] = traces::compression_name(input.compression());
     out["config"] = ro.config.to_json();
     out["sim_time_ps"] = r.sim_time_ps;
     out["stats"] = r.stats;
     out["invariant_violations"] = r.violations;
     if (!r.vm_dead.empty()) out["vm_dead"] = r.vm_dead;
+    if (ro.check) out["invariant_checks"] = r.invariant_checks;
     write_atomically(vm["stats"].as<std::string>(), out.dump(2) + "\n");
   }
   if (!r.expect_mismatches.empty()) return kExitViolations;  // a TDX trace's "expect" failed
@@ -202,10 +296,9 @@ int cmd_import_ftrace(const std::vector<std::string>& args) {
   opts.add_options()("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
       "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
       "vcpus", po::value<unsigned>(), "vCPUs (default: from the kvmrec start marker or the faulting tasks)")(
-      "memslots", po::value<std::string>(), kMemslotsHelp)(
-      "format", po::value<std::string>(), "input format: ftrace")("input", po::value<std::string>(), "input file");
+      "memslots", po::value<std::string>(), kMemslotsHelp);
   po::variables_map vm;
-  if (!parse_args(args, opts, {"format", "input"}, vm)) return kExitOk;
+  if (!parse_args("import ftrace", args, opts, {"format", "input"}, vm)) return kExitOk;
   if (!vm.count("input")) throw po::error("import ftrace needs an input file");
   if (!vm.count("output")) throw po::error("import needs -o OUT");
   traces::FtraceImportOptions io;
@@ -218,7 +311,9 @@ int cmd_import_ftrace(const std::vector<std::string>& args) {
   }
   traces::FtraceImportReport r;
   write_events(vm["output"].as<std::string>(), imported_from(vm),
-               [&](traces::EventSink& sink) { r = traces::import_ftrace(vm["input"].as<std::string>(), sink, io); });
+               [&](traces::EventSink& sink) {
+                 read_input(vm["input"].as<std::string>(), [&](const std::string& path) { r = traces::import_ftrace(path, sink, io); });
+               });
   print_import_report(r, std::cerr);
   return kExitOk;
 }
@@ -244,6 +339,17 @@ traces::LackeyImportOptions lackey_options(const po::variables_map& vm) {
     throw po::error("--mem: bad size '" + vm["mem"].as<std::string>() + "'");
   lo.vcpu = vm["vcpu"].as<unsigned>();
   lo.ifetch = choice(vm, "ifetch", {"exec", "drop"}) == 0;
+  lo.td.enabled = choice(vm, "vm-type", {"vm", "tdx"}) == 1;
+  lo.td.accept_2m = choice(vm, "accept", {"2m", "4k"}) == 0;
+  if (vm.count("shared")) {
+    if (!lo.td.enabled) throw po::error("--shared needs --vm-type tdx");
+    std::string v = vm["shared"].as<std::string>();
+    auto colon = v.find(':');
+    if (colon == std::string::npos || !traces::parse_trace_number(v.substr(0, colon), lo.td.shared_gva) ||
+        !traces::parse_trace_number(v.substr(colon + 1), lo.td.shared_size) || lo.td.shared_size == 0)
+      throw po::error("--shared must be GVA:SIZE (e.g. 0x7f0000000000:1M), not '" + v + "'");
+  }
+  lo.warmup = vm["warmup"].as<unsigned long long>();
   return lo;
 }
 
@@ -257,21 +363,35 @@ int cmd_import_lackey(const std::vector<std::string>& args) {
       "backing", po::value<std::string>()->default_value("thp"), "host backing of guest memory: 4k, thp or hugetlb1g")(
       "vcpu", po::value<unsigned>()->default_value(0), "vCPU that runs the program (the VM gets vcpu+1 vCPUs)")(
       "ifetch", po::value<std::string>()->default_value("exec"), "instruction fetches: exec (op x accesses) or drop")(
-      "format", po::value<std::string>(), "input format: lackey")("input", po::value<std::string>(), "input file");
+      "vm-type", po::value<std::string>()->default_value("vm"),
+      "vm, or tdx: the program runs in a TD (private memory accepted before first touch, finalize, teardown)")(
+      "accept", po::value<std::string>()->default_value("2m"),
+      "TD acceptance: 2m (a 2M ACCEPT per 2 MiB region where the host backing is 2M or 1G, else 4K) or 4k")(
+      "shared", po::value<std::string>(), "TD: GVA:SIZE mapped shared (MapGPA before first touch), e.g. I/O buffers")(
+      "warmup", po::value<unsigned long long>()->default_value(0),
+      "accesses before a 'measured' phase starts (0: one phase)");
   po::variables_map vm;
-  if (!parse_args(args, opts, {"format", "input"}, vm)) return kExitOk;
+  if (!parse_args("import lackey", args, opts, {"format", "input"}, vm)) return kExitOk;
   if (!vm.count("input")) throw po::error("import lackey needs an input file");
   if (!vm.count("output")) throw po::error("import needs -o OUT");
   traces::LackeyImportOptions lo = lackey_options(vm);
   traces::LackeyImportReport r;
   write_events(vm["output"].as<std::string>(), imported_from(vm),
-               [&](traces::EventSink& sink) { r = traces::import_lackey(vm["input"].as<std::string>(), sink, lo); });
+               [&](traces::EventSink& sink) {
+                 read_input(vm["input"].as<std::string>(), [&](const std::string& path) { r = traces::import_lackey(path, sink, lo); });
+               });
   std::cerr << "imported " << r.lines << " lines: " << r.fetches << " fetches, " << r.loads << " loads, " << r.stores
             << " stores, " << r.modifies << " modifies; " << r.accesses << " accesses in " << r.access_events
             << " access events; " << r.guest_pages << " guest pages and " << r.guest_tables << " guest page tables mapped; "
             << r.noise_lines << " other lines skipped";
   if (r.noise_lines) std::cerr << " (first: line " << r.first_noise_line << ")";
   std::cerr << "\n";
+  if (lo.td.enabled)
+    std::cerr << "TD: " << r.accepts_2m << " 2M and " << r.accepts_4k << " 4K accepts, " << r.shared_pages
+              << " pages converted to shared\n";
+  if (lo.warmup && !r.measured_phase)
+    std::cerr << "warning: --warmup " << lo.warmup << " is not below the " << r.accesses
+              << " accesses: no measured phase\n";
   return kExitOk;
 }
 
@@ -280,9 +400,13 @@ int cmd_import(const std::vector<std::string>& args) {
   if (format == "ftrace") return cmd_import_ftrace(args);
   if (format == "lackey") return cmd_import_lackey(args);
   if (format == "--help" || format == "-h") {
-    std::cout << kUsage;
+    print_help("import ftrace", nullptr);
+    std::cout << "\n";
+    print_help("import lackey", nullptr);
+    std::cout << "\n`septsim import FORMAT --help` shows the options of one format.\n";
     return kExitOk;
   }
+  g_command = "import";
   throw po::error("import needs a format: septsim import ftrace|lackey IN -o OUT");
 }
 
@@ -292,9 +416,9 @@ int cmd_kvm_compare(const std::vector<std::string>& args) {
   opts.add_options()("kvm-stats", po::value<std::string>(), "KVM's stats JSON (vm_at_end per phase)")(
       "json", po::value<std::string>(), "write the comparison as JSON here")(
       "backing", po::value<std::string>(), "host backing of the data memslots: thp or 4k")(
-      "memslots", po::value<std::string>(), kMemslotsHelp)("quiet,q", "no table on stdout")("trace", po::value<std::string>(), "ftrace text recording");
+      "memslots", po::value<std::string>(), kMemslotsHelp)("quiet,q", "no table on stdout");
   po::variables_map vm;
-  if (!parse_args(args, opts, {"trace"}, vm)) return kExitOk;
+  if (!parse_args("kvm-compare", args, opts, {"trace"}, vm)) return kExitOk;
   if (!vm.count("trace")) throw po::error("kvm-compare needs a TRACE file");
   traces::KvmCompareOptions ko;
   ko.trace_path = vm["trace"].as<std::string>();
@@ -310,8 +434,9 @@ int cmd_kvm_compare(const std::vector<std::string>& args) {
 }
 
 int cmd_convert(const std::vector<std::string>& args) {
+  g_command = "convert";
   if (args.size() == 1 && (args[0] == "--help" || args[0] == "-h")) {
-    std::cout << kUsage;
+    print_help("convert", nullptr);
     return kExitOk;
   }
   if (args.size() != 2) throw po::error("convert needs IN and OUT");
@@ -327,18 +452,14 @@ int cmd_convert(const std::vector<std::string>& args) {
 
 int cmd_gen(const std::vector<std::string>& args) {
   po::options_description opts("gen options");
-  opts.add_options()("help,h", "this help")("list", "list the generators")("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
+  opts.add_options()("list", "list the generators")("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
       "vcpus", po::value<unsigned>()->default_value(1), "vCPUs")("size", po::value<std::string>()->default_value("256M"), "guest memory")(
       "seed", po::value<unsigned long long>()->default_value(1), "random seed")(
-      "count", po::value<unsigned long long>()->default_value(100000), "accesses (or rounds) to generate")(
-      "name", po::value<std::string>(), "generator");
-  po::positional_options_description pos;
-  pos.add("name", 1);
+      "count", po::value<unsigned long long>()->default_value(100000), "accesses (or rounds) to generate");
   po::variables_map vm;
-  po::store(po::command_line_parser(args).options(opts).positional(pos).run(), vm);
-  po::notify(vm);
-  if (vm.count("help") || vm.count("list")) {
-    if (vm.count("help")) std::cout << kUsage << "\n" << opts;
+  bool help = !parse_args("gen", args, opts, {"name"}, vm);
+  if (help || vm.count("list")) {
+    if (help) std::cout << "\ngenerators:\n";
     for (const auto& g : traces::generators()) std::cout << "  " << g.name << ": " << g.description << "\n";
     return kExitOk;
   }
@@ -365,7 +486,7 @@ int main(int argc, char* argv[]) {
 int sc_main(int argc, char* argv[]) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    std::cout << kUsage;
+    std::cout << cli::global_usage();
     return args.empty() ? kExitBadInput : kExitOk;
   }
   if (args[0] == "--version") {
@@ -377,16 +498,18 @@ int sc_main(int argc, char* argv[]) {
   try {
     if (cmd == "replay") return cmd_replay(args);
     if (cmd == "config") return cmd_config(args);
+    if (cmd == "stats") return cmd_stats(args);
     if (cmd == "import") return cmd_import(args);
     if (cmd == "kvm-compare") return cmd_kvm_compare(args);
     if (cmd == "convert") return cmd_convert(args);
     if (cmd == "gen") return cmd_gen(args);
+    g_command = cmd;
     if (cmd == "sweep") return cli::cmd_sweep(args, std::filesystem::read_symlink("/proc/self/exe").string());
     if (cmd == "sweep-merge") return cli::cmd_sweep_merge(args);
-    std::cerr << "septsim: unknown command '" << cmd << "'\n" << kUsage;
+    std::cerr << "septsim: unknown command '" << cmd << "'\n" << cli::global_usage();
     return kExitBadInput;
   } catch (const po::error& e) {
-    std::cerr << "septsim: " << e.what() << "\n" << kUsage;
+    std::cerr << "septsim: " << e.what() << "\n" << cli::short_usage(g_command.empty() ? cmd : g_command);
   } catch (const traces::TraceError& e) {
     std::cerr << "septsim: " << e.what() << "\n";
   } catch (const traces::ReplayError& e) {

@@ -12,8 +12,12 @@
 #include <sstream>
 #include <stdexcept>
 
+#include <csignal>
+#include <cerrno>
+
 #include "model/config.h"
 #include "traces/checksum.h"
+#include "traces/config_check.h"
 
 namespace fs = std::filesystem;
 
@@ -74,7 +78,8 @@ SweepSpec SweepSpec::load(const std::string& path) {
     if (!known.count(it.key()))
       fail(path, it.key(), "unknown field (known: name, description, base, traces, axes, check, phase)");
   s.raw = nlohmann::json::parse(j.dump());
-  fs::path here = fs::absolute(fs::path(path)).parent_path();
+  fs::path here = fs::weakly_canonical(fs::absolute(fs::path(path))).parent_path();
+  s.dir = here.string();
 
   model::Config base;
   if (j.contains("base")) {
@@ -115,6 +120,25 @@ SweepSpec SweepSpec::load(const std::string& path) {
       s.axes.emplace_back(it.key(), values);
     }
   }
+  // Every point's whole configuration (geometry depends on pairs of keys),
+  // before anything runs.
+  {
+    SweepSpec probe;
+    probe.traces = {""};
+    probe.axes = s.axes;
+    for (const auto& p : probe.expand()) {
+      model::Config cfg = base;
+      std::string at;
+      for (const auto& [k, v] : p.set) {
+        cfg.set(k, v, path + ": field 'axes." + k + "'");
+        at += (at.empty() ? "" : ", ") + k + "=" + v;
+      }
+      auto problems = traces::config_problems(cfg);
+      if (!problems.empty())
+        throw std::runtime_error(path + (at.empty() ? ": field 'base': " : ": field 'axes' (the point " + at + "): ") +
+                                 problems.front());
+    }
+  }
   if (j.contains("phase")) {
     if (!j["phase"].is_string()) fail(path, "phase", "must be the name of a trace phase");
     s.phase = j["phase"].get<std::string>();
@@ -145,7 +169,28 @@ std::vector<SweepPoint> SweepSpec::expand() const {
   return out;
 }
 
+std::string SweepSpec::trace_label(const std::string& trace) const {
+  if (dir.empty()) return fs::path(trace).filename().string();
+  fs::path rel = fs::path(trace).lexically_relative(dir);
+  return rel.empty() ? trace : rel.string();
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\r\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
 std::string point_stats_path(const std::string& dir, size_t index) { return point_stem(dir, index) + ".json"; }
+
+bool point_finished(const std::string& dir, size_t index) {
+  std::string stem = point_stem(dir, index);
+  std::string exit_text = read_file(stem + ".exit");
+  if (exit_text.empty() || !fs::exists(stem + ".json")) return false;
+  int code = std::atoi(exit_text.c_str());
+  return code == 0 || code == 1;
+}
 
 std::string point_command(const std::string& septsim, const std::string& dir, const SweepSpec& spec,
                           const SweepPoint& p) {
@@ -159,12 +204,13 @@ std::string point_command(const std::string& septsim, const std::string& dir, co
   return cmd + " 2>" + quote(stem + ".err") + "; echo $? >" + quote(stem + ".exit");
 }
 
-std::vector<SweepPoint> prepare_dir(const SweepSpec& spec, const std::string& dir) {
-  fs::create_directories(fs::path(dir) / "points");
-  write_file(fs::path(dir) / "base.json", spec.base.dump(2) + "\n");
+namespace {
+
+nlohmann::json resolved_spec(const SweepSpec& spec) {
   nlohmann::json resolved;
   resolved["spec"] = spec.raw;
   resolved["spec_file"] = fs::path(spec.path).filename().string();
+  resolved["spec_dir"] = spec.dir;
   resolved["traces"] = spec.traces;
   resolved["check"] = spec.check;
   resolved["phase"] = spec.phase;
@@ -172,9 +218,50 @@ std::vector<SweepPoint> prepare_dir(const SweepSpec& spec, const std::string& di
   for (const auto& [k, vs] : spec.axes) axes.push_back({{"key", k}, {"values", vs}});
   resolved["axes"] = axes;
   resolved["base"] = spec.base;
-  write_file(fs::path(dir) / "sweep.json", resolved.dump(2) + "\n");
+  return resolved;
+}
+
+// What decides the points and their results (not the sweep's name or description).
+nlohmann::json identity(const nlohmann::json& resolved) {
+  return {{"traces", resolved["traces"]}, {"check", resolved["check"]}, {"phase", resolved.value("phase", "")},
+          {"axes", resolved["axes"]}, {"base", resolved["base"]}};
+}
+
+// Moves `p` to `p`.previous (replacing an older one).
+void set_aside(const fs::path& p) {
+  if (!fs::exists(p)) return;
+  fs::path prev = p.string() + ".previous";
+  fs::remove_all(prev);
+  fs::rename(p, prev);
+}
+
+void remove_previous(const std::string& dir) {
+  for (const char* name : {"points", "results.csv", "manifest.json"})
+    fs::remove_all(fs::path(dir) / (std::string(name) + ".previous"));
+}
+
+}  // namespace
+
+std::vector<SweepPoint> prepare_dir(const SweepSpec& spec, const std::string& dir, bool resume) {
+  nlohmann::json resolved = resolved_spec(spec);
+  fs::path sweep_json = fs::path(dir) / "sweep.json";
+  if (resume) {
+    if (!fs::exists(sweep_json))
+      throw std::runtime_error(dir + ": nothing to resume (no sweep.json); run the sweep without --resume");
+    nlohmann::json old = nlohmann::json::parse(read_file(sweep_json), nullptr, false);
+    if (old.is_discarded() || identity(old) != identity(resolved))
+      throw std::runtime_error(dir + ": holds a different sweep (traces, axes, base, check or phase changed); "
+                               "use another -o DIR or run without --resume");
+  } else if (fs::exists(fs::path(dir) / "points")) {
+    // The earlier run's results stay until this run has its own.
+    for (const char* name : {"points", "results.csv", "manifest.json"}) set_aside(fs::path(dir) / name);
+  }
+  fs::create_directories(fs::path(dir) / "points");
+  write_file(fs::path(dir) / "base.json", spec.base.dump(2) + "\n");
+  write_file(sweep_json, resolved.dump(2) + "\n");
   auto points = spec.expand();
   for (const auto& p : points) {
+    if (resume && point_finished(dir, p.index)) continue;
     fs::remove(point_stem(dir, p.index) + ".json");
     fs::remove(point_stem(dir, p.index) + ".exit");
   }
@@ -193,6 +280,7 @@ SweepSpec spec_from_dir(const std::string& dir) {
   s.phase = r.value("phase", "");
   for (const auto& a : r["axes"]) s.axes.emplace_back(a["key"], a["values"].get<std::vector<std::string>>());
   s.path = r["spec_file"];
+  s.dir = r.value("spec_dir", "");
   return s;
 }
 
@@ -208,26 +296,71 @@ void progress(size_t done, size_t total, size_t failed, double elapsed) {
 
 }  // namespace
 
-size_t run_local(const std::string& septsim, const SweepSpec& spec, const std::string& dir, unsigned jobs) {
-  auto points = prepare_dir(spec, dir);
+namespace {
+
+volatile std::sig_atomic_t g_stop_signal = 0;
+extern "C" void on_stop_signal(int sig) { g_stop_signal = sig; }
+
+// SIGINT and SIGTERM set g_stop_signal (no SA_RESTART: waitpid returns
+// EINTR); the old handlers come back when this goes away.
+class StopSignals {
+ public:
+  StopSignals() {
+    g_stop_signal = 0;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~StopSignals() {
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+
+ private:
+  struct sigaction old_int_ {}, old_term_ {};
+};
+
+}  // namespace
+
+RunResult run_local(const std::string& septsim, const SweepSpec& spec, const std::string& dir, unsigned jobs,
+                    bool resume) {
+  auto points = prepare_dir(spec, dir, resume);
+  RunResult res;
+  std::vector<size_t> todo;
+  for (const auto& p : points)
+    if (resume && point_finished(dir, p.index))
+      ++res.skipped;
+    else
+      todo.push_back(p.index);
+  StopSignals signals;
   auto start = std::chrono::steady_clock::now();
   std::map<pid_t, size_t> running;
-  size_t next = 0, done = 0, failed = 0;
+  size_t next = 0, done = 0;
   auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
-  while (done < points.size()) {
-    while (running.size() < std::max(1u, jobs) && next < points.size()) {
-      std::string cmd = point_command(septsim, dir, spec, points[next]);
+  while (done < todo.size() && !g_stop_signal) {
+    while (running.size() < std::max(1u, jobs) && next < todo.size() && !g_stop_signal) {
+      std::string cmd = point_command(septsim, dir, spec, points[todo[next]]);
       pid_t pid = fork();
       if (pid == 0) {
+        // Its own process group: a stop ends the shell and its replay together.
+        setpgid(0, 0);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
         execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
         _exit(127);
       }
       if (pid < 0) throw std::runtime_error("sweep: fork failed");
-      running[pid] = next++;
+      setpgid(pid, pid);
+      running[pid] = todo[next++];
     }
     int st = 0;
     pid_t pid = waitpid(-1, &st, 0);
-    if (pid < 0) break;
+    if (pid < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
     auto it = running.find(pid);
     if (it == running.end()) continue;
     size_t i = it->second;
@@ -236,15 +369,31 @@ size_t run_local(const std::string& septsim, const SweepSpec& spec, const std::s
     std::string exit_text = read_file(point_stem(dir, i) + ".exit");
     int code = exit_text.empty() ? -1 : std::atoi(exit_text.c_str());
     if (code != 0 && code != 1) {
-      ++failed;
+      ++res.failed;
       std::string err = read_file(point_stem(dir, i) + ".err");
       std::fprintf(stderr, "%spoint %zu failed (exit %d): %s\n%s", isatty(2) ? "\n" : "", i, code,
                    point_command(septsim, dir, spec, points[i]).c_str(), err.c_str());
     }
-    progress(done, points.size(), failed, elapsed());
+    progress(done, todo.size(), res.failed, elapsed());
+  }
+  if (g_stop_signal) {
+    res.signal = g_stop_signal;
+    // Stop the running points; what they leave is not a result (a stats
+    // file is written whole or not at all, and their .exit is removed).
+    for (const auto& [pid, i] : running) kill(-pid, SIGTERM);
+    for (const auto& [pid, i] : running) {
+      int st = 0;
+      while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+      }
+      fs::remove(point_stem(dir, i) + ".exit");
+      fs::remove(point_stem(dir, i) + ".json");
+    }
+    for (const auto& p : points)
+      if (!point_finished(dir, p.index)) ++res.unfinished;
   }
   merge(dir);
-  return failed;
+  if (!res.signal) remove_previous(dir);
+  return res;
 }
 
 void emit_jobs(const std::string& septsim, const SweepSpec& spec, const std::string& dir, const std::string& engine) {
@@ -305,13 +454,15 @@ size_t merge(const std::string& dir) {
     for (const auto& [k, v] : stats[p.index]["scope"]["counters"].items()) columns.insert(k);
     for (const auto& [k, v] : stats[p.index]["scope"]["histograms"].items())
       columns.insert(k + ".count"), columns.insert(k + ".sum");
+    if (stats[p.index]["scope"].contains("derived"))
+      for (const auto& [k, v] : stats[p.index]["scope"]["derived"].items()) columns.insert("derived." + k);
   }
 
   std::ostringstream csv;
   csv << "point,trace";
-  for (const auto& [k, vs] : spec.axes) csv << "," << k;
+  for (const auto& [k, vs] : spec.axes) csv << "," << csv_field(k);
   csv << ",status,sim_time_ps,invariant_violations";
-  for (const auto& c : columns) csv << "," << c;
+  for (const auto& c : columns) csv << "," << csv_field(c);
   csv << "\n";
   nlohmann::json manifest_points = nlohmann::json::array();
   auto status_of = [](int code, bool have) {
@@ -323,17 +474,22 @@ size_t merge(const std::string& dir) {
     const nlohmann::json& s = stats[p.index];
     bool have = !s.is_null();
     const char* status = status_of(codes[p.index], have);
-    csv << p.index << "," << fs::path(p.trace).filename().string();
-    for (const auto& [k, v] : p.set) csv << "," << v;
+    csv << p.index << "," << csv_field(spec.trace_label(p.trace));
+    for (const auto& [k, v] : p.set) csv << "," << csv_field(v);
     csv << "," << status;
     if (have) {
       csv << "," << s["sim_time_ps"].get<u64>() << "," << s["invariant_violations"].size();
       const auto& c = s["scope"]["counters"];
       const auto& h = s["scope"]["histograms"];
+      static const nlohmann::json kNone = nlohmann::json::object();
+      const auto& d = s["scope"].contains("derived") ? s["scope"]["derived"] : kNone;
       for (const auto& col : columns) {
         csv << ",";
         if (c.contains(col)) {
           csv << c[col].get<u64>();
+        } else if (col.starts_with("derived.")) {
+          auto it = d.find(col.substr(8));
+          if (it != d.end() && !it->is_null()) csv << it->dump();
         } else if (col.ends_with(".count") || col.ends_with(".sum")) {
           auto dot = col.rfind('.');
           std::string name = col.substr(0, dot), part = col.substr(dot + 1);
@@ -346,7 +502,7 @@ size_t merge(const std::string& dir) {
     }
     csv << "\n";
     nlohmann::json mp = {{"point", p.index},
-                         {"trace", fs::path(p.trace).filename().string()},
+                         {"trace", spec.trace_label(p.trace)},
                          {"status", status},
                          {"exit_code", codes[p.index]},
                          {"command", point_command("septsim", dir, spec, p)}};
@@ -366,7 +522,7 @@ size_t merge(const std::string& dir) {
   manifest["traces"] = nlohmann::json::array();
   for (const auto& t : spec.traces)
     manifest["traces"].push_back(
-        {{"path", fs::path(t).filename().string()}, {"fnv1a64", traces::fnv1a_hex(traces::fnv1a_file(t))}});
+        {{"path", spec.trace_label(t)}, {"fnv1a64", traces::fnv1a_hex(traces::fnv1a_file(t))}});
   manifest["points"] = manifest_points;
   write_file(fs::path(dir) / "results.csv", csv.str());
   write_file(fs::path(dir) / "manifest.json", manifest.dump(2) + "\n");

@@ -63,10 +63,15 @@ nlohmann::json StatsRegistry::phase_json(const Snapshot& begin, const Snapshot& 
       nlohmann::json h;
       h["count"] = he.count - hb.count;
       h["sum"] = he.sum - hb.sum;
-      nlohmann::json buckets = nlohmann::json::object();
+      // An array in value order: as object keys ("<16", "<1024") they would
+      // sort as text.
+      nlohmann::json buckets = nlohmann::json::array();
       for (unsigned i = 0; i < Histogram::kBuckets; ++i) {
         u64 n = he.buckets[i] - hb.buckets[i];
-        if (n) buckets[i == 0 ? "0" : "<" + std::to_string(1ull << i)] = n;
+        if (!n) continue;
+        nlohmann::json b = {{"from", i == 0 ? 0 : 1ull << (i - 1)}, {"count", n}};
+        if (i + 1 < Histogram::kBuckets) b["below"] = i == 0 ? 1 : 1ull << i;
+        buckets.push_back(b);
       }
       h["buckets"] = buckets;
       hists[name] = h;
@@ -86,6 +91,15 @@ nlohmann::json StatsRegistry::to_json() const {
   for (auto& h : zero.histograms) h = Histogram{};
   now.name = "total";
   out["total"] = phase_json(zero, now);
+  return out;
+}
+
+std::vector<StatsRegistry::Info> StatsRegistry::list() const {
+  std::vector<Info> out;
+  for (const auto& [name, e] : index_) {
+    auto d = descriptions_.find(name);
+    out.push_back({name, e.kind, d == descriptions_.end() ? std::string() : d->second});
+  }
   return out;
 }
 

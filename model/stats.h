@@ -16,7 +16,8 @@ namespace septsim::model {
 
 using Counter = u64;
 
-// Power-of-two bucketed histogram: bucket i counts values in [2^(i-1), 2^i).
+// Power-of-two bucketed histogram: bucket 0 counts zeros, bucket i > 0 values
+// in [2^(i-1), 2^i); the last bucket also takes everything larger.
 struct Histogram {
   static constexpr unsigned kBuckets = 40;
   u64 buckets[kBuckets] = {};
@@ -50,13 +51,24 @@ class StatsRegistry {
   void rename_current_phase(const std::string& name) { current_phase_ = name; }
 
   // {"phases":[{"name":..., "counters":{...}, "histograms":{...}}...], "total":{...}}
+  // A histogram is {"count", "sum", "buckets": [{"from", "below", "count"}...]}
+  // with its non-empty buckets in value order ("below" absent on the last,
+  // open-ended bucket).
   nlohmann::json to_json() const;
   // Flat name -> value of the totals, for CSV rows and tests.
   std::map<std::string, u64> totals() const;
   const std::map<std::string, std::string>& descriptions() const { return descriptions_; }
 
- private:
   enum class Kind { Counter, Gauge, Histogram };
+  struct Info {
+    std::string name;
+    Kind kind;
+    std::string description;
+  };
+  // Every registered statistic, sorted by name.
+  std::vector<Info> list() const;
+
+ private:
   struct Entry {
     Kind kind;
     size_t slot;

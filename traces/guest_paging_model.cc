@@ -57,10 +57,15 @@ GuestPagingModel::GuestPagingModel(const GuestPagingOptions& opts)
       frames_(cr3_ / level_size(opts_.page_level)),
       perm_(frames_, opts_.seed) {}
 
-void GuestPagingModel::setup(EventSink& sink, u32 vcpus, u32 vcpu) const {
+void GuestPagingModel::setup(EventSink& sink, u32 vcpus, u32 vcpu, bool td) const {
   Event e;
   e.type = EventType::VmCreate;
   e.vcpus = vcpus;
+  if (td) {
+    e.tdx_vm = true;
+    e.tdx.gpaw = 48;
+    e.tdx.ept_levels = 4;
+  }
   sink.put(e);
   e = Event{};
   e.type = EventType::MemslotAdd;
@@ -68,6 +73,11 @@ void GuestPagingModel::setup(EventSink& sink, u32 vcpus, u32 vcpu) const {
   e.slot.size = opts_.mem_size;
   e.slot.backing = opts_.backing;
   sink.put(e);
+  if (td) {
+    e = Event{};
+    e.type = EventType::TdFinalize;
+    sink.put(e);
+  }
   e = Event{};
   e.type = EventType::GuestPtPool;
   e.gpa = cr3_ + kPageSize;
@@ -98,7 +108,7 @@ void GuestPagingModel::add_tables(Gva gva) {
   }
 }
 
-bool GuestPagingModel::touch(Gva gva, Event& map) {
+bool GuestPagingModel::touch(Gva gva, Event& map, Gpa gpa_bits) {
   u64 page = gva >> level_shift(opts_.page_level);
   if (page == last_page_ || pages_.count(page)) {
     last_page_ = page;
@@ -115,7 +125,7 @@ bool GuestPagingModel::touch(Gva gva, Event& map) {
   map.cr3 = cr3_;
   map.guest_levels = kLevels;
   map.gva = page << level_shift(opts_.page_level);
-  map.gpa = gpa;
+  map.gpa = gpa | gpa_bits;
   map.size = page_size();
   map.page_level = opts_.page_level;
   return true;

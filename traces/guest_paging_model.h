@@ -55,11 +55,16 @@ class GuestPagingModel {
   // Throws std::invalid_argument naming the option when the layout is impossible.
   explicit GuestPagingModel(const GuestPagingOptions& opts);
 
-  // vm_create (`vcpus`), the memslot, the page-table pool and set_cr3 on `vcpu`.
-  void setup(EventSink& sink, u32 vcpus, u32 vcpu) const;
+  // vm_create (`vcpus`), the memslot, the page-table pool and set_cr3 on
+  // `vcpu`. `td`: the VM is a TD (gpaw 48), finalized before set_cr3 (its
+  // vCPUs run only after td_finalize).
+  void setup(EventSink& sink, u32 vcpus, u32 vcpu, bool td = false) const;
   // True when the guest page holding `gva` was not mapped yet: it is now,
-  // and `map` is the guest_map event that maps it.
-  bool touch(Gva gva, Event& map);
+  // and `map` is the guest_map event that maps it. `gpa_bits` are or-ed
+  // into the mapped GPA (a TD's shared bit).
+  bool touch(Gva gva, Event& map, Gpa gpa_bits = 0);
+  // Guest-physical bytes of the page-table area: the root at cr3(), then the pool.
+  u64 table_area() const { return (pool_pages_ + 1) * kPageSize; }
 
   Gpa cr3() const { return cr3_; }
   u64 page_size() const { return level_size(opts_.page_level); }

@@ -21,6 +21,8 @@ class InvariantReport {
   // Appends "event N (line L): RULE: state" lines for each violation found.
   void check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line);
   std::vector<std::string>& violations() { return violations_; }
+  // How many times check() ran (each runs every rule on the whole state).
+  u64 checks() const { return checks_; }
   // Also checks the nested-EPT root references (rule 5 for guest_mmu).
   void set_nested(const mmu::NestedMmu* nested) { nested_ = nested; }
 
@@ -34,6 +36,7 @@ class InvariantReport {
   const model::PhysMem& mem_;
   const mmu::NestedMmu* nested_ = nullptr;
   std::vector<std::string> violations_;
+  u64 checks_ = 0;
   std::set<std::string> seen_;  // a broken state is reported once, at the first event that shows it
   static constexpr size_t kMaxReported = 1000;
 };

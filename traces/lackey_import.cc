@@ -1,6 +1,7 @@
 #include "traces/lackey_import.h"
 
 #include <string_view>
+#include <unordered_set>
 
 #include "traces/line_reader.h"
 #include "traces/reader.h"
@@ -23,6 +24,8 @@ struct LineFault {
 };
 
 constexpr u64 kMaxSize = 1 << 20;      // bytes of one access; more is not a lackey line
+constexpr u64 k2M = u64{2} << 20;
+constexpr Gpa kTdSharedBit = Gpa{1} << 47;  // gpaw 48
 constexpr u64 kMaxStride = u64{1} << 32;  // runs stay well inside one canonical half
 
 bool hex_digit(char c, unsigned& d) {
@@ -129,7 +132,7 @@ class LackeyImporter {
   LackeyImportReport run() {
     if (opts_.vcpu >= TraceReader::kMaxVcpus) throw std::invalid_argument("--vcpu must be 0..255");
     LineReader in(path_);
-    paging_.setup(sink_, opts_.vcpu + 1, opts_.vcpu);
+    paging_.setup(sink_, opts_.vcpu + 1, opts_.vcpu, td());
     std::string_view line;
     bool overlong;
     while (in.next(line, overlong)) {
@@ -150,6 +153,11 @@ class LackeyImporter {
       put(a, a.kind == 'I' ? AccessType::Fetch : a.kind == 'S' || a.kind == 'M' ? AccessType::Write : AccessType::Read);
     }
     run_.flush();
+    if (td()) {
+      Event e;
+      e.type = EventType::TdTeardown;
+      sink_.put(e);
+    }
     if (report_.fetches + report_.loads + report_.stores + report_.modifies == 0)
       throw TraceError(path_, 0, "",
                        "no lackey access line (\"I  ADDR,SIZE\", \" L ADDR,SIZE\"...) in " + std::to_string(report_.lines) +
@@ -169,15 +177,29 @@ class LackeyImporter {
     }
   }
 
+  bool td() const { return opts_.td.enabled; }
+  bool shared(Gva gva) const {
+    return td() && gva >= opts_.td.shared_gva && gva - opts_.td.shared_gva < opts_.td.shared_size;
+  }
+
   // One access per 4 KiB page the bytes cover, each page mapped first.
   void put(const LackeyAccess& a, AccessType op) {
     u64 first = a.addr >> kPageShift, last = (a.addr + a.size - 1) >> kPageShift;
     for (u64 p = first; p <= last; ++p) {
       Gva gva = p == first ? a.addr : p << kPageShift;
+      if (opts_.warmup && report_.accesses == opts_.warmup && !report_.measured_phase) {
+        run_.flush();
+        Event ph;
+        ph.type = EventType::Phase;
+        ph.name = "measured";
+        sink_.put(ph);
+        report_.measured_phase = true;
+      }
       Event map;
       try {
-        if (paging_.touch(gva, map)) {
+        if (paging_.touch(gva, map, shared(gva) ? kTdSharedBit : 0)) {
           run_.flush();
+          if (td()) prepare_td(map);
           sink_.put(map);
         }
       } catch (const GuestPagingError& e) {
@@ -187,12 +209,52 @@ class LackeyImporter {
     }
   }
 
+  // Before `map` is written: the TD guest accepts the page-table pages the
+  // map adds and the private page it maps, or converts a shared one.
+  void prepare_td(const Event& map) {
+    // The replayer hands out table pages in order from the pool after the
+    // root; the paging model counts the same tables.
+    if (tables_accepted_ == 0) accept(paging_.cr3(), kPageSize);
+    for (; tables_accepted_ < paging_.tables(); ++tables_accepted_)
+      accept(paging_.cr3() + (tables_accepted_ + 1) * kPageSize, kPageSize);
+    if (map.gpa & kTdSharedBit) {
+      Event e;
+      e.type = EventType::MapGpa;
+      e.vcpu = int(opts_.vcpu);
+      e.gpa = map.gpa;
+      e.size = map.size;
+      sink_.put(e);
+      ++report_.shared_pages;
+      return;
+    }
+    accept(map.gpa, map.size);
+  }
+
+  // TDG.MEM.PAGE.ACCEPT of every page of [gpa, gpa + size) not accepted yet:
+  // the 2 MiB regions whole where the policy and backing allow, else 4K pages.
+  void accept(Gpa gpa, u64 size) {
+    bool by_2m = opts_.td.accept_2m && opts_.paging.backing != mmu::HostBacking::Page4K;
+    u64 unit = by_2m ? k2M : kPageSize;
+    for (Gpa a = gpa & ~(unit - 1); a < gpa + size; a += unit) {
+      if (!accepted_.insert(a).second) continue;
+      Event e;
+      e.type = EventType::Accept;
+      e.vcpu = int(opts_.vcpu);
+      e.gpa = a;
+      e.tdx.level = by_2m ? 1 : 0;
+      sink_.put(e);
+      ++(by_2m ? report_.accepts_2m : report_.accepts_4k);
+    }
+  }
+
   std::string path_;
   EventSink& sink_;
   LackeyImportOptions opts_;
   GuestPagingModel paging_;
   LackeyImportReport report_;
   AccessRun run_;
+  u64 tables_accepted_ = 0;           // TD: page-table pages accepted after the root
+  std::unordered_set<Gpa> accepted_;  // TD: accepted units (2M regions or 4K pages); looked up, never iterated
 };
 
 }  // namespace

@@ -21,10 +21,31 @@
 
 namespace septsim::traces {
 
+// The program runs inside a TD (--vm-type tdx): the VM is a TD with every
+// page private, finalized before the program's first access and torn down
+// after its last. The guest accepts each private page before its first
+// touch, as a Linux TD does with lazy acceptance: with `accept_2m`, the
+// whole 2 MiB region around it by one 2M TDG.MEM.PAGE.ACCEPT when the host
+// backs guest memory with 2 MiB pages (thp, hugetlb1g), page by page (4K)
+// otherwise or without `accept_2m`. Page-table pages are accepted the same
+// way before the guest writes them. Pages of [shared_gva, shared_gva +
+// shared_size) are mapped at shared GPAs instead (the shared bit, 47, set):
+// the guest converts each by MapGPA before its first touch and accepts nothing.
+struct LackeyTdOptions {
+  bool enabled = false;
+  bool accept_2m = true;
+  Gva shared_gva = 0;
+  u64 shared_size = 0;
+};
+
 struct LackeyImportOptions {
   GuestPagingOptions paging;  // guest memory, page size, placement
   u32 vcpu = 0;               // the vCPU that runs the stream; the VM gets vcpu + 1 vCPUs
   bool ifetch = true;         // instruction fetches are accesses (op "x"); false drops them
+  LackeyTdOptions td;
+  // When > 0: a `phase` event "measured" after this many accesses, so the
+  // program's start-up stays in the first phase ("warmup").
+  u64 warmup = 0;
 };
 
 struct LackeyImportReport {
@@ -37,6 +58,9 @@ struct LackeyImportReport {
   u64 access_events = 0;       // access events written
   u64 guest_pages = 0;         // guest pages mapped on first touch
   u64 guest_tables = 0;        // guest page tables below the root
+  u64 accepts_4k = 0, accepts_2m = 0;  // TD: TDG.MEM.PAGE.ACCEPT events written
+  u64 shared_pages = 0;        // TD: guest pages converted to shared (map_gpa)
+  bool measured_phase = false;  // the "measured" phase event was written (warmup reached)
 };
 
 // Imports `path` into `sink` (which it does not finish). Throws TraceError

@@ -21,6 +21,8 @@
 #include "model/vcpu.h"
 #include "model/walk/host_memory_target.h"
 #include "traces/checksum.h"
+#include "traces/config_check.h"
+#include "traces/derived.h"
 #include "traces/event.h"
 #include "traces/guest_page_tables.h"
 #include "traces/invariant_report.h"
@@ -109,7 +111,7 @@ class ReplayTop : public sc_core::sc_module {
         kvm_(opts.config, timing_, mem_, stats),
         nested_(opts.config, timing_, stats, vcpus),
         tdx_("tdx", opts.config, mem_, stats),
-        seam_(tdx_, mem_, opts.trace_path),
+        seam_(tdx_, mem_, opts.display_path.empty() ? opts.trace_path : opts.display_path),
         target_("memory", mem_, timing_),
         guest_pt_(kvm_, mem_),
         checker_(kvm_, mem_) {
@@ -125,6 +127,14 @@ class ReplayTop : public sc_core::sc_module {
       });
       kvm_.set_tracepoints(kvmmmu_.get());
     }
+    if (!opts.timeline.path.empty()) {
+      timeline_ = std::make_unique<TimelineWriter>(opts.timeline, vcpus, [this](int vcpu) {
+        return vcpu < 0 ? u64(sc_core::sc_time_stamp().value()) : timing_.to_ps(vcpus_[size_t(vcpu)]->cycles());
+      });
+      if (kvmmmu_) tee_ = std::make_unique<TracepointTee>(kvmmmu_.get(), timeline_.get());
+      kvm_.set_tracepoints(tee_ ? static_cast<mmu::MmuTracepoints*>(tee_.get()) : timeline_.get());
+      tdx_.set_observer(timeline_.get());
+    }
     checker_.set_nested(&nested_);
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
@@ -138,11 +148,15 @@ class ReplayTop : public sc_core::sc_module {
   }
 
   // The MMU outlives the tracepoint writer (members die in reverse order).
-  ~ReplayTop() override { kvm_.set_tracepoints(nullptr); }
+  ~ReplayTop() override {
+    kvm_.set_tracepoints(nullptr);
+    tdx_.set_observer(nullptr);
+  }
 
   void set_first(const Event& e) { first_ = e, have_first_ = true; }
   void set_total_lines(u64 n) { total_lines_ = n; }
   std::vector<std::string>& violations() { return checker_.violations(); }
+  u64 invariant_checks() const { return checker_.checks(); }
   const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
   const std::string& vm_dead() const { return vm_dead_; }
 
@@ -153,9 +167,11 @@ class ReplayTop : public sc_core::sc_module {
       barrier();
       note_dead(reader_.line(), "in the vCPU events up to line ");
       if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line());
-      if (kvmmmu_) {
-        kvm_.set_tracepoints(nullptr);
-        kvmmmu_->finish();
+      if (kvmmmu_ || timeline_) kvm_.set_tracepoints(nullptr);
+      if (kvmmmu_) kvmmmu_->finish();
+      if (timeline_) {
+        tdx_.set_observer(nullptr);
+        timeline_->finish(u64(sc_core::sc_time_stamp().value()));
       }
     } catch (...) {
       model::record_sim_error(std::current_exception());
@@ -241,7 +257,8 @@ class ReplayTop : public sc_core::sc_module {
   }
 
   [[noreturn]] void throw_at(const Event& e, const std::string& msg) {
-    throw ReplayError(opts_.trace_path + ":" + std::to_string(e.line) + ": " + msg);
+    throw ReplayError((opts_.display_path.empty() ? opts_.trace_path : opts_.display_path) + ":" +
+                      std::to_string(e.line) + ": " + msg);
   }
 
   u32 slot_flags(u32 id) const {
@@ -252,6 +269,11 @@ class ReplayTop : public sc_core::sc_module {
   void vm_op(const Event& e) {
     ++*vm_ops_;
     Cycles c = timing_.vm_ioctl;
+    // The guest's own VM-wide events (ACCEPT, MapGPA, L1's nested ones) go
+    // on their vCPU's track of the timeline, the rest on the VMM's.
+    const int track = e.vcpu >= 0 && size_t(e.vcpu) < vcpus_.size() && e.type != EventType::VmCreate ? e.vcpu : -1;
+    const u64 start_ps = u64(sc_core::sc_time_stamp().value());
+    if (timeline_) timeline_->set_task(track);
     try {
       switch (e.type) {
         case EventType::MemslotAdd:
@@ -372,6 +394,13 @@ class ReplayTop : public sc_core::sc_module {
     } catch (const GuestMapError& err) {
       throw_at(e, err.what());
     }
+    if (timeline_) {
+      timeline_->set_task(-1);
+      if (e.type == EventType::Phase)
+        vcpu_events_ == 0 ? timeline_->rename_phase(e.name) : timeline_->phase(e.name, start_ps);
+      else
+        timeline_->slice(track, event_type_name(e.type), start_ps, timing_.to_ps(c));
+    }
     *vm_cycles_ += c;
     if (c) wait(timing_.to_time(c));
     Cycles now = timing_.from_time(sc_core::sc_time_stamp());
@@ -393,6 +422,8 @@ class ReplayTop : public sc_core::sc_module {
   InvariantReport checker_;
   std::vector<std::unique_ptr<model::Vcpu>> vcpus_;
   std::unique_ptr<KvmmmuWriter> kvmmmu_;  // --emit-kvmmmu
+  std::unique_ptr<TimelineWriter> timeline_;  // --timeline
+  std::unique_ptr<TracepointTee> tee_;        // both
   std::map<u32, u32> slot_flags_;
   Event first_;
   bool have_first_ = false;
@@ -405,7 +436,31 @@ class ReplayTop : public sc_core::sc_module {
 
 }  // namespace
 
+namespace {
+
+class NoEvents : public EventSource {
+ public:
+  bool next(Event&) override { return false; }
+  u64 line() const override { return 0; }
+  const std::string& path() const override { return path_; }
+
+ private:
+  std::string path_ = "-";
+};
+
+}  // namespace
+
+std::vector<model::StatsRegistry::Info> registered_stats(const model::Config& config) {
+  ReplayOptions opts;
+  opts.config = config;
+  NoEvents none;
+  model::StatsRegistry stats;
+  ReplayTop top("septsim_stats_list", opts, none, 1, stats);
+  return stats.list();
+}
+
 ReplayReport replay(const ReplayOptions& opts) {
+  check_config(opts.config, "config");
   auto source = open_event_source(opts.trace_path);
   EventSource& reader = *source;
   Event first;
@@ -431,7 +486,9 @@ ReplayReport replay(const ReplayOptions& opts) {
   r.violations = top.violations();
   r.expect_mismatches = top.expect_mismatches();
   r.vm_dead = top.vm_dead();
+  r.invariant_checks = top.invariant_checks();
   r.stats = stats.to_json();
+  add_derived(r.stats);
   r.totals = stats.totals();
   return r;
 }

@@ -14,6 +14,7 @@
 #include "model/config.h"
 #include "model/stats.h"
 #include "traces/event.h"
+#include "traces/timeline.h"
 
 namespace septsim::traces {
 
@@ -32,10 +33,14 @@ struct AnnotationState {
 
 struct ReplayOptions {
   std::string trace_path;
+  // The name errors and the stats file give the trace ("-" for standard
+  // input, the compressed file's name); empty = trace_path.
+  std::string display_path;
   model::Config config;
   bool check = false;     // run the invariant checker after VM-wide events and at the end
   bool progress = false;  // events/s and percent on stderr
   std::string emit_kvmmmu;  // when set: write the MMU's tracepoints here as ftrace text (traces/kvmmmu_writer.h)
+  TimelineOptions timeline;  // when its path is set: write the timeline there (traces/timeline.h)
   // When set, each annotation waits for the vCPUs and is reported here
   // (kvm-compare); otherwise annotations are skipped.
   std::function<void(const Event&, const AnnotationState&)> on_annotation;
@@ -46,11 +51,12 @@ struct ReplayReport {
   u64 trace_fnv1a = 0;                 // checksum of the trace bytes (FNV-1a 64)
   u64 sim_time_ps = 0;                 // simulated time at the end
   std::vector<std::string> violations;  // invariant violations (--check)
+  u64 invariant_checks = 0;             // times --check ran every rule on the whole state
   std::vector<std::string> expect_mismatches;  // seamcall/tdcall "expect" not met: "FILE:LINE: ..." 
   // "FILE:LINE: why" when KVM killed the VM (KVM_BUG_ON, kvm_vm_dead); the
   // events after it were not replayed. Empty when the VM lived.
   std::string vm_dead;
-  nlohmann::json stats;                 // StatsRegistry::to_json()
+  nlohmann::json stats;                 // StatsRegistry::to_json(), each phase with its "derived" section (traces/derived.h)
   std::map<std::string, u64> totals;    // flat totals
 };
 
@@ -59,7 +65,18 @@ struct ReplayReport {
 // names the file, line and field.
 ReplayReport replay(const ReplayOptions& opts);
 
-// The human summary table.
+// Every statistic a replay registers (one vCPU: "vcpu0." stands for each
+// vCPU), without running anything. Builds the model's modules, so call it
+// at most once per process and not in one that replays.
+std::vector<model::StatsRegistry::Info> registered_stats(const model::Config& config);
+
+// The human summary table, with the derived metrics per phase and, after
+// --check, the invariants line.
 std::string summary_table(const ReplayReport& r, const model::Config& cfg);
+// The derived metrics of a stats JSON (with "derived" sections) as a table,
+// one column per phase.
+std::string derived_table(const nlohmann::json& stats);
+// "invariants: K broken, N checks (...)"
+std::string invariants_line(const ReplayReport& r);
 
 }  // namespace septsim::traces

@@ -1,7 +1,10 @@
 // The human summary printed after a replay.
+#include <cctype>
 #include <cstdio>
+#include <set>
 #include <sstream>
 
+#include "traces/derived.h"
 #include "traces/replayer.h"
 
 namespace septsim::traces {
@@ -79,7 +82,109 @@ std::string summary_table(const ReplayReport& r, const model::Config& cfg) {
                                           std::to_string(get(t, "kvm.recover_huge_page")));
   row("remote TLB flushes", std::to_string(get(t, "kvm.remote_tlb_flush")));
   row("fast zaps (mmu_valid_gen)", std::to_string(get(t, "kvm.mmu_zap_all_fast")));
-  if (!r.violations.empty()) row("INVARIANT VIOLATIONS", std::to_string(r.violations.size()));
+  out << derived_table(r.stats);
+  if (r.invariant_checks) out << invariants_line(r) << "\n";
+  return out.str();
+}
+
+std::string invariants_line(const ReplayReport& r) {
+  return "invariants: " + std::to_string(r.violations.size()) + " broken, " + std::to_string(r.invariant_checks) +
+         " checks (every rule after each VM-wide event and at the end)";
+}
+
+namespace {
+
+std::string cell(const nlohmann::json& d, const std::string& key, const char* fmt) {
+  auto it = d.find(key);
+  if (it == d.end() || it->is_null()) return "-";
+  char buf[40];
+  if (it->is_number_unsigned())
+    std::snprintf(buf, sizeof buf, "%llu", static_cast<unsigned long long>(it->get<u64>()));
+  else
+    std::snprintf(buf, sizeof buf, fmt, it->get<double>());
+  return buf;
+}
+
+// "tdh_mem_page_aug" -> "TDH.MEM.PAGE.AUG"
+std::string leaf_title(const std::string& key) {
+  std::string s = key;
+  for (char& ch : s) ch = ch == '_' ? '.' : char(std::toupper(static_cast<unsigned char>(ch)));
+  return s;
+}
+
+}  // namespace
+
+std::string derived_table(const nlohmann::json& stats) {
+  if (!stats.contains("total") || !stats["total"].contains("derived")) return "";
+  // One column per phase, and the total when there is more than one phase.
+  std::vector<std::pair<std::string, const nlohmann::json*>> cols;
+  for (const auto& ph : stats["phases"]) cols.emplace_back(ph["name"].get<std::string>(), &ph["derived"]);
+  if (cols.size() != 1) cols.emplace_back("total", &stats["total"]["derived"]);
+  std::ostringstream out;
+  auto line = [&](const std::string& title, const std::vector<std::string>& cells) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "  %-34s", title.c_str());
+    out << buf;
+    for (const auto& c : cells) {
+      std::snprintf(buf, sizeof buf, " %14s", c.c_str());
+      out << buf;
+    }
+    out << "\n";
+  };
+  auto row = [&](const std::string& title, const std::string& key, const char* fmt = "%.2f") {
+    std::vector<std::string> cells;
+    for (const auto& [name, d] : cols) cells.push_back(cell(*d, key, fmt));
+    line(title, cells);
+  };
+  std::vector<std::string> names;
+  for (const auto& [name, d] : cols) names.push_back(name.size() > 14 ? name.substr(0, 13) + "~" : name);
+  {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, " %-35s", "per phase (docs/stats.md)");
+    out << buf;
+    for (const auto& n : names) {
+      std::snprintf(buf, sizeof buf, " %14s", n.c_str());
+      out << buf;
+    }
+    out << "\n";
+  }
+  row("accesses", "accesses");
+  row("L1 DTLB misses / 1000 accesses", "l1_dtlb_misses_per_1k_accesses");
+  row("STLB misses / 1000 accesses", "stlb_misses_per_1k_accesses");
+  {
+    std::vector<std::string> cells;
+    for (const auto& [name, d] : cols) {
+      auto it = d->find("walk_cycle_share");
+      cells.push_back(it == d->end() || it->is_null() ? "-" : pct(u64(it->get<double>() * 1e6), 1000000));
+    }
+    line("share of vCPU cycles in walks", cells);
+  }
+  row("guest refs / walk", "refs_per_walk.guest");
+  row("EPT refs / walk", "refs_per_walk.ept");
+  row("cycles / access", "cycles_per_access");
+  row("EPT violations / 1000 accesses", "ept_violations_per_1k_accesses");
+  row("VM exits / 1000 accesses", "vmexits_per_1k_accesses");
+  if (!cols.back().second->contains("tdx.seamcalls")) return out.str();
+  out << " TDX module\n";
+  row("SEAMCALLs", "tdx.seamcalls");
+  // Every leaf called in any phase, in name order.
+  std::set<std::string> leaves;
+  for (const auto& [name, d] : cols)
+    for (const auto& [k, v] : d->items())
+      if (k.starts_with("tdx.seamcalls.")) leaves.insert(k);
+  for (const auto& k : leaves) {  // a leaf not called in a phase has no key there
+    std::vector<std::string> cells;
+    for (const auto& [name, d] : cols) cells.push_back(d->contains(k) ? cell(*d, k, "%.0f") : "0");
+    line("  " + leaf_title(k.substr(std::string("tdx.seamcalls.").size())), cells);
+  }
+  row("TDCALLs (TDG.MEM.PAGE.ACCEPT)", "tdx.tdcalls");
+  row("TD exits", "tdx.td_exits");
+  row("SEAMCALL + TDCALL + TD exit cycles", "tdx.seam_cycles");
+  row("cycles / call", "tdx.seam_cycles_per_seamcall", "%.0f");
+  row("PAMT bytes (phase end)", "tdx.pamt_bytes");
+  row("private 2M ranges split", "tdx.splits");
+  row("  merged back", "tdx.merges");
+  row("BUSY retries", "tdx.busy_retries");
   return out.str();
 }
 

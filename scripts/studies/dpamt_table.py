@@ -70,7 +70,7 @@ def main():
             sys.exit(f"{a.results}: point {p['point']} ({p['trace']}) did not run: {p['status']}")
         with open(os.path.join(a.results, "points", "%05d.json" % p["point"])) as f:
             stats = json.load(f)
-        with open(os.path.join(traces, p["trace"] + ".params.json")) as f:
+        with open(os.path.join(traces, os.path.basename(p["trace"]) + ".params.json")) as f:
             params = json.load(f)
         rows.append(row(p, stats, params))
     tmp = a.out + ".tmp"

@@ -42,15 +42,15 @@ std::vector<std::string> lines(const std::string& text) {
 
 TEST_CASE("a sweep expands traces x axes into one CSV row per point, last axis fastest", "[sweep]") {
   auto d = temp_dir();
-  auto s = sweep_file(d, "{\"tlb.stlb.entries\":[512,1536],\"pwc.ept.pd.entries\":[0,8,32]}");
+  auto s = sweep_file(d, "{\"tlb.stlb.entries\":[768,1536],\"pwc.ept.pd.entries\":[0,8,32]}");
   auto r = run_septsim("sweep " + s.string() + " -j 2 -o " + (d / "out").string());
   INFO(r.err);
   REQUIRE(r.exit_code == 0);
   auto rows = lines(slurp(d / "out" / "results.csv"));
   REQUIRE(rows.size() == 1 + 2 * 2 * 3);
   CHECK(rows[0].rfind("point,trace,tlb.stlb.entries,pwc.ept.pd.entries,status,", 0) == 0);
-  CHECK(rows[1].rfind("0,a.jsonl,512,0,ok,", 0) == 0);
-  CHECK(rows[2].rfind("1,a.jsonl,512,8,ok,", 0) == 0);
+  CHECK(rows[1].rfind("0,a.jsonl,768,0,ok,", 0) == 0);
+  CHECK(rows[2].rfind("1,a.jsonl,768,8,ok,", 0) == 0);
   CHECK(rows[4].rfind("3,a.jsonl,1536,0,ok,", 0) == 0);
   CHECK(rows[12].rfind("11,b.jsonl,1536,32,ok,", 0) == 0);
   auto m = nlohmann::json::parse(slurp(d / "out" / "manifest.json"));
@@ -98,7 +98,7 @@ TEST_CASE("a sweep file with an unknown config key is rejected naming the field"
 
 TEST_CASE("GNU Parallel runs the emitted job list and sweep-merge gives the local run's CSV", "[sweep]") {
   auto d = temp_dir();
-  auto s = sweep_file(d, "{\"tlb.stlb.entries\":[512,1536]}");
+  auto s = sweep_file(d, "{\"tlb.stlb.entries\":[768,1536]}");
   REQUIRE(run_septsim("sweep " + s.string() + " -o " + (d / "local").string()).exit_code == 0);
   auto e = run_septsim("sweep " + s.string() + " --emit parallel -o " + (d / "par").string());
   REQUIRE(e.exit_code == 0);
@@ -113,7 +113,7 @@ TEST_CASE("GNU Parallel runs the emitted job list and sweep-merge gives the loca
 
 TEST_CASE("the emitted Slurm array script runs one point per task id", "[sweep]") {
   auto d = temp_dir();
-  auto s = sweep_file(d, "{\"tlb.stlb.entries\":[512]}");
+  auto s = sweep_file(d, "{\"tlb.stlb.entries\":[768]}");
   REQUIRE(run_septsim("sweep " + s.string() + " --emit slurm -o " + (d / "sl").string()).exit_code == 0);
   std::string sb = slurp(d / "sl" / "sweep.sbatch");
   CHECK(sb.find("#SBATCH --array=0-1") != std::string::npos);

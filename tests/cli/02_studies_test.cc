@@ -89,17 +89,17 @@ TEST_CASE("study mmu-metadata runs at reduced size", "[study]") {
   auto d = run_study("mmu-metadata", 3 * 4 * 2, {"sp-meta-per-gib", "slot-zap-refaults", "slot-zap-cycles"});
   // A fast zap throws away the other slots' mappings too, a slot zap only
   // the churned slot's: the 16 pages both vCPUs read there, in 3 rounds.
-  CHECK(cell(d, "churn-hostthp.jsonl,external-in-union,zap-memslot", "kvm.slot_zap.refaults") == 16 * 3);
-  CHECK(cell(d, "churn-hostthp.jsonl,external-in-union,zap-all-fast", "kvm.slot_zap.refaults") > 16 * 3);
-  CHECK(cell(d, "churn-hostthp.jsonl,external-in-union,zap-memslot", "kvm.slot_zap.rebuilt_pages") == 0);
-  CHECK(cell(d, "churn-hostthp.jsonl,external-separate,zap-memslot", "kvm.sp_meta.bytes_per_sp") == 192);
+  CHECK(cell(d, "traces/churn-hostthp.jsonl,external-in-union,zap-memslot", "kvm.slot_zap.refaults") == 16 * 3);
+  CHECK(cell(d, "traces/churn-hostthp.jsonl,external-in-union,zap-all-fast", "kvm.slot_zap.refaults") > 16 * 3);
+  CHECK(cell(d, "traces/churn-hostthp.jsonl,external-in-union,zap-memslot", "kvm.slot_zap.rebuilt_pages") == 0);
+  CHECK(cell(d, "traces/churn-hostthp.jsonl,external-separate,zap-memslot", "kvm.sp_meta.bytes_per_sp") == 192);
 }
 
 TEST_CASE("study cached-roots runs at reduced size", "[study]") {
   auto d = run_study("cached-roots", 2 * 8 * 2 * 2, {"nested-roots-built", "nested-refaults", "nested-cycles-per-entry"});
   // Axes: prev_roots, INVEPT policy, shadow-page budget (0: a root goes with its last reference).
   auto one = [&](const char* axes, const char* column) {
-    return cell(d, std::string("nested-ept-1vcpu.jsonl,") + axes, column);
+    return cell(d, std::string("traces/nested-ept-1vcpu.jsonl,") + axes, column);
   };
   // Six L2s round-robin on a vCPU fit in the current root plus 5 cached
   // ones: more prev_roots than that changes nothing, fewer misses more.
@@ -169,7 +169,7 @@ TEST_CASE("study merge-policies: none never merges, A/B/C merge, C shares one TR
   // after the first NX-recovery tick.
   const unsigned long long late_accepts = 2;
   auto at = [&](const std::string& trace, const std::string& axes, const char* column) {
-    return cell(d, trace + ".jsonl," + axes, column);
+    return cell(d, "traces/" + trace + ".jsonl," + axes, column);
   };
   auto stlb_misses = [&](const std::string& trace, const std::string& axes) {
     unsigned long long sum = 0;

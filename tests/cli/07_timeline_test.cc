@@ -1,0 +1,123 @@
+// replay --timeline: Chrome trace-event JSON with a track per vCPU, one for
+// the VMM / TDX module and one for phases; its events agree with the stats
+// counters; the window and the cap bound it; no file when the replay fails.
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "../traces/cli_util.h"
+
+using namespace septsim::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  nlohmann::json timeline, counters;
+  std::string text;
+};
+
+Run replay_with_timeline(const std::string& trace, const std::string& extra = "") {
+  auto d = temp_dir();
+  auto r = run_septsim("replay " + trace + " -q --stats " + (d / "s.json").string() + " --timeline " +
+                       (d / "t.json").string() + " " + extra);
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  Run out;
+  out.text = slurp(d / "t.json");
+  out.timeline = nlohmann::json::parse(out.text);
+  out.counters = nlohmann::json::parse(slurp(d / "s.json"))["stats"]["total"]["counters"];
+  return out;
+}
+
+std::map<int, std::string> thread_names(const nlohmann::json& t) {
+  std::map<int, std::string> out;
+  for (const auto& e : t["traceEvents"])
+    if (e["ph"] == "M" && e["name"] == "thread_name") out[e["tid"].get<int>()] = e["args"]["name"];
+  return out;
+}
+
+size_t count(const nlohmann::json& t, const std::string& ph, const std::string& name) {
+  size_t n = 0;
+  for (const auto& e : t["traceEvents"]) n += e["ph"] == ph && e["name"] == name;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("the timeline has a track per vCPU, the VMM's and the phases', and one EPT violation per fault handled",
+          "[timeline]") {
+  auto run = replay_with_timeline(sample_trace());
+  auto names = thread_names(run.timeline);
+  CHECK(names[0] == "VMM / TDX module");
+  CHECK(names[1] == "vCPU 0");
+  CHECK(names[2] == "vCPU 1");
+  CHECK(names[999999] == "phases");
+  CHECK(count(run.timeline, "i", "EPT violation") == run.counters["kvm.pf_taken"].get<size_t>());
+  CHECK(count(run.timeline, "i", "fast_page_fault") == run.counters["kvm.pf_fast"].get<size_t>());
+  CHECK(count(run.timeline, "X", "memslot_add") == 2);
+  // The phases tile the run: warmup ends where measured starts.
+  std::map<std::string, std::pair<double, double>> phases;
+  for (const auto& e : run.timeline["traceEvents"]) {
+    if (e["ph"] == "X" && e["tid"] == 999999)
+      phases[e["name"]] = {e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>()};
+    if (e["ph"] == "i" && e["name"] == "EPT violation") {
+      CHECK(e["tid"].get<int>() >= 1);
+      CHECK(e["tid"].get<int>() <= 2);
+      CHECK(e["args"]["gpa"].get<std::string>().starts_with("0x"));
+    }
+  }
+  REQUIRE(phases.count("warmup") == 1);
+  REQUIRE(phases.count("measured") == 1);
+  CHECK(phases["warmup"].first == 0);
+  CHECK(phases["warmup"].second == Approx(phases["measured"].first));
+  // Simulated time only: the same input gives the same bytes.
+  CHECK(replay_with_timeline(sample_trace()).text == run.text);
+}
+
+TEST_CASE("a TD's timeline has every SEAMCALL and TDCALL with its leaf and status", "[timeline][tdx]") {
+  auto d = temp_dir();
+  auto td = (d / "td.jsonl").string();
+  REQUIRE(run_septsim("gen td-boot -o " + td + " --count 2000").exit_code == 0);
+  auto run = replay_with_timeline(td);
+  size_t calls = 0;
+  for (const auto& [k, v] : run.counters.items())
+    if (k.starts_with("seam.calls.")) calls += v.get<size_t>();
+  size_t seen = 0;
+  for (const auto& e : run.timeline["traceEvents"]) {
+    std::string name = e["name"];
+    if (e["ph"] != "i" || !(name.starts_with("TDH.") || name.starts_with("TDG."))) continue;
+    ++seen;
+    CHECK(e["args"].contains("status"));
+    if (name == "TDG.MEM.PAGE.ACCEPT") CHECK(e["tid"] == 1);  // the guest's call, on its vCPU
+  }
+  CHECK(seen == calls);
+  CHECK(count(run.timeline, "i", "TDH.MNG.CREATE") == 1);
+  CHECK(count(run.timeline, "X", "td_finalize") == 1);
+}
+
+TEST_CASE("replay --timeline-from, --timeline-to and --timeline-max-events bound the timeline", "[timeline]") {
+  auto run = replay_with_timeline(sample_trace(), "--timeline-from 1000000 --timeline-to 3000000 --timeline-max-events 50");
+  size_t kept = 0;
+  for (const auto& e : run.timeline["traceEvents"]) {
+    if (e["ph"] == "M" || e["tid"] == 999999) continue;  // metadata and phases are always there
+    ++kept;
+    CHECK(e["ts"].get<double>() >= 1000.0);  // microseconds
+    CHECK(e["ts"].get<double>() < 3000.0);
+  }
+  CHECK(kept == 50);
+  CHECK(run.timeline["otherData"]["dropped_events"].get<size_t>() > 0);
+}
+
+TEST_CASE("a replay that fails leaves no timeline file", "[timeline][badinput]") {
+  auto t = write_trace("{\"type\":\"vm_create\",\"vcpus\":1}\n{\"type\":\"teleport\"}\n");
+  auto out = temp_dir() / "t.json";
+  auto r = run_septsim("replay " + t + " --timeline " + out.string());
+  CHECK(r.exit_code == 2);
+  CHECK_FALSE(fs::exists(out));
+  CHECK_FALSE(fs::exists(out.string() + ".tmp"));
+  auto w = run_septsim("replay " + sample_trace() + " --timeline-from 5");
+  CHECK(w.exit_code == 2);
+  CHECK(w.err.find("--timeline-from and --timeline-to need --timeline OUT.json") != std::string::npos);
+}

@@ -1,0 +1,35 @@
+// Derived metrics: the ratios a user replays a trace for (TLB misses per
+// 1000 accesses, share of vCPU cycles in walks, references per walk, ...),
+// computed from one phase's counters. Every formula is listed by
+// derived_metrics() and in docs/stats.md; the stats file carries them as each
+// phase's "derived" object and the summary prints them per phase.
+#pragma once
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace septsim::traces {
+
+struct DerivedMetric {
+  std::string name;     // key in the "derived" object ("tdx.seamcalls.<leaf>" stands for one key per leaf)
+  std::string unit;     // "per 1000 accesses", "fraction", "cycles", ...
+  std::string formula;  // in counter names; vcpuN.x means the sum over every vCPU
+  std::string meaning;
+  bool tdx = false;     // present only when the run had a TD
+};
+
+const std::vector<DerivedMetric>& derived_metrics();
+
+// The "derived" object of one phase ({"counters": {...}, "histograms": {...}}
+// as StatsRegistry::to_json() writes it). `td`: add the tdx.* keys. A ratio
+// whose denominator is 0 is null. Values are rounded to 4 decimals so the
+// JSON stays short and byte-identical.
+nlohmann::json derive(const nlohmann::json& phase, bool td);
+
+// True when the totals show a TD (a SEAMCALL was made or a TD exists).
+bool has_td(const nlohmann::json& total_phase);
+
+// Adds "derived" to every phase and to the total of a StatsRegistry JSON.
+void add_derived(nlohmann::json& stats);
+
+}  // namespace septsim::traces
