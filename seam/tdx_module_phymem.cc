@@ -9,24 +9,29 @@ namespace {
 constexpr u64 kHkidMask = ~((u64{1} << kHkidShift) - 1);
 }  // namespace
 
-// RCX = HPA (no KeyID bits). RCX/RDX/R8 out = page type, owner, size.
+// RCX = HPA (no KeyID bits). RCX/RDX/R8 out = page type, owner, size, set
+// as soon as the PAMT entry is read: a refusal after that returns them too
+// (tdh_phymem_page_reclaim.c). An HPA inside a 2M/1G page is OPERAND_INVALID
+// after that, before the owner's life cycle.
 Status TdxModule::phymem_page_reclaim(Call& c) {
   const Hpa hpa = c.in.rcx;
-  if ((hpa & (kPageSize - 1)) || (hpa & kHkidMask)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!hpa_operand_ok(hpa, kPageSize)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
   if (!pamt_.in_tdmr(hpa)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  if (!lock_pamt_walk(hpa, PG_LEVEL_4K, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   const int pg = pamt_.leaf_level(hpa);
   const PamtEntry e = pamt_.get(hpa, pg);
-  if (e.pt == PageType::PT_NDA || e.pt == PageType::PT_RSVD || e.pt == PageType::PT_PAMT ||
-      (hpa & (level_size(pg) - 1)))
+  if (e.pt == PageType::PT_NDA || e.pt == PageType::PT_RSVD || e.pt == PageType::PT_PAMT)
     return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
-  if (!locks_.acquire(LockKind::Pamt, hpa, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  c.out.rcx = u64(e.pt);
+  c.out.rdx = e.owner;
+  c.out.r8 = u64(pg - 1);
+  if (hpa & (level_size(pg) - 1)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (e.pt != PageType::PT_TDR && !locks_.acquire(LockKind::Tdr, e.owner, false))
+    return with_operand(TDX_OPERAND_BUSY, operand::TDR);
   auto it = tds_.find(e.owner);
   if (it == tds_.end() || it->second.lifecycle != Lifecycle::TD_TEARDOWN) return TDX_LIFECYCLE_STATE_INCORRECT;
   Td& t = it->second;
   if (e.pt == PageType::PT_TDR && t.chldcnt != 0) return TDX_TD_ASSOCIATED_PAGES_EXIST;
-  c.out.rcx = u64(e.pt);
-  c.out.rdx = e.owner;
-  c.out.r8 = u64(pg - 1);
   pamt_.set(hpa, pg, PamtEntry{});
   // The SEPT root is a TDCS page but counts as a Secure-EPT page.
   if (e.pt == PageType::PT_EPT || (e.pt == PageType::PT_TDCX && t.sept && t.sept->root() == hpa)) --sept_pages_;
@@ -39,21 +44,26 @@ Status TdxModule::phymem_page_reclaim(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = HPA with the TD's KeyID bits: the page must already be free for TDX.
+// RCX = HPA with the TD's KeyID bits: the page must already be free for TDX
+// (tdh_phymem_page_wbinvd.c: the KeyID bits removed, then a 4K PT_NDA page
+// with its PAMT entry shared).
 Status TdxModule::phymem_page_wbinvd(Call& c) {
   const Hpa hpa = c.in.rcx & ~kHkidMask;
   if (hpa & (kPageSize - 1)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
   if (!pamt_.in_tdmr(hpa)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  if (!lock_pamt_walk(hpa, PG_LEVEL_4K, false)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   if (pamt_.get(hpa, pamt_.leaf_level(hpa)).pt != PageType::PT_NDA)
     return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
   return TDX_SUCCESS;
 }
 
-// RCX = HPA. RCX = page type, RDX = owner, R8 = size, R9 = BEPOCH.
+// RCX = HPA. RCX = page type, RDX = owner, R8 = size, R9 = BEPOCH
+// (tdh_phymem_page_rdmd.c: aligned, no KeyID bits, the PAMT walk shared).
 Status TdxModule::phymem_page_rdmd(Call& c) {
   const Hpa hpa = c.in.rcx;
-  if (hpa & kHkidMask) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!hpa_operand_ok(hpa, kPageSize)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
   if (!pamt_.in_tdmr(hpa)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  if (!lock_pamt_walk(hpa, PG_LEVEL_4K, false)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   const int pg = pamt_.leaf_level(hpa);
   const PamtEntry e = pamt_.get(hpa, pg);
   c.out.rcx = u64(e.pt);
@@ -63,7 +73,24 @@ Status TdxModule::phymem_page_rdmd(Call& c) {
   return TDX_SUCCESS;
 }
 
-Status TdxModule::phymem_cache_wb(Call&) { return TDX_SUCCESS; }
+// RCX = command: 0 starts a write-back, 1 resumes an interrupted one
+// (tdh_phymem_cache_wb.c): the package's WBT mutex, the KOT shared; a start
+// needs an HKID that VPFLUSHDONE left waiting (else the warning
+// TDX_NO_HKID_READY_TO_WBCACHE) and clears the package's WBINVD bit of each.
+// The model raises no host interrupt during the loop, so no write-back is
+// ever left to resume: a resume is TDX_WBCACHE_RESUME_ERROR.
+Status TdxModule::phymem_cache_wb(Call& c) {
+  if (c.in.rcx > 1) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  if (!locks_.acquire(LockKind::Wbt, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::WBCACHE);
+  if (!locks_.acquire(LockKind::Kot, 0, false)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
+  if (c.in.rcx == 1) return TDX_WBCACHE_RESUME_ERROR;
+  bool ready = false;
+  for (const auto& [_, t] : tds_) ready |= t.hkid_flushed;
+  if (!ready) return TDX_NO_HKID_READY_TO_WBCACHE;
+  for (auto& [_, t] : tds_)
+    if (t.hkid_flushed) t.wbinvd_pending = false;
+  return TDX_SUCCESS;
+}
 
 // RCX = 2M-aligned HPA | 1, RDX = PAMT page 0, R8 = PAMT page 1.
 Status TdxModule::phymem_pamt_add(Call& c) {
@@ -71,7 +98,7 @@ Status TdxModule::phymem_pamt_add(Call& c) {
   const Hpa region = c.in.rcx & ~u64(7);
   if ((c.in.rcx & 7) != 1 || (region & ((u64{1} << 21) - 1))) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
   if (!pamt_.in_tdmr(region)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
-  if (!locks_.acquire(LockKind::Pamt, region, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (!lock_pamt_entry(region, PG_LEVEL_2M)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   if (pamt_.has_pair(region) || pamt_.leaf_level(region) != PG_LEVEL_4K)
     return with_operand(TDX_HPA_RANGE_NOT_FREE, operand::RCX);
   const Hpa pages[2] = {c.in.rdx, c.in.r8};
@@ -97,7 +124,7 @@ Status TdxModule::phymem_pamt_remove(Call& c) {
   if (!pamt_.dynamic()) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
   const Hpa region = c.in.rcx & ~u64(7);
   if ((c.in.rcx & 7) != 1 || (region & ((u64{1} << 21) - 1))) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
-  if (!locks_.acquire(LockKind::Pamt, region, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (!lock_pamt_entry(region, PG_LEVEL_2M)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   if (!pamt_.has_pair(region)) return TDX_NO_PAMT_PAGE_PAIR;
   if (pamt_.used_4k_in_region(region)) return TDX_PAMT_PAGE_NOT_EMPTY;
   const PamtPair p = pamt_.remove_pair(region);

@@ -35,7 +35,9 @@ TEST_CASE("MR.FINALIZE makes the TD RUNNABLE once, and VP.ENTER needs RUNNABLE",
 TEST_CASE("KEY.CONFIG twice and ADDCX after MNG.INIT are refused", "[seam]") {
   SeamEnv env;
   CHECK(env.call(Leaf::TDH_MNG_KEY_CONFIG, env.td.tdr) == TDX_LIFECYCLE_STATE_INCORRECT);
-  CHECK(env.call(Leaf::TDH_MNG_ADDCX, env.page(), env.td.tdr) == TDX_OP_STATE_INCORRECT);
+  // tdh_mng_add_cx.c (tdh_mng_add_cx): every TDCS page is there, so the page
+  // count is refused before OP_STATE is read: TDX_TDCX_NUM_INCORRECT = 0xC000061000000000.
+  CHECK(env.call(Leaf::TDH_MNG_ADDCX, env.page(), env.td.tdr) == 0xC000061000000000ull);
   CHECK(env.call(Leaf::TDH_MNG_INIT, env.td.tdr) == TDX_OP_STATE_INCORRECT);
 }
 
