@@ -16,6 +16,7 @@ struct Row {
 
 constexpr Row kRows[] = {
     //                                           UIRLPPMSPLF
+    {Leaf::TDH_MNG_INIT, /*            */ "x.........."},
     {Leaf::TDH_VP_ENTER, /*            */ "..xx.....x."},
     {Leaf::TDH_VP_ADDCX, /*            */ ".x.....x..."},
     {Leaf::TDH_VP_CREATE, /*           */ ".x.....x..."},

@@ -32,6 +32,7 @@ struct Td {
   Lifecycle lifecycle = Lifecycle::TD_HKID_ASSIGNED;
   OpState op_state = OpState::UNINITIALIZED;
   bool fatal = false;
+  bool debug = false;  // TD_PARAMS.ATTRIBUTES.DEBUG
   u64 chldcnt = 0;  // 4K-equivalent pages owned by the TD (TDR.CHLDCNT)
   // The HKID's KOT entry: FLUSHED from VPFLUSHDONE on, and the package's
   // WBINVD_BITMAP bit, cleared by a complete TDH.PHYMEM.CACHE.WB.
@@ -46,6 +47,12 @@ struct Td {
   std::vector<TdVcpu> vcpus;
 
   unsigned shared_bit() const { return unsigned(gpaw) - 1; }  // 47 or 51 (8)
+  // TDCS.NUM_VCPUS: the vCPUs VP.INIT counted.
+  unsigned num_vcpus() const {
+    unsigned n = 0;
+    for (const auto& v : vcpus) n += v.initialized;
+    return n;
+  }
   // A vCPU between VP.ENTER and its TD exit holds the TDR and its TDVPR shared.
   bool vcpu_in_guest() const {
     for (const auto& v : vcpus)

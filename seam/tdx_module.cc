@@ -287,12 +287,13 @@ Status TdxModule::walk_and_lock(Call& c, bool tree_exclusive) {
 
 Status TdxModule::mem_prologue(Call& c, const MemRule& r) {
   u64 tdr_reg = r.tdr_in_rdx ? c.in.rdx : c.in.rcx;
-  if (r.handle_flags) {
-    if (handle_reserved_set(tdr_reg)) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
-    tdr_reg &= ~u64(1);
-  }
+  if (r.handle == MemRule::Handle::Flags && handle_reserved_set(tdr_reg))
+    return with_operand(TDX_OPERAND_INVALID, operand::RDX);
+  if (r.handle != MemRule::Handle::Plain) tdr_reg &= ~u64(1);
   if (Status s = find_td(c, tdr_reg, r.tdr_in_rdx ? operand::RDX : operand::RCX, r.tdr_exclusive)) return s;
   if (Status s = check_build_state(c, r.op_lock)) return s;
+  if (r.handle == MemRule::Handle::ReadL2 && (c.in.rdx & 1) && !c.td->debug)
+    return with_operand(TDX_OPERAND_INVALID, operand::RDX);
   if (!c.td->sept) return TDX_OP_STATE_INCORRECT;
   const int max = r.max_level < 0 ? c.td->sept->top_level() : r.max_level;
   if (Status s = decode_page_info(c, r.min_level, max)) return s;

@@ -47,7 +47,11 @@ struct TdxModule::MemRule {
   Tree tree = Tree::Shared;
   int min_level = 0;
   int max_level = 0;  // -1: the TD's top SEPT level
-  bool handle_flags = false;  // the TDR register is a td_handle_and_flags (bit 0 a flag)
+  // The TDR register's low bits: a td_handle_and_flags (SEPT.ADD, DEMOTE:
+  // bit 0 a flag, 11:1 and 63:52 reserved), or SEPT.RD's bit 0, which asks
+  // for the L2 attributes and needs a debug TD.
+  enum class Handle : u8 { Plain, Flags, ReadL2 };
+  Handle handle = Handle::Plain;
 };
 
 }  // namespace septsim::seam

@@ -61,7 +61,7 @@ Status TdxModule::mem_page_promote(Call& c) {
 // RCX = GPA|level of the page to split (1 = 2M, 2 = 1G), RDX = TDR (+flags),
 // R8 = new SEPT page; DPAMT 2M->4K: R12/R13 = the PAMT_4K pair for the page.
 Status TdxModule::mem_page_demote(Call& c) {
-  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, 2, true})) return s;
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, 2, MemRule::Handle::Flags})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   const int pg = tdx_to_pg_level(c.level);
   const Hpa page = septe::hpa_of(c.w.entry) & ~(level_size(pg) - 1);

@@ -46,7 +46,7 @@ Status TdxModule::mem_sept_add(Call& c) {
 }
 
 Status TdxModule::sept_add_checked(Call& c, u64 (&pages)[4]) {
-  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, -1, true})) return s;
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, -1, MemRule::Handle::Flags})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   // process_l1_page: no page needs version 1 and an existing table; a page
   // needs a FREE entry, or allow_existing to leave it unused.
@@ -202,9 +202,11 @@ u64 TdxModule::release_sept_page(Call& c, Hpa child) {
   return child | (hint ? kPamtRemovalHint : 0);
 }
 
-// RCX = GPA|level, RDX = TDR. RCX/RDX out = the entry (1.4).
+// RCX = GPA|level, RDX = TDR (bit 0: read the L2 attributes, debug TDs
+// only; tdh_mem_sept_rd.c). RCX/RDX out = the entry (1.4); R8 = the L2
+// attributes, none without L2 VMs.
 Status TdxModule::mem_sept_rd(Call& c) {
-  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, -1})) return s;
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, -1, MemRule::Handle::ReadL2})) return s;
   c.out.rcx = septe_arch_value(c.w.entry);
   c.out.rdx = septe_level_state(c.w.level, c.w.state);
   return TDX_SUCCESS;

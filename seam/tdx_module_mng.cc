@@ -58,10 +58,8 @@ Status TdxModule::mng_addcx(Call& c) {
 // RCX = TDR, RDX = TD_PARAMS: a 1024-aligned shared HPA (td_params.h).
 Status TdxModule::mng_init(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
+  if (Status s = check_build_state(c, false)) return s;
   Td& t = *c.td;
-  if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
-  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
-  if (t.op_state != OpState::UNINITIALIZED) return TDX_OP_STATE_INCORRECT;
   const Hpa params = c.in.rdx;
   if ((params & (kTdParamsAlign - 1)) || (params >> kHkidShift)) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
   const TdParams p = td_params_.read(params);
@@ -69,6 +67,7 @@ Status TdxModule::mng_init(Call& c) {
   t.gpaw = td_params_gpaw(p);
   t.ept_levels = td_params_ept_levels(p);
   t.max_vcpus = p.max_vcpus;
+  t.debug = p.attributes & kAttributesDebug;
   t.sept = std::make_unique<SeptTree>(mem_, t.sept->root(), t.ept_levels);
   t.epochs = Epochs{};
   t.op_state = OpState::INITIALIZED;
@@ -116,9 +115,7 @@ Status TdxModule::vp_init(Call& c) {
   TdVcpu& v = *vp;
   if (v.tdcx.size() < tdcx_per_vcpu_) return TDX_TDCX_NUM_INCORRECT;
   if (v.initialized) return TDX_VCPU_STATE_INCORRECT;
-  unsigned initialized = 0;
-  for (const TdVcpu& o : c.td->vcpus) initialized += o.initialized;
-  if (initialized >= c.td->max_vcpus) return TDX_MAX_VCPUS_EXCEEDED;
+  if (c.td->num_vcpus() >= c.td->max_vcpus) return TDX_MAX_VCPUS_EXCEEDED;
   v.initialized = true;
   v.associated = true;
   return TDX_SUCCESS;
@@ -267,12 +264,12 @@ Status TdxModule::mr_extend(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = TDR. INITIALIZED -> RUNNABLE, once the TD has a vCPU
-// (tdh_mr_finalize.c: num_vcpus == 0 -> TDX_NO_VCPUS).
+// RCX = TDR. INITIALIZED -> RUNNABLE, once the TD has a vCPU VP.INIT
+// counted (tdh_mr_finalize.c: num_vcpus == 0 -> TDX_NO_VCPUS).
 Status TdxModule::mr_finalize(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   if (Status s = check_build_state(c, false)) return s;
-  if (c.td->vcpus.empty()) return TDX_NO_VCPUS;
+  if (c.td->num_vcpus() == 0) return TDX_NO_VCPUS;
   c.td->op_state = OpState::RUNNABLE;
   return TDX_SUCCESS;
 }

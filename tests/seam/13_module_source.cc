@@ -215,3 +215,25 @@ TEST_CASE("DEMOTE refuses reserved bits of its TD handle on RDX", "[seam]") {
   r.rcx = page_info(kGpa, 1), r.rdx = env.td.tdr | (1ull << 60), r.r8 = env.page();
   CHECK(env.call(Leaf::TDH_MEM_PAGE_DEMOTE, r) == kOperandInvalid + kRdx);
 }
+
+// tdh_mem_sept_rd.c (tdh_mem_sept_rd): RDX bit 0 asks for the L2 attributes,
+// which only a debug TD may read; the check follows the TDR and OP_STATE ones.
+TEST_CASE("SEPT.RD with the L2-attributes bit is OPERAND_INVALID on RDX unless the TD is a debug TD", "[seam]") {
+  SeamEnv env;
+  CHECK(env.mem_op(Leaf::TDH_MEM_SEPT_RD, 0, 3) == TDX_SUCCESS);
+  SeamcallRegs r;
+  r.rcx = page_info(0, 3), r.rdx = env.td.tdr | 1;
+  CHECK(env.call(Leaf::TDH_MEM_SEPT_RD, r) == kOperandInvalid + kRdx);
+
+  SeamEnv debug(false, 1, false);
+  TdCreateParams cp;
+  cp.vcpus = 1;
+  TdParams p = td_params_for(48, 4, 1);
+  p.attributes = kAttributesDebug;
+  cp.td_params = p;
+  REQUIRE(build_td(debug.tdx, debug.mem, debug.dpamt, cp, debug.td).status == TDX_SUCCESS);
+  r = SeamcallRegs{};
+  r.rcx = page_info(0, 3), r.rdx = debug.td.tdr | 1;
+  CHECK(debug.call(Leaf::TDH_MEM_SEPT_RD, r) == TDX_SUCCESS);
+  CHECK(r.r8 == 0);  // no L2 VM, no attributes
+}
