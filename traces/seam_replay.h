@@ -36,7 +36,8 @@ class SeamReplay {
   Cycles start_of(const Event& e, Cycles sequential);
   Hpa tdr_of(const Event& e) const;
   bool given_flags_only(const Event& e, unsigned reg) const;
-  void check(const Event& e, seam::Status got, const char* what);
+  // "expect" against the status, "expect_out" against the output registers.
+  void check(const Event& e, const seam::SeamcallRegs& out, const char* what);
   [[noreturn]] void fail(const Event& e, const std::string& msg) const;
 
   seam::TdxModule& tdx_;
