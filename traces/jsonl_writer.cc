@@ -93,8 +93,8 @@ void seamcall(std::string& o, const Event& e) {
   const bool tdcall = e.type == EventType::Tdcall;
   const char* leaf = tdcall ? seam::tdcall_leaf_name(t.leaf) : seam::leaf_name(t.leaf);
   key(o, "leaf"), str(o, leaf ? leaf : "?");
-  if (tdcall || t.td) key(o, "td"), dec(o, t.td);
-  if (tdcall) key(o, "vcpu"), dec(o, t.vcpu);
+  if (tdcall || t.td || t.vcpu) key(o, "td"), dec(o, t.td);
+  if (tdcall || t.vcpu) key(o, "vcpu"), dec(o, t.vcpu);
   if (t.has_gpa) key(o, "gpa"), hex(o, t.gpa);
   if (t.level) key(o, "level"), dec(o, u64(t.level));
   if (!tdcall) {

@@ -92,6 +92,13 @@ void SeamReplay::fill_defaults(const Event& e, SeamcallRegs& r, Cycles& cycles, 
       r.rcx = e.tdx.gpa;
       r.rdx = tdr;
       return;
+    case Leaf::TDH_VP_FLUSH:
+    case Leaf::TDH_VP_INIT: {
+      const auto it = tds_.find(e.tdx.td);
+      r.rcx = it == tds_.end() ? 0 : it->second.tdvpr.at(e.tdx.vcpu);
+      return;
+    }
+    case Leaf::TDH_PHYMEM_CACHE_WB: return;  // RCX = 0: start a write-back
     default: break;
   }
   r.rcx = page_info(e.tdx.gpa, e.tdx.level);

@@ -1,6 +1,6 @@
 // Executes the TDX trace events (td_create, seamcall, tdcall, td_vcpu) against
 // the TDX module in the role of the VMM: fills RCX/RDX/R8 and the Dynamic PAMT
-// pairs from the trace's TDs and the host allocator, lets raw registers from
+// pairs from the trace's TDs (a TDVPR from `vcpu`) and the host allocator, lets raw registers from
 // the trace override them, and checks "expect" the way Linux compares
 // statuses. A mismatch is recorded with the event's line.
 #pragma once

@@ -138,6 +138,20 @@ TEST_CASE("the scenario library exercises the refusals that come before the SEPT
       {Leaf::TDH_PHYMEM_PAMT_ADD, 0xC000030400000001ull},  // HPA_RANGE_NOT_FREE|RCX
       {Leaf::TDH_PHYMEM_PAMT_REMOVE, TDX_PAMT_PAGE_NOT_EMPTY},
       {Leaf::TDH_PHYMEM_PAMT_REMOVE, TDX_NO_PAMT_PAGE_PAIR},
+      // 19_teardown.jsonl: tdh_vp_enter.c (associate_vcpu), tdh_vp_flush.c, tdh_mng_vpflushdone.c,
+      // tdh_mng_key_freeid.c, tdh_phymem_cache_wb.c.
+      {Leaf::TDH_VP_ENTER, 0x8000070100000000ull},           // VCPU_ASSOCIATED
+      {Leaf::TDH_VP_FLUSH, 0x8000020000000001ull},           // OPERAND_BUSY|RCX: the vCPU runs
+      {Leaf::TDH_VP_FLUSH, 0x8000070200000000ull},           // VCPU_NOT_ASSOCIATED
+      {Leaf::TDH_MNG_VPFLUSHDONE, 0x8000020000000001ull},    // OPERAND_BUSY|RCX
+      {Leaf::TDH_MNG_VPFLUSHDONE, 0x8000082400000000ull},    // FLUSHVP_NOT_DONE
+      {Leaf::TDH_MNG_KEY_FREEID, 0x8000020000000001ull},     // OPERAND_BUSY|RCX
+      {Leaf::TDH_MNG_KEY_FREEID, 0x8000081700000000ull},     // WBCACHE_NOT_COMPLETE
+      {Leaf::TDH_PHYMEM_CACHE_WB, 0x0000082100000000ull},    // NO_HKID_READY_TO_WBCACHE
+      {Leaf::TDH_PHYMEM_CACHE_WB, 0xC000082300000000ull},    // WBCACHE_RESUME_ERROR
+      {Leaf::TDH_PHYMEM_CACHE_WB, 0xC000010000000001ull},    // OPERAND_INVALID|RCX
+      {Leaf::TDH_PHYMEM_CACHE_WB, 0x80000200000000BAull},    // OPERAND_BUSY|KOT
+      {Leaf::TDH_PHYMEM_CACHE_WB, 0x80000200000000BCull},    // OPERAND_BUSY|WBCACHE
   };
   const SeptCoverage& cov = library_run().coverage;
   for (const Want& w : wants) {
