@@ -30,19 +30,21 @@ Status TdxModule::mem_page_promote(Call& c) {
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   const Hpa child = septe::hpa_of(c.w.entry);
   if (Status s = claim_blocked_table(c, child)) return s;
-  for (unsigned i = 0; i < kPtesPerTable; ++i)
-    if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  // is_sept_page_valid_for_merge (tdh_mem_page_promote.c): each child entry
+  // is locked, then checked, in index order; either failure names RCX and
+  // returns the parent entry.
   const u64 e0 = c.td->sept->read(child);
-  const SeptState s0 = septe::state_or_free(e0);
   const u64 child_size = tdx_level_size(c.level - 1);
   const u64 merged_size = tdx_level_size(c.level);
   const Hpa hpa0 = septe::hpa_of(e0) & ~(child_size - 1);
-  bool ok = (s0 == SeptState::MAPPED || s0 == SeptState::PENDING) && !(hpa0 & (merged_size - 1));
-  for (unsigned i = 1; ok && i < kPtesPerTable; ++i) {
+  const SeptState s0 = septe::state_or_free(e0);
+  for (unsigned i = 0; i < kPtesPerTable; ++i) {
+    if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return sept_fail(c, TDX_OPERAND_BUSY);
     const u64 e = c.td->sept->read(child + 8 * i);
-    ok = (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
+    const bool ok = i == 0 ? (s0 == SeptState::MAPPED || s0 == SeptState::PENDING) && !(hpa0 & (merged_size - 1))
+                           : (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
+    if (!ok) return sept_fail(c, TDX_EPT_INVALID_PROMOTE_CONDITIONS);
   }
-  if (!ok) return sept_fail(c, TDX_EPT_INVALID_PROMOTE_CONDITIONS);
 
   const int child_pg = tdx_to_pg_level(c.level - 1);
   const PamtEntry owner = pamt_.get(hpa0, child_pg);

@@ -237,3 +237,29 @@ TEST_CASE("SEPT.RD with the L2-attributes bit is OPERAND_INVALID on RDX unless t
   CHECK(debug.call(Leaf::TDH_MEM_SEPT_RD, r) == TDX_SUCCESS);
   CHECK(r.r8 == 0);  // no L2 VM, no attributes
 }
+
+// tdh_mem_page_promote.c (is_sept_page_valid_for_merge): the 512 child
+// entries are locked one by one; a lock held elsewhere is TDX_OPERAND_BUSY
+// on RCX with the parent entry in RCX/RDX, as a failed merge condition is.
+TEST_CASE("PROMOTE that finds a child entry locked is BUSY on RCX and returns the parent entry", "[seam]") {
+  SeamEnv env;
+  env.tables_for(kGpa, 0);
+  const Hpa big = env.page(PG_LEVEL_2M);
+  for (unsigned i = 0; i < 512; ++i) REQUIRE(env.aug(kGpa + i * kPageSize, 0, big + i * kPageSize) == TDX_SUCCESS);
+  const Cycles t0 = env.now + 1000;
+  SeamcallRegs rd;
+  rd.rcx = page_info(kGpa + 5 * kPageSize, 0), rd.rdx = env.td.tdr;
+  REQUIRE(at(env, Leaf::TDH_MEM_SEPT_RD, rd, 1, t0) == TDX_SUCCESS);
+  SeamcallTxn t;
+  t.in.rax = leaf_rax(Leaf::TDH_MEM_PAGE_PROMOTE);
+  t.in.rcx = page_info(kGpa, 1), t.in.rdx = env.td.tdr;
+  t.initiator = 2;
+  t.start = t0 + 10;
+  env.tdx.transport(t);
+  CHECK(t.status() == kOperandBusy + kRcx);
+  CHECK(t.out.rdx == (1 | (u64(kNlMapped) << 8)));  // level 1, NL_MAPPED
+  t.start = t0 + 100000;
+  env.tdx.transport(t);
+  CHECK(t.status() == TDX_SUCCESS);
+  CHECK(env.sept_state(kGpa, 1) == kPending);
+}
