@@ -91,7 +91,9 @@ void TdxModule::bind_vcpu(Hpa tdvpr, model::Vcpu* hw) {
 
 Cycles TdxModule::transport(SeamcallTxn& txn) {
   Call c{txn, txn.in, txn.out, rax_leaf(txn.in.rax), rax_version(txn.in.rax), nullptr, 0, 0, SeptWalk{}, false, 0};
-  txn.out = SeamcallRegs{};
+  // SEAMRET hands back the VMM's registers: what a leaf does not write comes
+  // back as it went in.
+  txn.out = txn.in;
   // Lock windows: the call's expected length (an ACCEPT's level is not decoded yet: 4K).
   const Cycles expected = txn.tdcall ? timing_.accept_4k : timing_.of(rax_leaf(txn.in.rax));
   locks_.begin(txn.initiator, txn.start, txn.start + expected);
@@ -149,8 +151,35 @@ Status TdxModule::tdcall(TdcallLeaf leaf, Hpa tdvpr, SeamcallRegs& regs, unsigne
   return t.out.rax;
 }
 
+namespace {
+// The registers a leaf clears as it starts ("no extended error information"):
+// RCX/RDX in the Secure-EPT leaves, RCX..R11 in RECLAIM and RDMD, RCX in
+// MNG.INIT (the api_calls/*.c handlers).
+void clear_outputs(Leaf leaf, SeamcallRegs& out) {
+  switch (leaf) {
+    case Leaf::TDH_PHYMEM_PAGE_RECLAIM:
+    case Leaf::TDH_PHYMEM_PAGE_RDMD: out.r8 = out.r9 = out.r10 = out.r11 = 0; [[fallthrough]];
+    case Leaf::TDH_MEM_PAGE_ADD:
+    case Leaf::TDH_MEM_PAGE_AUG:
+    case Leaf::TDH_MEM_PAGE_DEMOTE:
+    case Leaf::TDH_MEM_PAGE_PROMOTE:
+    case Leaf::TDH_MEM_PAGE_RELOCATE:
+    case Leaf::TDH_MEM_PAGE_REMOVE:
+    case Leaf::TDH_MEM_RANGE_BLOCK:
+    case Leaf::TDH_MEM_RANGE_UNBLOCK:
+    case Leaf::TDH_MEM_SEPT_ADD:
+    case Leaf::TDH_MEM_SEPT_RD:
+    case Leaf::TDH_MEM_SEPT_REMOVE:
+    case Leaf::TDH_MR_EXTEND: out.rdx = 0; [[fallthrough]];
+    case Leaf::TDH_MNG_INIT: out.rcx = 0; break;
+    default: break;
+  }
+}
+}  // namespace
+
 Status TdxModule::dispatch(Call& c) {
   if (rax_reserved_set(c.in.rax)) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
+  clear_outputs(c.leaf(), c.out);
   // 1.1: in 1.5.01 only PROMOTE, SEPT.ADD, SEPT.REMOVE (and MNG/VP.RD) take version 1.
   const bool versioned = c.number == u16(Leaf::TDH_MEM_PAGE_PROMOTE) || c.number == u16(Leaf::TDH_MEM_SEPT_ADD) ||
                          c.number == u16(Leaf::TDH_MEM_SEPT_REMOVE);

@@ -263,3 +263,30 @@ TEST_CASE("PROMOTE that finds a child entry locked is BUSY on RCX and returns th
   CHECK(t.status() == TDX_SUCCESS);
   CHECK(env.sept_state(kGpa, 1) == kPending);
 }
+
+// The handlers write only some registers: the Secure-EPT leaves clear RCX/RDX
+// first, RECLAIM and RDMD RCX..R11 (tdh_mem_page_aug.c, tdh_phymem_page_
+// reclaim.c, ...); MEM.TRACK writes none. The rest return as they went in.
+TEST_CASE("registers a leaf does not write come back as the VMM passed them", "[seam]") {
+  SeamEnv env;
+  SeamcallRegs r;
+  r.rcx = env.td.tdr, r.r8 = 0x1234, r.r13 = 0x5678;
+  REQUIRE(env.call(Leaf::TDH_MEM_TRACK, r) == TDX_SUCCESS);
+  CHECK(r.rcx == env.td.tdr);
+  CHECK(r.r8 == 0x1234);
+  CHECK(r.r13 == 0x5678);
+  env.tables_for(kGpa, 0);
+  const Hpa page = env.page();
+  r = SeamcallRegs{};
+  r.rcx = page_info(kGpa, 0), r.rdx = env.td.tdr, r.r8 = page, r.r9 = 0x99;
+  REQUIRE(env.call(Leaf::TDH_MEM_PAGE_AUG, r) == TDX_SUCCESS);
+  CHECK(r.rcx == 0);
+  CHECK(r.rdx == 0);
+  CHECK(r.r8 == page);
+  CHECK(r.r9 == 0x99);
+  r = SeamcallRegs{};
+  r.rcx = env.td.tdr, r.r9 = 0x99, r.r12 = 0x77;
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r) == kLifecycleIncorrect);
+  CHECK(r.r9 == 0);  // cleared
+  CHECK(r.r12 == 0x77);
+}
