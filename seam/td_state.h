@@ -38,6 +38,7 @@ struct Td {
   // WBINVD_BITMAP bit, cleared by a complete TDH.PHYMEM.CACHE.WB.
   bool hkid_flushed = false;
   bool wbinvd_pending = false;
+  bool wbt_flushed = false;  // in the package's WBT entry: a CACHE.WB started since it was FLUSHED
   std::vector<Hpa> tdcs;
   int gpaw = 48;        // TD_PARAMS.CONFIG_FLAGS.GPAW: 48 or 52
   int ept_levels = 4;   // TD_PARAMS.EPTP_CONTROLS walk length

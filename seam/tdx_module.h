@@ -124,6 +124,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status mem_page_promote(Call& c);
   Status mem_page_demote(Call& c);
   Status mem_page_relocate(Call& c);
+  Status host_interrupt_restart(Call& c);
   Status phymem_page_reclaim(Call& c);
   Status phymem_page_wbinvd(Call& c);
   Status phymem_page_rdmd(Call& c);
@@ -146,6 +147,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   u64 sept_pages_ = 0;
   bool pages_given_ = false;
   unsigned max_pa_;  // host.maxphyaddr: the platform's MAX_PA
+  u64 cachewb_intr_point_ = 0;  // the package's WBT entry: sub-blocks an interrupted CACHE.WB wrote back
   SeamcallObserver* observer_ = nullptr;
   TdParamsPages td_params_;
 

@@ -6,6 +6,16 @@
 
 namespace septsim::seam {
 
+// PROMOTE and DEMOTE check for a pending host interrupt once every check has
+// passed and before they commit: TDX_INTERRUPTED_RESTARTABLE with RCX/RDX as
+// the VMM passed them (tdh_mem_page_promote.c, tdh_mem_page_demote.c).
+Status TdxModule::host_interrupt_restart(Call& c) {
+  if (!c.txn.host_interrupt) return TDX_SUCCESS;
+  c.out.rcx = c.in.rcx;
+  c.out.rdx = c.in.rdx;
+  return TDX_INTERRUPTED_RESTARTABLE;
+}
+
 using septe::SeptState;
 using Tree = TdxModule::MemRule::Tree;
 
@@ -45,6 +55,7 @@ Status TdxModule::mem_page_promote(Call& c) {
                            : (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
     if (!ok) return sept_fail(c, TDX_EPT_INVALID_PROMOTE_CONDITIONS);
   }
+  if (Status s = host_interrupt_restart(c)) return s;
 
   const int child_pg = tdx_to_pg_level(c.level - 1);
   const PamtEntry owner = pamt_.get(hpa0, child_pg);
@@ -82,6 +93,7 @@ Status TdxModule::mem_page_demote(Call& c) {
     if (Status s = pamt_.check_free_4k(p1); (s && s != TDX_MISSING_PAMT_PAGE_PAIR) || p1 == p0)
       return with_operand(TDX_PAGE_NOT_FREE, operand::R13);
   }
+  if (Status s = host_interrupt_restart(c)) return s;
   // tdh_mem_page_demote.c reads the split page's PAMT entry without locking it.
   const PamtEntry owner = pamt_.get(page, pg);
   pamt_.set(page, pg, PamtEntry{});

@@ -74,21 +74,30 @@ Status TdxModule::phymem_page_rdmd(Call& c) {
 }
 
 // RCX = command: 0 starts a write-back, 1 resumes an interrupted one
-// (tdh_phymem_cache_wb.c): the package's WBT mutex, the KOT shared; a start
-// needs an HKID that VPFLUSHDONE left waiting (else the warning
-// TDX_NO_HKID_READY_TO_WBCACHE) and clears the package's WBINVD bit of each.
-// The model raises no host interrupt during the loop, so no write-back is
-// ever left to resume: a resume is TDX_WBCACHE_RESUME_ERROR.
+// (tdh_phymem_cache_wb.c): the package's WBT mutex, the KOT shared. A start
+// records the HKIDs VPFLUSHDONE left waiting (none: the warning
+// TDX_NO_HKID_READY_TO_WBCACHE); a resume needs an interrupted write-back
+// (TDX_WBCACHE_RESUME_ERROR). The write-back goes sub-block by sub-block; a
+// pending host interrupt stops it after one with TDX_INTERRUPTED_RESUMABLE.
+// Done, it clears the package's WBINVD bit of the HKIDs recorded at the start.
 Status TdxModule::phymem_cache_wb(Call& c) {
   if (c.in.rcx > 1) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
   if (!locks_.acquire(LockKind::Wbt, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::WBCACHE);
   if (!locks_.acquire(LockKind::Kot, 0, false)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
-  if (c.in.rcx == 1) return TDX_WBCACHE_RESUME_ERROR;
-  bool ready = false;
-  for (const auto& [_, t] : tds_) ready |= t.hkid_flushed;
-  if (!ready) return TDX_NO_HKID_READY_TO_WBCACHE;
+  if (c.in.rcx == 0) {
+    cachewb_intr_point_ = 0;
+    bool ready = false;
+    for (const auto& [_, t] : tds_) ready |= t.hkid_flushed;
+    if (!ready) return TDX_NO_HKID_READY_TO_WBCACHE;
+    for (auto& [_, t] : tds_) t.wbt_flushed = t.hkid_flushed;
+  } else if (cachewb_intr_point_ == 0) {
+    return TDX_WBCACHE_RESUME_ERROR;
+  }
+  ++cachewb_intr_point_;
+  if (c.txn.host_interrupt) return TDX_INTERRUPTED_RESUMABLE;
+  cachewb_intr_point_ = 0;
   for (auto& [_, t] : tds_)
-    if (t.hkid_flushed) t.wbinvd_pending = false;
+    if (t.wbt_flushed) t.wbinvd_pending = false;
   return TDX_SUCCESS;
 }
 

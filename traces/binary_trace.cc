@@ -36,7 +36,7 @@ constexpr u32 num_types(u32 version) { return version == 1 ? u32(EventType::Host
 enum TdxField : u32 {
   kTd, kTdVcpu, kTdVcpus, kGpaw, kEptLevels, kDynamicPamt, kLeaf, kVersion, kHasGpa, kTdGpa, kLevel,
   kReg0, kRegMask = kReg0 + TdxEventFields::kNumRegs, kLp, kConcurrent, kHasExpect, kExpect, kExpectExact, kEnter,
-  kOut0, kOutMask = kOut0 + TdxEventFields::kNumRegs,
+  kOut0, kOutMask = kOut0 + TdxEventFields::kNumRegs, kInterrupt,
   kTdxFieldCount
 };
 
@@ -68,6 +68,7 @@ u64 get_tdx(const TdxEventFields& t, u32 f) {
     case kExpect: return t.expect;
     case kExpectExact: return t.expect_exact;
     case kOutMask: return t.expect_out_mask;
+    case kInterrupt: return t.interrupt;
     default: return t.enter;
   }
 }
@@ -103,6 +104,7 @@ bool set_tdx(TdxEventFields& t, u32 f, u64 v) {
     case kExpectExact: return fits(1) && (t.expect_exact = v, true);
     case kEnter: return fits(1) && (t.enter = v, true);
     case kOutMask: return fits((1u << TdxEventFields::kNumRegs) - 2) && !(v & 1) && (t.expect_out_mask = u32(v), true);
+    case kInterrupt: return fits(1) && (t.interrupt = v, true);
     default: return false;
   }
 }

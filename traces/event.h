@@ -71,6 +71,7 @@ struct TdxEventFields {
   u32 reg_mask = 0;  // bit i: regs[i] was given
   unsigned lp = 0;          // initiating logical processor
   bool concurrent = false;  // starts with the previous seamcall/tdcall instead of after it
+  bool interrupt = false;   // seamcall: a host interrupt is pending while it runs
   // expect: a status; compared on the upper 32 bits unless exact
   bool has_expect = false;
   u64 expect = 0;

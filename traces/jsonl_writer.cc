@@ -101,6 +101,7 @@ void seamcall(std::string& o, const Event& e) {
     if (t.version) key(o, "version"), dec(o, t.version);
     if (t.lp) key(o, "lp"), dec(o, t.lp);
     if (t.concurrent) key(o, "concurrent"), o += "true";
+    if (t.interrupt) key(o, "interrupt"), o += "true";
   }
   for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
     if (t.reg_mask >> i & 1) key(o, TdxEventFields::kRegNames[i]), hex(o, t.regs[i]);

@@ -423,8 +423,8 @@ const std::array<TypeSpec, 32>& type_specs() {
       {"kvm_decision", {"kind", "vcpu", "gpa", "level", "guest_level", "ts_ns"}},
       {"host_unmap", {"gpa", "size"}},
       {"td_create", {"td", "vcpus", "gpaw", "levels", "dynamic_pamt"}},
-      {"seamcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "version", "lp", "concurrent", "rax",
-                    "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"}},
+      {"seamcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "version", "lp", "concurrent",
+                    "interrupt", "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"}},
       {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "concurrent", "rcx"}},
       {"td_vcpu", {"td", "vcpu", "op", "expect", "expect_out", "gpa", "rip"}},
       {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
@@ -1068,6 +1068,7 @@ struct TraceReader::Impl {
       if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
     }
     out.tdx.concurrent = boolean("concurrent", false);
+    if (!tdcall) out.tdx.interrupt = boolean("interrupt", false);
     if (parser.find("td") || tdcall) out.tdx.td = td_field();
     if (tdcall) out.tdx.vcpu = td_vcpu_field(out.tdx.td);
     if (!tdcall && parser.find("vcpu")) {

@@ -136,6 +136,7 @@ Cycles SeamReplay::seamcall(const Event& e, Cycles now) {
     if (e.tdx.reg_mask & (1u << i)) *regs[i] = e.tdx.regs[i];
   if (given_flags_only(e, R::RDX)) t.in.rdx |= tdr_of(e);
   t.initiator = e.tdx.lp;
+  t.host_interrupt = e.tdx.interrupt;
   t.start = start_of(e, now + cycles);
   const Cycles lat = tdx_.transport(t);
   check(e, t.out, leaf_name(e.tdx.leaf) ? leaf_name(e.tdx.leaf) : "seamcall");

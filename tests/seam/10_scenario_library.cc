@@ -152,6 +152,7 @@ TEST_CASE("the scenario library exercises the refusals that come before the SEPT
       {Leaf::TDH_PHYMEM_CACHE_WB, 0xC000010000000001ull},    // OPERAND_INVALID|RCX
       {Leaf::TDH_PHYMEM_CACHE_WB, 0x80000200000000BAull},    // OPERAND_BUSY|KOT
       {Leaf::TDH_PHYMEM_CACHE_WB, 0x80000200000000BCull},    // OPERAND_BUSY|WBCACHE
+      {Leaf::TDH_PHYMEM_CACHE_WB, TDX_INTERRUPTED_RESUMABLE},  // "interrupt": true
       // 16_non_sept_refusals.jsonl: helpers.c hpa_check_with_pwr_2_alignment, tdh_mem_sept_rd.c.
       {Leaf::TDH_MEM_PAGE_AUG, 0xC000010000000008ull},       // OPERAND_INVALID|R8: KeyID bits, 2M alignment
       {Leaf::TDH_MEM_PAGE_AUG, 0xC000010000000002ull},       // OPERAND_INVALID|RDX: TDR with low bits

@@ -290,3 +290,32 @@ TEST_CASE("registers a leaf does not write come back as the VMM passed them", "[
   CHECK(r.r9 == 0);  // cleared
   CHECK(r.r12 == 0x77);
 }
+
+// tdh_mem_page_promote.c / tdh_mem_page_demote.c: with a host interrupt
+// pending once every check has passed, nothing is committed and the call is
+// TDX_INTERRUPTED_RESTARTABLE (0x8000000400000000) with RCX/RDX as passed.
+TEST_CASE("PROMOTE and DEMOTE with a pending host interrupt are INTERRUPTED_RESTARTABLE and change nothing", "[seam]") {
+  SeamEnv env;
+  env.tables_for(kGpa, 0);
+  const Hpa big = env.page(PG_LEVEL_2M);
+  for (unsigned i = 0; i < 512; ++i) REQUIRE(env.aug(kGpa + i * kPageSize, 0, big + i * kPageSize) == TDX_SUCCESS);
+  auto interrupted = [&](Leaf leaf, Hpa r8) {
+    SeamcallTxn t;
+    t.in.rax = leaf_rax(leaf);
+    t.in.rcx = page_info(kGpa, 1), t.in.rdx = env.td.tdr, t.in.r8 = r8;
+    t.host_interrupt = true;
+    t.start = env.now;
+    env.now += env.tdx.transport(t);
+    CHECK(t.out.rcx == page_info(kGpa, 1));
+    CHECK(t.out.rdx == env.td.tdr);
+    return t.status();
+  };
+  CHECK(interrupted(Leaf::TDH_MEM_PAGE_PROMOTE, 0) == 0x8000000400000000ull);
+  CHECK(env.sept_state(kGpa, 1) == kNlMapped);
+  REQUIRE(env.mem_op(Leaf::TDH_MEM_PAGE_PROMOTE, kGpa, 1) == TDX_SUCCESS);
+  const Hpa table = env.page();
+  CHECK(interrupted(Leaf::TDH_MEM_PAGE_DEMOTE, table) == 0x8000000400000000ull);
+  CHECK(env.sept_state(kGpa, 1) == kPending);
+  CHECK(env.tdx.pamt().get(table, PG_LEVEL_4K).pt == PageType::PT_NDA);
+  CHECK(env.mem_op(Leaf::TDH_MEM_PAGE_DEMOTE, kGpa, 1, table) == TDX_SUCCESS);
+}
