@@ -11,11 +11,16 @@ namespace {
 PamtEntry owned(PageType pt, Hpa tdr) { return PamtEntry{pt, tdr, 0}; }
 }  // namespace
 
-// RCX = new TDR page, RDX = HKID.
+// RCX = new TDR page, RDX = HKID (tdh_mng_create.c: the HKID's format, the
+// TDR page, the KOT exclusively, then the HKID's KOT entry must be free: it
+// is from MNG.CREATE to KEY.FREEID).
 Status TdxModule::mng_create(Call& c) {
   const Hpa tdr = c.in.rcx;
   if (c.in.rdx == 0 || c.in.rdx > 0xFFFF) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
   if (Status s = take_page_4k(c, tdr, operand::RCX)) return s;
+  if (!locks_.acquire(LockKind::Kot, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
+  for (const auto& [_, other] : tds_)
+    if (other.hkid == c.in.rdx && other.lifecycle != Lifecycle::TD_TEARDOWN) return TDX_HKID_NOT_FREE;
   Td& t = tds_[tdr];
   t.tdr = tdr;
   t.hkid = u16(c.in.rdx);

@@ -319,3 +319,17 @@ TEST_CASE("PROMOTE and DEMOTE with a pending host interrupt are INTERRUPTED_REST
   CHECK(env.tdx.pamt().get(table, PG_LEVEL_4K).pt == PageType::PT_NDA);
   CHECK(env.mem_op(Leaf::TDH_MEM_PAGE_DEMOTE, kGpa, 1, table) == TDX_SUCCESS);
 }
+
+// tdh_mng_create.c (tdh_mng_create): the HKID's KOT entry must be
+// HKID_FREE; it stays taken until KEY.FREEID (tdh_mng_key_freeid.c).
+TEST_CASE("MNG.CREATE with an HKID another TD holds is TDX_HKID_NOT_FREE until that TD's KEY.FREEID", "[seam]") {
+  SeamEnv env(false, 1);
+  const u16 hkid = env.state().hkid;
+  CHECK(env.call(Leaf::TDH_MNG_CREATE, env.page(), hkid) == 0xC000082000000000ull);
+  CHECK(env.call(Leaf::TDH_MNG_CREATE, env.page(), 0x10000) == kOperandInvalid + kRdx);
+  REQUIRE(env.call(Leaf::TDH_VP_FLUSH, env.td.tdvpr[0]) == TDX_SUCCESS);
+  REQUIRE(env.call(Leaf::TDH_MNG_VPFLUSHDONE, env.td.tdr) == TDX_SUCCESS);
+  REQUIRE(env.call(Leaf::TDH_PHYMEM_CACHE_WB, 0) == TDX_SUCCESS);
+  REQUIRE(env.call(Leaf::TDH_MNG_KEY_FREEID, env.td.tdr) == TDX_SUCCESS);
+  CHECK(env.call(Leaf::TDH_MNG_CREATE, env.page(), hkid) == TDX_SUCCESS);
+}
