@@ -83,7 +83,7 @@ std::string leaf_label(u16 leaf, bool tdcall) {
 }  // namespace
 
 void SeptCoverage::on_call(const SeamcallOutcome& o) {
-  statuses_.emplace(o.tdcall, o.leaf, o.status);
+  statuses_.emplace(std::tuple{o.tdcall, o.leaf, o.status}, where_);
   if (!o.walked) return;
   CoverageCell c;
   c.leaf = o.leaf;
@@ -130,6 +130,17 @@ std::vector<std::string> SeptCoverage::missing() const {
 std::string SeptCoverage::where(const CoverageCell& c) const {
   auto it = hits_.find(c);
   return it == hits_.end() ? std::string() : it->second;
+}
+
+std::string SeptCoverage::status_markdown() const {
+  std::string out = "| Leaf | Status | First returned by |\n|---|---|---|\n";
+  for (const auto& [key, at] : statuses_) {
+    const auto& [tdcall, leaf, status] = key;
+    std::string name = status_string(status);
+    if (const size_t bar = name.find('|'); bar != std::string::npos) name.replace(bar, 1, "\\|");  // Markdown cell
+    out += "| " + leaf_label(leaf, tdcall) + " | " + name + " | " + at + " |\n";
+  }
+  return out;
 }
 
 std::string SeptCoverage::markdown() const {
