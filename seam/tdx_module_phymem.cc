@@ -101,26 +101,43 @@ Status TdxModule::phymem_cache_wb(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = 2M-aligned HPA | 1, RDX = PAMT page 0, R8 = PAMT page 1.
+// The Dynamic PAMT leaves are not in the 1.5 sources; their order follows
+// intel/tdx-module at a56a9173 (tdh_phymem_pamt_add.c, tdh_phymem_pamt_remove.c).
+namespace {
+// RCX = page_info of a 2M range: level 1, no reserved or KeyID bits, aligned.
+bool pamt_range_ok(u64 rcx) {
+  const Hpa region = rcx & ~u64(0xFFF);
+  return (rcx & 0xFFF) == 1 && hpa_operand_ok(region, level_size(PG_LEVEL_2M));
+}
+}  // namespace
+
+// RCX = 2M range | 1, RDX = PAMT page 0, R8 = PAMT page 1: both page operands'
+// format and TDMR, the range's TDMR, its 2M PAMT entry exclusively (free, no
+// pair yet), then each page outside the range free in the PAMT, then neither
+// already a PAMT page (the second also not the first).
 Status TdxModule::phymem_pamt_add(Call& c) {
   if (!pamt_.dynamic()) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
-  const Hpa region = c.in.rcx & ~u64(7);
-  if ((c.in.rcx & 7) != 1 || (region & ((u64{1} << 21) - 1))) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
-  if (!pamt_.in_tdmr(region)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
-  if (!lock_pamt_entry(region, PG_LEVEL_2M)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
-  if (pamt_.has_pair(region) || pamt_.leaf_level(region) != PG_LEVEL_4K)
-    return with_operand(TDX_HPA_RANGE_NOT_FREE, operand::RCX);
+  if (!pamt_range_ok(c.in.rcx)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  const Hpa region = c.in.rcx & ~u64(0xFFF);
   const Hpa pages[2] = {c.in.rdx, c.in.r8};
   const u32 ops[2] = {operand::RDX, operand::R8};
   for (int i = 0; i < 2; ++i) {
-    const Hpa p = pages[i];
-    if ((p & (kPageSize - 1)) || !pamt_.in_tdmr(p)) return with_operand(TDX_OPERAND_INVALID, ops[i]);
-    const bool inside = (p >> 21) == (region >> 21);
-    const Status s = pamt_.check_free_4k(p);
-    if (pamt_.is_pamt_page(p) || (i == 1 && p == pages[0]) ||
-        (!inside && s != TDX_SUCCESS && s != TDX_MISSING_PAMT_PAGE_PAIR))
-      return with_operand(TDX_PAGE_NOT_FREE, ops[i]);
+    if (!hpa_operand_ok(pages[i], kPageSize)) return with_operand(TDX_OPERAND_INVALID, ops[i]);
+    if (!pamt_.in_tdmr(pages[i])) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, ops[i]);
   }
+  if (!pamt_.in_tdmr(region)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  if (!lock_pamt_walk(region, PG_LEVEL_2M, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (pamt_.has_pair(region) || pamt_.leaf_level(region) != PG_LEVEL_4K)
+    return with_operand(TDX_HPA_RANGE_NOT_FREE, operand::RCX);
+  for (int i = 0; i < 2; ++i) {
+    const Hpa p = pages[i];
+    if ((p >> 21) == (region >> 21)) continue;
+    if (!lock_pamt_walk(p, PG_LEVEL_4K, false)) return with_operand(TDX_OPERAND_BUSY, ops[i]);
+    const int pg = pamt_.leaf_level(p);
+    if (pg != PG_LEVEL_4K || pamt_.get(p, pg).pt != PageType::PT_NDA) return with_operand(TDX_PAGE_NOT_FREE, ops[i]);
+  }
+  if (pamt_.is_pamt_page(pages[0])) return with_operand(TDX_PAGE_NOT_FREE, operand::RDX);
+  if (pamt_.is_pamt_page(pages[1]) || pages[1] == pages[0]) return with_operand(TDX_PAGE_NOT_FREE, operand::R8);
   set_page_tag(mem_, pages[0], 0);
   set_page_tag(mem_, pages[1], 0);
   pamt_.install_pair(region, pages[0], pages[1]);
@@ -128,14 +145,23 @@ Status TdxModule::phymem_pamt_add(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = 2M-aligned HPA | 1. RDX, R8 out = the two PAMT pages.
+// RCX = 2M range | 1. RDX, R8 out = the two PAMT pages. A pair whose pages
+// still hold a used entry is TDX_PAMT_PAGE_NOT_EMPTY with the page's index
+// (0: the range's first 256 4K pages, 1: the last 256) as operand.
 Status TdxModule::phymem_pamt_remove(Call& c) {
   if (!pamt_.dynamic()) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
-  const Hpa region = c.in.rcx & ~u64(7);
-  if ((c.in.rcx & 7) != 1 || (region & ((u64{1} << 21) - 1))) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
-  if (!lock_pamt_entry(region, PG_LEVEL_2M)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
-  if (!pamt_.has_pair(region)) return TDX_NO_PAMT_PAGE_PAIR;
-  if (pamt_.used_4k_in_region(region)) return TDX_PAMT_PAGE_NOT_EMPTY;
+  if (!pamt_range_ok(c.in.rcx)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  const Hpa region = c.in.rcx & ~u64(0xFFF);
+  if (!pamt_.in_tdmr(region)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
+  if (!lock_pamt_walk(region, PG_LEVEL_2M, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (!pamt_.has_pair(region)) return with_operand(TDX_NO_PAMT_PAGE_PAIR, operand::RCX);
+  if (pamt_.used_4k_in_region(region)) {
+    constexpr unsigned kEntriesPerPage = unsigned(kPageSize / kPamtEntryBytes);
+    u32 page = 1;
+    for (unsigned i = 0; i < kEntriesPerPage && page == 1; ++i)
+      if (pamt_.get(region + i * kPageSize, PG_LEVEL_4K).pt != PageType::PT_NDA) page = 0;
+    return with_operand(TDX_PAMT_PAGE_NOT_EMPTY, page);
+  }
   const PamtPair p = pamt_.remove_pair(region);
   c.out.rdx = p.page0;
   c.out.r8 = p.page1;

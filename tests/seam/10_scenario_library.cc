@@ -137,7 +137,7 @@ TEST_CASE("the scenario library exercises the refusals that come before the SEPT
       {Leaf::TDH_MEM_PAGE_DEMOTE, TDX_MISSING_PAMT_PAGE_PAIR},
       {Leaf::TDH_PHYMEM_PAMT_ADD, 0xC000030400000001ull},  // HPA_RANGE_NOT_FREE|RCX
       {Leaf::TDH_PHYMEM_PAMT_REMOVE, TDX_PAMT_PAGE_NOT_EMPTY},
-      {Leaf::TDH_PHYMEM_PAMT_REMOVE, TDX_NO_PAMT_PAGE_PAIR},
+      {Leaf::TDH_PHYMEM_PAMT_REMOVE, 0xC000030500000001ull},  // NO_PAMT_PAGE_PAIR|RCX
       // 19_teardown.jsonl: tdh_vp_enter.c (associate_vcpu), tdh_vp_flush.c, tdh_mng_vpflushdone.c,
       // tdh_mng_key_freeid.c, tdh_phymem_cache_wb.c.
       {Leaf::TDH_VP_ENTER, 0x8000070100000000ull},           // VCPU_ASSOCIATED

@@ -333,3 +333,33 @@ TEST_CASE("MNG.CREATE with an HKID another TD holds is TDX_HKID_NOT_FREE until t
   REQUIRE(env.call(Leaf::TDH_MNG_KEY_FREEID, env.td.tdr) == TDX_SUCCESS);
   CHECK(env.call(Leaf::TDH_MNG_CREATE, env.page(), hkid) == TDX_SUCCESS);
 }
+
+// intel/tdx-module a56a9173, tdh_phymem_pamt_add.c (tdh_phymem_pamt_add): the
+// page operands' format and TDMR before the range's, the range's 2M entry,
+// then each page's PAMT entry, then the PAMT-page bitmap; tdh_phymem_pamt_
+// remove.c: NO_PAMT_PAGE_PAIR on RCX, PAMT_PAGE_NOT_EMPTY with the index of
+// the pair's page that holds a used entry.
+TEST_CASE("PAMT.ADD checks the page pair before the 2M range, and PAMT.REMOVE names the PAMT page in use", "[seam]") {
+  SeamEnv env(true);
+  env.tables_for(kGpa, 0);
+  const Hpa paired = env.page();  // the refcount installed its region's pair
+  const Hpa region = align_down(paired, PG_LEVEL_2M);
+  auto add = [&](Hpa range, Hpa p0, Hpa p1) { return env.call(Leaf::TDH_PHYMEM_PAMT_ADD, range | 1, p0, p1); };
+  const Hpa free0 = env.mem.alloc() << kPageShift, free1 = env.mem.alloc() << kPageShift;
+  CHECK(add(region, keyed_hpa(free0, 1), free1) == kOperandInvalid + kRdx);
+  CHECK(add(region, free0, free1 | 0x10) == kOperandInvalid + kR8);
+  CHECK(add(region, free0, free1) == with_operand(TDX_HPA_RANGE_NOT_FREE, operand::RCX));
+  CHECK(add(region | 0x1000, free0, free1) == kOperandInvalid + kRcx);
+  // A page of the pair already a PAMT page and the other one a TD page: the
+  // PAMT entries are checked before the bitmap, so R8 is named.
+  const Hpa bare = env.mem.alloc(PG_LEVEL_2M) << kPageShift;
+  const PamtPair* used = env.tdx.pamt().pair(region);
+  REQUIRE(used);
+  CHECK(add(bare, used->page0, env.td.tdr) == with_operand(TDX_PAGE_NOT_FREE, operand::R8));
+  CHECK(add(bare, used->page0, free1) == with_operand(TDX_PAGE_NOT_FREE, operand::RDX));
+  CHECK(add(bare, free0, free0) == with_operand(TDX_PAGE_NOT_FREE, operand::R8));
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAMT_REMOVE, bare | 1) == with_operand(TDX_NO_PAMT_PAGE_PAIR, operand::RCX));
+  REQUIRE(add(bare, free0, free1) == TDX_SUCCESS);
+  REQUIRE(env.aug(kGpa, 0, bare + 300 * kPageSize) == TDX_SUCCESS);  // entry 300: the pair's second page
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAMT_REMOVE, bare | 1) == 0xC000030600000001ull);
+}
