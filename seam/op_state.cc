@@ -7,7 +7,8 @@ namespace septsim::seam {
 namespace {
 
 // Columns in OpState order: UNINIT INIT RUNNABLE LIVE_EXP PAUSED_EXP POST_EXP
-// MEM_IMP STATE_IMP POST_IMP LIVE_IMP FAILED_IMP; 'x' = allowed (2.1 table).
+// MEM_IMP STATE_IMP POST_IMP LIVE_IMP FAILED_IMP; 'x' = allowed (2.1 table;
+// the VP rows from the 1.5 module's include/auto_gen/op_state_lookup.c).
 struct Row {
   Leaf leaf;
   std::string_view states;
@@ -15,6 +16,11 @@ struct Row {
 
 constexpr Row kRows[] = {
     //                                           UIRLPPMSPLF
+    {Leaf::TDH_MNG_INIT, /*            */ "x.........."},
+    {Leaf::TDH_VP_ENTER, /*            */ "..xx.....x."},
+    {Leaf::TDH_VP_ADDCX, /*            */ ".x.....x..."},
+    {Leaf::TDH_VP_CREATE, /*           */ ".x.....x..."},
+    {Leaf::TDH_VP_INIT, /*             */ ".x........."},
     {Leaf::TDH_MEM_PAGE_ADD, /*        */ ".x........."},
     {Leaf::TDH_MEM_SEPT_ADD, /*        */ ".xxx..xxxx."},
     {Leaf::TDH_MEM_PAGE_RELOCATE, /*   */ ".xxxxx..xx."},

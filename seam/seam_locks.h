@@ -15,7 +15,9 @@
 
 namespace septsim::seam {
 
-enum class LockKind : u8 { Tdr, OpState, SeptTree, Epoch, SeptEntry, Pamt };
+// Pamt: one lock per PAMT entry, keyed by the entry's base HPA | its PG level.
+// Kot: the KeyID ownership table; Wbt: the package's CACHE.WB mutex.
+enum class LockKind : u8 { Tdr, OpState, SeptTree, Epoch, SeptEntry, Pamt, Kot, Wbt };
 
 class SeamLocks {
  public:

@@ -18,6 +18,7 @@ struct SeamcallTxn {
   unsigned initiator = 0;  // logical processor (host) or vCPU (guest) making the call
   Cycles start = 0;        // simulated start time, for lock windows
   bool tdcall = false;     // a guest TDCALL from the TD vCPU `tdvpr`
+  bool host_interrupt = false;  // a host interrupt is pending during the call (is_interrupt_pending_host_side)
   Hpa tdvpr = 0;
   Status status() const { return out.rax; }
 };

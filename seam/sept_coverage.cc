@@ -59,13 +59,15 @@ bool has_class(const LeafSpec& l, SeptState s, int level) {
 // Allowed cells with no refusal after the walk. TDH.MEM.RANGE.BLOCK takes the
 // SEPT tree exclusively and checks nothing but the state, so only a guest
 // holding the entry lock can refuse it, and no guest leaf holds the lock of a
-// 2M non-leaf entry or a 4K PENDING entry and succeeds. TDH.MR.EXTEND holds
-// the TDR exclusively and checks nothing after finding a MAPPED leaf.
-bool refusal_possible(const LeafSpec& l, SeptState s, int level) {
+// non-leaf entry, nor of a PENDING one and leaves it PENDING (an ACCEPT
+// stopping above its level decides before locking, tdg_mem_page_accept.c
+// check_tdaccept_failure). TDH.MR.EXTEND holds the TDR exclusively and checks
+// nothing after finding a MAPPED leaf.
+bool refusal_possible(const LeafSpec& l, SeptState s) {
   if (l.tdcall) return true;
   if (l.leaf == u16(Leaf::TDH_MR_EXTEND)) return s != SeptState::MAPPED;
   if (l.leaf != u16(Leaf::TDH_MEM_RANGE_BLOCK)) return true;
-  return !(s == SeptState::NL_MAPPED || (s == SeptState::PENDING && level == 0));
+  return !(s == SeptState::NL_MAPPED || s == SeptState::PENDING);
 }
 
 std::string class_name(const StateClass& c) {
@@ -81,7 +83,7 @@ std::string leaf_label(u16 leaf, bool tdcall) {
 }  // namespace
 
 void SeptCoverage::on_call(const SeamcallOutcome& o) {
-  statuses_.emplace(o.tdcall, o.leaf, o.status);
+  statuses_.emplace(std::tuple{o.tdcall, o.leaf, o.status}, where_);
   if (!o.walked) return;
   CoverageCell c;
   c.leaf = o.leaf;
@@ -106,7 +108,7 @@ std::vector<CoverageCell> SeptCoverage::required() {
         if (!has_class(l, s, level)) continue;
         const StateClass cls{false, level, s};
         if (allowed(l, s)) r.push_back(CoverageCell{l.leaf, l.tdcall, cls, true});
-        if (refusal_possible(l, s, level)) r.push_back(CoverageCell{l.leaf, l.tdcall, cls, false});
+        if (refusal_possible(l, s)) r.push_back(CoverageCell{l.leaf, l.tdcall, cls, false});
       }
     }
     r.push_back(CoverageCell{l.leaf, l.tdcall, StateClass{true, 0, SeptState::FREE}, false});
@@ -128,6 +130,17 @@ std::vector<std::string> SeptCoverage::missing() const {
 std::string SeptCoverage::where(const CoverageCell& c) const {
   auto it = hits_.find(c);
   return it == hits_.end() ? std::string() : it->second;
+}
+
+std::string SeptCoverage::status_markdown() const {
+  std::string out = "| Leaf | Status | First returned by |\n|---|---|---|\n";
+  for (const auto& [key, at] : statuses_) {
+    const auto& [tdcall, leaf, status] = key;
+    std::string name = status_string(status);
+    if (const size_t bar = name.find('|'); bar != std::string::npos) name.replace(bar, 1, "\\|");  // Markdown cell
+    out += "| " + leaf_label(leaf, tdcall) + " | " + name + " | " + at + " |\n";
+  }
+  return out;
 }
 
 std::string SeptCoverage::markdown() const {

@@ -6,7 +6,6 @@
 // tests/seam/traces must hit every required cell.
 #pragma once
 #include <map>
-#include <set>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -51,10 +50,13 @@ class SeptCoverage : public SeamcallObserver {
   static std::string name(const CoverageCell& c);
   // Whether any call of `leaf` returned exactly `status`, walked or not.
   bool returned(bool tdcall, u16 leaf, Status status) const { return statuses_.count({tdcall, leaf, status}) != 0; }
+  // Every status (with its operand id) each leaf returned, and the first
+  // call that returned it, as Markdown, SEAMCALL leaves by number first.
+  std::string status_markdown() const;
 
  private:
   std::map<CoverageCell, std::string> hits_;
-  std::set<std::tuple<bool, u16, Status>> statuses_;
+  std::map<std::tuple<bool, u16, Status>, std::string> statuses_;
   std::string where_;
 };
 

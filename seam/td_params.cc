@@ -18,11 +18,13 @@ bool xfam_valid(u64 x) {
 
 // verify_and_set_td_eptp_controls: WB, 4- or 5-level, no A/D, no SSS, no
 // reserved or base-address bits (the module inserts the SEPT root); a 52-bit
-// GPAW needs the 5-level walk.
-bool eptp_valid(u64 e, bool gpaw52) {
+// GPAW needs the 5-level walk, and the 5-level walk a platform MAX_PA of at
+// least MIN_PA_FOR_PML5 (49) bits.
+bool eptp_valid(u64 e, bool gpaw52, unsigned max_pa) {
   const int levels = int((e >> 3) & 7) + 1;
   if ((e & kEptpMtMask) != kEptpMtWb || levels < 4 || levels > 5) return false;
   if (e & (kEptpAd | kEptpSss | ~0xFFull)) return false;
+  if (levels == 5 && max_pa < 49) return false;
   return !(gpaw52 && levels < 5);
 }
 
@@ -38,7 +40,7 @@ TdParams td_params_for(int gpaw, int ept_levels, unsigned max_vcpus) {
   return p;
 }
 
-Status verify_td_params(const TdParams& p) {
+Status verify_td_params(const TdParams& p, unsigned max_pa) {
   if (p.attributes & ~kAttributesFixed0) return with_operand(TDX_OPERAND_INVALID, operand::ATTRIBUTES);
   if (!xfam_valid(p.xfam)) return with_operand(TDX_OPERAND_INVALID, operand::XFAM);
   if (p.max_vcpus == 0 || p.max_vcpus > kMaxVcpusPerTd) return with_operand(TDX_OPERAND_INVALID, operand::MAX_VCPUS);
@@ -46,7 +48,7 @@ Status verify_td_params(const TdParams& p) {
   if (p.num_l2_vms > 0) return TDX_TDCS_NOT_ALLOCATED;
   if (p.reserved_set) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
   if (p.config_flags & ~kConfigFlagsKnown) return with_operand(TDX_OPERAND_INVALID, operand::EXEC_CONTROLS);
-  if (!eptp_valid(p.eptp_controls, p.config_flags & kConfigFlagsGpaw))
+  if (!eptp_valid(p.eptp_controls, p.config_flags & kConfigFlagsGpaw, max_pa))
     return with_operand(TDX_OPERAND_INVALID, operand::EPTP_CONTROLS);
   if (p.tsc_frequency < kVirtTscFrequencyMin || p.tsc_frequency > kVirtTscFrequencyMax)
     return with_operand(TDX_OPERAND_INVALID, operand::TSC_FREQUENCY);

@@ -46,7 +46,7 @@ constexpr int td_params_gpaw(const TdParams& p) { return (p.config_flags & kConf
 // MNG.INIT's checks in the module's order: TDX_SUCCESS, TDX_OPERAND_INVALID
 // with the field's operand id, or TDX_TDCS_NOT_ALLOCATED for L2 VMs (the
 // model's TDCS has no pages for them).
-Status verify_td_params(const TdParams& p);
+Status verify_td_params(const TdParams& p, unsigned max_pa);
 
 // The TD_PARAMS the VMM wrote, by the HPA of the structure. A structure never
 // written reads as all zeroes, as a zeroed page would.

@@ -20,7 +20,7 @@ struct TdVcpu {
   std::vector<Hpa> tdcx;
   bool initialized = false;  // TDH.VP.INIT
   bool in_guest = false;     // between VP.ENTER and the TD exit
-  bool associated = false;   // has run on an LP (flush on epoch change applies)
+  bool associated = false;   // VP.INIT or VP.ENTER until VP.FLUSH (TDVPS.ASSOC_LPID set)
   u64 vcpu_epoch = 0;
   ZeroStep zero_step;  // EPT-violation stepping filter state (TDVPS)
   model::Vcpu* hw = nullptr;  // the hardware vCPU this TD vCPU runs on, if bound
@@ -32,7 +32,13 @@ struct Td {
   Lifecycle lifecycle = Lifecycle::TD_HKID_ASSIGNED;
   OpState op_state = OpState::UNINITIALIZED;
   bool fatal = false;
+  bool debug = false;  // TD_PARAMS.ATTRIBUTES.DEBUG
   u64 chldcnt = 0;  // 4K-equivalent pages owned by the TD (TDR.CHLDCNT)
+  // The HKID's KOT entry: FLUSHED from VPFLUSHDONE on, and the package's
+  // WBINVD_BITMAP bit, cleared by a complete TDH.PHYMEM.CACHE.WB.
+  bool hkid_flushed = false;
+  bool wbinvd_pending = false;
+  bool wbt_flushed = false;  // in the package's WBT entry: a CACHE.WB started since it was FLUSHED
   std::vector<Hpa> tdcs;
   int gpaw = 48;        // TD_PARAMS.CONFIG_FLAGS.GPAW: 48 or 52
   int ept_levels = 4;   // TD_PARAMS.EPTP_CONTROLS walk length
@@ -42,6 +48,18 @@ struct Td {
   std::vector<TdVcpu> vcpus;
 
   unsigned shared_bit() const { return unsigned(gpaw) - 1; }  // 47 or 51 (8)
+  // TDCS.NUM_VCPUS: the vCPUs VP.INIT counted.
+  unsigned num_vcpus() const {
+    unsigned n = 0;
+    for (const auto& v : vcpus) n += v.initialized;
+    return n;
+  }
+  // A vCPU between VP.ENTER and its TD exit holds the TDR and its TDVPR shared.
+  bool vcpu_in_guest() const {
+    for (const auto& v : vcpus)
+      if (v.in_guest) return true;
+    return false;
+  }
   TdVcpu* vcpu(Hpa tdvpr) {
     for (auto& v : vcpus)
       if (v.tdvpr == tdvpr) return &v;

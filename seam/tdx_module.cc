@@ -1,5 +1,6 @@
 #include "seam/tdx_module.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "model/vcpu.h"
@@ -26,7 +27,8 @@ TdxModule::TdxModule(sc_core::sc_module_name name, const model::Config& cfg, mod
       timing_(SeamTiming::from(cfg)),
       pamt_((cfg.u("seam.tdmr_gib") ? cfg.u("seam.tdmr_gib") : cfg.u("host.mem_gib")) << 30, cfg.b("seam.dynamic_pamt")),
       tdcs_pages_(unsigned(cfg.u("seam.tdcs_pages"))),
-      tdcx_per_vcpu_(unsigned(cfg.u("seam.tdcx_per_vcpu"))) {
+      tdcx_per_vcpu_(unsigned(cfg.u("seam.tdcx_per_vcpu"))),
+      max_pa_(unsigned(cfg.u("host.maxphyaddr"))) {
   if (tdcs_pages_ <= kSeptRootTdcsIndex) throw model::ConfigError("config key 'seam.tdcs_pages' must be at least 4");
   for (u16 n = 0; n < SeamTiming::kLeaves; ++n)
     if (const char* l = leaf_name(n)) calls_[n] = &stats.counter(counter_name(l), std::string(l) + " SEAMCALLs");
@@ -88,8 +90,10 @@ void TdxModule::bind_vcpu(Hpa tdvpr, model::Vcpu* hw) {
 }
 
 Cycles TdxModule::transport(SeamcallTxn& txn) {
-  Call c{txn, txn.in, txn.out, rax_leaf(txn.in.rax), rax_version(txn.in.rax), nullptr, 0, 0, SeptWalk{}, false};
-  txn.out = SeamcallRegs{};
+  Call c{txn, txn.in, txn.out, rax_leaf(txn.in.rax), rax_version(txn.in.rax), nullptr, 0, 0, SeptWalk{}, false, 0};
+  // SEAMRET hands back the VMM's registers: what a leaf does not write comes
+  // back as it went in.
+  txn.out = txn.in;
   // Lock windows: the call's expected length (an ACCEPT's level is not decoded yet: 4K).
   const Cycles expected = txn.tdcall ? timing_.accept_4k : timing_.of(rax_leaf(txn.in.rax));
   locks_.begin(txn.initiator, txn.start, txn.start + expected);
@@ -98,7 +102,7 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
   if (txn.tdcall) {
     ++*tdcalls_;
     s = dispatch_tdcall(c);
-    cost = c.level == 1 ? timing_.accept_2m : timing_.accept_4k;
+    cost = (c.level == 1 ? timing_.accept_2m : timing_.accept_4k) + c.extra_cycles;
   } else {
     if (c.number < SeamTiming::kLeaves && calls_[c.number]) ++*calls_[c.number];
     s = dispatch(c);
@@ -147,8 +151,35 @@ Status TdxModule::tdcall(TdcallLeaf leaf, Hpa tdvpr, SeamcallRegs& regs, unsigne
   return t.out.rax;
 }
 
+namespace {
+// The registers a leaf clears as it starts ("no extended error information"):
+// RCX/RDX in the Secure-EPT leaves, RCX..R11 in RECLAIM and RDMD, RCX in
+// MNG.INIT (the api_calls/*.c handlers).
+void clear_outputs(Leaf leaf, SeamcallRegs& out) {
+  switch (leaf) {
+    case Leaf::TDH_PHYMEM_PAGE_RECLAIM:
+    case Leaf::TDH_PHYMEM_PAGE_RDMD: out.r8 = out.r9 = out.r10 = out.r11 = 0; [[fallthrough]];
+    case Leaf::TDH_MEM_PAGE_ADD:
+    case Leaf::TDH_MEM_PAGE_AUG:
+    case Leaf::TDH_MEM_PAGE_DEMOTE:
+    case Leaf::TDH_MEM_PAGE_PROMOTE:
+    case Leaf::TDH_MEM_PAGE_RELOCATE:
+    case Leaf::TDH_MEM_PAGE_REMOVE:
+    case Leaf::TDH_MEM_RANGE_BLOCK:
+    case Leaf::TDH_MEM_RANGE_UNBLOCK:
+    case Leaf::TDH_MEM_SEPT_ADD:
+    case Leaf::TDH_MEM_SEPT_RD:
+    case Leaf::TDH_MEM_SEPT_REMOVE:
+    case Leaf::TDH_MR_EXTEND: out.rdx = 0; [[fallthrough]];
+    case Leaf::TDH_MNG_INIT: out.rcx = 0; break;
+    default: break;
+  }
+}
+}  // namespace
+
 Status TdxModule::dispatch(Call& c) {
   if (rax_reserved_set(c.in.rax)) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
+  clear_outputs(c.leaf(), c.out);
   // 1.1: in 1.5.01 only PROMOTE, SEPT.ADD, SEPT.REMOVE (and MNG/VP.RD) take version 1.
   const bool versioned = c.number == u16(Leaf::TDH_MEM_PAGE_PROMOTE) || c.number == u16(Leaf::TDH_MEM_SEPT_ADD) ||
                          c.number == u16(Leaf::TDH_MEM_SEPT_REMOVE);
@@ -196,14 +227,50 @@ Status TdxModule::dispatch_tdcall(Call& c) {
 
 // ---- common prologue --------------------------------------------------------
 
-Status TdxModule::find_td(Call& c, u64 tdr_reg, u32 op, bool exclusive) {
-  const Hpa tdr = tdr_reg & septe::kHpaMask;
+// check_lock_and_map_explicit_tdr (helpers.c): a 4K-aligned private HPA,
+// inside a TDMR, its PAMT entry locked (a vCPU in the TD holds it shared
+// until its TD exit), then of type PT_TDR.
+Status TdxModule::find_td(Call& c, u64 tdr, u32 op, bool exclusive) {
+  if (!hpa_operand_ok(tdr, kPageSize)) return with_operand(TDX_OPERAND_INVALID, op);
+  if (!pamt_.in_tdmr(tdr)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, op);
   auto it = tds_.find(tdr);
+  const bool held_by_guest = exclusive && it != tds_.end() && it->second.vcpu_in_guest();
+  if (held_by_guest || !locks_.acquire(LockKind::Tdr, tdr, exclusive)) return with_operand(TDX_OPERAND_BUSY, op);
   if (it == tds_.end() || pamt_.get(tdr, PG_LEVEL_4K).pt != PageType::PT_TDR)
     return with_operand(TDX_PAGE_METADATA_INCORRECT, op);
-  if (!locks_.acquire(LockKind::Tdr, tdr, exclusive)) return with_operand(TDX_OPERAND_BUSY, op);
   c.td = &it->second;
   return TDX_SUCCESS;
+}
+
+// The TDVPR the same way (check_and_lock_explicit_4k_private_hpa, PT_TDVPR),
+// then the owner TDR's PAMT entry shared (lock_and_map_implicit_tdr, TDR).
+Status TdxModule::find_vcpu(Call& c, u64 tdvpr, u32 op, bool exclusive, TdVcpu*& v) {
+  if (!hpa_operand_ok(tdvpr, kPageSize)) return with_operand(TDX_OPERAND_INVALID, op);
+  if (!pamt_.in_tdmr(tdvpr)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, op);
+  Td* t = td_of_vcpu(tdvpr);
+  v = t ? t->vcpu(tdvpr) : nullptr;
+  if ((exclusive && v && v->in_guest) || !locks_.acquire(LockKind::Tdr, tdvpr, exclusive))
+    return with_operand(TDX_OPERAND_BUSY, op);
+  if (!v || pamt_.get(tdvpr, PG_LEVEL_4K).pt != PageType::PT_TDVPR)
+    return with_operand(TDX_PAGE_METADATA_INCORRECT, op);
+  if (!locks_.acquire(LockKind::Tdr, t->tdr, false)) return with_operand(TDX_OPERAND_BUSY, operand::TDR);
+  c.td = t;
+  return TDX_SUCCESS;
+}
+
+namespace {
+u64 pamt_lock_key(Hpa hpa, int pg) { return align_down(hpa, pg) | u64(pg); }
+}  // namespace
+
+bool TdxModule::lock_pamt_walk(Hpa hpa, int target_pg, bool exclusive) {
+  const int leaf = std::max(target_pg, pamt_.leaf_level(hpa));
+  for (int pg = PG_LEVEL_1G; pg > leaf; --pg)
+    if (!locks_.acquire(LockKind::Pamt, pamt_lock_key(hpa, pg), false)) return false;
+  return locks_.acquire(LockKind::Pamt, pamt_lock_key(hpa, leaf), exclusive);
+}
+
+bool TdxModule::lock_pamt_entry(Hpa hpa, int pg) {
+  return locks_.acquire(LockKind::Pamt, pamt_lock_key(hpa, pg), true);
 }
 
 Status TdxModule::check_build_state(Call& c, bool op_lock) {
@@ -248,9 +315,14 @@ Status TdxModule::walk_and_lock(Call& c, bool tree_exclusive) {
 }
 
 Status TdxModule::mem_prologue(Call& c, const MemRule& r) {
-  const u64 tdr_reg = r.tdr_in_rdx ? c.in.rdx : c.in.rcx;
+  u64 tdr_reg = r.tdr_in_rdx ? c.in.rdx : c.in.rcx;
+  if (r.handle == MemRule::Handle::Flags && handle_reserved_set(tdr_reg))
+    return with_operand(TDX_OPERAND_INVALID, operand::RDX);
+  if (r.handle != MemRule::Handle::Plain) tdr_reg &= ~u64(1);
   if (Status s = find_td(c, tdr_reg, r.tdr_in_rdx ? operand::RDX : operand::RCX, r.tdr_exclusive)) return s;
   if (Status s = check_build_state(c, r.op_lock)) return s;
+  if (r.handle == MemRule::Handle::ReadL2 && (c.in.rdx & 1) && !c.td->debug)
+    return with_operand(TDX_OPERAND_INVALID, operand::RDX);
   if (!c.td->sept) return TDX_OP_STATE_INCORRECT;
   const int max = r.max_level < 0 ? c.td->sept->top_level() : r.max_level;
   if (Status s = decode_page_info(c, r.min_level, max)) return s;
@@ -268,12 +340,16 @@ bool TdxModule::tracked(const Call& c, Hpa page, int pg_level) const {
   return c.td->epochs.is_tlb_tracked(pamt_.get(page, pg_level).bepoch);
 }
 
+// check_and_lock_explicit_4k_private_hpa with PT_NDA: operand format, TDMR,
+// the PAMT walk's locks, then the page's metadata.
 Status TdxModule::take_page_4k(Call& c, Hpa hpa, u32 op) {
-  if (hpa & (kPageSize - 1) || (hpa >> 52)) return with_operand(TDX_OPERAND_INVALID, op);
+  (void)c;
+  if (!hpa_operand_ok(hpa, kPageSize)) return with_operand(TDX_OPERAND_INVALID, op);
+  if (!pamt_.in_tdmr(hpa)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, op);
+  if (!lock_pamt_walk(hpa, PG_LEVEL_4K, true)) return with_operand(TDX_OPERAND_BUSY, op);
   const Status s = pamt_.check_free_4k(hpa);
   if (s == TDX_MISSING_PAMT_PAGE_PAIR) return s;
   if (s) return with_operand(s, op);
-  if (!locks_.acquire(LockKind::Pamt, hpa, true)) return with_operand(TDX_OPERAND_BUSY, op);
   return TDX_SUCCESS;
 }
 

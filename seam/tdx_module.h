@@ -73,6 +73,14 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   // Common prologue of the TD-scoped memory leaves (3.4). check_build_state
   // is the module's check_td_in_correct_build_state + the OP_STATE check.
   Status find_td(Call& c, u64 tdr_reg, u32 operand, bool exclusive);
+  // The TDVPR operand of the VP leaves (check_and_lock_explicit_4k_private_hpa
+  // with PT_TDVPR); sets c.td.
+  Status find_vcpu(Call& c, u64 tdvpr_reg, u32 operand, bool exclusive, TdVcpu*& v);
+  // pamt_walk: the PAMT entries above the page's leaf shared, the leaf
+  // (`target_pg`, or a PT_REG leaf above it) in `exclusive` mode.
+  bool lock_pamt_walk(Hpa hpa, int target_pg, bool exclusive);
+  // pamt_implicit_get_and_lock: the entry at `pg` exclusively.
+  bool lock_pamt_entry(Hpa hpa, int pg);
   Status check_build_state(Call& c, bool op_lock);
   Status decode_page_info(Call& c, int min_level, int max_level);
   Status walk_and_lock(Call& c, bool tree_exclusive);
@@ -98,6 +106,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status mr_extend(Call& c);
   Status mr_finalize(Call& c);
   Status mem_sept_add(Call& c);
+  Status sept_add_checked(Call& c, u64 (&pages)[4]);
   Status mem_page_add(Call& c);
   Status mem_page_aug(Call& c);
   Status mem_range_block(Call& c);
@@ -115,6 +124,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status mem_page_promote(Call& c);
   Status mem_page_demote(Call& c);
   Status mem_page_relocate(Call& c);
+  Status host_interrupt_restart(Call& c);
   Status phymem_page_reclaim(Call& c);
   Status phymem_page_wbinvd(Call& c);
   Status phymem_page_rdmd(Call& c);
@@ -122,6 +132,9 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status phymem_pamt_add(Call& c);
   Status phymem_pamt_remove(Call& c);
   Status mem_page_accept(Call& c);
+  Status accept_exit(Call& c);
+  // The vCPU's TD exit: epoch reference dropped, counted; returns its cycles.
+  Cycles leave_guest(Td& t, TdVcpu& v);
 
   model::PhysMem& mem_;
   SeamTiming timing_;
@@ -133,6 +146,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   unsigned tdcx_per_vcpu_;
   u64 sept_pages_ = 0;
   bool pages_given_ = false;
+  unsigned max_pa_;  // host.maxphyaddr: the platform's MAX_PA
+  u64 cachewb_intr_point_ = 0;  // the package's WBT entry: sub-blocks an interrupted CACHE.WB wrote back
   SeamcallObserver* observer_ = nullptr;
   TdParamsPages td_params_;
 

@@ -8,7 +8,12 @@ namespace septsim::seam {
 
 using septe::SeptState;
 
-// RCX = GPA|level (4K or 2M), from the TD vCPU `txn.tdvpr`.
+// RCX = GPA|level (4K or 2M), from the TD vCPU `txn.tdvpr`
+// (tdg_mem_page_accept.c, check_tdaccept_failure). A walk that stops above
+// the requested level is decided before the entry lock: ALREADY_ACCEPTED on
+// a MAPPED leaf, else an EPT-violation TD exit. Then the entry lock (a host
+// holder makes it TDX_OPERAND_BUSY on RCX), then the size and the state. The
+// operand of SIZE_MISMATCH and ALREADY_ACCEPTED is the level the walk reached.
 Status TdxModule::mem_page_accept(Call& c) {
   Td* t = td_of_vcpu(c.txn.tdvpr);
   if (!t || !t->sept) return with_operand(TDX_OPERAND_INVALID, operand::RAX);
@@ -17,20 +22,27 @@ Status TdxModule::mem_page_accept(Call& c) {
   c.w = t->sept->walk(c.gpa, c.level);
   c.walked = true;
   const SeptWalk& w = c.w;
-  if (!locks_.acquire(LockKind::SeptEntry, w.entry_hpa, true)) return TDX_OPERAND_BUSY;  // HOST_PRIORITY, converted
   if (!w.reached) {
-    // A leaf above the requested size: already accepted if MAPPED, else the
-    // VMM must split or map it (EPT-violation TD exit).
     if (w.state == SeptState::MAPPED) return with_operand(TDX_PAGE_ALREADY_ACCEPTED, u32(w.level));
-    return SEPTSIM_TD_EXIT_EPT_VIOLATION;
+    return accept_exit(c);
   }
-  if (w.state == SeptState::NL_MAPPED || w.state == SeptState::NL_BLOCKED) return TDX_PAGE_SIZE_MISMATCH;
+  // HOST_PRIORITY, which the TD dispatcher turns into TDX_OPERAND_BUSY.
+  if (!locks_.acquire(LockKind::SeptEntry, w.entry_hpa, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (w.state == SeptState::NL_MAPPED || w.state == SeptState::NL_BLOCKED)
+    return with_operand(TDX_PAGE_SIZE_MISMATCH, u32(w.level));
   if (w.state == SeptState::MAPPED) return with_operand(TDX_PAGE_ALREADY_ACCEPTED, u32(w.level));
-  if (!tdcall_sept_state_allowed(TdcallLeaf::TDG_MEM_PAGE_ACCEPT, w.state)) return SEPTSIM_TD_EXIT_EPT_VIOLATION;
+  if (!tdcall_sept_state_allowed(TdcallLeaf::TDG_MEM_PAGE_ACCEPT, w.state)) return accept_exit(c);
   const Hpa page = septe::hpa_of(w.entry) & ~(tdx_level_size(c.level) - 1);
   for (u64 i = 0; i < pages_4k(c.level); ++i) set_page_tag(mem_, page + i * kPageSize, 0);  // zeroed
   t->sept->write(w.entry_hpa, septe::make_leaf(SeptState::MAPPED, page));
   return TDX_SUCCESS;
+}
+
+// async_tdexit_ept_violation: the vCPU leaves the TD (its epoch reference
+// goes) and the VMM sees an EPT violation; the exit's cycles are the call's.
+Status TdxModule::accept_exit(Call& c) {
+  if (TdVcpu* v = c.td->vcpu(c.txn.tdvpr)) c.extra_cycles = leave_guest(*c.td, *v);
+  return SEPTSIM_TD_EXIT_EPT_VIOLATION;
 }
 
 }  // namespace septsim::seam

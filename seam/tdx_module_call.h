@@ -16,9 +16,19 @@ struct TdxModule::Call {
   Gpa gpa = 0;
   SeptWalk w;
   bool walked = false;  // `w` holds a Secure-EPT walk of this call
+  Cycles extra_cycles = 0;  // a TD exit the call ended in
 
   Leaf leaf() const { return Leaf(number); }
 };
+
+// The module's HPA operand checks (hpa_check_with_pwr_2_alignment for private
+// pages, shared_hpa_check for shared ones): aligned to `align`, no KeyID bits
+// and nothing above MAX_PA. The model has no shared MKTME KeyIDs and puts
+// KeyIDs at kHkidShift and up, so both come down to the same test.
+constexpr bool hpa_operand_ok(u64 hpa, u64 align) { return !(hpa & (align - 1)) && !(hpa >> kHkidShift); }
+
+// td_handle_and_flags (SEPT.ADD, DEMOTE): bits 11:1 and 63:52 are reserved.
+constexpr bool handle_reserved_set(u64 reg) { return (reg & 0xFFEull) || (reg >> 52); }
 
 // How a memory leaf enters: which TDR register, lock modes, level range.
 // Content tags of pages the host never allocated (tests may name any HPA) read as 0.
@@ -37,6 +47,11 @@ struct TdxModule::MemRule {
   Tree tree = Tree::Shared;
   int min_level = 0;
   int max_level = 0;  // -1: the TD's top SEPT level
+  // The TDR register's low bits: a td_handle_and_flags (SEPT.ADD, DEMOTE:
+  // bit 0 a flag, 11:1 and 63:52 reserved), or SEPT.RD's bit 0, which asks
+  // for the L2 attributes and needs a debug TD.
+  enum class Handle : u8 { Plain, Flags, ReadL2 };
+  Handle handle = Handle::Plain;
 };
 
 }  // namespace septsim::seam

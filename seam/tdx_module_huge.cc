@@ -6,6 +6,16 @@
 
 namespace septsim::seam {
 
+// PROMOTE and DEMOTE check for a pending host interrupt once every check has
+// passed and before they commit: TDX_INTERRUPTED_RESTARTABLE with RCX/RDX as
+// the VMM passed them (tdh_mem_page_promote.c, tdh_mem_page_demote.c).
+Status TdxModule::host_interrupt_restart(Call& c) {
+  if (!c.txn.host_interrupt) return TDX_SUCCESS;
+  c.out.rcx = c.in.rcx;
+  c.out.rdx = c.in.rdx;
+  return TDX_INTERRUPTED_RESTARTABLE;
+}
+
 using septe::SeptState;
 using Tree = TdxModule::MemRule::Tree;
 
@@ -30,19 +40,22 @@ Status TdxModule::mem_page_promote(Call& c) {
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   const Hpa child = septe::hpa_of(c.w.entry);
   if (Status s = claim_blocked_table(c, child)) return s;
-  for (unsigned i = 0; i < kPtesPerTable; ++i)
-    if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  // is_sept_page_valid_for_merge (tdh_mem_page_promote.c): each child entry
+  // is locked, then checked, in index order; either failure names RCX and
+  // returns the parent entry.
   const u64 e0 = c.td->sept->read(child);
-  const SeptState s0 = septe::state_or_free(e0);
   const u64 child_size = tdx_level_size(c.level - 1);
   const u64 merged_size = tdx_level_size(c.level);
   const Hpa hpa0 = septe::hpa_of(e0) & ~(child_size - 1);
-  bool ok = (s0 == SeptState::MAPPED || s0 == SeptState::PENDING) && !(hpa0 & (merged_size - 1));
-  for (unsigned i = 1; ok && i < kPtesPerTable; ++i) {
+  const SeptState s0 = septe::state_or_free(e0);
+  for (unsigned i = 0; i < kPtesPerTable; ++i) {
+    if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return sept_fail(c, TDX_OPERAND_BUSY);
     const u64 e = c.td->sept->read(child + 8 * i);
-    ok = (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
+    const bool ok = i == 0 ? (s0 == SeptState::MAPPED || s0 == SeptState::PENDING) && !(hpa0 & (merged_size - 1))
+                           : (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
+    if (!ok) return sept_fail(c, TDX_EPT_INVALID_PROMOTE_CONDITIONS);
   }
-  if (!ok) return with_operand(TDX_EPT_INVALID_PROMOTE_CONDITIONS, operand::RCX);
+  if (Status s = host_interrupt_restart(c)) return s;
 
   const int child_pg = tdx_to_pg_level(c.level - 1);
   const PamtEntry owner = pamt_.get(hpa0, child_pg);
@@ -61,14 +74,13 @@ Status TdxModule::mem_page_promote(Call& c) {
 // RCX = GPA|level of the page to split (1 = 2M, 2 = 1G), RDX = TDR (+flags),
 // R8 = new SEPT page; DPAMT 2M->4K: R12/R13 = the PAMT_4K pair for the page.
 Status TdxModule::mem_page_demote(Call& c) {
-  if (c.in.rdx & 0xFFEull) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
-  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, 2})) return s;
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, 2, MemRule::Handle::Flags})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   const int pg = tdx_to_pg_level(c.level);
   const Hpa page = septe::hpa_of(c.w.entry) & ~(level_size(pg) - 1);
   if (tt_gate(c)) {
     if (!blocked_leaf(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
-    if (!tracked(c, page, pg)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+    if (!tracked(c, page, pg)) return with_operand(TDX_TLB_TRACKING_NOT_DONE, operand::RCX);
   }
   const Hpa table = c.in.r8;
   if (Status s = take_page_4k(c, table, operand::R8)) return s;
@@ -81,8 +93,8 @@ Status TdxModule::mem_page_demote(Call& c) {
     if (Status s = pamt_.check_free_4k(p1); (s && s != TDX_MISSING_PAMT_PAGE_PAIR) || p1 == p0)
       return with_operand(TDX_PAGE_NOT_FREE, operand::R13);
   }
-  if (!locks_.acquire(LockKind::Pamt, page, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
-
+  if (Status s = host_interrupt_restart(c)) return s;
+  // tdh_mem_page_demote.c reads the split page's PAMT entry without locking it.
   const PamtEntry owner = pamt_.get(page, pg);
   pamt_.set(page, pg, PamtEntry{});
   if (need_pair) pamt_.install_pair(page, c.in.r12, c.in.r13);
@@ -105,11 +117,14 @@ Status TdxModule::mem_page_demote(Call& c) {
 Status TdxModule::mem_page_relocate(Call& c) {
   if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, 0})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  // tdh_mem_page_relocate.c: the current HPA as the target is refused before
+  // the page's PAMT lock and the BLOCK/TRACK requirements.
   const Hpa old = septe::hpa_of(c.w.entry);
-  if (!locks_.acquire(LockKind::Pamt, old, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (c.in.r8 == old) return with_operand(TDX_OPERAND_INVALID, operand::R8);
+  if (!lock_pamt_entry(old, PG_LEVEL_4K)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   if (tt_gate(c)) {
     if (!blocked_leaf(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
-    if (!tracked(c, old, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+    if (!tracked(c, old, PG_LEVEL_4K)) return with_operand(TDX_TLB_TRACKING_NOT_DONE, operand::RCX);
   }
   const Hpa page = c.in.r8;
   if (Status s = take_page_4k(c, page, operand::R8)) return s;

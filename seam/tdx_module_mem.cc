@@ -13,6 +13,9 @@ using Tree = TdxModule::MemRule::Tree;
 
 namespace {
 
+constexpr u64 kNullPa = ~u64{0};        // NULL_PA: no page given
+constexpr u64 kUnused = u64{1} << 63;   // SEPT.ADD: the page was not needed
+
 bool is_blocked_leaf(SeptState s) { return s == SeptState::BLOCKED || s == SeptState::PENDING_BLOCKED; }
 
 // The entry with its state bits replaced, keeping HPA and SVE.
@@ -26,25 +29,48 @@ u64 with_state(u64 e, SeptState s) {
 
 }  // namespace
 
-// RCX = GPA|level of the parent entry, RDX = TDR (bit 0: allow_existing with
-// version 1), R8 = new SEPT page.
+// RCX = GPA|level of the parent entry, RDX = td_handle_and_flags (bit 0:
+// allow_existing, any version), R8 = the new SEPT page; version 1 adds R9-R11,
+// the L2 VMs' pages (tdh_mem_sept_add.c). A page operand of NULL_PA (all
+// ones) adds nothing, bit 63 of any other is ignored. Version 1 returns
+// R8-R11 on every path after the version check: NULL_PA for a page it added,
+// the page with bit 63 set for one an existing table made unnecessary, the
+// input for one never reached.
 Status TdxModule::mem_sept_add(Call& c) {
-  if (c.in.rdx & 0xFFEull) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
-  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, -1})) return s;
+  const u64 in[4] = {c.in.r8, c.in.r9, c.in.r10, c.in.r11};
+  u64 flagged[4] = {c.in.r8, kNullPa, kNullPa, kNullPa};
+  for (unsigned vm = 0; vm < (c.version ? 4u : 1u); ++vm) flagged[vm] = in[vm] == kNullPa ? kNullPa : in[vm] & ~kUnused;
+  const Status s = sept_add_checked(c, flagged);
+  if (c.version) c.out.r8 = flagged[0], c.out.r9 = flagged[1], c.out.r10 = flagged[2], c.out.r11 = flagged[3];
+  return s;
+}
+
+Status TdxModule::sept_add_checked(Call& c, u64 (&pages)[4]) {
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 1, -1, MemRule::Handle::Flags})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
-  if (c.w.state == SeptState::NL_MAPPED) {
-    if (c.version == 0 || !(c.in.rdx & 1)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
-    c.out.r8 = c.in.r8 | (1ull << 63);  // page not consumed: the table existed
-    return TDX_SUCCESS;
+  // process_l1_page: no page needs version 1 and an existing table; a page
+  // needs a FREE entry, or allow_existing to leave it unused.
+  const Hpa page = pages[0];
+  if (page == kNullPa) {
+    if (c.version == 0) return with_operand(TDX_OPERAND_INVALID, operand::R8);
+    if (c.w.state != SeptState::NL_MAPPED) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  } else if (c.w.state == SeptState::FREE) {
+    if (Status s = take_page_4k(c, page, operand::R8)) return s;
+  } else if (c.in.rdx & 1) {
+    pages[0] |= kUnused;
+  } else {
+    return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   }
-  const Hpa page = c.in.r8;
-  if (Status s = take_page_4k(c, page, operand::R8)) return s;
+  // process_l2_pages: the model's TDs have no L2 VMs (NUM_L2_VMS = 0).
+  for (unsigned vm = 1; c.version && vm < 4; ++vm)
+    if (pages[vm] != kNullPa) return with_operand(TDX_OPERAND_INVALID, operand::R8 + vm);
+  if (pages[0] & kUnused) return TDX_SUCCESS;
   c.td->sept->init_page(page);
   pamt_.set(page, PG_LEVEL_4K, PamtEntry{PageType::PT_EPT, c.td->tdr, 0});
   ++c.td->chldcnt;
   ++sept_pages_;
   c.td->sept->write(c.w.entry_hpa, septe::make_non_leaf(page));
-  if (c.version) c.out.r8 = page;
+  pages[0] = kNullPa;
   return TDX_SUCCESS;
 }
 
@@ -52,9 +78,9 @@ Status TdxModule::mem_sept_add(Call& c) {
 Status TdxModule::mem_page_add(Call& c) {
   if (Status s = mem_prologue(c, MemRule{true, true, false, Tree::None, 0, 0})) return s;
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  // shared_hpa_check_with_pwr_2_alignment: the source's PAMT state is not looked at.
   const Hpa src = c.in.r9;
-  if ((src & (kPageSize - 1)) || !pamt_.in_tdmr(src) || pamt_.get(src, pamt_.leaf_level(src)).pt != PageType::PT_NDA)
-    return with_operand(TDX_OPERAND_INVALID, operand::R9);
+  if (!hpa_operand_ok(src, kPageSize)) return with_operand(TDX_OPERAND_INVALID, operand::R9);
   const Hpa page = c.in.r8;
   if (Status s = take_page_4k(c, page, operand::R8)) return s;
   set_page_tag(mem_, page, page_tag(mem_, src));
@@ -73,9 +99,12 @@ Status TdxModule::mem_page_aug(Call& c) {
   if (c.level == 0) {
     if (Status s = take_page_4k(c, page, operand::R8)) return s;
   } else {
-    if ((page & (level_size(pg) - 1)) || (page >> 52)) return with_operand(TDX_OPERAND_INVALID, operand::R8);
+    // check_and_lock_free_range_hpa: the PAMT walk takes the 2M entry before
+    // the range's metadata is read.
+    if (!hpa_operand_ok(page, level_size(pg))) return with_operand(TDX_OPERAND_INVALID, operand::R8);
+    if (!pamt_.in_tdmr(page)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::R8);
+    if (!lock_pamt_walk(page, pg, true)) return with_operand(TDX_OPERAND_BUSY, operand::R8);
     if (Status s = pamt_.check_free_2m(page)) return with_operand(s, operand::R8);
-    if (!locks_.acquire(LockKind::Pamt, page, true)) return with_operand(TDX_OPERAND_BUSY, operand::R8);
   }
   pamt_.set(page, pg, PamtEntry{PageType::PT_REG, c.td->tdr, 0});
   c.td->chldcnt += pages_4k(c.level);
@@ -86,7 +115,7 @@ Status TdxModule::mem_page_aug(Call& c) {
 // RCX = GPA|level, RDX = TDR. Records BEPOCH = TD_EPOCH.
 Status TdxModule::mem_range_block(Call& c) {
   if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Exclusive, 0, -1})) return s;
-  if (septe::is_blocked_state(c.w.state)) return TDX_GPA_RANGE_ALREADY_BLOCKED;
+  if (septe::is_blocked_state(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_ALREADY_BLOCKED);
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   SeptState to = SeptState::BLOCKED;
   if (c.w.state == SeptState::NL_MAPPED) to = SeptState::NL_BLOCKED;
@@ -131,10 +160,10 @@ Status TdxModule::mem_page_remove(Call& c) {
   if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
   const int pg = tdx_to_pg_level(c.level);
   const Hpa page = septe::hpa_of(c.w.entry) & ~(level_size(pg) - 1);
-  if (!locks_.acquire(LockKind::Pamt, page, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (!lock_pamt_entry(page, pg)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   if (tt_gate(c)) {
     if (!is_blocked_leaf(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
-    if (!tracked(c, page, pg)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+    if (!tracked(c, page, pg)) return with_operand(TDX_TLB_TRACKING_NOT_DONE, operand::RCX);
   }
   c.td->sept->write(c.w.entry_hpa, septe::kInitValue);
   c.td->chldcnt -= pages_4k(c.level);
@@ -158,10 +187,10 @@ Status TdxModule::mem_sept_remove(Call& c) {
 }
 
 Status TdxModule::claim_blocked_table(Call& c, Hpa child) {
-  if (!locks_.acquire(LockKind::Pamt, child, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  if (!lock_pamt_entry(child, PG_LEVEL_4K)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   if (tt_gate(c)) {
     if (c.w.state != SeptState::NL_BLOCKED) return sept_fail(c, TDX_GPA_RANGE_NOT_BLOCKED);
-    if (!tracked(c, child, PG_LEVEL_4K)) return sept_fail(c, TDX_TLB_TRACKING_NOT_DONE);
+    if (!tracked(c, child, PG_LEVEL_4K)) return with_operand(TDX_TLB_TRACKING_NOT_DONE, operand::RCX);
   }
   return TDX_SUCCESS;
 }
@@ -173,9 +202,11 @@ u64 TdxModule::release_sept_page(Call& c, Hpa child) {
   return child | (hint ? kPamtRemovalHint : 0);
 }
 
-// RCX = GPA|level, RDX = TDR. RCX/RDX out = the entry (1.4).
+// RCX = GPA|level, RDX = TDR (bit 0: read the L2 attributes, debug TDs
+// only; tdh_mem_sept_rd.c). RCX/RDX out = the entry (1.4); R8 = the L2
+// attributes, none without L2 VMs.
 Status TdxModule::mem_sept_rd(Call& c) {
-  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, -1})) return s;
+  if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Shared, 0, -1, MemRule::Handle::ReadL2})) return s;
   c.out.rcx = septe_arch_value(c.w.entry);
   c.out.rdx = septe_level_state(c.w.level, c.w.state);
   return TDX_SUCCESS;

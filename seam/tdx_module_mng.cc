@@ -11,11 +11,16 @@ namespace {
 PamtEntry owned(PageType pt, Hpa tdr) { return PamtEntry{pt, tdr, 0}; }
 }  // namespace
 
-// RCX = new TDR page, RDX = HKID.
+// RCX = new TDR page, RDX = HKID (tdh_mng_create.c: the HKID's format, the
+// TDR page, the KOT exclusively, then the HKID's KOT entry must be free: it
+// is from MNG.CREATE to KEY.FREEID).
 Status TdxModule::mng_create(Call& c) {
   const Hpa tdr = c.in.rcx;
   if (c.in.rdx == 0 || c.in.rdx > 0xFFFF) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
   if (Status s = take_page_4k(c, tdr, operand::RCX)) return s;
+  if (!locks_.acquire(LockKind::Kot, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
+  for (const auto& [_, other] : tds_)
+    if (other.hkid == c.in.rdx && other.lifecycle != Lifecycle::TD_TEARDOWN) return TDX_HKID_NOT_FREE;
   Td& t = tds_[tdr];
   t.tdr = tdr;
   t.hkid = u16(c.in.rdx);
@@ -24,20 +29,24 @@ Status TdxModule::mng_create(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = TDR.
+// RCX = TDR (tdh_mng_key_config.c: FATAL, then the life cycle).
 Status TdxModule::mng_key_config(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
+  if (c.td->fatal) return TDX_TD_FATAL;
   if (c.td->lifecycle != Lifecycle::TD_HKID_ASSIGNED) return TDX_LIFECYCLE_STATE_INCORRECT;
   c.td->lifecycle = Lifecycle::TD_KEYS_CONFIGURED;
   return TDX_SUCCESS;
 }
 
 // RCX = TDCS page, RDX = TDR. The fourth page becomes the SEPT root.
+// tdh_mng_add_cx.c: FATAL, KEYS_CONFIGURED, then every TDCS page already
+// added is TDX_TDCX_NUM_INCORRECT (the model's TDCS has no optional pages).
 Status TdxModule::mng_addcx(Call& c) {
   if (Status s = find_td(c, c.in.rdx, operand::RDX, true)) return s;
   Td& t = *c.td;
+  if (t.fatal) return TDX_TD_FATAL;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
-  if (t.op_state != OpState::UNINITIALIZED || t.tdcs.size() >= tdcs_pages_) return TDX_OP_STATE_INCORRECT;
+  if (t.tdcs.size() >= tdcs_pages_) return TDX_TDCX_NUM_INCORRECT;
   const Hpa page = c.in.rcx;
   if (Status s = take_page_4k(c, page, operand::RCX)) return s;
   pamt_.set(page, PG_LEVEL_4K, owned(PageType::PT_TDCX, t.tdr));
@@ -54,31 +63,27 @@ Status TdxModule::mng_addcx(Call& c) {
 // RCX = TDR, RDX = TD_PARAMS: a 1024-aligned shared HPA (td_params.h).
 Status TdxModule::mng_init(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
+  if (Status s = check_build_state(c, false)) return s;
   Td& t = *c.td;
-  if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
-  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
-  if (t.op_state != OpState::UNINITIALIZED) return TDX_OP_STATE_INCORRECT;
   const Hpa params = c.in.rdx;
   if ((params & (kTdParamsAlign - 1)) || (params >> kHkidShift)) return with_operand(TDX_OPERAND_INVALID, operand::RDX);
   const TdParams p = td_params_.read(params);
-  if (Status s = verify_td_params(p)) return s;
+  if (Status s = verify_td_params(p, max_pa_)) return s;
   t.gpaw = td_params_gpaw(p);
   t.ept_levels = td_params_ept_levels(p);
   t.max_vcpus = p.max_vcpus;
+  t.debug = p.attributes & kAttributesDebug;
   t.sept = std::make_unique<SeptTree>(mem_, t.sept->root(), t.ept_levels);
   t.epochs = Epochs{};
   t.op_state = OpState::INITIALIZED;
   return TDX_SUCCESS;
 }
 
-// RCX = TDVPR page, RDX = TDR.
+// RCX = TDVPR page, RDX = TDR (tdh_vp_create.c; MAX_VCPUS is VP.INIT's check).
 Status TdxModule::vp_create(Call& c) {
   if (Status s = find_td(c, c.in.rdx, operand::RDX, false)) return s;
+  if (Status s = check_build_state(c, true)) return s;
   Td& t = *c.td;
-  if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
-  if (t.tdcs.size() < tdcs_pages_) return TDX_TDCS_NOT_ALLOCATED;
-  if (t.op_state != OpState::INITIALIZED && t.op_state != OpState::RUNNABLE) return TDX_OP_STATE_INCORRECT;
-  if (t.vcpus.size() >= t.max_vcpus) return TDX_MAX_VCPUS_EXCEEDED;
   const Hpa page = c.in.rcx;
   if (Status s = take_page_4k(c, page, operand::RCX)) return s;
   pamt_.set(page, PG_LEVEL_4K, owned(PageType::PT_TDVPR, t.tdr));
@@ -90,13 +95,15 @@ Status TdxModule::vp_create(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = TDCX page, RDX = TDVPR.
+// RCX = TDCX page, RDX = TDVPR (tdh_vp_addcx.c).
 Status TdxModule::vp_addcx(Call& c) {
-  Td* t = td_of_vcpu(c.in.rdx);
-  if (!t) return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RDX);
-  TdVcpu& v = *t->vcpu(c.in.rdx);
-  if (v.initialized || v.tdcx.size() >= tdcx_per_vcpu_) return TDX_OP_STATE_INCORRECT;
-  if (!locks_.acquire(LockKind::Tdr, c.in.rdx, true)) return with_operand(TDX_OPERAND_BUSY, operand::RDX);
+  TdVcpu* vp = nullptr;
+  if (Status s = find_vcpu(c, c.in.rdx, operand::RDX, true, vp)) return s;
+  if (Status s = check_build_state(c, true)) return s;
+  Td* t = c.td;
+  TdVcpu& v = *vp;
+  if (v.initialized) return TDX_VCPU_STATE_INCORRECT;
+  if (v.tdcx.size() >= tdcx_per_vcpu_) return TDX_TDCX_NUM_INCORRECT;
   if (Status s = take_page_4k(c, c.in.rcx, operand::RCX)) return s;
   pamt_.set(c.in.rcx, PG_LEVEL_4K, owned(PageType::PT_TDCX, t->tdr));
   ++t->chldcnt;
@@ -104,29 +111,35 @@ Status TdxModule::vp_addcx(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = TDVPR.
+// RCX = TDVPR (tdh_vp_init.c): the TDCX pages, the vCPU state, MAX_VCPUS;
+// the vCPU is then associated with the LP (associate_vcpu_initial).
 Status TdxModule::vp_init(Call& c) {
-  Td* t = td_of_vcpu(c.in.rcx);
-  if (!t) return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
-  TdVcpu& v = *t->vcpu(c.in.rcx);
-  if (v.initialized || v.tdcx.size() < tdcx_per_vcpu_) return TDX_OP_STATE_INCORRECT;
+  TdVcpu* vp = nullptr;
+  if (Status s = find_vcpu(c, c.in.rcx, operand::RCX, true, vp)) return s;
+  if (Status s = check_build_state(c, true)) return s;
+  TdVcpu& v = *vp;
+  if (v.tdcx.size() < tdcx_per_vcpu_) return TDX_TDCX_NUM_INCORRECT;
+  if (v.initialized) return TDX_VCPU_STATE_INCORRECT;
+  if (c.td->num_vcpus() >= c.td->max_vcpus) return TDX_MAX_VCPUS_EXCEEDED;
   v.initialized = true;
+  v.associated = true;
   return TDX_SUCCESS;
 }
 
-// RCX = TDVPR. Epoch accounting of 4: refcount the current epoch, flush the
-// vCPU's EPT translations if it last ran in an older one.
+// RCX = vcpu_handle_and_flags: the TDVPR, no flag the model can honour
+// (tdh_vp_enter.c). Epoch accounting of 4: refcount the current epoch, flush
+// the vCPU's EPT translations if it last ran in an older one.
 Status TdxModule::vp_enter(Call& c) {
-  Td* t = td_of_vcpu(c.in.rcx);
-  if (!t) return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
-  c.td = t;
-  if (t->fatal) return TDX_TD_FATAL;
-  if (t->lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
-  if (!op_state_needs_tracking(t->op_state)) return TDX_OP_STATE_INCORRECT;  // RUNNABLE / LIVE_*
-  TdVcpu& v = *t->vcpu(c.in.rcx);
-  if (!v.initialized) return TDX_OP_STATE_INCORRECT;
-  if (v.in_guest || !locks_.acquire(LockKind::Tdr, v.tdvpr, true))
-    return with_operand(TDX_OPERAND_BUSY, operand::TDVPR);
+  TdVcpu* vp = nullptr;
+  if (Status s = find_vcpu(c, c.in.rcx, operand::RCX, false, vp)) return s;
+  if (Status s = check_build_state(c, true)) return s;
+  Td* t = c.td;
+  TdVcpu& v = *vp;
+  if (v.tdcx.size() < tdcx_per_vcpu_) return TDX_TDCX_NUM_INCORRECT;  // map_tdvps
+  if (!v.initialized) return TDX_VCPU_STATE_INCORRECT;
+  // Running already: only another LP can ask, and the vCPU is associated
+  // with the one it runs on (associate_vcpu).
+  if (v.in_guest) return TDX_VCPU_ASSOCIATED;
   if (Status s = zero_step_filter(c, v)) return s;
   if (!locks_.acquire(LockKind::Epoch, t->tdr, false)) return with_operand(TDX_OPERAND_BUSY, operand::TD_EPOCH);
   const u64 e = t->epochs.enter();
@@ -178,19 +191,28 @@ Cycles TdxModule::td_exit(Hpa tdvpr) {
   if (!t) return 0;
   TdVcpu& v = *t->vcpu(tdvpr);
   if (!v.in_guest) return 0;
-  t->epochs.exit(v.vcpu_epoch);
+  const Cycles c = leave_guest(*t, v);
+  *cycles_ += c;
+  return c;
+}
+
+Cycles TdxModule::leave_guest(Td& t, TdVcpu& v) {
+  t.epochs.exit(v.vcpu_epoch);
   v.in_guest = false;
   ++*td_exits_;
-  *cycles_ += timing_.td_exit;
   return timing_.td_exit;
 }
 
-// RCX = TDVPR: dissociate the vCPU from its LP.
+// RCX = TDVPR: dissociate the vCPU from its LP (tdh_vp_flush.c: the TDVPR
+// exclusively, which a running vCPU holds shared; KEYS_CONFIGURED; a vCPU not
+// associated is TDX_VCPU_NOT_ASSOCIATED).
 Status TdxModule::vp_flush(Call& c) {
-  Td* t = td_of_vcpu(c.in.rcx);
-  if (!t) return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
-  TdVcpu& v = *t->vcpu(c.in.rcx);
-  if (v.in_guest) return with_operand(TDX_OPERAND_BUSY, operand::TDVPR);
+  TdVcpu* vp = nullptr;
+  if (Status s = find_vcpu(c, c.in.rcx, operand::RCX, true, vp)) return s;
+  if (c.td->lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
+  TdVcpu& v = *vp;
+  if (v.tdcx.size() < tdcx_per_vcpu_) return TDX_TDCX_NUM_INCORRECT;  // map_tdvps
+  if (!v.associated) return TDX_VCPU_NOT_ASSOCIATED;
   // The module runs INVEPT single-context for the TD's Secure EPT on this LP
   // (tdh_vp_flush.c, flush_all_td_asids): nothing the vCPU cached survives.
   if (v.associated && v.hw) v.hw->invept_all();
@@ -199,23 +221,34 @@ Status TdxModule::vp_flush(Call& c) {
 }
 
 // RCX = TDR. TD_HKID_ASSIGNED/KEYS_CONFIGURED -> TD_BLOCKED once no vCPU is
-// associated with an LP (tdh_mng_vpflushdone.c: else TDX_FLUSHVP_NOT_DONE).
+// associated with an LP (tdh_mng_vpflushdone.c: TDR and KOT exclusive, the
+// life cycle, then TDX_FLUSHVP_NOT_DONE, counted only once the TDCS exists
+// and OP_STATE is past UNINITIALIZED). The HKID waits for CACHE.WB.
 Status TdxModule::mng_vpflushdone(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
+  if (!locks_.acquire(LockKind::Kot, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
   Td& t = *c.td;
   if (t.lifecycle != Lifecycle::TD_KEYS_CONFIGURED && t.lifecycle != Lifecycle::TD_HKID_ASSIGNED)
     return TDX_LIFECYCLE_STATE_INCORRECT;
-  for (const TdVcpu& v : t.vcpus)
-    if (v.associated || v.in_guest) return TDX_FLUSHVP_NOT_DONE;
+  if (t.tdcs.size() >= tdcs_pages_ && t.op_state != OpState::UNINITIALIZED)
+    for (const TdVcpu& v : t.vcpus)
+      if (v.associated) return TDX_FLUSHVP_NOT_DONE;
   t.lifecycle = Lifecycle::TD_BLOCKED;
+  t.hkid_flushed = true;
+  t.wbinvd_pending = true;
   return TDX_SUCCESS;
 }
 
-// RCX = TDR. TD_BLOCKED -> TD_TEARDOWN: the HKID is released.
+// RCX = TDR. TD_BLOCKED -> TD_TEARDOWN: the HKID is released once CACHE.WB
+// has written its cache lines back (tdh_mng_key_freeid.c: the life cycle,
+// the KOT exclusively, then TDX_WBCACHE_NOT_COMPLETE).
 Status TdxModule::mng_key_freeid(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   if (c.td->lifecycle != Lifecycle::TD_BLOCKED) return TDX_LIFECYCLE_STATE_INCORRECT;
+  if (!locks_.acquire(LockKind::Kot, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
+  if (c.td->wbinvd_pending) return TDX_WBCACHE_NOT_COMPLETE;
   c.td->lifecycle = Lifecycle::TD_TEARDOWN;
+  c.td->hkid_flushed = false;
   return TDX_SUCCESS;
 }
 
@@ -226,20 +259,22 @@ Status TdxModule::mr_extend(Call& c) {
   if (Status s = check_build_state(c, false)) return s;
   const Gpa gpa = c.in.rcx;
   if ((gpa & 0xFF) || (gpa >> c.td->shared_bit())) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  // check_and_walk_private_gpa_to_leaf: the walk fails unless it ends on a
+  // leaf with RWX, i.e. MAPPED; tdh_mr_extend.c turns the failure into
+  // TDX_EPT_ENTRY_NOT_PRESENT on RCX with the entry in RCX/RDX.
   c.w = c.td->sept->walk_to_leaf(gpa);
   c.walked = true;
   c.level = c.w.level;
-  if (!c.w.reached) return with_operand(TDX_EPT_ENTRY_NOT_PRESENT, operand::RCX);
-  if (c.w.state != septe::SeptState::MAPPED) return TDX_EPT_ENTRY_NOT_PRESENT;
+  if (!c.w.reached || c.w.state != septe::SeptState::MAPPED) return sept_fail(c, TDX_EPT_ENTRY_NOT_PRESENT);
   return TDX_SUCCESS;
 }
 
-// RCX = TDR. INITIALIZED -> RUNNABLE, once the TD has a vCPU
-// (tdh_mr_finalize.c: num_vcpus == 0 -> TDX_NO_VCPUS).
+// RCX = TDR. INITIALIZED -> RUNNABLE, once the TD has a vCPU VP.INIT
+// counted (tdh_mr_finalize.c: num_vcpus == 0 -> TDX_NO_VCPUS).
 Status TdxModule::mr_finalize(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   if (Status s = check_build_state(c, false)) return s;
-  if (c.td->vcpus.empty()) return TDX_NO_VCPUS;
+  if (c.td->num_vcpus() == 0) return TDX_NO_VCPUS;
   c.td->op_state = OpState::RUNNABLE;
   return TDX_SUCCESS;
 }

@@ -33,11 +33,20 @@ constexpr Named kStatuses[] = {
     {TDX_TD_ASSOCIATED_PAGES_EXIST, "TDX_TD_ASSOCIATED_PAGES_EXIST"},
     {TDX_TD_FATAL, "TDX_TD_FATAL"},
     {TDX_TDCS_NOT_ALLOCATED, "TDX_TDCS_NOT_ALLOCATED"},
+    {TDX_TDCX_NUM_INCORRECT, "TDX_TDCX_NUM_INCORRECT"},
     {TDX_LIFECYCLE_STATE_INCORRECT, "TDX_LIFECYCLE_STATE_INCORRECT"},
     {TDX_OP_STATE_INCORRECT, "TDX_OP_STATE_INCORRECT"},
     {TDX_NO_VCPUS, "TDX_NO_VCPUS"},
+    {TDX_VCPU_STATE_INCORRECT, "TDX_VCPU_STATE_INCORRECT"},
+    {TDX_VCPU_ASSOCIATED, "TDX_VCPU_ASSOCIATED"},
+    {TDX_VCPU_NOT_ASSOCIATED, "TDX_VCPU_NOT_ASSOCIATED"},
     {TDX_MAX_VCPUS_EXCEEDED, "TDX_MAX_VCPUS_EXCEEDED"},
     {TDX_TD_KEYS_NOT_CONFIGURED, "TDX_TD_KEYS_NOT_CONFIGURED"},
+    {TDX_KEY_CONFIGURED, "TDX_KEY_CONFIGURED"},
+    {TDX_WBCACHE_NOT_COMPLETE, "TDX_WBCACHE_NOT_COMPLETE"},
+    {TDX_HKID_NOT_FREE, "TDX_HKID_NOT_FREE"},
+    {TDX_NO_HKID_READY_TO_WBCACHE, "TDX_NO_HKID_READY_TO_WBCACHE"},
+    {TDX_WBCACHE_RESUME_ERROR, "TDX_WBCACHE_RESUME_ERROR"},
     {TDX_FLUSHVP_NOT_DONE, "TDX_FLUSHVP_NOT_DONE"},
     {TDX_EPT_WALK_FAILED, "TDX_EPT_WALK_FAILED"},
     {TDX_EPT_ENTRY_FREE, "TDX_EPT_ENTRY_FREE"},
@@ -132,7 +141,13 @@ bool parse_status(std::string_view text, Status& out, bool& exact) {
           exact = true;
           return true;
         }
-      return false;
+      // A number: ACCEPT's level operand ("TDX_PAGE_SIZE_MISMATCH|1").
+      if (op.empty() || op.size() > 9 || op.find_first_not_of("0123456789") != std::string_view::npos) return false;
+      u32 id = 0;
+      for (char ch : op) id = id * 10 + u32(ch - '0');
+      out += id;
+      exact = true;
+      return true;
     }
   return false;
 }

@@ -39,11 +39,20 @@ constexpr Status TDX_TD_FATAL = 0xE000060400000000ull;
 // TDCS_NOT_ALLOCATED and NO_VCPUS are not in tdx-seam.md; values from
 // intel/tdx-module include/auto_gen_1_5/tdx_error_codes_defs.h (commit 30d22188).
 constexpr Status TDX_TDCS_NOT_ALLOCATED = 0xC000060600000000ull;
+constexpr Status TDX_TDCX_NUM_INCORRECT = 0xC000061000000000ull;
 constexpr Status TDX_LIFECYCLE_STATE_INCORRECT = 0xC000060700000000ull;
 constexpr Status TDX_OP_STATE_INCORRECT = 0xC000060800000000ull;
 constexpr Status TDX_NO_VCPUS = 0xC000060900000000ull;
-constexpr Status TDX_MAX_VCPUS_EXCEEDED = 0xC000070500000000ull;  // same header
+constexpr Status TDX_VCPU_STATE_INCORRECT = 0xC000070000000000ull;  // same header from here
+constexpr Status TDX_VCPU_ASSOCIATED = 0x8000070100000000ull;
+constexpr Status TDX_VCPU_NOT_ASSOCIATED = 0x8000070200000000ull;
+constexpr Status TDX_MAX_VCPUS_EXCEEDED = 0xC000070500000000ull;
 constexpr Status TDX_TD_KEYS_NOT_CONFIGURED = 0x8000081000000000ull;
+constexpr Status TDX_KEY_CONFIGURED = 0x0000081500000000ull;
+constexpr Status TDX_WBCACHE_NOT_COMPLETE = 0x8000081700000000ull;
+constexpr Status TDX_HKID_NOT_FREE = 0xC000082000000000ull;
+constexpr Status TDX_NO_HKID_READY_TO_WBCACHE = 0x0000082100000000ull;
+constexpr Status TDX_WBCACHE_RESUME_ERROR = 0xC000082300000000ull;
 constexpr Status TDX_FLUSHVP_NOT_DONE = 0x8000082400000000ull;  // 1.5 tdx_error_codes_defs.h
 constexpr Status TDX_EPT_WALK_FAILED = 0xC0000B0000000000ull;
 constexpr Status TDX_EPT_ENTRY_FREE = 0xC0000B0100000000ull;
@@ -81,7 +90,7 @@ std::string status_string(Status s);
 // Name of the upper 32 bits, nullptr if unknown.
 const char* status_name(Status s);
 // A name ("TDX_SUCCESS"), a name with its operand ("TDX_OPERAND_INVALID|RCX",
-// "TDX_OPERAND_BUSY|SEPT_TREE(146)") or hex ("0xC0000B0D00000001"). `exact`
+// "TDX_OPERAND_BUSY|SEPT_TREE(146)", "TDX_PAGE_SIZE_MISMATCH|1") or hex ("0xC0000B0D00000001"). `exact`
 // is set when the text gives the low 32 bits too (a bare name never does;
 // hex does when they are non-zero).
 bool parse_status(std::string_view text, Status& out, bool& exact);

@@ -39,6 +39,7 @@ constexpr u32 num_types(u32 version) { return version == 1 ? u32(EventType::Host
 enum TdxField : u32 {
   kTd, kTdVcpu, kTdVcpus, kGpaw, kEptLevels, kDynamicPamt, kLeaf, kVersion, kHasGpa, kTdGpa, kLevel,
   kReg0, kRegMask = kReg0 + TdxEventFields::kNumRegs, kLp, kConcurrent, kHasExpect, kExpect, kExpectExact, kEnter,
+  kOut0, kOutMask = kOut0 + TdxEventFields::kNumRegs, kInterrupt,
   kTdxFieldCount
 };
 
@@ -50,6 +51,7 @@ bool uses_tdx_fields(EventType t) {
 
 u64 get_tdx(const TdxEventFields& t, u32 f) {
   if (f >= kReg0 && f < kRegMask) return t.regs[f - kReg0];
+  if (f >= kOut0 && f < kOutMask) return t.expect_out[f - kOut0];
   switch (f) {
     case kTd: return t.td;
     case kTdVcpu: return t.vcpu;
@@ -68,6 +70,8 @@ u64 get_tdx(const TdxEventFields& t, u32 f) {
     case kHasExpect: return t.has_expect;
     case kExpect: return t.expect;
     case kExpectExact: return t.expect_exact;
+    case kOutMask: return t.expect_out_mask;
+    case kInterrupt: return t.interrupt;
     default: return t.enter;
   }
 }
@@ -77,6 +81,10 @@ bool set_tdx(TdxEventFields& t, u32 f, u64 v) {
   auto fits = [&](u64 max) { return v <= max; };
   if (f >= kReg0 && f < kRegMask) {
     t.regs[f - kReg0] = v;
+    return true;
+  }
+  if (f >= kOut0 && f < kOutMask) {
+    t.expect_out[f - kOut0] = v;
     return true;
   }
   switch (f) {
@@ -98,6 +106,8 @@ bool set_tdx(TdxEventFields& t, u32 f, u64 v) {
     case kExpect: t.expect = v; return true;
     case kExpectExact: return fits(1) && (t.expect_exact = v, true);
     case kEnter: return fits(1) && (t.enter = v, true);
+    case kOutMask: return fits((1u << TdxEventFields::kNumRegs) - 2) && !(v & 1) && (t.expect_out_mask = u32(v), true);
+    case kInterrupt: return fits(1) && (t.interrupt = v, true);
     default: return false;
   }
 }

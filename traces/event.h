@@ -52,6 +52,8 @@ enum class EventType : u8 {
 // replayer derives (RCX = gpa|level, RDX = the TD's TDR, pages from the allocator).
 struct TdxEventFields {
   enum Reg : u8 { RAX, RCX, RDX, R8, R9, R10, R11, R12, R13, kNumRegs };
+  // The registers' names in traces ("rcx"), in Reg order.
+  static constexpr const char* kRegNames[kNumRegs] = {"rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"};
   u32 td = 0;
   u32 vcpu = 0;  // TD-local vCPU index (tdcall, td_vcpu)
   // td_create
@@ -69,10 +71,15 @@ struct TdxEventFields {
   u32 reg_mask = 0;  // bit i: regs[i] was given
   unsigned lp = 0;          // initiating logical processor
   bool concurrent = false;  // starts with the previous seamcall/tdcall instead of after it
+  bool interrupt = false;   // seamcall: a host interrupt is pending while it runs
   // expect: a status; compared on the upper 32 bits unless exact
   bool has_expect = false;
   u64 expect = 0;
   bool expect_exact = false;
+  // expect_out: output registers (RCX..R13, by Reg) compared whole;
+  // bit i of the mask: expect_out[i] was given
+  u64 expect_out[kNumRegs] = {};
+  u32 expect_out_mask = 0;
   // td_vcpu: enter, or exit (with has_gpa: an EPT violation on gpa at rip)
   bool enter = true;
   u64 rip = 0;

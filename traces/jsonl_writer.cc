@@ -73,6 +73,19 @@ void expect(std::string& o, const TdxEventFields& t) {
   o += buf;
 }
 
+// "expect_out":{"rcx":"0x...",...}, the registers given.
+void expect_out(std::string& o, const TdxEventFields& t) {
+  if (!t.expect_out_mask) return;
+  key(o, "expect_out");
+  o += '{';
+  for (unsigned i = 0, n = 0; i < TdxEventFields::kNumRegs; ++i)
+    if (t.expect_out_mask >> i & 1) {
+      if (n++) o += ',';
+      str(o, TdxEventFields::kRegNames[i]), o += ':', hex(o, t.expect_out[i]);
+    }
+  o += '}';
+}
+
 // seamcall / tdcall: leaf, TD (always for a TDCALL; RDX defaults to TD 0's
 // TDR anyway, so a SEAMCALL leaves td 0 out), registers given, expect.
 void seamcall(std::string& o, const Event& e) {
@@ -80,19 +93,20 @@ void seamcall(std::string& o, const Event& e) {
   const bool tdcall = e.type == EventType::Tdcall;
   const char* leaf = tdcall ? seam::tdcall_leaf_name(t.leaf) : seam::leaf_name(t.leaf);
   key(o, "leaf"), str(o, leaf ? leaf : "?");
-  if (tdcall || t.td) key(o, "td"), dec(o, t.td);
-  if (tdcall) key(o, "vcpu"), dec(o, t.vcpu);
+  if (tdcall || t.td || t.vcpu) key(o, "td"), dec(o, t.td);
+  if (tdcall || t.vcpu) key(o, "vcpu"), dec(o, t.vcpu);
   if (t.has_gpa) key(o, "gpa"), hex(o, t.gpa);
   if (t.level) key(o, "level"), dec(o, u64(t.level));
   if (!tdcall) {
     if (t.version) key(o, "version"), dec(o, t.version);
     if (t.lp) key(o, "lp"), dec(o, t.lp);
     if (t.concurrent) key(o, "concurrent"), o += "true";
+    if (t.interrupt) key(o, "interrupt"), o += "true";
   }
-  static constexpr const char* kRegs[] = {"rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"};
   for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
-    if (t.reg_mask >> i & 1) key(o, kRegs[i]), hex(o, t.regs[i]);
+    if (t.reg_mask >> i & 1) key(o, TdxEventFields::kRegNames[i]), hex(o, t.regs[i]);
   expect(o, t);
+  expect_out(o, t);
 }
 
 void nested_fields(std::string& o, const Event& e) {
@@ -225,6 +239,7 @@ std::string event_to_json(const Event& e) {
       key(o, "td"), dec(o, e.tdx.td), key(o, "vcpu"), dec(o, e.tdx.vcpu);
       key(o, "op"), o += e.tdx.enter ? "\"enter\"" : "\"exit\"";
       expect(o, e.tdx);
+      expect_out(o, e.tdx);
       break;
   }
   o += '}';

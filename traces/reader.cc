@@ -144,6 +144,10 @@ struct Value {
   std::string text;                // String: contents; Float: the literal
   std::vector<std::string> items;  // Array: its string elements
   bool items_ok = true;            // Array: every element was a string
+  // Object: its members' keys and values (strings, or unsigned numbers in
+  // decimal); members_ok is false if one is anything else.
+  std::vector<std::pair<std::string, std::string>> members;
+  bool members_ok = true;
 
   std::string describe() const {
     switch (kind) {
@@ -203,6 +207,10 @@ class LineParser {
     return true;
   }
   bool number_unsigned(json::number_unsigned_t v) {
+    if (member()) {
+      cur_->members.back().second = std::to_string(v);
+      return true;
+    }
     if (!scalar(Kind::Unsigned)) return false;
     if (depth_ == 1) cur_->u = v;
     return true;
@@ -213,6 +221,10 @@ class LineParser {
     return true;
   }
   bool string(json::string_t& v) {
+    if (member()) {
+      cur_->members.back().second = v;
+      return true;
+    }
     if (depth_ == 2 && cur_->kind == Kind::Array) {
       cur_->items.emplace_back(v);
       return true;
@@ -223,8 +235,15 @@ class LineParser {
   }
   bool binary(json::binary_t&) { return true; }
   bool start_object(std::size_t) {
-    if (depth_ == 1) cur_->kind = Kind::Object;
-    else if (depth_ == 2 && cur_->kind == Kind::Array) cur_->items_ok = false;
+    if (depth_ == 1) {
+      cur_->kind = Kind::Object;
+      cur_->members.clear();
+      cur_->members_ok = true;
+    } else if (depth_ == 2 && cur_->kind == Kind::Array) {
+      cur_->items_ok = false;
+    } else if (depth_ == 2 && cur_->kind == Kind::Object) {
+      cur_->members_ok = false;
+    }
     ++depth_;
     return true;
   }
@@ -234,6 +253,7 @@ class LineParser {
   }
   bool start_array(std::size_t) {
     if (depth_ == 0) return not_object();
+    if (depth_ == 2 && cur_->kind == Kind::Object) cur_->members_ok = false;
     if (depth_ == 1) {
       cur_->kind = Kind::Array;
       cur_->items.clear();
@@ -249,6 +269,12 @@ class LineParser {
     return true;
   }
   bool key(json::string_t& k) {
+    if (depth_ == 2 && cur_->kind == Kind::Object) {
+      for (const auto& m : cur_->members)
+        if (m.first == k) cur_->members_ok = false;
+      cur_->members.emplace_back(k, std::string());
+      return true;
+    }
     if (depth_ != 1) return true;
     if (find(k)) {
       error_ = Error::Duplicate;
@@ -349,8 +375,11 @@ class LineParser {
     if (depth_ == 0) return not_object();
     if (depth_ == 1) cur_->kind = k;
     else if (depth_ == 2 && cur_->kind == Kind::Array) cur_->items_ok = false;
+    else if (depth_ == 2 && cur_->kind == Kind::Object) cur_->members_ok = false;
     return true;
   }
+  // A string or unsigned number directly inside an object value.
+  bool member() const { return depth_ == 2 && cur_->kind == Kind::Object && !cur_->members.empty(); }
   bool not_object() {
     error_ = Error::NotObject;
     return false;
@@ -394,10 +423,10 @@ const std::array<TypeSpec, 32>& type_specs() {
       {"kvm_decision", {"kind", "vcpu", "gpa", "level", "guest_level", "ts_ns"}},
       {"host_unmap", {"gpa", "size"}},
       {"td_create", {"td", "vcpus", "gpaw", "levels", "dynamic_pamt"}},
-      {"seamcall", {"leaf", "td", "gpa", "level", "expect", "version", "lp", "concurrent", "rax", "rcx", "rdx", "r8",
-                    "r9", "r10", "r11", "r12", "r13"}},
-      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "concurrent", "rcx"}},
-      {"td_vcpu", {"td", "vcpu", "op", "expect", "gpa", "rip"}},
+      {"seamcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "version", "lp", "concurrent",
+                    "interrupt", "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"}},
+      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "concurrent", "rcx"}},
+      {"td_vcpu", {"td", "vcpu", "op", "expect", "expect_out", "gpa", "rip"}},
       {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
       {"td_finalize", {}},
       {"td_teardown", {"terminate"}},
@@ -938,6 +967,7 @@ struct TraceReader::Impl {
         }
         out.tdx.rip = num("rip", 0);
         decode_expect(out);
+        decode_expect_out(out);
         break;
       case EventType::TdInitMemRegion:
         need_tdx_vm();
@@ -1041,8 +1071,13 @@ struct TraceReader::Impl {
       if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
     }
     out.tdx.concurrent = boolean("concurrent", false);
+    if (!tdcall) out.tdx.interrupt = boolean("interrupt", false);
     if (parser.find("td") || tdcall) out.tdx.td = td_field();
     if (tdcall) out.tdx.vcpu = td_vcpu_field(out.tdx.td);
+    if (!tdcall && parser.find("vcpu")) {
+      if (!td_vcpus.count(out.tdx.td)) fail("vcpu", "names a vCPU of TD " + std::to_string(out.tdx.td) + ", which was not created");
+      out.tdx.vcpu = td_vcpu_field(out.tdx.td);
+    }
     if (parser.find("gpa")) {
       out.tdx.has_gpa = true;
       out.tdx.gpa = gpa_field("gpa", kPageSize);
@@ -1050,13 +1085,13 @@ struct TraceReader::Impl {
     u64 level = num("level", 0);
     if (level > 4) fail("level", "a TDX level is 0 (4K) .. 4 (PML5E), got " + std::to_string(level));
     out.tdx.level = int(level);
-    static constexpr std::string_view kRegs[] = {"rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"};
     for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
-      if (parser.find(kRegs[i])) {
-        out.tdx.regs[i] = num(kRegs[i]);
+      if (const char* reg = TdxEventFields::kRegNames[i]; parser.find(reg)) {
+        out.tdx.regs[i] = num(reg);
         out.tdx.reg_mask |= 1u << i;
       }
     decode_expect(out);
+    decode_expect_out(out);
   }
 
   void decode_expect(Event& out) const {
@@ -1066,6 +1101,28 @@ struct TraceReader::Impl {
     if (!seam::parse_status(v->text, out.tdx.expect, out.tdx.expect_exact))
       fail("expect", "unknown status " + v->describe() + " (a name such as \"TDX_SUCCESS\", \"TDX_OPERAND_INVALID|RCX\" or hex such as \"0xC0000B0D00000001\")");
     out.tdx.has_expect = true;
+  }
+
+  // "expect_out": {"rcx": "0x1000", "r8": 0}: output registers RCX..R13.
+  void decode_expect_out(Event& out) const {
+    const Value* v = parser.find("expect_out");
+    if (!v) return;
+    const std::string how = " (an object of registers such as {\"rcx\": \"0x1000\", \"r8\": 0})";
+    if (v->kind != Kind::Object) fail("expect_out", "expected an object, got " + v->describe() + how);
+    if (!v->members_ok) fail("expect_out", "each register once, with a number or a string" + how);
+    if (v->members.empty()) fail("expect_out", "names no register" + how);
+    for (const auto& [reg, text] : v->members) {
+      unsigned i = 1;
+      while (i < TdxEventFields::kNumRegs && reg != TdxEventFields::kRegNames[i]) ++i;
+      if (i == TdxEventFields::kNumRegs)
+        fail("expect_out", "unknown register \"" + printable(reg) + "\" (rcx, rdx, r8 .. r13; the status is \"expect\")");
+      Value n;
+      n.key = "expect_out." + reg;
+      n.kind = Kind::String;
+      n.text = text;
+      out.tdx.expect_out[i] = number(n);
+      out.tdx.expect_out_mask |= 1u << i;
+    }
   }
 
   void decode_kvm_decision(Event& out) const {

@@ -1,5 +1,6 @@
 #include "traces/seam_replay.h"
 
+#include "model/hex.h"
 #include "traces/replayer.h"
 
 namespace septsim::traces {
@@ -33,10 +34,15 @@ bool SeamReplay::given_flags_only(const Event& e, unsigned reg) const {
   return (e.tdx.reg_mask & (1u << reg)) && e.tdx.regs[reg] < kPageSize && tds_.count(e.tdx.td);
 }
 
-void SeamReplay::check(const Event& e, Status got, const char* what) {
-  if (!e.tdx.has_expect || status_matches(got, e.tdx.expect, e.tdx.expect_exact)) return;
-  mismatches_.push_back(path_ + ":" + std::to_string(e.line) + ": " + what + " returned " + status_string(got) +
-                        ", expected " + status_string(e.tdx.expect));
+void SeamReplay::check(const Event& e, const SeamcallRegs& out, const char* what) {
+  const std::string where = path_ + ":" + std::to_string(e.line) + ": " + what;
+  if (e.tdx.has_expect && !status_matches(out.rax, e.tdx.expect, e.tdx.expect_exact))
+    mismatches_.push_back(where + " returned " + status_string(out.rax) + ", expected " + status_string(e.tdx.expect));
+  const u64 got[] = {out.rax, out.rcx, out.rdx, out.r8, out.r9, out.r10, out.r11, out.r12, out.r13};
+  for (unsigned i = 1; i < TdxEventFields::kNumRegs; ++i)
+    if ((e.tdx.expect_out_mask >> i & 1) && got[i] != e.tdx.expect_out[i])
+      mismatches_.push_back(where + " returned " + TdxEventFields::kRegNames[i] + " = " + hex(got[i]) + ", expected " +
+                            hex(e.tdx.expect_out[i]));
 }
 
 Cycles SeamReplay::run(const Event& e, Cycles now) {
@@ -86,6 +92,13 @@ void SeamReplay::fill_defaults(const Event& e, SeamcallRegs& r, Cycles& cycles, 
       r.rcx = e.tdx.gpa;
       r.rdx = tdr;
       return;
+    case Leaf::TDH_VP_FLUSH:
+    case Leaf::TDH_VP_INIT: {
+      const auto it = tds_.find(e.tdx.td);
+      r.rcx = it == tds_.end() ? 0 : it->second.tdvpr.at(e.tdx.vcpu);
+      return;
+    }
+    case Leaf::TDH_PHYMEM_CACHE_WB: return;  // RCX = 0: start a write-back
     default: break;
   }
   r.rcx = page_info(e.tdx.gpa, e.tdx.level);
@@ -123,9 +136,10 @@ Cycles SeamReplay::seamcall(const Event& e, Cycles now) {
     if (e.tdx.reg_mask & (1u << i)) *regs[i] = e.tdx.regs[i];
   if (given_flags_only(e, R::RDX)) t.in.rdx |= tdr_of(e);
   t.initiator = e.tdx.lp;
+  t.host_interrupt = e.tdx.interrupt;
   t.start = start_of(e, now + cycles);
   const Cycles lat = tdx_.transport(t);
-  check(e, t.status(), leaf_name(e.tdx.leaf) ? leaf_name(e.tdx.leaf) : "seamcall");
+  check(e, t.out, leaf_name(e.tdx.leaf) ? leaf_name(e.tdx.leaf) : "seamcall");
   // A concurrent call overlaps the previous one: it adds no time of its own.
   return e.tdx.concurrent ? cycles : cycles + lat;
 }
@@ -145,7 +159,7 @@ Cycles SeamReplay::tdcall(const Event& e, Cycles now) {
   t.initiator = 0x10000 + e.tdx.vcpu;
   t.start = start_of(e, now);
   const Cycles lat = tdx_.transport(t);
-  check(e, t.status(), tdcall_leaf_name(e.tdx.leaf));
+  check(e, t.out, tdcall_leaf_name(e.tdx.leaf));
   return e.tdx.concurrent ? 0 : lat;
 }
 
@@ -159,7 +173,7 @@ Cycles SeamReplay::td_vcpu(const Event& e, Cycles now) {
   t.in.rcx = tdvpr;
   t.start = now;
   const Cycles lat = tdx_.transport(t);
-  check(e, t.status(), "TDH.VP.ENTER");
+  check(e, t.out, "TDH.VP.ENTER");
   return lat;
 }
 

@@ -1,6 +1,6 @@
 // Executes the TDX trace events (td_create, seamcall, tdcall, td_vcpu) against
 // the TDX module in the role of the VMM: fills RCX/RDX/R8 and the Dynamic PAMT
-// pairs from the trace's TDs and the host allocator, lets raw registers from
+// pairs from the trace's TDs (a TDVPR from `vcpu`) and the host allocator, lets raw registers from
 // the trace override them, and checks "expect" the way Linux compares
 // statuses. A mismatch is recorded with the event's line.
 #pragma once
@@ -36,7 +36,8 @@ class SeamReplay {
   Cycles start_of(const Event& e, Cycles sequential);
   Hpa tdr_of(const Event& e) const;
   bool given_flags_only(const Event& e, unsigned reg) const;
-  void check(const Event& e, seam::Status got, const char* what);
+  // "expect" against the status, "expect_out" against the output registers.
+  void check(const Event& e, const seam::SeamcallRegs& out, const char* what);
   [[noreturn]] void fail(const Event& e, const std::string& msg) const;
 
   seam::TdxModule& tdx_;

@@ -35,7 +35,9 @@ TEST_CASE("MR.FINALIZE makes the TD RUNNABLE once, and VP.ENTER needs RUNNABLE",
 TEST_CASE("KEY.CONFIG twice and ADDCX after MNG.INIT are refused", "[seam]") {
   SeamEnv env;
   CHECK(env.call(Leaf::TDH_MNG_KEY_CONFIG, env.td.tdr) == TDX_LIFECYCLE_STATE_INCORRECT);
-  CHECK(env.call(Leaf::TDH_MNG_ADDCX, env.page(), env.td.tdr) == TDX_OP_STATE_INCORRECT);
+  // tdh_mng_add_cx.c (tdh_mng_add_cx): every TDCS page is there, so the page
+  // count is refused before OP_STATE is read: TDX_TDCX_NUM_INCORRECT = 0xC000061000000000.
+  CHECK(env.call(Leaf::TDH_MNG_ADDCX, env.page(), env.td.tdr) == 0xC000061000000000ull);
   CHECK(env.call(Leaf::TDH_MNG_INIT, env.td.tdr) == TDX_OP_STATE_INCORRECT);
 }
 
@@ -57,8 +59,14 @@ TEST_CASE("MR.FINALIZE of a TD without vCPUs returns TDX_NO_VCPUS and changes no
   CHECK(status_string(TDX_NO_VCPUS) == "TDX_NO_VCPUS");
   CHECK(env.state().op_state == OpState::INITIALIZED);
   SeamcallRegs r;
-  r.rcx = env.page(), r.rdx = env.td.tdr;
+  const Hpa tdvpr = env.page();
+  r.rcx = tdvpr, r.rdx = env.td.tdr;
   REQUIRE(env.call(Leaf::TDH_VP_CREATE, r) == TDX_SUCCESS);
+  // tdh_mr_finalize.c: NUM_VCPUS counts what VP.INIT initialized (tdh_vp_init.c).
+  CHECK(env.finalize() == 0xC000060900000000ull);
+  for (unsigned i = 0; i < env.tdx.tdcx_per_vcpu(); ++i)
+    REQUIRE(env.call(Leaf::TDH_VP_ADDCX, env.page(), tdvpr) == TDX_SUCCESS);
+  REQUIRE(env.call(Leaf::TDH_VP_INIT, tdvpr) == TDX_SUCCESS);
   CHECK(env.finalize() == TDX_SUCCESS);
 }
 

@@ -81,7 +81,11 @@ TEST_CASE("BLOCK twice is ALREADY_BLOCKED, BLOCK of FREE is STATE_INCORRECT", "[
   SeamEnv env;
   runnable_with_page(env);
   REQUIRE(env.block(kGpa, 0) == TDX_SUCCESS);
-  CHECK(env.block(kGpa, 0) == TDX_GPA_RANGE_ALREADY_BLOCKED);
+  // tdh_mem_range_block.c: ALREADY_BLOCKED names RCX and returns the entry.
+  SeamcallRegs out;
+  CHECK(env.mem_op(Leaf::TDH_MEM_RANGE_BLOCK, kGpa, 0, 0, &out) ==
+        with_operand(TDX_GPA_RANGE_ALREADY_BLOCKED, operand::RCX));
+  CHECK(((out.rdx >> 8) & 0xff) == kBlocked);
   CHECK(env.block(kGpa + 0x1000, 0) == with_operand(TDX_EPT_ENTRY_STATE_INCORRECT, operand::RCX));
   CHECK(env.block(kGpa + 0x40000000, 1) == with_operand(TDX_EPT_WALK_FAILED, operand::RCX));
 }

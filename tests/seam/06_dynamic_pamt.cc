@@ -23,7 +23,8 @@ TEST_CASE("a 4K page without a PAMT pair in its 2M region is MISSING_PAMT_PAGE_P
         with_operand(TDX_HPA_RANGE_NOT_FREE, operand::RCX));
   CHECK(env.aug(kGpa, 0, bare) == TDX_SUCCESS);
   CHECK(env.tdx.pamt().pair(bare)->page_count == 1);
-  CHECK(env.call(Leaf::TDH_PHYMEM_PAMT_REMOVE, bare | 1) == TDX_PAMT_PAGE_NOT_EMPTY);
+  // The used entry is in the pair's first page: operand 0 (tdh_phymem_pamt_remove.c).
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAMT_REMOVE, bare | 1) == with_operand(TDX_PAMT_PAGE_NOT_EMPTY, 0));
   SeamcallRegs out;
   REQUIRE(env.remove(kGpa, 0, &out) == TDX_SUCCESS);  // INITIALIZED: no TT-gate
   CHECK(out.rcx == (bare | kPamtRemovalHint));        // region's count dropped to 0
@@ -31,7 +32,7 @@ TEST_CASE("a 4K page without a PAMT pair in its 2M region is MISSING_PAMT_PAGE_P
   rm.rcx = bare | 1;
   REQUIRE(env.call(Leaf::TDH_PHYMEM_PAMT_REMOVE, rm) == TDX_SUCCESS);
   CHECK((rm.rdx == p0 && rm.r8 == p1));
-  CHECK(env.call(Leaf::TDH_PHYMEM_PAMT_REMOVE, bare | 1) == TDX_NO_PAMT_PAGE_PAIR);
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAMT_REMOVE, bare | 1) == with_operand(TDX_NO_PAMT_PAGE_PAIR, operand::RCX));
   CHECK(env.tdx.pamt().bytes() == bytes);
 }
 

@@ -1,8 +1,10 @@
 // The scenario traces under tests/seam/traces replay through the septsim
-// binary; their "expect" fields check every status. 9x_* traces must fail.
+// binary; their "expect" fields check every status, "expect_out" output
+// registers. 9x_* traces must fail.
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <sys/wait.h>
 
@@ -29,4 +31,32 @@ TEST_CASE("every scenario trace but the 9x ones passes septsim replay with exit 
 
 TEST_CASE("a trace whose expect is not met makes the replay exit 1", "[seam]") {
   CHECK(replay(trace("90_expect_mismatch.jsonl")) == 1);
+}
+
+TEST_CASE("a trace whose expect_out is not met makes the replay exit 1", "[seam]") {
+  CHECK(replay(trace("91_expect_out_mismatch.jsonl")) == 1);
+}
+
+TEST_CASE("an expect_out naming RAX, an unknown register or a non-number is bad input (exit 2)", "[seam]") {
+  const std::string head =
+      "{\"format\":\"septsim-trace\",\"version\":1}\n{\"type\":\"vm_create\",\"vcpus\":1}\n"
+      "{\"type\":\"td_create\",\"td\":0,\"vcpus\":1}\n"
+      "{\"type\":\"seamcall\",\"leaf\":\"TDH.MEM.SEPT.RD\",\"td\":0,\"gpa\":\"0x0\",\"level\":3,";
+  const std::string path = SEPTSIM_BINARY_DIR "/seam_bad_expect_out.jsonl";
+  for (const char* out : {R"("expect_out":{"rax":"0x0"})", R"("expect_out":{"rbx":"0x0"})",
+                          R"("expect_out":{"rcx":true})", R"("expect_out":"0x0")", R"("expect_out":{})"}) {
+    INFO(out);
+    std::ofstream(path) << head << out << "}\n";
+    CHECK(replay(path) == 2);
+  }
+  std::ofstream(path) << head << R"("expect_out":{"rcx":"0x8000000000000000","rdx":3}})" << "\n";
+  CHECK(replay(path) == 0);  // a FREE PML4E: the suppress-#VE bit, level 3, state 0
+}
+
+TEST_CASE("expect_out survives the binary trace format", "[seam]") {
+  const std::string sstb = SEPTSIM_BINARY_DIR "/seam_expect_out.sstb";
+  const std::string cmd = std::string(SEPTSIM_BINARY_DIR "/septsim convert ") + trace("91_expect_out_mismatch.jsonl") +
+                          " " + sstb + " 2>/dev/null";
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  CHECK(replay(sstb) == 1);
 }

@@ -22,7 +22,7 @@ TdBuildResult build_with(SeamEnv& env, const TdParams& p, u32 vcpus = 1) {
 }  // namespace
 
 TEST_CASE("MNG.INIT takes GPAW and the Secure-EPT walk length from TD_PARAMS", "[seam]") {
-  SeamEnv env(false, 1, false);
+  SeamEnv env(false, 1, false, "52");
   REQUIRE(build_with(env, td_params_for(52, 5, 1)).status == TDX_SUCCESS);
   CHECK(env.state().gpaw == 52);
   CHECK(env.state().ept_levels == 5);
@@ -85,10 +85,25 @@ TEST_CASE("TD_PARAMS at an unaligned or private HPA is refused with TDX_OPERAND_
   CHECK(env.call(Leaf::TDH_MNG_INIT, tdr, params) == TDX_SUCCESS);
 }
 
-TEST_CASE("VP.CREATE beyond TD_PARAMS.MAX_VCPUS returns TDX_MAX_VCPUS_EXCEEDED", "[seam]") {
+// tdh_vp_init.c (tdh_vp_init): NUM_VCPUS counts initialized vCPUs, so
+// VP.CREATE and VP.ADDCX of a vCPU beyond MAX_VCPUS succeed and VP.INIT refuses.
+TEST_CASE("VP.INIT beyond TD_PARAMS.MAX_VCPUS returns TDX_MAX_VCPUS_EXCEEDED", "[seam]") {
   SeamEnv env(false, 1, false);
   REQUIRE(build_with(env, td_params_for(48, 4, 2), 2).status == TDX_SUCCESS);
+  const Hpa tdvpr = env.page();
+  REQUIRE(env.call(Leaf::TDH_VP_CREATE, tdvpr, env.td.tdr) == TDX_SUCCESS);
+  for (unsigned i = 0; i < env.tdx.tdcx_per_vcpu(); ++i)
+    REQUIRE(env.call(Leaf::TDH_VP_ADDCX, env.page(), tdvpr) == TDX_SUCCESS);
   // tdx_error_codes_defs.h (1.5): TDX_MAX_VCPUS_EXCEEDED = 0xC000070500000000.
-  CHECK(env.call(Leaf::TDH_VP_CREATE, env.page(), env.td.tdr) == 0xC000070500000000ull);
-  CHECK(env.state().vcpus.size() == 2);
+  CHECK(env.call(Leaf::TDH_VP_INIT, tdvpr) == 0xC000070500000000ull);
+  CHECK(env.state().vcpus.size() == 3);
+}
+
+// verify_and_set_td_eptp_controls (helpers.c): a 5-level EPT needs the
+// platform's MAX_PA to be at least MIN_PA_FOR_PML5 = 49 bits.
+TEST_CASE("a 5-level Secure EPT is refused on a platform with MAXPHYADDR below 49", "[seam]") {
+  SeamEnv narrow(false, 1, false, "48");
+  CHECK(build_with(narrow, td_params_for(48, 5, 1)).status == 0xC000010000000043ull);  // OPERAND_INVALID|EPTP_CONTROLS
+  SeamEnv wide(false, 1, false, "49");
+  CHECK(build_with(wide, td_params_for(48, 5, 1)).status == TDX_SUCCESS);
 }

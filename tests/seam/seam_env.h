@@ -20,10 +20,11 @@ inline std::string unique_name(const std::string& base) {
   return base + "_" + std::to_string(n++);
 }
 
-inline model::Config make_config(bool dynamic) {
+inline model::Config make_config(bool dynamic, const char* maxphyaddr = nullptr) {
   model::Config c;
   c.set("host.mem_gib", "8");
   c.set("seam.dynamic_pamt", dynamic ? "true" : "false");
+  if (maxphyaddr) c.set("host.maxphyaddr", maxphyaddr);
   return c;
 }
 
@@ -38,8 +39,9 @@ struct SeamEnv {
   TdHandle td;
   Cycles now = 0;  // calls run back to back on initiator 0 unless told otherwise
 
-  explicit SeamEnv(bool dynamic = false, u32 vcpus = 2, bool build = true)
-      : cfg(make_config(dynamic)),
+  // `maxphyaddr`: host.maxphyaddr if not the default (the module's MAX_PA).
+  explicit SeamEnv(bool dynamic = false, u32 vcpus = 2, bool build = true, const char* maxphyaddr = nullptr)
+      : cfg(make_config(dynamic, maxphyaddr)),
         mem(8ull << 30),
         tdx(unique_name("tdx").c_str(), cfg, mem, stats),
         dpamt(tdx, mem) {
@@ -138,6 +140,17 @@ struct SeamEnv {
     exit(vcpu);
   }
 };
+
+// One call on `initiator` starting at `start` (the env's clock is left alone).
+inline Status at(SeamEnv& env, Leaf leaf, SeamcallRegs r, unsigned initiator, Cycles start) {
+  SeamcallTxn t;
+  t.in = r;
+  t.in.rax = leaf_rax(leaf);
+  t.initiator = initiator;
+  t.start = start;
+  env.tdx.transport(t);
+  return t.status();
+}
 
 // Public state numbers (3.2).
 constexpr int kFree = 0, kMapped = 4, kBlocked = 1, kPending = 2, kPendingBlocked = 3, kNlMapped = 0x84,
