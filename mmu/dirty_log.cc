@@ -12,7 +12,7 @@ void Kvm::Impl::kvm_mmu_slot_apply_flags(Memslot& slot, u32 old_flags) {
   if (!log_dirty_pages) {
     // Recovery skips the mirror root: only mmu.tdx_merge_policy C acts here.
     if (tdp.recover_huge_pages(slot, max_huge_level)) kvm_flush_remote_tlbs();
-    block_split_ranges(slot);
+    merge_policy->dirty_logging_stopped(*this, slot);
     return;
   }
   // Read-only slots can't be dirtied and have no writable SPTEs.

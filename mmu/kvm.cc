@@ -61,7 +61,7 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       slot_zap_all(parse_slot_zap(cfg.s("mmu.slot_zap"))),
       vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
       pamt_cache_per_vcpu(config_choice(cfg, "mmu.tdx_pamt_cache", "vcpu", "vm")),
-      merge_policy(parse_tdx_merge_policy(cfg.s("mmu.tdx_merge_policy"))),
+      merge_policy(TdxMergePolicy::create(cfg.s("mmu.tdx_merge_policy"))),
       huge_pages(TdxHugePages::create(cfg.s("mmu.tdx_huge_pages"))),
       private_dirty_log(config_choice(cfg, "mmu.tdx_private_dirty_log", "allow", "refuse")),
       pending_access_kills(config_choice(cfg, "mmu.tdx_pending_access", "kill", "count")),
@@ -73,8 +73,8 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
   stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
   tdp.set_zap_history(&zap_history);
   // Merging needs something split: private 2M leaves (a huge-page RFC).
-  if (merge_policy != TdxMergePolicy::None && !huge_pages->huge_private_leaves())
-    throw model::ConfigError(std::string("config key 'mmu.tdx_merge_policy' = ") + tdx_merge_policy_name(merge_policy) +
+  if (std::string(merge_policy->name()) != "none" && !huge_pages->huge_private_leaves())
+    throw model::ConfigError(std::string("config key 'mmu.tdx_merge_policy' = ") + merge_policy->name() +
                              " merges split private 2M pages, which need 'mmu.tdx_huge_pages' = rfc-v1 (it is " +
                              huge_pages->name() + ")");
   // HostMemory keeps pfns in 32 bits.

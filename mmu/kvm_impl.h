@@ -63,7 +63,7 @@ struct Kvm::Impl {
   // operation we expect to straddle it (100k cycles, a guess).
   const Cycles vcpu_clock_skew;
   const bool pamt_cache_per_vcpu;  // mmu.tdx_pamt_cache
-  const TdxMergePolicy merge_policy;  // mmu.tdx_merge_policy
+  const std::unique_ptr<TdxMergePolicy> merge_policy;  // mmu.tdx_merge_policy
   const std::unique_ptr<TdxHugePages> huge_pages;  // mmu.tdx_huge_pages
   const bool private_dirty_log;       // mmu.tdx_private_dirty_log = allow
   const bool pending_access_kills;    // mmu.tdx_pending_access = kill
@@ -112,14 +112,13 @@ struct Kvm::Impl {
   void kvm_vm_dead(const std::string& why);
   std::string dead_reason;
 
-  // kvm_tdx_merge.cc (mmu/tdx_merge_policy.h). All but the C-promotion on a
-  // fault and the B check expect the write mmu_lock held.
+  // kvm_tdx_merge.cc: what every merge policy (mmu/impl/tdx_merge_*.cc) is
+  // built from. All but merge_ready expect the write mmu_lock held, except
+  // promote_range on policy C's fault path (read lock, range already TRACKed).
   void note_private_split(Gfn base);
   // Dirty logging starts on a TD slot: its private 2M leaves are split
   // (eager split with BLOCK, TRACK, DEMOTE), each a merge candidate.
   void split_private_slot(const Memslot& slot);
-  // Dirty logging stops: policy C BLOCKs the slot's ready split ranges.
-  void block_split_ranges(const Memslot& slot);
   // A conversion of [start, end) first UNBLOCKs the C-blocked ranges there.
   void unblock_split_ranges(Gfn start, Gfn end);
   // The slot of [start, end) is gone: its split ranges are no candidates.
@@ -137,10 +136,6 @@ struct Kvm::Impl {
   // PROMOTE of a BLOCKed and TRACKed ready range, the mirror then installs
   // `huge`; false when it stays split.
   bool promote_range(Gfn base, u64 huge);
-  // Policy B, after a TD EPT violation on `gfn` was handled.
-  void merge_on_violation(Gfn gfn, unsigned initiator);
-  // Policy C, before a private fault on `gfn`: its blocked range is promoted.
-  void promote_blocked_range(Gfn gfn, unsigned initiator);
 
   Cycles now() const { return clock_base + spent; }
   // Start an operation on behalf of a vCPU (its local time) or of the VMM

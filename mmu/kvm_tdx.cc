@@ -236,7 +236,7 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
 
 int Kvm::Impl::tdx_private_page_fault(Vcpu& v, KvmPageFault& fault) {
   const unsigned initiator = 1 + v.ctl->id();
-  promote_blocked_range(fault.gfn, initiator);
+  merge_policy->before_private_fault(*this, fault.gfn, initiator);
   // tdx_handle_ept_violation retries a private fault locally, without
   // re-entering the guest, while it returns RET_PF_RETRY (the mirror entry
   // FROZEN by a racing vCPU, or SEPT.ADD / AUG answered BUSY); each try is a
@@ -248,7 +248,7 @@ int Kvm::Impl::tdx_private_page_fault(Vcpu& v, KvmPageFault& fault) {
     if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries || !td->last_busy() || td->bugged()) break;
     ++td->busy_retries;
   }
-  merge_on_violation(fault.gfn, initiator);
+  merge_policy->after_private_fault(*this, fault.gfn, initiator);
   return r;
 }
 

@@ -7,12 +7,6 @@
 
 namespace septsim::mmu {
 
-namespace {
-
-Gfn range_base(Gfn gfn) { return gfn & ~(pages_per_level(PG_LEVEL_2M) - 1); }
-
-}  // namespace
-
 void Kvm::Impl::note_private_split(Gfn base) {
   split_ranges.add(base, now());
   ++merge_stats.split;
@@ -79,29 +73,11 @@ unsigned Kvm::Impl::merge_ranges(const std::vector<ReadyRange>& ready) {
   return merged;
 }
 
-void Kvm::Impl::block_split_ranges(const Memslot& slot) {
-  if (merge_policy != TdxMergePolicy::C || !td || td->torn_down() || split_ranges.empty()) return;
-  const Cycles before = spent;
-  std::vector<Gfn> ready;
-  for (const auto& [base, range] : split_ranges.by_gfn())
-    if (base >= slot.base_gfn && base < slot.end_gfn() && !range.blocked) ready.push_back(base);
-  std::erase_if(ready, [this](Gfn base) { return merge_ready(base) == 0; });
-  td->set_clock(now(), 0);
-  std::vector<Gfn> blocked;
-  for (Gfn base : ready)
-    if (td->block_for_merge(base, PG_LEVEL_2M, spent)) blocked.push_back(base);
-  if (!blocked.empty() && td->track_and_kick(0, spent)) {
-    for (Gfn base : blocked) split_ranges.find(base)->blocked = true;
-    merge_stats.blocked += blocked.size();
-  }
-  spent += td->resume_vcpus();
-  merge_stats.cycles += spent - before;
-}
 
 void Kvm::Impl::unblock_split_ranges(Gfn start, Gfn end) {
   std::vector<Gfn> blocked;
   const auto& ranges = split_ranges.by_gfn();
-  for (auto it = ranges.lower_bound(range_base(start)); it != ranges.end() && it->first < end; ++it)
+  for (auto it = ranges.lower_bound(split_range_base(start)); it != ranges.end() && it->first < end; ++it)
     if (it->second.blocked) blocked.push_back(it->first);
   for (Gfn base : blocked) {
     if (!td->unblock_for_merge(base, PG_LEVEL_2M, spent))
@@ -114,85 +90,21 @@ void Kvm::Impl::unblock_split_ranges(Gfn start, Gfn end) {
 void Kvm::Impl::forget_split_ranges(Gfn start, Gfn end) {
   std::vector<Gfn> gone;
   const auto& ranges = split_ranges.by_gfn();
-  for (auto it = ranges.lower_bound(range_base(start)); it != ranges.end() && it->first < end; ++it)
+  for (auto it = ranges.lower_bound(split_range_base(start)); it != ranges.end() && it->first < end; ++it)
     gone.push_back(it->first);
   for (Gfn base : gone) split_ranges.erase(base);
   merge_stats.candidates = split_ranges.size();
 }
 
-void Kvm::Impl::merge_on_violation(Gfn gfn, unsigned initiator) {
-  if (merge_policy != TdxMergePolicy::B || !td || td->torn_down() || split_ranges.empty()) return;
-  const Cycles before = spent;
-  std::optional<Gfn> pick;
-  {
-    // The check runs under the read lock; only a ready range takes the write lock.
-    auto lock = this->lock(MmuLockMode::Read);
-    const Gfn base = range_base(gfn);
-    if (split_ranges.find(base)) {
-      ++merge_stats.scanned;
-      if (merge_ready(base)) pick = base;
-    }
-    if (!pick) {
-      const std::optional<Gfn> oldest = split_ranges.oldest();
-      if (oldest && *oldest != base) {
-        ++merge_stats.scanned;
-        if (merge_ready(*oldest))
-          pick = oldest;
-        else
-          split_ranges.rotate(*oldest);
-      }
-    }
-  }
-  if (pick) {
-    auto lock = this->lock(MmuLockMode::Write);
-    td->set_clock(now(), initiator);
-    // Re-checked: the range may have changed while the lock was dropped.
-    if (const u64 huge = merge_ready(*pick)) merge_ranges({{*pick, huge}});
-  }
-  merge_stats.cycles += spent - before;
-}
 
-void Kvm::Impl::promote_blocked_range(Gfn gfn, unsigned initiator) {
-  if (merge_policy != TdxMergePolicy::C || split_ranges.empty()) return;
-  const Gfn base = range_base(gfn);
-  const SplitPrivateRanges::Range* range = split_ranges.find(base);
-  if (!range || !range->blocked) return;
-  const Cycles before = spent;
-  // The range is BLOCKed and TRACKed already: no TRACK, so the fault path
-  // keeps its read lock, as KVM replaces a table by a huge leaf under it.
-  auto lock = this->lock(MmuLockMode::Read);
-  td->set_clock(now(), initiator);
-  if (const u64 huge = merge_ready(base)) {
-    promote_range(base, huge);  // BLOCKed and TRACKed when dirty logging stopped
-  } else {
-    // Logging started again (or attributes changed): stay 4K for now.
-    unblock_split_ranges(base, base + pages_per_level(PG_LEVEL_2M));
-  }
-  merge_stats.cycles += spent - before;
-}
+
 
 Cycles Kvm::nx_recovery_tick() {
   Impl& k = *impl_;
   k.spent = 0;
   k.begin_ioctl();
   ++k.merge_stats.ticks;
-  if (k.merge_policy != TdxMergePolicy::A || !k.td || k.td->torn_down() || k.split_ranges.empty() ||
-      !k.nx_recovery_ratio)
-    return k.finish();
-  // TRACK needs the write side (rule 20), so the TDX worker cannot use the
-  // read lock the NX recovery of shared pages takes.
-  auto lock = k.lock(MmuLockMode::Write);
-  k.td->set_clock(k.now(), 0);
-  const u64 to_visit = (k.split_ranges.size() + k.nx_recovery_ratio - 1) / k.nx_recovery_ratio;
-  std::vector<Impl::ReadyRange> ready;
-  for (u64 i = 0; i < to_visit; ++i) {
-    const Gfn base = *k.split_ranges.oldest();
-    ++k.merge_stats.scanned;
-    if (const u64 huge = k.merge_ready(base)) ready.push_back({base, huge});
-    k.split_ranges.rotate(base);
-  }
-  if (!ready.empty()) k.merge_ranges(ready);
-  k.merge_stats.cycles += k.spent;
+  k.merge_policy->nx_recovery_tick(k);
   return k.finish();
 }
 

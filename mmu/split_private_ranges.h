@@ -5,9 +5,13 @@
 #include <map>
 #include <optional>
 
+#include "mmu/spte.h"
 #include "model/types.h"
 
 namespace septsim::mmu {
+
+// The 2M range (its first gfn) that holds `gfn`.
+inline Gfn split_range_base(Gfn gfn) { return gfn & ~(pages_per_level(PG_LEVEL_2M) - 1); }
 
 class SplitPrivateRanges {
  public:

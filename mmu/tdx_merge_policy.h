@@ -15,16 +15,41 @@
 //         violation in a blocked range PROMOTEs it (under the fault's read
 //         mmu_lock: no TRACK is left to do).
 #pragma once
+#include <memory>
 #include <string>
 
+#include "mmu/kvm.h"
 #include "model/types.h"
 
 namespace septsim::mmu {
 
-enum class TdxMergePolicy : u8 { None, A, B, C };
+struct Memslot;
 
-// The value of config key mmu.tdx_merge_policy: none, A, B or C (either case).
-TdxMergePolicy parse_tdx_merge_policy(const std::string& value);
-const char* tdx_merge_policy_name(TdxMergePolicy p);
+// One variant per file in mmu/impl/ (tdx_merge_*.cc), chosen by name. Each
+// hook is a place where KVM could act; a variant overrides the ones it uses
+// and gets the VM's state (the operation's context) as `k`.
+class TdxMergePolicy {
+ public:
+  virtual ~TdxMergePolicy() = default;
+  virtual const char* name() const = 0;
+  // kvm_nx_huge_page_recovery_worker ran (an nx_recovery_tick event), under
+  // no lock; returns nothing, charges k.spent.
+  virtual void nx_recovery_tick(Kvm::Impl&) {}
+  // A private fault of `initiator` on `gfn` is about to be handled.
+  virtual void before_private_fault(Kvm::Impl&, Gfn, unsigned) {}
+  // A private fault of `initiator` on `gfn` was handled.
+  virtual void after_private_fault(Kvm::Impl&, Gfn, unsigned) {}
+  // Dirty logging stopped on `slot` (under the write mmu_lock).
+  virtual void dirty_logging_stopped(Kvm::Impl&, const Memslot&) {}
+
+  // The value of config key mmu.tdx_merge_policy: none, A, B or C (either
+  // case); throws model::ConfigError for any other.
+  static std::unique_ptr<TdxMergePolicy> create(const std::string& value);
+};
+
+std::unique_ptr<TdxMergePolicy> make_tdx_merge_none();
+std::unique_ptr<TdxMergePolicy> make_tdx_merge_a();
+std::unique_ptr<TdxMergePolicy> make_tdx_merge_b();
+std::unique_ptr<TdxMergePolicy> make_tdx_merge_c();
 
 }  // namespace septsim::mmu
