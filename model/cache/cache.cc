@@ -72,7 +72,13 @@ Cycles Cache::forward(tlm::tlm_command cmd, u64 line, LineAccess& info) {
 Cycles Cache::miss(u64 line, size_t base, bool write, LineAccess& info) {
   ++*misses_;
   const Cycles c = forward(tlm::TLM_READ_COMMAND, line, info);
-  // Victim: an empty way, else the least recently used (or a random) one.
+  place(line, base, write);
+  return c;
+}
+
+// Puts `line` into its set: into an empty way, else over the least recently
+// used (or a random) way, whose line goes to `next` first if it is dirty.
+void Cache::place(u64 line, size_t base, bool dirty) {
   u32 way = ways_;
   for (u32 w = 0; w < ways_; ++w)
     if (tags_[base + w] == kInvalid) {
@@ -95,8 +101,22 @@ Cycles Cache::miss(u64 line, size_t base, bool write, LineAccess& info) {
   }
   tags_[base + way] = line;
   stamps_[base + way] = ++clock_;
-  dirty_[base + way] = write ? 1 : 0;
-  return c;
+  dirty_[base + way] = dirty ? 1 : 0;
+}
+
+// A whole line written by the level above (its write-back): no fetch.
+void Cache::install(u64 addr, LineAccess& info) {
+  const u64 line = addr >> kLineShift;
+  const size_t base = size_t(set_of(line)) * ways_;
+  info.served = level_;
+  info.cycles = latency_;
+  for (u32 w = 0; w < ways_; ++w)
+    if (tags_[base + w] == line) {
+      stamps_[base + w] = ++clock_;
+      dirty_[base + w] = 1;
+      return;
+    }
+  place(line, base, true);
 }
 
 bool Cache::holds(u64 addr) const {
@@ -120,7 +140,10 @@ void Cache::b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_time& delay
   }
   const bool write = cmd == tlm::TLM_WRITE_COMMAND;
   if (LineAccess* info = trans.get_extension<LineAccess>()) {
-    access(trans.get_address(), write, *info);
+    if (write && trans.get_data_length() == kLineBytes)
+      install(trans.get_address(), *info);
+    else
+      access(trans.get_address(), write, *info);
   } else {
     LineAccess local;
     delay += timing_.to_time(access(trans.get_address(), write, local));

@@ -8,7 +8,9 @@
 // Latency: an access served here costs `latency` (the load-to-use latency of
 // this level); a miss costs what the level that served it says, nothing more
 // (published latencies are load-to-use). Write-backs of dirty victims go to
-// `next` but their latency is not charged to the access that evicted them.
+// `next` as whole-line writes, which the level below installs without
+// fetching the line; their latency is not charged to the access that
+// evicted them.
 //
 // access() is the direct call the walker and the vCPU use; b_transport wraps it.
 #pragma once
@@ -68,6 +70,8 @@ class Cache : public sc_core::sc_module {
   static constexpr u64 kInvalid = ~u64{0};
   u32 set_of(u64 line) const { return mask_ ? u32(line & mask_) : (sets_ == 1 ? 0 : u32(line % sets_)); }
   Cycles miss(u64 line, size_t base, bool write, LineAccess& info);
+  void place(u64 line, size_t base, bool dirty);
+  void install(u64 addr, LineAccess& info);
   Cycles forward(tlm::tlm_command cmd, u64 line, LineAccess& info);
   void b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_time& delay);
 

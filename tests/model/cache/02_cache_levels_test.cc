@@ -74,9 +74,12 @@ TEST_CASE("a dirty victim is written back to the next level without charging the
   CHECK(c.l1d.access(0x000, true, info) == 220);  // write-allocate: fetched, then dirty
   c.read(0x100, info);
   c.l2.invalidate_all();  // the write-back must re-create the line in L2
+  const u64 llc_hits = c.llc.hits(), llc_misses = c.llc.misses();
   const Cycles cost = c.read(0x200, info);  // evicts dirty 0x000 (LRU) from set 0
   CHECK(c.l1d.writebacks() == 1);
-  CHECK(c.l2.holds(0x000));  // written back
+  CHECK(c.l2.holds(0x000));  // written back: a whole line, installed without asking the LLC
+  CHECK(c.llc.hits() == llc_hits);
+  CHECK(c.llc.misses() == llc_misses + 1);  // 0x200 only
   CHECK(cost == 150);  // 0x200 comes from the open row of DRAM bank 0; nothing added for the write-back
   CHECK(info.row_hit);
 }
