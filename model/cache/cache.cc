@@ -1,5 +1,6 @@
 #include "model/cache/cache.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace septsim::model {
@@ -26,9 +27,7 @@ Cache::Cache(sc_core::sc_module_name name, MemLevel level, const CacheParams& p,
       random_(replacement == "random"),
       rng_(seed ^ (u64(level) << 56)),
       timing_(timing),
-      tags_(size_t(sets_) * ways_, kInvalid),
-      stamps_(tags_.size(), 0),
-      dirty_(tags_.size(), 0) {
+      ways_of_(size_t(sets_) * ways_) {
   if (replacement != "lru" && replacement != "random")
     throw std::invalid_argument("cache replacement must be lru or random, got '" + replacement + "'");
   socket.register_b_transport(this, &Cache::b_transport);
@@ -79,9 +78,10 @@ Cycles Cache::miss(u64 line, size_t base, bool write, LineAccess& info) {
 // Puts `line` into its set: into an empty way, else over the least recently
 // used (or a random) way, whose line goes to `next` first if it is dirty.
 void Cache::place(u64 line, size_t base, bool dirty) {
+  Way* set = &ways_of_[base];
   u32 way = ways_;
   for (u32 w = 0; w < ways_; ++w)
-    if (tags_[base + w] == kInvalid) {
+    if (set[w].tag == kInvalid) {
       way = w;
       break;
     }
@@ -91,17 +91,16 @@ void Cache::place(u64 line, size_t base, bool dirty) {
     } else {
       way = 0;
       for (u32 w = 1; w < ways_; ++w)
-        if (stamps_[base + w] < stamps_[base + way]) way = w;
+        if (set[w].use < set[way].use) way = w;
     }
-    if (dirty_[base + way]) {
+    if (set[way].use & 1) {
       ++*writebacks_;
       LineAccess wb;
-      forward(tlm::TLM_WRITE_COMMAND, tags_[base + way], wb);  // off the critical path: not charged
+      forward(tlm::TLM_WRITE_COMMAND, set[way].tag, wb);  // off the critical path: not charged
     }
   }
-  tags_[base + way] = line;
-  stamps_[base + way] = ++clock_;
-  dirty_[base + way] = dirty ? 1 : 0;
+  set[way].tag = line;
+  set[way].use = (++clock_ << 1) | (dirty ? 1 : 0);
 }
 
 // A whole line written by the level above (its write-back): no fetch.
@@ -110,10 +109,10 @@ void Cache::install(u64 addr, LineAccess& info) {
   const size_t base = size_t(set_of(line)) * ways_;
   info.served = level_;
   info.cycles = latency_;
+  Way* set = &ways_of_[base];
   for (u32 w = 0; w < ways_; ++w)
-    if (tags_[base + w] == line) {
-      stamps_[base + w] = ++clock_;
-      dirty_[base + w] = 1;
+    if (set[w].tag == line) {
+      set[w].use = (++clock_ << 1) | 1;
       return;
     }
   place(line, base, true);
@@ -123,14 +122,11 @@ bool Cache::holds(u64 addr) const {
   const u64 line = addr >> kLineShift;
   const size_t base = size_t(set_of(line)) * ways_;
   for (u32 w = 0; w < ways_; ++w)
-    if (tags_[base + w] == line) return true;
+    if (ways_of_[base + w].tag == line) return true;
   return false;
 }
 
-void Cache::invalidate_all() {
-  std::fill(tags_.begin(), tags_.end(), kInvalid);
-  std::fill(dirty_.begin(), dirty_.end(), 0);
-}
+void Cache::invalidate_all() { std::fill(ways_of_.begin(), ways_of_.end(), Way{}); }
 
 void Cache::b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {
   const tlm::tlm_command cmd = trans.get_command();

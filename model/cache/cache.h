@@ -44,11 +44,10 @@ class Cache : public sc_core::sc_module {
   Cycles access(u64 addr, bool write, LineAccess& info) {
     const u64 line = addr >> kLineShift;
     const size_t base = size_t(set_of(line)) * ways_;
-    const u64* t = &tags_[base];
+    Way* set = &ways_of_[base];
     for (u32 w = 0; w < ways_; ++w)
-      if (t[w] == line) [[likely]] {
-        stamps_[base + w] = ++clock_;
-        if (write) dirty_[base + w] = 1;
+      if (set[w].tag == line) [[likely]] {
+        set[w].use = (++clock_ << 1) | (set[w].use & 1) | (write ? 1 : 0);
         ++*hits_;
         info.served = level_;
         info.cycles = latency_;
@@ -82,9 +81,13 @@ class Cache : public sc_core::sc_module {
   u64 rng_;
   const Timing& timing_;
   u64 clock_ = 0;
-  std::vector<u64> tags_;    // line number, kInvalid when empty
-  std::vector<u64> stamps_;  // LRU: last use
-  std::vector<u8> dirty_;
+  // One set's ways are contiguous: a lookup in a large LLC touches one or
+  // two host cache lines, not three arrays.
+  struct Way {
+    u64 tag = kInvalid;  // line number, kInvalid when empty
+    u64 use = 0;         // last use (LRU stamp) << 1 | dirty
+  };
+  std::vector<Way> ways_of_;
   tlm::tlm_generic_payload payload_;  // misses and write-backs to `next`
   unsigned char buffer_[kLineBytes] = {};
   Counter own_[3] = {};  // counters when no registry is given

@@ -98,3 +98,26 @@ TEST_CASE("memory.model = flat keeps latency.walk_ref per reference and adds no 
   CHECK_FALSE(env.stats.has("t.mem.pte.ept.l1.dram"));
   CHECK_FALSE(env.stats.has("t.mem.dram.row_hits"));
 }
+
+TEST_CASE("Secure-EPT entry reads of a TD's private GPA are line accesses counted as EPT references", "[cache][walk]") {
+  HierWalker h;
+  walktest::Ept sept(h.env.mem, 4);  // the TD's Secure EPT
+  const Gpa priv = kD0, shared = kD0 | (1ull << 47);
+  sept.map(priv, kH0);
+  h.env.ept.map(shared, kH0 + kPageSize);
+  const ept::Eptp sept_eptp = sept.eptp(false);
+  WalkRequest req = h.env.gpa_req(priv);
+  req.secure_eptp = &sept_eptp;
+  req.shared_bit = 47;
+  WalkResult r = h.env.walker->walk(req);
+  REQUIRE(r.outcome == WalkOutcome::Ok);
+  CHECK(r.t.frame == kH0);
+  CHECK(r.ept_refs == 4);
+  CHECK(h.pte_served("dram") == 4);  // the Secure EPT's four tables, cold
+  CHECK(stat(h, "walk.ad_writes") == 0);  // no A/D in the Secure EPT
+  req.addr = shared;
+  r = h.env.walker->walk(req);
+  REQUIRE(r.outcome == WalkOutcome::Ok);
+  CHECK(r.t.frame == kH0 + kPageSize);
+  CHECK(h.pte_served("dram") + h.pte_served("l1d") + h.pte_served("l2") + h.pte_served("llc") == 8);
+}
