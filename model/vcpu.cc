@@ -76,9 +76,10 @@ void Vcpu::invept_all() {
   walker_.psc().invalidate_all();
 }
 
-Cycles Vcpu::data_line(Hpa hpa, bool write) {
+Cycles Vcpu::data(const Translation& t, u64 addr, AccessType type) {
+  if (type == AccessType::Fetch) return timing_.mem_access;  // no L1I model
   LineAccess info;
-  const Cycles c = l1d_->access(hpa, write, info);
+  const Cycles c = l1d_->access(t.frame | (addr & (level_size(t.level) - 1)), type == AccessType::Write, info);
   ++*data_served_[unsigned(info.served)];
   if (info.served == MemLevel::DRAM) ++*(info.row_hit ? row_hits_ : row_misses_);
   data_cycles_->add(c);
@@ -103,7 +104,9 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
     c += lk.cycles;
     if (lk.hit) {
       ++*tlb_hits_;
-      return c + data(lk.t, addr, type);
+      if (l1d_) [[unlikely]]
+        return c + data(lk.t, addr, type);
+      return c + timing_.mem_access;
     }
     ++*walks_;
     WalkRequest req{kind, addr, type, ctx_, eptp_, guest_};
@@ -113,7 +116,7 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
     switch (r.outcome) {
       case WalkOutcome::Ok:
         tlb_.fill(kind, ctx_, addr, r.t, type);
-        return c + data(r.t, addr, type);
+        return c + (l1d_ ? data(r.t, addr, type) : timing_.mem_access);
       case WalkOutcome::GuestPageFault:
         ++*guest_page_faults_;
         return c;

@@ -94,13 +94,9 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   void sync();
   Cycles enter_guest();
   Cycles invalidate(const VcpuOp& op);
-  // The data access after translation `t` of `addr`.
-  Cycles data(const Translation& t, u64 addr, AccessType type) {
-    if (!l1d_ || type == AccessType::Fetch) [[likely]]
-      return timing_.mem_access;
-    return data_line(t.frame | (addr & (level_size(t.level) - 1)), type == AccessType::Write);
-  }
-  Cycles data_line(Hpa hpa, bool write);
+  // The data access after translation `t` of `addr` (memory.model = hierarchy;
+  // flat charges latency.mem_access without calling it).
+  Cycles data(const Translation& t, u64 addr, AccessType type);
 
   unsigned id_;
   const Timing& timing_;

@@ -57,10 +57,6 @@ struct TlbHierarchy::Impl {
   using Key = std::tuple<u8, u16, u16, u64>;
 
   Array l1_4k, l1_2m, l1_1g, stlb, stlb_1g;
-  // L1 ITLB (tlb.l1i.enabled): 4K and 2M arrays; 1G fetch translations live
-  // in the STLB only (`no_1g` stays empty).
-  Array i_4k, i_2m, no_1g;
-  bool itlb;
   Array* l1[4];    // by level
   Array* l1i[4];   // by level, for fetches when the ITLB is enabled
   Array* l2[4];    // STLB array by level
@@ -83,6 +79,12 @@ struct TlbHierarchy::Impl {
   u64 gp_eptp = 0;
   u32 gp_id = 0;
 
+  // L1 ITLB (tlb.l1i.enabled): 4K and 2M arrays; 1G fetch translations live
+  // in the STLB only (`no_1g` stays empty). Last: the data path's members
+  // above stay where they were.
+  Array i_4k, i_2m, no_1g;
+  bool itlb;
+
   Impl(const Config& cfg, StatsRegistry& st, const std::string& p)
       : l1_4k(u32(cfg.u("tlb.l1d.4k.entries")), u32(cfg.u("tlb.l1d.4k.ways")), cfg.s("tlb.replacement"),
               mix_seed(cfg.u("sim.seed"), 0)),
@@ -94,17 +96,17 @@ struct TlbHierarchy::Impl {
              mix_seed(cfg.u("sim.seed"), 3)),
         stlb_1g(u32(cfg.u("tlb.stlb_1g.entries")), u32(cfg.u("tlb.stlb_1g.ways")), cfg.s("tlb.replacement"),
                 mix_seed(cfg.u("sim.seed"), 4)),
-        i_4k(u32(cfg.u("tlb.l1i.4k.entries")), u32(cfg.u("tlb.l1i.4k.ways")), cfg.s("tlb.replacement"),
-             mix_seed(cfg.u("sim.seed"), 5)),
-        i_2m(u32(cfg.u("tlb.l1i.2m.entries")), 0, cfg.s("tlb.replacement"), mix_seed(cfg.u("sim.seed"), 6)),
-        no_1g(1, 1, "lru", 0),
-        itlb(cfg.b("tlb.l1i.enabled")),
         l1{nullptr, &l1_4k, &l1_2m, &l1_1g},
         l1i{nullptr, &i_4k, &i_2m, &no_1g},
         l2{nullptr, &stlb, &stlb, &stlb_1g},
         all{&l1_4k, &l1_2m, &l1_1g, &stlb, &stlb_1g, &i_4k, &i_2m},
         lat_l1(cfg.u("latency.l1_tlb_hit")),
-        lat_stlb(cfg.u("latency.stlb_hit")) {
+        lat_stlb(cfg.u("latency.stlb_hit")),
+        i_4k(u32(cfg.u("tlb.l1i.4k.entries")), u32(cfg.u("tlb.l1i.4k.ways")), cfg.s("tlb.replacement"),
+             mix_seed(cfg.u("sim.seed"), 5)),
+        i_2m(u32(cfg.u("tlb.l1i.2m.entries")), 0, cfg.s("tlb.replacement"), mix_seed(cfg.u("sim.seed"), 6)),
+        no_1g(1, 1, "lru", 0),
+        itlb(cfg.b("tlb.l1i.enabled")) {
     dtlb_hits = &st.counter(p + ".dtlb.hits", "L1 DTLB hits");
     dtlb_misses = &st.counter(p + ".dtlb.misses", "L1 DTLB misses (permission and clean-write misses included)");
     stlb_hits = &st.counter(p + ".stlb.hits", "STLB hits after an L1 DTLB miss");
@@ -185,15 +187,24 @@ struct TlbHierarchy::Impl {
   }
 
   TlbLookup lookup(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
+    if (itlb && access == AccessType::Fetch) [[unlikely]]
+      return lookup_in<true>(kind, ctx, addr, access);
+    return lookup_in<false>(kind, ctx, addr, access);
+  }
+
+  // kItlb: the L1 arrays are the ITLB's (a fetch with tlb.l1i.enabled); a
+  // separate instance keeps the data path's code as it was without an ITLB.
+  template <bool kItlb>
+  TlbLookup lookup_in(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
+    Array* const* const first = kItlb ? l1i : l1;
+    Counter* const l1_hits = kItlb ? itlb_hits : dtlb_hits;
+    Counter* const l1_misses = kItlb ? itlb_misses : dtlb_misses;
     TlbLookup r;
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
       const u64 a = addr & kAddrMask;
       const u8 need = kNeed[unsigned(access)];
       const bool write = access == AccessType::Write;
-      Array* const* first = first_level(access);
-      Counter* const l1_hits = first == l1 ? dtlb_hits : itlb_hits;
-      Counter* const l1_misses = first == l1 ? dtlb_misses : itlb_misses;
       // Arrays of a page size nothing was filled at (1G, often 2M) are skipped.
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
         if (first[lvl]->empty()) continue;
@@ -221,7 +232,7 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*stlb_hits;
             r.hit = true, r.where = 2, r.t = *e;
-            if (first[lvl] != &no_1g && first[lvl]->insert(index, tag, r.t)) ++*evictions;
+            if ((!kItlb || first[lvl] != &no_1g) && first[lvl]->insert(index, tag, r.t)) ++*evictions;
             return r;
           }
           drop_entry(lvl, a, tag);
@@ -231,7 +242,7 @@ struct TlbHierarchy::Impl {
       ++*stlb_misses;
       return r;
     }
-    ++*(first_level(access) == l1 ? dtlb_misses : itlb_misses), ++*stlb_misses;
+    ++*l1_misses, ++*stlb_misses;
     r.cycles = lat_l1 + lat_stlb;
     return r;
   }
