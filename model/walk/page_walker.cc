@@ -99,10 +99,7 @@ struct PageWalker::Impl {
     r.guest_error_code = code;
   }
 
-  // Translates `gpa` through the EPT. `need`: rights the access requires;
-  // `write`: the access writes for EPT A/D purposes; `qual`: exit-qualification
-  // bits describing the access (0-2, 7, 8), used if it faults.
-  // guest.native (free_ept): the same checks and A/D updates without
+  // EPT entries under guest.native (free_ept): read and A/D-updated without
   // references, latency or paging-structure caches.
   u64 read_free(Hpa a) {
     sc_core::sc_time ignored;
@@ -114,6 +111,10 @@ struct PageWalker::Impl {
     w.write_entry(a, v, ignored);
   }
 
+  // Translates `gpa` through the EPT. `need`: rights the access requires;
+  // `write`: the access writes for EPT A/D purposes; `qual`: exit-qualification
+  // bits describing the access (0-2, 7, 8), used if it faults. With free_ept
+  // the same checks and A/D updates, for free.
   bool translate(Gpa gpa, u8 need, bool write, u64 qual, Leaf& out) {
     const bool priv = is_private(gpa);
     const ept::Eptp& eptp = priv ? *req.secure_eptp : req.eptp;
