@@ -9,12 +9,16 @@
 //                             host RSS per mapped private page (target <= 48 bytes)
 //   septsim-bench import-ftrace | jsonl-read | binary-read   trace input speed (bench/bench_import.cc)
 //   septsim-bench seam-loop | seam-memory                    TDX module speed and memory (bench/bench_seam.cc)
+//   septsim-bench lackey-replay [LOG]   a lackey recording replayed with memory.model flat and hierarchy
+//                                       (target: hierarchy <= 1.5x flat's time; bench/bench_lackey.cc)
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <string>
 #include <systemc>
@@ -102,6 +106,73 @@ void expect_count(const char* what, u64 got, u64 want) {
 
 }  // namespace
 
+// septsim-bench lackey-replay [LOG]: the real-program path with the memory
+// hierarchy on against the flat model. Records `sort -n` of 2 000 numbers
+// with valgrind lackey (unless LOG is given), imports it once, and replays it
+// with `septsim replay` twice, --set memory.model=flat and =hierarchy, in
+// child processes (SystemC runs one simulation per process). Target: the
+// hierarchy's replay takes at most 1.5x the flat model's time.
+namespace {
+
+double run_seconds(const std::string& cmd) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (std::system(cmd.c_str()) != 0) {
+    std::fprintf(stderr, "bench: command failed: %s\n", cmd.c_str());
+    std::exit(1);
+  }
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+unsigned long long replayed_accesses(const std::string& stats_path) {
+  std::ifstream in(stats_path);
+  const nlohmann::json j = nlohmann::json::parse(in);
+  unsigned long long n = 0;
+  for (const auto& [k, v] : j["stats"]["total"]["counters"].items())
+    if (k.ends_with(".accesses_gva") || k.ends_with(".accesses_gpa")) n += v.get<unsigned long long>();
+  return n;
+}
+
+}  // namespace
+
+int lackey_bench(const std::string& self, const std::string& given_log) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / "septsim-bench-lackey";
+  fs::create_directories(dir);
+  const std::string septsim = (fs::path(self).parent_path() / "septsim").string();
+  std::string log = given_log;
+  if (log.empty()) {
+    log = (dir / "sort.lackey").string();
+    if (!fs::exists(log)) {
+      if (std::system("valgrind --version > /dev/null 2>&1") != 0) {
+        std::printf("lackey-replay: skipped (no valgrind; pass a lackey log as argument)\n");
+        return 0;
+      }
+      std::mt19937_64 rng(1);
+      std::ofstream in(dir / "numbers.txt");
+      for (int i = 0; i < 2000; ++i) in << rng() % 1000000000 << '\n';
+      in.close();
+      run_seconds("valgrind --tool=lackey --trace-mem=yes --log-file=" + log + " sort -n " +
+                 (dir / "numbers.txt").string() + " > /dev/null");
+    }
+  }
+  const std::string trace = (dir / "prog.sstb").string();
+  run_seconds(septsim + " import lackey " + log + " -o " + trace + " 2> /dev/null");
+  double t[2];
+  unsigned long long n[2];
+  const char* models[2] = {"flat", "hierarchy"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string stats = (dir / (std::string(models[i]) + ".json")).string();
+    t[i] = run_seconds(septsim + " replay " + trace + " --quiet --set memory.model=" + models[i] + " --stats " + stats);
+    n[i] = replayed_accesses(stats);
+    std::printf("%-22s %14.0f accesses/s  (%llu accesses, %.2f s)\n",
+                (std::string("lackey-") + models[i]).c_str(), double(n[i]) / t[i], n[i], t[i]);
+  }
+  const double ratio = t[1] / t[0];
+  std::printf("%-22s %14.2f x flat      target <= 1.5  %s\n", "lackey-hier/flat", ratio,
+              ratio <= 1.5 ? "ok" : "ABOVE TARGET");
+  return 0;
+}
+
 int import_bench(const std::string& which);
 int seam_bench(const std::string& which);
 
@@ -109,6 +180,7 @@ int sc_main(int argc, char* argv[]) {
   std::string which = argc > 1 ? argv[1] : "";
   if (which == "import-ftrace" || which == "jsonl-read" || which == "binary-read") return import_bench(which);
   if (which == "seam-loop" || which == "seam-memory") return seam_bench(which);
+  if (which == "lackey-replay") return lackey_bench(argv[0], argc > 2 ? argv[2] : "");
   model::Config cfg;
   cfg.set("sim.quantum_ns", "10000");
   if (which == "td-fault") cfg.set("host.mem_gib", "16");
@@ -209,7 +281,8 @@ int sc_main(int argc, char* argv[]) {
     };
   } else {
     std::fprintf(stderr,
-                 "usage: septsim-bench tlb-hit|walk-2d|fault|rss|td-fault|import-ftrace|jsonl-read|binary-read|seam-loop|seam-memory\n");
+                 "usage: septsim-bench tlb-hit|walk-2d|fault|rss|td-fault|import-ftrace|jsonl-read|binary-read|seam-loop|seam-memory|"
+                 "lackey-replay [LOG]\n");
     return 2;
   }
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);

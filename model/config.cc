@@ -58,6 +58,55 @@ const std::vector<Config::Param> kParams = {
      "one IPI to a running vCPU, sent and acknowledged (the target leaves the guest), paid by the sender (guess: ~1.2 us)"},
     {"latency.invalidation", T::Int, "200", "INVEPT/INVVPID/INVLPG/INVPCID executed by the CPU (guess)"},
     {"latency.vm_ioctl", T::Int, "5000", "a VM ioctl (memslot, dirty log) outside the guest (guess)"},
+    // Memory hierarchy behind the walker and the data path (model/cache/, docs/design.md "Memory
+    // hierarchy"). Geometry and latencies: Intel 64 and IA-32 Architectures Optimization Reference
+    // Manual ("the manual" below), Skylake Server microarchitecture section, cache parameters table.
+    {"memory.model", T::String, "flat",
+     "flat: every paging-structure reference costs latency.walk_ref and every data access latency.mem_access; "
+     "hierarchy: per-vCPU L1D and L2, a shared LLC and DRAM (model/cache/) decide both"},
+    {"memory.replacement", T::String, "lru", "replacement in every cache level: lru or random (seeded by sim.seed); "
+     "Intel does not document its policies (guess)"},
+    {"memory.l1d.sets", T::Int, "64", "L1D sets: 32 KiB, 8-way, 64-byte lines (the manual, Skylake Server); sapphire-rapids: 48 KiB, 12-way (the manual, Golden Cove)"},
+    {"memory.l1d.ways", T::Int, "8", "L1D ways (the manual, Skylake Server: 8; Golden Cove: 12)"},
+    {"memory.l2.sets", T::Int, "1024", "L2 sets: 1 MiB, 16-way (the manual, Skylake Server); sapphire-rapids: 2 MiB (Intel Xeon 4th generation product brief), 16-way (guess)"},
+    {"memory.l2.ways", T::Int, "16", "L2 ways (the manual, Skylake Server: 16; sapphire-rapids: 16, guess)"},
+    {"memory.llc.sets", T::Int, "57344",
+     "shared LLC sets: 1.375 MiB per core, 11-way (the manual, Skylake Server) x 28 cores of a Xeon Platinum 8180 "
+     "= 38.5 MiB; sapphire-rapids: 1.875 MiB per core x 56 cores of a Xeon Platinum 8480+ = 105 MiB (Intel ARK), "
+     "15-way (guess); the whole LLC is the VM's (other tenants are not modelled)"},
+    {"memory.llc.ways", T::Int, "11", "LLC ways (the manual, Skylake Server: 11; sapphire-rapids: 15, guess)"},
+    {"memory.dram.banks", T::Int, "32", "DRAM banks that keep a row open, over all channels and ranks (guess for both presets; DDR5 devices have 32)"},
+    {"memory.dram.row_bytes", T::Int, "8192",
+     "bytes of one DRAM row of one bank: DDR4 x8 devices have 1 KiB pages, 8 per rank (JEDEC JESD79-4); "
+     "sapphire-rapids (DDR5): the same 8 KiB (guess)"},
+    {"latency.l1d", T::Int, "4", "load-to-use latency of an L1D hit: 4-5 cycles (the manual, Skylake Server; 4 for "
+     "the simple base+index addresses of a walk); sapphire-rapids: 5 (the manual, Golden Cove)"},
+    {"latency.l2", T::Int, "14", "load-to-use latency of an L2 hit: 14 cycles (the manual, Skylake Server); sapphire-rapids: 16 (guess: "
+     "the manual gives 15 for client Golden Cove)"},
+    {"latency.llc", T::Int, "60", "load-to-use latency of an LLC hit: the manual gives a slice-dependent range of "
+     "about 50-70 cycles for Skylake Server; 60 is its middle (guess within the range); sapphire-rapids: 66 "
+     "(guess: public microbenchmark reports near 33 ns, at 2 GHz)"},
+    {"latency.dram_row_miss", T::Int, "216",
+     "load-to-use latency of DRAM when the bank opens a row: 90 ns at 2.4 GHz (guess: public Intel Memory Latency "
+     "Checker reports of idle local latency on Skylake-SP are about 80-90 ns); sapphire-rapids: 220 (guess: about "
+     "110 ns at 2 GHz)"},
+    {"latency.dram_row_hit", T::Int, "148",
+     "load-to-use latency of DRAM from an open row: the row miss minus tRP + tRCD of DDR4-2666 (19 + 19 clocks at "
+     "1333 MHz = 28.5 ns = 68 cycles; JEDEC JESD79-4 speed bins): derived; sapphire-rapids: 153 = 220 minus "
+     "tRP + tRCD of DDR5-4800 (40 + 40 clocks at 2400 MHz = 33.3 ns = 67 cycles; JESD79-5)"},
+    {"tlb.l1i.enabled", T::Bool, "false",
+     "instruction fetches use an L1 ITLB of their own (sharing the STLB); false: fetches share the L1 DTLBs "
+     "(the model before issue 13)"},
+    {"tlb.l1i.4k.entries", T::Int, "128", "L1 ITLB 4K entries (the manual, Skylake: 128, 8-way; Golden Cove: 256)"},
+    {"tlb.l1i.4k.ways", T::Int, "8", "L1 ITLB 4K ways (the manual, Skylake: 8)"},
+    {"tlb.l1i.2m.entries", T::Int, "8",
+     "L1 ITLB 2M entries (the manual, Skylake: 8 per thread, fully associative; Golden Cove: 32); 1G fetch "
+     "translations live in the "
+     "STLB only"},
+    {"guest.native", T::Bool, "false",
+     "replay guest-linear accesses natively: the guest page tables are walked 1D at their host frames (no EPT "
+     "references, no EPT paging-structure caches), so two runs of one trace give the virtualization tax; EPT "
+     "violations still map the backing memory"},
     // The TDX module (seam/). Per-leaf SEAMCALL latencies: tdx-seam.md 10 found
     // published figures only for DEMOTE and (inferred) reclaim; the rest are guesses.
     {"seam.dynamic_pamt", T::Bool, "false", "TDH.SYS.CONFIG enables Dynamic PAMT (tdx-seam.md 6.3)"},
@@ -160,6 +209,22 @@ const std::map<std::string, std::map<std::string, std::string>> kPresets = {
          {"tlb.stlb_1g.entries", "1024"},     // numbers.md marks as recalled
          {"tlb.stlb_1g.ways", "8"},           // guess
          {"latency.stlb_hit", "8"},           // guess
+         // Golden Cove / Sapphire Rapids caches (the manual, Golden Cove section; Xeon 4th gen product brief).
+         {"memory.l1d.sets", "64"},           // 48 KiB, 12-way
+         {"memory.l1d.ways", "12"},
+         {"memory.l2.sets", "2048"},          // 2 MiB (product brief), 16-way (guess)
+         {"memory.l2.ways", "16"},
+         {"memory.llc.sets", "114688"},       // 1.875 MiB per core x 56 cores (Xeon Platinum 8480+: 105 MiB), 15-way (guess)
+         {"memory.llc.ways", "15"},
+         {"memory.dram.banks", "64"},         // guess: DDR5 has 32 banks per device
+         {"memory.dram.row_bytes", "8192"},   // guess
+         {"latency.l1d", "5"},                // the manual, Golden Cove: 5 cycles
+         {"latency.l2", "16"},                // guess: client Golden Cove 15 (the manual), server parts a cycle more
+         {"latency.llc", "66"},               // guess: public measurements put SPR LLC near 33 ns, at 2 GHz
+         {"latency.dram_row_miss", "220"},    // guess: about 110 ns idle latency, at 2 GHz
+         {"latency.dram_row_hit", "153"},     // row miss - tRP - tRCD of DDR5-4800 (40 + 40 clocks at 2400 MHz)
+         {"tlb.l1i.4k.entries", "256"},       // the manual, Golden Cove ITLB: 256 4K entries
+         {"tlb.l1i.2m.entries", "32"},        // the manual, Golden Cove ITLB: 32 2M/4M entries
      }},
 };
 

@@ -20,6 +20,7 @@ Timing Timing::from(const Config& c) {
   t.ipi = c.u("latency.ipi");
   t.invalidation = c.u("latency.invalidation");
   t.vm_ioctl = c.u("latency.vm_ioctl");
+  t.memory = MemoryParams::from(c);
   return t;
 }
 

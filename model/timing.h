@@ -4,6 +4,7 @@
 #pragma once
 #include <systemc>
 
+#include "model/cache/memory_params.h"
 #include "model/config.h"
 
 namespace septsim::model {
@@ -24,6 +25,9 @@ struct Timing {
   Cycles ipi = 3000;
   Cycles invalidation = 200;
   Cycles vm_ioctl = 5000;
+  // memory.model = hierarchy: caches and DRAM replace walk_ref and mem_access
+  // (model/cache/); default-constructed: flat.
+  MemoryParams memory;
 
   static Timing from(const Config& c);
 

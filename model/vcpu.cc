@@ -35,6 +35,24 @@ Vcpu::Vcpu(sc_core::sc_module_name name, unsigned id, const Config& cfg, const T
   invalidations_ = &stats.counter(p + "invalidations", "INVEPT/INVVPID/INVLPG/INVPCID executed");
   dropped_ = &stats.counter(p + "ops_after_vm_dead", "trace operations not run because the VM was dead (KVM_REQ_VM_DEAD)");
   cycles_ctr_ = &stats.counter(p + "cycles", "cycles spent by this vCPU");
+  if (timing.memory.hierarchy) {
+    const MemoryParams& m = timing.memory;
+    const std::string mp = p + "mem.";
+    l1d_ = std::make_unique<Cache>("l1d", MemLevel::L1D, m.l1d, m.replacement, m.seed + 2 * id, timing, &stats,
+                                   mp + "l1d");
+    l2_ = std::make_unique<Cache>("l2", MemLevel::L2, m.l2, m.replacement, m.seed + 2 * id + 1, timing, &stats,
+                                  mp + "l2");
+    uplink_ = std::make_unique<Forward>("uplink", walker_.mem);
+    l1d_->next.bind(l2_->socket);
+    l2_->next.bind(uplink_->socket);
+    walker_.attach_l1d(l1d_.get());
+    for (unsigned i = 0; i < kMemLevels; ++i)
+      data_served_[i] = &stats.counter(mp + "data." + kMemLevelNames[i],
+                                       std::string("data accesses (loads and stores) served by ") + kMemLevelNames[i]);
+    data_cycles_ = &stats.histogram(mp + "data.cycles", "load-to-use cycles per data access");
+    row_hits_ = &stats.counter(mp + "dram.row_hits");
+    row_misses_ = &stats.counter(mp + "dram.row_misses");
+  }
   ctx_.vpid = u16(id + 1);  // VPID 0 is the host's
   guest_.levels = int(cfg.u("guest.levels"));
   u64 q = cfg.u("sim.quantum_ns");
@@ -59,6 +77,16 @@ void Vcpu::invept_all() {
   walker_.psc().invalidate_all();
 }
 
+Cycles Vcpu::data(const Translation& t, u64 addr, AccessType type) {
+  if (type == AccessType::Fetch) return timing_.mem_access;  // no L1I model
+  LineAccess info;
+  const Cycles c = l1d_->access(t.frame | (addr & (level_size(t.level) - 1)), type == AccessType::Write, info);
+  ++*data_served_[unsigned(info.served)];
+  if (info.served == MemLevel::DRAM) ++*(info.row_hit ? row_hits_ : row_misses_);
+  data_cycles_->add(c);
+  return c;
+}
+
 // Services pending requests (and loads a root) the way KVM does before VM entry.
 Cycles Vcpu::enter_guest() {
   u32 req = requests_;
@@ -77,6 +105,8 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
     c += lk.cycles;
     if (lk.hit) {
       ++*tlb_hits_;
+      if (l1d_) [[unlikely]]
+        return c + data(lk.t, addr, type);
       return c + timing_.mem_access;
     }
     ++*walks_;
@@ -86,8 +116,8 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
     c += r.cycles;
     switch (r.outcome) {
       case WalkOutcome::Ok:
-        tlb_.fill(kind, ctx_, addr, r.t);
-        return c + timing_.mem_access;
+        tlb_.fill(kind, ctx_, addr, r.t, type);
+        return c + (l1d_ ? data(r.t, addr, type) : timing_.mem_access);
       case WalkOutcome::GuestPageFault:
         ++*guest_page_faults_;
         return c;

@@ -3,12 +3,20 @@
 // and reports VM exits to the Hypervisor. Time is kept as an integer cycle
 // count and handed to a tlm_quantumkeeper only when a quantum's worth has
 // accumulated, so a TLB hit costs no SystemC kernel work.
+//
+// With memory.model = hierarchy the vCPU owns its L1D and L2 (model/cache/):
+// its walker's references and the data access of every translated load and
+// store (at its HPA) go through the L1D; L2 misses leave through the walker's
+// socket to the shared LLC and DRAM behind HostMemoryTarget. Instruction
+// fetches have no L1I model and keep latency.mem_access.
 #pragma once
 #include <deque>
 #include <memory>
 #include <systemc>
 #include <tlm_utils/tlm_quantumkeeper.h>
 
+#include "model/cache/cache.h"
+#include "model/cache/forward.h"
 #include "model/hypervisor.h"
 #include "model/tlb/tlb_hierarchy.h"
 #include "model/walk/page_walker.h"
@@ -37,6 +45,8 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
 
   TlbHierarchy& tlb() { return tlb_; }
   PageWalker& walker() { return walker_; }
+  Cache* l1d() { return l1d_.get(); }  // null under memory.model = flat
+  Cache* l2() { return l2_.get(); }
   const GuestPaging& guest() const { return guest_; }
   const TlbContext& context() const { return ctx_; }
   u32 pending_requests() const { return requests_; }
@@ -89,12 +99,17 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   void sync();
   Cycles enter_guest();
   Cycles invalidate(const VcpuOp& op);
+  // The data access after translation `t` of `addr` (memory.model = hierarchy;
+  // flat charges latency.mem_access without calling it).
+  Cycles data(const Translation& t, u64 addr, AccessType type);
 
   unsigned id_;
   const Timing& timing_;
   Hypervisor& hv_;
   TlbHierarchy tlb_;
   PageWalker walker_;
+  std::unique_ptr<Cache> l1d_, l2_;  // memory.model = hierarchy
+  std::unique_ptr<Forward> uplink_;  // L2 misses -> walker_.mem
   ept::Eptp eptp_{0, 4, true};
   ept::Eptp secure_eptp_{0, 4, false};
   unsigned shared_bit_ = 0;
@@ -118,6 +133,9 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   // Counters ("vcpuN.*").
   Counter *accesses_gpa_, *accesses_gva_, *tlb_hits_, *walks_, *ept_violations_, *ept_misconfigs_, *guest_page_faults_,
       *emulated_, *vmexits_, *invalidations_, *cycles_ctr_;
+  Counter* data_served_[kMemLevels] = {};
+  Counter *row_hits_ = nullptr, *row_misses_ = nullptr;
+  Histogram* data_cycles_ = nullptr;
 };
 
 }  // namespace septsim::model

@@ -58,12 +58,14 @@ struct TlbHierarchy::Impl {
 
   Array l1_4k, l1_2m, l1_1g, stlb, stlb_1g;
   Array* l1[4];    // by level
+  Array* l1i[4];   // by level, for fetches when the ITLB is enabled
   Array* l2[4];    // STLB array by level
-  Array* all[5];
+  Array* all[7];
 
   Cycles lat_l1, lat_stlb;
 
   Counter *dtlb_hits, *dtlb_misses, *stlb_hits, *stlb_misses, *fills, *evictions, *invalidated;
+  Counter *itlb_hits = nullptr, *itlb_misses = nullptr;
 
   std::vector<Ctx> ctxs;
   std::map<Key, u32> ids;
@@ -77,6 +79,12 @@ struct TlbHierarchy::Impl {
   u64 gp_eptp = 0;
   u32 gp_id = 0;
 
+  // L1 ITLB (tlb.l1i.enabled): 4K and 2M arrays; 1G fetch translations live
+  // in the STLB only (`no_1g` stays empty). Last: the data path's members
+  // above stay where they were.
+  Array i_4k, i_2m, no_1g;
+  bool itlb;
+
   Impl(const Config& cfg, StatsRegistry& st, const std::string& p)
       : l1_4k(u32(cfg.u("tlb.l1d.4k.entries")), u32(cfg.u("tlb.l1d.4k.ways")), cfg.s("tlb.replacement"),
               mix_seed(cfg.u("sim.seed"), 0)),
@@ -89,10 +97,16 @@ struct TlbHierarchy::Impl {
         stlb_1g(u32(cfg.u("tlb.stlb_1g.entries")), u32(cfg.u("tlb.stlb_1g.ways")), cfg.s("tlb.replacement"),
                 mix_seed(cfg.u("sim.seed"), 4)),
         l1{nullptr, &l1_4k, &l1_2m, &l1_1g},
+        l1i{nullptr, &i_4k, &i_2m, &no_1g},
         l2{nullptr, &stlb, &stlb, &stlb_1g},
-        all{&l1_4k, &l1_2m, &l1_1g, &stlb, &stlb_1g},
+        all{&l1_4k, &l1_2m, &l1_1g, &stlb, &stlb_1g, &i_4k, &i_2m},
         lat_l1(cfg.u("latency.l1_tlb_hit")),
-        lat_stlb(cfg.u("latency.stlb_hit")) {
+        lat_stlb(cfg.u("latency.stlb_hit")),
+        i_4k(u32(cfg.u("tlb.l1i.4k.entries")), u32(cfg.u("tlb.l1i.4k.ways")), cfg.s("tlb.replacement"),
+             mix_seed(cfg.u("sim.seed"), 5)),
+        i_2m(u32(cfg.u("tlb.l1i.2m.entries")), 0, cfg.s("tlb.replacement"), mix_seed(cfg.u("sim.seed"), 6)),
+        no_1g(1, 1, "lru", 0),
+        itlb(cfg.b("tlb.l1i.enabled")) {
     dtlb_hits = &st.counter(p + ".dtlb.hits", "L1 DTLB hits");
     dtlb_misses = &st.counter(p + ".dtlb.misses", "L1 DTLB misses (permission and clean-write misses included)");
     stlb_hits = &st.counter(p + ".stlb.hits", "STLB hits after an L1 DTLB miss");
@@ -100,7 +114,14 @@ struct TlbHierarchy::Impl {
     fills = &st.counter(p + ".tlb.fills", "translations filled after a walk");
     evictions = &st.counter(p + ".tlb.evictions", "valid entries evicted by a fill or an L1 refill (L1 and STLB)");
     invalidated = &st.counter(p + ".tlb.invalidated", "entries removed by invalidations (L1 and STLB copies each count)");
+    if (itlb) {
+      itlb_hits = &st.counter(p + ".itlb.hits", "L1 ITLB hits (fetches)");
+      itlb_misses = &st.counter(p + ".itlb.misses", "L1 ITLB misses (fetches; they go on to the STLB)");
+    }
   }
+
+  // The L1 arrays an access of this type uses.
+  Array* const* first_level(AccessType access) { return itlb && access == AccessType::Fetch ? l1i : l1; }
 
   // Context id of an existing context, or kMaxContexts when none.
   u32 find_id(TranslationKind kind, const TlbContext& c) {
@@ -161,10 +182,23 @@ struct TlbHierarchy::Impl {
   void drop_entry(int level, u64 a, u64 tag) {
     u64 index = a >> level_shift(level);
     l1[level]->erase(index, tag);
+    if (itlb) l1i[level]->erase(index, tag);
     l2[level]->erase(index, tag);
   }
 
   TlbLookup lookup(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
+    if (itlb && access == AccessType::Fetch) [[unlikely]]
+      return lookup_in<true>(kind, ctx, addr, access);
+    return lookup_in<false>(kind, ctx, addr, access);
+  }
+
+  // kItlb: the L1 arrays are the ITLB's (a fetch with tlb.l1i.enabled); a
+  // separate instance keeps the data path's code as it was without an ITLB.
+  template <bool kItlb>
+  TlbLookup lookup_in(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
+    Array* const* const first = kItlb ? l1i : l1;
+    Counter* const l1_hits = kItlb ? itlb_hits : dtlb_hits;
+    Counter* const l1_misses = kItlb ? itlb_misses : dtlb_misses;
     TlbLookup r;
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
@@ -173,22 +207,22 @@ struct TlbHierarchy::Impl {
       const bool write = access == AccessType::Write;
       // Arrays of a page size nothing was filled at (1G, often 2M) are skipped.
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
-        if (l1[lvl]->empty()) continue;
+        if (first[lvl]->empty()) continue;
         u64 index = a >> level_shift(lvl);
         u64 tag = make_tag(index, lvl, kind, id);
-        if (const Translation* e = l1[lvl]->find(index, tag)) {
+        if (const Translation* e = first[lvl]->find(index, tag)) {
           if ((e->perms & need) && !(write && !e->dirty)) {
-            ++*dtlb_hits;
+            ++*l1_hits;
             r.hit = true, r.where = 1, r.t = *e, r.cycles = lat_l1;
             return r;
           }
           drop_entry(lvl, a, tag);
-          ++*dtlb_misses, ++*stlb_misses;
+          ++*l1_misses, ++*stlb_misses;
           r.cycles = lat_l1 + lat_stlb;
           return r;
         }
       }
-      ++*dtlb_misses;
+      ++*l1_misses;
       r.cycles = lat_l1 + lat_stlb;
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
         if (l2[lvl]->empty()) continue;
@@ -198,7 +232,7 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*stlb_hits;
             r.hit = true, r.where = 2, r.t = *e;
-            if (l1[lvl]->insert(index, tag, r.t)) ++*evictions;
+            if ((!kItlb || first[lvl] != &no_1g) && first[lvl]->insert(index, tag, r.t)) ++*evictions;
             return r;
           }
           drop_entry(lvl, a, tag);
@@ -208,19 +242,20 @@ struct TlbHierarchy::Impl {
       ++*stlb_misses;
       return r;
     }
-    ++*dtlb_misses, ++*stlb_misses;
+    ++*l1_misses, ++*stlb_misses;
     r.cycles = lat_l1 + lat_stlb;
     return r;
   }
 
-  void fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t) {
+  void fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t, AccessType access) {
     if (t.level < PG_LEVEL_4K || t.level > PG_LEVEL_1G)
       throw std::invalid_argument("TlbHierarchy::fill: level " + std::to_string(t.level) + " is not 1, 2 or 3");
     u32 id = intern(kind, ctx);
     u64 index = (addr & kAddrMask) >> level_shift(t.level);
     u64 tag = make_tag(index, t.level, kind, id);
     ++*fills;
-    if (l1[t.level]->insert(index, tag, t)) ++*evictions;
+    Array* const first = first_level(access)[t.level];
+    if (first != &no_1g && first->insert(index, tag, t)) ++*evictions;
     if (l2[t.level]->insert(index, tag, t)) ++*evictions;
   }
 
@@ -263,8 +298,9 @@ TlbLookup TlbHierarchy::lookup(TranslationKind kind, const TlbContext& ctx, u64 
   return impl_->lookup(kind, ctx, addr, access);
 }
 
-void TlbHierarchy::fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t) {
-  impl_->fill(kind, ctx, addr, t);
+void TlbHierarchy::fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t,
+                        AccessType access) {
+  impl_->fill(kind, ctx, addr, t, access);
 }
 
 void TlbHierarchy::invlpg(const TlbContext& ctx, Gva gva) {

@@ -8,6 +8,8 @@
 //    write hit on an entry whose `dirty` is false, counts as a miss (the
 //    hardware must walk to fault or to set D) and the stale entry is dropped.
 //  - fill() inserts into L1 (array for t.level) and into the STLB.
+//  - tlb.l1i.enabled: fetches look up and fill an L1 ITLB (4K and 2M arrays)
+//    instead of the L1 DTLBs and share the STLB; counters "<prefix>.itlb.*".
 //  - invalidations follow SDM Vol. 3A 4.10.4 / Vol. 3C 29.4.3: INVLPG and
 //    INVPCID act on linear (combined) mappings of the current VPID, INVVPID on
 //    linear mappings of a VPID, INVEPT on every mapping (both kinds) tagged
@@ -40,7 +42,8 @@ class TlbHierarchy {
   ~TlbHierarchy();
 
   TlbLookup lookup(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access);
-  void fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t);
+  void fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t,
+            AccessType access = AccessType::Read);
 
   void invlpg(const TlbContext& ctx, Gva gva);                // current VPID+PCID, globals too, all sizes
   void invpcid_address(u16 vpid, u16 pcid, Gva gva);          // INVPCID type 0

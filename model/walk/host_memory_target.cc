@@ -5,7 +5,19 @@
 namespace septsim::model {
 
 HostMemoryTarget::HostMemoryTarget(sc_core::sc_module_name name, PhysMem& mem, const Timing& timing)
-    : sc_core::sc_module(name), socket("socket"), mem_(mem), ref_latency_(timing.to_time(timing.walk_ref)) {
+    : sc_core::sc_module(name),
+      socket("socket"),
+      uncore("uncore"),
+      mem_(mem),
+      ref_latency_(timing.to_time(timing.walk_ref)),
+      flat_line_(timing.walk_ref) {
+  if (timing.memory.hierarchy) {
+    const MemoryParams& m = timing.memory;
+    llc_ = std::make_unique<Cache>("llc", MemLevel::LLC, m.llc, m.replacement, m.seed, timing);
+    dram_ = std::make_unique<Dram>("dram", m.dram, timing);
+    uncore.bind(llc_->socket);
+    llc_->next.bind(dram_->socket);
+  }
   socket.register_b_transport(this, &HostMemoryTarget::b_transport);
   socket.register_get_direct_mem_ptr(this, &HostMemoryTarget::get_direct_mem_ptr);
   listener_ = mem_.add_release_listener([this](Pfn first, u64 frames) { revoke(first, frames); });
@@ -18,6 +30,17 @@ void HostMemoryTarget::b_transport(int /*id*/, tlm::tlm_generic_payload& trans, 
   const u64 addr = trans.get_address();
   unsigned char* data = trans.get_data_ptr();
   trans.set_dmi_allowed(false);
+
+  if (LineAccess* line = trans.get_extension<LineAccess>()) {  // timing only
+    if (uncore.size()) {
+      uncore->b_transport(trans, delay);
+      return;
+    }
+    line->served = MemLevel::DRAM;
+    line->cycles = flat_line_;
+    trans.set_response_status(tlm::TLM_OK_RESPONSE);
+    return;
+  }
 
   if (trans.get_byte_enable_ptr()) {
     trans.set_response_status(tlm::TLM_BYTE_ENABLE_ERROR_RESPONSE);

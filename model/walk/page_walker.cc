@@ -46,6 +46,8 @@ struct PageWalker::Impl {
   const WalkRequest& req;
   WalkResult& r;
   sc_core::sc_time delay;
+  Cycles mem_cycles = 0;  // line accesses (memory.model = hierarchy)
+  bool free_ept = false;  // guest.native: EPT translations cost nothing
   unsigned lookups = 0;
   unsigned n_ept_fills = 0, n_guest_fills = 0;
   Fill ept_fills[kMaxEptFills];
@@ -53,12 +55,24 @@ struct PageWalker::Impl {
 
   Impl(PageWalker& walker, const WalkRequest& request, WalkResult& result) : w(walker), req(request), r(result) {}
 
-  u64 read(Hpa a) { return w.read_entry(a, delay); }
+  // dim: 0 guest, 1 EPT; level of the entry.
+  u64 read(Hpa a, unsigned dim, int level) {
+    if (!w.l1d_) [[likely]]
+      return w.read_entry(a, delay);
+    sc_core::sc_time ignored;  // the bytes' transport latency: the hierarchy decides
+    const u64 v = w.read_entry(a, ignored);
+    mem_cycles += w.line(a, false, dim, level);
+    return v;
+  }
   // A/D updates are write transactions: their latency is charged, but they are
   // not references (the SDM's reference counts are the entry reads).
   void write_ad(Hpa a, u64 v) {
-    w.write_entry(a, v, delay);
     ++*w.ad_writes_;
+    if (!w.l1d_) [[likely]]
+      return w.write_entry(a, v, delay);
+    sc_core::sc_time ignored;
+    w.write_entry(a, v, ignored);
+    mem_cycles += w.line(a, true, 0, 0);
   }
 
   // Nested walks of one 2D walk often share upper EPT entries: fill each once.
@@ -85,9 +99,22 @@ struct PageWalker::Impl {
     r.guest_error_code = code;
   }
 
+  // EPT entries under guest.native (free_ept): read and A/D-updated without
+  // references, latency or paging-structure caches.
+  u64 read_free(Hpa a) {
+    sc_core::sc_time ignored;
+    return w.read_entry(a, ignored);
+  }
+  void write_ept_ad(Hpa a, u64 v) {
+    if (!free_ept) return write_ad(a, v);
+    sc_core::sc_time ignored;
+    w.write_entry(a, v, ignored);
+  }
+
   // Translates `gpa` through the EPT. `need`: rights the access requires;
   // `write`: the access writes for EPT A/D purposes; `qual`: exit-qualification
-  // bits describing the access (0-2, 7, 8), used if it faults.
+  // bits describing the access (0-2, 7, 8), used if it faults. With free_ept
+  // the same checks and A/D updates, for free.
   bool translate(Gpa gpa, u8 need, bool write, u64 qual, Leaf& out) {
     const bool priv = is_private(gpa);
     const ept::Eptp& eptp = priv ? *req.secure_eptp : req.eptp;
@@ -97,16 +124,18 @@ struct PageWalker::Impl {
     int level = m;
     Hpa table = eptp.root;
     u8 acc = kPermAll;
-    ++lookups;
-    if (auto hit = w.psc_.lookup_ept(tag, m, gpa)) {
-      level = hit->level;
-      table = hit->e.next_table;
-      acc = hit->e.perms;
+    if (!free_ept) {
+      ++lookups;
+      if (auto hit = w.psc_.lookup_ept(tag, m, gpa)) {
+        level = hit->level;
+        table = hit->e.next_table;
+        acc = hit->e.perms;
+      }
     }
     for (;; --level) {
       const Hpa ea = table + pt_index(gpa, level) * kEntryBytes;
-      const u64 e = read(ea);
-      ++r.ept_refs;
+      const u64 e = free_ept ? read_free(ea) : read(ea, 1, level);
+      r.ept_refs += !free_ept;
       if (!ept::is_present(e)) return ept_violation(gpa, qual);  // rights bits: AND includes this 0 entry
       // ept::is_leaf treats PS as a leaf at any level, so PS in a PML4E/PML5E is checked here.
       if (ept::is_misconfigured(e, level, w.maxphyaddr_) || (level >= PG_LEVEL_512G && (e & ept::kLarge))) {
@@ -116,15 +145,15 @@ struct PageWalker::Impl {
       }
       acc &= u8(e & ept::kRwx);
       if (!ept::is_leaf(e, level)) {
-        if (ad && !(e & ept::kAccessed)) write_ad(ea, e | ept::kAccessed);
+        if (ad && !(e & ept::kAccessed)) write_ept_ad(ea, e | ept::kAccessed);
         table = ept::entry_addr(e);
-        add_ept_fill(gpa, table, acc, level, tag);
+        if (!free_ept) add_ept_fill(gpa, table, acc, level, tag);
         continue;
       }
       if ((acc & need) != need) return ept_violation(gpa, qual | (u64(acc) << 3));
       if (ad) {
         const u64 ne = e | ept::kAccessed | (write ? ept::kDirty : 0);
-        if (ne != e) write_ad(ea, ne);
+        if (ne != e) write_ept_ad(ea, ne);
         out.dirty = (ne & ept::kDirty) != 0;
       } else {
         out.dirty = true;  // EPT D is not tracked: nothing to set on a later write
@@ -187,7 +216,7 @@ struct PageWalker::Impl {
         // The entry one level up pointed at this table: cache the combined mapping.
         if (level < n) guest_fills[n_guest_fills++] = Fill{gva, ea & ~(kPageSize - 1), acc, u8(level + 1), 0};
       }
-      e = read(ea);
+      e = read(ea, 0, level);
       ++r.guest_refs;
       if (!(e & x86::kPresent)) return guest_fault(pf_access);
       if (level >= PG_LEVEL_512G && (e & x86::kLarge))  // PS is reserved in PML4Es and PML5Es
@@ -236,6 +265,9 @@ PageWalker::PageWalker(sc_core::sc_module_name name, const Config& cfg, const Ti
     : sc_core::sc_module(name),
       mem("mem"),
       timing_(timing),
+      stats_(stats),
+      prefix_(prefix),
+      native_(cfg.b("guest.native")),
       maxphyaddr_(unsigned(cfg.u("host.maxphyaddr"))),
       psc_(cfg, stats, prefix),
       half_cycle_(sc_core::sc_time::from_value(timing.to_ps(1) / 2)),
@@ -258,6 +290,27 @@ PageWalker::PageWalker(sc_core::sc_module_name name, const Config& cfg, const Ti
   misconfigs_ = &stats.counter(p + "ept_misconfigs", "walks ending in an EPT misconfiguration");
   guest_faults_ = &stats.counter(p + "guest_page_faults", "walks ending in a guest page fault");
   walk_cycles_ = &stats.histogram(p + "cycles", "cycles per walk (PSC lookups + memory latency)");
+  if (native_)
+    walks_native_ = &stats.counter(p + "walks_native", "guest-linear walks made natively (guest.native: 1D, no EPT)");
+}
+
+void PageWalker::attach_l1d(Cache* l1d) {
+  l1d_ = l1d;
+  if (!l1d || row_hits_) return;
+  const std::string p = prefix_ + ".mem.";
+  static const char* const kDim[2] = {"guest", "ept"};
+  for (unsigned d = 0; d < 2; ++d)
+    for (int level = 1; level <= 5; ++level)
+      for (unsigned m = 0; m < kMemLevels; ++m)
+        pte_served_[d][level][m] = &stats_.counter(
+            p + "pte." + kDim[d] + ".l" + std::to_string(level) + "." + kMemLevelNames[m],
+            std::string(kDim[d]) + " paging-structure entry reads at level " + std::to_string(level) + " served by " +
+                kMemLevelNames[m]);
+  for (unsigned m = 0; m < kMemLevels; ++m)
+    ad_served_[m] = &stats_.counter(p + "ad." + kMemLevelNames[m],
+                                    std::string("A/D flag writes served by ") + kMemLevelNames[m]);
+  row_hits_ = &stats_.counter(p + "dram.row_hits", "line accesses DRAM served from an open row (walks and data)");
+  row_misses_ = &stats_.counter(p + "dram.row_misses", "line accesses DRAM served by opening a row (walks and data)");
 }
 
 WalkResult PageWalker::walk(const WalkRequest& req) {
@@ -268,7 +321,12 @@ WalkResult PageWalker::walk(const WalkRequest& req) {
   WalkResult r;
   Impl s(*this, req, r);
   if (req.kind == TranslationKind::Linear) {
-    ++*walks_2d_;
+    if (native_) {
+      ++*walks_native_;
+      s.free_ept = true;
+    } else {
+      ++*walks_2d_;
+    }
     s.walk_2d();
   } else {
     ++*walks_1d_;
@@ -276,7 +334,7 @@ WalkResult PageWalker::walk(const WalkRequest& req) {
   }
   s.commit();
   // One sc_time -> cycles conversion per walk, rounded (to_ps truncates per reference).
-  r.cycles = timing_.from_time(s.delay + half_cycle_) + Cycles(s.lookups) * timing_.pwc_hit;
+  r.cycles = timing_.from_time(s.delay + half_cycle_) + Cycles(s.lookups) * timing_.pwc_hit + s.mem_cycles;
   *refs_guest_ += r.guest_refs;
   *refs_ept_ += r.ept_refs;
   switch (r.outcome) {

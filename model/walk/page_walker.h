@@ -24,12 +24,23 @@
 //    with GLA valid/translated bits for 2D walks; a misconfigured entry ends
 //    the walk with EptMisconfig. A non-present guest entry gives
 //    GuestPageFault with a #PF error code.
+//  - With an L1D attached (memory.model = hierarchy, attach_l1d) every entry
+//    read and A/D write is also a 64-byte line access through that cache and
+//    costs what the hierarchy says; the entry's bytes still come through DMI
+//    or the socket, whose annotated latency is then not charged. Counters
+//    "<prefix>.mem.pte.{guest,ept}.l<level>.{l1d,l2,llc,dram}" say where each
+//    reference was served.
+//  - guest.native: a guest-linear walk reads only the guest tables (1D); the
+//    GPAs of the tables and of the data are turned into HPAs through the EPT
+//    for free (no references, no latency, no EPT paging-structure caches),
+//    as a bare-metal OS would find its tables at those frames.
 #pragma once
 #include <systemc>
 #include <tlm>
 #include <tlm_utils/simple_initiator_socket.h>
 #include <vector>
 
+#include "model/cache/cache.h"
 #include "model/config.h"
 #include "model/ept.h"
 #include "model/stats.h"
@@ -82,6 +93,9 @@ class PageWalker : public sc_core::sc_module {
 
   WalkResult walk(const WalkRequest& req);
   PagingStructureCaches& psc() { return psc_; }
+  // Sends every paging-structure reference through `l1d` (null: flat latency).
+  void attach_l1d(Cache* l1d);
+  bool native() const { return native_; }
 
  private:
   struct Impl;
@@ -106,7 +120,24 @@ class PageWalker : public sc_core::sc_module {
   void request_direct_page(Hpa hpa);
   void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
 
+  // One line access of a reference (dim 0 guest, 1 EPT; level 1..5) or, with
+  // level 0, of an A/D write; counts where it was served.
+  Cycles line(Hpa hpa, bool write, unsigned dim, int level) {
+    LineAccess info;
+    const Cycles c = l1d_->access(hpa, write, info);
+    ++*(level ? pte_served_[dim][level][unsigned(info.served)] : ad_served_[unsigned(info.served)]);
+    if (info.served == MemLevel::DRAM) ++*(info.row_hit ? row_hits_ : row_misses_);
+    return c;
+  }
+
   const Timing& timing_;
+  StatsRegistry& stats_;
+  std::string prefix_;
+  Cache* l1d_ = nullptr;
+  bool native_;
+  Counter* pte_served_[2][6][kMemLevels] = {};
+  Counter* ad_served_[kMemLevels] = {};
+  Counter *row_hits_ = nullptr, *row_misses_ = nullptr, *walks_native_ = nullptr;
   unsigned maxphyaddr_;
   PagingStructureCaches psc_;
   tlm::tlm_generic_payload payload_;
