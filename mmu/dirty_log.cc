@@ -1,4 +1,4 @@
-// Dirty logging (kvm-mmu.md 6.2, 5.5): kvm_mmu_slot_apply_flags, and
+// Dirty logging (arch/x86/kvm/mmu/mmu.c, x86.c): kvm_mmu_slot_apply_flags, and
 // KVM_GET_DIRTY_LOG / KVM_CLEAR_DIRTY_LOG with their re-protection.
 #include <bit>
 

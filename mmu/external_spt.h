@@ -1,5 +1,5 @@
 // The four primitives through which changes of a TD's mirror root reach the
-// Secure-EPT the TDX module owns (kvm-mmu.md 2.4, kvm_x86_ops hook set A):
+// Secure-EPT the TDX module owns (kvm_x86_ops link_external_spt, set_external_spte, free_external_spt, remove_external_spte):
 // link a table, map a leaf, remove a leaf, reclaim a table. The TDP MMU calls
 // them from its SPTE change path while the mirror entry is FROZEN; TdxVm
 // implements them with SEAMCALLs.

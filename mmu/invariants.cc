@@ -1,4 +1,4 @@
-// kvm-mmu.md section 10 rules 1, 2, 6, 7, 8, 9, 12, 13 and 22, checked by walking
+// docs/invariants.md rules 1, 2, 6, 7, 8, 9, 12, 13 and 22, checked by walking
 // every root's tables as they sit in PhysMem.
 #include <algorithm>
 #include <unordered_set>

@@ -1,4 +1,4 @@
-// The TD rules of the invariant checker (kvm-mmu.md section 10): 3 (one
+// The TD rules of the invariant checker (docs/invariants.md): 3 (one
 // valid mirror root until teardown), 15 (mirror and Secure EPT agree, both
 // ways, tables included), 16 (no private leaf dropped while the module maps
 // it), 17 (no refused present -> present mirror change), 18 (external tables

@@ -148,7 +148,7 @@ class Kvm : public model::Hypervisor {
   // root (1 = 4K, 2 = 2M, 3 = 1G); 0 if none does or the vCPU has no valid
   // root. What kvm-compare sets against a recorded kvm_mmu_spte_requested.
   int mapped_level(u32 vcpu_id, Gpa gpa) const;
-  // Checks kvm-mmu.md section 10 invariants that apply to a normal VM
+  // Checks the docs/invariants.md rules that apply to a normal VM
   // (1, 2, 6, 7, 8, 12, 13); one line per violation naming the rule.
   std::vector<std::string> check_invariants() const;
 

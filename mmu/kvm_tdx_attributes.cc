@@ -1,6 +1,6 @@
 // Private <-> shared conversion of a TD's memory: KVM_SET_MEMORY_ATTRIBUTES
 // from the VMM and the guest's MapGPA, which exits to the VMM that then sets
-// the attributes (kvm-mmu.md 5.2). Each direction zaps only the root the
+// the attributes (mmu.c: kvm_arch_pre_set_memory_attributes, kvm_arch_post_set_memory_attributes). Each direction zaps only the root the
 // range leaves (attr_filter): private -> shared removes the private pages,
 // shared -> private zaps the direct root's shared alias of the range.
 #include "mmu/kvm_impl.h"

@@ -1,4 +1,4 @@
-// KVM_LPAGE_MIXED_FLAG upkeep (kvm-mmu.md 5.2): which 2M and 1G frames of a
+// KVM_LPAGE_MIXED_FLAG upkeep (mmu.c: hugepage_set_mixed, kvm_arch_post_set_memory_attributes): which 2M and 1G frames of a
 // memslot hold both private and shared gfns. Set when a slot is created and
 // after every KVM_SET_MEMORY_ATTRIBUTES over the frames the range touches,
 // 2M before 1G, so the level choice reads one flag instead of scanning.

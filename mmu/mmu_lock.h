@@ -1,4 +1,4 @@
-// kvm->mmu_lock, an rwlock (kvm-mmu.md 4.4), as windows in simulated time.
+// kvm->mmu_lock, an rwlock (include/linux/kvm_host.h: rwlock_t mmu_lock on x86), as windows in simulated time.
 // Each vCPU handles its exits at its own local time; the model runs one
 // handler at a time, so a holder is recorded as the window [granted,
 // released) and a later acquisition whose request time falls inside a

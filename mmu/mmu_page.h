@@ -1,5 +1,5 @@
 // struct kvm_mmu_page and union kvm_mmu_page_role for the TDP MMU
-// (kvm-mmu.md 1.1, 1.2). Only the fields the TDP MMU uses are kept, so a table
+// (struct kvm_mmu_page, arch/x86/kvm/mmu/mmu_internal.h). Only the fields the TDP MMU uses are kept, so a table
 // page costs 48 bytes of metadata (KVM: ~184).
 #pragma once
 #include <bit>

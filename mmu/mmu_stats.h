@@ -1,4 +1,4 @@
-// KVM's VM and vCPU statistics (kvm-mmu.md 9.1) as registry counters. vCPU
+// KVM's VM and vCPU statistics (struct kvm_vm_stat and kvm_vcpu_stat, arch/x86/include/asm/kvm_host.h) as registry counters. vCPU
 // stats are summed over vCPUs.
 #pragma once
 #include "mmu/sp_metadata.h"

@@ -1,4 +1,4 @@
-// Nested EPT seen from L0 (kvm-mmu.md 3.1, 3.2): an L1 hypervisor runs L2
+// Nested EPT seen from L0 (arch/x86/kvm/mmu/mmu.c: kvm_init_shadow_ept_mmu, kvm_mmu_new_pgd): an L1 hypervisor runs L2
 // guests with EPT, and KVM shadows each L1 EPT (EPT12) with shadow-EPT roots
 // in the vCPU's guest_mmu. Per vCPU: the current root plus prev_roots
 // (KVM_MMU_NUM_PREV_ROOTS, config mmu.prev_roots), each holding a root_count
@@ -57,7 +57,7 @@ class NestedMmu {
 
   const GuestMmu& guest_mmu(u32 vcpu) const { return mmus_.at(vcpu); }
   size_t live_roots() const { return hash_.size(); }
-  // Rule 5 of kvm-mmu.md 10 for guest_mmu roots: each root's root_count is
+  // Rule 5 of docs/invariants.md for guest_mmu roots: each root's root_count is
   // the number of current/prev_roots entries that hold it.
   std::vector<std::string> check_invariants() const;
 

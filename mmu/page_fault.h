@@ -1,4 +1,4 @@
-// struct kvm_page_fault and the vocabulary of the fault path (kvm-mmu.md 4.1).
+// struct kvm_page_fault and the vocabulary of the fault path (arch/x86/kvm/mmu/mmu_internal.h).
 #pragma once
 #include "mmu/spte.h"
 #include "model/types.h"

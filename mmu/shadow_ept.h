@@ -1,5 +1,5 @@
 // Shadow-EPT roots: what KVM builds in guest_mmu to shadow an L1
-// hypervisor's EPT for an L2 guest (nested EPT, kvm-mmu.md 3.2). A root is
+// hypervisor's EPT for an L2 guest (nested EPT, arch/x86/kvm/mmu/paging_tmpl.h as EPT). A root is
 // keyed in the VM-wide mmu_page_hash by the gfn of the EPT12 root table (the
 // EPTP's address) and its role; below it, one shadow page per EPT12 table
 // reached so far. The model keeps which SPTEs are present and which have

@@ -11,7 +11,7 @@ namespace {
 
 SpMember field(const char* name, u32 size, u32 align) { return {{{name, size, align}}}; }
 
-// Field sizes: kvm-mmu.md 1.1 (struct list_head 16, hlist_node 16, u64 and
+// Field sizes: x86-64 kernel types (struct list_head 16, hlist_node 16, u64 and
 // pointers 8, role 4, refcount_t/int 4, DECLARE_BITMAP(512) 64, rcu_head 16).
 SpMember link() { return field("link", 16, 8); }
 SpMember hash_link() { return field("hash_link", 16, 8); }

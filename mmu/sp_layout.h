@@ -1,6 +1,6 @@
 // Layouts of KVM's struct kvm_mmu_page for the MMU-metadata study (issue 5,
 // study 4). Each layout lists the fields of the 6.14+ structure
-// (kvm-mmu.md 1.1, x86-64, no debug options) in declaration order, with the
+// (arch/x86/kvm/mmu/mmu_internal.h, x86-64, no debug options) in declaration order, with the
 // unions KVM uses; the size follows the C rules (each member at its
 // alignment, a union as large as its largest member, the whole rounded to
 // its alignment). The model's own MmuPage is smaller (mmu/mmu_page.h): these
@@ -24,7 +24,7 @@ enum class SpLayoutKind : u8 {
   // variant the seeds discuss for shrinking the TDP MMU's pages.
   ShadowTdpUnion,
   // A structure of the TDP MMU's own with no shadow-only field at all
-  // (kvm-mmu.md 3.3: a TDP model can drop them): the lower bound.
+  // (only the shadow MMU uses them: a TDP model can drop them): the lower bound.
   TdpOnly,
 };
 

@@ -1,6 +1,6 @@
 // The private 2M ranges a split left as tables of 4K leaves, oldest first:
 // the merge policies' work list, kept like KVM's possible_nx_huge_pages
-// (kvm-mmu.md 6.3). Ordered containers only, so every scan is deterministic.
+// (mmu.c: possible_nx_huge_pages). Ordered containers only, so every scan is deterministic.
 #pragma once
 #include <map>
 #include <optional>

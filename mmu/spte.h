@@ -1,4 +1,4 @@
-// KVM's SPTE format for EPT (kvm-mmu.md 4.7): hardware EPT bits plus KVM's
+// KVM's SPTE format for EPT (arch/x86/kvm/mmu/spte.h): hardware EPT bits plus KVM's
 // software bits (11 = MMU-present, 57 = host-writable, 58 = MMU-writable,
 // 52-53 = A/D type), and the constructors make_spte / make_nonleaf_spte /
 // make_small_spte / make_huge_spte.
@@ -91,7 +91,7 @@ static_assert(make_small_spte(make_spte(PG_LEVEL_2M, 0x200, true, true), PG_LEVE
               make_spte(PG_LEVEL_4K, 0x203, true, true));
 static_assert(make_huge_spte(make_spte(PG_LEVEL_4K, 0x203, true, true), PG_LEVEL_2M) ==
               make_spte(PG_LEVEL_2M, 0x200, true, true));
-// The decoded TDX shared leaf from kvm-mmu.md 4.7 (pfn 0x80a5669, RWX, WB, A, D).
+// The decoded TDX shared leaf of a real TD (pfn 0x80a5669, RWX, WB, A, D).
 static_assert(make_spte(PG_LEVEL_4K, 0x80a5669, true, true) == 0x86000080a5669b37ull);
 
 }  // namespace septsim::mmu

@@ -1,4 +1,4 @@
-// struct tdp_iter (kvm-mmu.md 9.2): a pre-order walk of one root's EPT over
+// struct tdp_iter (arch/x86/kvm/mmu/tdp_iter.h): a pre-order walk of one root's EPT over
 // the entries that map [start, end), never below min_level. Use as
 //   for (TdpIter it(mem, root, min_level, start); it.valid && it.gfn < end; it.next())
 // Writers store through it.sptep and refresh it.old_spte; the next step down

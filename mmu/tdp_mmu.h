@@ -1,4 +1,4 @@
-// The TDP MMU (kvm-mmu.md 2, 4.5, 5, 6): roots with tdp_mmu_root_count,
+// The TDP MMU (arch/x86/kvm/mmu/tdp_mmu.c): roots with tdp_mmu_root_count,
 // MmuPage allocation, the fault-time map, zaps, in-place split and recovery,
 // write-protection and dirty clearing. Everything runs under what would be
 // mmu_lock in KVM; the model is single-threaded, so SPTE writes are plain

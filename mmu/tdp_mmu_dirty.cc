@@ -1,4 +1,4 @@
-// Write-protection and D-bit clearing for dirty logging (kvm-mmu.md 6.2).
+// Write-protection and D-bit clearing for dirty logging (tdp_mmu.c: kvm_tdp_mmu_wrprot_slot, kvm_tdp_mmu_clear_dirty_slot).
 #include <bit>
 
 #include "mmu/memslot.h"

@@ -1,4 +1,4 @@
-// In-place huge-page split and recovery (kvm-mmu.md 5.5, 6.1, 6.2).
+// In-place huge-page split and recovery (tdp_mmu.c: tdp_mmu_split_huge_pages_root, kvm_tdp_mmu_recover_huge_pages).
 #include <algorithm>
 
 #include "mmu/memslot.h"

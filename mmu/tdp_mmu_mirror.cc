@@ -1,6 +1,6 @@
-// Propagation of mirror-root changes to the Secure-EPT (kvm-mmu.md 2.4,
-// "Order of operations"): the mirror entry holds FROZEN_SPTE while the hook
-// runs; a refused map leaves the old value, a refused removal keeps the leaf
+// Propagation of mirror-root changes to the Secure-EPT (tdp_mmu.c:
+// set_external_spte_present, handle_changed_spte): the mirror entry holds
+// FROZEN_SPTE while the hook runs; a refused map leaves the old value, a refused removal keeps the leaf
 // (the VM is bugged and the page stays tracked).
 #include <string>
 

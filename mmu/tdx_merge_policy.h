@@ -1,9 +1,9 @@
 // How split private huge pages become huge again (seed study 004,
 // docs/studies.md 1). Upstream KVM never merges a mirror range back: a
-// 4K-mapped private range stays 4K until removed (kvm-mmu.md 6.4). The other
+// 4K-mapped private range stays 4K until removed (docs/kvm-behaviour.md). The other
 // policies drive TDH.MEM.PAGE.PROMOTE, which needs the 2M entry BLOCKed and
 // TRACKed and its 512 children in one state, contiguous and aligned
-// (tdx-seam.md 3.4):
+// (the TDX module's TDH.MEM.PAGE.PROMOTE):
 //   none  nothing merges (upstream);
 //   A     the NX-recovery worker: every nx_recovery_tick visits the oldest
 //         ceil(n / ratio) split ranges and promotes the ready ones (BLOCK each,

@@ -2,7 +2,7 @@
 // TD vCPUs bound to their hardware vCPUs, the initial memory image
 // (KVM_TDX_INIT_MEM_REGION), finalize, private faults that AUG, the guest's
 // ACCEPT, and teardown that reclaims every page the TD owned
-// (kvm-mmu.md 7, tdx-seam.md 2, 4, 9). Every action is a SEAMCALL/TDCALL
+// (arch/x86/kvm/vmx/tdx.c; docs/kvm-behaviour.md). Every action is a SEAMCALL/TDCALL
 // transaction on the TdxModule.
 //
 // TdxVm is the ExternalSpt of the VM's mirror root: private mappings live in
@@ -109,7 +109,7 @@ class TdxVm : public ExternalSpt {
   // ioctls), topped up before mmu_lock so the hooks never allocate.
   void topup_external_spt_cache(u32 cache, Cycles& cycles);
   u32 vm_cache() const { return u32(external_spt_cache_.size() - 1); }
-  // Dynamic PAMT page pairs for the hooks under mmu_lock (kvm-mmu.md 7.3):
+  // Dynamic PAMT page pairs for the hooks under mmu_lock (the Dynamic PAMT series, docs/design.md):
   // one cache per TD vCPU (KVM's way) or only the VM's (`per_vcpu` false).
   void set_pamt_cache_per_vcpu(bool per_vcpu) { pamt_per_vcpu_ = per_vcpu; }
   // Fills cache `cache`'s PAMT pool before mmu_lock with enough pages for

@@ -1,5 +1,5 @@
 // The TDX module's side of merging a split private range back into a huge
-// leaf (tdx-seam.md 3.4 PROMOTE): the 2M entry is BLOCKed as a non-leaf and
+// leaf (the TDX module's TDH.MEM.PAGE.PROMOTE): the 2M entry is BLOCKed as a non-leaf and
 // TRACKed before PROMOTE checks the 512 children.
 #include "mmu/tdx_vm.h"
 

@@ -1,4 +1,4 @@
-// KVM's MMU tracepoints (kvm-mmu.md section 8) as calls the MMU makes where
+// KVM's MMU tracepoints (arch/x86/kvm/mmu/mmutrace.h) as calls the MMU makes where
 // KVM calls its trace_* hooks, with the arguments KVM passes. A sink is
 // attached with Kvm::set_tracepoints (`septsim replay --emit-kvmmmu` writes
 // them as ftrace text, traces/kvmmmu_writer.h); without one, each hook costs
