@@ -19,7 +19,7 @@ const std::vector<Config::Param> kParams = {
     {"ept.levels", T::Int, "4", "EPT page-walk length: 4 or 5"},
     {"ept.ad", T::Bool, "true", "EPTP bit 6: EPT accessed/dirty flags enabled"},
     {"guest.levels", T::Int, "4", "default guest paging levels for GVA accesses: 4 or 5"},
-    // TLBs: numbers.md 3.4 (Intel Optimization Manual, Skylake table 2-15).
+    // TLBs: Intel Optimization Manual, Skylake table 2-15.
     {"tlb.l1d.4k.entries", T::Int, "64", "L1 DTLB 4K entries (SKX: 64)"},
     {"tlb.l1d.4k.ways", T::Int, "4", "L1 DTLB 4K ways (SKX: 4)"},
     {"tlb.l1d.2m.entries", T::Int, "32", "L1 DTLB 2M entries (SKX: 32)"},
@@ -31,7 +31,7 @@ const std::vector<Config::Param> kParams = {
     {"tlb.stlb_1g.entries", T::Int, "16", "STLB 1G entries (SKX: 16)"},
     {"tlb.stlb_1g.ways", T::Int, "4", "STLB 1G ways (SKX: 4)"},
     {"tlb.replacement", T::String, "lru", "TLB replacement: lru, plru (tree-PLRU) or random (seeded by sim.seed)"},
-    // Paging-structure caches: sizes are not disclosed (numbers.md 3.4); ChampSim-like guesses.
+    // Paging-structure caches: Intel does not disclose the sizes; ChampSim-like guesses.
     {"pwc.guest.pml5.entries", T::Int, "2", "guest PML5E cache entries (guess)"},
     {"pwc.guest.pml4.entries", T::Int, "4", "guest PML4E cache entries (guess)"},
     {"pwc.guest.pdpt.entries", T::Int, "8", "guest PDPTE cache entries (guess)"},
@@ -42,7 +42,7 @@ const std::vector<Config::Param> kParams = {
     {"pwc.ept.pd.entries", T::Int, "32", "EPT PDE cache entries (guess)"},
     {"pwc.ways", T::Int, "4", "ways of every paging-structure cache (fully associative when >= entries)"},
     {"pwc.replacement", T::String, "lru", "paging-structure cache replacement: lru, plru or random"},
-    // Latencies in cycles (numbers.md 3.3).
+    // Latencies in cycles; each description says where it comes from.
     {"latency.l1_tlb_hit", T::Int, "1", "L1 DTLB hit (guess: folded into the load pipeline)"},
     {"latency.stlb_hit", T::Int, "9", "STLB hit after an L1 miss (ChampSim 8, Haswell ~12: guess in between)"},
     {"latency.pwc_hit", T::Int, "1", "paging-structure cache lookup (guess)"},
@@ -107,9 +107,9 @@ const std::vector<Config::Param> kParams = {
      "replay guest-linear accesses natively: the guest page tables are walked 1D at their host frames (no EPT "
      "references, no EPT paging-structure caches), so two runs of one trace give the virtualization tax; EPT "
      "violations still map the backing memory"},
-    // The TDX module (seam/). Per-leaf SEAMCALL latencies: tdx-seam.md 10 found
+    // The TDX module (seam/). Per-leaf SEAMCALL latencies: a search found
     // published figures only for DEMOTE and (inferred) reclaim; the rest are guesses.
-    {"seam.dynamic_pamt", T::Bool, "false", "TDH.SYS.CONFIG enables Dynamic PAMT (tdx-seam.md 6.3)"},
+    {"seam.dynamic_pamt", T::Bool, "false", "TDH.SYS.CONFIG enables Dynamic PAMT (the Dynamic PAMT series)"},
     {"seam.tdmr_gib", T::Int, "0", "GiB of host memory covered by TDMRs (PAMT is sized for it); 0 = host.mem_gib"},
     {"seam.tdcs_pages", T::Int, "4", "TDCS pages per TD added by TDH.MNG.ADDCX (page 3 is the SEPT root; count is a guess)"},
     {"seam.tdcx_per_vcpu", T::Int, "3", "TDCX pages per vCPU added by TDH.VP.ADDCX (guess)"},
@@ -129,18 +129,18 @@ const std::vector<Config::Param> kParams = {
     {"latency.seam.mr_finalize", T::Int, "10000", "TDH.MR.FINALIZE (guess)"},
     {"latency.seam.mem_page_add", T::Int, "12000", "TDH.MEM.PAGE.ADD: copy 4 KiB + MRTD update (guess)"},
     {"latency.seam.mem_sept_add", T::Int, "4000", "TDH.MEM.SEPT.ADD: init a 4 KiB SEPT page (guess)"},
-    {"latency.seam.mem_page_aug", T::Int, "3000", "TDH.MEM.PAGE.AUG (guess; no published figure, tdx-seam.md 10)"},
+    {"latency.seam.mem_page_aug", T::Int, "3000", "TDH.MEM.PAGE.AUG (guess; no published figure)"},
     {"latency.seam.mem_range_block", T::Int, "2000", "TDH.MEM.RANGE.BLOCK (guess)"},
     {"latency.seam.mem_range_unblock", T::Int, "2000", "TDH.MEM.RANGE.UNBLOCK (guess)"},
     {"latency.seam.mem_track", T::Int, "1000", "TDH.MEM.TRACK (guess)"},
     {"latency.seam.mem_page_remove", T::Int, "3000", "TDH.MEM.PAGE.REMOVE (guess)"},
     {"latency.seam.mem_sept_remove", T::Int, "3000", "TDH.MEM.SEPT.REMOVE (guess)"},
     {"latency.seam.mem_page_promote", T::Int, "20000", "TDH.MEM.PAGE.PROMOTE: lock and compare 512 entries (guess)"},
-    {"latency.seam.mem_page_demote", T::Int, "24000", "TDH.MEM.PAGE.DEMOTE: ~10 us per call on SPR (Yan Zhao, kvm@ 2025-07-01, tdx-seam.md 10) at 2.4 GHz"},
+    {"latency.seam.mem_page_demote", T::Int, "24000", "TDH.MEM.PAGE.DEMOTE: ~10 us per call on SPR (Yan Zhao, kvm@ 2025-07-01) at 2.4 GHz"},
     {"latency.seam.mem_page_relocate", T::Int, "8000", "TDH.MEM.PAGE.RELOCATE: copy 4 KiB (guess)"},
     {"latency.seam.mem_sept_rd", T::Int, "1000", "TDH.MEM.SEPT.RD (guess)"},
     {"latency.seam.phymem_page_rdmd", T::Int, "500", "TDH.PHYMEM.PAGE.RDMD (guess)"},
-    {"latency.seam.phymem_page_reclaim", T::Int, "11000", "TDH.PHYMEM.PAGE.RECLAIM: ~4.5-5.1 us per page for reclaim + clear, inferred from the KVM_TDX_TERMINATE_VM numbers (tdx-seam.md 10)"},
+    {"latency.seam.phymem_page_reclaim", T::Int, "11000", "TDH.PHYMEM.PAGE.RECLAIM: ~4.5-5.1 us per page for reclaim + clear, inferred from the KVM_TDX_TERMINATE_VM numbers"},
     {"latency.seam.phymem_page_wbinvd", T::Int, "2000", "TDH.PHYMEM.PAGE.WBINVD, one 4 KiB page (guess)"},
     {"latency.seam.phymem_cache_wb", T::Int, "100000", "TDH.PHYMEM.CACHE.WB, one package (guess)"},
     {"latency.seam.phymem_pamt_add", T::Int, "3000", "TDH.PHYMEM.PAMT.ADD: zero two pages (guess)"},
@@ -154,7 +154,7 @@ const std::vector<Config::Param> kParams = {
     {"mmu.pml", T::Bool, "false", "page-modification logging: dirty logging clears D instead of write-protecting"},
     {"mmu.ad", T::Bool, "true", "KVM uses EPT A/D bits (!ad_disabled)"},
     {"mmu.sp_layout", T::String, "external-in-union",
-     "struct kvm_mmu_page layout counted by kvm.sp_meta.*: external-in-union (6.14+, 184 B, kvm-mmu.md 1.1), "
+     "struct kvm_mmu_page layout counted by kvm.sp_meta.*: external-in-union (6.14+, 184 B, docs/studies.md 4), "
      "external-separate, shadow-tdp-union or tdp-only (docs/studies.md 4)"},
     {"mmu.prev_roots", T::Int, "3",
      "KVM_MMU_NUM_PREV_ROOTS: cached roots per vCPU besides the current one (upstream: 3; 0..16)"},
@@ -168,7 +168,7 @@ const std::vector<Config::Param> kParams = {
      "kvm_sync_page: re-check one unsync shadow page's 512 SPTEs against the guest's table (guess)"},
     {"mmu.slot_zap", T::String, "zap-all-fast",
      "memslot DELETE/MOVE: zap-all-fast (KVM_X86_QUIRK_SLOT_ZAP_ALL: mmu_valid_gen toggle, every root role.invalid) "
-     "or zap-memslot (only the slot's leaves, kvm_mmu_zap_memslot; kvm-mmu.md 5.4)"},
+     "or zap-memslot (only the slot's leaves, kvm_mmu_zap_memslot; a TD always zaps only the slot)"},
     {"mmu.tdx_pamt_cache", T::String, "vcpu",
      "Dynamic PAMT page-pair cache for the hooks under mmu_lock: vcpu (one per vCPU, KVM's way) or vm (one per VM)"},
     {"mmu.tdx_merge_policy", T::String, "none",
@@ -199,14 +199,14 @@ const std::map<std::string, std::map<std::string, std::string>> kPresets = {
      {
          {"cpu.freq_mhz", "2000"},            // guess: a typical SPR SKU base clock
          {"host.maxphyaddr", "52"},           // 5-level capable platforms
-         {"tlb.l1d.4k.entries", "96"},        // numbers.md 3.4: Golden Cove DTLB 96
+         {"tlb.l1d.4k.entries", "96"},        // Golden Cove DTLB 96 (Intel Optimization Manual)
          {"tlb.l1d.4k.ways", "6"},            // guess
-         {"tlb.l1d.2m.entries", "32"},        // numbers.md marks as recalled
-         {"tlb.l1d.1g.entries", "8"},         // numbers.md marks as recalled
+         {"tlb.l1d.2m.entries", "32"},        // guess: recalled, no table
+         {"tlb.l1d.1g.entries", "8"},         // guess: recalled, no table
          {"tlb.l1d.1g.ways", "8"},            // guess
-         {"tlb.stlb.entries", "2048"},        // numbers.md marks as recalled
+         {"tlb.stlb.entries", "2048"},        // guess: recalled, no table
          {"tlb.stlb.ways", "16"},             // guess
-         {"tlb.stlb_1g.entries", "1024"},     // numbers.md marks as recalled
+         {"tlb.stlb_1g.entries", "1024"},     // guess: recalled, no table
          {"tlb.stlb_1g.ways", "8"},           // guess
          {"latency.stlb_hit", "8"},           // guess
          // Golden Cove / Sapphire Rapids caches (the manual, Golden Cove section; Xeon 4th gen product brief).

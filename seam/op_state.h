@@ -1,5 +1,5 @@
 // TD life cycle (TDR.LIFECYCLE_STATE) and operation state (TDCS.OP_STATE),
-// with the op-state gate of the memory leaves (tdx-seam.md 2.1, the module's
+// with the op-state gate of the memory leaves (the module's
 // op_state_lookup / state_flags_lookup).
 #pragma once
 #include "seam/tdx_leaf.h"

@@ -1,4 +1,4 @@
-// Physical Address Metadata Table (tdx-seam.md 6): page type, owner TDR and
+// Physical Address Metadata Table (pamt_manager.c): page type, owner TDR and
 // BEPOCH for every page TDX knows, at the level (4K/2M/1G) where the page's
 // metadata lives, plus Dynamic PAMT's per-2M PAMT_4K page pairs and "is a
 // PAMT page" bitmap. Memory is accounted as the module would lay it out:

@@ -1,4 +1,4 @@
-// The kernel's side of Dynamic PAMT (tdx-seam.md 6.3, DPAMT v6): a refcount
+// The kernel's side of Dynamic PAMT (the Dynamic PAMT series, v6): a refcount
 // per 2 MiB region; the 0->1 get allocates a page pair and calls
 // TDH.PHYMEM.PAMT.ADD, the 1->0 put calls TDH.PHYMEM.PAMT.REMOVE and frees it.
 // A pair can also come and go without those two: TDH.MEM.PAGE.DEMOTE of a 2M

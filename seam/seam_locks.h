@@ -1,7 +1,7 @@
 // The module's sharex locks, as windows in simulated time: a SEAMCALL holds
 // each lock it takes from its start to start + latency; a call from another
 // initiator that wants a conflicting mode inside that window fails with
-// TDX_OPERAND_BUSY and the lock's operand id (tdx-seam.md 7). Host-priority
+// TDX_OPERAND_BUSY and the lock's operand id (the module's sharex locks). Host-priority
 // locks additionally refuse guest (TDCALL) acquirers while held by the host.
 // Initiators may run at different local times (vCPUs between two quantum
 // syncs): a window conflicts with a call whose own window overlaps it, and

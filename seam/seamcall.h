@@ -1,5 +1,5 @@
 // A SEAMCALL / TDCALL as a transaction: leaf + version in RAX and the
-// register file in, status (RAX) and output registers back (tdx-seam.md 1).
+// register file in, status (RAX) and output registers back (the SEAMCALL ABI).
 // Callers reach the TDX module only through SeamTransport, which returns the
 // cycles the call took.
 #pragma once

@@ -35,7 +35,7 @@ constexpr LeafSpec kLeaves[] = {
     {u16(TdcallLeaf::TDG_MEM_PAGE_ACCEPT), true, true, true},
 };
 
-// The states reachable without the migration leaves (tdx-seam.md 3.2).
+// The states reachable without the migration leaves (intel/tdx-module sept_manager.c).
 constexpr SeptState kStates[] = {SeptState::FREE,    SeptState::NL_MAPPED, SeptState::NL_BLOCKED,
                                  SeptState::MAPPED,  SeptState::BLOCKED,   SeptState::PENDING,
                                  SeptState::PENDING_BLOCKED};

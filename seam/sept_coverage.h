@@ -1,4 +1,4 @@
-// Which cells of the SEPT state table (tdx-seam.md 3.3) a run exercised: for
+// Which cells of the SEPT state table (the module's sept_state_tables) a run exercised: for
 // every leaf of the table and every state class (an entry state at 4K or 2M,
 // or "walk failed" when no entry exists at the requested level), whether a
 // call in that class was accepted (TDX_SUCCESS) and whether one was refused

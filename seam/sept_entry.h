@@ -1,4 +1,4 @@
-// The L1 Secure-EPT entry (tdx-seam.md 3.1) and its states (3.2). A state is
+// The L1 Secure-EPT entry (intel/tdx-module sept_manager.c) and its states. A state is
 // a bit pattern over seven entry bits {PS, IPAT, TDP, TDB, TDBW, TDEX, D}; the
 // module's 7-bit "encoding" packs them as bits 6..0.
 #pragma once

@@ -1,4 +1,4 @@
-// Which SEPT states each leaf accepts: one table equal to tdx-seam.md 3.3
+// Which SEPT states each leaf accepts: one table as the module's sept_state_tables
 // (the module's seamcall_sept_state_lookup / tdcall_sept_state_lookup).
 #pragma once
 #include "seam/sept_entry.h"

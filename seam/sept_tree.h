@@ -1,6 +1,6 @@
 // The Secure-EPT of one TD: a tree of 4 KiB pages in simulated host memory,
 // rooted at TDCS page 3, walked the way the module's secure_ept_walk() does
-// (tdx-seam.md 3.4: a walk stops at the first entry above the requested level
+// (intel/tdx-module sept_manager.c: a walk stops at the first entry above the requested level
 // that is not NL_MAPPED).
 #pragma once
 #include "model/phys_mem.h"

@@ -1,4 +1,4 @@
-// The VMM's TD creation sequence (tdx-seam.md 9): MNG.CREATE, MNG.KEY.CONFIG,
+// The VMM's TD creation sequence (arch/x86/kvm/vmx/tdx.c: __tdx_td_init, tdx_td_vcpu_init): MNG.CREATE, MNG.KEY.CONFIG,
 // MNG.ADDCX x N, MNG.INIT (TD_PARAMS in a shared host page), then per vCPU
 // VP.CREATE, VP.ADDCX x M, VP.INIT.
 // Pages come from the host allocator; with Dynamic PAMT each page's 2 MiB

@@ -1,5 +1,5 @@
 // TD control state the module keeps per TD (TDR + TDCS) and per vCPU (TDVPS),
-// tdx-seam.md 2.1, 4 and 11.
+// as the module's TDR, TDCS and TDVPS structures hold it.
 #pragma once
 #include <memory>
 #include <vector>

@@ -1,4 +1,4 @@
-// SEAMCALL and TDCALL leaf numbers (tdx-seam.md section 2; 8, 18 and 22 as
+// SEAMCALL and TDCALL leaf numbers (the module's api_calls; 8, 18 and 22 as
 // in Linux arch/x86/virt/vmx/tdx/tdx.h) and the RAX leaf/version encoding (1.1).
 #pragma once
 #include <optional>

@@ -1,6 +1,6 @@
 // The TDX module as a SystemC module: TD control state, the Secure-EPT of
 // every TD in host memory, TLB-tracking epochs, the PAMT and the module's
-// locks, driven by SEAMCALL/TDCALL transactions (tdx-seam.md). Each leaf
+// locks, driven by SEAMCALL/TDCALL transactions (intel/tdx-module src/vmm_dispatcher/api_calls). Each leaf
 // mirrors the check order of the module's handler; every failure commits
 // nothing.
 #pragma once

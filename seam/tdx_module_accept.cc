@@ -1,4 +1,4 @@
-// The guest side: TDG.MEM.PAGE.ACCEPT (tdx-seam.md 3.4). A guest acquirer
+// The guest side: TDG.MEM.PAGE.ACCEPT (tdg_mem_page_accept.c). A guest acquirer
 // loses to any host holder of the entry lock (host priority, 7.1).
 #include "seam/sept_state_table.h"
 #include "seam/tdx_module.h"

@@ -1,5 +1,5 @@
 // Page-size changes and moves: PAGE.PROMOTE, PAGE.DEMOTE, PAGE.RELOCATE
-// (tdx-seam.md 3.4, 6.3 for the Dynamic PAMT page pairs in R12/R13).
+// (tdh_mem_page_promote.c, tdh_mem_page_demote.c; the Dynamic PAMT page pairs in R12/R13).
 #include "seam/sept_state_table.h"
 #include "seam/tdx_module.h"
 #include "seam/tdx_module_call.h"

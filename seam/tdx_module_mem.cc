@@ -1,7 +1,7 @@
 // Secure-EPT leaves of the VMM: SEPT.ADD, PAGE.ADD, PAGE.AUG, RANGE.BLOCK,
-// RANGE.UNBLOCK, MEM.TRACK, PAGE.REMOVE, SEPT.REMOVE, SEPT.RD (tdx-seam.md
-// 3.4 and 4). Each runs the common prologue, then the state table of 3.3,
-// then its own checks in the module's order.
+// RANGE.UNBLOCK, MEM.TRACK, PAGE.REMOVE, SEPT.REMOVE, SEPT.RD (intel/tdx-module
+// src/vmm_dispatcher/api_calls). Each runs the common prologue, then the
+// SEPT state table, then its own checks in the module's order.
 #include "seam/sept_state_table.h"
 #include "seam/tdx_module.h"
 #include "seam/tdx_module_call.h"

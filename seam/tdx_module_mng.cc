@@ -1,6 +1,6 @@
 // TD life-cycle and vCPU leaves: MNG.CREATE .. MNG.INIT, VP.CREATE .. VP.ENTER,
 // VP.FLUSH, MNG.VPFLUSHDONE, MNG.KEY.FREEID, MR.EXTEND, MR.FINALIZE
-// (tdx-seam.md 2, 2.1, 3.4, 4, 9).
+// (tdh_mng_*.c, tdh_vp_*.c).
 #include "model/vcpu.h"
 #include "seam/tdx_module.h"
 #include "seam/tdx_module_call.h"

@@ -1,5 +1,5 @@
 // Physical-page leaves: PHYMEM.PAGE.RECLAIM, PAGE.WBINVD, PAGE.RDMD,
-// CACHE.WB and Dynamic PAMT's PAMT.ADD / PAMT.REMOVE (tdx-seam.md 3.4, 6.3).
+// CACHE.WB and Dynamic PAMT's PAMT.ADD / PAMT.REMOVE (tdh_phymem_*.c, pamt_manager.c).
 #include "seam/tdx_module.h"
 #include "seam/tdx_module_call.h"
 

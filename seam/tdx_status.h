@@ -1,5 +1,5 @@
 // TDX module completion status codes (RAX after a SEAMCALL/TDCALL) and the
-// operand ids added into their low 32 bits (tdx-seam.md section 5).
+// operand ids added into their low 32 bits (include/auto_gen/tdx_error_codes_defs.h).
 #pragma once
 #include <string>
 #include <string_view>
@@ -36,7 +36,7 @@ constexpr Status TDX_PAMT_PAGE_NOT_EMPTY = 0xC000030600000000ull;      // 2.0
 constexpr Status TDX_MISSING_PAMT_PAGE_PAIR = 0x8000030800000000ull;   // 2.0
 constexpr Status TDX_TD_ASSOCIATED_PAGES_EXIST = 0xC000040000000000ull;
 constexpr Status TDX_TD_FATAL = 0xE000060400000000ull;
-// TDCS_NOT_ALLOCATED and NO_VCPUS are not in tdx-seam.md; values from
+// TDCS_NOT_ALLOCATED and NO_VCPUS are named as in
 // intel/tdx-module include/auto_gen_1_5/tdx_error_codes_defs.h (commit 30d22188).
 constexpr Status TDX_TDCS_NOT_ALLOCATED = 0xC000060600000000ull;
 constexpr Status TDX_TDCX_NUM_INCORRECT = 0xC000061000000000ull;

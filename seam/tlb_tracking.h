@@ -1,4 +1,4 @@
-// The TD epoch protocol of TLB tracking (tdx-seam.md 4): TD_EPOCH, the two
+// The TD epoch protocol of TLB tracking (tdh_mem_track.c): TD_EPOCH, the two
 // refcounts indexed by epoch parity, VCPU_EPOCH, and is_tlb_tracked(BEPOCH).
 #pragma once
 #include "model/types.h"

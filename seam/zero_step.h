@@ -1,4 +1,4 @@
-// Zero-step (single-step) attack mitigation of one TD vCPU (tdx-seam.md 7.3;
+// Zero-step (single-step) attack mitigation of one TD vCPU (the module's tdh_vp_enter.c;
 // intel/tdx-module td_exit_stepping.c): EPT violations on private GPAs that
 // make no forward progress (the guest RIP is where the TD was entered) are
 // counted; past STEPPING_EPF_THRESHOLD the faulting GPAs are logged, and

@@ -1,5 +1,5 @@
 // Import of ftrace / trace-cmd text recordings of the kernel's `kvm` and
-// `kvmmmu` tracepoints (kvm-mmu.md section 8; the tracefs `trace` file and
+// `kvmmmu` tracepoints (arch/x86/kvm/mmu/mmutrace.h; the tracefs `trace` file and
 // `trace-cmd report` output) into septsim events: the hardware fault stream
 // (one `access` per EPT/NPT violation or shadow #PF, with vCPU, GPA, access
 // type and time) plus what the kernel decided (`kvm_decision` annotations:

@@ -1,6 +1,6 @@
 // `septsim replay --emit-kvmmmu FILE`: the model's MMU decisions as the
 // kernel's `kvm`/`kvmmmu` tracepoint text, in the shape of the tracefs
-// `trace` file (kvm-mmu.md section 8): the `# tracer: nop` header, then one
+// `trace` file (arch/x86/kvm/mmu/mmutrace.h): the `# tracer: nop` header, then one
 // line per event, `TASK-PID [CPU] FLAGS SECONDS.MICROS: EVENT: FIELDS`.
 // vCPU i is the thread "CPU i/KVM" (pid 4001+i) on CPU i, the VMM's own
 // work (ioctls) is "septsim" (pid 4000) on CPU <vcpus>; timestamps are the

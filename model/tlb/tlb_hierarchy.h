@@ -1,5 +1,5 @@
 // The per-vCPU TLBs: an L1 DTLB per page size and a unified STLB (4K and 2M
-// share it; 1G has its own array), as on Skylake-SP (numbers.md 3.4). Entries
+// share it; 1G has its own array), as on Skylake-SP (Intel Optimization Manual, Skylake table 2-15). Entries
 // are tagged by kind (combined/linear vs guest-physical), VPID, PCID and EPTP.
 // A miss in L1 that hits in the STLB refills L1.
 //

@@ -127,7 +127,7 @@ TEST_CASE("study dynamic-pamt: static PAMT per GiB as the reference computes, Dy
   auto d = run_study("dynamic-pamt", 12 * 2 * 2, {"pamt-bytes-per-td-gib", "pamt-add-remove", "pamt-cache"});
   const auto rows = read_csv(slurp(d / "results" / "dpamt.csv"));
   REQUIRE(rows.size() == 12 * 2 * 2);  // traces x static/dynamic x vcpu/vm cache
-  // tdx-seam.md 6.2 / 6.3: 16-byte entries; static PAMT_4K+2M+1G per GiB of
+  // pamt_manager.c: 16-byte entries; static PAMT_4K+2M+1G per GiB of
   // TDMR; Dynamic PAMT replaces PAMT_4K by a 1-bit-per-page bitmap and adds
   // two 4 KiB pages per 2 MiB region holding TD pages.
   const uint64_t static_per_gib = 262144 * 16 + 512 * 16 + 16, dynamic_per_gib = 262144 / 8 + 512 * 16 + 16;

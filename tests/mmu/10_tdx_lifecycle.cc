@@ -1,6 +1,6 @@
 // A TD VM through the MMU: creation, the initial image (PAGE.ADD +
 // MR.EXTEND), finalize, private faults that AUG, the guest's ACCEPT and a
-// teardown that reclaims every page (kvm-mmu.md 7, tdx-seam.md 2, 4, 9).
+// teardown that reclaims every page (arch/x86/kvm/vmx/tdx.c, docs/kvm-behaviour.md).
 #include <catch2/catch.hpp>
 
 #include "mmu/tdx_vm.h"

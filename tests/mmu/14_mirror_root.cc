@@ -1,7 +1,7 @@
 // The mirror root in the TDP MMU itself, against a recording ExternalSpt:
 // the entry is FROZEN while a hook runs, a refused map leaves the old value,
 // a refused removal keeps the leaf, present -> present changes are refused
-// and recorded (kvm-mmu.md 2.4, rules 9, 17, 21), and walks that must not
+// and recorded (docs/invariants.md rules 9, 17, 21), and walks that must not
 // reach the mirror do not (rule 22).
 #include <catch2/catch.hpp>
 

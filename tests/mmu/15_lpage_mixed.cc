@@ -1,5 +1,5 @@
 // KVM_LPAGE_MIXED_FLAG in lpage_info: set and cleared per 2M and 1G frame by
-// memory-attribute changes, against hand-computed frames (kvm-mmu.md 5.2).
+// memory-attribute changes, against hand-computed frames (mmu.c: hugepage_set_mixed).
 #include <catch2/catch.hpp>
 
 #include "mmu/lpage_mixed.h"

@@ -1,4 +1,4 @@
-// Shadow-EPT roots and prev_roots (kvm-mmu.md 3.1, 3.2): the LRU rotation of
+// Shadow-EPT roots and prev_roots (mmu.c: kvm_mmu_new_pgd, cached_root_find_and_keep_current): the LRU rotation of
 // cached_root_find_and_keep_current, INVEPT single-context freeing the
 // roots of its EPTP (upstream) or keeping them for a sync before reuse (the
 // RFC), and root_count references (rule 5).

@@ -1,6 +1,6 @@
 // struct kvm_mmu_page layouts (mmu.sp_layout) and the metadata bytes the
 // model's pages would cost under them. Offsets and the 184-byte size are
-// kvm-mmu.md 1.1's table for 6.14+.
+// struct kvm_mmu_page as of Linux 6.14 (mmu_internal.h).
 #include "mmu/sp_layout.h"
 #include "model/config.h"
 #include "mmu_test_util.h"

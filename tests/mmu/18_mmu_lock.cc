@@ -1,4 +1,4 @@
-// mmu_lock as a read/write lock in simulated time (kvm-mmu.md 4.4, 11):
+// mmu_lock as a read/write lock in simulated time (docs/design.md, "mmu_lock"):
 // faults share it and install with cmpxchg against their snapshot, zaps take
 // it exclusively, waits are charged to whoever asked; remote flushes cost an
 // IPI per other running vCPU plus the target's exit, INVEPT and entry. Every

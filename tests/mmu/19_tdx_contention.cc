@@ -1,5 +1,5 @@
-// Two TD vCPUs racing on one 2 MiB region (kvm-mmu.md 2.4, 4.5; tdx-seam.md
-// 7.2, 7.4): the loser's SEPT.ADD or AUG starts inside the winner's call,
+// Two TD vCPUs racing on one 2 MiB region (tdp_mmu.c: tdp_mmu_set_spte_atomic; the module's
+// try-locks, host priority): the loser's SEPT.ADD or AUG starts inside the winner's call,
 // the TDX module answers TDX_OPERAND_BUSY on the SEPT entry lock, KVM
 // retries the fault in its handler and finally sees the winner's mapping.
 // Rule 20: TRACK only under the write mmu_lock.

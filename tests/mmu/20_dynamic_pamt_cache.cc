@@ -1,5 +1,5 @@
-// Dynamic PAMT page pairs for the TD hooks under mmu_lock (kvm-mmu.md 7.3,
-// 10 rule 21; tdx-seam.md 6.3): a private fault tops up its PAMT cache
+// Dynamic PAMT page pairs for the TD hooks under mmu_lock (docs/design.md,
+// docs/invariants.md rule 21): a private fault tops up its PAMT cache
 // before the lock, the map path takes a pair from it for a 2 MiB region's
 // first page (PAMT.ADD), the last page's removal returns it to the host
 // (PAMT.REMOVE), and at teardown PAMT memory is back to zero.

@@ -1,4 +1,4 @@
-// Memslot DELETE/MOVE flush policies (mmu.slot_zap, kvm-mmu.md 5.4): fast
+// Memslot DELETE/MOVE flush policies (mmu.slot_zap, mmu.c: kvm_arch_flush_shadow_memslot): fast
 // zap of every root vs zapping the slot's leaves, and what each costs to
 // get back (refaults, rebuilt page-table pages).
 #include "mmu_test_util.h"

@@ -1,4 +1,4 @@
-// Golden values from tdx-seam.md: leaf numbers, status codes and operand ids,
+// Golden values from the TDX module source (include/auto_gen): leaf numbers, status codes and operand ids,
 // SEPT state encodings, the 3.3 state table, the op-state gate, PAMT sizes.
 #include <catch2/catch.hpp>
 #include <set>

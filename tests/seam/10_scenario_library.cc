@@ -1,6 +1,6 @@
 // The scenario library (tests/seam/traces, README there): every trace replays
 // through the TDX module with all its "expect"s met, and together they hit
-// every cell of the SEPT state table (tdx-seam.md 3.3), accepted and refused,
+// every cell of the SEPT state table (the module's sept_state_tables), accepted and refused,
 // plus the refusals that come before the walk (section 5 codes).
 #include <catch2/catch.hpp>
 #include <algorithm>

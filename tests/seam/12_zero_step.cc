@@ -1,4 +1,4 @@
-// Zero-step mitigation (tdx-seam.md 7.3): EPT-violation exits that make no
+// Zero-step mitigation (the module's tdh_vp_enter.c): EPT-violation exits that make no
 // forward progress are counted; past 6 the GPAs are logged and VP.ENTER
 // refuses to enter while one would still fault, holding the SEPT tree.
 #include <catch2/catch.hpp>

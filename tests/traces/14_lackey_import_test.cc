@@ -241,8 +241,8 @@ TEST_CASE("an imported lackey log replays: one EPT violation per guest-physical 
 }
 
 TEST_CASE("a cold first access costs (n+1)(m+1)-1 = 24 references once its EPT violations are fixed", "[lackey][cli]") {
-  // No paging-structure caches, 4K EPT leaves, one fetch. The walks (numbers.md
-  // 3.1; the guest tables are root R, PDPT, PD, PT, the data page at GPA 0):
+  // No paging-structure caches, 4K EPT leaves, one fetch. The walks (the 2D
+  // walk's (n+1)(m+1)-1 references; the guest tables are root R, PDPT, PD, PT, the data page at GPA 0):
   //   1: EPT walk of R stops at the empty EPT PML4E           1 EPT ref, violation
   //   2: R (4) + PML4E, then the PDPT's nested walk (4)         8 + 1 guest, violation
   //   3: + PDPTE, the PD's nested walk                         12 + 2, violation

@@ -1,5 +1,5 @@
 // `septsim replay --emit-kvmmmu`: the model's MMU decisions as kvm/kvmmmu
-// tracepoint text (kvm-mmu.md section 8), read back by the ftrace importer.
+// tracepoint text (arch/x86/kvm/mmu/mmutrace.h), read back by the ftrace importer.
 #include <catch2/catch.hpp>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -110,7 +110,7 @@ TEST_CASE("the emitted file has the tracefs trace header and its line shape", "[
   CHECK(header[10] == "#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION");
   std::regex shape(R"( *(CPU [01]/KVM|septsim)-\d+ +\[\d{3}\] \.{5} +\d+\.\d{6}: [a-z_]+: .*)");
   for (const auto& e : events) CHECK(std::regex_match(e, shape));
-  // kvm-mmu.md section 8 formats, field by field.
+  // mmutrace.h's formats, field by field.
   auto has = [&](const std::string& want) {
     return std::any_of(events.begin(), events.end(), [&](const std::string& e) { return e.find(want) != std::string::npos; });
   };

@@ -1,5 +1,5 @@
 // Reference counts and latency of 1D and 2D walks, cold and with warm
-// paging-structure caches. Golden values: numbers.md 3.1 ((n+1)(m+1)-1) and
+// paging-structure caches. Golden values: the 2D walk's (n+1)(m+1)-1 references (Bhargava et al., ASPLOS 2008) and
 // hand-worked walks (comments give the working).
 #include <catch2/catch.hpp>
 
@@ -63,7 +63,7 @@ TEST_CASE("2D cold walks make (n+1)(m+1)-1 references", "[walk]") {
     int n, m;
     unsigned refs;
   };
-  // numbers.md 3.1: 4x4 = 24, 4x5 = 5x4 = 29, 5x5 = 35.
+  // (n+1)(m+1)-1: 4x4 = 24, 4x5 = 5x4 = 29, 5x5 = 35.
   for (Case c : {Case{4, 4, 24}, Case{5, 5, 35}, Case{4, 5, 29}, Case{5, 4, 29}}) {
     INFO("guest " << c.n << " levels, EPT " << c.m << " levels");
     TwoD t(c.n, c.m);
