@@ -27,20 +27,22 @@ std::optional<FunctionalResult> ept_translate(const PhysMem& mem, const ept::Ept
   return std::nullopt;
 }
 
-std::optional<FunctionalResult> linear_translate(const PhysMem& mem, const ept::Eptp& eptp, Gpa cr3,
-                                                 int guest_levels, Gva gva) {
+namespace {
+
+// The guest walk, each GPA translated by `ept`.
+template <class Ept>
+std::optional<FunctionalResult> guest_walk(const PhysMem& mem, const Ept& ept, Gpa cr3, int guest_levels, Gva gva) {
   Gpa table = cr3;
   u8 perms = kPermRead | kPermWrite | kPermExec;
   for (int level = guest_levels; level >= PG_LEVEL_4K; --level) {
-    auto slot = ept_translate(mem, eptp, table + 8 * pt_index(gva, level));
+    auto slot = ept(table + 8 * pt_index(gva, level));
     if (!slot) return std::nullopt;
     u64 e = mem.read64(slot->hpa);
     if (!(e & x86::kPresent)) return std::nullopt;
     if (!(e & x86::kWritable)) perms &= u8(~kPermWrite);
     if (e & x86::kNoExec) perms &= u8(~kPermExec);
     if (x86::is_leaf(e, level)) {
-      Gpa gpa = x86::leaf_frame(e, level) | (gva & (level_size(level) - 1));
-      auto data = ept_translate(mem, eptp, gpa);
+      auto data = ept(x86::leaf_frame(e, level) | (gva & (level_size(level) - 1)));
       if (!data) return std::nullopt;
       data->level = std::min(level, data->level);
       data->perms &= perms;
@@ -49,6 +51,20 @@ std::optional<FunctionalResult> linear_translate(const PhysMem& mem, const ept::
     table = e & x86::kAddrMask;
   }
   return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<FunctionalResult> linear_translate(const PhysMem& mem, const ept::Eptp& eptp, Gpa cr3,
+                                                 int guest_levels, Gva gva) {
+  return guest_walk(mem, [&](Gpa gpa) { return ept_translate(mem, eptp, gpa); }, cr3, guest_levels, gva);
+}
+
+std::optional<FunctionalResult> linear_translate(const PhysMem& mem, const ept::Eptp& eptp,
+                                                 const ept::Eptp& secure_eptp, unsigned shared_bit, Gpa cr3,
+                                                 int guest_levels, Gva gva) {
+  auto ept = [&](Gpa gpa) { return ept_translate(mem, (gpa >> shared_bit) & 1 ? eptp : secure_eptp, gpa); };
+  return guest_walk(mem, ept, cr3, guest_levels, gva);
 }
 
 }  // namespace septsim::model

@@ -21,5 +21,11 @@ std::optional<FunctionalResult> ept_translate(const PhysMem& mem, const ept::Ept
 // GVA -> GPA -> HPA through guest tables at `cr3` (a GPA) and the EPT.
 std::optional<FunctionalResult> linear_translate(const PhysMem& mem, const ept::Eptp& eptp, Gpa cr3,
                                                  int guest_levels, Gva gva);
+// The same for a TD vCPU: each GPA (guest table or data) whose `shared_bit`
+// is clear is private and goes through `secure_eptp`, the others through
+// `eptp` (the shared EPT).
+std::optional<FunctionalResult> linear_translate(const PhysMem& mem, const ept::Eptp& eptp,
+                                                 const ept::Eptp& secure_eptp, unsigned shared_bit, Gpa cr3,
+                                                 int guest_levels, Gva gva);
 
 }  // namespace septsim::model

@@ -11,40 +11,6 @@
 
 namespace septsim::traces {
 
-namespace {
-
-// GVA -> GPA -> HPA as model::linear_translate, but for a TD vCPU each GPA
-// (guest table or data) goes through the Secure EPT when private (shared
-// bit clear) and through the shared EPT otherwise.
-std::optional<model::FunctionalResult> td_linear_translate(const model::PhysMem& mem, const model::Vcpu& vcpu,
-                                                           unsigned shared_bit, Gpa cr3, int levels, Gva gva) {
-  auto ept = [&](Gpa gpa) {
-    bool priv = !((gpa >> shared_bit) & 1);
-    return model::ept_translate(mem, priv ? vcpu.secure_eptp() : vcpu.eptp(), gpa);
-  };
-  Gpa table = cr3;
-  u8 perms = model::kPermRead | model::kPermWrite | model::kPermExec;
-  for (int level = levels; level >= PG_LEVEL_4K; --level) {
-    auto slot = ept(table + 8 * pt_index(gva, level));
-    if (!slot) return std::nullopt;
-    u64 e = mem.read64(slot->hpa);
-    if (!(e & x86::kPresent)) return std::nullopt;
-    if (!(e & x86::kWritable)) perms &= u8(~model::kPermWrite);
-    if (e & x86::kNoExec) perms &= u8(~model::kPermExec);
-    if (x86::is_leaf(e, level)) {
-      auto data = ept(x86::leaf_frame(e, level) | (gva & (level_size(level) - 1)));
-      if (!data) return std::nullopt;
-      data->level = std::min(level, data->level);
-      data->perms &= perms;
-      return data;
-    }
-    table = e & x86::kAddrMask;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
 std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem,
                                                             unsigned shared_bit) {
   std::set<std::string> out;  // L1 and STLB copies of one translation give one line
@@ -65,8 +31,9 @@ std::vector<std::string> InvariantReport::stale_tlb_entries(const model::Vcpu& v
       now = model::ept_translate(mem, priv ? vcpu.secure_eptp() : eptp, addr);
     } else {
       if (c.vpid != ctx.vpid || c.pcid != ctx.pcid) return;
-      now = vcpu.is_td() && shared_bit ? td_linear_translate(mem, vcpu, shared_bit, guest.cr3, guest.levels, addr)
-                                       : model::linear_translate(mem, eptp, guest.cr3, guest.levels, addr);
+      now = vcpu.is_td() && shared_bit
+                ? model::linear_translate(mem, eptp, vcpu.secure_eptp(), shared_bit, guest.cr3, guest.levels, addr)
+                : model::linear_translate(mem, eptp, guest.cr3, guest.levels, addr);
     }
     std::string what = std::string(kind == model::TranslationKind::Linear ? "gva " : "gpa ") + hex(addr);
     if (!now) {
