@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "mmu/kvm_impl.h"
+#include "mmu/sept_level.h"
 #include "model/vcpu.h"
 
 namespace septsim::mmu {
@@ -126,7 +127,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
     // guest retries.
     k.spent += td.td_exit(vcpu) + k.timing.vmexit + k.timing.fault_handler;
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
-    fault.max_level = std::min(tdx_level + 1, k.huge_pages->max_private_level(
+    fault.max_level = std::min(tdx_sept_level_to_pg_level(TdxLevel{tdx_level}), k.huge_pages->max_private_level(
                                                   tdx_level > 0 ? PrivateFaultCause::Accept2M : PrivateFaultCause::EptViolation));
     k.tdx_private_page_fault(k.vcpus.at(vcpu), fault);
     td.set_clock(k.now(), 1 + vcpu);

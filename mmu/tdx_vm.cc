@@ -1,5 +1,7 @@
 #include "mmu/tdx_vm.h"
 
+#include "mmu/sept_level.h"
+
 #include <stdexcept>
 #include <tuple>
 
@@ -64,7 +66,7 @@ bool TdxVm::collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, Cycles& cy
   while (l >= level && !hidden(entry_key(gfn, l))) --l;
   if (l < level) return false;
   SeamcallRegs r;
-  r.rcx = seam::page_info((gfn & ~(pages_per_level(l) - 1)) << kPageShift, l - 1);
+  r.rcx = sept_page_info(gfn & ~(pages_per_level(l) - 1), l);
   r.rdx = handle_.tdr;
   const auto& pages = external_spt_cache_.at(cache);
   r.r8 = l > level ? (pages.empty() ? 0 : pages.back()) : hpa;
@@ -271,7 +273,7 @@ void TdxVm::free_unlinked_external_spt(Pfn page, Cycles& cycles) {
 
 bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) {
   SeamcallRegs r;
-  r.rcx = seam::page_info(gfn << kPageShift, level - 1);
+  r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   r.r8 = external_spt << kPageShift;
   const Cycles from = now_;
@@ -297,7 +299,7 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
   const bool dpamt = tdx_.pamt().dynamic() && level == PG_LEVEL_4K;
   if (dpamt) pamt_get(hpa, cycles, &pamt_pool(hook_cache_));
   SeamcallRegs r;
-  r.rcx = seam::page_info(gpa, level - 1);
+  r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   r.r8 = hpa;
   Status s;
@@ -368,9 +370,10 @@ Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles) {
   const Gfn gfn = gpa >> kPageShift;
   const Hpa leaf_hpa = seam::septe::hpa_of(w.entry);
   const bool tracked = w.reached && w.level == tdx_level && w.state == seam::septe::SeptState::PENDING;
-  if (tracked) account_content(gfn, tdx_level + 1, leaf_hpa, -1);
+  const int pg_level = tdx_sept_level_to_pg_level(TdxLevel{tdx_level});
+  if (tracked) account_content(gfn, pg_level, leaf_hpa, -1);
   const Status s = tdcall_accept(vcpu, gpa, tdx_level, cycles);
-  if (tracked) account_content(gfn, tdx_level + 1, leaf_hpa, 1);
+  if (tracked) account_content(gfn, pg_level, leaf_hpa, 1);
   return s;
 }
 
@@ -428,7 +431,7 @@ Cycles TdxVm::reenter_all() {
 
 bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, Cycles& cycles) {
   SeamcallRegs r;
-  r.rcx = seam::page_info(gfn << kPageShift, level - 1);
+  r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   const Status s = call_no_vcpus(leaf, r, cycles);
   if (s != TDX_SUCCESS) fail(seam::leaf_name(u16(leaf)), gfn << kPageShift, s);
@@ -491,7 +494,7 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
     return false;
   }
   SeamcallRegs r;
-  r.rcx = seam::page_info(gfn << kPageShift, level - 1);
+  r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   r.r8 = external_spt << kPageShift;
   // A 2M page has no PAMT_4K pair (a 2M AUG needs none): DEMOTE installs

@@ -1,6 +1,7 @@
 // The TDX module's side of merging a split private range back into a huge
 // leaf (the TDX module's TDH.MEM.PAGE.PROMOTE): the 2M entry is BLOCKed as a non-leaf and
 // TRACKed before PROMOTE checks the 512 children.
+#include "mmu/sept_level.h"
 #include "mmu/tdx_vm.h"
 
 #include "model/hex.h"
@@ -22,7 +23,7 @@ bool TdxVm::unblock_for_merge(Gfn base, int level, Cycles& cycles) {
 
 TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_spt, Cycles& cycles) {
   SeamcallRegs r;
-  r.rcx = seam::page_info(base << kPageShift, level - 1);
+  r.rcx = sept_page_info(base, level);
   r.rdx = handle_.tdr;
   const Status s = call(Leaf::TDH_MEM_PAGE_PROMOTE, r, cycles);
   if (seam::status_class(s) == seam::TDX_EPT_INVALID_PROMOTE_CONDITIONS) {
