@@ -27,6 +27,10 @@ class VcpuControl {
   // executed at once: KVM's kick waits for the vCPU to leave the guest.
   virtual void invept_single(const ept::Eptp& eptp) = 0;
   virtual void invept_all() = 0;
+  // A TD vCPU's entry: the TDX module (TDH.VP.ENTER) loads the Secure-EPT
+  // root that private GPAs (shared bit clear) walk; the shared EPTP stays
+  // the one load_eptp() set.
+  virtual void load_secure_eptp(const ept::Eptp& eptp, unsigned shared_bit) = 0;
   virtual void make_request(u32 request) = 0;
   // The vCPU's local simulated time in cycles, the operation in progress
   // included: when its VM exit reaches the hypervisor.

@@ -83,9 +83,7 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
     *cycles_ctr_ += c;
   }
 
-  // A TD vCPU: TDH.VP.ENTER loads the Secure-EPT root for private GPAs; the
-  // shared EPTP stays the one load_eptp() set.
-  void set_secure_eptp(const ept::Eptp& eptp, unsigned shared_bit) {
+  void load_secure_eptp(const ept::Eptp& eptp, unsigned shared_bit) override {
     secure_eptp_ = eptp;
     shared_bit_ = shared_bit;
     is_td_ = true;

@@ -10,7 +10,7 @@
 #include "seam/zero_step.h"
 
 namespace septsim::model {
-class Vcpu;
+class VcpuControl;
 }
 
 namespace septsim::seam {
@@ -23,7 +23,7 @@ struct TdVcpu {
   bool associated = false;   // VP.INIT or VP.ENTER until VP.FLUSH (TDVPS.ASSOC_LPID set)
   u64 vcpu_epoch = 0;
   ZeroStep zero_step;  // EPT-violation stepping filter state (TDVPS)
-  model::Vcpu* hw = nullptr;  // the hardware vCPU this TD vCPU runs on, if bound
+  model::VcpuControl* hw = nullptr;  // the hardware vCPU this TD vCPU runs on, if bound
 };
 
 struct Td {

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
-#include "model/vcpu.h"
+#include "model/hypervisor.h"
 #include "seam/op_state.h"
 #include "seam/sept_state_table.h"
 #include "seam/tdx_module_call.h"
@@ -84,7 +84,7 @@ Td* TdxModule::td_of_vcpu(Hpa tdvpr) {
   return t == tds_.end() ? nullptr : &t->second;
 }
 
-void TdxModule::bind_vcpu(Hpa tdvpr, model::Vcpu* hw) {
+void TdxModule::bind_vcpu(Hpa tdvpr, model::VcpuControl* hw) {
   if (Td* t = td_of_vcpu(tdvpr))
     if (TdVcpu* v = t->vcpu(tdvpr)) v->hw = hw;
 }

@@ -39,7 +39,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Cycles td_exit_ept_violation(Hpa tdvpr, Gpa gpa, u64 rip);
   // Lets VP.ENTER load the Secure-EPT root into a hardware vCPU and flush its
   // TLBs when the TD epoch changed.
-  void bind_vcpu(Hpa tdvpr, model::Vcpu* hw);
+  void bind_vcpu(Hpa tdvpr, model::VcpuControl* hw);
 
   // Initiators whose clocks may lag the latest call by up to `cycles` (vCPUs
   // within a quantum): lock windows are kept that long past their end.

@@ -1,7 +1,7 @@
 // TD life-cycle and vCPU leaves: MNG.CREATE .. MNG.INIT, VP.CREATE .. VP.ENTER,
 // VP.FLUSH, MNG.VPFLUSHDONE, MNG.KEY.FREEID, MR.EXTEND, MR.FINALIZE
 // (tdh_mng_*.c, tdh_vp_*.c).
-#include "model/vcpu.h"
+#include "model/hypervisor.h"
 #include "seam/tdx_module.h"
 #include "seam/tdx_module_call.h"
 
@@ -148,7 +148,7 @@ Status TdxModule::vp_enter(Call& c) {
   v.associated = true;
   v.in_guest = true;
   if (v.hw) {
-    v.hw->set_secure_eptp(ept::Eptp{t->sept->root(), t->ept_levels, false}, t->shared_bit());
+    v.hw->load_secure_eptp(ept::Eptp{t->sept->root(), t->ept_levels, false}, t->shared_bit());
     if (flush) v.hw->invept_all();
   }
   if (flush) ++*epoch_flushes_;

@@ -27,6 +27,7 @@ class FakeVcpu : public model::VcpuControl {
   }
   void invept_single(const ept::Eptp& e) override { invepts.push_back(e); }
   void invept_all() override { ++invept_alls; }
+  void load_secure_eptp(const ept::Eptp& e, unsigned) override { secure_eptp = e; }
   void make_request(u32 r) override { requests |= r; }
   Cycles local_time() const override { return now; }
   void charge(Cycles c) override { charged += c; }
@@ -37,6 +38,7 @@ class FakeVcpu : public model::VcpuControl {
   Cycles now = 0;      // the local time the test places this vCPU at
   Cycles charged = 0;  // cycles KVM made it spend (remote-flush IPIs)
   unsigned invept_alls = 0;
+  ept::Eptp secure_eptp{0, 4, false};
 
  private:
   unsigned id_;
