@@ -38,4 +38,8 @@ void SeamLocks::commit(Cycles until) {
   pending_.clear();
 }
 
+void SeamLocks::release(unsigned initiator) {
+  std::erase_if(active_, [initiator](const Hold& h) { return h.initiator == initiator; });
+}
+
 }  // namespace septsim::seam

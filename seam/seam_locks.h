@@ -28,6 +28,9 @@ class SeamLocks {
   // The call ends: its locks stay held until `until`.
   void commit(Cycles until);
   void abort() { pending_.clear(); }
+  // Every lock `initiator` holds goes at once: a TD vCPU interrupted out of
+  // its TDCALL (an IPI's TD exit) releases what the TDCALL held.
+  void release(unsigned initiator);
   size_t held() const { return active_.size(); }
   // How far behind the latest call another initiator's call may start
   // (0: calls arrive in time order, windows go as soon as they end).

@@ -101,6 +101,7 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
   Status s;
   if (txn.tdcall) {
     ++*tdcalls_;
+    tdcall_initiator_[txn.tdvpr] = txn.initiator;
     s = dispatch_tdcall(c);
     cost = (c.level == 1 ? timing_.accept_2m : timing_.accept_4k) + c.extra_cycles;
   } else {

@@ -140,6 +140,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   SeamTiming timing_;
   Pamt pamt_;
   SeamLocks locks_;
+  std::map<Hpa, unsigned> tdcall_initiator_;  // a TD vCPU's (TDVPR's) TDCALL initiator, for leave_guest
   std::map<Hpa, Td> tds_;            // by TDR
   std::map<Hpa, Hpa> vcpu_owner_;    // TDVPR -> TDR
   unsigned tdcs_pages_;

@@ -197,6 +197,10 @@ Cycles TdxModule::td_exit(Hpa tdvpr) {
 }
 
 Cycles TdxModule::leave_guest(Td& t, TdVcpu& v) {
+  // A TDCALL the exit interrupts (TDG.MEM.PAGE.ACCEPT is interruptible)
+  // gives up its locks: why KVM's kick makes a retried BLOCK/TRACK/REMOVE
+  // succeed (tdh_do_no_vcpus).
+  if (auto it = tdcall_initiator_.find(v.tdvpr); it != tdcall_initiator_.end()) locks_.release(it->second);
   t.epochs.exit(v.vcpu_epoch);
   v.in_guest = false;
   ++*td_exits_;

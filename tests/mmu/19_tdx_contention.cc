@@ -28,8 +28,9 @@ constexpr Cycles kFirstFault =
     kHandler + kTdExit + kAlloc + 3 * (kAlloc + kSpteWrite + kSeptAdd) + kSpteWrite + kAug + kVpEnter;
 
 struct RacingTd {
-  RacingTd()
-      : vm({{"host.mem_gib", "8"}}, 8 * GiB), tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
+  explicit RacingTd(const char* huge_pages = "off")
+      : vm({{"host.mem_gib", "8"}, {"mmu.tdx_huge_pages", huge_pages}}, 8 * GiB),
+        tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->add_vcpu(other);
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
     vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr, nullptr});
@@ -108,4 +109,41 @@ TEST_CASE("rule 20: TRACK outside the write mmu_lock is reported, a conversion's
   REQUIRE(t.td().remove_external_spte(0x201, PG_LEVEL_4K, left->hpa, c));
   const auto v = t.vm.violations();
   CHECK(has_rule(v, 20));
+}
+
+// arch/x86/kvm/vmx/tdx.c:tdh_do_no_vcpus. A BLOCK that finds the SEPT
+// entry held by a guest's TDG.MEM.PAGE.ACCEPT (a TDCALL the VMM cannot see)
+// answers TDX_OPERAND_BUSY; KVM then blocks entry, kicks every vCPU out of
+// the guest - the TD exit interrupts the ACCEPT, which drops its lock - and
+// retries once, which succeeds. A 2M ACCEPT holds its entry for 400 000
+// cycles (latency.seam.mem_page_accept_2m), far longer than the kick, so
+// only the interruption lets the retry through. Here the BLOCK is the
+// split's (mmu.tdx_huge_pages=rfc-v1: a 4K piece of the accepted 2M page
+// goes shared): BLOCK twice (BUSY, then the retry), two kicks (the retry's
+// and tdx_track's), one TRACK and DEMOTE, then the piece's own BLOCK, TRACK
+// and REMOVE; the VM lives.
+TEST_CASE("a BLOCK refused BUSY by a guest's ACCEPT kicks the vCPUs out and succeeds on its one retry",
+          "[tdx][mmu_lock]") {
+  RacingTd t("rfc-v1");
+  t.vm.vcpu.now = kStart;
+  u64 st = 0;
+  t.vm.kvm->td_accept(0, 0x400000, 1, &st);  // faults, AUGs 2M, then ACCEPTs it
+  REQUIRE(st == seam::TDX_SUCCESS);
+  REQUIRE(t.vm.kvm->private_mapping(0x400000)->level == PG_LEVEL_2M);
+  const u64 blocks = t.vm.stat("seam.calls.tdh_mem_range_block"), tracks = t.vm.stat("seam.calls.tdh_mem_track");
+  const u64 kicks = t.td().kicks;
+  // The first ACCEPT (its EPT-violation exit) and the fault take about
+  // 440 000 cycles, then the second ACCEPT holds the 2M entry for 400 000:
+  // the VMM converts 0x401000 inside that window.
+  t.vm.kvm->set_host_time(kStart + 600'000);
+  t.vm.kvm->set_memory_attributes(0x401000, kPageSize, false);
+  CHECK(t.vm.stat("kvm.tdx.busy_kicks") == 1);
+  CHECK(t.vm.stat("seam.calls.tdh_mem_range_block") - blocks == 2 + 1);
+  CHECK(t.vm.stat("seam.calls.tdh_mem_track") - tracks == 1 + 1);
+  CHECK(t.td().kicks - kicks == 3);
+  CHECK(t.vm.stat("seam.calls.tdh_mem_page_demote") == 1);
+  CHECK(t.vm.stat("seam.calls.tdh_mem_page_remove") == 1);
+  CHECK(!t.td().bugged());
+  CHECK(t.vm.kvm->dead_reason().empty());
+  CHECK(!t.vm.kvm->private_mapping(0x401000));
 }
