@@ -172,39 +172,50 @@ TEST_CASE("td_teardown terminate releases the HKID first and RECLAIMs every priv
 // zaps the slot's shared and private leaves (kvm_mmu_zap_memslot) and flushes.
 // Private zaps flush too: tdp_mmu_zap_leafs -> kvm_flush_remote_tlbs.
 TEST_CASE("a TD's memslot deletion zaps only that slot, shared and private, then flushes once", "[tdx]") {
-  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_slot_delete.json";
-  // mmu.slot_zap's default is zap-all-fast: it does not apply to a TD.
-  REQUIRE(replay(trace("17_memslot_delete_td.jsonl"), "--stats " + out) == 0);
-  const std::string json = slurp(out);
-  // Converting the accepted page 0x300000: one removal and one flush.
-  CHECK(phase_stat(json, "convert", "seam.calls.tdh_mem_page_remove") == 1);
-  CHECK(phase_stat(json, "convert", "kvm.remote_tlb_flush") == 1);
-  CHECK(stat(json, "kvm.mmu_zap_all_fast") == 0);
-  // Slot 1's two private pages go; its shared page is zapped; one flush
-  // with an IPI to each vCPU in the guest.
-  CHECK(phase_stat(json, "delete", "seam.calls.tdh_mem_page_remove") == 2);
-  CHECK(phase_stat(json, "delete", "kvm.remote_tlb_flush") == 1);
-  CHECK(phase_stat(json, "delete", "kvm.remote_tlb_flush_ipis") == 2);
-  // Slot 0's shared and private mappings survive: no EPT violation after.
-  CHECK(phase_stat(json, "delete", "vcpu0.ept_violations") == 0);
-  CHECK(phase_stat(json, "teardown", "seam.calls.tdh_mem_page_remove") == 1);
-  CHECK(stat(json, "seam.status.errors") == 0);
+  for (const auto& [name, vcpus] : {std::pair{"17_memslot_delete_td.jsonl", 2}, std::pair{"19_memslot_delete_td_1vcpu.jsonl", 1}}) {
+    INFO(name);
+    const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_slot_delete_" + std::to_string(vcpus) + ".json";
+    // mmu.slot_zap's default is zap-all-fast: it does not apply to a TD.
+    REQUIRE(replay(trace(name), "--stats " + out) == 0);
+    const std::string json = slurp(out);
+    // Converting the accepted page 0x300000: one removal and one flush.
+    CHECK(phase_stat(json, "convert", "seam.calls.tdh_mem_page_remove") == 1);
+    CHECK(phase_stat(json, "convert", "kvm.remote_tlb_flush") == 1);
+    CHECK(stat(json, "kvm.mmu_zap_all_fast") == 0);
+    // Slot 1's two private pages go; its shared page is zapped; one flush,
+    // an ioctl's: an IPI to each vCPU in the guest.
+    CHECK(phase_stat(json, "delete", "seam.calls.tdh_mem_page_remove") == 2);
+    CHECK(phase_stat(json, "delete", "kvm.remote_tlb_flush") == 1);
+    CHECK(phase_stat(json, "delete", "kvm.remote_tlb_flush_ipis") == vcpus);
+    // Slot 0's shared and private mappings survive: no EPT violation after.
+    CHECK(phase_stat(json, "delete", "vcpu0.ept_violations") == 0);
+    CHECK(phase_stat(json, "teardown", "seam.calls.tdh_mem_page_remove") == 1);
+    CHECK(stat(json, "seam.status.errors") == 0);
+  }
 }
 
 // tdx_track: "If TD isn't finalized, it's before any vcpu running" - no TRACK.
 TEST_CASE("a removal before the TD is RUNNABLE BLOCKs and REMOVEs without TRACK or kick", "[tdx]") {
-  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_remove_before_finalize.json";
-  REQUIRE(replay(trace("18_remove_before_finalize.jsonl"), "--stats " + out) == 0);
-  const std::string json = slurp(out);
-  // Before finalize: BLOCK, REMOVE, WBINVD of 0x101000, no TRACK; the
-  // teardown after finalize removes 0x100000 with BLOCK, TRACK + kick,
-  // REMOVE, WBINVD. One TRACK in all: the teardown's.
-  CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 1 + 1);
-  CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 1 + 1);
-  CHECK(stat(json, "seam.calls.tdh_phymem_page_wbinvd") == 1 + 1 + 1);  // + the TDR's
-  CHECK(stat(json, "seam.calls.tdh_mem_track") == 1);
-  CHECK(stat(json, "kvm.tdx.kicks") == 1);
-  CHECK(stat(json, "seam.status.errors") == 0);
+  // Control pages: TDR, 4 TDCS and TDVPR + 3 TDCX per vCPU.
+  for (const auto& [name, control_pages] :
+       {std::pair{"18_remove_before_finalize.jsonl", 1 + 4 + 4}, std::pair{"20_remove_before_finalize_2vcpu.jsonl", 1 + 4 + 8}}) {
+    INFO(name);
+    const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_remove_before_finalize_" +
+                            std::to_string(control_pages) + ".json";
+    REQUIRE(replay(trace(name), "--stats " + out) == 0);
+    const std::string json = slurp(out);
+    // Before finalize: BLOCK, REMOVE, WBINVD of 0x101000, no TRACK; the
+    // teardown after finalize removes 0x100000 with BLOCK, TRACK + kick,
+    // REMOVE, WBINVD. One TRACK in all: the teardown's.
+    CHECK(stat(json, "seam.calls.tdh_mem_range_block") == 1 + 1);
+    CHECK(stat(json, "seam.calls.tdh_mem_page_remove") == 1 + 1);
+    CHECK(stat(json, "seam.calls.tdh_phymem_page_wbinvd") == 1 + 1 + 1);  // + the TDR's
+    CHECK(stat(json, "seam.calls.tdh_mem_track") == 1);
+    CHECK(stat(json, "kvm.tdx.kicks") == 1);
+    // The 3 Secure-EPT tables (PDPT, PD, PT) and the control pages.
+    CHECK(stat(json, "seam.calls.tdh_phymem_page_reclaim") == 3 + control_pages);
+    CHECK(stat(json, "seam.status.errors") == 0);
+  }
 }
 
 TEST_CASE("TD events a VM cannot take are bad input, named by line", "[tdx]") {
