@@ -537,6 +537,14 @@ class Importer {
       for (const Slot& s : slots_)
         if (s.data && !live_) slot_event(EventType::MemslotAdd, s);
       live_ = true;
+    } else if (name == "dirty-log-enable" || name.substr(0, 14) == "dirty-log-get-" || name == "dirty-log-disable") {
+      // The dirtylog workload's KVM_SET_USER_MEMORY_REGION with and without
+      // KVM_MEM_LOG_DIRTY_PAGES, and its KVM_GET_DIRTY_LOG, on the data slot.
+      const DirtyLogOp op = name == "dirty-log-enable"    ? DirtyLogOp::Enable
+                            : name == "dirty-log-disable" ? DirtyLogOp::Disable
+                                                          : DirtyLogOp::Get;
+      for (const Slot& s : slots_)
+        if (s.data && live_) dirty_log_event(op, s);
     }
     Event p;
     p.type = EventType::Phase;
@@ -559,6 +567,14 @@ class Importer {
       slot_event(EventType::MemslotAdd, s);
     }
     live_ = true;
+  }
+
+  void dirty_log_event(DirtyLogOp op, const Slot& s) {
+    Event e;
+    e.type = EventType::DirtyLog;
+    e.slot.id = s.id;
+    e.dirty_op = op;
+    put(e);
   }
 
   void slot_event(EventType type, const Slot& s) {

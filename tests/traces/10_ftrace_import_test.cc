@@ -99,6 +99,27 @@ TEST_CASE("memslots and phases come from the kvmrec markers", "[import]") {
   CHECK(first->access == AccessType::Fetch);
 }
 
+// The dirtylog workload of kvmrec (its vmm's A_DIRTY_ON, A_DIRTY_GET,
+// A_DIRTY_OFF act on the data slot only): each action marker becomes the
+// dirty_log event KVM saw, so the model stops mapping 2M while KVM does.
+TEST_CASE("kvmrec's dirty-log action markers become dirty_log events on the data slot", "[import]") {
+  const std::string mark = "             vmm-7   [001] ...1.  10.000001: tracing_mark_write: kvmrec: ";
+  const std::string path = write_text(
+      mark + "start workload=dirtylog mem_mib=128 vcpus=1 thp=on pid=7 slot0(sys) gpa=0x0 size=0x200000 "
+             "hva=0x7f0000000000 slot1(data) gpa=0x40000000 size=0x8000000 hva=0x7f1000000000\n" +
+      mark + "begin action dirty-log-enable\n" + mark + "begin action dirty-log-get-1\n" + mark +
+      "begin action dirty-log-get-2\n" + mark + "begin action dirty-log-disable\n");
+  Collect c;
+  import_ftrace(path, c);
+  std::vector<std::pair<u32, DirtyLogOp>> got;
+  for (const auto& e : c.events)
+    if (e.type == EventType::DirtyLog) got.emplace_back(e.slot.id, e.dirty_op);
+  CHECK(got == std::vector<std::pair<u32, DirtyLogOp>>{{1, DirtyLogOp::Enable},
+                                                       {1, DirtyLogOp::Get},
+                                                       {1, DirtyLogOp::Get},
+                                                       {1, DirtyLogOp::Disable}});
+}
+
 TEST_CASE("the backing option overrides the data slots' host backing", "[import]") {
   Collect c;
   FtraceImportOptions o;
