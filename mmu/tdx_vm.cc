@@ -562,8 +562,9 @@ Cycles TdxVm::stop_vcpus() {
 
 Cycles TdxVm::release_hkid() {
   // tdx_mmu_release_hkid: VP.FLUSH of every vCPU (tdx_flush_vp_on_cpu),
-  // VPFLUSHDONE, CACHE.WB on each package, KEY.FREEID.
-  Cycles c = stop_vcpus();
+  // VPFLUSHDONE, CACHE.WB on each package, KEY.FREEID. The vCPUs are
+  // already out (stop_vcpus).
+  Cycles c = 0;
   for (u32 v = 0; v < vcpus(); ++v) {
     SeamcallRegs r;
     r.rcx = handle_.tdvpr[v];

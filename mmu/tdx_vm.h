@@ -173,8 +173,8 @@ class TdxVm : public ExternalSpt {
   // The VMM stops running the TD's vCPUs (they leave the guest and never
   // enter again): the start of any teardown.
   Cycles stop_vcpus();
-  // tdx_mmu_release_hkid: VP.FLUSH, VPFLUSHDONE, CACHE.WB, KEY.FREEID. The
-  // HKID is released, so removal hooks from now on RECLAIM.
+  // tdx_mmu_release_hkid: VP.FLUSH, VPFLUSHDONE, CACHE.WB, KEY.FREEID, after
+  // stop_vcpus. The HKID is released, so removal hooks from now on RECLAIM.
   Cycles release_hkid();
   // Teardown, last step (after the mirror root is gone): RECLAIM of the
   // cached and control pages, TDR last with its WBINVD.
