@@ -234,6 +234,16 @@ int cmd_replay(const std::vector<std::string>& args) {
     out["invariant_violations"] = r.violations;
     if (!r.vm_dead.empty()) out["vm_dead"] = r.vm_dead;
     if (ro.check) out["invariant_checks"] = r.invariant_checks;
+    if (r.vms.size() > 1) {
+      out["vms"] = nlohmann::json::array();
+      for (const auto& v : r.vms)
+        out["vms"].push_back({{"prefix", v.prefix}, {"vcpus", v.vcpus}, {"vm_type", v.tdx ? "tdx" : "default"}});
+    }
+    if (!r.td_series.empty()) {
+      nlohmann::json t = nlohmann::json::array(), p = nlohmann::json::array(), sp = nlohmann::json::array();
+      for (const auto& x : r.td_series) t.push_back(x.time_ns), p.push_back(x.private_pages), sp.push_back(x.sept_pages);
+      out["td_series"] = {{"time_ns", t}, {"private_pages", p}, {"sept_pages", sp}};
+    }
     write_atomically(vm["stats"].as<std::string>(), out.dump(2) + "\n");
   }
   if (!r.expect_mismatches.empty()) return kExitViolations;  // a TDX trace's "expect" failed

@@ -6,7 +6,8 @@ namespace septsim::model {
 
 StatsRegistry::StatsRegistry() { phase_starts_.push_back(snapshot(current_phase_)); }
 
-Counter& StatsRegistry::counter(const std::string& name, const std::string& description) {
+Counter& StatsRegistry::counter(const std::string& short_name, const std::string& description) {
+  const std::string name = prefix_ + short_name;
   auto it = index_.find(name);
   if (it != index_.end()) return counters_[it->second.slot];
   index_[name] = {Kind::Counter, counters_.size()};
@@ -16,13 +17,14 @@ Counter& StatsRegistry::counter(const std::string& name, const std::string& desc
   return counters_.emplace_back(0);
 }
 
-Counter& StatsRegistry::gauge(const std::string& name, const std::string& description) {
-  Counter& c = counter(name, description);
-  index_[name].kind = Kind::Gauge;
+Counter& StatsRegistry::gauge(const std::string& short_name, const std::string& description) {
+  Counter& c = counter(short_name, description);
+  index_[prefix_ + short_name].kind = Kind::Gauge;
   return c;
 }
 
-Histogram& StatsRegistry::histogram(const std::string& name, const std::string& description) {
+Histogram& StatsRegistry::histogram(const std::string& short_name, const std::string& description) {
+  const std::string name = prefix_ + short_name;
   auto it = index_.find(name);
   if (it != index_.end()) return histograms_[it->second.slot];
   index_[name] = {Kind::Histogram, histograms_.size()};

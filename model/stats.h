@@ -42,6 +42,11 @@ class StatsRegistry {
   // phase end, not a difference.
   Counter& gauge(const std::string& name, const std::string& description = "");
 
+  // Names registered from now on start with `prefix` ("vm1." while the
+  // replayer builds a trace's second VM); value() and has() take full names.
+  void set_name_prefix(const std::string& prefix) { prefix_ = prefix; }
+  const std::string& name_prefix() const { return prefix_; }
+
   u64 value(const std::string& name) const;  // current value; throws if unknown
   bool has(const std::string& name) const { return index_.count(name) != 0; }
 
@@ -88,6 +93,7 @@ class StatsRegistry {
   std::vector<Snapshot> phase_starts_;
   std::vector<std::pair<Snapshot, Snapshot>> closed_;
   std::string current_phase_ = "warmup";
+  std::string prefix_;
 };
 
 }  // namespace septsim::model

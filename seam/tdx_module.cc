@@ -13,8 +13,8 @@ namespace septsim::seam {
 using septe::SeptState;
 
 namespace {
-std::string counter_name(const char* leaf) {
-  std::string s = "seam.calls.";
+std::string counter_name(const char* leaf, const char* prefix = "seam.calls.") {
+  std::string s = prefix;
   for (const char* p = leaf; *p; ++p) s += *p == '.' ? '_' : char(std::tolower(static_cast<unsigned char>(*p)));
   return s;
 }
@@ -31,8 +31,12 @@ TdxModule::TdxModule(sc_core::sc_module_name name, const model::Config& cfg, mod
       max_pa_(unsigned(cfg.u("host.maxphyaddr"))) {
   if (tdcs_pages_ <= kSeptRootTdcsIndex) throw model::ConfigError("config key 'seam.tdcs_pages' must be at least 4");
   for (u16 n = 0; n < SeamTiming::kLeaves; ++n)
-    if (const char* l = leaf_name(n)) calls_[n] = &stats.counter(counter_name(l), std::string(l) + " SEAMCALLs");
+    if (const char* l = leaf_name(n)) {
+      calls_[n] = &stats.counter(counter_name(l), std::string(l) + " SEAMCALLs");
+      leaf_cycles_[n] = &stats.counter(counter_name(l, "seam.leaf_cycles."), "cycles charged for " + std::string(l));
+    }
   tdcalls_ = &stats.counter("seam.calls.tdg_mem_page_accept", "TDG.MEM.PAGE.ACCEPT TDCALLs");
+  tdcall_cycles_ = &stats.counter("seam.leaf_cycles.tdg_mem_page_accept", "cycles charged for TDG.MEM.PAGE.ACCEPT");
   errors_ = &stats.counter("seam.status.errors", "SEAMCALLs/TDCALLs returning an error status (bit 63)");
   busy_ = &stats.counter("seam.status.busy", "calls refused with TDX_OPERAND_BUSY (lock contention)");
   cycles_ = &stats.counter("seam.cycles", "cycles charged for SEAMCALLs, TDCALLs and TD exits");
@@ -104,10 +108,13 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
     tdcall_initiator_[txn.tdvpr] = txn.initiator;
     s = dispatch_tdcall(c);
     cost = (c.level == 1 ? timing_.accept_2m : timing_.accept_4k) + c.extra_cycles;
+    *tdcall_cycles_ += cost;
   } else {
-    if (c.number < SeamTiming::kLeaves && calls_[c.number]) ++*calls_[c.number];
+    const bool known = c.number < SeamTiming::kLeaves && calls_[c.number];
+    if (known) ++*calls_[c.number];
     s = dispatch(c);
     cost = timing_.of(c.number);
+    if (known) *leaf_cycles_[c.number] += cost;
   }
   txn.out.rax = s;
   if (observer_) report(c, s);

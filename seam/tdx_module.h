@@ -153,6 +153,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   TdParamsPages td_params_;
 
   model::Counter* calls_[SeamTiming::kLeaves] = {};
+  model::Counter* leaf_cycles_[SeamTiming::kLeaves] = {};  // seam.leaf_cycles.<leaf>
+  model::Counter* tdcall_cycles_ = nullptr;
   model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_, *zero_step_exits_;
   model::Counter *g_pamt_bytes_, *g_pamt_static_, *g_pamt_pairs_bytes_, *g_pamt_pairs_, *g_sept_pages_,
       *g_sept_bytes_, *g_tds_, *g_private_4k_;

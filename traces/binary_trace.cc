@@ -17,14 +17,15 @@ enum Field : u32 {
   kWritable, kExecutable, kPcid, kInvKind, kDecision, kGuestLevel, kTsNs, kName,
   // version 2: the TD VM fields, and kTdx: a TdxEventFields record follows the name
   kTdxVm, kMeasure, kMakePrivate, kTag, kTdx,
-  // still version 2: a bit old readers never see set (td_teardown's terminate)
-  kTerminate, kFieldCount
+  // still version 2: bits old readers never see set (td_teardown's terminate,
+  // the VM of a trace with several)
+  kTerminate, kVm, kFieldCount
 };
 constexpr const char* kFieldNames[kFieldCount] = {
     "vcpu", "vcpus", "slot", "gpa", "size", "hva", "backing", "flags", "op", "first_page", "num_pages", "addr",
     "is_gva", "op", "count", "stride", "cr3", "levels", "gva", "gpa", "size", "page", "writable", "executable",
     "pcid", "kind", "kind", "guest_level", "ts_ns", "name", "vm_type", "measure", "private", "tag", "td",
-    "terminate"};
+    "terminate", "vm"};
 // The fields of an access event.
 constexpr u64 kAccessFields = u64{1} << kVcpu | u64{1} << kAddr | u64{1} << kIsGva | u64{1} << kAccess |
                               u64{1} << kCount | u64{1} << kStride | u64{1} << kTsNs;
@@ -149,6 +150,7 @@ u64 get(const Event& e, u32 f) {
     case kMakePrivate: return e.make_private;
     case kTag: return e.tag;
     case kTerminate: return e.terminate;
+    case kVm: return e.vm;
     default: return 0;
   }
 }
@@ -191,6 +193,7 @@ bool set(Event& e, u32 f, u64 v) {
     case kMakePrivate: if (!small(1)) return false; e.make_private = v; return true;
     case kTag: e.tag = v; return true;
     case kTerminate: if (!small(1)) return false; e.terminate = v; return true;
+    case kVm: if (!small(TraceReader::kMaxVms - 1)) return false; e.vm = u32(v); return true;
     default: return false;
   }
 }
@@ -505,7 +508,7 @@ void BinaryTraceReader::validate_access(const Event& e) const {
 // The checks of the JSON Lines reader that keep the replayer safe.
 void BinaryTraceReader::validate(const Event& e) {
   // Most events are accesses, and decode leaves their slot and TDX fields alone.
-  if (e.type == EventType::Access && vm_created_ && u32(e.vcpu) < vcpus_) [[likely]]
+  if (e.type == EventType::Access && e.vm == 0 && !vms_.empty() && u32(e.vcpu) < vms_[0].vcpus) [[likely]]
     return validate_access(e);
   constexpr u64 kMaxGpa = TraceReader::kMaxGpa;
   auto aligned_gpa = [&](const char* f, u64 v, u64 align) {
@@ -517,22 +520,29 @@ void BinaryTraceReader::validate(const Event& e) {
     if (size > kMaxGpa - base) fail(f, "end is beyond the 52-bit guest-physical address space");
   };
   if (e.type == EventType::VmCreate) {
-    if (vm_created_) fail("", "second vm_create");
+    // Every VM is created at the start of the trace, numbered in order (traces/reader.cc).
+    if (others_seen_) fail("", "vm_create after other events: create every VM at the start of the trace");
+    if (e.vm != vms_.size())
+      fail("vm", e.vm < vms_.size() ? "second vm_create for VM " + std::to_string(e.vm)
+                                     : "VM " + std::to_string(e.vm) + " created before VM " + std::to_string(vms_.size()));
     if (e.vcpus < 1 || e.vcpus > TraceReader::kMaxVcpus) fail("vcpus", std::to_string(e.vcpus) + " is out of range (1..256)");
     if (e.tdx_vm && e.tdx.gpaw == 52 && e.tdx.ept_levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
-    vm_created_ = true;
-    tdx_vm_ = e.tdx_vm;
-    vcpus_ = e.vcpus;
+    vms_.push_back({e.vcpus, e.tdx_vm});
     return;
   }
-  if (!vm_created_) fail("", std::string(event_type_name(e.type)) + " before vm_create: vm_create must be the first event");
+  if (vms_.empty()) fail("", std::string(event_type_name(e.type)) + " before vm_create: vm_create must be the first event");
+  others_seen_ = true;
+  if (e.vm && !vm_scoped_type(e.type)) fail("vm", std::string(event_type_name(e.type)) + " is host-wide and takes no VM");
+  if (e.vm >= vms_.size()) fail("vm", "VM " + std::to_string(e.vm) + " was not created");
+  const u32 vm_vcpus = vms_[e.vm].vcpus;
+  const bool vm_is_td = vms_[e.vm].tdx;
   bool per_vcpu = e.type == EventType::Access || e.type == EventType::SetCr3 || e.type == EventType::Invept ||
                   e.type == EventType::Invvpid || e.type == EventType::Invlpg || e.type == EventType::Invpcid ||
                   e.type == EventType::Accept || e.type == EventType::MapGpa;
   bool td_vm_event = e.type >= EventType::TdInitMemRegion;
-  if (td_vm_event && !tdx_vm_) fail("type", "needs a TD VM: vm_create must say \"vm_type\":\"tdx\"");
-  if ((per_vcpu || e.vcpu >= 0) && (e.vcpu < 0 || u32(e.vcpu) >= vcpus_))
-    fail("vcpu", std::to_string(e.vcpu) + " is out of range (0.." + std::to_string(vcpus_ - 1) + ")");
+  if (td_vm_event && !vm_is_td) fail("type", "needs a TD VM: vm_create must say \"vm_type\":\"tdx\"");
+  if ((per_vcpu || e.vcpu >= 0) && (e.vcpu < 0 || u32(e.vcpu) >= vm_vcpus))
+    fail("vcpu", std::to_string(e.vcpu) + " is out of range (0.." + std::to_string(vm_vcpus - 1) + ")");
   if (e.slot.id >= TraceReader::kMaxSlots) fail("slot", std::to_string(e.slot.id) + " is out of range");
   switch (e.type) {
     case EventType::MemslotAdd:

@@ -90,14 +90,17 @@ class BinaryTraceReader {
   u64 file_offset_ = 16;
   u64 index_ = 0;
   bool ended_ = false;
-  bool vm_created_ = false;
+  struct VmDecl {
+    u32 vcpus;
+    bool tdx;
+  };
+  std::vector<VmDecl> vms_;  // vm_create'd VMs by id
+  bool others_seen_ = false;  // an event other than vm_create was read
   const Event* last_out_ = nullptr;  // the Event decoded into last time,
   u64 last_line_ = 0;                // its line then,
   u64 prev_bits_ = 0;                // and the fields it got
-  u32 vcpus_ = 0;
   u64 known_bits_ = 0;   // field bits of the file's version
   u32 known_types_ = 0;  // event types of the file's version
-  bool tdx_vm_ = false;  // vm_create made a TD VM
   std::map<u32, u32> td_vcpus_;  // td_create'd TDs and their vCPU counts
 };
 

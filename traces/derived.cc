@@ -71,12 +71,18 @@ const std::vector<DerivedMetric>& derived_metrics() {
       {"tdx.seamcalls", "calls", "sum of seam.calls.tdh_*", "SEAMCALLs made to the TDX module (all leaves)", true},
       {"tdx.seamcalls.<leaf>", "calls", "seam.calls.tdh_<leaf>", "SEAMCALLs of one leaf (only leaves called)", true},
       {"tdx.tdcalls", "calls", "sum of seam.calls.tdg_*", "TDCALLs made by the guest (TDG.MEM.PAGE.ACCEPT)", true},
+      {"tdx.seam_cycles.<leaf>", "cycles", "seam.leaf_cycles.tdh_<leaf>",
+       "cycles charged for the SEAMCALLs of one leaf (only leaves called)", true},
       {"tdx.td_exits", "exits", "seam.td_exits", "TD exits back to the VMM", true},
       {"tdx.seam_cycles", "cycles", "seam.cycles", "cycles charged for SEAMCALLs, TDCALLs and TD exits", true},
       {"tdx.seam_cycles_per_seamcall", "cycles per call", "seam.cycles / (tdx.seamcalls + tdx.tdcalls)",
        "average cost of a call into the TDX module (TD exits included in the numerator)", true},
       {"tdx.pamt_bytes", "bytes", "seam.pamt.bytes (at the phase end)",
        "PAMT memory: static arrays plus Dynamic PAMT page pairs", true},
+      {"tdx.sept_pages", "pages", "seam.sept.pages (at the phase end)",
+       "Secure-EPT pages of every TD, roots included", true},
+      {"tdx.private_pages", "pages", "seam.td_pages_4k (at the phase end)",
+       "4K-equivalent private pages owned by TDs (TDR.CHLDCNT summed)", true},
       {"tdx.pamt_pair_bytes", "bytes", "seam.pamt.pair_bytes (at the phase end)",
        "Dynamic PAMT_4K page pairs installed", true},
       {"tdx.splits", "ranges", "kvm.tdx.merge.split_ranges", "private 2M leaves split into 4K tables", true},
@@ -120,7 +126,11 @@ nlohmann::json derive(const nlohmann::json& phase, bool td) {
     u64 n = v.get<u64>();
     if (name.starts_with(kSeamcallPrefix)) {
       seamcalls += n;
-      if (n) d["tdx.seamcalls." + name.substr(std::string("seam.calls.").size())] = n;
+      if (n) {
+        const std::string leaf = name.substr(std::string("seam.calls.").size());
+        d["tdx.seamcalls." + leaf] = n;
+        d["tdx.seam_cycles." + leaf] = get(c, ("seam.leaf_cycles." + leaf).c_str());
+      }
     } else if (name.starts_with(kTdcallPrefix)) {
       tdcalls += n;
     }
@@ -130,6 +140,8 @@ nlohmann::json derive(const nlohmann::json& phase, bool td) {
   d["tdx.td_exits"] = get(c, "seam.td_exits");
   d["tdx.seam_cycles"] = get(c, "seam.cycles");
   d["tdx.seam_cycles_per_seamcall"] = ratio(get(c, "seam.cycles"), seamcalls + tdcalls);
+  d["tdx.sept_pages"] = get(c, "seam.sept.pages");
+  d["tdx.private_pages"] = get(c, "seam.td_pages_4k");
   d["tdx.pamt_bytes"] = get(c, "seam.pamt.bytes");
   d["tdx.pamt_pair_bytes"] = get(c, "seam.pamt.pair_bytes");
   d["tdx.splits"] = get(c, "kvm.tdx.merge.split_ranges");
@@ -138,10 +150,31 @@ nlohmann::json derive(const nlohmann::json& phase, bool td) {
   return d;
 }
 
-void add_derived(nlohmann::json& stats) {
-  bool td = has_td(stats["total"]);
-  for (auto& ph : stats["phases"]) ph["derived"] = derive(ph, td);
-  stats["total"]["derived"] = derive(stats["total"], td);
+nlohmann::json vm_phase(const nlohmann::json& phase, const std::string& prefix) {
+  nlohmann::json out = {{"counters", nlohmann::json::object()}, {"histograms", nlohmann::json::object()}};
+  for (const char* part : {"counters", "histograms"}) {
+    if (!phase.contains(part)) continue;
+    for (const auto& [name, v] : phase[part].items()) {
+      if (name.starts_with(prefix))
+        out[part][name.substr(prefix.size())] = v;
+      else if (name.starts_with("seam."))
+        out[part][name] = v;
+    }
+  }
+  return out;
+}
+
+void add_derived(nlohmann::json& stats, const std::vector<ReplayVm>& vms) {
+  bool td0 = vms.size() > 1 ? vms[0].tdx : has_td(stats["total"]);
+  auto add = [&](nlohmann::json& ph) {
+    ph["derived"] = derive(ph, td0);
+    for (size_t i = 1; i < vms.size(); ++i) {
+      std::string key = vms[i].prefix.substr(0, vms[i].prefix.size() - 1);
+      ph["vm_derived"][key] = derive(vm_phase(ph, vms[i].prefix), vms[i].tdx);
+    }
+  };
+  for (auto& ph : stats["phases"]) add(ph);
+  add(stats["total"]);
 }
 
 }  // namespace septsim::traces

@@ -8,7 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "model/types.h"
+
 namespace septsim::traces {
+
+// One VM of a replay (vm_create "vm" = its index in ReplayReport::vms).
+struct ReplayVm {
+  std::string prefix;  // of its statistics: "" for VM 0, "vmN." for VM N > 0
+  u32 vcpus = 1;
+  bool tdx = false;
+};
 
 struct DerivedMetric {
   std::string name;     // key in the "derived" object ("tdx.seamcalls.<leaf>" stands for one key per leaf)
@@ -29,7 +38,15 @@ nlohmann::json derive(const nlohmann::json& phase, bool td);
 // True when the totals show a TD (a SEAMCALL was made or a TD exists).
 bool has_td(const nlohmann::json& total_phase);
 
-// Adds "derived" to every phase and to the total of a StatsRegistry JSON.
-void add_derived(nlohmann::json& stats);
+// Adds "derived" to every phase and to the total of a StatsRegistry JSON:
+// VM 0's metrics, with the tdx.* keys when VM 0 is a TD or, in a one-VM
+// replay, whenever the TDX module was used (raw seamcall traces). With
+// several VMs, "vm_derived" holds each other VM's by its prefix without the
+// dot ("vm1"), computed from its own counters and the host-wide seam.* ones.
+void add_derived(nlohmann::json& stats, const std::vector<ReplayVm>& vms = {});
+
+// The counters and histograms of VM `prefix` with the prefix removed, plus
+// the host-wide seam.* counters: the input of derive() for that VM.
+nlohmann::json vm_phase(const nlohmann::json& phase, const std::string& prefix);
 
 }  // namespace septsim::traces

@@ -122,6 +122,7 @@ std::string event_to_json(const Event& e) {
   std::string o = "{\"type\":\"";
   o += event_type_name(e.type);
   o += '"';
+  if (e.vm) key(o, "vm"), dec(o, e.vm);
   switch (e.type) {
     case EventType::VmCreate:
       key(o, "vcpus"), dec(o, e.vcpus);

@@ -512,11 +512,19 @@ struct TraceReader::Impl {
   bool line_has_newline = true;
   Header header;
   LineParser parser;
+  // The VMs vm_create made, by id: their vCPU count, type and line.
+  struct VmDecl {
+    u32 vcpus;
+    bool tdx;
+    u64 line;
+  };
+  std::vector<VmDecl> vms;
+  u64 first_other_line = 0;  // the first event that is not a vm_create (0: none yet)
   bool vm_created = false;
-  bool tdx_vm = false;
+  bool tdx_vm = false;  // of the event's VM
   std::map<u64, u32> td_vcpus;  // TDs created so far: vCPU count
-  u64 vm_line = 0;
-  u32 vcpus = 0;
+  u32 vcpus = 0;        // of the event's VM
+  u32 cur_vm = 0;       // the event's VM
   const TypeSpec* spec = nullptr;
 
   [[noreturn]] void fail(std::string_view field, const std::string& message) const {
@@ -738,7 +746,9 @@ struct TraceReader::Impl {
   int vcpu_field() const {
     u64 v = num("vcpu");
     if (v >= vcpus)
-      fail("vcpu", std::to_string(v) + " is out of range: vm_create declared " + std::to_string(vcpus) +
+      fail("vcpu", std::to_string(v) + " is out of range: vm_create" +
+                       (vms.size() > 1 ? " of VM " + std::to_string(cur_vm) : std::string()) + " declared " +
+                       std::to_string(vcpus) +
                        " vCPU" + (vcpus == 1 ? "" : "s") + " (0.." + std::to_string(vcpus - 1) + ")");
     return int(v);
   }
@@ -809,9 +819,13 @@ struct TraceReader::Impl {
       fail("type", "unknown event type " + t->describe() + "; did you mean \"" +
                        std::string(closest(t->text, names)) + "\"? (known: " + join(names) + ")");
     }
+    const bool vm_scoped = vm_scoped_type(EventType(spec - specs.data()));
     for (size_t i = 0; i < parser.size(); ++i) {
       std::string_view k = parser[i].key;
-      if (k != "type" && std::find(spec->fields.begin(), spec->fields.end(), k) == spec->fields.end())
+      if (k == "vm" && !vm_scoped)
+        fail("vm", std::string(spec->name) + " is not an event of one VM (phase, marker and the raw TDX module "
+                   "events are host-wide); remove \"vm\"");
+      if (k != "type" && k != "vm" && std::find(spec->fields.begin(), spec->fields.end(), k) == spec->fields.end())
         fail(printable(k), "unknown field of " + std::string(spec->name) + "; did you mean '" +
                                std::string(closest(k, spec->fields)) + "'? (fields: " + join(spec->fields) + ")");
     }
@@ -821,9 +835,36 @@ struct TraceReader::Impl {
     out.line = line_no;
 
     if (out.type == EventType::VmCreate) {
-      if (vm_created) fail("", "second vm_create (the first is on line " + std::to_string(vm_line) + ")");
+      // Every VM's vCPUs are built before the simulation starts (SystemC
+      // cannot add modules later), so the VMs are declared up front.
+      if (first_other_line)
+        fail("", "vm_create after other events (line " + std::to_string(first_other_line) +
+                     "): create every VM at the start of the trace");
+      u64 id = num("vm", 0);
+      if (id != vms.size()) {
+        if (id < vms.size())
+          fail(vms.size() == 1 && !parser.find("vm") ? "" : "vm",
+               "second vm_create for VM " + std::to_string(id) + " (the first is on line " +
+                   std::to_string(vms[id].line) + "); another VM takes \"vm\":" + std::to_string(vms.size()));
+        fail("vm", "VM " + std::to_string(id) + " created before VM " + std::to_string(vms.size()) +
+                       " (VMs are numbered 0, 1, ... in vm_create order)");
+      }
+      if (vms.size() >= kMaxVms) fail("vm", "more than " + std::to_string(kMaxVms) + " VMs");
     } else if (!vm_created) {
       fail("", std::string(spec->name) + " before vm_create: vm_create must be the first event");
+    } else {
+      if (!first_other_line) first_other_line = line_no;
+      if (vm_scoped) {
+        u64 id = num("vm", 0);
+        if (id >= vms.size())
+          fail("vm", "VM " + std::to_string(id) + " was not created (" + std::to_string(vms.size()) +
+                         " VM" + (vms.size() == 1 ? "" : "s") + ": vm_create with \"vm\":" + std::to_string(id) +
+                         " at the start of the trace)");
+        out.vm = u32(id);
+      }
+      cur_vm = out.vm;
+      vcpus = vms[out.vm].vcpus;
+      tdx_vm = vms[out.vm].tdx;
     }
 
     switch (out.type) {
@@ -843,10 +884,10 @@ struct TraceReader::Impl {
           out.tdx.gpaw = int(gpaw);
           out.tdx.ept_levels = levels;
           out.tdx.dynamic_pamt = boolean("dynamic_pamt", false);
-          tdx_vm = true;
         }
+        out.vm = cur_vm = u32(vms.size());
+        vms.push_back({vcpus, out.tdx_vm, line_no});
         vm_created = true;
-        vm_line = line_no;
         break;
       }
       case EventType::MemslotAdd: {
@@ -1015,7 +1056,10 @@ struct TraceReader::Impl {
 
   static u64 tdx_level_bytes(int level) { return u64{1} << (12 + 9 * level); }
   void need_tdx_vm() const {
-    if (!tdx_vm) fail("type", "needs a TD VM: vm_create must say \"vm_type\":\"tdx\"");
+    if (!tdx_vm)
+      fail("type", vms.size() > 1 ? "needs a TD VM: VM " + std::to_string(cur_vm) +
+                                        " is not one (its vm_create has no \"vm_type\":\"tdx\")"
+                                  : std::string("needs a TD VM: vm_create must say \"vm_type\":\"tdx\""));
   }
 
   // ---- TDX events -----------------------------------------------------------

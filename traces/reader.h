@@ -37,6 +37,7 @@ class TraceReader {
   static constexpr u32 kVersion = 1;
   static constexpr size_t kMaxLineBytes = 1u << 20;
   static constexpr u32 kMaxVcpus = 256;
+  static constexpr u32 kMaxVms = 16;  // VMs of one trace (vm_create "vm" 0..15)
   static constexpr u32 kMaxSlots = 32764;  // KVM_USER_MEM_SLOTS on x86
   static constexpr u64 kMaxGpa = u64{1} << 52;
 

@@ -98,76 +98,127 @@ bool is_vcpu_event(EventType t) {
   }
 }
 
+// Statistics names of VM `id`: VM 0 keeps the plain names, VM N > 0 gets "vmN.".
+std::string vm_prefix(u32 id) { return id ? "vm" + std::to_string(id) + "." : std::string(); }
+
 class ReplayTop : public sc_core::sc_module {
  public:
-  ReplayTop(sc_core::sc_module_name name, const ReplayOptions& opts, EventSource& reader, u32 vcpus,
-            model::StatsRegistry& stats)
+  ReplayTop(sc_core::sc_module_name name, const ReplayOptions& opts, EventSource& reader,
+            const std::vector<ReplayVm>& vms, model::StatsRegistry& stats)
       : sc_module(name),
         opts_(opts),
         reader_(reader),
         stats_(stats),
         timing_(model::Timing::from(opts.config)),
         mem_(opts.config.u("host.mem_gib") << 30),
-        kvm_(opts.config, timing_, mem_, stats),
-        nested_(opts.config, timing_, stats, vcpus),
         tdx_("tdx", opts.config, mem_, stats),
         seam_(tdx_, mem_, opts.display_path.empty() ? opts.trace_path : opts.display_path),
-        target_("memory", mem_, timing_),
-        guest_pt_(kvm_, mem_),
-        checker_(kvm_, mem_) {
-    for (u32 i = 0; i < vcpus; ++i) {
-      vcpus_.push_back(std::make_unique<model::Vcpu>(("vcpu" + std::to_string(i)).c_str(), i, opts.config, timing_,
-                                                    stats, kvm_));
-      vcpus_.back()->walker().mem.bind(target_.socket);
-      kvm_.add_vcpu(*vcpus_.back());
+        target_("memory", mem_, timing_) {  // vms_ is filled below
+    for (u32 id = 0; id < vms.size(); ++id) {
+      // Everything the VM registers, its vCPUs' too, is named under its prefix.
+      stats.set_name_prefix(vm_prefix(id));
+      vms_.push_back(std::make_unique<Vm>(id, vms[id].vcpus, opts.config, timing_, mem_, stats));
+      Vm& vm = *vms_.back();
+      for (u32 i = 0; i < vms[id].vcpus; ++i) {
+        std::string module = (id ? "vm" + std::to_string(id) + "_" : std::string()) + "vcpu" + std::to_string(i);
+        vm.vcpus.push_back(
+            std::make_unique<model::Vcpu>(module.c_str(), i, opts.config, timing_, stats, vm.kvm));
+        vm.vcpus.back()->walker().mem.bind(target_.socket);
+        vm.kvm.add_vcpu(*vm.vcpus.back());
+      }
+      vm.accept_fallbacks = &stats.counter(
+          "replay.accept_2m_fallbacks", "2M ACCEPTs the guest redid as 512 4K ACCEPTs (TDX_PAGE_SIZE_MISMATCH)");
+      stats.set_name_prefix("");
     }
+    // --emit-kvmmmu and --timeline follow VM 0 (docs/timeline.md).
+    mmu::Kvm& kvm0 = vms_[0]->kvm;
+    const auto& vcpus0 = vms_[0]->vcpus;
+    const u32 nvcpus0 = u32(vcpus0.size());
     if (!opts.emit_kvmmmu.empty()) {
-      kvmmmu_ = std::make_unique<KvmmmuWriter>(opts.emit_kvmmmu, vcpus, [this](int vcpu) {
-        return timing_.to_ps(vcpu < 0 ? timing_.from_time(sc_core::sc_time_stamp()) : vcpus_[size_t(vcpu)]->cycles());
+      kvmmmu_ = std::make_unique<KvmmmuWriter>(opts.emit_kvmmmu, nvcpus0, [this](int vcpu) {
+        return timing_.to_ps(vcpu < 0 ? timing_.from_time(sc_core::sc_time_stamp())
+                                      : vms_[0]->vcpus[size_t(vcpu)]->cycles());
       });
-      kvm_.set_tracepoints(kvmmmu_.get());
+      kvm0.set_tracepoints(kvmmmu_.get());
     }
     if (!opts.timeline.path.empty()) {
-      timeline_ = std::make_unique<TimelineWriter>(opts.timeline, vcpus, [this](int vcpu) {
-        return vcpu < 0 ? u64(sc_core::sc_time_stamp().value()) : timing_.to_ps(vcpus_[size_t(vcpu)]->cycles());
+      timeline_ = std::make_unique<TimelineWriter>(opts.timeline, nvcpus0, [this](int vcpu) {
+        return vcpu < 0 ? u64(sc_core::sc_time_stamp().value()) : timing_.to_ps(vms_[0]->vcpus[size_t(vcpu)]->cycles());
       });
       if (kvmmmu_) tee_ = std::make_unique<TracepointTee>(kvmmmu_.get(), timeline_.get());
-      kvm_.set_tracepoints(tee_ ? static_cast<mmu::MmuTracepoints*>(tee_.get()) : timeline_.get());
+      kvm0.set_tracepoints(tee_ ? static_cast<mmu::MmuTracepoints*>(tee_.get()) : timeline_.get());
       tdx_.set_observer(timeline_.get());
+      other_vms_ = std::make_unique<OtherVmTracepoints>(timeline_.get());
+      for (size_t i = 1; i < vms_.size(); ++i) vms_[i]->kvm.set_tracepoints(other_vms_.get());
     }
-    checker_.set_nested(&nested_);
+    (void)vcpus0;
+    for (const auto& v : vms) any_td_ = any_td_ || v.tdx;
+    td_pages_ = &stats.counter("seam.td_pages_4k");
+    sept_pages_ = &stats.counter("seam.sept.pages");
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
     vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");
-    accept_fallbacks_ = &stats.counter("replay.accept_2m_fallbacks",
-                                       "2M ACCEPTs the guest redid as 512 4K ACCEPTs (TDX_PAGE_SIZE_MISMATCH)");
     after_dead_ = &stats.counter("replay.events_after_vm_dead",
-                                 "trace events not replayed because KVM had killed the VM (KVM_BUG_ON, kvm_vm_dead)");
+                                 "trace events not replayed because KVM had killed their VM (KVM_BUG_ON, kvm_vm_dead)");
     SC_HAS_PROCESS(ReplayTop);
     SC_THREAD(run);
   }
 
   // The MMU outlives the tracepoint writer (members die in reverse order).
   ~ReplayTop() override {
-    kvm_.set_tracepoints(nullptr);
+    for (auto& vm : vms_) vm->kvm.set_tracepoints(nullptr);
     tdx_.set_observer(nullptr);
   }
 
-  void set_first(const Event& e) { first_ = e, have_first_ = true; }
+  // Events read before the simulation (the vm_create events and the one after them).
+  void set_pending(std::vector<Event> events) { pending_events_ = std::move(events); }
   void set_total_lines(u64 n) { total_lines_ = n; }
-  std::vector<std::string>& violations() { return checker_.violations(); }
-  u64 invariant_checks() const { return checker_.checks(); }
+  // Every VM's violations; VM N > 0's say "VM N: ".
+  std::vector<std::string> violations() const {
+    std::vector<std::string> all;
+    for (const auto& vm : vms_)
+      for (const auto& v : vm->checker.violations()) all.push_back(vm->id ? "VM " + std::to_string(vm->id) + ": " + v : v);
+    return all;
+  }
+  u64 invariant_checks() const {
+    u64 n = 0;
+    for (const auto& vm : vms_) n += vm->checker.checks();
+    return n;
+  }
   const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
+  const std::vector<TdSample>& td_series() const { return td_series_; }
+  // "; "-joined reasons of the VMs KVM killed, in the order they died.
   const std::string& vm_dead() const { return vm_dead_; }
 
  private:
+  // One VM of the trace: the KVM MMU with its vCPUs, guest page tables and
+  // invariant checker. Built under its statistics prefix (vm_prefix).
+  struct Vm {
+    Vm(u32 vm_id, u32 nvcpus, const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem,
+       model::StatsRegistry& stats)
+        : id(vm_id), kvm(cfg, timing, mem, stats), nested(cfg, timing, stats, nvcpus), guest_pt(kvm, mem), checker(kvm, mem) {
+      checker.set_nested(&nested);
+    }
+    u32 id;
+    mmu::Kvm kvm;
+    mmu::NestedMmu nested;
+    GuestPageTables guest_pt;
+    InvariantReport checker;
+    std::vector<std::unique_ptr<model::Vcpu>> vcpus;
+    std::map<u32, u32> slot_flags;
+    std::string dead;  // note_dead: where and why KVM killed it
+    model::Counter* accept_fallbacks = nullptr;
+  };
+
   void run() {
     try {
       replay_all();
       barrier();
-      note_dead(reader_.line(), "in the vCPU events up to line ");
-      if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line());
-      if (kvmmmu_ || timeline_) kvm_.set_tracepoints(nullptr);
+      for (auto& vm : vms_) note_dead(*vm, reader_.line(), "in the vCPU events up to line ");
+      if (opts_.check)
+        for (auto& vm : vms_) vm->checker.check(vm->vcpus, events_seen_, reader_.line());
+      if (kvmmmu_ || timeline_)
+        for (auto& vm : vms_) vm->kvm.set_tracepoints(nullptr);
       if (kvmmmu_) kvmmmu_->finish();
       if (timeline_) {
         tdx_.set_observer(nullptr);
@@ -180,47 +231,65 @@ class ReplayTop : public sc_core::sc_module {
     sc_core::sc_stop();
   }
 
+  // Every VM dead: nothing but the raw TDX module events could still run.
+  bool all_dead() const {
+    for (const auto& vm : vms_)
+      if (vm->dead.empty()) return false;
+    return true;
+  }
+
+  // The next event: the pending ones first, then the reader's.
+  bool next_event(Event& e) {
+    if (pending_next_ < pending_events_.size()) {
+      e = pending_events_[pending_next_++];
+      return true;
+    }
+    return reader_.next(e);
+  }
+
   void replay_all() {
     Event e;
     u64 pending = 0;
     auto start = std::chrono::steady_clock::now();
     auto last_report = start;
-    while (have_first_ || reader_.next(e)) {
-      if (have_first_) e = first_, have_first_ = false;
+    while (next_event(e)) {
       ++events_seen_;
       ++*events_;
-      if (!vm_dead_.empty()) {
-        ++*after_dead_;  // KVM answers a dead VM's ioctls and KVM_RUN with -EIO
+      // KVM answers a dead VM's ioctls and KVM_RUN with -EIO; host-wide
+      // events stop once every VM is dead.
+      if (e.vm >= vms_.size() || !vms_[e.vm]->dead.empty() || (!vm_scoped_type(e.type) && all_dead())) {
+        ++*after_dead_;
         continue;
       }
+      Vm& vm = *vms_[e.vm];
       if (e.type == EventType::VmCreate) {
-        if (e.tdx_vm) vm_op(e);
+        if (e.tdx_vm) vm_op(vm, e);
         continue;
       }
       if (e.type == EventType::Marker || e.type == EventType::KvmDecision) {
-        if (opts_.on_annotation) barrier(), pending = 0, annotate(e);
+        if (opts_.on_annotation) barrier(), pending = 0, annotate(vm, e);
         continue;
       }
       if (is_vcpu_event(e.type)) {
-        if (e.vcpu < 0 || size_t(e.vcpu) >= vcpus_.size())
+        if (e.vcpu < 0 || size_t(e.vcpu) >= vm.vcpus.size())
           throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
-                          std::to_string(vcpus_.size()) + ")");
-        if (const mmu::TdxVm* td = kvm_.tdx_vm(); td && (!td->finalized() || td->torn_down()))
+                          std::to_string(vm.vcpus.size()) + ")");
+        if (const mmu::TdxVm* td = vm.kvm.tdx_vm(); td && (!td->finalized() || td->torn_down()))
           throw_at(e, std::string("field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown (the TD is ") +
                           (td->torn_down() ? "torn down)" : "not finalized)"));
-        vcpus_[size_t(e.vcpu)]->push(to_op(e));
+        vm.vcpus[size_t(e.vcpu)]->push(to_op(e));
         ++vcpu_events_;
-        if (++pending >= kBatch) barrier(), pending = 0, note_dead(e.line, "in the vCPU events before line ");
+        if (++pending >= kBatch) barrier(), pending = 0, note_dead(vm, e.line, "in the vCPU events before line ");
       } else {
         barrier();
         pending = 0;
-        note_dead(e.line, "in the vCPU events before line ");
-        if (!vm_dead_.empty()) {
+        for (auto& v : vms_) note_dead(*v, e.line, "in the vCPU events before line ");
+        if (!vm.dead.empty() || (!vm_scoped_type(e.type) && all_dead())) {
           ++*after_dead_;
           continue;
         }
-        vm_op(e);
-        note_dead(e.line, "at line ");
+        vm_op(vm, e);
+        note_dead(vm, e.line, "at line ");
       }
       if (opts_.progress && (events_seen_ & 0xffff) == 0) {
         auto now = std::chrono::steady_clock::now();
@@ -237,22 +306,25 @@ class ReplayTop : public sc_core::sc_module {
     if (opts_.progress) std::fprintf(stderr, "\n");
   }
 
-  // The first time the VM is seen dead: where (`where` + the event's line) and why.
-  void note_dead(u64 line, const char* where) {
-    if (!vm_dead_.empty() || kvm_.dead_reason().empty()) return;
-    vm_dead_ = opts_.trace_path + ": " + where + std::to_string(line) + ": " + kvm_.dead_reason();
+  // The first time a VM is seen dead: where (`where` + the event's line) and why.
+  void note_dead(Vm& vm, u64 line, const char* where) {
+    if (!vm.dead.empty() || vm.kvm.dead_reason().empty()) return;
+    vm.dead = opts_.trace_path + ": " + where + std::to_string(line) + ": " +
+              (vm.id ? "VM " + std::to_string(vm.id) + ": " : std::string()) + vm.kvm.dead_reason();
+    vm_dead_ += (vm_dead_.empty() ? "" : "; ") + vm.dead;
   }
 
-  // Waits until every vCPU has drained its queue and synchronised.
+  // Waits until every vCPU of every VM has drained its queue and synchronised.
   void barrier() {
-    for (auto& v : vcpus_)
-      while (!v->idle()) wait(v->drained());
+    for (auto& vm : vms_)
+      for (auto& v : vm->vcpus)
+        while (!v->idle()) wait(v->drained());
   }
 
-  void annotate(const Event& e) {
+  void annotate(Vm& vm, const Event& e) {
     AnnotationState st;
-    for (int l = PG_LEVEL_4K; l <= PG_LEVEL_1G; ++l) st.pages[l] = kvm_.pages(l);
-    if (e.type == EventType::KvmDecision && e.vcpu >= 0) st.model_level = kvm_.mapped_level(u32(e.vcpu), e.gpa);
+    for (int l = PG_LEVEL_4K; l <= PG_LEVEL_1G; ++l) st.pages[l] = vm.kvm.pages(l);
+    if (e.type == EventType::KvmDecision && e.vcpu >= 0) st.model_level = vm.kvm.mapped_level(u32(e.vcpu), e.gpa);
     opts_.on_annotation(e, st);
   }
 
@@ -261,45 +333,46 @@ class ReplayTop : public sc_core::sc_module {
                       std::to_string(e.line) + ": " + msg);
   }
 
-  u32 slot_flags(u32 id) const {
-    auto it = slot_flags_.find(id);
-    return it == slot_flags_.end() ? 0 : it->second;
+  static u32 slot_flags(const Vm& vm, u32 id) {
+    auto it = vm.slot_flags.find(id);
+    return it == vm.slot_flags.end() ? 0 : it->second;
   }
 
-  void vm_op(const Event& e) {
+  void vm_op(Vm& vm, const Event& e) {
     ++*vm_ops_;
     Cycles c = timing_.vm_ioctl;
     // The guest's own VM-wide events (ACCEPT, MapGPA, L1's nested ones) go
-    // on their vCPU's track of the timeline, the rest on the VMM's.
-    const int track = e.vcpu >= 0 && size_t(e.vcpu) < vcpus_.size() && e.type != EventType::VmCreate ? e.vcpu : -1;
+    // on their vCPU's track of the timeline (VM 0's), the rest on the VMM's.
+    const int track =
+        vm.id == 0 && e.vcpu >= 0 && size_t(e.vcpu) < vm.vcpus.size() && e.type != EventType::VmCreate ? e.vcpu : -1;
     const u64 start_ps = u64(sc_core::sc_time_stamp().value());
     if (timeline_) timeline_->set_task(track);
     try {
       switch (e.type) {
         case EventType::MemslotAdd:
-          c += kvm_.create_memslot(e.slot);
-          slot_flags_[e.slot.id] = e.slot.flags;
+          c += vm.kvm.create_memslot(e.slot);
+          vm.slot_flags[e.slot.id] = e.slot.flags;
           break;
         case EventType::MemslotDelete:
-          c += kvm_.delete_memslot(e.slot.id);
-          slot_flags_.erase(e.slot.id);
+          c += vm.kvm.delete_memslot(e.slot.id);
+          vm.slot_flags.erase(e.slot.id);
           break;
         case EventType::MemslotMove:
-          c += kvm_.move_memslot(e.slot.id, e.slot.gpa);
+          c += vm.kvm.move_memslot(e.slot.id, e.slot.gpa);
           break;
         case EventType::DirtyLog: {
           u32 id = e.slot.id;
           if (e.dirty_op == DirtyLogOp::Enable) {
-            slot_flags_[id] = slot_flags(id) | mmu::KVM_MEM_LOG_DIRTY_PAGES;
-            c += kvm_.set_memslot_flags(id, slot_flags_[id]);
+            vm.slot_flags[id] = slot_flags(vm, id) | mmu::KVM_MEM_LOG_DIRTY_PAGES;
+            c += vm.kvm.set_memslot_flags(id, vm.slot_flags[id]);
           } else if (e.dirty_op == DirtyLogOp::Disable) {
-            slot_flags_[id] = slot_flags(id) & ~mmu::KVM_MEM_LOG_DIRTY_PAGES;
-            c += kvm_.set_memslot_flags(id, slot_flags_[id]);
+            vm.slot_flags[id] = slot_flags(vm, id) & ~mmu::KVM_MEM_LOG_DIRTY_PAGES;
+            c += vm.kvm.set_memslot_flags(id, vm.slot_flags[id]);
           } else if (e.dirty_op == DirtyLogOp::Get) {
             u64 n = 0;
-            c += kvm_.get_dirty_log(id, &n);
+            c += vm.kvm.get_dirty_log(id, &n);
           } else {
-            c += kvm_.clear_dirty_log(id, e.first_page, e.num_pages);
+            c += vm.kvm.clear_dirty_log(id, e.first_page, e.num_pages);
           }
           break;
         }
@@ -315,66 +388,66 @@ class ReplayTop : public sc_core::sc_module {
           mmu::TdxVmParams p;
           p.gpaw = e.tdx.gpaw;
           p.ept_levels = e.tdx.ept_levels;
-          p.hkid = 0x8000;
+          p.hkid = 0x8000 + vm.id;
           if (e.tdx.dynamic_pamt && !tdx_.configure_dynamic_pamt(true))
             throw_at(e, "field 'dynamic_pamt': the TDX module already has TD pages without Dynamic PAMT");
           std::vector<model::Vcpu*> hw;
-          for (auto& v : vcpus_) hw.push_back(v.get());
-          c += kvm_.create_td(tdx_, p, hw);
+          for (auto& v : vm.vcpus) hw.push_back(v.get());
+          c += vm.kvm.create_td(tdx_, p, hw);
           break;
         }
         case EventType::TdInitMemRegion:
-          c += kvm_.td_init_mem_region(e.gpa, e.size, e.tag, e.measure);
+          c += vm.kvm.td_init_mem_region(e.gpa, e.size, e.tag, e.measure);
           break;
         case EventType::TdFinalize:
-          c += kvm_.td_finalize();
+          c += vm.kvm.td_finalize();
           break;
         case EventType::TdTeardown:
-          c += kvm_.td_teardown(e.terminate);
+          c += vm.kvm.td_teardown(e.terminate);
           break;
         case EventType::Accept: {
           u64 status = 0;
-          c += kvm_.td_accept(u32(e.vcpu), e.gpa, e.tdx.level, &status);
+          c += vm.kvm.td_accept(u32(e.vcpu), e.gpa, e.tdx.level, &status);
           // The Linux guest (arch/x86/coco/tdx/tdx-shared.c: try_accept_one)
           // takes a failed 2M ACCEPT as "accept it in 4K pieces": with the
           // merged kernel a 2M ACCEPT finds the range mapped at 4K
           // (TDX_PAGE_SIZE_MISMATCH) and the guest accepts each 4K page.
           if (e.tdx.level == 1 && seam::status_class(status) == seam::TDX_PAGE_SIZE_MISMATCH) {
-            ++*accept_fallbacks_;
+            ++*vm.accept_fallbacks;
             status = seam::TDX_SUCCESS;
             for (u64 off = 0; off < (u64{1} << 21) && !seam::is_error(status); off += kPageSize)
-              c += kvm_.td_accept(u32(e.vcpu), e.gpa + off, 0, &status);
+              c += vm.kvm.td_accept(u32(e.vcpu), e.gpa + off, 0, &status);
           }
           if (seam::is_error(status))
             throw_at(e, "field 'gpa': TDG.MEM.PAGE.ACCEPT of " + hex(e.gpa) + " returned " + seam::status_string(status));
           break;
         }
         case EventType::SetMemoryAttributes:
-          c += kvm_.set_memory_attributes(e.gpa, e.size, e.make_private);
+          c += vm.kvm.set_memory_attributes(e.gpa, e.size, e.make_private);
           break;
         case EventType::MapGpa:
-          c += kvm_.map_gpa(u32(e.vcpu), e.gpa, e.size);
+          c += vm.kvm.map_gpa(u32(e.vcpu), e.gpa, e.size);
           break;
         case EventType::HostUnmap:
-          c += kvm_.zap_gfn_range(e.gpa, e.size);
+          c += vm.kvm.zap_gfn_range(e.gpa, e.size);
           break;
         case EventType::NxRecoveryTick:
-          c += kvm_.nx_recovery_tick();
+          c += vm.kvm.nx_recovery_tick();
           break;
         // Nested EPT: guest activity (a later phase marker starts a new
         // phase), and L1's exits are not ioctls.
-        case EventType::NestedVmentry: c = nested_.nested_vmentry(u32(e.vcpu), e.eptp), ++vcpu_events_; break;
-        case EventType::L2Access: c = nested_.l2_access(u32(e.vcpu), e.addr, e.count, e.stride), ++vcpu_events_; break;
-        case EventType::L1EptWrite: c = nested_.l1_ept_write(u32(e.vcpu), e.eptp, e.gpa), ++vcpu_events_; break;
+        case EventType::NestedVmentry: c = vm.nested.nested_vmentry(u32(e.vcpu), e.eptp), ++vcpu_events_; break;
+        case EventType::L2Access: c = vm.nested.l2_access(u32(e.vcpu), e.addr, e.count, e.stride), ++vcpu_events_; break;
+        case EventType::L1EptWrite: c = vm.nested.l1_ept_write(u32(e.vcpu), e.eptp, e.gpa), ++vcpu_events_; break;
         case EventType::L1Invept:
-          c = nested_.handle_invept(u32(e.vcpu), e.inv_kind == InvKind::All, e.eptp), ++vcpu_events_;
+          c = vm.nested.handle_invept(u32(e.vcpu), e.inv_kind == InvKind::All, e.eptp), ++vcpu_events_;
           break;
         case EventType::GuestPtPool:
-          guest_pt_.set_pool(e.gpa, e.size);
+          vm.guest_pt.set_pool(e.gpa, e.size);
           c = 0;
           break;
         case EventType::GuestMap:
-          guest_pt_.map(e.cr3, e.guest_levels, e.gva, e.gpa, e.size, e.page_level, e.writable, e.executable);
+          vm.guest_pt.map(e.cr3, e.guest_levels, e.gva, e.gpa, e.size, e.page_level, e.writable, e.executable);
           c = 0;
           break;
         case EventType::Phase:
@@ -404,8 +477,14 @@ class ReplayTop : public sc_core::sc_module {
     *vm_cycles_ += c;
     if (c) wait(timing_.to_time(c));
     Cycles now = timing_.from_time(sc_core::sc_time_stamp());
-    for (auto& v : vcpus_) v->advance_to(now);
-    if (opts_.check) checker_.check(vcpus_, events_seen_, e.line);
+    for (auto& other : vms_)
+      for (auto& v : other->vcpus) v->advance_to(now);
+    if (any_td_ && td_series_.size() < kMaxTdSamples)
+      td_series_.push_back({sc_core::sc_time_stamp().value() / 1000, *td_pages_, *sept_pages_});
+    // The event's VM changed; a host-wide event may have changed any.
+    if (opts_.check)
+      for (auto& other : vms_)
+        if (other.get() == &vm || !vm_scoped_type(e.type)) other->checker.check(other->vcpus, events_seen_, e.line);
   }
 
   const ReplayOptions& opts_;
@@ -413,25 +492,29 @@ class ReplayTop : public sc_core::sc_module {
   model::StatsRegistry& stats_;
   model::Timing timing_;
   model::PhysMem mem_;
-  mmu::Kvm kvm_;
-  mmu::NestedMmu nested_;
-  seam::TdxModule tdx_;
+  seam::TdxModule tdx_;  // the host's TDX module, shared by every TD
   SeamReplay seam_;
+  // The memory target dies before the VMs (reverse order): a VM's teardown
+  // frees frames, and a live target would revoke the DMI grants of its
+  // vCPUs, which die first.
+  std::vector<std::unique_ptr<Vm>> vms_;  // by vm id
   model::HostMemoryTarget target_;
-  GuestPageTables guest_pt_;
-  InvariantReport checker_;
-  std::vector<std::unique_ptr<model::Vcpu>> vcpus_;
   std::unique_ptr<KvmmmuWriter> kvmmmu_;  // --emit-kvmmmu
   std::unique_ptr<TimelineWriter> timeline_;  // --timeline
   std::unique_ptr<TracepointTee> tee_;        // both
-  std::map<u32, u32> slot_flags_;
-  Event first_;
-  bool have_first_ = false;
+  std::unique_ptr<OtherVmTracepoints> other_vms_;  // --timeline: the VMs but VM 0
+  std::vector<Event> pending_events_;
+  size_t pending_next_ = 0;
   u64 events_seen_ = 0;
   u64 total_lines_ = 0;  // for the progress percentage; 0 = unknown
   u64 vcpu_events_ = 0;
-  model::Counter *events_, *vm_ops_, *vm_cycles_, *after_dead_, *accept_fallbacks_;
-  std::string vm_dead_;  // note_dead
+  model::Counter *events_, *vm_ops_, *vm_cycles_, *after_dead_;
+  // ReplayReport::td_series: sampled after each VM-wide event when a VM is a TD.
+  static constexpr size_t kMaxTdSamples = 100000;
+  bool any_td_ = false;
+  const model::Counter *td_pages_, *sept_pages_;
+  std::vector<TdSample> td_series_;
+  std::string vm_dead_;  // note_dead, every VM's
 };
 
 }  // namespace
@@ -455,7 +538,7 @@ std::vector<model::StatsRegistry::Info> registered_stats(const model::Config& co
   opts.config = config;
   NoEvents none;
   model::StatsRegistry stats;
-  ReplayTop top("septsim_stats_list", opts, none, 1, stats);
+  ReplayTop top("septsim_stats_list", opts, none, {ReplayVm{}}, stats);
   return stats.list();
 }
 
@@ -463,9 +546,16 @@ ReplayReport replay(const ReplayOptions& opts) {
   check_config(opts.config, "config");
   auto source = open_event_source(opts.trace_path);
   EventSource& reader = *source;
-  Event first;
-  bool have_first = reader.next(first);
-  u32 vcpus = have_first && first.type == EventType::VmCreate ? first.vcpus : 1;
+  // The leading vm_create events declare the VMs (the reader refuses a later
+  // one); the event after them is replayed first.
+  std::vector<Event> head;
+  std::vector<ReplayVm> vms;
+  for (Event e; reader.next(e);) {
+    head.push_back(e);
+    if (e.type != EventType::VmCreate) break;
+    vms.push_back({vm_prefix(u32(vms.size())), e.vcpus, e.tdx_vm});
+  }
+  if (vms.empty()) vms.push_back(ReplayVm{});
 
   u64 quantum_ns = opts.config.u("sim.quantum_ns");
   tlm::tlm_global_quantum::instance().set(sc_core::sc_time(double(quantum_ns), sc_core::SC_NS));
@@ -473,8 +563,8 @@ ReplayReport replay(const ReplayOptions& opts) {
   // sc_stop() from the replayer is the normal end, not news.
   sc_core::sc_report_handler::set_actions("/OSCI/SystemC", sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   model::StatsRegistry stats;
-  ReplayTop top("septsim", opts, reader, vcpus, stats);
-  if (have_first) top.set_first(first);
+  ReplayTop top("septsim", opts, reader, vms, stats);
+  top.set_pending(std::move(head));
   if (opts.progress) top.set_total_lines(count_lines(opts.trace_path));
   sc_core::sc_start();
   model::rethrow_sim_error();
@@ -487,8 +577,10 @@ ReplayReport replay(const ReplayOptions& opts) {
   r.expect_mismatches = top.expect_mismatches();
   r.vm_dead = top.vm_dead();
   r.invariant_checks = top.invariant_checks();
+  r.vms = vms;
+  r.td_series = top.td_series();
   r.stats = stats.to_json();
-  add_derived(r.stats);
+  add_derived(r.stats, r.vms);
   r.totals = stats.totals();
   return r;
 }

@@ -13,6 +13,7 @@
 
 #include "model/config.h"
 #include "model/stats.h"
+#include "traces/derived.h"
 #include "traces/event.h"
 #include "traces/timeline.h"
 
@@ -46,8 +47,19 @@ struct ReplayOptions {
   std::function<void(const Event&, const AnnotationState&)> on_annotation;
 };
 
+// The TDX module's pages after one VM-wide event (ReplayReport::td_series).
+struct TdSample {
+  u64 time_ns;        // simulated time
+  u64 private_pages;  // seam.td_pages_4k: 4K-equivalent pages owned by TDs
+  u64 sept_pages;     // seam.sept.pages: Secure-EPT pages, roots included
+};
+
 struct ReplayReport {
   u64 events = 0;
+  std::vector<ReplayVm> vms;           // the trace's VMs, by id
+  // When a VM is a TD: the module's pages after each VM-wide event (at most
+  // 100 000 samples), for "a TD's private pages over time".
+  std::vector<TdSample> td_series;
   u64 trace_fnv1a = 0;                 // checksum of the trace bytes (FNV-1a 64)
   u64 sim_time_ps = 0;                 // simulated time at the end
   std::vector<std::string> violations;  // invariant violations (--check)
@@ -74,8 +86,10 @@ std::vector<model::StatsRegistry::Info> registered_stats(const model::Config& co
 // --check, the invariants line.
 std::string summary_table(const ReplayReport& r, const model::Config& cfg);
 // The derived metrics of a stats JSON (with "derived" sections) as a table,
-// one column per phase.
-std::string derived_table(const nlohmann::json& stats);
+// one column per phase: VM 0's, or with `vm` ("vm1") that VM's
+// ("vm_derived"). `active_only`: only the phases in which the VM accessed
+// memory or called the TDX module (and the total).
+std::string derived_table(const nlohmann::json& stats, const std::string& vm = "", bool active_only = false);
 // "invariants: K broken, N checks (...)"
 std::string invariants_line(const ReplayReport& r);
 

@@ -11,13 +11,15 @@ namespace septsim::traces {
 
 namespace {
 
-// Sum of every "vcpuN.<suffix>" counter.
-u64 per_vcpu(const std::map<std::string, u64>& t, const std::string& suffix) {
+// Sum of every "<prefix>vcpuN.<suffix>" counter (prefix "" for VM 0, "vm1." ...).
+u64 per_vcpu(const std::map<std::string, u64>& t, const std::string& prefix, const std::string& suffix) {
   u64 sum = 0;
-  for (const auto& [name, v] : t) {
-    if (!name.starts_with("vcpu") || !name.ends_with("." + suffix)) continue;
-    size_t digits = name.size() - suffix.size() - 1 - 4;
-    if (digits > 0 && name.find_first_not_of("0123456789", 4) == 4 + digits) sum += v;
+  const size_t base = prefix.size() + 4;  // after "<prefix>vcpu"
+  for (auto it = t.lower_bound(prefix + "vcpu"); it != t.end() && it->first.starts_with(prefix + "vcpu"); ++it) {
+    const std::string& name = it->first;
+    if (!name.ends_with("." + suffix) || name.size() <= base + suffix.size() + 1) continue;
+    size_t digits = name.size() - suffix.size() - 1 - base;
+    if (name.find_first_not_of("0123456789", base) == base + digits) sum += it->second;
   }
   return sum;
 }
@@ -39,6 +41,37 @@ std::string ratio(u64 a, u64 b) {
   return buf;
 }
 
+// One VM's translation and KVM MMU counters (totals).
+void vm_counters(std::ostringstream& out, const std::map<std::string, u64>& t, const std::string& p, bool tdx) {
+  auto row = [&](const std::string& k, const std::string& v) {
+    char buf[160];
+    std::snprintf(buf, sizeof buf, "  %-34s %s\n", k.c_str(), v.c_str());
+    out << buf;
+  };
+  auto v = [&](const char* suffix) { return per_vcpu(t, p, suffix); };
+  auto n = [&](const char* name) { return std::to_string(get(t, p + name)); };
+  u64 acc = v("accesses_gpa") + v("accesses_gva");
+  u64 walks = v("walks");
+  u64 refs = v("walk.refs.guest") + v("walk.refs.ept");
+  out << " translation\n";
+  row("accesses (GPA / GVA)", std::to_string(v("accesses_gpa")) + " / " + std::to_string(v("accesses_gva")));
+  row("TLB hit rate (L1 + STLB)", pct(v("tlb_hits"), acc));
+  row("L1 DTLB hits / misses", std::to_string(v("dtlb.hits")) + " / " + std::to_string(v("dtlb.misses")));
+  row("STLB hits / misses", std::to_string(v("stlb.hits")) + " / " + std::to_string(v("stlb.misses")));
+  row("page walks (1D / 2D)", std::to_string(v("walk.walks_1d")) + " / " + std::to_string(v("walk.walks_2d")));
+  row("references per walk", ratio(refs, walks));
+  row("EPT violations / misconfigs", std::to_string(v("ept_violations")) + " / " + std::to_string(v("ept_misconfigs")));
+  row("guest page faults", std::to_string(v("guest_page_faults")));
+  out << " KVM MMU\n";
+  row("pf_taken / pf_fixed", n("kvm.pf_taken") + " / " + n("kvm.pf_fixed"));
+  row("pf_spurious / pf_fast / pf_emulate", n("kvm.pf_spurious") + " / " + n("kvm.pf_fast") + " / " + n("kvm.pf_emulate"));
+  row("pages_4k / pages_2m / pages_1g", n("kvm.pages_4k") + " / " + n("kvm.pages_2m") + " / " + n("kvm.pages_1g"));
+  row("huge pages split / recovered", n("kvm.split_huge_page") + " / " + n("kvm.recover_huge_page"));
+  row("remote TLB flushes", n("kvm.remote_tlb_flush"));
+  row("fast zaps (mmu_valid_gen)", n("kvm.mmu_zap_all_fast"));
+  if (tdx) row("2M ACCEPTs redone as 4K", n("replay.accept_2m_fallbacks"));
+}
+
 }  // namespace
 
 std::string summary_table(const ReplayReport& r, const model::Config& cfg) {
@@ -49,40 +82,22 @@ std::string summary_table(const ReplayReport& r, const model::Config& cfg) {
     std::snprintf(buf, sizeof buf, "  %-34s %s\n", k.c_str(), v.c_str());
     out << buf;
   };
-  u64 acc = per_vcpu(t, "accesses_gpa") + per_vcpu(t, "accesses_gva");
-  u64 walks = per_vcpu(t, "walks");
-  u64 refs = per_vcpu(t, "walk.refs.guest") + per_vcpu(t, "walk.refs.ept");
   out << "septsim replay summary\n";
   row("events", std::to_string(r.events));
   row("simulated time (ns)", std::to_string(r.sim_time_ps / 1000));
   row("quantum (ns)", std::to_string(cfg.u("sim.quantum_ns")));
-  out << " translation\n";
-  row("accesses (GPA / GVA)", std::to_string(per_vcpu(t, "accesses_gpa")) + " / " +
-                                  std::to_string(per_vcpu(t, "accesses_gva")));
-  row("TLB hit rate (L1 + STLB)", pct(per_vcpu(t, "tlb_hits"), acc));
-  row("L1 DTLB hits / misses", std::to_string(per_vcpu(t, "dtlb.hits")) + " / " +
-                                   std::to_string(per_vcpu(t, "dtlb.misses")));
-  row("STLB hits / misses", std::to_string(per_vcpu(t, "stlb.hits")) + " / " +
-                                std::to_string(per_vcpu(t, "stlb.misses")));
-  row("page walks (1D / 2D)", std::to_string(per_vcpu(t, "walk.walks_1d")) + " / " +
-                                  std::to_string(per_vcpu(t, "walk.walks_2d")));
-  row("references per walk", ratio(refs, walks));
-  row("EPT violations / misconfigs", std::to_string(per_vcpu(t, "ept_violations")) + " / " +
-                                         std::to_string(per_vcpu(t, "ept_misconfigs")));
-  row("guest page faults", std::to_string(per_vcpu(t, "guest_page_faults")));
-  out << " KVM MMU\n";
-  row("pf_taken / pf_fixed", std::to_string(get(t, "kvm.pf_taken")) + " / " + std::to_string(get(t, "kvm.pf_fixed")));
-  row("pf_spurious / pf_fast / pf_emulate", std::to_string(get(t, "kvm.pf_spurious")) + " / " +
-                                                std::to_string(get(t, "kvm.pf_fast")) + " / " +
-                                                std::to_string(get(t, "kvm.pf_emulate")));
-  row("pages_4k / pages_2m / pages_1g", std::to_string(get(t, "kvm.pages_4k")) + " / " +
-                                            std::to_string(get(t, "kvm.pages_2m")) + " / " +
-                                            std::to_string(get(t, "kvm.pages_1g")));
-  row("huge pages split / recovered", std::to_string(get(t, "kvm.split_huge_page")) + " / " +
-                                          std::to_string(get(t, "kvm.recover_huge_page")));
-  row("remote TLB flushes", std::to_string(get(t, "kvm.remote_tlb_flush")));
-  row("fast zaps (mmu_valid_gen)", std::to_string(get(t, "kvm.mmu_zap_all_fast")));
-  out << derived_table(r.stats);
+  if (r.vms.size() <= 1) {
+    vm_counters(out, t, "", !r.vms.empty() && r.vms[0].tdx);
+    out << derived_table(r.stats);
+  } else {
+    for (size_t i = 0; i < r.vms.size(); ++i) {
+      const ReplayVm& vm = r.vms[i];
+      out << "VM " << i << ": " << (vm.tdx ? "TD" : "normal VM") << ", " << vm.vcpus << " vCPU"
+          << (vm.vcpus == 1 ? "" : "s") << (i ? ", statistics " + vm.prefix + "*" : std::string()) << "\n";
+      vm_counters(out, t, vm.prefix, vm.tdx);
+      out << derived_table(r.stats, i ? vm.prefix.substr(0, vm.prefix.size() - 1) : "", true);
+    }
+  }
   if (r.invariant_checks) out << invariants_line(r) << "\n";
   return out.str();
 }
@@ -114,12 +129,26 @@ std::string leaf_title(const std::string& key) {
 
 }  // namespace
 
-std::string derived_table(const nlohmann::json& stats) {
+std::string derived_table(const nlohmann::json& stats, const std::string& vm, bool active_only) {
   if (!stats.contains("total") || !stats["total"].contains("derived")) return "";
+  auto of = [&](const nlohmann::json& ph) -> const nlohmann::json* {
+    if (vm.empty()) return &ph["derived"];
+    if (!ph.contains("vm_derived") || !ph["vm_derived"].contains(vm)) return nullptr;
+    return &ph["vm_derived"][vm];
+  };
+  // A phase in which the VM accessed memory or called the TDX module.
+  auto active = [](const nlohmann::json& d) {
+    auto positive = [&](const char* k) { return d.contains(k) && d[k].is_number_unsigned() && d[k].get<u64>() > 0; };
+    return positive("accesses") || positive("tdx.seamcalls") || positive("tdx.tdcalls");
+  };
   // One column per phase, and the total when there is more than one phase.
   std::vector<std::pair<std::string, const nlohmann::json*>> cols;
-  for (const auto& ph : stats["phases"]) cols.emplace_back(ph["name"].get<std::string>(), &ph["derived"]);
-  if (cols.size() != 1) cols.emplace_back("total", &stats["total"]["derived"]);
+  for (const auto& ph : stats["phases"])
+    if (const nlohmann::json* d = of(ph); d && (!active_only || active(*d)))
+      cols.emplace_back(ph["name"].get<std::string>(), d);
+  const nlohmann::json* total = of(stats["total"]);
+  if (!total) return "";
+  if (cols.size() != 1) cols.emplace_back("total", total);
   std::ostringstream out;
   auto line = [&](const std::string& title, const std::vector<std::string>& cells) {
     char buf[64];
@@ -175,12 +204,19 @@ std::string derived_table(const nlohmann::json& stats) {
   for (const auto& k : leaves) {  // a leaf not called in a phase has no key there
     std::vector<std::string> cells;
     for (const auto& [name, d] : cols) cells.push_back(d->contains(k) ? cell(*d, k, "%.0f") : "0");
-    line("  " + leaf_title(k.substr(std::string("tdx.seamcalls.").size())), cells);
+    const std::string leaf = k.substr(std::string("tdx.seamcalls.").size());
+    line("  " + leaf_title(leaf), cells);
+    const std::string ck = "tdx.seam_cycles." + leaf;
+    cells.clear();
+    for (const auto& [name, d] : cols) cells.push_back(d->contains(ck) ? cell(*d, ck, "%.0f") : "0");
+    line("    cycles", cells);
   }
   row("TDCALLs (TDG.MEM.PAGE.ACCEPT)", "tdx.tdcalls");
   row("TD exits", "tdx.td_exits");
   row("SEAMCALL + TDCALL + TD exit cycles", "tdx.seam_cycles");
   row("cycles / call", "tdx.seam_cycles_per_seamcall", "%.0f");
+  row("Secure-EPT pages (phase end)", "tdx.sept_pages");
+  row("TD private pages, 4K (phase end)", "tdx.private_pages");
   row("PAMT bytes (phase end)", "tdx.pamt_bytes");
   row("private 2M ranges split", "tdx.splits");
   row("  merged back", "tdx.merges");

@@ -80,6 +80,23 @@ class TimelineWriter : public mmu::MmuTracepoints, public seam::SeamcallObserver
 };
 
 // Forwards the MMU's tracepoints to two sinks (--emit-kvmmmu and --timeline).
+// The tracepoints of a VM other than VM 0 while a timeline follows VM 0: its
+// MMU's events are dropped, and its vCPU exits count as the VMM's, so the
+// SEAMCALLs they make land on the VMM track rather than on a VM 0 vCPU's.
+class OtherVmTracepoints : public mmu::MmuTracepoints {
+ public:
+  explicit OtherVmTracepoints(mmu::MmuTracepoints* vm0) : vm0_(vm0) {}
+  void set_task(int) override { vm0_->set_task(-1); }
+  void kvm_page_fault(unsigned, u64, Gpa, u64) override {}
+  void fast_page_fault(unsigned, Gpa, u64, u64, u64, int) override {}
+  void kvm_mmu_spte_requested(Gfn, Pfn, int) override {}
+  void kvm_tdp_mmu_spte_changed(int, Gfn, int, u64, u64) override {}
+  void kvm_mmu_split_huge_page(Gfn, u64, int, int) override {}
+
+ private:
+  mmu::MmuTracepoints* vm0_;
+};
+
 class TracepointTee : public mmu::MmuTracepoints {
  public:
   TracepointTee(mmu::MmuTracepoints* a, mmu::MmuTracepoints* b) : a_(a), b_(b) {}

@@ -49,7 +49,7 @@ std::string septsim_bin() { return std::string(SEPTSIM_BINARY_DIR) + "/septsim";
 }  // namespace
 
 TEST_CASE("the summary prints the derived metrics with a column per phase and the total", "[report]") {
-  auto r = run_septsim("replay " + sample_trace());
+  auto r = run_septsim("replay " + sample_vm0_trace());
   REQUIRE(r.exit_code == 0);
   std::regex header(" per phase \\(docs/stats.md\\) +warmup +measured +total\n");
   CHECK(std::regex_search(r.out, header));
@@ -61,7 +61,7 @@ TEST_CASE("the summary prints the derived metrics with a column per phase and th
 }
 
 TEST_CASE("each phase's derived metrics are its counters put through the documented formulas", "[report]") {
-  auto j = replay_stats(sample_trace());
+  auto j = replay_stats(sample_vm0_trace());
   auto scopes = j["stats"]["phases"];
   scopes.push_back(j["stats"]["total"]);
   for (const auto& ph : scopes) {

@@ -48,7 +48,7 @@ size_t count(const nlohmann::json& t, const std::string& ph, const std::string& 
 
 TEST_CASE("the timeline has a track per vCPU, the VMM's and the phases', and one EPT violation per fault handled",
           "[timeline]") {
-  auto run = replay_with_timeline(sample_trace());
+  auto run = replay_with_timeline(sample_vm0_trace());
   auto names = thread_names(run.timeline);
   CHECK(names[0] == "VMM / TDX module");
   CHECK(names[1] == "vCPU 0");
@@ -73,7 +73,7 @@ TEST_CASE("the timeline has a track per vCPU, the VMM's and the phases', and one
   CHECK(phases["warmup"].first == 0);
   CHECK(phases["warmup"].second == Approx(phases["measured"].first));
   // Simulated time only: the same input gives the same bytes.
-  CHECK(replay_with_timeline(sample_trace()).text == run.text);
+  CHECK(replay_with_timeline(sample_vm0_trace()).text == run.text);
 }
 
 TEST_CASE("a TD's timeline has every SEAMCALL and TDCALL with its leaf and status", "[timeline][tdx]") {
@@ -98,7 +98,7 @@ TEST_CASE("a TD's timeline has every SEAMCALL and TDCALL with its leaf and statu
 }
 
 TEST_CASE("replay --timeline-from, --timeline-to and --timeline-max-events bound the timeline", "[timeline]") {
-  auto run = replay_with_timeline(sample_trace(), "--timeline-from 1000000 --timeline-to 3000000 --timeline-max-events 50");
+  auto run = replay_with_timeline(sample_vm0_trace(), "--timeline-from 1000000 --timeline-to 3000000 --timeline-max-events 50");
   size_t kept = 0;
   for (const auto& e : run.timeline["traceEvents"]) {
     if (e["ph"] == "M" || e["tid"] == 999999) continue;  // metadata and phases are always there
@@ -120,4 +120,28 @@ TEST_CASE("a replay that fails leaves no timeline file", "[timeline][badinput]")
   auto w = run_septsim("replay " + sample_trace() + " --timeline-from 5");
   CHECK(w.exit_code == 2);
   CHECK(w.err.find("--timeline-from and --timeline-to need --timeline OUT.json") != std::string::npos);
+}
+
+TEST_CASE("with a normal VM and a TD, the timeline's vCPU tracks are VM 0's and the TD's SEAMCALLs the VMM's",
+          "[timeline][vms]") {
+  // The default trace: VM 0 is a normal VM (it never calls the TDX module),
+  // VM 1 a TD. Every SEAMCALL and TDCALL is VM 1's, so none may land on a
+  // vCPU track, which belong to VM 0.
+  auto run = replay_with_timeline(sample_trace());
+  auto names = thread_names(run.timeline);
+  CHECK(names.size() == 1 + 2 + 1);  // the VMM, VM 0's two vCPUs, phases
+  CHECK(names.count(3) == 0);
+  size_t seam_on_vmm = 0;
+  for (const auto& e : run.timeline["traceEvents"]) {
+    if (e["ph"] != "i") continue;
+    const std::string name = e["name"];
+    if (!name.starts_with("TDH.") && !name.starts_with("TDG.")) continue;
+    INFO(name);
+    CHECK(e["tid"] == 0);
+    seam_on_vmm += e["tid"] == 0;
+  }
+  CHECK(seam_on_vmm > 500);  // VM 1's AUGs alone are 520
+  // VM 0's faults are all on its vCPU tracks: one per EPT violation it took.
+  CHECK(count(run.timeline, "i", "EPT violation") ==
+        run.counters["vcpu0.ept_violations"].get<size_t>() + run.counters["vcpu1.ept_violations"].get<size_t>());
 }

@@ -17,10 +17,10 @@ TEST_CASE("replaying the default sample succeeds with no broken invariants", "[r
   CHECK(r.out.find("septsim replay summary") != std::string::npos);
   auto j = nlohmann::json::parse(slurp(stats));
   CHECK(j["invariant_violations"].empty());
-  // The sample's phase markers scope the statistics.
-  REQUIRE(j["stats"]["phases"].size() == 2);
-  CHECK(j["stats"]["phases"][0]["name"] == "warmup");
-  CHECK(j["stats"]["phases"][1]["name"] == "measured");
+  // The sample's phase markers scope the statistics: the normal VM's two, then the TD's three.
+  REQUIRE(j["stats"]["phases"].size() == 5);
+  const char* names[] = {"warmup", "measured", "td-build", "td-run", "td-teardown"};
+  for (size_t i = 0; i < 5; ++i) CHECK(j["stats"]["phases"][i]["name"] == names[i]);
 }
 
 TEST_CASE("the same trace and config give byte-identical stats", "[replay]") {
@@ -35,8 +35,9 @@ TEST_CASE("the same trace and config give byte-identical stats", "[replay]") {
 TEST_CASE("the quantum changes timing but not what the MMU did", "[replay]") {
   auto d = temp_dir();
   auto a = d / "a.json", b = d / "b.json";
-  REQUIRE(run_septsim("replay " + sample_trace() + " -q --quantum 0 --stats " + a.string()).exit_code == 0);
-  REQUIRE(run_septsim("replay " + sample_trace() + " -q --quantum 10000 --stats " + b.string()).exit_code == 0);
+  const std::string t = sample_vm0_trace();
+  REQUIRE(run_septsim("replay " + t + " -q --quantum 0 --stats " + a.string()).exit_code == 0);
+  REQUIRE(run_septsim("replay " + t + " -q --quantum 10000 --stats " + b.string()).exit_code == 0);
   auto ja = nlohmann::json::parse(slurp(a))["stats"]["total"]["counters"];
   auto jb = nlohmann::json::parse(slurp(b))["stats"]["total"]["counters"];
   // Which vCPU reaches a shared guest table first may change; what the VM did may not.

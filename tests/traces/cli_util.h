@@ -54,4 +54,15 @@ inline std::string write_trace(const std::string& body) {
 
 inline std::string sample_trace() { return std::string(SEPTSIM_SOURCE_DIR) + "/traces/samples/default.jsonl"; }
 
+// The default trace's normal VM alone: its lines that do not name VM 1, up
+// to the TD's section (which starts its own phases).
+inline std::string sample_vm0_trace() {
+  std::ifstream in(sample_trace());
+  auto p = temp_dir() / "vm0.jsonl";
+  std::ofstream out(p);
+  for (std::string line; std::getline(in, line) && !line.starts_with("# === VM 1");)
+    if (line.find("\"vm\":1") == std::string::npos) out << line << "\n";
+  return p.string();
+}
+
 }  // namespace septsim::test
