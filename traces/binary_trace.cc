@@ -492,7 +492,7 @@ void BinaryTraceReader::decode(Event& out) {
 
 void BinaryTraceReader::validate_access(const Event& e) const {
   if (e.count == 0) fail("count", "must be at least 1");
-  bool wraps = e.stride && e.count - 1 > (~u64{0} - e.addr) / e.stride;
+  bool wraps = e.count > 1 && e.stride && e.count - 1 > (~u64{0} - e.addr) / e.stride;
   u64 last = e.addr + (e.count - 1) * e.stride;
   if (e.is_gva) {
     if (!canonical(e.addr) || wraps || !canonical(last) || (e.addr >> 63) != (last >> 63))

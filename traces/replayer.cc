@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <vector>
 #include <iostream>
 #include <memory>
@@ -202,12 +203,9 @@ class ReplayTop : public sc_core::sc_module {
         continue;
       }
       if (is_vcpu_event(e.type)) {
-        if (e.vcpu < 0 || size_t(e.vcpu) >= vcpus_.size())
-          throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
-                          std::to_string(vcpus_.size()) + ")");
-        if (const mmu::TdxVm* td = kvm_.tdx_vm(); td && (!td->finalized() || td->torn_down()))
-          throw_at(e, std::string("field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown (the TD is ") +
-                          (td->torn_down() ? "torn down)" : "not finalized)"));
+        // vcpus_ready_: no TD, or a finalized TD not torn down (only a VM-wide event changes that).
+        if (e.vcpu < 0 || size_t(e.vcpu) >= vcpus_.size() || !vcpus_ready_) [[unlikely]]
+          check_vcpu_event(e);
         vcpus_[size_t(e.vcpu)]->push(to_op(e));
         ++vcpu_events_;
         if (++pending >= kBatch) barrier(), pending = 0, note_dead(e.line, "in the vCPU events before line ");
@@ -235,6 +233,19 @@ class ReplayTop : public sc_core::sc_module {
       }
     }
     if (opts_.progress) std::fprintf(stderr, "\n");
+  }
+
+  [[gnu::cold]] void check_vcpu_event(const Event& e) {
+    if (e.vcpu < 0 || size_t(e.vcpu) >= vcpus_.size())
+      throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
+                      std::to_string(vcpus_.size()) + ")");
+    if (const mmu::TdxVm* td = kvm_.tdx_vm(); td && (!td->finalized() || td->torn_down()))
+      throw_at(e, std::string("field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown (the TD is ") +
+                      (td->torn_down() ? "torn down)" : "not finalized)"));
+  }
+  void note_vcpus_ready() {
+    const mmu::TdxVm* td = kvm_.tdx_vm();
+    vcpus_ready_ = !td || (td->finalized() && !td->torn_down());
   }
 
   // The first time the VM is seen dead: where (`where` + the event's line) and why.
@@ -401,6 +412,7 @@ class ReplayTop : public sc_core::sc_module {
       else
         timeline_->slice(track, event_type_name(e.type), start_ps, timing_.to_ps(c));
     }
+    note_vcpus_ready();
     *vm_cycles_ += c;
     if (c) wait(timing_.to_time(c));
     Cycles now = timing_.from_time(sc_core::sc_time_stamp());
@@ -430,6 +442,7 @@ class ReplayTop : public sc_core::sc_module {
   u64 events_seen_ = 0;
   u64 total_lines_ = 0;  // for the progress percentage; 0 = unknown
   u64 vcpu_events_ = 0;
+  bool vcpus_ready_ = true;  // note_vcpus_ready(), after each VM-wide event
   model::Counter *events_, *vm_ops_, *vm_cycles_, *after_dead_, *accept_fallbacks_;
   std::string vm_dead_;  // note_dead
 };
@@ -476,12 +489,15 @@ ReplayReport replay(const ReplayOptions& opts) {
   ReplayTop top("septsim", opts, reader, vcpus, stats);
   if (have_first) top.set_first(first);
   if (opts.progress) top.set_total_lines(count_lines(opts.trace_path));
+  // The trace's checksum (a serial byte loop, as long as a fast replay) runs
+  // beside the simulation.
+  std::future<u64> fnv1a = std::async(std::launch::async, fnv1a_file, opts.trace_path);
   sc_core::sc_start();
   model::rethrow_sim_error();
 
   ReplayReport r;
   r.events = stats.value("replay.events");
-  r.trace_fnv1a = fnv1a_file(opts.trace_path);
+  r.trace_fnv1a = fnv1a.get();
   r.sim_time_ps = sc_core::sc_time_stamp().value();
   r.violations = top.violations();
   r.expect_mismatches = top.expect_mismatches();

@@ -85,6 +85,18 @@ struct TlbHierarchy::Impl {
   Array i_4k, i_2m, no_1g;
   bool itlb;
 
+  // The last lookup's L1 DTLB hit, while nothing has touched any array since:
+  // another access to the same 4K page in the same context finds the same
+  // entry (the smaller page sizes before it missed and still miss), and
+  // touching it again changes no replacement decision (it is already the
+  // most recent of its set under LRU and tree-PLRU; random ignores touches).
+  // Cleared by every other lookup, fill and invalidation.
+  bool hot_valid = false;
+  TranslationKind hot_kind = TranslationKind::Linear;
+  TlbContext hot_ctx;
+  u64 hot_page = 0;  // (addr & kAddrMask) >> kPageShift
+  Translation hot_t;
+
   Impl(const Config& cfg, StatsRegistry& st, const std::string& p)
       : l1_4k(u32(cfg.u("tlb.l1d.4k.entries")), u32(cfg.u("tlb.l1d.4k.ways")), cfg.s("tlb.replacement"),
               mix_seed(cfg.u("sim.seed"), 0)),
@@ -200,11 +212,18 @@ struct TlbHierarchy::Impl {
     Counter* const l1_hits = kItlb ? itlb_hits : dtlb_hits;
     Counter* const l1_misses = kItlb ? itlb_misses : dtlb_misses;
     TlbLookup r;
+    const u8 need = kNeed[unsigned(access)];
+    const bool write = access == AccessType::Write;
+    if (!kItlb && hot_valid && ((addr & kAddrMask) >> kPageShift) == hot_page && kind == hot_kind && ctx == hot_ctx &&
+        (hot_t.perms & need) && !(write && !hot_t.dirty)) {
+      ++*l1_hits;
+      r.hit = true, r.where = 1, r.t = hot_t, r.cycles = lat_l1;
+      return r;
+    }
+    hot_valid = false;
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
       const u64 a = addr & kAddrMask;
-      const u8 need = kNeed[unsigned(access)];
-      const bool write = access == AccessType::Write;
       // Arrays of a page size nothing was filled at (1G, often 2M) are skipped.
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
         if (first[lvl]->empty()) continue;
@@ -214,6 +233,7 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*l1_hits;
             r.hit = true, r.where = 1, r.t = *e, r.cycles = lat_l1;
+            if (!kItlb) hot_valid = true, hot_kind = kind, hot_ctx = ctx, hot_page = a >> kPageShift, hot_t = *e;
             return r;
           }
           drop_entry(lvl, a, tag);
@@ -250,6 +270,7 @@ struct TlbHierarchy::Impl {
   void fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t, AccessType access) {
     if (t.level < PG_LEVEL_4K || t.level > PG_LEVEL_1G)
       throw std::invalid_argument("TlbHierarchy::fill: level " + std::to_string(t.level) + " is not 1, 2 or 3");
+    hot_valid = false;
     u32 id = intern(kind, ctx);
     u64 index = (addr & kAddrMask) >> level_shift(t.level);
     u64 tag = make_tag(index, t.level, kind, id);
@@ -263,6 +284,7 @@ struct TlbHierarchy::Impl {
   // the entry's global bit; `addr_match` (if set) also requires the entry's
   // page to contain `gva`.
   void invalidate(bool addr_match, u64 gva) {
+    hot_valid = false;
     const u64 a = gva & kAddrMask;
     size_t n = 0;
     for (Array* arr : all)
@@ -283,6 +305,7 @@ struct TlbHierarchy::Impl {
   }
 
   void invalidate_all() {
+    hot_valid = false;
     size_t n = 0;
     for (Array* arr : all) n += arr->size(), arr->clear();
     *invalidated += n;
