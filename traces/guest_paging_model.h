@@ -6,6 +6,7 @@
 // out in address order or in a seeded shuffle. Memory grows with the touched
 // footprint (one entry per guest page and per table), not with the stream.
 #pragma once
+#include <array>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -82,6 +83,10 @@ class GuestPagingModel {
   u64 frames_ = 0;           // data frames of page_size() below the page-table area
   FramePermutation perm_;    // Fragmented placement
   u64 last_page_ = ~u64{0};  // the page of the previous touch (mapped), a shortcut for runs
+  // Pages known mapped, direct-mapped by page number (all ones: empty): code,
+  // stack and heap pages alternate in a program's stream.
+  static constexpr size_t kRecentPages = 256;
+  std::array<u64, kRecentPages> recent_;
   std::unordered_set<u64> pages_;   // mapped guest pages (gva >> page shift); looked up, never iterated
   std::unordered_set<u64> tables_;  // tables below the root, keyed by level and the GVA bits above them
 };
