@@ -26,9 +26,11 @@ constexpr const char* kFieldNames[kFieldCount] = {
     "is_gva", "op", "count", "stride", "cr3", "levels", "gva", "gpa", "size", "page", "writable", "executable",
     "pcid", "kind", "kind", "guest_level", "ts_ns", "name", "vm_type", "measure", "private", "tag", "td",
     "terminate"};
-// The fields of an access event.
+// The fields of an access event (bit order: the encoder and decoders rely on it).
 constexpr u64 kAccessFields = u64{1} << kVcpu | u64{1} << kAddr | u64{1} << kIsGva | u64{1} << kAccess |
                               u64{1} << kCount | u64{1} << kStride | u64{1} << kTsNs;
+static_assert(kVcpu < kAddr && kAddr < kIsGva && kIsGva < kAccess && kAccess < kCount && kCount < kStride &&
+              kStride < kTsNs);
 // Fields that are numbers (the others: the name string, the TDX record).
 constexpr u64 kNumericFields = ((u64{1} << kFieldCount) - 1) & ~(u64{1} << kName) & ~(u64{1} << kTdx);
 
@@ -236,6 +238,12 @@ void put_u32(u8* p, u32 v) {
 void put_u64(u8* p, u64 v) {
   for (int i = 0; i < 8; ++i) p[i] = u8(v >> (8 * i));
 }
+// A little-endian 64-bit load's value on this host.
+u64 le64(u64 v) {
+  if constexpr (std::endian::native == std::endian::big) return __builtin_bswap64(v);
+  return v;
+}
+
 u32 get_u32(const u8* p) { return u32(p[0]) | u32(p[1]) << 8 | u32(p[2]) << 16 | u32(p[3]) << 24; }
 u64 get_u64(const u8* p) { return u64(get_u32(p)) | u64(get_u32(p + 4)) << 32; }
 
@@ -313,7 +321,18 @@ void BinaryTraceWriter::put(const Event& e) {
   u8* w = block_.data() + len_;
   *w++ = u8(e.type);
   w = put_leb(w, bits);
-  for (u64 rest = bits & kNumericFields; rest; rest &= rest - 1) w = put_leb(w, get(e, u32(std::countr_zero(rest))));
+  if (!(bits & ~kAccessFields)) {
+    // An access (most events): its fields in bit order, without get()'s switch.
+    if (bits >> kVcpu & 1) w = put_leb(w, u64(std::int64_t(e.vcpu) + 1));
+    if (bits >> kAddr & 1) w = put_leb(w, e.addr);
+    if (bits >> kIsGva & 1) w = put_leb(w, e.is_gva);
+    if (bits >> kAccess & 1) w = put_leb(w, u64(e.access));
+    if (bits >> kCount & 1) w = put_leb(w, e.count);
+    if (bits >> kStride & 1) w = put_leb(w, e.stride);
+    if (bits >> kTsNs & 1) w = put_leb(w, e.ts_ns);
+  } else {
+    for (u64 rest = bits & kNumericFields; rest; rest &= rest - 1) w = put_leb(w, get(e, u32(std::countr_zero(rest))));
+  }
   if (!e.name.empty()) {
     w = put_leb(w, e.name.size());
     w = std::copy(e.name.begin(), e.name.end(), w);
@@ -425,7 +444,14 @@ bool BinaryTraceReader::next(Event& out) {
   }
   ++index_;
   --block_left_;
-  if (!decode_access(out)) decode(out);
+  if (decode_access(out)) {
+    // validate_access() of a single access of an existing vCPU.
+    if (vm_created_ && u32(out.vcpu) < vcpus_ && out.count == 1 &&
+        (out.is_gva ? canonical(out.addr) : out.addr < TraceReader::kMaxGpa)) [[likely]]
+      return true;
+  } else {
+    decode(out);
+  }
   validate(out);
   return true;
 }
@@ -443,13 +469,24 @@ bool BinaryTraceReader::decode_access(Event& out) {
     return false;
   const u8* p = base + pos_ + 1;
   bool bad = false;
-  // LEB128 without bounds checks (the event is at most kMaxAccessBytes long).
+  // LEB128 without bounds checks (the event is at most kMaxAccessBytes long):
+  // up to 8 bytes (56 bits) without a branch per byte, longer ones by the loop.
   auto leb = [&]() __attribute__((always_inline)) -> u64 {
-    u64 b = *p++;
-    if (b < 0x80) [[likely]] return b;
-    u64 v = b & 0x7f;
-    for (unsigned shift = 7;; shift += 7) {
-      b = *p++;
+    u64 w;
+    std::memcpy(&w, p, 8);
+    w = le64(w);
+    const u64 stops = ~w & 0x8080808080808080ull;  // bytes that end the number
+    if (stops) [[likely]] {
+      const unsigned bytes = unsigned(std::countr_zero(stops)) / 8 + 1;
+      p += bytes;
+      u64 x = (bytes == 8 ? w : w & ((u64{1} << (8 * bytes)) - 1)) & 0x7f7f7f7f7f7f7f7full;
+      x = (x & 0x007f007f007f007full) | (x & 0x7f007f007f007f00ull) >> 1;
+      x = (x & 0x00003fff00003fffull) | (x & 0x3fff00003fff0000ull) >> 2;
+      return (x & 0x000000000fffffffull) | (x & 0x0fffffff00000000ull) >> 4;
+    }
+    u64 v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+      const u64 b = *p++;
       if (shift == 63) {
         bad |= b > 1;
         return v | b << 63;
@@ -460,10 +497,21 @@ bool BinaryTraceReader::decode_access(Event& out) {
   };
   const u64 bits = leb();
   if ((bits & ~kAccessFields) || (bits & ~known_bits_)) return false;
+  // A one-byte number of a field that may be absent, without a branch (a
+  // longer one, vCPU 127 and up, or out of range, is left to decode()).
+  auto small = [&](u32 f) __attribute__((always_inline)) -> u64 {
+    const u64 present = bits >> f & 1;
+    const u64 b = *p & (0 - present);
+    bad |= b >= 0x80;
+    p += present;
+    return b;
+  };
   auto field = [&](u32 f, u64 dflt) __attribute__((always_inline)) { return bits >> f & 1 ? leb() : dflt; };
-  const u64 vcpu = field(kVcpu, 0), addr = field(kAddr, 0), is_gva = field(kIsGva, 0), access = field(kAccess, 0),
-            count = field(kCount, 1), stride = field(kStride, 0), ts_ns = field(kTsNs, 0);
-  if (bad || vcpu > (1u << 16) || is_gva > 1 || access > 2) return false;
+  const u64 vcpu = small(kVcpu);
+  const u64 addr = field(kAddr, 0);
+  const u64 is_gva = small(kIsGva), access = small(kAccess);
+  const u64 count = field(kCount, 1), stride = field(kStride, 0), ts_ns = field(kTsNs, 0);
+  if (bad || is_gva > 1 || access > 2) return false;
   prev_bits_ = bits;
   out.type = EventType::Access;
   out.line = last_line_ = index_;
