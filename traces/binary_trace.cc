@@ -238,12 +238,6 @@ void put_u32(u8* p, u32 v) {
 void put_u64(u8* p, u64 v) {
   for (int i = 0; i < 8; ++i) p[i] = u8(v >> (8 * i));
 }
-// A little-endian 64-bit load's value on this host.
-u64 le64(u64 v) {
-  if constexpr (std::endian::native == std::endian::big) return __builtin_bswap64(v);
-  return v;
-}
-
 u32 get_u32(const u8* p) { return u32(p[0]) | u32(p[1]) << 8 | u32(p[2]) << 16 | u32(p[3]) << 24; }
 u64 get_u64(const u8* p) { return u64(get_u32(p)) | u64(get_u32(p + 4)) << 32; }
 
@@ -469,24 +463,13 @@ bool BinaryTraceReader::decode_access(Event& out) {
     return false;
   const u8* p = base + pos_ + 1;
   bool bad = false;
-  // LEB128 without bounds checks (the event is at most kMaxAccessBytes long):
-  // up to 8 bytes (56 bits) without a branch per byte, longer ones by the loop.
+  // LEB128 without bounds checks (the event is at most kMaxAccessBytes long).
   auto leb = [&]() __attribute__((always_inline)) -> u64 {
-    u64 w;
-    std::memcpy(&w, p, 8);
-    w = le64(w);
-    const u64 stops = ~w & 0x8080808080808080ull;  // bytes that end the number
-    if (stops) [[likely]] {
-      const unsigned bytes = unsigned(std::countr_zero(stops)) / 8 + 1;
-      p += bytes;
-      u64 x = (bytes == 8 ? w : w & ((u64{1} << (8 * bytes)) - 1)) & 0x7f7f7f7f7f7f7f7full;
-      x = (x & 0x007f007f007f007full) | (x & 0x7f007f007f007f00ull) >> 1;
-      x = (x & 0x00003fff00003fffull) | (x & 0x3fff00003fff0000ull) >> 2;
-      return (x & 0x000000000fffffffull) | (x & 0x0fffffff00000000ull) >> 4;
-    }
-    u64 v = 0;
-    for (unsigned shift = 0;; shift += 7) {
-      const u64 b = *p++;
+    u64 b = *p++;
+    if (b < 0x80) return b;
+    u64 v = b & 0x7f;
+    for (unsigned shift = 7;; shift += 7) {
+      b = *p++;
       if (shift == 63) {
         bad |= b > 1;
         return v | b << 63;

@@ -85,17 +85,36 @@ struct TlbHierarchy::Impl {
   Array i_4k, i_2m, no_1g;
   bool itlb;
 
-  // The last lookup's L1 DTLB hit, while nothing has touched any array since:
-  // another access to the same 4K page in the same context finds the same
+  // Recent L1 DTLB hits of one context, each the last entry touched in its
+  // set (L1 array and set): another access to the same 4K page finds the same
   // entry (the smaller page sizes before it missed and still miss), and
-  // touching it again changes no replacement decision (it is already the
-  // most recent of its set under LRU and tree-PLRU; random ignores touches).
-  // Cleared by every other lookup, fill and invalidation.
-  bool hot_valid = false;
+  // touching it again changes no replacement decision (it is already the most
+  // recent of its set under LRU and tree-PLRU; random ignores touches). A hit
+  // found by a full lookup replaces the entry of its set; any other lookup
+  // outcome, a fill or an invalidation empties the list.
+  struct Hot {
+    u64 page = ~u64{0};  // (addr & kAddrMask) >> kPageShift; all ones: empty
+    u32 set = 0;         // level << 24 | set in the L1 array of that level
+    Translation t;
+  };
+  static constexpr unsigned kHot = 4;
+  Hot hot[kHot];
+  unsigned hot_next = 0;  // the slot a new hit takes when its set has none
   TranslationKind hot_kind = TranslationKind::Linear;
   TlbContext hot_ctx;
-  u64 hot_page = 0;  // (addr & kAddrMask) >> kPageShift
-  Translation hot_t;
+
+  void hot_clear() {
+    for (Hot& h : hot) h.page = ~u64{0};
+  }
+  void hot_add(TranslationKind kind, const TlbContext& ctx, u64 a, int lvl, const Translation& t) {
+    if (kind != hot_kind || !(ctx == hot_ctx)) hot_clear(), hot_kind = kind, hot_ctx = ctx;
+    const u32 set = u32(lvl) << 24 | l1[lvl]->set_of(a >> level_shift(lvl));
+    unsigned slot = kHot;
+    for (unsigned i = 0; i < kHot; ++i)
+      if (hot[i].page != ~u64{0} && hot[i].set == set) slot = i;
+    if (slot == kHot) slot = hot_next, hot_next = (hot_next + 1) % kHot;
+    hot[slot] = Hot{a >> kPageShift, set, t};
+  }
 
   Impl(const Config& cfg, StatsRegistry& st, const std::string& p)
       : l1_4k(u32(cfg.u("tlb.l1d.4k.entries")), u32(cfg.u("tlb.l1d.4k.ways")), cfg.s("tlb.replacement"),
@@ -192,6 +211,7 @@ struct TlbHierarchy::Impl {
   }
 
   void drop_entry(int level, u64 a, u64 tag) {
+    hot_clear();
     u64 index = a >> level_shift(level);
     l1[level]->erase(index, tag);
     if (itlb) l1i[level]->erase(index, tag);
@@ -214,13 +234,16 @@ struct TlbHierarchy::Impl {
     TlbLookup r;
     const u8 need = kNeed[unsigned(access)];
     const bool write = access == AccessType::Write;
-    if (!kItlb && hot_valid && ((addr & kAddrMask) >> kPageShift) == hot_page && kind == hot_kind && ctx == hot_ctx &&
-        (hot_t.perms & need) && !(write && !hot_t.dirty)) {
-      ++*l1_hits;
-      r.hit = true, r.where = 1, r.t = hot_t, r.cycles = lat_l1;
-      return r;
+    if (!kItlb && kind == hot_kind && ctx == hot_ctx) {
+      const u64 page = (addr & kAddrMask) >> kPageShift;
+      for (const Hot& h : hot)
+        if (h.page == page) {
+          if (!(h.t.perms & need) || (write && !h.t.dirty)) break;  // the full lookup drops it
+          ++*l1_hits;
+          r.hit = true, r.where = 1, r.t = h.t, r.cycles = lat_l1;
+          return r;
+        }
     }
-    hot_valid = false;
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
       const u64 a = addr & kAddrMask;
@@ -233,7 +256,10 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*l1_hits;
             r.hit = true, r.where = 1, r.t = *e, r.cycles = lat_l1;
-            if (!kItlb) hot_valid = true, hot_kind = kind, hot_ctx = ctx, hot_page = a >> kPageShift, hot_t = *e;
+            if (!kItlb)
+              hot_add(kind, ctx, a, lvl, *e);
+            else
+              hot_clear();
             return r;
           }
           drop_entry(lvl, a, tag);
@@ -252,6 +278,7 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*stlb_hits;
             r.hit = true, r.where = 2, r.t = *e;
+            hot_clear();  // the refill below changes an L1 set
             if ((!kItlb || first[lvl] != &no_1g) && first[lvl]->insert(index, tag, r.t)) ++*evictions;
             return r;
           }
@@ -270,7 +297,7 @@ struct TlbHierarchy::Impl {
   void fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t, AccessType access) {
     if (t.level < PG_LEVEL_4K || t.level > PG_LEVEL_1G)
       throw std::invalid_argument("TlbHierarchy::fill: level " + std::to_string(t.level) + " is not 1, 2 or 3");
-    hot_valid = false;
+    hot_clear();
     u32 id = intern(kind, ctx);
     u64 index = (addr & kAddrMask) >> level_shift(t.level);
     u64 tag = make_tag(index, t.level, kind, id);
@@ -284,7 +311,7 @@ struct TlbHierarchy::Impl {
   // the entry's global bit; `addr_match` (if set) also requires the entry's
   // page to contain `gva`.
   void invalidate(bool addr_match, u64 gva) {
-    hot_valid = false;
+    hot_clear();
     const u64 a = gva & kAddrMask;
     size_t n = 0;
     for (Array* arr : all)
@@ -305,7 +332,7 @@ struct TlbHierarchy::Impl {
   }
 
   void invalidate_all() {
-    hot_valid = false;
+    hot_clear();
     size_t n = 0;
     for (Array* arr : all) n += arr->size(), arr->clear();
     *invalidated += n;
