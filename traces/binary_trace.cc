@@ -309,6 +309,21 @@ void BinaryTraceWriter::put(const Event& e) {
     for (u32 f = 0; f < kTdxFieldCount; ++f)
       if (get_tdx(e.tdx, f) != get_tdx(d.tdx, f)) tdx_bits |= u64{1} << f;
   if (tdx_bits) bits |= u64{1} << kTdx;
+  encode(e, bits, tdx_bits);
+}
+
+void BinaryTraceWriter::put_access(const Event& e) {
+  const Event& d = defaults();
+  auto b = [](bool differs, u32 f) { return u64(differs) << f; };
+  encode(e,
+         b(e.vcpu != d.vcpu, kVcpu) | b(e.addr != d.addr, kAddr) | b(e.is_gva != d.is_gva, kIsGva) |
+             b(e.access != d.access, kAccess) | b(e.count != d.count, kCount) | b(e.stride != d.stride, kStride) |
+             b(e.ts_ns != d.ts_ns, kTsNs),
+         0);
+}
+
+// Appends e with the fields of `bits` (and of `tdx_bits`) to the block.
+void BinaryTraceWriter::encode(const Event& e, u64 bits, u64 tdx_bits) {
   // Room for the longest encoding: type, two bitmaps, every number, the name.
   const size_t most = 1 + 10 * (2 + kFieldCount + kTdxFieldCount) + 10 + e.name.size();
   if (len_ + most > block_.size()) block_.resize(len_ + most);

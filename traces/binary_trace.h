@@ -43,9 +43,11 @@ class BinaryTraceWriter : public EventSink {
   explicit BinaryTraceWriter(const std::string& path);
   ~BinaryTraceWriter() override;
   void put(const Event& e) override;
+  void put_access(const Event& e) override;
   void finish() override;
 
  private:
+  void encode(const Event& e, u64 bits, u64 tdx_bits);
   void flush_block();
   std::string path_;
   std::FILE* f_ = nullptr;

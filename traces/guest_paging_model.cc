@@ -110,10 +110,10 @@ void GuestPagingModel::add_tables(Gva gva) {
   }
 }
 
-bool GuestPagingModel::touch(Gva gva, Event& map, Gpa gpa_bits) {
+bool GuestPagingModel::touch_slow(Gva gva, Event& map, Gpa gpa_bits) {
   u64 page = gva >> level_shift(opts_.page_level);
   u64& recent = recent_[page & (kRecentPages - 1)];
-  if (page == last_page_ || recent == page || pages_.count(page)) {
+  if (pages_.count(page)) {
     last_page_ = recent = page;
     return false;
   }

@@ -63,7 +63,15 @@ class GuestPagingModel {
   // True when the guest page holding `gva` was not mapped yet: it is now,
   // and `map` is the guest_map event that maps it. `gpa_bits` are or-ed
   // into the mapped GPA (a TD's shared bit).
-  bool touch(Gva gva, Event& map, Gpa gpa_bits = 0);
+  bool touch(Gva gva, Event& map, Gpa gpa_bits = 0) {
+    const u64 page = gva >> level_shift(opts_.page_level);
+    u64& recent = recent_[page & (kRecentPages - 1)];
+    if (page == last_page_ || recent == page) [[likely]] {
+      last_page_ = recent = page;
+      return false;
+    }
+    return touch_slow(gva, map, gpa_bits);
+  }
   // Guest-physical bytes of the page-table area: the root at cr3(), then the pool.
   u64 table_area() const { return (pool_pages_ + 1) * kPageSize; }
 
@@ -74,6 +82,7 @@ class GuestPagingModel {
   u64 data_frames() const { return frames_; }
 
  private:
+  bool touch_slow(Gva gva, Event& map, Gpa gpa_bits);
   Gpa next_frame();
   void add_tables(Gva gva);
 

@@ -118,7 +118,7 @@ class AccessRun {
 
   void flush() {
     if (!open_) return;
-    sink_.put(run_);
+    sink_.put_access(run_);  // run_ has only access fields
     ++report_.access_events;
     open_ = false;
   }
