@@ -94,26 +94,30 @@ struct TlbHierarchy::Impl {
   // outcome, a fill or an invalidation empties the list.
   struct Hot {
     u64 page = ~u64{0};  // (addr & kAddrMask) >> kPageShift; all ones: empty
-    u32 set = 0;         // level << 24 | set in the L1 array of that level
     Translation t;
   };
+  // Slot i holds a hit of a set whose number is i modulo kHot (a new hit
+  // replaces the entry of its own set, or one it shares the slot with).
   static constexpr unsigned kHot = 4;
   Hot hot[kHot];
-  unsigned hot_next = 0;  // the slot a new hit takes when its set has none
   TranslationKind hot_kind = TranslationKind::Linear;
   TlbContext hot_ctx;
+  // Streams that never repeat a page (a strided run) would only pay for the
+  // list: after kHotTries lookups in a row that it does not answer, it stays
+  // empty and unused for kHotRest lookups.
+  static constexpr u32 kHotTries = 64, kHotRest = 1024;
+  bool hot_on = true;
+  u32 hot_count = 0;  // on: lookups in a row the list did not answer; off: lookups left to rest
 
   void hot_clear() {
     for (Hot& h : hot) h.page = ~u64{0};
   }
   void hot_add(TranslationKind kind, const TlbContext& ctx, u64 a, int lvl, const Translation& t) {
-    if (kind != hot_kind || !(ctx == hot_ctx)) hot_clear(), hot_kind = kind, hot_ctx = ctx;
-    const u32 set = u32(lvl) << 24 | l1[lvl]->set_of(a >> level_shift(lvl));
-    unsigned slot = kHot;
-    for (unsigned i = 0; i < kHot; ++i)
-      if (hot[i].page != ~u64{0} && hot[i].set == set) slot = i;
-    if (slot == kHot) slot = hot_next, hot_next = (hot_next + 1) % kHot;
-    hot[slot] = Hot{a >> kPageShift, set, t};
+    if (kind != hot_kind || !(ctx == hot_ctx)) [[unlikely]]
+      hot_clear(), hot_kind = kind, hot_ctx = ctx;
+    const u32 set = l1[lvl]->set_of(a >> level_shift(lvl));
+    Hot& h = hot[set % kHot];
+    h.page = a >> kPageShift, h.t = t;
   }
 
   Impl(const Config& cfg, StatsRegistry& st, const std::string& p)
@@ -234,15 +238,21 @@ struct TlbHierarchy::Impl {
     TlbLookup r;
     const u8 need = kNeed[unsigned(access)];
     const bool write = access == AccessType::Write;
-    if (!kItlb && kind == hot_kind && ctx == hot_ctx) {
-      const u64 page = (addr & kAddrMask) >> kPageShift;
-      for (const Hot& h : hot)
-        if (h.page == page) {
-          if (!(h.t.perms & need) || (write && !h.t.dirty)) break;  // the full lookup drops it
-          ++*l1_hits;
-          r.hit = true, r.where = 1, r.t = h.t, r.cycles = lat_l1;
-          return r;
-        }
+    if (!kItlb && hot_on) {
+      if (kind == hot_kind && ctx == hot_ctx) {
+        const u64 page = (addr & kAddrMask) >> kPageShift;
+        for (const Hot& h : hot)
+          if (h.page == page) {
+            if (!(h.t.perms & need) || (write && !h.t.dirty)) break;  // the full lookup drops it
+            ++*l1_hits;
+            r.hit = true, r.where = 1, r.t = h.t, r.cycles = lat_l1;
+            hot_count = 0;
+            return r;
+          }
+      }
+      if (++hot_count >= kHotTries) hot_clear(), hot_on = false, hot_count = kHotRest;
+    } else if (!kItlb && --hot_count == 0) {
+      hot_on = true;  // empty: everything that happened meanwhile is forgotten
     }
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
@@ -256,10 +266,10 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*l1_hits;
             r.hit = true, r.where = 1, r.t = *e, r.cycles = lat_l1;
-            if (!kItlb)
-              hot_add(kind, ctx, a, lvl, *e);
-            else
+            if (kItlb)
               hot_clear();
+            else if (hot_on)
+              hot_add(kind, ctx, a, lvl, *e);
             return r;
           }
           drop_entry(lvl, a, tag);
