@@ -10,9 +10,9 @@
 // socket to the shared LLC and DRAM behind HostMemoryTarget. Instruction
 // fetches have no L1I model and keep latency.mem_access.
 #pragma once
-#include <deque>
 #include <memory>
 #include <systemc>
+#include <vector>
 #include <tlm_utils/tlm_quantumkeeper.h>
 
 #include "model/cache/cache.h"
@@ -53,7 +53,11 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
 
   // Work queue filled by the replayer; drained() fires when it empties and
   // the vCPU has synchronised its local time.
-  void push(const VcpuOp& op) { queue_.push_back(op); work_.notify(sc_core::SC_ZERO_TIME); idle_ = false; }
+  void push(const VcpuOp& op) {
+    queue_.push_back(op);
+    work_.notify(sc_core::SC_ZERO_TIME);
+    idle_ = false;
+  }
   bool idle() const { return idle_; }
   const sc_core::sc_event& drained() const { return drained_; }
   // Moves local time forward to at least `t` (after VM-wide work).
@@ -118,7 +122,11 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   bool dead_ = false;  // KVM_REQ_VM_DEAD: operations are dropped, not run
   u64* dropped_ = nullptr;
 
-  std::deque<VcpuOp> queue_;
+  // FIFO: queue_[head_..] are pending; emptied whole once drained, so the
+  // replayer's batches reuse one allocation.
+  std::vector<VcpuOp> queue_;
+  size_t head_ = 0;
+  bool queue_empty() const { return head_ == queue_.size(); }
   sc_core::sc_event work_, drained_;
   bool idle_ = true;
   Cycles cycles_ = 0;         // this vCPU's local time

@@ -2,6 +2,7 @@
 
 #include "seam/tdx_leaf.h"
 
+#include <algorithm>
 #include <bit>
 #include <cerrno>
 #include <cstring>
@@ -26,9 +27,11 @@ constexpr const char* kFieldNames[kFieldCount] = {
     "is_gva", "op", "count", "stride", "cr3", "levels", "gva", "gpa", "size", "page", "writable", "executable",
     "pcid", "kind", "kind", "guest_level", "ts_ns", "name", "vm_type", "measure", "private", "tag", "td",
     "terminate", "vm"};
-// The fields of an access event.
+// The fields of an access event (bit order: the encoder and decoders rely on it).
 constexpr u64 kAccessFields = u64{1} << kVcpu | u64{1} << kAddr | u64{1} << kIsGva | u64{1} << kAccess |
                               u64{1} << kCount | u64{1} << kStride | u64{1} << kTsNs;
+static_assert(kVcpu < kAddr && kAddr < kIsGva && kIsGva < kAccess && kAccess < kCount && kCount < kStride &&
+              kStride < kTsNs);
 // Fields that are numbers (the others: the name string, the TDX record).
 constexpr u64 kNumericFields = ((u64{1} << kFieldCount) - 1) & ~(u64{1} << kName) & ~(u64{1} << kTdx);
 
@@ -203,9 +206,33 @@ const Event& defaults() {
   return d;
 }
 
-void put_leb(std::vector<u8>& b, u64 v) {
-  while (v >= 0x80) b.push_back(u8(v | 0x80)), v >>= 7;
-  b.push_back(u8(v));
+// The numeric fields of `e` that differ from their defaults: get(e, f) !=
+// get(defaults(), f) for each, compared directly (the writer's hot path).
+u64 numeric_bits(const Event& e) {
+  const Event& d = defaults();
+  auto b = [](bool differs, u32 f) { return u64(differs) << f; };
+  return b(e.vcpu != d.vcpu, kVcpu) | b(e.vcpus != d.vcpus, kVcpus) | b(e.slot.id != d.slot.id, kSlotId) |
+         b(e.slot.gpa != d.slot.gpa, kSlotGpa) | b(e.slot.size != d.slot.size, kSlotSize) |
+         b(e.slot.userspace_addr != d.slot.userspace_addr, kSlotHva) | b(e.slot.backing != d.slot.backing, kSlotBacking) |
+         b(e.slot.flags != d.slot.flags, kSlotFlags) | b(e.dirty_op != d.dirty_op, kDirtyOp) |
+         b(e.first_page != d.first_page, kFirstPage) | b(e.num_pages != d.num_pages, kNumPages) |
+         b(e.addr != d.addr, kAddr) | b(e.is_gva != d.is_gva, kIsGva) | b(e.access != d.access, kAccess) |
+         b(e.count != d.count, kCount) | b(e.stride != d.stride, kStride) | b(e.cr3 != d.cr3, kCr3) |
+         b(e.guest_levels != d.guest_levels, kGuestLevels) | b(e.gva != d.gva, kGva) | b(e.gpa != d.gpa, kGpa) |
+         b(e.size != d.size, kSize) | b(e.page_level != d.page_level, kPageLevel) |
+         b(e.writable != d.writable, kWritable) | b(e.executable != d.executable, kExecutable) |
+         b(e.pcid != d.pcid, kPcid) | b(e.inv_kind != d.inv_kind, kInvKind) | b(e.decision != d.decision, kDecision) |
+         b(e.guest_level != d.guest_level, kGuestLevel) | b(e.ts_ns != d.ts_ns, kTsNs) |
+         b(e.tdx_vm != d.tdx_vm, kTdxVm) | b(e.measure != d.measure, kMeasure) |
+         b(e.make_private != d.make_private, kMakePrivate) | b(e.tag != d.tag, kTag) |
+         b(e.terminate != d.terminate, kTerminate) | b(e.vm != d.vm, kVm);
+}
+
+// Writes v as LEB128 at w (at most 10 bytes); returns the byte after it.
+u8* put_leb(u8* w, u64 v) {
+  while (v >= 0x80) *w++ = u8(v | 0x80), v >>= 7;
+  *w++ = u8(v);
+  return w;
 }
 
 void put_u32(u8* p, u32 v) {
@@ -265,7 +292,7 @@ BinaryTraceWriter::BinaryTraceWriter(const std::string& path) : path_(path) {
   put_u32(h + 8, kBinaryVersion);
   put_u32(h + 12, 0);
   std::fwrite(h, 1, sizeof h, f_);
-  block_.reserve(kBlockBytes + 4096);
+  block_.resize(kBlockBytes + 4096);
 }
 
 BinaryTraceWriter::~BinaryTraceWriter() {
@@ -278,42 +305,70 @@ void BinaryTraceWriter::put(const Event& e) {
     throw std::runtime_error(std::string(event_type_name(e.type)) + " events have no binary encoding yet (line " +
                              std::to_string(e.line) + "): keep the trace as JSON Lines");
   const Event& d = defaults();
-  u64 bits = 0;
-  for (u64 rest = kNumericFields; rest; rest &= rest - 1) {
-    u32 f = u32(std::countr_zero(rest));
-    if (get(e, f) != get(d, f)) bits |= u64{1} << f;
-  }
+  u64 bits = numeric_bits(e);
   if (!e.name.empty()) bits |= u64{1} << kName;
   u64 tdx_bits = 0;
   if (uses_tdx_fields(e.type))
     for (u32 f = 0; f < kTdxFieldCount; ++f)
       if (get_tdx(e.tdx, f) != get_tdx(d.tdx, f)) tdx_bits |= u64{1} << f;
   if (tdx_bits) bits |= u64{1} << kTdx;
-  block_.push_back(u8(e.type));
-  put_leb(block_, bits);
-  for (u64 rest = bits & kNumericFields; rest; rest &= rest - 1) put_leb(block_, get(e, u32(std::countr_zero(rest))));
+  encode(e, bits, tdx_bits);
+}
+
+void BinaryTraceWriter::put_access(const Event& e) {
+  if (e.vm) return put(e);  // the access fields alone would lose the VM
+  const Event& d = defaults();
+  auto b = [](bool differs, u32 f) { return u64(differs) << f; };
+  encode(e,
+         b(e.vcpu != d.vcpu, kVcpu) | b(e.addr != d.addr, kAddr) | b(e.is_gva != d.is_gva, kIsGva) |
+             b(e.access != d.access, kAccess) | b(e.count != d.count, kCount) | b(e.stride != d.stride, kStride) |
+             b(e.ts_ns != d.ts_ns, kTsNs),
+         0);
+}
+
+// Appends e with the fields of `bits` (and of `tdx_bits`) to the block.
+void BinaryTraceWriter::encode(const Event& e, u64 bits, u64 tdx_bits) {
+  // Room for the longest encoding: type, two bitmaps, every number, the name.
+  const size_t most = 1 + 10 * (2 + kFieldCount + kTdxFieldCount) + 10 + e.name.size();
+  if (len_ + most > block_.size()) block_.resize(len_ + most);
+  u8* w = block_.data() + len_;
+  *w++ = u8(e.type);
+  w = put_leb(w, bits);
+  if (!(bits & ~kAccessFields)) {
+    // An access (most events): its fields in bit order, without get()'s switch.
+    if (bits >> kVcpu & 1) w = put_leb(w, u64(std::int64_t(e.vcpu) + 1));
+    if (bits >> kAddr & 1) w = put_leb(w, e.addr);
+    if (bits >> kIsGva & 1) w = put_leb(w, e.is_gva);
+    if (bits >> kAccess & 1) w = put_leb(w, u64(e.access));
+    if (bits >> kCount & 1) w = put_leb(w, e.count);
+    if (bits >> kStride & 1) w = put_leb(w, e.stride);
+    if (bits >> kTsNs & 1) w = put_leb(w, e.ts_ns);
+  } else {
+    for (u64 rest = bits & kNumericFields; rest; rest &= rest - 1) w = put_leb(w, get(e, u32(std::countr_zero(rest))));
+  }
   if (!e.name.empty()) {
-    put_leb(block_, e.name.size());
-    block_.insert(block_.end(), e.name.begin(), e.name.end());
+    w = put_leb(w, e.name.size());
+    w = std::copy(e.name.begin(), e.name.end(), w);
   }
   if (tdx_bits) {
-    put_leb(block_, tdx_bits);
-    for (u64 rest = tdx_bits; rest; rest &= rest - 1) put_leb(block_, get_tdx(e.tdx, u32(std::countr_zero(rest))));
+    w = put_leb(w, tdx_bits);
+    for (u64 rest = tdx_bits; rest; rest &= rest - 1) w = put_leb(w, get_tdx(e.tdx, u32(std::countr_zero(rest))));
   }
+  len_ = size_t(w - block_.data());
   ++block_events_;
   ++total_;
-  if (block_.size() >= kBlockBytes) flush_block();
+  if (len_ >= kBlockBytes) flush_block();
 }
 
 void BinaryTraceWriter::flush_block() {
   if (!block_events_) return;
   u8 h[16];
-  put_u32(h, u32(block_.size()));
+  put_u32(h, u32(len_));
   put_u32(h + 4, block_events_);
-  put_u64(h + 8, block_checksum(block_.data(), block_.size()));
+  put_u64(h + 8, block_checksum(block_.data(), len_));
   std::fwrite(h, 1, sizeof h, f_);
-  std::fwrite(block_.data(), 1, block_.size(), f_);
-  block_.clear();
+  std::fwrite(block_.data(), 1, len_, f_);
+  len_ = 0;
   block_events_ = 0;
 }
 
@@ -402,8 +457,74 @@ bool BinaryTraceReader::next(Event& out) {
   }
   ++index_;
   --block_left_;
-  decode(out);
+  if (decode_access(out)) {
+    // validate_access() of a single access of an existing vCPU.
+    if (others_seen_ && out.vm == 0 && u32(out.vcpu) < vms_[0].vcpus && out.count == 1 &&
+        (out.is_gva ? canonical(out.addr) : out.addr < TraceReader::kMaxGpa)) [[likely]]
+      return true;
+  } else {
+    decode(out);
+  }
   validate(out);
+  return true;
+}
+
+// The common case of decode(): an access event (only access fields) of an
+// Event that got only access fields last time, away from the block's end.
+// Decodes into locals and commits only when nothing is unusual; otherwise
+// returns false having changed nothing, and decode() does it all again,
+// failing with its messages where the event is bad.
+bool BinaryTraceReader::decode_access(Event& out) {
+  constexpr size_t kMaxAccessBytes = 1 + 8 * 10;  // type, then the bits and seven numbers of <= 10 bytes
+  const u8* const base = block_.data();
+  if (pos_ + kMaxAccessBytes > block_.size() || base[pos_] != u8(EventType::Access) || &out != last_out_ ||
+      out.line != last_line_ || (prev_bits_ & ~kAccessFields))
+    return false;
+  const u8* p = base + pos_ + 1;
+  bool bad = false;
+  // LEB128 without bounds checks (the event is at most kMaxAccessBytes long).
+  auto leb = [&]() __attribute__((always_inline)) -> u64 {
+    u64 b = *p++;
+    if (b < 0x80) return b;
+    u64 v = b & 0x7f;
+    for (unsigned shift = 7;; shift += 7) {
+      b = *p++;
+      if (shift == 63) {
+        bad |= b > 1;
+        return v | b << 63;
+      }
+      v |= (b & 0x7f) << shift;
+      if (b < 0x80) return v;
+    }
+  };
+  const u64 bits = leb();
+  if ((bits & ~kAccessFields) || (bits & ~known_bits_)) return false;
+  // A one-byte number of a field that may be absent, without a branch (a
+  // longer one, vCPU 127 and up, or out of range, is left to decode()).
+  auto small = [&](u32 f) __attribute__((always_inline)) -> u64 {
+    const u64 present = bits >> f & 1;
+    const u64 b = *p & (0 - present);
+    bad |= b >= 0x80;
+    p += present;
+    return b;
+  };
+  auto field = [&](u32 f, u64 dflt) __attribute__((always_inline)) { return bits >> f & 1 ? leb() : dflt; };
+  const u64 vcpu = small(kVcpu);
+  const u64 addr = field(kAddr, 0);
+  const u64 is_gva = small(kIsGva), access = small(kAccess);
+  const u64 count = field(kCount, 1), stride = field(kStride, 0), ts_ns = field(kTsNs, 0);
+  if (bad || is_gva > 1 || access > 2) return false;
+  prev_bits_ = bits;
+  out.type = EventType::Access;
+  out.line = last_line_ = index_;
+  out.vcpu = int(vcpu) - 1;
+  out.addr = addr;
+  out.is_gva = is_gva;
+  out.access = AccessType(access);
+  out.count = count;
+  out.stride = stride;
+  out.ts_ns = ts_ns;
+  pos_ = size_t(p - base);
   return true;
 }
 
@@ -495,7 +616,7 @@ void BinaryTraceReader::decode(Event& out) {
 
 void BinaryTraceReader::validate_access(const Event& e) const {
   if (e.count == 0) fail("count", "must be at least 1");
-  bool wraps = e.stride && e.count - 1 > (~u64{0} - e.addr) / e.stride;
+  bool wraps = e.count > 1 && e.stride && e.count - 1 > (~u64{0} - e.addr) / e.stride;
   u64 last = e.addr + (e.count - 1) * e.stride;
   if (e.is_gva) {
     if (!canonical(e.addr) || wraps || !canonical(last) || (e.addr >> 63) != (last >> 63))

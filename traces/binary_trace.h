@@ -43,13 +43,16 @@ class BinaryTraceWriter : public EventSink {
   explicit BinaryTraceWriter(const std::string& path);
   ~BinaryTraceWriter() override;
   void put(const Event& e) override;
+  void put_access(const Event& e) override;
   void finish() override;
 
  private:
+  void encode(const Event& e, u64 bits, u64 tdx_bits);
   void flush_block();
   std::string path_;
   std::FILE* f_ = nullptr;
-  std::vector<u8> block_;
+  std::vector<u8> block_;  // block_[0, len_) is the block so far; the rest is room
+  size_t len_ = 0;
   u32 block_events_ = 0;
   u64 total_ = 0;
 };
@@ -77,6 +80,7 @@ class BinaryTraceReader {
   [[noreturn, gnu::cold, gnu::noinline]] void fail_number(const char* field, const char* before, u64 v, bool in_hex,
                                                           const char* after = "") const;
   void decode(Event& out);
+  bool decode_access(Event& out);
   void validate(const Event& e);
   void validate_tdx(const Event& e);
   void validate_access(const Event& e) const;

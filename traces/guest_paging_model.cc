@@ -55,7 +55,9 @@ GuestPagingModel::GuestPagingModel(const GuestPagingOptions& opts)
       cr3_(opts_.mem_size - table_area_bytes(opts_.mem_size)),
       pool_pages_(table_area_bytes(opts_.mem_size) / kPageSize - 1),
       frames_(cr3_ / level_size(opts_.page_level)),
-      perm_(frames_, opts_.seed) {}
+      perm_(frames_, opts_.seed) {
+  recent_.fill(~u64{0});
+}
 
 void GuestPagingModel::setup(EventSink& sink, u32 vcpus, u32 vcpu, bool td) const {
   Event e;
@@ -108,10 +110,11 @@ void GuestPagingModel::add_tables(Gva gva) {
   }
 }
 
-bool GuestPagingModel::touch(Gva gva, Event& map, Gpa gpa_bits) {
+bool GuestPagingModel::touch_slow(Gva gva, Event& map, Gpa gpa_bits) {
   u64 page = gva >> level_shift(opts_.page_level);
-  if (page == last_page_ || pages_.count(page)) {
-    last_page_ = page;
+  u64& recent = recent_[page & (kRecentPages - 1)];
+  if (pages_.count(page)) {
+    last_page_ = recent = page;
     return false;
   }
   u64 upper = gva >> 47;
@@ -119,7 +122,7 @@ bool GuestPagingModel::touch(Gva gva, Event& map, Gpa gpa_bits) {
   Gpa gpa = next_frame();
   add_tables(gva);
   pages_.insert(page);
-  last_page_ = page;
+  last_page_ = recent = page;
   map = Event{};
   map.type = EventType::GuestMap;
   map.cr3 = cr3_;

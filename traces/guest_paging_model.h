@@ -6,6 +6,7 @@
 // out in address order or in a seeded shuffle. Memory grows with the touched
 // footprint (one entry per guest page and per table), not with the stream.
 #pragma once
+#include <array>
 #include <stdexcept>
 #include <unordered_set>
 
@@ -62,7 +63,15 @@ class GuestPagingModel {
   // True when the guest page holding `gva` was not mapped yet: it is now,
   // and `map` is the guest_map event that maps it. `gpa_bits` are or-ed
   // into the mapped GPA (a TD's shared bit).
-  bool touch(Gva gva, Event& map, Gpa gpa_bits = 0);
+  bool touch(Gva gva, Event& map, Gpa gpa_bits = 0) {
+    const u64 page = gva >> level_shift(opts_.page_level);
+    u64& recent = recent_[page & (kRecentPages - 1)];
+    if (page == last_page_ || recent == page) [[likely]] {
+      last_page_ = recent = page;
+      return false;
+    }
+    return touch_slow(gva, map, gpa_bits);
+  }
   // Guest-physical bytes of the page-table area: the root at cr3(), then the pool.
   u64 table_area() const { return (pool_pages_ + 1) * kPageSize; }
 
@@ -73,6 +82,7 @@ class GuestPagingModel {
   u64 data_frames() const { return frames_; }
 
  private:
+  bool touch_slow(Gva gva, Event& map, Gpa gpa_bits);
   Gpa next_frame();
   void add_tables(Gva gva);
 
@@ -82,6 +92,10 @@ class GuestPagingModel {
   u64 frames_ = 0;           // data frames of page_size() below the page-table area
   FramePermutation perm_;    // Fragmented placement
   u64 last_page_ = ~u64{0};  // the page of the previous touch (mapped), a shortcut for runs
+  // Pages known mapped, direct-mapped by page number (all ones: empty): code,
+  // stack and heap pages alternate in a program's stream.
+  static constexpr size_t kRecentPages = 256;
+  std::array<u64, kRecentPages> recent_;
   std::unordered_set<u64> pages_;   // mapped guest pages (gva >> page shift); looked up, never iterated
   std::unordered_set<u64> tables_;  // tables below the root, keyed by level and the GVA bits above them
 };

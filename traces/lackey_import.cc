@@ -1,5 +1,6 @@
 #include "traces/lackey_import.h"
 
+#include <array>
 #include <string_view>
 #include <unordered_set>
 
@@ -28,12 +29,18 @@ constexpr u64 k2M = u64{2} << 20;
 constexpr Gpa kTdSharedBit = Gpa{1} << 47;  // gpaw 48
 constexpr u64 kMaxStride = u64{1} << 32;  // runs stay well inside one canonical half
 
+// Hex digit values by character, 0xff for the rest.
+constexpr std::array<u8, 256> kHexValue = [] {
+  std::array<u8, 256> t{};
+  for (auto& v : t) v = 0xff;
+  for (int c = 0; c < 10; ++c) t['0' + c] = u8(c);
+  for (int c = 0; c < 6; ++c) t['a' + c] = t['A' + c] = u8(10 + c);
+  return t;
+}();
+
 bool hex_digit(char c, unsigned& d) {
-  if (c >= '0' && c <= '9') d = unsigned(c - '0');
-  else if (c >= 'a' && c <= 'f') d = unsigned(c - 'a' + 10);
-  else if (c >= 'A' && c <= 'F') d = unsigned(c - 'A' + 10);
-  else return false;
-  return true;
+  d = kHexValue[u8(c)];
+  return d != 0xff;
 }
 
 // The prefix lackey gives each kind: "I  " for fetches, " L " etc. for data.
@@ -111,7 +118,7 @@ class AccessRun {
 
   void flush() {
     if (!open_) return;
-    sink_.put(run_);
+    sink_.put_access(run_);  // run_ has only access fields
     ++report_.access_events;
     open_ = false;
   }
@@ -195,12 +202,11 @@ class LackeyImporter {
         sink_.put(ph);
         report_.measured_phase = true;
       }
-      Event map;
       try {
-        if (paging_.touch(gva, map, shared(gva) ? kTdSharedBit : 0)) {
+        if (paging_.touch(gva, map_, shared(gva) ? kTdSharedBit : 0)) [[unlikely]] {
           run_.flush();
-          if (td()) prepare_td(map);
-          sink_.put(map);
+          if (td()) prepare_td(map_);
+          sink_.put(map_);
         }
       } catch (const GuestPagingError& e) {
         throw TraceError(path_, report_.lines, "addr", e.what());
@@ -253,6 +259,7 @@ class LackeyImporter {
   GuestPagingModel paging_;
   LackeyImportReport report_;
   AccessRun run_;
+  Event map_;  // touch()'s guest_map, kept: an Event is large to build per access
   u64 tables_accepted_ = 0;           // TD: page-table pages accepted after the root
   std::unordered_set<Gpa> accepted_;  // TD: accepted units (2M regions or 4K pages); looked up, never iterated
 };

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <future>
 #include <vector>
 #include <iostream>
 #include <memory>
@@ -207,6 +208,7 @@ class ReplayTop : public sc_core::sc_module {
     std::vector<std::unique_ptr<model::Vcpu>> vcpus;
     std::map<u32, u32> slot_flags;
     std::string dead;  // note_dead: where and why KVM killed it
+    bool vcpus_ready = true;  // note_vcpus_ready(), after each of its VM-wide events
     model::Counter* accept_fallbacks = nullptr;
   };
 
@@ -271,12 +273,9 @@ class ReplayTop : public sc_core::sc_module {
         continue;
       }
       if (is_vcpu_event(e.type)) {
-        if (e.vcpu < 0 || size_t(e.vcpu) >= vm.vcpus.size())
-          throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
-                          std::to_string(vm.vcpus.size()) + ")");
-        if (const mmu::TdxVm* td = vm.kvm.tdx_vm(); td && (!td->finalized() || td->torn_down()))
-          throw_at(e, std::string("field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown (the TD is ") +
-                          (td->torn_down() ? "torn down)" : "not finalized)"));
+        // vcpus_ready: no TD, or a finalized TD not torn down (only a VM-wide event changes that).
+        if (e.vcpu < 0 || size_t(e.vcpu) >= vm.vcpus.size() || !vm.vcpus_ready) [[unlikely]]
+          check_vcpu_event(vm, e);
         vm.vcpus[size_t(e.vcpu)]->push(to_op(e));
         ++vcpu_events_;
         if (++pending >= kBatch) barrier(), pending = 0, note_dead(vm, e.line, "in the vCPU events before line ");
@@ -304,6 +303,19 @@ class ReplayTop : public sc_core::sc_module {
       }
     }
     if (opts_.progress) std::fprintf(stderr, "\n");
+  }
+
+  [[gnu::cold]] void check_vcpu_event(const Vm& vm, const Event& e) {
+    if (e.vcpu < 0 || size_t(e.vcpu) >= vm.vcpus.size())
+      throw_at(e, "field 'vcpu': vCPU " + std::to_string(e.vcpu) + " does not exist (the VM has " +
+                      std::to_string(vm.vcpus.size()) + ")");
+    if (const mmu::TdxVm* td = vm.kvm.tdx_vm(); td && (!td->finalized() || td->torn_down()))
+      throw_at(e, std::string("field 'vcpu': a TD vCPU runs only between td_finalize and td_teardown (the TD is ") +
+                      (td->torn_down() ? "torn down)" : "not finalized)"));
+  }
+  static void note_vcpus_ready(Vm& vm) {
+    const mmu::TdxVm* td = vm.kvm.tdx_vm();
+    vm.vcpus_ready = !td || (td->finalized() && !td->torn_down());
   }
 
   // The first time a VM is seen dead: where (`where` + the event's line) and why.
@@ -474,6 +486,7 @@ class ReplayTop : public sc_core::sc_module {
       else
         timeline_->slice(track, event_type_name(e.type), start_ps, timing_.to_ps(c));
     }
+    note_vcpus_ready(vm);
     *vm_cycles_ += c;
     if (c) wait(timing_.to_time(c));
     Cycles now = timing_.from_time(sc_core::sc_time_stamp());
@@ -566,12 +579,15 @@ ReplayReport replay(const ReplayOptions& opts) {
   ReplayTop top("septsim", opts, reader, vms, stats);
   top.set_pending(std::move(head));
   if (opts.progress) top.set_total_lines(count_lines(opts.trace_path));
+  // The trace's checksum (a serial byte loop, as long as a fast replay) runs
+  // beside the simulation.
+  std::future<u64> fnv1a = std::async(std::launch::async, fnv1a_file, opts.trace_path);
   sc_core::sc_start();
   model::rethrow_sim_error();
 
   ReplayReport r;
   r.events = stats.value("replay.events");
-  r.trace_fnv1a = fnv1a_file(opts.trace_path);
+  r.trace_fnv1a = fnv1a.get();
   r.sim_time_ps = sc_core::sc_time_stamp().value();
   r.violations = top.violations();
   r.expect_mismatches = top.expect_mismatches();

@@ -85,6 +85,41 @@ struct TlbHierarchy::Impl {
   Array i_4k, i_2m, no_1g;
   bool itlb;
 
+  // Recent L1 DTLB hits of one context, each the last entry touched in its
+  // set (L1 array and set): another access to the same 4K page finds the same
+  // entry (the smaller page sizes before it missed and still miss), and
+  // touching it again changes no replacement decision (it is already the most
+  // recent of its set under LRU and tree-PLRU; random ignores touches). A hit
+  // found by a full lookup replaces the entry of its set; any other lookup
+  // outcome, a fill or an invalidation empties the list.
+  struct Hot {
+    u64 page = ~u64{0};  // (addr & kAddrMask) >> kPageShift; all ones: empty
+    Translation t;
+  };
+  // Slot i holds a hit of a set whose number is i modulo kHot (a new hit
+  // replaces the entry of its own set, or one it shares the slot with).
+  static constexpr unsigned kHot = 4;
+  Hot hot[kHot];
+  TranslationKind hot_kind = TranslationKind::Linear;
+  TlbContext hot_ctx;
+  // Streams that never repeat a page (a strided run) would only pay for the
+  // list: after kHotTries lookups in a row that it does not answer, it stays
+  // empty and unused for kHotRest lookups.
+  static constexpr u32 kHotTries = 64, kHotRest = 1024;
+  bool hot_on = true;
+  u32 hot_count = 0;  // on: lookups in a row the list did not answer; off: lookups left to rest
+
+  void hot_clear() {
+    for (Hot& h : hot) h.page = ~u64{0};
+  }
+  void hot_add(TranslationKind kind, const TlbContext& ctx, u64 a, int lvl, const Translation& t) {
+    if (kind != hot_kind || !(ctx == hot_ctx)) [[unlikely]]
+      hot_clear(), hot_kind = kind, hot_ctx = ctx;
+    const u32 set = l1[lvl]->set_of(a >> level_shift(lvl));
+    Hot& h = hot[set % kHot];
+    h.page = a >> kPageShift, h.t = t;
+  }
+
   Impl(const Config& cfg, StatsRegistry& st, const std::string& p)
       : l1_4k(u32(cfg.u("tlb.l1d.4k.entries")), u32(cfg.u("tlb.l1d.4k.ways")), cfg.s("tlb.replacement"),
               mix_seed(cfg.u("sim.seed"), 0)),
@@ -180,6 +215,7 @@ struct TlbHierarchy::Impl {
   }
 
   void drop_entry(int level, u64 a, u64 tag) {
+    hot_clear();
     u64 index = a >> level_shift(level);
     l1[level]->erase(index, tag);
     if (itlb) l1i[level]->erase(index, tag);
@@ -200,11 +236,27 @@ struct TlbHierarchy::Impl {
     Counter* const l1_hits = kItlb ? itlb_hits : dtlb_hits;
     Counter* const l1_misses = kItlb ? itlb_misses : dtlb_misses;
     TlbLookup r;
+    const u8 need = kNeed[unsigned(access)];
+    const bool write = access == AccessType::Write;
+    if (!kItlb && hot_on) {
+      if (kind == hot_kind && ctx == hot_ctx) {
+        const u64 page = (addr & kAddrMask) >> kPageShift;
+        for (const Hot& h : hot)
+          if (h.page == page) {
+            if (!(h.t.perms & need) || (write && !h.t.dirty)) break;  // the full lookup drops it
+            ++*l1_hits;
+            r.hit = true, r.where = 1, r.t = h.t, r.cycles = lat_l1;
+            hot_count = 0;
+            return r;
+          }
+      }
+      if (++hot_count >= kHotTries) hot_clear(), hot_on = false, hot_count = kHotRest;
+    } else if (!kItlb && --hot_count == 0) {
+      hot_on = true;  // empty: everything that happened meanwhile is forgotten
+    }
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
       const u64 a = addr & kAddrMask;
-      const u8 need = kNeed[unsigned(access)];
-      const bool write = access == AccessType::Write;
       // Arrays of a page size nothing was filled at (1G, often 2M) are skipped.
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
         if (first[lvl]->empty()) continue;
@@ -214,6 +266,10 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*l1_hits;
             r.hit = true, r.where = 1, r.t = *e, r.cycles = lat_l1;
+            if (kItlb)
+              hot_clear();
+            else if (hot_on)
+              hot_add(kind, ctx, a, lvl, *e);
             return r;
           }
           drop_entry(lvl, a, tag);
@@ -232,6 +288,7 @@ struct TlbHierarchy::Impl {
           if ((e->perms & need) && !(write && !e->dirty)) {
             ++*stlb_hits;
             r.hit = true, r.where = 2, r.t = *e;
+            hot_clear();  // the refill below changes an L1 set
             if ((!kItlb || first[lvl] != &no_1g) && first[lvl]->insert(index, tag, r.t)) ++*evictions;
             return r;
           }
@@ -250,6 +307,7 @@ struct TlbHierarchy::Impl {
   void fill(TranslationKind kind, const TlbContext& ctx, u64 addr, const Translation& t, AccessType access) {
     if (t.level < PG_LEVEL_4K || t.level > PG_LEVEL_1G)
       throw std::invalid_argument("TlbHierarchy::fill: level " + std::to_string(t.level) + " is not 1, 2 or 3");
+    hot_clear();
     u32 id = intern(kind, ctx);
     u64 index = (addr & kAddrMask) >> level_shift(t.level);
     u64 tag = make_tag(index, t.level, kind, id);
@@ -263,6 +321,7 @@ struct TlbHierarchy::Impl {
   // the entry's global bit; `addr_match` (if set) also requires the entry's
   // page to contain `gva`.
   void invalidate(bool addr_match, u64 gva) {
+    hot_clear();
     const u64 a = gva & kAddrMask;
     size_t n = 0;
     for (Array* arr : all)
@@ -283,6 +342,7 @@ struct TlbHierarchy::Impl {
   }
 
   void invalidate_all() {
+    hot_clear();
     size_t n = 0;
     for (Array* arr : all) n += arr->size(), arr->clear();
     *invalidated += n;
