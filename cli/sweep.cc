@@ -456,6 +456,9 @@ size_t merge(const std::string& dir) {
       columns.insert(k + ".count"), columns.insert(k + ".sum");
     if (stats[p.index]["scope"].contains("derived"))
       for (const auto& [k, v] : stats[p.index]["scope"]["derived"].items()) columns.insert("derived." + k);
+    if (stats[p.index]["scope"].contains("vm_derived"))  // a trace with several VMs: VM N's as vmN.derived.NAME
+      for (const auto& [vm, d] : stats[p.index]["scope"]["vm_derived"].items())
+        for (const auto& [k, v] : d.items()) columns.insert(vm + ".derived." + k);
   }
 
   std::ostringstream csv;
@@ -490,6 +493,10 @@ size_t merge(const std::string& dir) {
         } else if (col.starts_with("derived.")) {
           auto it = d.find(col.substr(8));
           if (it != d.end() && !it->is_null()) csv << it->dump();
+        } else if (auto at = col.find(".derived."); col.starts_with("vm") && at != std::string::npos) {
+          const std::string vm = col.substr(0, at), name = col.substr(at + 9);
+          const auto& vd = s["scope"].contains("vm_derived") ? s["scope"]["vm_derived"] : kNone;
+          if (vd.contains(vm) && vd[vm].contains(name) && !vd[vm][name].is_null()) csv << vd[vm][name].dump();
         } else if (col.ends_with(".count") || col.ends_with(".sum")) {
           auto dot = col.rfind('.');
           std::string name = col.substr(0, dot), part = col.substr(dot + 1);

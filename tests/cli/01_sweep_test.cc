@@ -129,3 +129,32 @@ TEST_CASE("the emitted Slurm array script runs one point per task id", "[sweep]"
   CHECK(rows[1].find(",not run,") != std::string::npos);
   CHECK(rows[2].find(",ok,") != std::string::npos);
 }
+
+TEST_CASE("a sweep of a trace with several VMs has each VM's counters and derived metrics as columns", "[sweep]") {
+  auto d = temp_dir();
+  fs::copy_file(sample_trace(), d / "default.jsonl");
+  std::ofstream(d / "s.json") << "{\"name\":\"t\",\"traces\":[\"default.jsonl\"],\"axes\":{\"tlb.stlb.entries\":[768,1536]}}";
+  auto r = run_septsim("sweep " + (d / "s.json").string() + " -j 2 -o " + (d / "out").string());
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  auto rows = lines(slurp(d / "out" / "results.csv"));
+  REQUIRE(rows.size() == 3);
+  std::vector<std::string> header;
+  std::istringstream h(rows[0]);
+  for (std::string f; std::getline(h, f, ',');) header.push_back(f);
+  auto column = [&](const std::string& name) {
+    auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? -1 : int(it - header.begin());
+  };
+  // VM 0's derived metrics as before, VM 1's (the TD's) under vm1.derived.
+  CHECK(column("derived.stlb_misses_per_1k_accesses") >= 0);
+  CHECK(column("vm1.derived.stlb_misses_per_1k_accesses") >= 0);
+  CHECK(column("vm1.derived.tdx.seamcalls.tdh_mem_page_aug") >= 0);
+  CHECK(column("vm1.kvm.pf_taken") >= 0);
+  CHECK(column("derived.tdx.seamcalls") < 0);  // VM 0 is not a TD
+  std::vector<std::string> cells;
+  std::istringstream row(rows[1]);
+  for (std::string f; std::getline(row, f, ',');) cells.push_back(f);
+  REQUIRE(cells.size() == header.size());
+  CHECK(cells[size_t(column("vm1.derived.tdx.seamcalls.tdh_mem_page_aug"))] == "520");
+}
