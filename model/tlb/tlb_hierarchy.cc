@@ -102,12 +102,16 @@ struct TlbHierarchy::Impl {
   Hot hot[kHot];
   TranslationKind hot_kind = TranslationKind::Linear;
   TlbContext hot_ctx;
-  // Streams that never repeat a page (a strided run) would only pay for the
-  // list: after kHotTries lookups in a row that it does not answer, it stays
-  // empty and unused for kHotRest lookups.
-  static constexpr u32 kHotTries = 64, kHotRest = 1024;
+  // Streams that never repeat a page (a strided run of L1 hits) would only
+  // pay for the list: after kHotTries lookups in a row that it does not
+  // answer, it stays empty and unused until the next L1 DTLB miss.
+  static constexpr u32 kHotTries = 64;
   bool hot_on = true;
-  u32 hot_count = 0;  // on: lookups in a row the list did not answer; off: lookups left to rest
+  u32 hot_count = 0;  // lookups in a row the list did not answer
+  void hot_wake() {
+    hot_on = true;  // empty: everything that happened meanwhile is forgotten
+    hot_count = 0;
+  }
 
   void hot_clear() {
     for (Hot& h : hot) h.page = ~u64{0};
@@ -224,13 +228,16 @@ struct TlbHierarchy::Impl {
 
   TlbLookup lookup(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
     if (itlb && access == AccessType::Fetch) [[unlikely]]
-      return lookup_in<true>(kind, ctx, addr, access);
-    return lookup_in<false>(kind, ctx, addr, access);
+      return lookup_in<true, false>(kind, ctx, addr, access);
+    if (hot_on) return lookup_in<false, true>(kind, ctx, addr, access);
+    return lookup_in<false, false>(kind, ctx, addr, access);
   }
 
   // kItlb: the L1 arrays are the ITLB's (a fetch with tlb.l1i.enabled); a
   // separate instance keeps the data path's code as it was without an ITLB.
-  template <bool kItlb>
+  // kHot: the hot list is in use (the data path only); without it the
+  // lookup is the plain one.
+  template <bool kItlb, bool kHot>
   TlbLookup lookup_in(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
     Array* const* const first = kItlb ? l1i : l1;
     Counter* const l1_hits = kItlb ? itlb_hits : dtlb_hits;
@@ -238,7 +245,7 @@ struct TlbHierarchy::Impl {
     TlbLookup r;
     const u8 need = kNeed[unsigned(access)];
     const bool write = access == AccessType::Write;
-    if (!kItlb && hot_on) {
+    if (kHot) {
       if (kind == hot_kind && ctx == hot_ctx) {
         const u64 page = (addr & kAddrMask) >> kPageShift;
         for (const Hot& h : hot)
@@ -250,9 +257,7 @@ struct TlbHierarchy::Impl {
             return r;
           }
       }
-      if (++hot_count >= kHotTries) hot_clear(), hot_on = false, hot_count = kHotRest;
-    } else if (!kItlb && --hot_count == 0) {
-      hot_on = true;  // empty: everything that happened meanwhile is forgotten
+      if (++hot_count >= kHotTries) hot_clear(), hot_on = false;
     }
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
@@ -268,16 +273,18 @@ struct TlbHierarchy::Impl {
             r.hit = true, r.where = 1, r.t = *e, r.cycles = lat_l1;
             if (kItlb)
               hot_clear();
-            else if (hot_on)
+            else if (kHot && hot_on)  // the lookup may just have put it to rest
               hot_add(kind, ctx, a, lvl, *e);
             return r;
           }
           drop_entry(lvl, a, tag);
+          if (!kItlb) hot_wake();
           ++*l1_misses, ++*stlb_misses;
           r.cycles = lat_l1 + lat_stlb;
           return r;
         }
       }
+      if (!kItlb) hot_wake();
       ++*l1_misses;
       r.cycles = lat_l1 + lat_stlb;
       for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl) {
@@ -299,6 +306,7 @@ struct TlbHierarchy::Impl {
       ++*stlb_misses;
       return r;
     }
+    if (!kItlb) hot_wake();
     ++*l1_misses, ++*stlb_misses;
     r.cycles = lat_l1 + lat_stlb;
     return r;
