@@ -23,7 +23,9 @@ void Kvm::Impl::kvm_mmu_slot_apply_flags(Memslot& slot, u32 old_flags) {
     // upstream KVM does not log private memory).
     split_private_slot(slot);
   }
-  if (use_pml()) {
+  if (inject.fire(Inject::DirtyLogNoWrprot)) {
+    // debug.inject=dirty-log-no-wrprot: logging starts with the slot's leaves as they were.
+  } else if (use_pml()) {
     tdp.clear_dirty_gfn_range(slot.base_gfn, slot.end_gfn());
     tdp.wrprot_gfn_range(slot.base_gfn, slot.end_gfn(), PG_LEVEL_2M);
   } else {
@@ -38,6 +40,20 @@ void Kvm::Impl::kvm_mmu_slot_apply_flags(Memslot& slot, u32 old_flags) {
 // dirty pages are 4K (no writable huge leaf in a logged slot).
 void Kvm::Impl::enable_log_dirty_pt_masked(Memslot& slot, u64 gfn_offset, u64 mask) {
   tdp.clear_dirty_pt_masked(slot.base_gfn + gfn_offset, mask, !use_pml());
+}
+
+bool Kvm::pml_logging() const {
+  if (!impl_->use_pml()) return false;
+  for (const auto& slot : impl_->slots.all())
+    if (slot->dirty_track_enabled()) return true;
+  return false;
+}
+
+bool Kvm::pml_logged(Gpa gpa) const {
+  if (!impl_->use_pml()) return false;
+  const Gfn gfn = (gpa >> kPageShift) & ~impl_->gfn_direct_bits();
+  const Memslot* slot = gfn < impl_->max_gfn ? impl_->slots.find(gfn) : nullptr;
+  return slot && slot->dirty_track_enabled();
 }
 
 Cycles Kvm::get_dirty_log(u32 id, u64* dirty_pages) {
@@ -58,7 +74,9 @@ Cycles Kvm::get_dirty_log(u32 id, u64* dirty_pages) {
     flush = true;
     k.enable_log_dirty_pt_masked(slot, i * 64, mask);
   }
-  if (flush) k.kvm_flush_remote_tlbs();
+  // debug.inject=pml-no-flush: the D bits are cleared but the vCPUs' TLBs
+  // keep their dirty translations (kvm_get_dirty_log_protect's flush is skipped).
+  if (flush && !(k.use_pml() && k.inject.fire(Inject::PmlNoFlush))) k.kvm_flush_remote_tlbs();
   k.stats.dirty_pages_reported += n;
   if (dirty_pages) *dirty_pages = n;
   return k.finish();

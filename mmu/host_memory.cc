@@ -58,6 +58,20 @@ Pfn HostMemory::lookup(u64 hva) const {
   return block_pfn_[b] ? block_pfn_[b] + ((hva & (level_size(level_) - 1)) >> kPageShift) : 0;
 }
 
+Pfn HostMemory::migrate(u64 hva) {
+  const u64 b = block_index(hva);
+  const bool edge = edge_block_[0] == b || edge_block_[1] == b;
+  u32* slot = edge ? &edge_pages(b)[(hva >> kPageShift) & (pages_per_level(level_) - 1)] : &block_pfn_[b];
+  if (!*slot) return 0;
+  const int level = edge ? PG_LEVEL_4K : level_;
+  const Pfn old_pfn = *slot, new_pfn = mem_.alloc(level);  // allocated before the old frames go
+  for (u64 i = 0; i < pages_per_level(level); ++i)
+    if (mem_.tag(old_pfn + i)) mem_.set_tag(new_pfn + i, mem_.tag(old_pfn + i));
+  mem_.free(old_pfn, level);
+  *slot = u32(new_pfn);
+  return lookup(hva);
+}
+
 int HostMemory::mapping_level(u64 hva) const {
   u64 b = block_index(hva);
   if (edge_block_[0] == b || edge_block_[1] == b || !block_pfn_[b]) return PG_LEVEL_4K;

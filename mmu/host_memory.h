@@ -33,6 +33,11 @@ class HostMemory {
   // host_pfn_mapping_level: the size of the host mapping of `hva`; 4K when
   // nothing is mapped there yet.
   int mapping_level(u64 hva) const;
+  // The host migrates the block holding `hva` (a 4K page, or the whole THP /
+  // hugetlbfs block) to newly allocated frames with the same contents and
+  // frees the old ones, as migrate_pages() does after the mmu_notifier
+  // invalidation. Returns the new frame backing `hva`, 0 if nothing backed it.
+  Pfn migrate(u64 hva);
 
  private:
   struct FreeDeleter {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <unordered_set>
 
+#include "mmu/invariant_rules.h"
 #include "mmu/kvm_impl.h"
 
 namespace septsim::mmu {
@@ -24,6 +25,7 @@ class Checker {
                     std::to_string(root.tdp_mmu_root_count) + ", expected " + std::to_string(expected) + " (" +
                     std::to_string(holders) + " vCPU references" + (root.role.invalid ? "" : " + the TDP MMU's") + ")");
     if (k_.tdp.sp_of_table(root.spt_pfn) != &root) report(1, name + ": its table page's owner is not its MmuPage");
+    in_valid_root_ = !root.role.invalid;
     if (root.role.level != u32(k_.root_level) || root.ptep || root.gfn)
       report(1, name + " has level " + std::to_string(root.role.level) + ", gfn " + hex(root.gfn) + ", ptep " +
                     hex(root.ptep) + "; expected level " + std::to_string(k_.root_level) + ", gfn 0, ptep 0");
@@ -124,6 +126,10 @@ class Checker {
     if (slot->readonly() && is_host_writable_spte(spte)) report(7, at + ": host-writable leaf in read-only memslot");
     if (is_writable_pte(spte) && level > PG_LEVEL_4K && slot->dirty_track_enabled())
       report(7, at + ": writable huge leaf in dirty-logged memslot " + std::to_string(slot->id));
+    // Write-protect dirty logging: a vCPU writes through a valid root's
+    // writable leaf without an exit, so its gfn must already be dirty.
+    if (in_valid_root_ && !mirror && !k_.use_pml())
+      if (std::string v = check_dirty_log_leaf(*slot, gfn, level, spte); !v.empty()) out_.push_back(std::move(v));
     Pfn host_pfn = slot->host.lookup(slot->gfn_to_hva(gfn));
     if (spte_to_pfn(spte) != host_pfn)
       report(8, at + ": maps pfn " + hex(spte_to_pfn(spte)) + " but the host backs the gfn with pfn " + hex(host_pfn));
@@ -141,6 +147,7 @@ class Checker {
   std::vector<std::string>& out_;
   u64 leaves_[4] = {};
   u64 tables_ = 0;
+  bool in_valid_root_ = true;
   std::unordered_set<Pfn> seen_;  // membership only; never iterated
 };
 
@@ -154,6 +161,11 @@ std::vector<std::string> Kvm::Impl::check_invariants() const {
     if (v.root && std::find(tdp.roots().begin(), tdp.roots().end(), v.root) == tdp.roots().end())
       out.push_back("rule 2: vCPU " + std::to_string(v.ctl->id()) + " holds a root that is not in tdp_mmu_roots");
   checker.totals();
+  out.insert(out.end(), install_violations.begin(), install_violations.end());
+  for (const std::string& b : tdp.table_bugs()) out.push_back("rule 1: " + b);
+  if (mem.double_frees())
+    out.push_back("rule frames: " + std::to_string(mem.double_frees()) + " frees of host frames not allocated (first " +
+                  hex(mem.first_double_free() << kPageShift) + ")");
   if (td) check_tdx_invariants(out);
   return out;
 }

@@ -62,6 +62,9 @@ class TdChecker {
   void torn_down() {
     if (td_.mapped_private())
       report("16", std::to_string(td_.mapped_private()) + " private pages still mapped after teardown");
+    if (t_ && t_->chldcnt)
+      report("16", "the TD still owns " + std::to_string(t_->chldcnt) +
+                       " pages after teardown (TDR.CHLDCNT): a private or Secure-EPT page was never removed");
     if (t_) report("pamt-zero", "the TD's TDR " + hex(td_.handle().tdr) + " was not reclaimed at teardown");
     if (tdx_.pamt().pair_bytes())
       report("pamt-zero", "no TD is left but Dynamic PAMT holds " + std::to_string(tdx_.pamt().pair_bytes()) +
@@ -103,6 +106,8 @@ class TdChecker {
       report("15", name + " has external_spt " + hex(ext) + " but the Secure-EPT entry is " +
                        (w.reached ? std::string(state_name(w.state)) + " -> " + hex(seam::septe::hpa_of(w.entry))
                                   : std::string("unreachable")));
+    if (!k_.mem.is_allocated(ext >> kPageShift))
+      report("18", "external_spt " + hex(ext) + " of the " + name + " was freed to the host while the TD links it");
     const seam::PamtEntry e = tdx_.pamt().get(ext, PG_LEVEL_4K);
     if (e.pt != seam::PageType::PT_EPT || e.owner != td_.handle().tdr)
       report("18", "external_spt " + hex(ext) + " of the " + name + " has PAMT type " + std::to_string(int(e.pt)) +

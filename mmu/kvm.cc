@@ -67,11 +67,13 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       pending_access_kills(config_choice(cfg, "mmu.tdx_pending_access", "kill", "count")),
       nx_recovery_ratio(cfg.u("mmu.nx_huge_pages_recovery_ratio")),
       merge_stats(reg),
+      inject(cfg, reg),
       zap_history(reg),
       tdp(m, timing, stats, spent),
       mmu_lock(reg) {
   stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
   tdp.set_zap_history(&zap_history);
+  tdp.set_injector(&inject);
   // Merging needs something split: private 2M leaves (a huge-page RFC).
   if (std::string(merge_policy->name()) != "none" && !huge_pages->huge_private_leaves())
     throw model::ConfigError(std::string("config key 'mmu.tdx_merge_policy' = ") + merge_policy->name() +
@@ -282,8 +284,14 @@ Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
   Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
+  // mmu.c:kvm_zap_gfn_range brackets the zap with kvm_mmu_invalidate_begin/_end,
+  // so a fault that faulted a pfn in before it retries.
+  k.kvm_mmu_invalidate_begin(start, end);
   // An mmu_notifier unmap: KVM_FILTER_SHARED, never the mirror root.
-  if (k.tdp.zap_leafs(start, end, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
+  // debug.inject=no-remote-flush: the zap forgets kvm_flush_remote_tlbs.
+  if (k.tdp.zap_leafs(start, end, false, KVM_DIRECT_ROOTS) && !k.inject.fire(Inject::NoRemoteFlush))
+    k.kvm_flush_remote_tlbs();
+  k.kvm_mmu_invalidate_end();
   return k.finish();
 }
 

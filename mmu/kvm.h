@@ -148,6 +148,12 @@ class Kvm : public model::Hypervisor {
   // root (1 = 4K, 2 = 2M, 3 = 1G); 0 if none does or the vCPU has no valid
   // root. What kvm-compare sets against a recorded kvm_mmu_spte_requested.
   int mapped_level(u32 vcpu_id, Gpa gpa) const;
+  // Page-modification logging is on (mmu.pml with A/D) and `gpa` (a TD's
+  // shared GPA included) lies in a dirty-logged memslot: a write is logged
+  // only when the CPU sets the EPT D bit. For the dirty-log rule.
+  bool pml_logged(Gpa gpa) const;
+  // Whether any memslot is dirty-logged with PML.
+  bool pml_logging() const;
   // Checks the docs/invariants.md rules that apply to a normal VM
   // (1, 2, 6, 7, 8, 12, 13); one line per violation naming the rule.
   std::vector<std::string> check_invariants() const;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mmu/fault_inject.h"
 #include "mmu/kvm.h"
 #include "mmu/mem_attributes.h"
 #include "mmu/memslot.h"
@@ -69,6 +70,7 @@ struct Kvm::Impl {
   const bool pending_access_kills;    // mmu.tdx_pending_access = kill
   const u64 nx_recovery_ratio;        // mmu.nx_huge_pages_recovery_ratio
   TdxMergeStats merge_stats;
+  FaultInjector inject;               // debug.inject (not for normal use)
   SplitPrivateRanges split_ranges;    // private 2M ranges split to 4K, oldest first
   u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
   u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
@@ -168,6 +170,7 @@ struct Kvm::Impl {
 
   // memslot_flush.cc: before a slot is deleted or moved.
   void kvm_arch_flush_shadow_memslot(const Memslot& slot);
+  void kvm_mmu_zap_memslot(const Memslot& slot);
 
   // page_fault.cc: one path for every fault; a private one maps the mirror root.
   int kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault);
@@ -183,6 +186,27 @@ struct Kvm::Impl {
   int map_and_record(Vcpu& v, MmuPage& root, KvmPageFault& fault);
   int kvm_mmu_faultin_pfn(KvmPageFault& fault);
   void kvm_mmu_hugepage_adjust(KvmPageFault& fault);
+
+  // mmu_notifier.cc: the primary MMU's invalidations as KVM sees them
+  // (virt/kvm/kvm_main.c: kvm_mmu_invalidate_begin, kvm_mmu_invalidate_range_add,
+  // kvm_mmu_invalidate_end). A fault snapshots mmu_invalidate_seq before it
+  // faults its pfn in and retries under mmu_lock if an invalidation of its
+  // gfn ran or is running since (mmu_invalidate_retry_gfn).
+  static constexpr Gfn kInvalidGfn = ~Gfn{0};
+  u64 mmu_invalidate_seq = 0;
+  u64 mmu_invalidate_in_progress = 0;
+  Gfn mmu_invalidate_range_start = kInvalidGfn, mmu_invalidate_range_end = kInvalidGfn;
+  void kvm_mmu_invalidate_begin(Gfn start, Gfn end);  // begin + range_add
+  void kvm_mmu_invalidate_end();
+  bool mmu_invalidate_retry_gfn(u64 mmu_seq, Gfn gfn) const;
+  // debug.inject=stale-snapshot / migrate-race: the host migrates the
+  // fault's page between its fault-in and its map (the only way the model
+  // interleaves an invalidation there: faults run whole).
+  void host_migrate_during_fault(const KvmPageFault& fault);
+  // Rule mmu-notifier, checked at each install (invariant_rules.h); the
+  // lines wait here for the next check_invariants.
+  void check_install(const KvmPageFault& fault);
+  std::vector<std::string> install_violations;
 
   // dirty_log.cc
   void kvm_mmu_slot_apply_flags(Memslot& slot, u32 old_flags);

@@ -34,6 +34,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
   td->set_kick_cost(k.timing.ipi);
   td->set_mmu_lock(&k.mmu_lock);
+  td->set_injector(&k.inject);
   td->set_pamt_cache_per_vcpu(k.pamt_cache_per_vcpu);
   if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {

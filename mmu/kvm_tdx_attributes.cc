@@ -30,6 +30,10 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
   }
   auto lock = k.lock(MmuLockMode::Write);
   td.set_clock(k.now(), 0);
+  // kvm_main.c:kvm_vm_set_mem_attributes: the zap runs inside an
+  // mmu_notifier-style invalidation (kvm_mmu_invalidate_begin .. _end), so a
+  // fault that faulted a pfn in before the conversion retries.
+  k.kvm_mmu_invalidate_begin(start, end);
   // attr_filter: to private zaps the shared alias in the direct root; to
   // shared removes the private leaves from the mirror root.
   if (make_private) {
@@ -44,10 +48,13 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
     // A failure bugs the VM and keeps the page. TRACK made the TDX module
     // flush the private translations, but tdp_mmu_zap_leafs asks for the
     // remote flush all the same (kvm_flush_remote_tlbs -> tdx_flush_tlb_all).
-    if (k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS)) k.kvm_flush_remote_tlbs();
+    // debug.inject=convert-no-removal: the private pages stay mapped.
+    if (!k.inject.fire(Inject::ConvertNoRemoval) && k.tdp.zap_leafs(start, end, false, KVM_MIRROR_ROOTS))
+      k.kvm_flush_remote_tlbs();
   }
   k.attrs.set(start, end, make_private);
   for (const auto& slot : k.slots.all()) post_set_memory_attributes(*slot, k.attrs, start, end, make_private);
+  k.kvm_mmu_invalidate_end();
   return k.finish();
 }
 

@@ -67,7 +67,8 @@ unsigned Kvm::Impl::merge_ranges(const std::vector<ReadyRange>& ready) {
   for (const ReadyRange& r : ready)
     if (td->block_for_merge(r.base, PG_LEVEL_2M, spent)) blocked.push_back(r);
   unsigned merged = 0;
-  if (!blocked.empty() && td->track_and_kick(0, spent))
+  // debug.inject=promote-without-track: PROMOTE right after the BLOCK.
+  if (!blocked.empty() && (inject.fire(Inject::PromoteWithoutTrack) || td->track_and_kick(0, spent)))
     for (const ReadyRange& r : blocked) merged += promote_range(r.base, r.huge) ? 1 : 0;
   spent += td->resume_vcpus();
   return merged;

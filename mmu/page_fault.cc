@@ -52,6 +52,8 @@ int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
 }
 
 int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
+  // The snapshot is_page_fault_stale compares under mmu_lock (mmu.c:kvm_mmu_faultin_pfn).
+  fault.mmu_seq = mmu_invalidate_seq;
   if (fault.is_private) {
     // kvm_mmu_faultin_pfn_private: the page comes from the slot's
     // guest_memfd; no slot, a TD gone, or a gfn whose attribute says shared
@@ -81,6 +83,13 @@ void Kvm::Impl::kvm_mmu_hugepage_adjust(KvmPageFault& fault) {
   fault.req_level = fault.goal_level = PG_LEVEL_4K;
   if (fault.max_level == PG_LEVEL_4K || fault.slot->dirty_track_enabled()) return;
   fault.req_level = kvm_mmu_max_mapping_level(*fault.slot, slot_gfn(fault), std::min(fault.max_level, max_huge_level));
+  // debug.inject=huge-over-mixed: a 2M frame kept small only by
+  // KVM_LPAGE_MIXED_FLAG (mixed private/shared attributes) is mapped 2M.
+  if (fault.req_level == PG_LEVEL_4K && fault.max_level >= PG_LEVEL_2M && max_huge_level >= PG_LEVEL_2M &&
+      fault.slot->disallow_lpage(slot_gfn(fault), PG_LEVEL_2M) == KVM_LPAGE_MIXED_FLAG &&
+      fault.slot->host.mapping_level(fault.slot->gfn_to_hva(slot_gfn(fault))) >= PG_LEVEL_2M &&
+      inject.fire(Inject::HugeOverMixed))
+    fault.req_level = PG_LEVEL_2M;
   // A private range the mirror already maps with a table stays 4K: replacing
   // the table by a huge leaf would be a present -> present mirror change.
   if (fault.is_private && fault.req_level > PG_LEVEL_4K) {
@@ -116,6 +125,8 @@ bool Kvm::Impl::lost_cmpxchg(const KvmPageFault& fault) {
 int Kvm::Impl::map_and_record(Vcpu& v, MmuPage& root, KvmPageFault& fault) {
   bool flush = false;
   const int r = tdp.map(root, fault, &flush);
+  // Rule mmu-notifier: what was installed is what the host backs the gfn with.
+  if (r == RET_PF_FIXED && fault.slot && !fault.is_private) check_install(fault);
   // Private installs race through the TDX module's locks (lost_cmpxchg).
   if (r == RET_PF_FIXED && vcpus.size() > 1 && !fault.is_private) {
     const u64 pages = pages_per_level(fault.goal_level);
@@ -149,6 +160,10 @@ int Kvm::Impl::kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault) {
   } else if (!root || root->role.invalid) {
     return RET_PF_RETRY;  // is_page_fault_stale: the vCPU must first reload its root
   }
+  // is_page_fault_stale: an mmu_notifier invalidation of the gfn ran or is
+  // running since the pfn was faulted in (mmu_invalidate_retry_gfn).
+  if (fault.slot && !fault.skip_stale_check && mmu_invalidate_retry_gfn(fault.mmu_seq, slot_gfn(fault)))
+    return RET_PF_RETRY;
   kvm_mmu_hugepage_adjust(fault);
   return lost_cmpxchg(fault) ? RET_PF_RETRY : map_and_record(v, *root, fault);
 }
@@ -163,6 +178,13 @@ int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
   if (r == RET_PF_INVALID) {
     mmu_topup_memory_caches(v, fault);
     r = kvm_mmu_faultin_pfn(fault);
+    if (r == RET_PF_CONTINUE && !fault.is_private) {
+      // debug.inject: a host page migration races this fault; with
+      // stale-snapshot KVM then maps the pfn it faulted in without asking
+      // is_page_fault_stale.
+      fault.skip_stale_check = inject.fire(Inject::StaleSnapshot);
+      if (fault.skip_stale_check || inject.fire(Inject::MigrateRace)) host_migrate_during_fault(fault);
+    }
     if (r == RET_PF_CONTINUE) r = kvm_tdp_mmu_page_fault(v, fault);
   }
   if (r == RET_PF_RETRY) ++stats.pf_retry;

@@ -52,6 +52,8 @@ struct KvmPageFault {
   bool huge_page_disallowed = false;
   u32 external_spt_cache = 0;  // a TD's private fault: whose external_spt cache new mirror tables take from
   u64 spte_sw_bits = 0;        // software-available bits for the new leaf (SPTE_TDX_PAGE_ADDED)
+  u64 mmu_seq = 0;             // kvm->mmu_invalidate_seq when the pfn was faulted in (kvm_mmu_faultin_pfn)
+  bool skip_stale_check = false;  // debug.inject=stale-snapshot: is_page_fault_stale is not asked
 };
 
 // The gfn the memslots know.

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "mmu/memslot.h"
+#include "model/hex.h"
 
 namespace septsim::mmu {
 
@@ -129,6 +130,13 @@ void TdpMmu::handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level)
 
 void TdpMmu::handle_removed_pt(Pfn pt) {
   MmuPage* sp = sp_of_table(pt);
+  if (!sp) [[unlikely]] {
+    // The frame was freed and reused behind the MMU's back (a bug elsewhere):
+    // reported as rule 1 instead of dereferenced.
+    table_bugs_.push_back("a zapped non-leaf entry points at frame " + hex(pt << kPageShift) +
+                          ", which has no MmuPage (freed and reused while linked)");
+    return;
+  }
   int level = sp->role.level;
   for (unsigned i = 0; i < kPtesPerTable; ++i) {
     u64 old_spte = sp->spt[i];
@@ -174,12 +182,18 @@ int TdpMmu::map(MmuPage& root, KvmPageFault& fault, bool* flush) {
 
 int TdpMmu::map_handle_target_level(TdpIter& iter, KvmPageFault& fault, bool* flush) {
   u64 old_spte = iter.old_spte;
-  if (is_present_leaf(old_spte, iter.level) && is_access_allowed(fault, old_spte)) return RET_PF_SPURIOUS;
   const MmuPage* sp = sp_of_table(iter.pt_pfn[iter.level - 1]);
-  // A mirror leaf is never replaced in place (rule 17).
-  if (iter.mirror && is_present_leaf(old_spte, iter.level)) return RET_PF_SPURIOUS;
   u64 new_spte = make_spte(iter.level, fault.pfn, fault.map_writable, !sp->role.ad_disabled) | fault.spte_sw_bits;
-  if (new_spte == old_spte) return RET_PF_SPURIOUS;
+  // debug.inject=double-map: the fault maps a mirror leaf that is already
+  // mapped (a second AUG of the page) instead of finding it spurious.
+  const bool double_map = iter.mirror && is_present_leaf(old_spte, iter.level) && inject_ &&
+                          inject_->fire(Inject::DoubleMap);
+  if (!double_map) {
+    if (is_present_leaf(old_spte, iter.level) && is_access_allowed(fault, old_spte)) return RET_PF_SPURIOUS;
+    // A mirror leaf is never replaced in place (rule 17).
+    if (iter.mirror && is_present_leaf(old_spte, iter.level)) return RET_PF_SPURIOUS;
+    if (new_spte == old_spte) return RET_PF_SPURIOUS;
+  }
   if (!set_spte(iter, new_spte)) return RET_PF_RETRY;
   if (is_shadow_present_pte(old_spte) &&
       (!is_last_spte(old_spte, iter.level) || leaf_spte_change_needs_tlb_flush(old_spte, new_spte)))

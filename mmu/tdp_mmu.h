@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mmu/external_spt.h"
+#include "mmu/fault_inject.h"
 #include "mmu/mmu_page.h"
 #include "mmu/mmu_stats.h"
 #include "mmu/page_fault.h"
@@ -119,9 +120,13 @@ class TdpMmu {
   // The TD's hooks (kvm_x86_ops.*_external_*); null for a normal VM and
   // once the TD is gone.
   void set_external_spt(ExternalSpt* ext) { ext_ = ext; }
+  // debug.inject (mmu/fault_inject.h); null: never.
+  void set_injector(FaultInjector* f) { inject_ = f; }
   // Refused changes of mirror entries that KVM would KVM_BUG_ON (rule 17:
   // present -> present), one line each.
   const std::vector<std::string>& mirror_bugs() const { return mirror_bugs_; }
+  // Tables found freed while still linked, instead of crashing (rule 1).
+  const std::vector<std::string>& table_bugs() const { return table_bugs_; }
 
  private:
   MmuPage* alloc_sp();
@@ -151,7 +156,9 @@ class TdpMmu {
   MmuTracepoints* tp_ = nullptr;  // tracepoint sink, if attached
   ExternalSpt* ext_ = nullptr;
   std::vector<std::string> mirror_bugs_;
+  std::vector<std::string> table_bugs_;
   ZapHistory* history_ = nullptr;
+  FaultInjector* inject_ = nullptr;
 };
 
 }  // namespace septsim::mmu

@@ -447,14 +447,18 @@ bool TdxVm::track_and_kick(Gpa gpa, Cycles& cycles) {
   // tdx_track: before the TD is RUNNABLE no vCPU ever ran, so there is
   // nothing to track and no one to kick.
   if (!finalized_) return true;
-  SeamcallRegs t;
-  t.rcx = handle_.tdr;
-  const Status ts = call_no_vcpus(Leaf::TDH_MEM_TRACK, t, cycles);
-  if (ts != TDX_SUCCESS) {
-    fail("TDH.MEM.TRACK", gpa, ts);
-    return false;
+  // debug.inject=skip-track: the kick without TDH.MEM.TRACK (the epoch never advances).
+  if (!inject(Inject::SkipTrack)) {
+    SeamcallRegs t;
+    t.rcx = handle_.tdr;
+    const Status ts = call_no_vcpus(Leaf::TDH_MEM_TRACK, t, cycles);
+    if (ts != TDX_SUCCESS) {
+      fail("TDH.MEM.TRACK", gpa, ts);
+      return false;
+    }
   }
-  cycles += kick_all();
+  // debug.inject=skip-kick: TRACK, but the vCPUs stay in the guest in the old epoch.
+  if (!inject(Inject::SkipKick)) cycles += kick_all();
   epoch_drained_ = now_;
   return true;
 }
@@ -462,7 +466,10 @@ bool TdxVm::track_and_kick(Gpa gpa, Cycles& cycles) {
 bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
   // tdx_sept_remove_leaf_spte: BLOCK, tdx_track (TRACK + kick), REMOVE,
   // then WBINVD of the page under the TD's HKID.
-  if (!block_and_track(gfn, level, cycles)) return false;
+  // debug.inject=remove-without-block: TRACK and REMOVE of a leaf never BLOCKed.
+  if (inject(Inject::RemoveWithoutBlock) ? !track_and_kick(gfn << kPageShift, cycles)
+                                         : !block_and_track(gfn, level, cycles))
+    return false;
   const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, cycles);
   cycles += reenter_all();
   if (!removed_ok) return false;
@@ -474,6 +481,14 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
 
 bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) {
   const Hpa hpa = spte_to_pfn(old_spte) << kPageShift;
+  // debug.inject=teardown-leak: guest_memfd's release (the vCPUs stopped,
+  // the HKID still assigned) drops the page from the mirror without
+  // removing it from the TD.
+  if (stopped_ && !torn_down_ && inject(Inject::TeardownLeak)) {
+    account_content(gfn, level, hpa, -1);
+    --mapped_private_;
+    return true;
+  }
   // Once the HKID is released the page is RECLAIMed (TD_TEARDOWN) instead.
   const bool ok = torn_down_ ? reclaim(hpa, cycles) : remove_from_td(gfn, level, hpa, cycles);
   if (!ok) {
@@ -481,7 +496,8 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
     return false;
   }
   account_content(gfn, level, hpa, -1);
-  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K) pamt_put(hpa, cycles);
+  // debug.inject=pamt-put-forgotten: the 2M region's refcount keeps this page's hold.
+  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K && !inject(Inject::PamtPutForgotten)) pamt_put(hpa, cycles);
   --mapped_private_;
   if (!torn_down_) ++removed;
   return true;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "mmu/external_spt.h"
+#include "mmu/fault_inject.h"
 
 #include "model/phys_mem.h"
 #include "model/types.h"
@@ -78,6 +79,8 @@ class TdxVm : public ExternalSpt {
   bool last_busy() const { return last_busy_; }
   // The VM's mmu_lock: TDH.MEM.TRACK must run under its write side (rule 20).
   void set_mmu_lock(const MmuLock* lock) { mmu_lock_ = lock; }
+  // debug.inject (mmu/fault_inject.h); null: never.
+  void set_injector(FaultInjector* f) { inject_ = f; }
   // Broken rule-20 (TRACK) and rule-21 (allocation under mmu_lock)
   // conditions seen so far, one line each.
   const std::vector<std::string>& hook_violations() const { return hook_violations_; }
@@ -298,6 +301,8 @@ class TdxVm : public ExternalSpt {
   const MmuLock* mmu_lock_ = nullptr;
   Cycles epoch_drained_ = 0;  // when the last TRACK's kick had every vCPU out
   std::vector<std::string> hook_violations_;
+  FaultInjector* inject_ = nullptr;
+  bool inject(Inject where) { return inject_ && inject_->fire(where); }
 };
 
 }  // namespace septsim::mmu

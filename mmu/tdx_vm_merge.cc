@@ -28,20 +28,23 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_
   const Status s = call(Leaf::TDH_MEM_PAGE_PROMOTE, r, cycles);
   if (seam::status_class(s) == seam::TDX_EPT_INVALID_PROMOTE_CONDITIONS) {
     fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
-    if (!unblock_for_merge(base, level, cycles)) bugged_ = true;
+    // debug.inject=free-linked-sept: the refused PROMOTE's table page goes
+    // back to the host while the Secure EPT still links it.
+    if (inject(Inject::FreeLinkedSept)) mem_.free(external_spt);
+    if (!unblock_for_merge(base, level, cycles)) bug();
     return PromoteResult::NotReady;
   }
   if (s != seam::TDX_SUCCESS) {
     fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
-    bugged_ = true;
+    bug();  // KVM_BUG_ON: the reason is kept, so the replay reports the dead VM
     return PromoteResult::Failed;
   }
   // RCX out: the freed SEPT page (bit 62 may carry the PAMT removal hint).
   const Hpa freed = r.rcx & seam::septe::kHpaMask;
   if (freed != external_spt << kPageShift) {
-    bugged_ = true;
     last_error_ = "TDH.MEM.PAGE.PROMOTE at " + hex(base << kPageShift) + " freed SEPT page " + hex(freed) +
                   ", the mirror table's external_spt is " + hex(external_spt << kPageShift);
+    bug();
   }
   if (tdx_.pamt().dynamic()) {
     pamt_put(freed, cycles);

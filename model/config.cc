@@ -191,6 +191,16 @@ const std::vector<Config::Param> kParams = {
      "KVM_MEM_LOG_DIRTY_PAGES on a TD's (guest_memfd) memslot: refuse (merged kernel, kvm_main.c "
      "check_memory_region_flags: -EINVAL) or allow (the model's eager split of private 2M pages with BLOCK, TRACK, "
      "DEMOTE; needed by the merge policies)"},
+    // Fault injection (mmu/fault_inject.h, docs/invariants.md): not for normal use.
+    {"debug.inject", T::String, "none",
+     "NOT FOR NORMAL USE: the MMU commits one class of KVM/TDX bug so that --check can be shown to catch it: "
+     "none, or CLASS, CLASS@N (the Nth time the MMU reaches the bug's place), CLASS@all or CLASS@random "
+     "(probability 1/4 each time, seeded by debug.inject_seed); classes: skip-track, skip-kick, "
+     "remove-without-block, free-linked-sept, pamt-put-forgotten, no-remote-flush, huge-over-mixed, "
+     "stale-snapshot, promote-without-track, double-map, dirty-log-no-wrprot, slot-delete-no-zap, "
+     "convert-no-removal, teardown-leak, pml-no-flush; and migrate-race (no bug: a host page migration between a fault's "
+     "fault-in and its map, which KVM retries) (docs/invariants.md)"},
+    {"debug.inject_seed", T::Int, "1", "NOT FOR NORMAL USE: seed of debug.inject=CLASS@random"},
 };
 
 const std::map<std::string, std::map<std::string, std::string>> kPresets = {

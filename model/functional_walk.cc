@@ -20,6 +20,7 @@ std::optional<FunctionalResult> ept_translate(const PhysMem& mem, const ept::Ept
       r.hpa = ept::leaf_frame(e, level) | (gpa & (level_size(level) - 1));
       r.level = level;
       r.perms = perms;
+      r.ept_dirty = (e & ept::kDirty) != 0;
       return r;
     }
     table = ept::entry_addr(e);

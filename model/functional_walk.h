@@ -14,6 +14,7 @@ struct FunctionalResult {
   Hpa hpa = 0;      // the host-physical address of the byte
   int level = 1;    // min(guest leaf level, EPT leaf level)
   u8 perms = 0;     // effective rights (kPerm*)
+  bool ept_dirty = false;  // the D bit of the EPT leaf mapping the (data) GPA
 };
 
 // GPA -> HPA through the EPT rooted at eptp.root; nullopt if not present.

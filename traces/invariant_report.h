@@ -20,6 +20,13 @@ class InvariantReport {
 
   // Appends "event N (line L): RULE: state" lines for each violation found.
   void check(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line);
+  // check() now, mid-event; true when any violation was ever reported.
+  bool check_now(const std::vector<std::unique_ptr<model::Vcpu>>& vcpus, u64 event_index, u64 line) {
+    check(vcpus, event_index, line);
+    return !violations_.empty();
+  }
+  // Reports `what` at this event (once), as check() reports a rule.
+  void add(u64 event_index, u64 line, const std::string& what);
   std::vector<std::string>& violations() { return violations_; }
   // How many times check() ran (each runs every rule on the whole state).
   u64 checks() const { return checks_; }
@@ -30,6 +37,12 @@ class InvariantReport {
   // (0 for a normal VM); a TD vCPU's private GPAs translate through its Secure EPT.
   static std::vector<std::string> stale_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem,
                                                     unsigned shared_bit = 0);
+  // The dirty-log rule with PML: a TLB entry that lets the vCPU write
+  // without a walk (dirty) must translate a GPA of a PML-logged slot whose
+  // EPT leaf has D set; otherwise its writes set no D bit and are never
+  // logged (the CPU logs a GPA when it sets D: SDM "Page-Modification Logging").
+  static std::vector<std::string> unlogged_dirty_tlb_entries(const model::Vcpu& vcpu, const model::PhysMem& mem,
+                                                             const mmu::Kvm& kvm, unsigned shared_bit = 0);
 
  private:
   const mmu::Kvm& kvm_;

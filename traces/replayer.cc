@@ -430,8 +430,15 @@ class ReplayTop : public sc_core::sc_module {
             for (u64 off = 0; off < (u64{1} << 21) && !seam::is_error(status); off += kPageSize)
               c += vm.kvm.td_accept(u32(e.vcpu), e.gpa + off, 0, &status);
           }
-          if (seam::is_error(status))
-            throw_at(e, "field 'gpa': TDG.MEM.PAGE.ACCEPT of " + hex(e.gpa) + " returned " + seam::status_string(status));
+          if (seam::is_error(status)) {
+            const std::string what = "TDG.MEM.PAGE.ACCEPT of " + hex(e.gpa) + " returned " + seam::status_string(status);
+            // A refused ACCEPT is bad input, unless --check finds the VM
+            // already broken: then the guest's failure is the bug's
+            // symptom, reported with it, and the replay goes on.
+            if (!opts_.check || !vm.checker.check_now(vm.vcpus, events_seen_, e.line))
+              throw_at(e, "field 'gpa': " + what);
+            vm.checker.add(events_seen_, e.line, "accept-refused: the guest's " + what);
+          }
           break;
         }
         case EventType::SetMemoryAttributes:

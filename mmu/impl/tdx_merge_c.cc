@@ -26,7 +26,8 @@ class C final : public TdxMergePolicy {
     std::vector<Gfn> blocked;
     for (Gfn base : ready)
       if (k.td->block_for_merge(base, PG_LEVEL_2M, k.spent)) blocked.push_back(base);
-    if (!blocked.empty() && k.td->track_and_kick(0, k.spent)) {
+    // debug.inject=promote-without-track: the later PROMOTE finds no TRACK.
+    if (!blocked.empty() && (k.inject.fire(Inject::PromoteWithoutTrack) || k.td->track_and_kick(0, k.spent))) {
       for (Gfn base : blocked) k.split_ranges.find(base)->blocked = true;
       k.merge_stats.blocked += blocked.size();
     }
