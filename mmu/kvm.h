@@ -25,6 +25,7 @@ namespace septsim::mmu {
 
 class MmuTracepoints;
 class TdxVm;
+struct CheckLog;
 struct TdxVmParams;
 
 // How the host backs a memslot's userspace memory (what host_pfn_mapping_level
@@ -148,9 +149,14 @@ class Kvm : public model::Hypervisor {
   // root (1 = 4K, 2 = 2M, 3 = 1G); 0 if none does or the vCPU has no valid
   // root. What kvm-compare sets against a recorded kvm_mmu_spte_requested.
   int mapped_level(u32 vcpu_id, Gpa gpa) const;
-  // Checks the docs/invariants.md rules that apply to a normal VM
-  // (1, 2, 6, 7, 8, 12, 13); one line per violation naming the rule.
+  // Checks the docs/invariants.md rules over the whole state; one line per
+  // violation naming the rule.
   std::vector<std::string> check_invariants() const;
+  // --check between full sweeps: notes every change in `log` (nullptr: off),
+  // and checks the rules only where `log` says the state changed, plus the
+  // rules that cost O(roots + vCPUs). Clears nothing: the caller clears `log`.
+  void set_check_log(CheckLog* log);
+  std::vector<std::string> check_invariants_incremental(const CheckLog& log) const;
 
   struct Impl;
 

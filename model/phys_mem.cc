@@ -91,6 +91,10 @@ void PhysMem::release_contents(Pfn pfn) {
 
 void PhysMem::free(Pfn pfn, int level) {
   u64 frames = pages_per_level(level);
+  if (!is_allocated(pfn)) {
+    if (bad_frees_.size() < kMaxBadFrees) bad_frees_.push_back(pfn);
+    return;
+  }
   for (auto& [id, fn] : release_listeners_) fn(pfn, frames);
   for (u64 i = 0; i < frames; ++i) {
     release_contents(pfn + i);

@@ -26,7 +26,11 @@ class PhysMem {
 
   // Allocates 2^(9*(level-1)) contiguous, naturally aligned frames.
   Pfn alloc(int level = PG_LEVEL_4K);
+  // A frame that is not allocated (freed twice, never allocated) is left
+  // alone and remembered in bad_frees(): --check reports it (rule internal)
+  // instead of the allocator handing the frame out twice.
   void free(Pfn pfn, int level = PG_LEVEL_4K);
+  const std::vector<Pfn>& bad_frees() const { return bad_frees_; }
   // Allocates a zeroed frame meant to hold a paging structure.
   Pfn alloc_table() { return alloc(PG_LEVEL_4K); }
 
@@ -109,6 +113,8 @@ class PhysMem {
   std::vector<Pfn> free_[3];  // free blocks per order: 4K, 2M, 1G (LIFO: deterministic)
   std::map<u64, ReleaseListener> release_listeners_;  // by id, called in id order
   u64 next_listener_ = 0;                             // id of the next listener
+  std::vector<Pfn> bad_frees_;  // the first kMaxBadFrees
+  static constexpr size_t kMaxBadFrees = 1000;
 };
 
 }  // namespace septsim::model

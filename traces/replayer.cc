@@ -136,6 +136,10 @@ class ReplayTop : public sc_core::sc_module {
       tdx_.set_observer(timeline_.get());
     }
     checker_.set_nested(&nested_);
+    if (opts.check) {
+      checker_.attach(kvm_);
+      checker_.set_full_sweep_interval(opts.config.u("check.full_sweep_interval"));
+    }
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
     vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");
@@ -155,8 +159,7 @@ class ReplayTop : public sc_core::sc_module {
 
   void set_first(const Event& e) { first_ = e, have_first_ = true; }
   void set_total_lines(u64 n) { total_lines_ = n; }
-  std::vector<std::string>& violations() { return checker_.violations(); }
-  u64 invariant_checks() const { return checker_.checks(); }
+  const InvariantReport& checker() const { return checker_; }
   const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
   const std::string& vm_dead() const { return vm_dead_; }
 
@@ -166,7 +169,7 @@ class ReplayTop : public sc_core::sc_module {
       replay_all();
       barrier();
       note_dead(reader_.line(), "in the vCPU events up to line ");
-      if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line());
+      if (opts_.check) checker_.check(vcpus_, events_seen_, reader_.line(), true);
       if (kvmmmu_ || timeline_) kvm_.set_tracepoints(nullptr);
       if (kvmmmu_) kvmmmu_->finish();
       if (timeline_) {
@@ -241,6 +244,51 @@ class ReplayTop : public sc_core::sc_module {
   void note_dead(u64 line, const char* where) {
     if (!vm_dead_.empty() || kvm_.dead_reason().empty()) return;
     vm_dead_ = opts_.trace_path + ": " + where + std::to_string(line) + ": " + kvm_.dead_reason();
+    // The KVM_BUG_ON (rule kvm-bug) is reported at the event that found the VM dead.
+    if (opts_.check) checker_.check(vcpus_, events_seen_, line, false);
+  }
+
+  // Events whose changes the MMU's change log does not describe (they build
+  // or tear down the TD, change memslots or their flags, or issue SEAMCALLs
+  // of their own): the check after them is a full sweep.
+  static bool needs_full_sweep(const Event& e) {
+    switch (e.type) {
+      case EventType::Accept:
+      case EventType::MapGpa:
+      case EventType::SetMemoryAttributes:
+      case EventType::HostUnmap:
+      case EventType::NxRecoveryTick:
+      case EventType::TdInitMemRegion:
+      case EventType::GuestPtPool:
+      case EventType::GuestMap:
+      case EventType::Phase:
+      case EventType::NestedVmentry:
+      case EventType::L2Access:
+      case EventType::L1EptWrite:
+      case EventType::L1Invept:
+        return false;
+      case EventType::DirtyLog:
+        return e.dirty_op == DirtyLogOp::Enable || e.dirty_op == DirtyLogOp::Disable;
+      default:
+        return true;
+    }
+  }
+
+  // What the change log cannot see: attributes and host mappings change
+  // over the event's range, guest page tables under the TLBs.
+  void note_for_check(const Event& e) {
+    switch (e.type) {
+      case EventType::MapGpa:
+      case EventType::SetMemoryAttributes:
+      case EventType::HostUnmap:
+        checker_.touch_gpa_range(e.gpa, e.size);
+        break;
+      case EventType::GuestMap:
+        checker_.guest_tables_changed();
+        break;
+      default:
+        break;
+    }
   }
 
   // Waits until every vCPU has drained its queue and synchronised.
@@ -405,7 +453,10 @@ class ReplayTop : public sc_core::sc_module {
     if (c) wait(timing_.to_time(c));
     Cycles now = timing_.from_time(sc_core::sc_time_stamp());
     for (auto& v : vcpus_) v->advance_to(now);
-    if (opts_.check) checker_.check(vcpus_, events_seen_, e.line);
+    if (opts_.check) {
+      note_for_check(e);
+      checker_.check(vcpus_, events_seen_, e.line, needs_full_sweep(e));
+    }
   }
 
   const ReplayOptions& opts_;
@@ -483,10 +534,13 @@ ReplayReport replay(const ReplayOptions& opts) {
   r.events = stats.value("replay.events");
   r.trace_fnv1a = fnv1a_file(opts.trace_path);
   r.sim_time_ps = sc_core::sc_time_stamp().value();
-  r.violations = top.violations();
+  r.violations = top.checker().violations();
+  r.violation_records = top.checker().records();
   r.expect_mismatches = top.expect_mismatches();
   r.vm_dead = top.vm_dead();
-  r.invariant_checks = top.invariant_checks();
+  r.invariant_checks = top.checker().checks();
+  r.invariant_full_sweeps = top.checker().full_sweeps();
+  r.invariant_rules = top.checker().rules();
   r.stats = stats.to_json();
   add_derived(r.stats);
   r.totals = stats.totals();
