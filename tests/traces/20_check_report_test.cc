@@ -40,7 +40,7 @@ TEST_CASE("replay --check ends with the verdict, the checks and the rules even w
   CHECK(m[2] == "12");
 }
 
-TEST_CASE("--check-report names the rule, event, file and line of a TLB entry left stale by a remap", "[check]") {
+TEST_CASE("replay --check-report names the rule, event, file and line of a TLB entry left stale by a remap", "[check]") {
   const std::string trace = write_trace(kRemapWithoutInvlpg);
   const auto out = temp_dir() / "report.json";
   auto r = run_septsim("replay " + trace + " --check-report " + out.string() + " -q");
@@ -78,7 +78,7 @@ TEST_CASE("an incremental check reports what a full sweep after every event repo
   }
 }
 
-TEST_CASE("--check-report of a clean replay lists no violation", "[check]") {
+TEST_CASE("replay --check-report of a clean replay lists no violation", "[check]") {
   const auto out = temp_dir() / "clean.json";
   auto r = run_septsim("replay " + sample_trace() + " -q --check --check-report " + out.string());
   REQUIRE(r.exit_code == 0);
