@@ -17,10 +17,13 @@ namespace {
 const std::vector<CommandHelp> kCommands = {
     {"replay",
      "septsim replay TRACE|- [--config F] [--preset NAME] [--set key=value]...\n"
-     "                      [--stats OUT.json] [--quantum NS] [--check] [--quiet] [--emit-kvmmmu OUT.trace]\n"
+     "                      [--stats OUT.json] [--quantum NS] [--check] [--check-report OUT.json] [--quiet]\n"
+     "                      [--emit-kvmmmu OUT.trace]\n"
      "                      [--timeline OUT.json [--timeline-from NS] [--timeline-to NS] [--timeline-max-events N]]",
      "Replays a trace (JSON Lines or .sstb, plain or gzip/xz/zstd compressed; - reads standard input) and prints\n"
-     "the report: counters, the derived metrics per phase (docs/stats.md) and, with --check, the invariants line."},
+     "the report: counters, the derived metrics per phase (docs/stats.md) and, with --check, the one-line verdict\n"
+     "'invariants: K broken, N checks, M rules' (docs/invariants.md). --check-report writes the violations as JSON\n"
+     "for CI tools (rule, event, file, line, details; whole or not at all) and implies --check."},
     {"config", "septsim config [--config F] [--preset NAME] [--set key=value]... [--quantum NS] [--json]",
      "Prints the configuration these options give: every key, its value, where the value comes from and what it\n"
      "means (--json: the effective values as a config file). Impossible TLB or cache geometry is an error."},

@@ -40,12 +40,12 @@ using cli::print_help;
 std::string g_command;
 
 // Writes the file next to its final name and renames it, so an interrupted
-// run never leaves a stats file that looks whole.
+// run never leaves a stats file (or --check-report) that looks whole.
 void write_atomically(const std::string& path, const std::string& text) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error(path + ": cannot write stats file");
+    if (!out) throw std::runtime_error(path + ": cannot write the file");
     out << text;
     if (!out.flush()) throw std::runtime_error(path + ": write failed");
   }
@@ -180,7 +180,10 @@ int cmd_replay(const std::vector<std::string>& args) {
   po::options_description opts("replay options");
   add_model_options(opts);
   opts.add_options()("stats", po::value<std::string>(), "write statistics JSON here (written whole or not at all)")(
-      "check", "check invariants; exit 1 if any is broken")("quiet,q", "no summary on stdout")(
+      "check", "check invariants; exit 1 if any is broken")(
+      "check-report", po::value<std::string>(),
+      "with --check (implied): write the violations as JSON here (rule, event, file, line, details; written whole "
+      "or not at all)")("quiet,q", "no summary on stdout")(
       "emit-kvmmmu", po::value<std::string>(), "write the MMU's decisions as kvm/kvmmmu tracepoint text (ftrace) here")(
       "timeline", po::value<std::string>(), "write a timeline here (Chrome trace-event JSON; Perfetto opens it)")(
       "timeline-from", po::value<u64>(), "timeline: keep events from this simulated time on (ns)")(
@@ -196,7 +199,7 @@ int cmd_replay(const std::vector<std::string>& args) {
   traces::TraceInput input(vm["trace"].as<std::string>());
   ro.trace_path = input.path();
   ro.display_path = input.display();
-  ro.check = vm.count("check") != 0;
+  ro.check = vm.count("check") != 0 || vm.count("check-report") != 0;
   ro.progress = isatty(2) != 0;
   if (vm.count("emit-kvmmmu")) ro.emit_kvmmmu = vm["emit-kvmmmu"].as<std::string>();
   if (vm.count("timeline")) {
@@ -245,6 +248,10 @@ int cmd_replay(const std::vector<std::string>& args) {
       out["td_series"] = {{"time_ns", t}, {"private_pages", p}, {"sept_pages", sp}};
     }
     write_atomically(vm["stats"].as<std::string>(), out.dump(2) + "\n");
+  }
+  if (vm.count("check-report")) {
+    const std::string report = traces::check_report_json(r, input.display()).dump(2) + "\n";
+    write_atomically(vm["check-report"].as<std::string>(), report);
   }
   if (!r.expect_mismatches.empty()) return kExitViolations;  // a TDX trace's "expect" failed
   // A VM that KVM killed (KVM_BUG_ON, kvm_vm_dead) is a broken run.

@@ -8,8 +8,10 @@
 // accounting (a private page is PT_REG of its TD; with no TD left, no
 // Dynamic PAMT memory remains). Rules 9 and 22 are checked per SPTE in
 // invariants.cc.
+#include <algorithm>
 #include <functional>
 #include <map>
+#include <set>
 #include <utility>
 
 #include "mmu/kvm_impl.h"
@@ -39,25 +41,74 @@ class TdChecker {
       : k_(k), td_(*k.td), tdx_(td_.module()), t_(td_.td()), out_(out) {}
 
   void run() {
-    for (const std::string& bug : k_.tdp.mirror_bugs()) report("17", bug);
-    // Rules 20 (TRACK under the write mmu_lock) and 21 (no allocation under
-    // it), seen by the hooks as they ran.
-    out_.insert(out_.end(), td_.hook_violations().begin(), td_.hook_violations().end());
-    if (td_.torn_down()) {
-      torn_down();
-      return;
-    }
-    mirror_roots();
-    if (td_.finalized() && td_.nr_premapped())
-      report("19", "the TD is finalized with nr_premapped " + std::to_string(td_.nr_premapped()));
-    if (!t_ || !t_->sept || !k_.mirror_root) return;
-    table(*k_.mirror_root);
+    if (!common(true)) return;
+    table(*k_.mirror_root, 0, ~Gfn{0});
     contents();
-    sept_table(t_->sept->root(), t_->sept->top_level(), 0);
+    sept_table(t_->sept->root(), t_->sept->top_level(), 0, 0, ~Gfn{0});
+    if (tdx_.pamt().dynamic()) {
+      // Every region with holders, and every region with a page of the TD.
+      for (const auto& [region, n] : td_.pamt_refcount().counts()) pamt_regions_.insert(region);
+      for (const auto& cache : td_.external_spt_caches())
+        for (Hpa hpa : cache) pamt_regions_.insert(hpa >> 21);
+      pamt_regions_.insert(t_->tdr >> 21);
+      for (Hpa hpa : t_->tdcs) pamt_regions_.insert(hpa >> 21);
+      for (const seam::TdVcpu& v : t_->vcpus) {
+        pamt_regions_.insert(v.tdvpr >> 21);
+        for (Hpa hpa : v.tdcx) pamt_regions_.insert(hpa >> 21);
+      }
+      for (u64 region : pamt_regions_) pamt_refcount(region);
+    }
+  }
+
+  // The same rules over the gfn ranges [lo, hi) that changed, plus what
+  // costs O(roots): the lines the hooks added since the last check, rules 3
+  // and 19, and the content digests of the 2 MiB regions the ranges touch.
+  void run_incremental(const std::vector<std::pair<Gfn, Gfn>>& ranges, std::vector<u64> pamt_regions) {
+    whole_ = false;
+    if (!common(false)) return;
+    Gfn last_region = ~Gfn{0};
+    for (const auto& [lo, hi] : ranges) {
+      table(*k_.mirror_root, lo, hi);
+      sept_table(t_->sept->root(), t_->sept->top_level(), 0, lo, hi);
+      for (Gfn region = lo >> 9; region <= (hi - 1) >> 9; ++region) {
+        if (region == last_region) continue;  // ranges are sorted: a region shared with the previous one
+        last_region = region;
+        content_region(region);
+      }
+    }
+    if (!tdx_.pamt().dynamic()) return;
+    std::sort(pamt_regions.begin(), pamt_regions.end());
+    pamt_regions.erase(std::unique(pamt_regions.begin(), pamt_regions.end()), pamt_regions.end());
+    for (u64 region : pamt_regions) pamt_refcount(region);
   }
 
  private:
   void report(const std::string& rule, const std::string& what) { out_.push_back("rule " + rule + ": " + what); }
+
+  // What both checks do: the lines the MMU and the hooks recorded (`all`, or
+  // those not reported yet): 17, 20 (TRACK under the write mmu_lock), 21 (no
+  // allocation under it) and kvm-bug; then the torn-down rules, or 3 and 19.
+  // False when there is no mirror to walk.
+  bool common(bool all) {
+    const auto& bugs = k_.tdp.mirror_bugs();
+    for (size_t i = all ? 0 : std::min(k_.checked_mirror_bugs, bugs.size()); i < bugs.size(); ++i)
+      report("17", bugs[i]);
+    k_.checked_mirror_bugs = bugs.size();
+    for (const auto* lines : {&td_.hook_violations(), &td_.bug_reports()}) {
+      size_t& checked = lines == &td_.bug_reports() ? k_.checked_bug_reports : k_.checked_hook_violations;
+      out_.insert(out_.end(), lines->begin() + std::ptrdiff_t(all ? 0 : std::min(checked, lines->size())),
+                  lines->end());
+      checked = lines->size();
+    }
+    if (td_.torn_down()) {
+      torn_down();
+      return false;
+    }
+    mirror_roots();
+    if (td_.finalized() && td_.nr_premapped())
+      report("19", "the TD is finalized with nr_premapped " + std::to_string(td_.nr_premapped()));
+    return t_ && t_->sept && k_.mirror_root;
+  }
 
   void torn_down() {
     if (td_.mapped_private())
@@ -79,83 +130,142 @@ class TdChecker {
                       " valid mirror roots; exactly one, never invalidated before teardown, is expected");
   }
 
-  // Mirror -> Secure EPT, one mirror table at a time.
-  void table(const MmuPage& sp) {
+  // Mirror -> Secure EPT, one mirror table at a time, the entries over [lo, hi).
+  void table(const MmuPage& sp, Gfn lo, Gfn hi) {
     const int level = sp.role.level;
-    for (unsigned i = 0; i < kPtesPerTable; ++i) {
+    const auto [first, last] = entries_over(sp.gfn, level, lo, hi);
+    for (unsigned i = first; i < last; ++i) {
       const u64 spte = sp.spt[i];
       if (!is_shadow_present_pte(spte)) continue;
       const Gfn gfn = sp.gfn + i * pages_per_level(level);
       if (is_last_spte(spte, level))
         leaf(gfn, level, spte);
       else if (const MmuPage* child = k_.tdp.sp_of_table(spte_to_pfn(spte)))
-        nonleaf(gfn, level, *child);
+        nonleaf(gfn, level, *child, lo, hi);
     }
   }
 
-  void nonleaf(Gfn gfn, int level, const MmuPage& child) {
+  void nonleaf(Gfn gfn, int level, const MmuPage& child, Gfn lo, Gfn hi) {
     const Gpa gpa = gfn << kPageShift;
     const Hpa ext = Hpa{child.external_spt} << kPageShift;
     const seam::SeptWalk w = t_->sept->walk(gpa, level - 1);
-    const std::string name = "mirror table for gpa " + hex(gpa) + " level " + std::to_string(level - 1);
+    // Formatted only for a report: this runs for every entry a check visits.
+    auto name = [&] { return "mirror table for gpa " + hex(gpa) + " level " + std::to_string(level - 1); };
     // Merge policy C leaves a split range NL_BLOCKED until its next violation.
     const SplitPrivateRanges::Range* range = level == PG_LEVEL_2M ? k_.split_ranges.find(gfn) : nullptr;
     const bool merge_blocked = range && range->blocked;
     const SeptState expected = merge_blocked ? SeptState::NL_BLOCKED : SeptState::NL_MAPPED;
     if (!w.reached || w.state != expected || seam::septe::hpa_of(w.entry) != ext)
-      report("15", name + " has external_spt " + hex(ext) + " but the Secure-EPT entry is " +
+      report("15", name() + " has external_spt " + hex(ext) + " but the Secure-EPT entry is " +
                        (w.reached ? std::string(state_name(w.state)) + " -> " + hex(seam::septe::hpa_of(w.entry))
                                   : std::string("unreachable")));
     if (!k_.mem.is_allocated(ext >> kPageShift))
-      report("18", "external_spt " + hex(ext) + " of the " + name + " was freed to the host while the TD links it");
+      report("18", "external_spt " + hex(ext) + " of the " + name() + " was freed to the host while the TD links it");
     const seam::PamtEntry e = tdx_.pamt().get(ext, PG_LEVEL_4K);
+    if (whole_) pamt_regions_.insert(ext >> 21);
     if (e.pt != seam::PageType::PT_EPT || e.owner != td_.handle().tdr)
-      report("18", "external_spt " + hex(ext) + " of the " + name + " has PAMT type " + std::to_string(int(e.pt)) +
+      report("18", "external_spt " + hex(ext) + " of the " + name() + " has PAMT type " + std::to_string(int(e.pt)) +
                        " owner " + hex(e.owner) + " while the TD lives");
     // A walk stops at an NL_BLOCKED entry: its leaves are read from its page.
     const Hpa outer = std::exchange(blocked_table_, merge_blocked ? ext : blocked_table_);
-    table(child);
+    table(child, lo, hi);
     blocked_table_ = outer;
   }
 
   void leaf(Gfn gfn, int level, u64 spte) {
     const Gpa gpa = gfn << kPageShift;
     const Hpa hpa = spte_to_pfn(spte) << kPageShift;
-    const std::string name = "private gpa " + hex(gpa) + " level " + std::to_string(level) + " hpa " + hex(hpa);
+    auto name = [&] { return "private gpa " + hex(gpa) + " level " + std::to_string(level) + " hpa " + hex(hpa); };
     const seam::SeptWalk w = blocked_table_ ? child_of(blocked_table_, gpa) : t_->sept->walk_to_leaf(gpa);
     if (!w.reached)
-      report("15", name + " has no Secure-EPT leaf");
+      report("15", name() + " has no Secure-EPT leaf");
     else if (w.level != level - 1 || seam::septe::hpa_of(w.entry) != hpa)
-      report("15", name + " but the Secure-EPT leaf is at TDX level " + std::to_string(w.level) + " hpa " +
+      report("15", name() + " but the Secure-EPT leaf is at TDX level " + std::to_string(w.level) + " hpa " +
                        hex(seam::septe::hpa_of(w.entry)));
     else if (w.state != SeptState::MAPPED && w.state != SeptState::PENDING)
-      report("15", name + " but its Secure-EPT leaf is " + state_name(w.state));
+      report("15", name() + " but its Secure-EPT leaf is " + state_name(w.state));
     const seam::PamtEntry e = tdx_.pamt().get(hpa, level);
     if (e.pt != seam::PageType::PT_REG || e.owner != td_.handle().tdr)
-      report("pamt", name + " has PAMT type " + std::to_string(int(e.pt)) + " owner " + hex(e.owner) +
+      report("pamt", name() + " has PAMT type " + std::to_string(int(e.pt)) + " owner " + hex(e.owner) +
                          ", expected PT_REG of TDR " + hex(td_.handle().tdr));
-    u64& d = digests_[gfn >> 9];
+    if (whole_) {
+      digests_[gfn >> 9] += content(gfn, level, hpa);
+      pamt_regions_.insert(hpa >> 21);
+    }
+  }
+
+  // Dynamic PAMT: the refcount of a 2 MiB host region (PamtRefcount) is the
+  // number of its 4K pages the module assigned to the TD (the PAMT_4K
+  // entries that are not NDA: private pages, Secure-EPT and control pages)
+  // plus the Secure-EPT pages waiting in the hooks' caches, which got their
+  // reference when topped up.
+  void pamt_refcount(u64 region) {
+    const Hpa base = Hpa{region} << 21;
+    u32 cached = 0;
+    for (const auto& cache : td_.external_spt_caches())
+      for (Hpa hpa : cache) cached += (hpa >> 21) == region;
+    const u32 used = tdx_.pamt().used_4k_in_region(base);
+    const u32 have = td_.pamt_holders(base);
+    if (have != used + cached)
+      report("pamt-refcount", "the 2M host region at " + hex(base) + " has Dynamic PAMT refcount " +
+                                  std::to_string(have) + " but " + std::to_string(used) +
+                                  " of its 4K pages are the TD's and " + std::to_string(cached) +
+                                  " wait in the Secure-EPT page caches");
+  }
+
+  u64 content(Gfn gfn, int level, Hpa hpa) const {
+    u64 d = 0;
     for (u64 j = 0; j < pages_per_level(level); ++j) {
       const Pfn pfn = (hpa >> kPageShift) + j;
       d += TdxVm::content_term(gfn + j, k_.mem.is_allocated(pfn) ? k_.mem.tag(pfn) : 0);
     }
+    return d;
+  }
+
+  // The digest of the mirror leaves in [lo, hi) under table sp.
+  u64 digest(const MmuPage& sp, Gfn lo, Gfn hi) const {
+    const int level = sp.role.level;
+    const auto [first, last] = entries_over(sp.gfn, level, lo, hi);
+    u64 d = 0;
+    for (unsigned i = first; i < last; ++i) {
+      const u64 spte = sp.spt[i];
+      if (!is_shadow_present_pte(spte)) continue;
+      const Gfn gfn = sp.gfn + i * pages_per_level(level);
+      if (is_last_spte(spte, level))
+        d += content(gfn, level, spte_to_pfn(spte) << kPageShift);
+      else if (const MmuPage* child = k_.tdp.sp_of_table(spte_to_pfn(spte)))
+        d += digest(*child, lo, hi);
+    }
+    return d;
+  }
+
+  // The content rule for one 2 MiB region, as contents() checks every region.
+  void content_region(Gfn region) {
+    const auto& expected = td_.content_digests();
+    const auto it = expected.find(region);
+    if (it == expected.end()) return;
+    const u64 actual = digest(*k_.mirror_root, region << 9, (region + 1) << 9);
+    if (actual != it->second) content_mismatch(region, actual, it->second);
+  }
+
+  void content_mismatch(Gfn region, u64 actual, u64 expected) {
+    report("content", "the private pages of the 2M region at gpa " + hex(region << 21) +
+                          " changed content while mapped (digest " + hex(actual) + ", expected " + hex(expected) + ")");
   }
 
   void contents() {
     for (const auto& [region, expected] : td_.content_digests()) {
       auto it = digests_.find(region);
       const u64 actual = it == digests_.end() ? 0 : it->second;
-      if (actual != expected)
-        report("content", "the private pages of the 2M region at gpa " + hex(region << 21) +
-                              " changed content while mapped (digest " + hex(actual) + ", expected " + hex(expected) +
-                              ")");
+      if (actual != expected) content_mismatch(region, actual, expected);
     }
   }
 
   // Secure EPT -> mirror: every leaf the module still maps is a mirror leaf,
   // so no page is dropped from the VM's view while the TD can reach it.
-  void sept_table(Hpa table, int level, Gpa base) {
-    for (unsigned i = 0; i < 512; ++i) {
+  void sept_table(Hpa table, int level, Gpa base, Gfn lo, Gfn hi) {
+    const auto [first, last] = entries_over(base >> kPageShift, level + 1, lo, hi);
+    for (unsigned i = first; i < last; ++i) {
       const u64 e = k_.mem.read64(table + 8 * i);
       const SeptState s = seam::septe::state_or_free(e);
       if (s == SeptState::FREE || s == SeptState::REMOVED) continue;
@@ -168,7 +278,7 @@ class TdChecker {
           report("16", "Secure-EPT leaf gpa " + hex(gpa) + " TDX level " + std::to_string(level) + " hpa " +
                            hex(seam::septe::hpa_of(e)) + " (" + state_name(s) + ") is not a mirror leaf of the VM");
       } else if (level > 0) {
-        sept_table(seam::septe::hpa_of(e), level - 1, gpa);
+        sept_table(seam::septe::hpa_of(e), level - 1, gpa, lo, hi);
       }
     }
   }
@@ -180,6 +290,8 @@ class TdChecker {
   std::vector<std::string>& out_;
   std::map<Gfn, u64> digests_;  // recomputed content digests by 2 MiB region
   Hpa blocked_table_ = 0;       // the Secure-EPT page under an NL_BLOCKED entry being checked
+  bool whole_ = true;           // a full sweep (digests_ sums every region)
+  std::set<u64> pamt_regions_;  // full sweep: 2 MiB host regions of the TD's pages
 
   // The 4K entry for gpa in Secure-EPT page `table`, as a walk would report it.
   seam::SeptWalk child_of(Hpa table, Gpa gpa) const {
@@ -195,5 +307,11 @@ class TdChecker {
 }  // namespace
 
 void Kvm::Impl::check_tdx_invariants(std::vector<std::string>& out) const { TdChecker(*this, out).run(); }
+
+void Kvm::Impl::check_tdx_invariants_incremental(std::vector<std::string>& out,
+                                                 const std::vector<std::pair<Gfn, Gfn>>& ranges,
+                                                 const std::vector<u64>& pamt_regions) const {
+  TdChecker(*this, out).run_incremental(ranges, pamt_regions);
+}
 
 }  // namespace septsim::mmu

@@ -321,6 +321,12 @@ int Kvm::mapped_level(u32 vcpu_id, Gpa gpa) const {
 
 void Kvm::set_tracepoints(MmuTracepoints* tp) { impl_->tdp.set_tracepoints(tp); }
 
+void Kvm::set_check_log(CheckLog* log) {
+  impl_->check_log = log;
+  impl_->tdp.set_check_log(log);
+  if (impl_->td) impl_->td->set_check_log(log);
+}
+
 Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
   Impl& k = *impl_;
   k.spent = 0;

@@ -25,6 +25,7 @@ namespace septsim::mmu {
 
 class MmuTracepoints;
 class TdxVm;
+struct CheckLog;
 struct TdxVmParams;
 
 // How the host backs a memslot's userspace memory (what host_pfn_mapping_level
@@ -154,9 +155,14 @@ class Kvm : public model::Hypervisor {
   bool pml_logged(Gpa gpa) const;
   // Whether any memslot is dirty-logged with PML.
   bool pml_logging() const;
-  // Checks the docs/invariants.md rules that apply to a normal VM
-  // (1, 2, 6, 7, 8, 12, 13); one line per violation naming the rule.
+  // Checks the docs/invariants.md rules over the whole state; one line per
+  // violation naming the rule.
   std::vector<std::string> check_invariants() const;
+  // --check between full sweeps: notes every change in `log` (nullptr: off),
+  // and checks the rules only where `log` says the state changed, plus the
+  // rules that cost O(roots + vCPUs). Clears nothing: the caller clears `log`.
+  void set_check_log(CheckLog* log);
+  std::vector<std::string> check_invariants_incremental(const CheckLog& log) const;
 
   struct Impl;
 

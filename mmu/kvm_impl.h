@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "mmu/fault_inject.h"
+#include "mmu/check_log.h"
 #include "mmu/kvm.h"
 #include "mmu/mem_attributes.h"
 #include "mmu/memslot.h"
@@ -28,6 +29,10 @@ namespace septsim::mmu {
 
 // memslot_flush.cc: mmu.slot_zap -> whether a memslot flush zaps every root.
 bool parse_slot_zap(const std::string& value);
+
+// invariants.cc: the entries [first, last) of a table at `level` mapping
+// from `base` that overlap the gfns [lo, hi).
+std::pair<unsigned, unsigned> entries_over(Gfn base, int level, Gfn lo, Gfn hi);
 
 struct Kvm::Impl {
   Impl(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats);
@@ -89,6 +94,7 @@ struct Kvm::Impl {
   std::unique_ptr<TdxVm> td;  // KVM_X86_TDX_VM only
   MmuPage* mirror_root = nullptr;  // the TD's mirror root (mirror_root_hpa); one tdp_mmu_root_count reference
   MemAttributes attrs;        // private gfns (TD VMs)
+  CheckLog* check_log = nullptr;  // --check: what changed since the checker looked (mmu/check_log.h)
   // kvm_gfn_direct_bits: the shared bit as a gfn bit (0 for a normal VM).
   Gfn gfn_direct_bits() const { return td ? Gfn{1} << (td->shared_bit() - kPageShift) : 0; }
 
@@ -214,8 +220,20 @@ struct Kvm::Impl {
 
   // invariants.cc
   std::vector<std::string> check_invariants() const;
+  std::vector<std::string> check_invariants_incremental(const CheckLog& log) const;
+  void check_vcpu_roots(std::vector<std::string>& out) const;
+  // Rule internal: tdp.internal_errors(), all or those not reported yet.
+  void check_internal(std::vector<std::string>& out, bool all) const;
+  // The log's ranges in both gfn spaces of a TD, sorted and merged: [lo, hi).
+  std::vector<std::pair<Gfn, Gfn>> checked_ranges(const CheckLog& log) const;
   // invariants_tdx.cc: rules 3, 9, 15-19, 22 and the TD content and PAMT rules.
   void check_tdx_invariants(std::vector<std::string>& out) const;
+  void check_tdx_invariants_incremental(std::vector<std::string>& out, const std::vector<std::pair<Gfn, Gfn>>& ranges,
+                                        const std::vector<u64>& pamt_regions) const;
+  // The first lines of tdp.mirror_bugs(), td->hook_violations() and
+  // td->bug_reports() an incremental check has not reported yet.
+  mutable size_t checked_mirror_bugs = 0, checked_hook_violations = 0, checked_bug_reports = 0,
+      checked_internal_errors = 0;
 };
 
 }  // namespace septsim::mmu

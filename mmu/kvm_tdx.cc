@@ -36,6 +36,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   td->set_mmu_lock(&k.mmu_lock);
   td->set_injector(&k.inject);
   td->set_pamt_cache_per_vcpu(k.pamt_cache_per_vcpu);
+  td->set_check_log(k.check_log);
   if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {
     k.spent += td->create(p, hw);

@@ -43,6 +43,7 @@ int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
     if (new_spte == spte || !is_access_allowed(fault, new_spte)) break;
     *sptep = new_spte;
     spent += timing.spte_write;
+    if (check_log) check_log->touch(fault.gfn & ~(pages_per_level(level) - 1), pages_per_level(level));
     if (!is_writable_pte(spte) && is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(slot_gfn(fault));
     ret = RET_PF_FIXED;
   } while (false);

@@ -74,7 +74,12 @@ MmuPage* TdpMmu::alloc_root(MmuPageRole role) {
 void TdpMmu::put_root(MmuPage* root) {
   if (--root->tdp_mmu_root_count > 0) return;
   // A valid root always holds the TDP MMU's own reference.
-  if (!root->role.invalid) throw std::logic_error("tdp_mmu: last reference dropped on a valid root");
+  if (!root->role.invalid) {
+    internal_errors_.push_back("the last reference of valid root " + hex(root->spt_pfn << kPageShift) +
+                               " was dropped; the root is kept");
+    root->tdp_mmu_root_count = 1;
+    return;
+  }
   roots_.erase(std::find(roots_.begin(), roots_.end(), root));
   zap_root(root);
   free_sp(root);
@@ -119,22 +124,33 @@ void TdpMmu::handle_changed_spte(Gfn gfn, u64 old_spte, u64 new_spte, int level)
   bool is_leaf = is_present && is_last_spte(new_spte, level);
   bool pfn_changed = spte_to_pfn(old_spte) != spte_to_pfn(new_spte);
   if (old_spte == new_spte) return;
+  if (check_log_) note_change(gfn, level, old_spte, new_spte);
   if (tp_) tp_->kvm_tdp_mmu_spte_changed(0, gfn, level, old_spte, new_spte);
   if (!was_present && !is_present) return;
   if (was_leaf && is_leaf && pfn_changed)
-    throw std::logic_error("tdp_mmu: present leaf for gfn " + std::to_string(gfn) + " changed pfn without a zap");
+    internal_errors_.push_back("present leaf for gfn " + hex(gfn) + " level " + std::to_string(level) +
+                               " changed pfn without a zap: " + hex(old_spte) + " -> " + hex(new_spte));
   if (was_leaf != is_leaf) stats_.update_page_stats(level, is_leaf ? 1 : -1);
   if (history_ && was_leaf != is_leaf) is_leaf ? history_->leaf_installed(gfn, level) : history_->leaf_zapped(gfn, level);
   if (was_present && !was_leaf && (is_leaf || !is_present || pfn_changed)) handle_removed_pt(spte_to_pfn(old_spte));
 }
 
+void TdpMmu::note_change(Gfn gfn, int level, u64 old_spte, u64 new_spte) {
+  check_log_->touch(gfn & ~(pages_per_level(level) - 1), pages_per_level(level));
+  // A TLB entry can only outlive a change that takes a right away or moves the frame.
+  if (is_shadow_present_pte(old_spte) &&
+      (!is_shadow_present_pte(new_spte) || spte_to_pfn(old_spte) != spte_to_pfn(new_spte) ||
+       (old_spte & ~new_spte & ept::kRwx) || is_last_spte(old_spte, level) != is_last_spte(new_spte, level)))
+    check_log_->tlb_may_be_stale = true;
+}
+
 void TdpMmu::handle_removed_pt(Pfn pt) {
   MmuPage* sp = sp_of_table(pt);
   if (!sp) [[unlikely]] {
-    // The frame was freed and reused behind the MMU's back (a bug elsewhere):
-    // reported as rule 1 instead of dereferenced.
-    table_bugs_.push_back("a zapped non-leaf entry points at frame " + hex(pt << kPageShift) +
-                          ", which has no MmuPage (freed and reused while linked)");
+    // The frame was freed and reused behind the MMU's back (a bug elsewhere),
+    // or was never a table: reported (rule internal) instead of dereferenced.
+    internal_errors_.push_back("a zapped non-leaf entry points at frame " + hex(pt << kPageShift) +
+                               ", which has no MmuPage (freed and reused while linked)");
     return;
   }
   int level = sp->role.level;

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "mmu/check_log.h"
 #include "mmu/external_spt.h"
 #include "mmu/fault_inject.h"
 #include "mmu/mmu_page.h"
@@ -58,6 +59,8 @@ class TdpMmu {
   const std::vector<MmuPage*>& roots() const { return roots_; }
   // Leaf and table changes are reported to `h` (memslot-flush accounting).
   void set_zap_history(ZapHistory* h) { history_ = h; }
+  // Every SPTE change is also noted in `log` (--check; nullptr: off).
+  void set_check_log(CheckLog* log) { check_log_ = log; }
 
   // page_private(): the MmuPage of a table page, nullptr if none.
   MmuPage* sp_of_table(Pfn pfn) const {
@@ -125,8 +128,10 @@ class TdpMmu {
   // Refused changes of mirror entries that KVM would KVM_BUG_ON (rule 17:
   // present -> present), one line each.
   const std::vector<std::string>& mirror_bugs() const { return mirror_bugs_; }
-  // Tables found freed while still linked, instead of crashing (rule 1).
-  const std::vector<std::string>& table_bugs() const { return table_bugs_; }
+  // Inconsistencies of the MMU's own structures it survived (a freed table
+  // still linked, a leaf whose pfn changed in place, a valid root's last
+  // reference dropped), one line each: rule internal.
+  const std::vector<std::string>& internal_errors() const { return internal_errors_; }
 
  private:
   MmuPage* alloc_sp();
@@ -156,9 +161,11 @@ class TdpMmu {
   MmuTracepoints* tp_ = nullptr;  // tracepoint sink, if attached
   ExternalSpt* ext_ = nullptr;
   std::vector<std::string> mirror_bugs_;
-  std::vector<std::string> table_bugs_;
+  std::vector<std::string> internal_errors_;
   ZapHistory* history_ = nullptr;
   FaultInjector* inject_ = nullptr;
+  CheckLog* check_log_ = nullptr;
+  void note_change(Gfn gfn, int level, u64 old_spte, u64 new_spte);
 };
 
 }  // namespace septsim::mmu

@@ -13,6 +13,8 @@ bool TdpMmu::propagate_to_external(TdpIter& iter, u64 new_spte) {
   const u64 old_spte = iter.old_spte;
   const bool was_present = is_shadow_present_pte(old_spte), is_present = is_shadow_present_pte(new_spte);
   if (!was_present && !is_present) return true;
+  // The hooks change the Secure EPT even when the mirror entry keeps its value (a refused removal).
+  if (check_log_) note_change(iter.gfn, iter.level, old_spte, new_spte);
   if (was_present && is_present) {
     mirror_bugs_.push_back("mirror gfn " + hex(iter.gfn) + " level " + std::to_string(iter.level) + " spte " +
                            hex(old_spte) + " -> " + hex(new_spte) + " (present -> present)");
@@ -68,6 +70,7 @@ bool TdpMmu::split_mirror_huge_page(Gfn gfn, u32 cache) {
       return false;
     }
     const u64 old_spte = iter.old_spte;
+    if (check_log_) note_change(iter.gfn, iter.level, old_spte, FROZEN_SPTE);
     *iter.sptep = FROZEN_SPTE;
     if (!ext_->split_external_spt(iter.gfn, iter.level, old_spte, sp->external_spt, spent_)) {
       *iter.sptep = old_spte;

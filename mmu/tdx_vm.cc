@@ -90,8 +90,43 @@ void TdxVm::check_track() {
                                 " before the previous epoch drained at cycle " + std::to_string(epoch_drained_));
 }
 
+namespace {
+
+// The Secure-EPT leaves, whose RCX is a page_info (GPA | TDX level), and
+// whether a success may take rights away from a TLB entry.
+bool sept_leaf(Leaf leaf, bool* narrows) {
+  switch (leaf) {
+    case Leaf::TDH_MEM_RANGE_BLOCK:
+    case Leaf::TDH_MEM_PAGE_REMOVE:
+    case Leaf::TDH_MEM_SEPT_REMOVE:
+    case Leaf::TDH_MEM_PAGE_PROMOTE:
+    case Leaf::TDH_MEM_PAGE_DEMOTE:
+    case Leaf::TDH_MEM_PAGE_RELOCATE:
+      *narrows = true;
+      return true;
+    case Leaf::TDH_MEM_SEPT_ADD:
+    case Leaf::TDH_MEM_PAGE_ADD:
+    case Leaf::TDH_MEM_PAGE_AUG:
+    case Leaf::TDH_MEM_RANGE_UNBLOCK:
+      *narrows = false;
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) {
   if (leaf == Leaf::TDH_MEM_TRACK) check_track();
+  bool narrows = false;
+  if (check_log_ && sept_leaf(leaf, &narrows)) {
+    // The whole range of the call's level (TDX level 0 = 4K, 1 = 2M, 2 = 1G).
+    const int tdx_level = int(r.rcx & 7);
+    const u64 pages = u64{1} << (9 * unsigned(tdx_level));
+    check_log_->touch((r.rcx >> kPageShift) & ~(pages - 1), pages);
+    check_log_->tlb_may_be_stale |= narrows;
+  }
   for (int i = 0;; ++i) {
     seam::SeamcallTxn t;
     t.in = r;
@@ -113,6 +148,7 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) 
 }
 
 void TdxVm::pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool) {
+  note_pamt(hpa);
   const Cycles before = cycles;
   const u64 dry = dpamt_.dry_takes();
   const size_t held = pool ? pool->size() : 0;
@@ -127,6 +163,7 @@ void TdxVm::pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool) {
 }
 
 void TdxVm::pamt_put(Hpa hpa, Cycles& cycles) {
+  note_pamt(hpa);
   const Cycles before = cycles;
   const bool last = dpamt_.count(hpa) == 1;
   dpamt_.put(hpa, cycles, initiator_, now_);
@@ -211,9 +248,10 @@ void TdxVm::fail(const char* leaf, Gpa gpa, Status s) {
   last_error_ = std::string(leaf) + " at " + hex(gpa) + " returned " + seam::status_string(s);
 }
 
-void TdxVm::bug() {
+void TdxVm::bug(const char* kernel) {
   bugged_ = true;
   if (bug_reason_.empty()) bug_reason_ = "KVM_BUG_ON: " + last_error_;
+  bug_reports_.push_back("rule kvm-bug: " + last_error_ + "; KVM_BUG_ON in " + kernel + " (the VM is dead)");
 }
 
 Status TdxVm::call_no_vcpus(Leaf leaf, SeamcallRegs& r, Cycles& cycles) {
@@ -258,7 +296,7 @@ Pfn TdxVm::take_external_spt(u32 cache, Cycles&) {
   auto& pages = external_spt_cache_.at(cache < external_spt_cache_.size() ? cache : vm_cache());
   if (pages.empty()) {
     last_error_ = "the external_spt cache is empty";
-    bug();  // the top-up before mmu_lock must have covered every level
+    bug("tdx_sept_link_private_spt");  // the top-up before mmu_lock must have covered every level
     return 0;
   }
   const Pfn page = pages.back() >> kPageShift;
@@ -276,12 +314,13 @@ bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycl
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   r.r8 = external_spt << kPageShift;
+  note_pamt(r.r8);
   const Cycles from = now_;
   // -EBUSY is not retried here: the fault returns RET_PF_RETRY.
   const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles, false);
   if (s != TDX_SUCCESS) {
     fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
-    if (!last_busy_) bug();  // TDX_BUG_ON_2 in tdx_sept_map_nonleaf_spte
+    if (!last_busy_) bug("tdx_sept_map_nonleaf_spte");  // TDX_BUG_ON_2
     return false;
   }
   note_in_flight(entry_key(gfn, level), from);
@@ -297,6 +336,7 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
     return false;
   }
   const bool dpamt = tdx_.pamt().dynamic() && level == PG_LEVEL_4K;
+  note_pamt(hpa);
   if (dpamt) pamt_get(hpa, cycles, &pamt_pool(hook_cache_));
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn, level);
@@ -319,7 +359,7 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
   if (s != TDX_SUCCESS) {
     if (dpamt) pamt_put(hpa, cycles);
     fail(add ? "TDH.MEM.PAGE.ADD" : "TDH.MEM.PAGE.AUG", gpa, s);
-    if (!last_busy_) bug();  // TDX_BUG_ON_2 in tdx_mem_page_aug / tdx_mem_page_add
+    if (!last_busy_) bug(add ? "tdx_mem_page_add" : "tdx_mem_page_aug");  // TDX_BUG_ON_2
     return false;
   }
   note_in_flight(entry_key(gfn, level), from);
@@ -372,6 +412,7 @@ Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles) {
   const bool tracked = w.reached && w.level == tdx_level && w.state == seam::septe::SeptState::PENDING;
   const int pg_level = tdx_sept_level_to_pg_level(TdxLevel{tdx_level});
   if (tracked) account_content(gfn, pg_level, leaf_hpa, -1);
+  if (check_log_) check_log_->touch(gfn & ~(pages_per_level(pg_level) - 1), pages_per_level(pg_level));
   const Status s = tdcall_accept(vcpu, gpa, tdx_level, cycles);
   if (tracked) account_content(gfn, pg_level, leaf_hpa, 1);
   return s;
@@ -481,6 +522,7 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
 
 bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) {
   const Hpa hpa = spte_to_pfn(old_spte) << kPageShift;
+  note_pamt(hpa);
   // debug.inject=teardown-leak: guest_memfd's release (the vCPUs stopped,
   // the HKID still assigned) drops the page from the mirror without
   // removing it from the TD.
@@ -492,7 +534,8 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
   // Once the HKID is released the page is RECLAIMed (TD_TEARDOWN) instead.
   const bool ok = torn_down_ ? reclaim(hpa, cycles) : remove_from_td(gfn, level, hpa, cycles);
   if (!ok) {
-    bug();  // TDX_BUG_ON: the mirror keeps the leaf, the page is never handed back
+    // TDX_BUG_ON: the mirror keeps the leaf, the page is never handed back
+    bug(torn_down_ ? "tdx_reclaim_page" : "tdx_sept_remove_leaf_spte");
     return false;
   }
   account_content(gfn, level, hpa, -1);
@@ -506,7 +549,7 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
 bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) {
   // tdx_sept_split_private_spt: BLOCK the huge leaf, TRACK + kick, DEMOTE.
   if (!block_and_track(gfn, level, cycles)) {
-    bug();  // the leaf may stay BLOCKED
+    bug("tdx_sept_split_private_spt");  // the leaf may stay BLOCKED
     return false;
   }
   SeamcallRegs r;
@@ -523,17 +566,20 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   if (s != TDX_SUCCESS) {
     if (pair) return_pamt_pair(hook_cache_, r12, r13);
     fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
-    bug();
+    bug("tdx_sept_split_private_spt");
     return false;
   }
   const u64 pieces = pages_per_level(level) / pages_per_level(level - 1);
   // Each 4K piece now holds the pair: its removal puts, the last one PAMT.REMOVEs.
+  note_pamt(spte_to_pfn(old_spte) << kPageShift);
+  note_pamt(external_spt << kPageShift);
   if (pair) dpamt_.adopt(spte_to_pfn(old_spte) << kPageShift, u32(pieces));
   mapped_private_ += pieces - 1;
   return true;
 }
 
 void TdxVm::promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13) {
+  note_pamt(page2m);
   dpamt_.forget(page2m);
   return_pamt_pair(cache, r12, r13);
 }
@@ -545,7 +591,7 @@ bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, Cycles& cycles) {
   if (!torn_down_ || !reclaim(hpa, cycles)) {
     ++leaked_;
     last_error_ = "external_spt " + hex(hpa) + " for gfn " + hex(gfn) + " could not be reclaimed";
-    bug();
+    bug("tdx_sept_free_private_spt");
     return false;
   }
   if (tdx_.pamt().dynamic()) pamt_put(hpa, cycles);
@@ -645,7 +691,7 @@ Cycles TdxVm::reclaim_control_pages() {
   }
   if (tdx_.pamt().dynamic()) pamt_put(tdr, c);
   mem_.free(tdr >> kPageShift);
-  if (!ok) bug();
+  if (!ok) bug("tdx_reclaim_td_control_pages");
   return c;
 }
 

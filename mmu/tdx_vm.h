@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "mmu/check_log.h"
 #include "mmu/external_spt.h"
 #include "mmu/fault_inject.h"
 
@@ -84,6 +85,11 @@ class TdxVm : public ExternalSpt {
   // Broken rule-20 (TRACK) and rule-21 (allocation under mmu_lock)
   // conditions seen so far, one line each.
   const std::vector<std::string>& hook_violations() const { return hook_violations_; }
+  // Every KVM_BUG_ON / TDX_BUG_ON that fired, one line each naming the
+  // refused leaf, its operand, the status and the kernel function (rule kvm-bug).
+  const std::vector<std::string>& bug_reports() const { return bug_reports_; }
+  // --check: the GPAs of the Secure-EPT SEAMCALLs are noted here (nullptr: off).
+  void set_check_log(CheckLog* log) { check_log_ = log; }
   // MNG.CREATE .. VP.INIT; binds each TD vCPU to hw[i] (may be null).
   // Returns the cycles; throws std::runtime_error naming the failed leaf.
   Cycles create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw);
@@ -134,6 +140,9 @@ class TdxVm : public ExternalSpt {
   void promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13);
   // Holders of the PAMT pair of `hpa`'s 2M region in the kernel's refcount.
   u32 pamt_holders(Hpa hpa) const { return dpamt_.count(hpa); }
+  const seam::PamtRefcount& pamt_refcount() const { return dpamt_; }
+  // The Secure-EPT pages topped up for the hooks, per cache (each holds a Dynamic PAMT reference).
+  const std::vector<std::vector<Hpa>>& external_spt_caches() const { return external_spt_cache_; }
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
@@ -163,7 +172,8 @@ class TdxVm : public ExternalSpt {
   // table's Secure-EPT page the module hands back. With Dynamic PAMT the
   // R12/R13 pair it returns goes to the VM's cache.
   PromoteResult promote(Gfn base, int level, Hpa page, Pfn external_spt, Cycles& cycles);
-  // RANGE.UNBLOCK of a range BLOCKed for a merge that will not happen now.
+  // RANGE.UNBLOCK of a range BLOCKed for a merge that will not happen now; a
+  // refusal bugs the VM (KVM_BUG_ON: KVM BLOCKed the range itself).
   bool unblock_for_merge(Gfn base, int level, Cycles& cycles);
 
   // The Secure-EPT leaf mapping private `gpa` is PENDING (AUGed, not accepted).
@@ -255,8 +265,10 @@ class TdxVm : public ExternalSpt {
   // Adds (sign 1) or subtracts (sign -1) the pages of a leaf to the digests.
   void account_content(Gfn gfn, int level, Hpa hpa, int sign);
   void fail(const char* leaf, Gpa gpa, seam::Status s);
-  // KVM_BUG_ON: the VM is bugged; the reason is last_error_ unless one was set before.
-  void bug();
+  // KVM_BUG_ON / TDX_BUG_ON in kernel function `kernel` (arch/x86/kvm/vmx/tdx.c):
+  // the VM is bugged; the reason is last_error_ unless one was set before.
+  // Each call adds a line to bug_reports().
+  void bug(const char* kernel);
   // tdh_do_no_vcpus: a zap-side SEAMCALL retried once after every vCPU was
   // kicked out with re-entry blocked, when the first try was BUSY.
   seam::Status call_no_vcpus(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles);
@@ -303,6 +315,12 @@ class TdxVm : public ExternalSpt {
   std::vector<std::string> hook_violations_;
   FaultInjector* inject_ = nullptr;
   bool inject(Inject where) { return inject_ && inject_->fire(where); }
+  std::vector<std::string> bug_reports_;
+  CheckLog* check_log_ = nullptr;
+  // --check: the Dynamic PAMT refcount or the TD pages of hpa's 2M region change.
+  void note_pamt(Hpa hpa) {
+    if (check_log_) check_log_->pamt_regions.push_back(hpa >> 21);
+  }
 };
 
 }  // namespace septsim::mmu

@@ -13,30 +13,39 @@ using seam::Leaf;
 using seam::SeamcallRegs;
 using seam::Status;
 
+namespace {
+// Where a refused merge would fire: the RFC's PROMOTE path, no merged kernel function.
+constexpr const char* kMergePath = "the merge policy's PROMOTE path (mmu.tdx_merge_policy, not in the merged kernel)";
+}  // namespace
+
 bool TdxVm::block_for_merge(Gfn base, int level, Cycles& cycles) {
   return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, base, level, cycles);
 }
 
 bool TdxVm::unblock_for_merge(Gfn base, int level, Cycles& cycles) {
-  return mem_op(Leaf::TDH_MEM_RANGE_UNBLOCK, base, level, cycles);
+  if (mem_op(Leaf::TDH_MEM_RANGE_UNBLOCK, base, level, cycles)) return true;
+  bug(kMergePath);  // a range KVM BLOCKed itself must unblock
+  return false;
 }
 
 TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_spt, Cycles& cycles) {
   SeamcallRegs r;
   r.rcx = sept_page_info(base, level);
   r.rdx = handle_.tdr;
+  note_pamt(page);
+  note_pamt(external_spt << kPageShift);
   const Status s = call(Leaf::TDH_MEM_PAGE_PROMOTE, r, cycles);
   if (seam::status_class(s) == seam::TDX_EPT_INVALID_PROMOTE_CONDITIONS) {
     fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
     // debug.inject=free-linked-sept: the refused PROMOTE's table page goes
     // back to the host while the Secure EPT still links it.
     if (inject(Inject::FreeLinkedSept)) mem_.free(external_spt);
-    if (!unblock_for_merge(base, level, cycles)) bug();
+    unblock_for_merge(base, level, cycles);
     return PromoteResult::NotReady;
   }
   if (s != seam::TDX_SUCCESS) {
     fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
-    bug();  // KVM_BUG_ON: the reason is kept, so the replay reports the dead VM
+    bug(kMergePath);
     return PromoteResult::Failed;
   }
   // RCX out: the freed SEPT page (bit 62 may carry the PAMT removal hint).
@@ -44,7 +53,7 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_
   if (freed != external_spt << kPageShift) {
     last_error_ = "TDH.MEM.PAGE.PROMOTE at " + hex(base << kPageShift) + " freed SEPT page " + hex(freed) +
                   ", the mirror table's external_spt is " + hex(external_spt << kPageShift);
-    bug();
+    bug(kMergePath);
   }
   if (tdx_.pamt().dynamic()) {
     pamt_put(freed, cycles);

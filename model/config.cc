@@ -13,6 +13,10 @@ using T = Config::Type;
 const std::vector<Config::Param> kParams = {
     {"sim.quantum_ns", T::Int, "1000", "tlm_quantumkeeper global quantum in ns; 0 = strict ordering"},
     {"sim.seed", T::Int, "1", "seed for every random choice (random replacement)"},
+    {"check.full_sweep_interval", T::Int, "0",
+     "--check: between full sweeps each check looks only at what changed (docs/invariants.md); a full sweep of every "
+     "rule over the whole state also runs every N-th check (0 = only at the end and after events the change log "
+     "cannot describe)"},
     {"cpu.freq_mhz", T::Int, "2400", "core clock used to turn cycles into time (guess: a typical SKX SKU)"},
     {"host.mem_gib", T::Int, "1024", "host-physical memory the frame allocator may hand out"},
     {"host.maxphyaddr", T::Int, "46", "physical-address width; higher EPT address bits are reserved (SKX: 46)"},

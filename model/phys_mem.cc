@@ -91,8 +91,8 @@ void PhysMem::release_contents(Pfn pfn) {
 
 void PhysMem::free(Pfn pfn, int level) {
   u64 frames = pages_per_level(level);
-  if (!is_allocated(pfn)) [[unlikely]] {
-    if (!double_frees_++) first_double_free_ = pfn;
+  if (!is_allocated(pfn)) {
+    if (bad_frees_.size() < kMaxBadFrees) bad_frees_.push_back(pfn);
     return;
   }
   for (auto& [id, fn] : release_listeners_) fn(pfn, frames);

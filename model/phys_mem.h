@@ -26,7 +26,11 @@ class PhysMem {
 
   // Allocates 2^(9*(level-1)) contiguous, naturally aligned frames.
   Pfn alloc(int level = PG_LEVEL_4K);
+  // A frame that is not allocated (freed twice, never allocated) is left
+  // alone and remembered in bad_frees(): --check reports it (rule internal)
+  // instead of the allocator handing the frame out twice.
   void free(Pfn pfn, int level = PG_LEVEL_4K);
+  const std::vector<Pfn>& bad_frees() const { return bad_frees_; }
   // Allocates a zeroed frame meant to hold a paging structure.
   Pfn alloc_table() { return alloc(PG_LEVEL_4K); }
 
@@ -65,10 +69,6 @@ class PhysMem {
   void set_owner(Pfn pfn, u32 owner) { meta_[pfn].owner = owner & 0x7fffffffu; }
 
   u64 allocated_frames() const { return allocated_; }
-  // free() of frames not allocated (a double free): ignored, counted here
-  // for --check (rule frames), never corrupting the free lists.
-  u64 double_frees() const { return double_frees_; }
-  Pfn first_double_free() const { return first_double_free_; }
   u64 frames_with_contents() const { return contents_allocated_ - free_content_.size(); }
   u64 limit_frames() const { return limit_frames_; }
 
@@ -109,12 +109,12 @@ class PhysMem {
   size_t arena_used_ = kPtesPerTable;  // pages handed out of the newest arena
   u64 contents_allocated_ = 0;
   std::vector<u64*> free_content_;
-  u64 double_frees_ = 0;
-  Pfn first_double_free_ = 0;
   u64* new_contents();
   std::vector<Pfn> free_[3];  // free blocks per order: 4K, 2M, 1G (LIFO: deterministic)
   std::map<u64, ReleaseListener> release_listeners_;  // by id, called in id order
   u64 next_listener_ = 0;                             // id of the next listener
+  std::vector<Pfn> bad_frees_;  // the first kMaxBadFrees
+  static constexpr size_t kMaxBadFrees = 1000;
 };
 
 }  // namespace septsim::model

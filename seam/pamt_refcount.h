@@ -33,6 +33,8 @@ class PamtRefcount {
   u32 forget(Hpa hpa);
   // 2M regions whose pair this refcount holds (added or adopted).
   size_t regions() const { return refs_.size(); }
+  // The holders of each such region, by 2M region index (hpa >> 21).
+  const std::map<u64, u32>& counts() const { return refs_; }
   // Pages a get had to allocate because its pool was empty.
   u64 dry_takes() const { return dry_takes_; }
 

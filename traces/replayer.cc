@@ -156,6 +156,11 @@ class ReplayTop : public sc_core::sc_module {
     for (const auto& v : vms) any_td_ = any_td_ || v.tdx;
     td_pages_ = &stats.counter("seam.td_pages_4k");
     sept_pages_ = &stats.counter("seam.sept.pages");
+    if (opts.check)
+      for (auto& vm : vms_) {
+        vm->checker.attach(vm->kvm);
+        vm->checker.set_full_sweep_interval(opts.config.u("check.full_sweep_interval"));
+      }
     events_ = &stats.counter("replay.events", "trace events replayed");
     vm_ops_ = &stats.counter("replay.vm_ops", "VM-wide events (ioctls, guest setup)");
     vm_cycles_ = &stats.counter("replay.vm_op_cycles", "cycles spent in VM-wide events");
@@ -174,16 +179,29 @@ class ReplayTop : public sc_core::sc_module {
   // Events read before the simulation (the vm_create events and the one after them).
   void set_pending(std::vector<Event> events) { pending_events_ = std::move(events); }
   void set_total_lines(u64 n) { total_lines_ = n; }
-  // Every VM's violations; VM N > 0's say "VM N: ".
-  std::vector<std::string> violations() const {
-    std::vector<std::string> all;
+  // Every VM's violations in VM order; VM N > 0's details start "VM N: ".
+  std::vector<Violation> violation_records() const {
+    std::vector<Violation> all;
     for (const auto& vm : vms_)
-      for (const auto& v : vm->checker.violations()) all.push_back(vm->id ? "VM " + std::to_string(vm->id) + ": " + v : v);
+      for (Violation v : vm->checker.records()) {
+        if (vm->id) v.details = "VM " + std::to_string(vm->id) + ": " + v.details;
+        all.push_back(std::move(v));
+      }
     return all;
   }
   u64 invariant_checks() const {
     u64 n = 0;
     for (const auto& vm : vms_) n += vm->checker.checks();
+    return n;
+  }
+  u64 invariant_full_sweeps() const {
+    u64 n = 0;
+    for (const auto& vm : vms_) n += vm->checker.full_sweeps();
+    return n;
+  }
+  u64 invariant_rules() const {
+    u64 n = 0;
+    for (const auto& vm : vms_) n = std::max(n, vm->checker.rules());
     return n;
   }
   const std::vector<std::string>& expect_mismatches() const { return seam_.mismatches(); }
@@ -218,7 +236,7 @@ class ReplayTop : public sc_core::sc_module {
       barrier();
       for (auto& vm : vms_) note_dead(*vm, reader_.line(), "in the vCPU events up to line ");
       if (opts_.check)
-        for (auto& vm : vms_) vm->checker.check(vm->vcpus, events_seen_, reader_.line());
+        for (auto& vm : vms_) vm->checker.check(vm->vcpus, events_seen_, reader_.line(), true);
       if (kvmmmu_ || timeline_)
         for (auto& vm : vms_) vm->kvm.set_tracepoints(nullptr);
       if (kvmmmu_) kvmmmu_->finish();
@@ -318,12 +336,57 @@ class ReplayTop : public sc_core::sc_module {
     vm.vcpus_ready = !td || (td->finalized() && !td->torn_down());
   }
 
+  // Events whose changes the MMU's change log does not describe (they build
+  // or tear down the TD, change memslots or their flags, or issue SEAMCALLs
+  // of their own): the check after them is a full sweep.
+  static bool needs_full_sweep(const Event& e) {
+    switch (e.type) {
+      case EventType::Accept:
+      case EventType::MapGpa:
+      case EventType::SetMemoryAttributes:
+      case EventType::HostUnmap:
+      case EventType::NxRecoveryTick:
+      case EventType::TdInitMemRegion:
+      case EventType::GuestPtPool:
+      case EventType::GuestMap:
+      case EventType::Phase:
+      case EventType::NestedVmentry:
+      case EventType::L2Access:
+      case EventType::L1EptWrite:
+      case EventType::L1Invept:
+        return false;
+      case EventType::DirtyLog:
+        return e.dirty_op == DirtyLogOp::Enable || e.dirty_op == DirtyLogOp::Disable;
+      default:
+        return true;
+    }
+  }
+
+  // What the change log cannot see: attributes and host mappings change
+  // over the event's range, guest page tables under the TLBs.
+  static void note_for_check(Vm& vm, const Event& e) {
+    switch (e.type) {
+      case EventType::MapGpa:
+      case EventType::SetMemoryAttributes:
+      case EventType::HostUnmap:
+        vm.checker.touch_gpa_range(e.gpa, e.size);
+        break;
+      case EventType::GuestMap:
+        vm.checker.guest_tables_changed();
+        break;
+      default:
+        break;
+    }
+  }
+
   // The first time a VM is seen dead: where (`where` + the event's line) and why.
   void note_dead(Vm& vm, u64 line, const char* where) {
     if (!vm.dead.empty() || vm.kvm.dead_reason().empty()) return;
     vm.dead = opts_.trace_path + ": " + where + std::to_string(line) + ": " +
               (vm.id ? "VM " + std::to_string(vm.id) + ": " : std::string()) + vm.kvm.dead_reason();
     vm_dead_ += (vm_dead_.empty() ? "" : "; ") + vm.dead;
+    // The KVM_BUG_ON (rule kvm-bug) is reported at the event that found the VM dead.
+    if (opts_.check) vm.checker.check(vm.vcpus, events_seen_, line, false);
   }
 
   // Waits until every vCPU of every VM has drained its queue and synchronised.
@@ -502,9 +565,12 @@ class ReplayTop : public sc_core::sc_module {
     if (any_td_ && td_series_.size() < kMaxTdSamples)
       td_series_.push_back({sc_core::sc_time_stamp().value() / 1000, *td_pages_, *sept_pages_});
     // The event's VM changed; a host-wide event may have changed any.
-    if (opts_.check)
+    if (opts_.check) {
+      note_for_check(vm, e);
       for (auto& other : vms_)
-        if (other.get() == &vm || !vm_scoped_type(e.type)) other->checker.check(other->vcpus, events_seen_, e.line);
+        if (other.get() == &vm || !vm_scoped_type(e.type))
+          other->checker.check(other->vcpus, events_seen_, e.line, needs_full_sweep(e));
+    }
   }
 
   const ReplayOptions& opts_;
@@ -596,10 +662,13 @@ ReplayReport replay(const ReplayOptions& opts) {
   r.events = stats.value("replay.events");
   r.trace_fnv1a = fnv1a.get();
   r.sim_time_ps = sc_core::sc_time_stamp().value();
-  r.violations = top.violations();
+  r.violation_records = top.violation_records();
+  for (const auto& v : r.violation_records) r.violations.push_back(v.text());
   r.expect_mismatches = top.expect_mismatches();
   r.vm_dead = top.vm_dead();
   r.invariant_checks = top.invariant_checks();
+  r.invariant_full_sweeps = top.invariant_full_sweeps();
+  r.invariant_rules = top.invariant_rules();
   r.vms = vms;
   r.td_series = top.td_series();
   r.stats = stats.to_json();

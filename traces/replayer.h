@@ -15,6 +15,7 @@
 #include "model/stats.h"
 #include "traces/derived.h"
 #include "traces/event.h"
+#include "traces/violation.h"
 #include "traces/timeline.h"
 
 namespace septsim::traces {
@@ -62,8 +63,11 @@ struct ReplayReport {
   std::vector<TdSample> td_series;
   u64 trace_fnv1a = 0;                 // checksum of the trace bytes (FNV-1a 64)
   u64 sim_time_ps = 0;                 // simulated time at the end
-  std::vector<std::string> violations;  // invariant violations (--check)
-  u64 invariant_checks = 0;             // times --check ran every rule on the whole state
+  std::vector<std::string> violations;  // invariant violations (--check), as Violation::text()
+  std::vector<Violation> violation_records;  // the same, field by field
+  u64 invariant_checks = 0;             // times --check ran (incremental checks and full sweeps)
+  u64 invariant_full_sweeps = 0;        // of those, full sweeps of every rule over the whole state
+  u64 invariant_rules = 0;              // rules of docs/invariants.md the checks applied
   std::vector<std::string> expect_mismatches;  // seamcall/tdcall "expect" not met: "FILE:LINE: ..." 
   // "FILE:LINE: why" when KVM killed the VM (KVM_BUG_ON, kvm_vm_dead); the
   // events after it were not replayed. Empty when the VM lived.
@@ -90,7 +94,10 @@ std::string summary_table(const ReplayReport& r, const model::Config& cfg);
 // ("vm_derived"). `active_only`: only the phases in which the VM accessed
 // memory or called the TDX module (and the total).
 std::string derived_table(const nlohmann::json& stats, const std::string& vm = "", bool active_only = false);
-// "invariants: K broken, N checks (...)"
+// "invariants: K broken, N checks, M rules (...)"
 std::string invariants_line(const ReplayReport& r);
+// --check-report: the verdict and each violation (rule, event, file, line,
+// details) for CI tools; `trace` is the name the file is given as.
+nlohmann::json check_report_json(const ReplayReport& r, const std::string& trace);
 
 }  // namespace septsim::traces

@@ -104,7 +104,24 @@ std::string summary_table(const ReplayReport& r, const model::Config& cfg) {
 
 std::string invariants_line(const ReplayReport& r) {
   return "invariants: " + std::to_string(r.violations.size()) + " broken, " + std::to_string(r.invariant_checks) +
-         " checks (every rule after each VM-wide event and at the end)";
+         " checks, " + std::to_string(r.invariant_rules) + " rules (after each VM-wide event, " +
+         std::to_string(r.invariant_full_sweeps) + " of them full sweeps; docs/invariants.md)";
+}
+
+nlohmann::json check_report_json(const ReplayReport& r, const std::string& trace) {
+  nlohmann::json j;
+  j["trace"] = trace;
+  j["broken"] = r.violation_records.size();
+  j["checks"] = r.invariant_checks;
+  j["full_sweeps"] = r.invariant_full_sweeps;
+  j["rules"] = r.invariant_rules;
+  j["violations"] = nlohmann::json::array();
+  for (const Violation& v : r.violation_records)
+    j["violations"].push_back(
+        {{"rule", v.rule}, {"event", v.event}, {"file", trace}, {"line", v.line}, {"details", v.details}});
+  // A VM that KVM killed also fails --check (docs/invariants.md).
+  j["vm_dead"] = r.vm_dead.empty() ? nlohmann::json(nullptr) : nlohmann::json(r.vm_dead);
+  return j;
 }
 
 namespace {

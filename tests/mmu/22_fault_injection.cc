@@ -78,7 +78,7 @@ const Case kCases[] = {
     // The freed page is reused: the guest's ACCEPT then fails, and teardown
     // finds the mirror table's frame gone (reported, not a crash).
     {"free-linked-sept", "10_merge_refused_pending.jsonl", kRfc + " --set mmu.tdx_merge_policy=B", "rule 18:"},
-    {"free-linked-sept", "10_merge_refused_pending.jsonl", kRfc + " --set mmu.tdx_merge_policy=B", "rule 1: a zapped"},
+    {"free-linked-sept", "10_merge_refused_pending.jsonl", kRfc + " --set mmu.tdx_merge_policy=B", "rule internal: a zapped"},
     {"pamt-put-forgotten", "05_dpamt_grow_shrink.jsonl", "--set mmu.tdx_pamt_cache=vcpu", "pamt-zero:"},
     {"pamt-put-forgotten", "05_dpamt_grow_shrink.jsonl", "--set mmu.tdx_pamt_cache=vm", "pamt-zero:"},
     {"no-remote-flush", "21_host_unmap_dirty_log.jsonl", "", "stale-tlb:"},

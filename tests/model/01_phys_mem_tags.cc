@@ -33,3 +33,15 @@ TEST_CASE("a freed frame comes back with tag 0 and owner 0", "[physmem]") {
   mem.set_tag(again, 5);  // a small tag replaces a large one
   CHECK(mem.tag(again) == 5);
 }
+
+TEST_CASE("a frame freed twice is handed out once and remembered for --check", "[physmem][check]") {
+  model::PhysMem mem(64ull << 20);
+  const Pfn a = mem.alloc();
+  mem.free(a);
+  mem.free(a);  // a double free: the allocator must not get the frame back twice
+  REQUIRE(mem.bad_frees().size() == 1);
+  CHECK(mem.bad_frees()[0] == a);
+  const Pfn first = mem.alloc(), second = mem.alloc();
+  CHECK(first == a);
+  CHECK(second != a);
+}
