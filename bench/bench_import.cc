@@ -113,7 +113,7 @@ int import_bench(const std::string& which) {
     double t = now_s() - t0, c = cpu_s() - c0;
     std::fprintf(stderr, "%s: %llu events, %.1f MB, %.2f s wall (%.1f M events/s), %.2f CPU s\n", which.c_str(),
                  (unsigned long long)n, double(fs::file_size(p)) / 1e6, t, double(n) / t / 1e6, c);
-    report((which + "/cpu").c_str(), double(n) / c, "events/CPU s", bin ? 50e6 : 2e6);
+    report((which + "/cpu").c_str(), double(n) / c, "events/CPU s", bin ? 100e6 : 2e6);
   } else {
     rc = 2;
   }
