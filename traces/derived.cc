@@ -6,16 +6,17 @@
 
 namespace septsim::traces {
 
-namespace {
-
-// "vcpu<digits>.<suffix>"
-bool is_vcpu_key(const std::string& name, const std::string& suffix) {
-  if (!name.starts_with("vcpu") || name.size() <= 4 + 1 + suffix.size() || !name.ends_with("." + suffix)) return false;
+bool is_vcpu_key(std::string_view name, std::string_view suffix) {
+  if (!name.starts_with("vcpu") || name.size() <= 4 + 1 + suffix.size() || !name.ends_with(suffix) ||
+      name[name.size() - suffix.size() - 1] != '.')
+    return false;
   size_t digits_end = name.size() - suffix.size() - 1;
   for (size_t i = 4; i < digits_end; ++i)
     if (name[i] < '0' || name[i] > '9') return false;
   return digits_end > 4;
 }
+
+namespace {
 
 u64 vcpu_sum(const nlohmann::json& counters, const std::string& suffix) {
   u64 sum = 0;

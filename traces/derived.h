@@ -6,6 +6,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "model/types.h"
@@ -34,6 +35,9 @@ const std::vector<DerivedMetric>& derived_metrics();
 // whose denominator is 0 is null. Values are rounded to 4 decimals so the
 // JSON stays short and byte-identical.
 nlohmann::json derive(const nlohmann::json& phase, bool td);
+
+// "vcpu<digits>.<suffix>": a per-vCPU statistic of that suffix.
+bool is_vcpu_key(std::string_view name, std::string_view suffix);
 
 // True when the totals show a TD (a SEAMCALL was made or a TD exists).
 bool has_td(const nlohmann::json& total_phase);

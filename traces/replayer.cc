@@ -133,8 +133,7 @@ class ReplayTop : public sc_core::sc_module {
     }
     // --emit-kvmmmu and --timeline follow VM 0 (docs/timeline.md).
     mmu::Kvm& kvm0 = vms_[0]->kvm;
-    const auto& vcpus0 = vms_[0]->vcpus;
-    const u32 nvcpus0 = u32(vcpus0.size());
+    const u32 nvcpus0 = u32(vms_[0]->vcpus.size());
     if (!opts.emit_kvmmmu.empty()) {
       kvmmmu_ = std::make_unique<KvmmmuWriter>(opts.emit_kvmmmu, nvcpus0, [this](int vcpu) {
         return timing_.to_ps(vcpu < 0 ? timing_.from_time(sc_core::sc_time_stamp())
@@ -152,7 +151,6 @@ class ReplayTop : public sc_core::sc_module {
       other_vms_ = std::make_unique<OtherVmTracepoints>(timeline_.get());
       for (size_t i = 1; i < vms_.size(); ++i) vms_[i]->kvm.set_tracepoints(other_vms_.get());
     }
-    (void)vcpus0;
     for (const auto& v : vms) any_td_ = any_td_ || v.tdx;
     td_pages_ = &stats.counter("seam.td_pages_4k");
     sept_pages_ = &stats.counter("seam.sept.pages");

@@ -14,13 +14,9 @@ namespace {
 // Sum of every "<prefix>vcpuN.<suffix>" counter (prefix "" for VM 0, "vm1." ...).
 u64 per_vcpu(const std::map<std::string, u64>& t, const std::string& prefix, const std::string& suffix) {
   u64 sum = 0;
-  const size_t base = prefix.size() + 4;  // after "<prefix>vcpu"
-  for (auto it = t.lower_bound(prefix + "vcpu"); it != t.end() && it->first.starts_with(prefix + "vcpu"); ++it) {
-    const std::string& name = it->first;
-    if (!name.ends_with("." + suffix) || name.size() <= base + suffix.size() + 1) continue;
-    size_t digits = name.size() - suffix.size() - 1 - base;
-    if (name.find_first_not_of("0123456789", base) == base + digits) sum += it->second;
-  }
+  const std::string first = prefix + "vcpu";
+  for (auto it = t.lower_bound(first); it != t.end() && it->first.starts_with(first); ++it)
+    if (is_vcpu_key(std::string_view(it->first).substr(prefix.size()), suffix)) sum += it->second;
   return sum;
 }
 
