@@ -117,9 +117,17 @@ class TdChecker {
       report("16", "the TD still owns " + std::to_string(t_->chldcnt) +
                        " pages after teardown (TDR.CHLDCNT): a private or Secure-EPT page was never removed");
     if (t_) report("pamt-zero", "the TD's TDR " + hex(td_.handle().tdr) + " was not reclaimed at teardown");
-    if (tdx_.pamt().pair_bytes())
+    // With mmu.tdx_pamt_cache=kmem-cache the free S-EPT pages in the
+    // kmem_cache keep their regions' pairs: exactly those may stay.
+    std::map<u64, u32> kept;
+    for (Hpa hpa : td_.kmem_cache()) ++kept[hpa >> 21];
+    if (tdx_.pamt().pairs() != kept.size() || td_.pamt_refcount().counts() != kept)
       report("pamt-zero", "no TD is left but Dynamic PAMT holds " + std::to_string(tdx_.pamt().pair_bytes()) +
-                              " bytes in " + std::to_string(tdx_.pamt().pairs()) + " page pairs");
+                              " bytes in " + std::to_string(tdx_.pamt().pairs()) + " page pairs" +
+                              (kept.empty() ? std::string()
+                                            : " (the kmem_cache's " + std::to_string(td_.kmem_cache().size()) +
+                                                  " free S-EPT pages account for " + std::to_string(kept.size()) +
+                                                  ")"));
   }
 
   void mirror_roots() {
@@ -198,19 +206,21 @@ class TdChecker {
   // number of its 4K pages the module assigned to the TD (the PAMT_4K
   // entries that are not NDA: private pages, Secure-EPT and control pages)
   // plus the Secure-EPT pages waiting in the hooks' caches, which got their
-  // reference when topped up.
+  // reference when topped up, and (kmem-cache) the free pages of the
+  // kmem_cache, which keep the reference their constructor took.
   void pamt_refcount(u64 region) {
     const Hpa base = Hpa{region} << 21;
     u32 cached = 0;
     for (const auto& cache : td_.external_spt_caches())
       for (Hpa hpa : cache) cached += (hpa >> 21) == region;
+    for (Hpa hpa : td_.kmem_cache()) cached += (hpa >> 21) == region;
     const u32 used = tdx_.pamt().used_4k_in_region(base);
     const u32 have = td_.pamt_holders(base);
     if (have != used + cached)
       report("pamt-refcount", "the 2M host region at " + hex(base) + " has Dynamic PAMT refcount " +
                                   std::to_string(have) + " but " + std::to_string(used) +
                                   " of its 4K pages are the TD's and " + std::to_string(cached) +
-                                  " wait in the Secure-EPT page caches");
+                                  " wait in the Secure-EPT page caches or the kmem_cache");
   }
 
   u64 content(Gfn gfn, int level, Hpa hpa) const {

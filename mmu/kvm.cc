@@ -31,6 +31,13 @@ bool config_choice(const model::Config& cfg, const char* key, const char* yes, c
   return v == yes;
 }
 
+PamtCache parse_pamt_cache(const std::string& v) {
+  if (v == "vcpu") return PamtCache::Vcpu;
+  if (v == "vm") return PamtCache::Vm;
+  if (v == "kmem-cache") return PamtCache::KmemCache;
+  throw model::ConfigError("config key 'mmu.tdx_pamt_cache' must be vcpu, vm or kmem-cache, not '" + v + "'");
+}
+
 Gfn config_max_gfn(const model::Config& cfg, int root_level) {
   u64 bits = std::min<u64>(cfg.u("host.maxphyaddr"), level_shift(root_level) + 9);
   return Gfn{1} << (bits - kPageShift);
@@ -60,7 +67,7 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       maxphyaddr(unsigned(cfg.u("host.maxphyaddr"))),
       slot_zap_all(parse_slot_zap(cfg.s("mmu.slot_zap"))),
       vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
-      pamt_cache_per_vcpu(config_choice(cfg, "mmu.tdx_pamt_cache", "vcpu", "vm")),
+      pamt_cache(parse_pamt_cache(cfg.s("mmu.tdx_pamt_cache"))),
       merge_policy(TdxMergePolicy::create(cfg.s("mmu.tdx_merge_policy"))),
       huge_pages(TdxHugePages::create(cfg.s("mmu.tdx_huge_pages"))),
       private_dirty_log(config_choice(cfg, "mmu.tdx_private_dirty_log", "allow", "refuse")),
@@ -77,7 +84,7 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
   // Merging needs something split: private 2M leaves (a huge-page RFC).
   if (std::string(merge_policy->name()) != "none" && !huge_pages->huge_private_leaves())
     throw model::ConfigError(std::string("config key 'mmu.tdx_merge_policy' = ") + merge_policy->name() +
-                             " merges split private 2M pages, which need 'mmu.tdx_huge_pages' = rfc-v1 (it is " +
+                             " merges split private 2M pages, which need 'mmu.tdx_huge_pages' = rfc-v1 or v3 (it is " +
                              huge_pages->name() + ")");
   // HostMemory keeps pfns in 32 bits.
   if (mem.limit_frames() > (u64{1} << 32))

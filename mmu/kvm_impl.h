@@ -68,7 +68,7 @@ struct Kvm::Impl {
   // How far apart two vCPUs' local times may be: a quantum plus the longest
   // operation we expect to straddle it (100k cycles, a guess).
   const Cycles vcpu_clock_skew;
-  const bool pamt_cache_per_vcpu;  // mmu.tdx_pamt_cache
+  const PamtCache pamt_cache;  // mmu.tdx_pamt_cache
   const std::unique_ptr<TdxMergePolicy> merge_policy;  // mmu.tdx_merge_policy
   const std::unique_ptr<TdxHugePages> huge_pages;  // mmu.tdx_huge_pages
   const bool private_dirty_log;       // mmu.tdx_private_dirty_log = allow
@@ -105,6 +105,9 @@ struct Kvm::Impl {
   // around it. Returns the last try's RET_PF_*.
   int tdx_private_page_fault(Vcpu& v, KvmPageFault& fault);
   static constexpr int kPrivateFaultRetries = 16;
+  // mmu.tdx_huge_pages=v3: a 4K ACCEPT's exit inhibits huge mappings of
+  // the gfn's frames and splits a private huge leaf over it (write mmu_lock).
+  void tdx_inhibit_and_split(Vcpu& v, Gpa gpa);
   // KVM_TDX_INIT_MEM_REGION of one page: the mirror maps it, the hook PAGE.ADDs.
   void tdx_premap_page(Gpa gpa, u64 tag, bool measure);
   // kvm_tdx_attributes.cc: the gfn of the private huge leaf holding `edge`

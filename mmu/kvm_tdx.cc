@@ -35,7 +35,8 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   td->set_kick_cost(k.timing.ipi);
   td->set_mmu_lock(&k.mmu_lock);
   td->set_injector(&k.inject);
-  td->set_pamt_cache_per_vcpu(k.pamt_cache_per_vcpu);
+  td->set_pamt_cache(k.pamt_cache);
+  td->set_huge_page_calls(k.huge_pages->wbinvd_per_4k_piece(), k.huge_pages->demote_busy_kicks_vcpus());
   td->set_check_log(k.check_log);
   if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {
@@ -82,7 +83,6 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   td->topup_external_spt_cache(td->vm_cache(), spent);
   spent += td->topup_pamt_cache(td->vm_cache()) * timing.page_alloc;
   auto lock = this->lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
-  td->set_clock(now(), 0);
   td->set_hook_cache(td->vm_cache());
   // kvm_tdp_mmu_map_private_pfn: the set hook PAGE.ADDs from page_add_src.
   KvmPageFault fault(gpa, PFERR_GUEST_FINAL_MASK | PFERR_PRIVATE_ACCESS | PFERR_WRITE_MASK);
@@ -92,8 +92,18 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   fault.external_spt_cache = td->vm_cache();
   fault.spte_sw_bits = SPTE_TDX_PAGE_ADDED;
   td->set_page_add_src(tag);
-  bool flush = false;
-  const int r = tdp.map(*mirror_root, fault, &flush);
+  // kvm_tdp_mmu_map_private_pfn maps again while kvm_tdp_mmu_map answers
+  // RET_PF_RETRY (PAGE.ADD BUSY is tdx_mem_page_add's -EBUSY); the kernel
+  // loops until a signal, the model gives up after kPrivateFaultRetries.
+  int r = RET_PF_RETRY;
+  for (int attempt = 1; r == RET_PF_RETRY && !td->bugged(); ++attempt) {
+    bool flush = false;
+    td->set_clock(now(), 0);
+    r = tdp.map(*mirror_root, fault, &flush);
+    if (r != RET_PF_RETRY || !td->last_busy()) break;
+    if (attempt == kPrivateFaultRetries) break;
+    ++td->busy_retries;
+  }
   td->set_page_add_src(std::nullopt);
   if (r == RET_PF_SPURIOUS) throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is already private");
   if (r != RET_PF_FIXED) throw KvmError("td_init_mem_region: " + td->last_error());
@@ -128,10 +138,13 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
     // given yet: KVM faults it in (private, at the accepted level) and the
     // guest retries.
     k.spent += td.td_exit(vcpu) + k.timing.vmexit + k.timing.fault_handler;
+    Impl::Vcpu& v = k.vcpus.at(vcpu);
+    if (tdx_level == 0 && k.huge_pages->inhibit_on_4k_accept()) k.tdx_inhibit_and_split(v, gpa);
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
-    fault.max_level = std::min(tdx_sept_level_to_pg_level(TdxLevel{tdx_level}), k.huge_pages->max_private_level(
-                                                  tdx_level > 0 ? PrivateFaultCause::Accept2M : PrivateFaultCause::EptViolation));
-    k.tdx_private_page_fault(k.vcpus.at(vcpu), fault);
+    fault.max_level = std::min(tdx_sept_level_to_pg_level(TdxLevel{tdx_level}),
+                               k.huge_pages->max_private_level(tdx_level > 0 ? PrivateFaultCause::Accept2M
+                                                                             : PrivateFaultCause::Accept4K));
+    if (!td.bugged()) k.tdx_private_page_fault(v, fault);
     td.set_clock(k.now(), 1 + vcpu);
     k.spent += td.vp_enter(vcpu) + k.timing.vmentry;
     s = td.accept(vcpu, gpa, tdx_level, k.spent);
@@ -235,6 +248,26 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
   }
   td->set_clock(now(), 1 + id);
   spent += td->vp_enter(id);
+}
+
+void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
+  const Gfn gfn = gpa >> kPageShift;
+  Memslot* slot = slots.find(gfn);
+  if (!slot) return;
+  // Every frame above the ACCEPT level holding the gfn: the next fault of
+  // any vCPU there maps 4K (kvm_mmu_max_mapping_level reads the flag).
+  for (int level = PG_LEVEL_2M; level <= PG_LEVEL_1G; ++level) slot->hugepage_set_guest_inhibit(gfn, level);
+  if (!partly_converted_huge_leaf(gfn, gfn, gfn + 1)) return;
+  // The DEMOTE's table and PAMT pair come from the vCPU's caches, filled
+  // before mmu_lock as for a fault.
+  const u32 cache = v.ctl->id();
+  td->topup_external_spt_cache(cache, spent);
+  spent += td->topup_pamt_cache(cache) * timing.page_alloc;
+  auto lock = this->lock(MmuLockMode::Write);
+  td->set_clock(now(), 1 + cache);
+  td->set_hook_cache(cache);
+  // A refused BLOCK/TRACK/DEMOTE bugged the VM in the hook (TDX_BUG_ON).
+  if (tdp.split_mirror_huge_page(gfn, cache)) ++stats.tdx_accept_splits;
 }
 
 int Kvm::Impl::tdx_private_page_fault(Vcpu& v, KvmPageFault& fault) {

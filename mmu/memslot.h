@@ -14,6 +14,10 @@ namespace septsim::mmu {
 // Bit 31 of disallow_lpage: the huge frame holds gfns with different memory
 // attributes (private and shared), so it must not be mapped huge.
 constexpr int KVM_LPAGE_MIXED_FLAG = int(1u << 31);
+// The TDX guest asked for this frame at a smaller level (its ACCEPT level):
+// KVM_LPAGE_GUEST_INHIBIT_FLAG of the TDX huge-page series (v3, not merged;
+// mmu.tdx_huge_pages=v3). Never cleared while the slot lives.
+constexpr int KVM_LPAGE_GUEST_INHIBIT_FLAG = int(1u << 30);
 
 struct Memslot {
   Memslot(model::PhysMem& mem, const MemslotSpec& spec, u64 hva, int backing_level);
@@ -42,6 +46,10 @@ struct Memslot {
   void hugepage_set_mixed(Gfn gfn, int level, bool mixed) {
     int& l = lpage(gfn, level);
     l = mixed ? l | KVM_LPAGE_MIXED_FLAG : l & ~KVM_LPAGE_MIXED_FLAG;
+  }
+  void hugepage_set_guest_inhibit(Gfn gfn, int level) { lpage(gfn, level) |= KVM_LPAGE_GUEST_INHIBIT_FLAG; }
+  bool hugepage_test_guest_inhibit(Gfn gfn, int level) const {
+    return disallow_lpage(gfn, level) & KVM_LPAGE_GUEST_INHIBIT_FLAG;
   }
   int& lpage(Gfn gfn, int level) {
     unsigned shift = 9u * unsigned(level - 1);

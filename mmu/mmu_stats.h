@@ -39,6 +39,12 @@ struct MmuStats {
         tdx_pamt_remove(r.counter("kvm.tdx.pamt_remove", "TDH.PHYMEM.PAMT.REMOVE by the Dynamic PAMT refcount (1 -> 0)")),
         tdx_pamt_cache_topups(r.counter("kvm.tdx.pamt_cache_topups", "PAMT page-pair cache top-ups before mmu_lock")),
         tdx_pamt_cache_pages(r.gauge("kvm.tdx.pamt_cache_pages", "pages held in the PAMT page-pair caches")),
+        tdx_kmem_cache_pages(r.gauge("kvm.tdx.kmem_cache_pages",
+                                     "free S-EPT pages in the kmem_cache, each keeping its Dynamic PAMT pair "
+                                     "(mmu.tdx_pamt_cache=kmem-cache)")),
+        tdx_accept_splits(r.counter("kvm.tdx.accept_splits",
+                                    "private 2M leaves split because a 4K ACCEPT exited on them "
+                                    "(mmu.tdx_huge_pages=v3)")),
         tdx_busy_kicks(r.counter("kvm.tdx.busy_kicks",
                                  "zap-side SEAMCALLs (BLOCK, TRACK, REMOVE) that found an operand BUSY: KVM kicked "
                                  "every vCPU out, blocked re-entry and retried once (tdh_do_no_vcpus)")),
@@ -79,6 +85,8 @@ struct MmuStats {
   u64& tdx_pamt_remove;
   u64& tdx_pamt_cache_topups;
   u64& tdx_pamt_cache_pages;
+  u64& tdx_kmem_cache_pages;
+  u64& tdx_accept_splits;
   u64& tdx_busy_kicks;
   SpMetadataStats sp_meta;
 };

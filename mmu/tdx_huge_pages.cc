@@ -7,8 +7,10 @@ namespace septsim::mmu {
 std::unique_ptr<TdxHugePages> TdxHugePages::create(const std::string& value) {
   if (value == "off") return make_tdx_huge_pages_off();
   if (value == "rfc-v1") return make_tdx_huge_pages_rfc_v1();
+  if (value == "v3") return make_tdx_huge_pages_v3();
   throw model::ConfigError("config key 'mmu.tdx_huge_pages': unknown value '" + value +
-                           "' (off = merged kernel, 4K private mappings; rfc-v1 = 2M when a 2M ACCEPT faults)");
+                           "' (off = merged kernel, 4K private mappings; rfc-v1 = 2M when a 2M ACCEPT faults; v3 = any fault 2M "
+                           "unless the guest inhibited it)");
 }
 
 }  // namespace septsim::mmu

@@ -14,7 +14,8 @@ namespace septsim::mmu {
 
 // Why KVM maps a private gfn.
 enum class PrivateFaultCause : u8 {
-  EptViolation,  // a TD vCPU's access (or an ACCEPT of 4K) faulted
+  EptViolation,  // a TD vCPU's access faulted (the exit carries no ACCEPT level)
+  Accept4K,      // TDG.MEM.PAGE.ACCEPT of a 4K page exited with an EPT violation
   Accept2M,      // TDG.MEM.PAGE.ACCEPT of a 2M range exited with an EPT violation
 };
 
@@ -29,6 +30,15 @@ class TdxHugePages {
   // Whether a private 2M leaf can exist at all: without huge pages KVM
   // never splits or merges private mappings.
   virtual bool huge_private_leaves() const = 0;
+  // A 4K ACCEPT's exit sets KVM_LPAGE_GUEST_INHIBIT_FLAG above 4K in
+  // lpage_info and splits a private 2M leaf over the page first.
+  virtual bool inhibit_on_4k_accept() const = 0;
+  // The removal of a private 2M page writes its cache lines back with one
+  // TDH.PHYMEM.PAGE.WBINVD per 4K piece (512), not one call.
+  virtual bool wbinvd_per_4k_piece() const = 0;
+  // A DEMOTE answered TDX_OPERAND_BUSY is retried once with every vCPU
+  // kicked out and entry blocked (as BLOCK/TRACK/REMOVE), not in place.
+  virtual bool demote_busy_kicks_vcpus() const = 0;
 
   // Throws model::ConfigError naming the key for an unknown value.
   static std::unique_ptr<TdxHugePages> create(const std::string& value);
@@ -36,5 +46,6 @@ class TdxHugePages {
 
 std::unique_ptr<TdxHugePages> make_tdx_huge_pages_off();
 std::unique_ptr<TdxHugePages> make_tdx_huge_pages_rfc_v1();
+std::unique_ptr<TdxHugePages> make_tdx_huge_pages_v3();
 
 }  // namespace septsim::mmu

@@ -38,6 +38,7 @@ TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
       pamt_cache_topups(stats.tdx_pamt_cache_topups),
       pamt_cache_pages(stats.tdx_pamt_cache_pages),
       busy_kicks(stats.tdx_busy_kicks),
+      kmem_cache_pages_(stats.tdx_kmem_cache_pages),
       tdx_(tdx),
       mem_(mem),
       dpamt_(tdx, mem) {}
@@ -241,7 +242,31 @@ Cycles TdxVm::create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) 
 void TdxVm::topup_external_spt_cache(u32 cache, Cycles& cycles) {
   auto& pages = external_spt_cache_.at(cache);
   // One table per level below the root is the most one fault can link.
-  while (pages.size() < size_t(params_.ept_levels - 1)) pages.push_back(control_page(cycles));
+  while (pages.size() < size_t(params_.ept_levels - 1)) pages.push_back(sept_page(cycles));
+}
+
+Hpa TdxVm::sept_page(Cycles& cycles) {
+  if (pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic() && !sept_slab_.empty()) {
+    const Hpa hpa = sept_slab_.back();
+    sept_slab_.pop_back();
+    --kmem_cache_pages_;
+    return hpa;
+  }
+  return control_page(cycles);
+}
+
+void TdxVm::release_sept_page(Hpa hpa, Cycles& cycles) {
+  if (!tdx_.pamt().dynamic()) {
+    mem_.free(hpa >> kPageShift);
+  } else if (pamt_mode_ == PamtCache::KmemCache) {
+    // kmem_cache_free: the object stays in the slab; no destructor runs,
+    // so its 2M region keeps the PAMT pair the constructor installed.
+    sept_slab_.push_back(hpa);
+    ++kmem_cache_pages_;
+  } else {
+    pamt_put(hpa, cycles);
+    mem_.free(hpa >> kPageShift);
+  }
 }
 
 void TdxVm::fail(const char* leaf, Gpa gpa, Status s) {
@@ -304,10 +329,7 @@ Pfn TdxVm::take_external_spt(u32 cache, Cycles&) {
   return page;
 }
 
-void TdxVm::free_unlinked_external_spt(Pfn page, Cycles& cycles) {
-  if (tdx_.pamt().dynamic()) pamt_put(page << kPageShift, cycles);
-  mem_.free(page);
-}
+void TdxVm::free_unlinked_external_spt(Pfn page, Cycles& cycles) { release_sept_page(page << kPageShift, cycles); }
 
 bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) {
   SeamcallRegs r;
@@ -337,7 +359,9 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
   }
   const bool dpamt = tdx_.pamt().dynamic() && level == PG_LEVEL_4K;
   note_pamt(hpa);
-  if (dpamt) pamt_get(hpa, cycles, &pamt_pool(hook_cache_));
+  // With the kmem_cache, guest_memfd's prepare hook gave the guest page its
+  // pair before mmu_lock (the model charges it here): no pool, no rule 21.
+  if (dpamt) pamt_get(hpa, cycles, pamt_mode_ == PamtCache::KmemCache ? nullptr : &pamt_pool(hook_cache_));
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
@@ -350,7 +374,9 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
     const Pfn src = mem_.alloc();
     mem_.set_tag(src, *page_add_src_);
     r.r9 = src << kPageShift;
-    s = call(Leaf::TDH_MEM_PAGE_ADD, r, cycles);
+    // tdx_mem_page_add: BUSY is -EBUSY (the map returns RET_PF_RETRY and
+    // kvm_tdp_mmu_map_private_pfn maps again), no retry here.
+    s = call(Leaf::TDH_MEM_PAGE_ADD, r, cycles, false);
     mem_.free(src);
     --nr_premapped_;
   } else {
@@ -373,10 +399,15 @@ void TdxVm::mr_extend(Gpa gpa, Cycles& cycles) {
     SeamcallRegs m;
     m.rcx = gpa + off;
     m.rdx = handle_.tdr;
-    const Status s = call(Leaf::TDH_MR_EXTEND, m, cycles);
-    if (s != TDX_SUCCESS)
+    // tdx_gmem_post_populate: any refusal, BUSY included, is TDX_BUG_ON_2
+    // (the VM is bugged) and the ioctl fails with -EIO.
+    const Status s = call(Leaf::TDH_MR_EXTEND, m, cycles, false);
+    if (s != TDX_SUCCESS) {
+      fail("TDH.MR.EXTEND", gpa + off, s);
+      bug("tdx_gmem_post_populate");
       throw std::runtime_error("td_init_mem_region: TDH.MR.EXTEND at " + hex(gpa + off) + " returned " +
-                               seam::status_string(s));
+                               seam::status_string(s) + " (TDX_BUG_ON: the VM is bugged, -EIO)");
+    }
   }
 }
 
@@ -387,8 +418,18 @@ Cycles TdxVm::finalize() {
                              " premapped private pages were never PAGE.ADDed (nr_premapped)");
   SeamcallRegs r;
   r.rcx = handle_.tdr;
-  const Status s = call(Leaf::TDH_MR_FINALIZE, r, c);
-  if (s != TDX_SUCCESS) throw std::runtime_error("td_finalize: TDH.MR.FINALIZE returned " + seam::status_string(s));
+  // tdx_td_finalize: BUSY fails the ioctl with -EBUSY (the VMM may call it
+  // again; the TD stays unfinalized), any other refusal is TDX_BUG_ON.
+  const Status s = call(Leaf::TDH_MR_FINALIZE, r, c, false);
+  if (s != TDX_SUCCESS) {
+    fail("TDH.MR.FINALIZE", 0, s);
+    if (last_busy_)
+      throw std::runtime_error("td_finalize: TDH.MR.FINALIZE returned " + seam::status_string(s) +
+                               " (tdx_td_finalize: -EBUSY, the TD is not finalized)");
+    bug("tdx_td_finalize");
+    throw std::runtime_error("td_finalize: TDH.MR.FINALIZE returned " + seam::status_string(s) +
+                             " (TDX_BUG_ON: the VM is bugged, -EIO)");
+  }
   finalized_ = true;
   // Each vCPU starts running the TD: the first VP.ENTER loads the Secure-EPT root.
   for (u32 v = 0; v < vcpus(); ++v) c += vp_enter(v);
@@ -514,9 +555,14 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
   const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, cycles);
   cycles += reenter_all();
   if (!removed_ok) return false;
-  SeamcallRegs w;
-  w.rcx = seam::keyed_hpa(hpa, params_.hkid);
-  call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
+  // One WBINVD for the page, or (the v3 huge-page series) one per 4K piece
+  // of a huge page, as tdh_phymem_page_wbinvd_hkid walks the folio.
+  const u64 calls = wbinvd_per_4k_ ? pages_per_level(level) : 1;
+  for (u64 i = 0; i < calls; ++i) {
+    SeamcallRegs w;
+    w.rcx = seam::keyed_hpa(hpa + i * kPageSize, params_.hkid);
+    call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
+  }
   return true;
 }
 
@@ -561,7 +607,8 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   const bool pair = tdx_.pamt().dynamic() && level == PG_LEVEL_2M;
   if (pair) std::tie(r.r12, r.r13) = take_pamt_pair(hook_cache_);
   const Hpa r12 = r.r12, r13 = r.r13;
-  const Status s = call(Leaf::TDH_MEM_PAGE_DEMOTE, r, cycles);
+  const Status s = demote_no_vcpus_ ? call_no_vcpus(Leaf::TDH_MEM_PAGE_DEMOTE, r, cycles)
+                                    : call(Leaf::TDH_MEM_PAGE_DEMOTE, r, cycles);
   cycles += reenter_all();
   if (s != TDX_SUCCESS) {
     if (pair) return_pamt_pair(hook_cache_, r12, r13);
@@ -594,8 +641,7 @@ bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, Cycles& cycles) {
     bug("tdx_sept_free_private_spt");
     return false;
   }
-  if (tdx_.pamt().dynamic()) pamt_put(hpa, cycles);
-  mem_.free(external_spt);
+  release_sept_page(hpa, cycles);
   return true;
 }
 
@@ -663,10 +709,7 @@ Cycles TdxVm::reclaim_control_pages() {
   }
   // Cached pages never reached the module: only their PAMT refcount and the allocator.
   for (auto& pages : external_spt_cache_) {
-    for (Hpa hpa : pages) {
-      if (tdx_.pamt().dynamic()) pamt_put(hpa, c);
-      mem_.free(hpa >> kPageShift);
-    }
+    for (Hpa hpa : pages) release_sept_page(hpa, c);
     pages.clear();
   }
   if (const seam::Td* t = td()) {

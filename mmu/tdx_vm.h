@@ -36,6 +36,14 @@ namespace septsim::mmu {
 struct MmuStats;
 class MmuLock;
 
+// mmu.tdx_pamt_cache: where the Dynamic PAMT pages the hooks need under
+// mmu_lock come from (docs/kvm-behaviour.md).
+enum class PamtCache : u8 {
+  Vcpu,       // a page-pair cache per vCPU, topped up before mmu_lock (the DPAMT series)
+  Vm,         // one cache for the whole VM
+  KmemCache,  // S-EPT pages from a kmem_cache whose constructor installed their PAMT
+};
+
 struct TdxVmParams {
   int gpaw = 48;  // 48 or 52
   int ept_levels = 4;
@@ -76,6 +84,13 @@ class TdxVm : public ExternalSpt {
   // The cache whose PAMT pairs the hooks use until the next call (the
   // faulting vCPU's, or vm_cache() in an ioctl).
   void set_hook_cache(u32 cache) { hook_cache_ = cache; }
+  // How the huge-page series in use (mmu.tdx_huge_pages) removes and splits
+  // private 2M pages: a WBINVD per 4K piece, and a BUSY DEMOTE retried with
+  // the vCPUs kicked out (tdh_do_no_vcpus) instead of in place.
+  void set_huge_page_calls(bool wbinvd_per_4k, bool demote_no_vcpus) {
+    wbinvd_per_4k_ = wbinvd_per_4k;
+    demote_no_vcpus_ = demote_no_vcpus;
+  }
   // The last SEAMCALL answered TDX_OPERAND_BUSY.
   bool last_busy() const { return last_busy_; }
   // The VM's mmu_lock: TDH.MEM.TRACK must run under its write side (rule 20).
@@ -118,9 +133,16 @@ class TdxVm : public ExternalSpt {
   // ioctls), topped up before mmu_lock so the hooks never allocate.
   void topup_external_spt_cache(u32 cache, Cycles& cycles);
   u32 vm_cache() const { return u32(external_spt_cache_.size() - 1); }
-  // Dynamic PAMT page pairs for the hooks under mmu_lock (the Dynamic PAMT series, docs/design.md):
-  // one cache per TD vCPU (KVM's way) or only the VM's (`per_vcpu` false).
-  void set_pamt_cache_per_vcpu(bool per_vcpu) { pamt_per_vcpu_ = per_vcpu; }
+  // Dynamic PAMT page pairs for the hooks under mmu_lock (the Dynamic PAMT
+  // series, docs/design.md): one cache per TD vCPU (KVM's way), only the
+  // VM's, or a kmem_cache of S-EPT pages that keep their PAMT while free
+  // (the guest page's pair then comes from guest_memfd's prepare hook,
+  // before mmu_lock, and the pair caches hold only a DEMOTE's R12/R13).
+  void set_pamt_cache(PamtCache mode) { pamt_mode_ = mode; }
+  // kmem-cache: free S-EPT pages the cache holds, each still backed by its
+  // 2M region's PAMT pair (they outlive the TD).
+  size_t kmem_cache_pages() const { return sept_slab_.size(); }
+  const std::vector<Hpa>& kmem_cache() const { return sept_slab_; }
   // Fills cache `cache`'s PAMT pool before mmu_lock with enough pages for
   // one fault: a pair for the guest page and for each table it may link.
   // Returns the pages allocated.
@@ -221,6 +243,7 @@ class TdxVm : public ExternalSpt {
   u64& pamt_cache_topups;
   u64& pamt_cache_pages;
   u64& busy_kicks;
+  u64& kmem_cache_pages_;  // the kvm.tdx.kmem_cache_pages gauge
 
  private:
   // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
@@ -250,14 +273,22 @@ class TdxVm : public ExternalSpt {
   // One pre-allocated page for `what` under mmu_lock; a dry pool allocates
   // and records a rule-21 violation.
   Hpa take_pamt_page(std::vector<Hpa>& pool, const std::string& what);
-  std::vector<Hpa>& pamt_pool(u32 cache) { return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache()); }
+  std::vector<Hpa>& pamt_pool(u32 cache) { return pamt_cache_.at(pamt_mode_ == PamtCache::Vcpu ? cache : vm_cache()); }
   const std::vector<Hpa>& pamt_pool(u32 cache) const {
-    return pamt_cache_.at(pamt_per_vcpu_ ? cache : vm_cache());
+    return pamt_cache_.at(pamt_mode_ == PamtCache::Vcpu ? cache : vm_cache());
   }
   // Pages a PAMT cache is topped up to: a pair for the guest page and one
   // per table level below the root. A conversion needs at most two pairs
-  // (a DEMOTE at each end of its range), fewer than this.
-  size_t pamt_fill_level() const { return 2 * size_t(params_.ept_levels); }
+  // (a DEMOTE at each end of its range), fewer than this. With the
+  // kmem_cache only a DEMOTE needs a pair under the lock: one pair.
+  size_t pamt_fill_level() const { return pamt_mode_ == PamtCache::KmemCache ? 2 : 2 * size_t(params_.ept_levels); }
+  // A page for a Secure-EPT table: from the kmem_cache when it has one
+  // (its PAMT still installed), else a new page with its PAMT (with the
+  // kmem_cache: what the constructor does).
+  Hpa sept_page(Cycles& cycles);
+  // A Secure-EPT page the TD no longer uses: back to the kmem_cache with
+  // its PAMT, or its PAMT put and the page freed.
+  void release_sept_page(Hpa hpa, Cycles& cycles);
   bool reclaim(Hpa hpa, Cycles& cycles);
   bool mem_op(seam::Leaf leaf, Gfn gfn, int level, Cycles& cycles);
   bool block_and_track(Gfn gfn, int level, Cycles& cycles);
@@ -294,7 +325,8 @@ class TdxVm : public ExternalSpt {
   std::string last_error_;
   std::vector<std::vector<Hpa>> external_spt_cache_;  // per TD vCPU, then the VM's
   std::vector<std::vector<Hpa>> pamt_cache_;          // PAMT page pairs, indexed the same way
-  bool pamt_per_vcpu_ = true;
+  PamtCache pamt_mode_ = PamtCache::Vcpu;
+  std::vector<Hpa> sept_slab_;  // kmem-cache: free S-EPT pages, PAMT kept
   bool finalized_ = false;
   bool torn_down_ = false;
   bool bugged_ = false;
@@ -310,6 +342,8 @@ class TdxVm : public ExternalSpt {
   std::vector<InFlight> in_flight_;
   u32 hook_cache_ = 0;     // set_hook_cache
   bool last_busy_ = false;  // last_busy
+  bool wbinvd_per_4k_ = false;    // set_huge_page_calls
+  bool demote_no_vcpus_ = false;  // set_huge_page_calls
   const MmuLock* mmu_lock_ = nullptr;
   Cycles epoch_drained_ = 0;  // when the last TRACK's kick had every vCPU out
   std::vector<std::string> hook_violations_;

@@ -55,12 +55,18 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_
                   ", the mirror table's external_spt is " + hex(external_spt << kPageShift);
     bug(kMergePath);
   }
+  // The table page goes back to the kmem_cache (PAMT kept) or loses its
+  // PAMT reference before, and goes to the host after, the returned pair.
+  const bool to_kmem_cache = pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic();
   if (tdx_.pamt().dynamic()) {
-    pamt_put(freed, cycles);
+    if (!to_kmem_cache) pamt_put(freed, cycles);
     // 4K -> 2M hands back the region's PAMT_4K pair the split's DEMOTE installed.
     if (r.r12 && r.r13) promoted_pamt(vm_cache(), page, r.r12, r.r13);
   }
-  mem_.free(freed >> kPageShift);
+  if (to_kmem_cache)
+    release_sept_page(freed, cycles);
+  else
+    mem_.free(freed >> kPageShift);
   mapped_private_ -= pages_per_level(level) / pages_per_level(level - 1) - 1;
   return PromoteResult::Promoted;
 }

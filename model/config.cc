@@ -174,7 +174,10 @@ const std::vector<Config::Param> kParams = {
      "memslot DELETE/MOVE: zap-all-fast (KVM_X86_QUIRK_SLOT_ZAP_ALL: mmu_valid_gen toggle, every root role.invalid) "
      "or zap-memslot (only the slot's leaves, kvm_mmu_zap_memslot; a TD always zaps only the slot)"},
     {"mmu.tdx_pamt_cache", T::String, "vcpu",
-     "Dynamic PAMT page-pair cache for the hooks under mmu_lock: vcpu (one per vCPU, KVM's way) or vm (one per VM)"},
+     "Dynamic PAMT pages for the hooks under mmu_lock: vcpu (a page-pair cache per vCPU, the Dynamic PAMT series' "
+     "way), vm (one per VM) or kmem-cache (Kai Huang's review of the May 2025 Dynamic PAMT RFC: S-EPT pages from a "
+     "kmem_cache whose constructor installs their PAMT, kept while the pages are free, even with no TD; guest pages "
+     "get theirs in guest_memfd's prepare hook)"},
     {"mmu.tdx_merge_policy", T::String, "none",
      "merge of split private 2M pages (seed 004, docs/studies.md 1): none (upstream), A (NX-recovery scan on "
      "nx_recovery_tick), B (check on a TD EPT violation) or C (BLOCK when dirty logging stops, PROMOTE on the next "
@@ -185,8 +188,11 @@ const std::vector<Config::Param> kParams = {
     // septsim models does: arch/x86/kvm/vmx/tdx.c as of the kvm-x86 tree at commit 09c6f74e.
     {"mmu.tdx_huge_pages", T::String, "off",
      "huge private pages of a TD: off (the kernel septsim follows, kvm-x86 tree 09c6f74ecb86, docs/kvm-behaviour.md: "
-     "tdx_gmem_max_mapping_level maps private memory 4K) or rfc-v1 "
-     "(first TDX huge-page RFC, 2024: a 2M ACCEPT that faults maps 2M; partial conversions split by DEMOTE)"},
+     "tdx_gmem_max_mapping_level maps private memory 4K), rfc-v1 "
+     "(TDX huge-page RFC v1, kvm list, April 2025: a 2M ACCEPT that faults maps 2M; partial conversions split by "
+     "DEMOTE) or v3 (TDX huge-page series PATCH v3, 2026-01-06: any fault maps 2M unless "
+     "KVM_LPAGE_GUEST_INHIBIT_FLAG is set; a 4K ACCEPT's exit sets it and splits a 2M leaf under the write "
+     "mmu_lock; removing a 2M page is 512 WBINVDs; a BUSY DEMOTE kicks the vCPUs and retries once)"},
     {"mmu.tdx_pending_access", T::String, "kill",
      "a TD guest's access (not ACCEPT) that faults on a PENDING private page: kill (merged kernel, "
      "tdx_handle_ept_violation: kvm_vm_dead, 'Guest access before accepting') or count (septsim before this switch: "

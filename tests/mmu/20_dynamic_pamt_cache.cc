@@ -4,6 +4,7 @@
 // first page (PAMT.ADD), the last page's removal returns it to the host
 // (PAMT.REMOVE), and at teardown PAMT memory is back to zero.
 #include <catch2/catch.hpp>
+#include <set>
 
 #include "mmu/tdx_vm.h"
 #include "seam/tdx_module.h"
@@ -79,7 +80,45 @@ TEST_CASE("mmu.tdx_pamt_cache chooses per-vCPU caches or one per VM", "[tdx][dpa
     t.fault(0x200000);
     CHECK(t.td().cached_pamt_pages(t.td().vm_cache()) == kCachePages - 2);
   }
+  SECTION("kmem-cache: the pair caches hold only a DEMOTE's pair") {
+    DpamtTd t("kmem-cache");
+    t.fault(0x200000);
+    CHECK(t.td().cached_pamt_pages(0) == 2);
+    t.vm.require_clean();  // the guest page's pair came from guest_memfd's prepare hook: no rule 21
+  }
   SECTION("anything else is a config error") { CHECK_THROWS_AS(DpamtTd("both"), model::ConfigError); }
+}
+
+// Kai Huang's review of the May 2025 Dynamic PAMT RFC: allocate S-EPT pages
+// from a kmem_cache whose constructor installs the PAMT. Freed objects stay
+// in the cache with their PAMT, so the memory outlives every TD; with the
+// per-vCPU caches of the series the last put removes every pair.
+TEST_CASE("kmem-cache keeps the S-EPT pages' PAMT pairs with no TD left, vcpu leaves nothing",
+          "[tdx][dpamt][teardown]") {
+  for (const char* mode : {"vcpu", "kmem-cache"}) {
+    INFO(mode);
+    DpamtTd t(mode);
+    t.fault(0x200000);    // three tables (levels 3, 2, 1) from a cache of three
+    t.fault(0x10000000);  // same 1G: one more level-1 table; the cache keeps two
+    u64 st = 0;
+    t.vm.kvm->td_accept(0, 0x200000, 0, &st);
+    REQUIRE(st == seam::TDX_SUCCESS);
+    t.vm.kvm->td_teardown();
+    CHECK(t.stat("seam.tds") == 0);
+    if (std::string(mode) == "vcpu") {
+      CHECK(t.stat("seam.pamt.pair_bytes") == 0);
+      CHECK(t.stat("kvm.tdx.kmem_cache_pages") == 0);
+    } else {
+      // The four linked tables and the two never used went back to the kmem_cache.
+      CHECK(t.td().kmem_cache_pages() == 6);
+      CHECK(t.stat("kvm.tdx.kmem_cache_pages") == 6);
+      std::set<u64> regions;
+      for (Hpa hpa : t.td().kmem_cache()) regions.insert(hpa >> 21);
+      CHECK(t.stat("seam.pamt.pairs") == regions.size());
+      CHECK(t.stat("seam.pamt.pair_bytes") == regions.size() * 2 * kPageSize);
+    }
+    t.vm.require_clean();  // pamt-zero accepts exactly the kmem_cache's pairs
+  }
 }
 
 TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is reported", "[tdx][dpamt]") {
