@@ -222,11 +222,10 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
   spent += td->td_exit(id);
   const bool priv = td->is_private(gpa);
   const Gfn gfn = (gpa & ~(Gpa{1} << td->shared_bit())) >> kPageShift;
-  if (priv != attrs.is_private(gfn)) {
-    // The access disagrees with the attribute: KVM_EXIT_MEMORY_FAULT, the
-    // VMM decides (convert or kill); nothing is mapped.
-    ++td->memory_faults;
-  } else if (priv) {
+  // An access that disagrees with the gfn's attribute goes down the common
+  // path too: kvm_mmu_faultin_pfn turns it into KVM_EXIT_MEMORY_FAULT (the
+  // VMM converts or kills) after kvm_mmu_do_page_fault counted it.
+  if (priv && attrs.is_private(gfn)) {
     // __vmx_handle_ept_violation: a private GPA's fault is a private access.
     fault.error_code |= PFERR_PRIVATE_ACCESS;
     fault.is_private = true;
@@ -240,6 +239,12 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
         kvm_vm_dead("Guest access before accepting " + hex(gpa) + " on vCPU " + std::to_string(id) +
                     " (tdx_handle_ept_violation: kvm_vm_dead)");
     }
+  } else if (priv) {
+    // A private access to a shared gfn: the merge policies' hooks around a
+    // private fault are not for it (it maps nothing).
+    fault.error_code |= PFERR_PRIVATE_ACCESS;
+    fault.is_private = true;
+    kvm_mmu_do_page_fault(v, fault);
   } else {
     // Mixed attributes inside a huge frame keep the mapping small through
     // lpage_info's KVM_LPAGE_MIXED_FLAG (kvm_mmu_max_mapping_level).

@@ -55,11 +55,18 @@ int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
 int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
   // The snapshot is_page_fault_stale compares under mmu_lock (mmu.c:kvm_mmu_faultin_pfn).
   fault.mmu_seq = mmu_invalidate_seq;
+  // With the snapshot taken, a private access to a shared gfn or a shared
+  // access to a private one is a KVM_EXIT_MEMORY_FAULT: the VMM converts
+  // (or kills) and the vCPU re-enters. Only a TD has private gfns.
+  if (td && fault.is_private != attrs.is_private(slot_gfn(fault))) {
+    ++td->memory_faults;
+    return KVM_EXIT_MEMORY_FAULT_RET;
+  }
   if (fault.is_private) {
     // kvm_mmu_faultin_pfn_private: the page comes from the slot's
-    // guest_memfd; no slot, a TD gone, or a gfn whose attribute says shared
-    // is a KVM_EXIT_MEMORY_FAULT for the VMM to resolve.
-    if (!fault.slot || td->torn_down() || !attrs.is_private(fault.gfn)) {
+    // guest_memfd; no slot or a TD gone is a KVM_EXIT_MEMORY_FAULT for the
+    // VMM to resolve.
+    if (!fault.slot || td->torn_down()) {
       ++td->memory_faults;
       return KVM_EXIT_MEMORY_FAULT_RET;
     }
@@ -175,7 +182,11 @@ int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
   int r = RET_PF_INVALID;
   // page_fault_can_be_fast: a write to a present SPTE (A/D on: no access
   // tracking); never a private fault.
-  if (!fault.is_private && !fault.rsvd && (fault.present ? fault.write : !ad_enabled)) r = fast_page_fault(v, fault);
+  // A VM with private memory never takes it fast when the access and the
+  // gfn's attribute disagree.
+  if (!fault.is_private && !fault.rsvd && (fault.present ? fault.write : !ad_enabled) &&
+      !(td && attrs.is_private(slot_gfn(fault))))
+    r = fast_page_fault(v, fault);
   if (r == RET_PF_INVALID) {
     mmu_topup_memory_caches(v, fault);
     r = kvm_mmu_faultin_pfn(fault);
