@@ -1,8 +1,11 @@
-// The four primitives through which changes of a TD's mirror root reach the
-// Secure-EPT the TDX module owns (kvm_x86_ops link_external_spt, set_external_spte, free_external_spt, remove_external_spte):
-// link a table, map a leaf, remove a leaf, reclaim a table. The TDP MMU calls
-// them from its SPTE change path while the mirror entry is FROZEN; TdxVm
-// implements them with SEAMCALLs.
+// The hooks through which the TDP MMU reaches a TD's Secure EPT, as KVM's
+// core reaches tdx.c through kvm_x86_ops (link_external_spt,
+// set_external_spte, free_external_spt, remove_external_spte, the huge-page
+// series' split hook, and the Dynamic PAMT series' topup_external_cache):
+// fill the caches before mmu_lock, link a table, map a leaf, remove a leaf,
+// split a huge leaf, reclaim a table. The TDP MMU calls the SPTE hooks from
+// its change path while the mirror entry is FROZEN; TdxVm implements them
+// with SEAMCALLs.
 #pragma once
 #include "model/types.h"
 
@@ -12,6 +15,11 @@ class ExternalSpt {
  public:
   virtual ~ExternalSpt() = default;
 
+  // topup_external_cache: before mmu_lock, fill what the hooks of one fault
+  // by vCPU `vcpu` may take under the lock (external_spt pages, Dynamic
+  // PAMT pairs), so no hook allocates. An index that is no TD vCPU fills
+  // the VM's own caches (an ioctl). Returns the cache the hooks draw on.
+  virtual u32 topup_external_cache(u32 vcpu, Cycles& cycles) = 0;
   // kvm_mmu_alloc_external_spt: a page for a new mirror table's external_spt,
   // from the pre-topped-up cache `cache`; 0 if the cache is empty.
   virtual Pfn take_external_spt(u32 cache, Cycles& cycles) = 0;

@@ -33,6 +33,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   k.spent = k.timing.vm_ioctl;
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
   td->set_kick_cost(k.timing.ipi);
+  td->set_page_alloc_cost(k.timing.page_alloc);
   td->set_mmu_lock(&k.mmu_lock);
   td->set_injector(&k.inject);
   td->set_pamt_cache(k.pamt_cache);
@@ -80,8 +81,7 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   u64 allocs = 0;
   const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
   spent += allocs * timing.page_alloc;
-  td->topup_external_spt_cache(td->vm_cache(), spent);
-  spent += td->topup_pamt_cache(td->vm_cache()) * timing.page_alloc;
+  td->topup_external_cache(td->vm_cache(), spent);
   auto lock = this->lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
   td->set_hook_cache(td->vm_cache());
   // kvm_tdp_mmu_map_private_pfn: the set hook PAGE.ADDs from page_add_src.
@@ -265,9 +265,7 @@ void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
   if (!partly_converted_huge_leaf(gfn, gfn, gfn + 1)) return;
   // The DEMOTE's table and PAMT pair come from the vCPU's caches, filled
   // before mmu_lock as for a fault.
-  const u32 cache = v.ctl->id();
-  td->topup_external_spt_cache(cache, spent);
-  spent += td->topup_pamt_cache(cache) * timing.page_alloc;
+  const u32 cache = td->topup_external_cache(v.ctl->id(), spent);
   auto lock = this->lock(MmuLockMode::Write);
   td->set_clock(now(), 1 + cache);
   td->set_hook_cache(cache);

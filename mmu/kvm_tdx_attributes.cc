@@ -25,8 +25,7 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
   // R12/R13 pair from the VM's caches: fill them first, as a fault does.
   if (!make_private &&
       (k.partly_converted_huge_leaf(start, start, end) || k.partly_converted_huge_leaf(end - 1, start, end))) {
-    td.topup_external_spt_cache(td.vm_cache(), k.spent);
-    k.spent += td.topup_pamt_cache(td.vm_cache()) * k.timing.page_alloc;
+    td.topup_external_cache(td.vm_cache(), k.spent);
   }
   auto lock = k.lock(MmuLockMode::Write);
   td.set_clock(k.now(), 0);

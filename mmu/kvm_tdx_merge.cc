@@ -24,8 +24,7 @@ void Kvm::Impl::split_private_slot(const Memslot& slot) {
     // Each DEMOTE takes a table page and (Dynamic PAMT) a page pair from the
     // VM's caches; KVM refills them with mmu_lock dropped, as the eager
     // split of shared pages does for its tables.
-    td->topup_external_spt_cache(td->vm_cache(), spent);
-    spent += td->topup_pamt_cache(td->vm_cache()) * timing.page_alloc;
+    td->topup_external_cache(td->vm_cache(), spent);
     if (!tdp.split_mirror_huge_page(base, td->vm_cache()))
       throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting the private 2M page at " +
                      hex(base << kPageShift) + " failed: " + td->last_error());

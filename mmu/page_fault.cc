@@ -150,11 +150,9 @@ int Kvm::Impl::map_and_record(Vcpu& v, MmuPage& root, KvmPageFault& fault) {
 void Kvm::Impl::mmu_topup_memory_caches(const Vcpu& v, KvmPageFault& fault) {
   if (!fault.is_private) return;
   // The mirror's hooks take their external_spt and PAMT pages from the
-  // faulting vCPU's caches, filled here, before mmu_lock.
-  const u32 cache = v.ctl->id() < td->vcpus() ? v.ctl->id() : td->vm_cache();
-  td->topup_external_spt_cache(cache, spent);
-  spent += td->topup_pamt_cache(cache) * timing.page_alloc;
-  fault.external_spt_cache = cache;
+  // faulting vCPU's caches, filled through the vendor hook before mmu_lock.
+  // After teardown no hook is left: kvm_mmu_faultin_pfn refuses the fault.
+  if (ExternalSpt* ext = tdp.external_spt()) fault.external_spt_cache = ext->topup_external_cache(v.ctl->id(), spent);
 }
 
 int Kvm::Impl::kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault) {

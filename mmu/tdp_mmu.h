@@ -123,6 +123,7 @@ class TdpMmu {
   // The TD's hooks (kvm_x86_ops.*_external_*); null for a normal VM and
   // once the TD is gone.
   void set_external_spt(ExternalSpt* ext) { ext_ = ext; }
+  ExternalSpt* external_spt() const { return ext_; }
   // debug.inject (mmu/fault_inject.h); null: never.
   void set_injector(FaultInjector* f) { inject_ = f; }
   // Refused changes of mirror entries that KVM would KVM_BUG_ON (rule 17:

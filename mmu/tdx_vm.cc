@@ -245,6 +245,13 @@ void TdxVm::topup_external_spt_cache(u32 cache, Cycles& cycles) {
   while (pages.size() < size_t(params_.ept_levels - 1)) pages.push_back(sept_page(cycles));
 }
 
+u32 TdxVm::topup_external_cache(u32 vcpu, Cycles& cycles) {
+  const u32 cache = vcpu < vcpus() ? vcpu : vm_cache();
+  topup_external_spt_cache(cache, cycles);
+  cycles += topup_pamt_cache(cache) * page_alloc_;
+  return cache;
+}
+
 Hpa TdxVm::sept_page(Cycles& cycles) {
   if (pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic() && !sept_slab_.empty()) {
     const Hpa hpa = sept_slab_.back();

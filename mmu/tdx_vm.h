@@ -58,6 +58,9 @@ class TdxVm : public ExternalSpt {
 
   // Cycles of one kick IPI (KVM charges its latency.ipi).
   void set_kick_cost(Cycles c) { kick_ipi_ = c; }
+  // Cycles of one page allocation (latency.page_alloc), for the PAMT pairs
+  // topup_external_cache allocates.
+  void set_page_alloc_cost(Cycles c) { page_alloc_ = c; }
   // The simulated time and initiator of the SEAMCALLs that follow: a vCPU's
   // local time during its exit, the VMM's in an ioctl.
   void set_clock(Cycles now, unsigned initiator) {
@@ -168,6 +171,7 @@ class TdxVm : public ExternalSpt {
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
+  u32 topup_external_cache(u32 vcpu, Cycles& cycles) override;
   Pfn take_external_spt(u32 cache, Cycles& cycles) override;
   void free_unlinked_external_spt(Pfn page, Cycles& cycles) override;
   bool link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
@@ -337,6 +341,7 @@ class TdxVm : public ExternalSpt {
   // are windows in time, so back-to-back calls must not overlap.
   Cycles now_ = 0;
   Cycles kick_ipi_ = 0;  // what one kick IPI costs
+  Cycles page_alloc_ = 0;  // set_page_alloc_cost
   unsigned initiator_ = 0;    // of the SEAMCALLs that follow (0: the VMM, 1 + i: vCPU i)
   Cycles skew_ = 0;           // set_clock_skew
   std::vector<InFlight> in_flight_;

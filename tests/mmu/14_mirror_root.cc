@@ -23,6 +23,7 @@ namespace {
 // Records each hook call with the value the mirror entry held during it.
 struct RecordingExternal : ExternalSpt {
   explicit RecordingExternal(model::PhysMem& m) : mem(m) {}
+  u32 topup_external_cache(u32 vcpu, Cycles&) override { return vcpu; }  // takes whole pages from mem
   Pfn take_external_spt(u32, Cycles&) override { return mem.alloc(); }
   void free_unlinked_external_spt(Pfn page, Cycles&) override { mem.free(page); }
   bool link_external_spt(Gfn gfn, int level, Pfn, Cycles&) override { return hook("link", gfn, level); }
