@@ -14,8 +14,11 @@ TRACE.params.json, in --traces, default RESULTS_DIR/../traces), the axes, and
                           kvm.tdx.* at the end of phase populate (pages held in
                           the page-pair caches while the TD runs)
   pamt_remove             kvm.tdx.pamt_remove over the whole run
-  pamt_pair_bytes_end     Dynamic PAMT pair memory left after teardown (a leak
-                          when not 0; invariant pamt-zero reports it too)
+  pamt_pair_bytes_end     Dynamic PAMT pair memory left after teardown: a leak
+                          when not 0 (invariant pamt-zero reports it), except
+                          with mmu.tdx_pamt_cache=kmem-cache, whose free S-EPT
+                          pages keep their regions' pairs
+  kmem_cache_pages_end    S-EPT pages the kmem_cache holds after teardown
   invariant_violations    broken invariants over the whole run (--check)
 """
 import argparse
@@ -52,6 +55,7 @@ def row(point, stats, params):
         "pamt_add": pop["kvm.tdx.pamt_add"], "pamt_cache_topups": pop["kvm.tdx.pamt_cache_topups"],
         "pamt_cache_pages": pop["kvm.tdx.pamt_cache_pages"],
         "pamt_remove": total["kvm.tdx.pamt_remove"], "pamt_pair_bytes_end": total["seam.pamt.pair_bytes"],
+        "kmem_cache_pages_end": total["kvm.tdx.kmem_cache_pages"],
     }
 
 

@@ -124,9 +124,10 @@ TEST_CASE("study cached-roots runs at reduced size", "[study]") {
 
 TEST_CASE("study dynamic-pamt: static PAMT per GiB as the reference computes, Dynamic PAMT freed at teardown",
           "[study]") {
-  auto d = run_study("dynamic-pamt", 12 * 2 * 2, {"pamt-bytes-per-td-gib", "pamt-add-remove", "pamt-cache"});
+  auto d = run_study("dynamic-pamt", 12 * 2 * 3,
+                     {"pamt-bytes-per-td-gib", "pamt-add-remove", "pamt-cache", "pamt-kept"});
   const auto rows = read_csv(slurp(d / "results" / "dpamt.csv"));
-  REQUIRE(rows.size() == 12 * 2 * 2);  // traces x static/dynamic x vcpu/vm cache
+  REQUIRE(rows.size() == 12 * 2 * 3);  // traces x static/dynamic x vcpu/vm/kmem-cache
   // pamt_manager.c: 16-byte entries; static PAMT_4K+2M+1G per GiB of
   // TDMR; Dynamic PAMT replaces PAMT_4K by a 1-bit-per-page bitmap and adds
   // two 4 KiB pages per 2 MiB region holding TD pages.
@@ -137,8 +138,20 @@ TEST_CASE("study dynamic-pamt: static PAMT per GiB as the reference computes, Dy
     INFO(r.at("trace") << " dynamic_pamt=" << r.at("seam.dynamic_pamt") << " cache=" << r.at("mmu.tdx_pamt_cache"));
     CHECK(r.at("status") == "ok");
     CHECK(r.at("invariant_violations") == "0");
-    CHECK(r.at("pamt_pair_bytes_end") == "0");
     const uint64_t add = std::stoull(r.at("pamt_add"));
+    const bool kmem = r.at("mmu.tdx_pamt_cache") == "kmem-cache";
+    if (kmem && r.at("seam.dynamic_pamt") == "true") {
+      // The kmem_cache's free S-EPT pages keep their regions' pairs: at
+      // least one pair, at most one per page; the rest were removed.
+      const uint64_t kept = std::stoull(r.at("pamt_pair_bytes_end")), pages = std::stoull(r.at("kmem_cache_pages_end"));
+      CHECK(pages > 0);
+      CHECK(kept >= pair_bytes);
+      CHECK(kept <= pages * pair_bytes);
+      CHECK(std::stoull(r.at("pamt_remove")) + kept / pair_bytes == add);
+    } else {
+      CHECK(r.at("pamt_pair_bytes_end") == "0");
+      CHECK(r.at("kmem_cache_pages_end") == "0");
+    }
     if (r.at("seam.dynamic_pamt") == "false") {
       CHECK(std::stoull(r.at("pamt_static_bytes_per_tdmr_gib")) == static_per_gib);
       CHECK(add == 0);
@@ -148,12 +161,12 @@ TEST_CASE("study dynamic-pamt: static PAMT per GiB as the reference computes, Dy
     // Every touched region gets a pair; the TD's control and Secure-EPT pages add at least one more.
     CHECK(add > std::stoull(r.at("regions_touched")));
     CHECK(std::stoull(r.at("pamt_pair_bytes_populated")) == add * pair_bytes);
-    CHECK(r.at("pamt_remove") == r.at("pamt_add"));
+    if (!kmem) CHECK(r.at("pamt_remove") == r.at("pamt_add"));
     // With every vCPU faulting, per-vCPU caches hold a reserve each; one per-VM cache holds one.
     if (std::stoull(r.at("regions_touched")) >= std::stoull(r.at("vcpus")))
       cache_pages[r.at("trace") + " " + r.at("mmu.tdx_pamt_cache")] = std::stoull(r.at("pamt_cache_pages"));
   }
-  REQUIRE(cache_pages.size() == 3 * 2 * 2);  // 16 MiB at 100 %, 64 MiB at 25 and 100 %; 1 and 64 pages
+  REQUIRE(cache_pages.size() == 3 * 2 * 3);  // 16 MiB at 100 %, 64 MiB at 25 and 100 %; 1 and 64 pages
   for (const auto& [key, pages] : cache_pages)
     if (key.ends_with(" vm")) CHECK(pages < cache_pages.at(key.substr(0, key.size() - 3) + " vcpu"));
 }
