@@ -55,6 +55,12 @@ const std::vector<DerivedMetric>& derived_metrics() {
        "L1 DTLB misses (all page sizes; permission and clean-write misses included)"},
       {"stlb_misses_per_1k_accesses", "per 1000 accesses", "1000 * vcpuN.stlb.misses / accesses",
        "STLB misses, each of which starts a page walk"},
+      {"walks_completed_per_1k_accesses.4k", "per 1000 accesses", "1000 * vcpuN.tlb.fills_4k / accesses",
+       "walks that found a 4K page (the TLB misses of 4K pages, as perf's WALK_COMPLETED_4K)"},
+      {"walks_completed_per_1k_accesses.2m", "per 1000 accesses", "1000 * vcpuN.tlb.fills_2m / accesses",
+       "walks that found a 2M page"},
+      {"walks_completed_per_1k_accesses.1g", "per 1000 accesses", "1000 * vcpuN.tlb.fills_1g / accesses",
+       "walks that found a 1G page"},
       {"tlb_hit_rate", "fraction", "vcpuN.tlb_hits / accesses", "accesses translated by an L1 DTLB or STLB hit"},
       {"walk_cycle_share", "fraction", "sum of vcpuN.walk.cycles / vcpuN.cycles",
        "share of the vCPUs' cycles spent in page walks (paging-structure cache lookups and memory references)"},
@@ -113,6 +119,9 @@ nlohmann::json derive(const nlohmann::json& phase, bool td) {
   d["accesses"] = acc;
   d["l1_dtlb_misses_per_1k_accesses"] = ratio(vcpu_sum(c, "dtlb.misses"), acc, 1000);
   d["stlb_misses_per_1k_accesses"] = ratio(vcpu_sum(c, "stlb.misses"), acc, 1000);
+  d["walks_completed_per_1k_accesses.4k"] = ratio(vcpu_sum(c, "tlb.fills_4k"), acc, 1000);
+  d["walks_completed_per_1k_accesses.2m"] = ratio(vcpu_sum(c, "tlb.fills_2m"), acc, 1000);
+  d["walks_completed_per_1k_accesses.1g"] = ratio(vcpu_sum(c, "tlb.fills_1g"), acc, 1000);
   d["tlb_hit_rate"] = ratio(vcpu_sum(c, "tlb_hits"), acc);
   d["walk_cycle_share"] = ratio(vcpu_hist_sum(h, "walk.cycles"), cycles);
   d["refs_per_walk.guest"] = ratio(refs_g, walks);

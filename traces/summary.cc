@@ -193,6 +193,9 @@ std::string derived_table(const nlohmann::json& stats, const std::string& vm, bo
   row("accesses", "accesses");
   row("L1 DTLB misses / 1000 accesses", "l1_dtlb_misses_per_1k_accesses");
   row("STLB misses / 1000 accesses", "stlb_misses_per_1k_accesses");
+  row("  walks to 4K pages / 1000 acc.", "walks_completed_per_1k_accesses.4k");
+  row("  walks to 2M pages / 1000 acc.", "walks_completed_per_1k_accesses.2m");
+  row("  walks to 1G pages / 1000 acc.", "walks_completed_per_1k_accesses.1g");
   {
     std::vector<std::string> cells;
     for (const auto& [name, d] : cols) {

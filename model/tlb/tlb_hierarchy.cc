@@ -66,6 +66,7 @@ struct TlbHierarchy::Impl {
 
   Counter *dtlb_hits, *dtlb_misses, *stlb_hits, *stlb_misses, *fills, *evictions, *invalidated;
   Counter *itlb_hits = nullptr, *itlb_misses = nullptr;
+  Counter* fills_by_level[4] = {};  // PG_LEVEL_4K .. PG_LEVEL_1G
 
   std::vector<Ctx> ctxs;
   std::map<Key, u32> ids;
@@ -153,6 +154,14 @@ struct TlbHierarchy::Impl {
     fills = &st.counter(p + ".tlb.fills", "translations filled after a walk");
     evictions = &st.counter(p + ".tlb.evictions", "valid entries evicted by a fill or an L1 refill (L1 and STLB)");
     invalidated = &st.counter(p + ".tlb.invalidated", "entries removed by invalidations (L1 and STLB copies each count)");
+    // What perf counts as DTLB_LOAD_MISSES.WALK_COMPLETED_4K / _2M_4M / _1G
+    // (Intel SDM Vol. 3B 20, Skylake events): a completed walk by the page
+    // size it found.
+    static const char* const kSize[4] = {"", "4k", "2m", "1g"};
+    for (int lvl = PG_LEVEL_4K; lvl <= PG_LEVEL_1G; ++lvl)
+      fills_by_level[lvl] = &st.counter(p + ".tlb.fills_" + kSize[lvl],
+                                        std::string("translations of ") + (lvl == 1 ? "4K" : lvl == 2 ? "2M" : "1G") +
+                                            " pages filled after a walk (completed walks by page size)");
     if (itlb) {
       itlb_hits = &st.counter(p + ".itlb.hits", "L1 ITLB hits (fetches)");
       itlb_misses = &st.counter(p + ".itlb.misses", "L1 ITLB misses (fetches; they go on to the STLB)");
@@ -320,6 +329,7 @@ struct TlbHierarchy::Impl {
     u64 index = (addr & kAddrMask) >> level_shift(t.level);
     u64 tag = make_tag(index, t.level, kind, id);
     ++*fills;
+    ++*fills_by_level[t.level];
     Array* const first = first_level(access)[t.level];
     if (first != &no_1g && first->insert(index, tag, t)) ++*evictions;
     if (l2[t.level]->insert(index, tag, t)) ++*evictions;

@@ -46,7 +46,8 @@ TEST_CASE("derived metrics sum every vCPU's counters and follow their formulas",
                       {"vcpu0.tlb_hits", 980}, {"vcpu0.walks", 15}, {"vcpu1.walks", 5},
                       {"vcpu0.walk.refs.guest", 40}, {"vcpu1.walk.refs.guest", 40}, {"vcpu0.walk.refs.ept", 300},
                       {"vcpu0.cycles", 20000}, {"vcpu1.cycles", 30000}, {"vcpu0.ept_violations", 3},
-                      {"vcpu0.vmexits", 4},
+                      {"vcpu0.vmexits", 4}, {"vcpu0.tlb.fills_4k", 12}, {"vcpu1.tlb.fills_4k", 3},
+                      {"vcpu0.tlb.fills_2m", 5},
                       // Not per-vCPU counters: must not be summed in.
                       {"vcpux.accesses_gpa", 7}, {"nested.l2_accesses", 9}};
   nlohmann::json h = {{"vcpu0.walk.cycles", {{"count", 15}, {"sum", 4000}}},
@@ -55,6 +56,9 @@ TEST_CASE("derived metrics sum every vCPU's counters and follow their formulas",
   CHECK(d["accesses"] == 1000);
   CHECK(d["l1_dtlb_misses_per_1k_accesses"].get<double>() == Approx(80.0));
   CHECK(d["stlb_misses_per_1k_accesses"].get<double>() == Approx(20.0));
+  CHECK(d["walks_completed_per_1k_accesses.4k"].get<double>() == Approx(15.0));
+  CHECK(d["walks_completed_per_1k_accesses.2m"].get<double>() == Approx(5.0));
+  CHECK(d["walks_completed_per_1k_accesses.1g"].get<double>() == Approx(0.0));
   CHECK(d["tlb_hit_rate"].get<double>() == Approx(0.98));
   CHECK(d["walk_cycle_share"].get<double>() == Approx(0.1));
   CHECK(d["refs_per_walk.guest"].get<double>() == Approx(4.0));

@@ -34,7 +34,7 @@ std::vector<u64> l1_4k_vpns(const TlbHierarchy& tlb) {
 TEST_CASE("The TLB registers its counters under the prefix, all zero", "[tlb]") {
   TlbFixture f;
   for (const char* name : {"dtlb.hits", "dtlb.misses", "stlb.hits", "stlb.misses", "tlb.fills", "tlb.evictions",
-                           "tlb.invalidated"}) {
+                           "tlb.invalidated", "tlb.fills_4k", "tlb.fills_2m", "tlb.fills_1g"}) {
     INFO(name);
     CHECK(f.stats.has(std::string("cpu0.") + name));
     CHECK(f.stat(name) == 0);
@@ -308,6 +308,16 @@ TEST_CASE("The STLB 1G array has its own 4 sets of 4 ways", "[tlb][pagesize][geo
     CHECK(f.stat("tlb.evictions") == 2);
     CHECK_FALSE(f.hits(kLin, kC1, 0));
     for (u64 g : {4, 8, 12, 16}) CHECK(f.read(kLin, kC1, g << 30).where == 1);
+  }
+  SECTION("fills are counted by the page size the walk found") {
+    TlbFixture f;
+    for (u64 v = 0; v < 3; ++v) f.tlb.fill(kLin, kC1, page4k(v), tr(frame_of(v), 1));
+    f.tlb.fill(kLin, kC1, 0x4000'0000, tr(0x8000'0000, 2));
+    f.tlb.fill(kGpa, kC1, 2ull << 30, tr(2ull << 30, 3));
+    CHECK(f.stat("tlb.fills_4k") == 3);
+    CHECK(f.stat("tlb.fills_2m") == 1);
+    CHECK(f.stat("tlb.fills_1g") == 1);
+    CHECK(f.stat("tlb.fills") == 3 + 1 + 1);
   }
   SECTION("1G fills take no room in the 4K/2M STLB") {
     TlbFixture f({{"tlb.stlb.entries", "12"}, {"tlb.stlb.ways", "12"}});
