@@ -160,6 +160,7 @@ void Kvm::Impl::kvm_flush_remote_tlbs() {
   // in the guest, which exits, flushes and re-enters; the caller flushes itself.
   // A TD being torn down has no vCPU in the guest: no IPI is sent.
   const bool none_running = td && td->stopped();
+  unsigned ipis = 0;
   for (Vcpu& v : vcpus) {
     if (!v.ctl->eptp().root) continue;
     v.ctl->invept_single(v.ctl->eptp());
@@ -167,9 +168,11 @@ void Kvm::Impl::kvm_flush_remote_tlbs() {
     spent += timing.ipi;
     v.ctl->charge(timing.vmexit + timing.invalidation + timing.vmentry);
     ++stats.remote_tlb_flush_ipis;
+    ++ipis;
   }
   ++stats.remote_tlb_flush;
   spent += timing.tlb_flush;
+  if (MmuTracepoints* tp = tdp.tracepoints()) tp->remote_tlb_flush(ipis);
 }
 
 void Kvm::Impl::kvm_mmu_zap_all_fast() {
@@ -326,7 +329,11 @@ int Kvm::mapped_level(u32 vcpu_id, Gpa gpa) const {
   return 0;
 }
 
-void Kvm::set_tracepoints(MmuTracepoints* tp) { impl_->tdp.set_tracepoints(tp); }
+void Kvm::set_tracepoints(MmuTracepoints* tp) {
+  impl_->tdp.set_tracepoints(tp);
+  impl_->mmu_lock.set_tracepoints(tp);
+  if (impl_->td) impl_->td->set_tracepoints(tp);
+}
 
 void Kvm::set_check_log(CheckLog* log) {
   impl_->check_log = log;

@@ -36,6 +36,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   td->set_page_alloc_cost(k.timing.page_alloc);
   td->set_mmu_lock(&k.mmu_lock);
   td->set_injector(&k.inject);
+  td->set_tracepoints(k.tdp.tracepoints());
   td->set_pamt_cache(k.pamt_cache);
   td->set_huge_page_calls(k.huge_pages->wbinvd_per_4k_piece(), k.huge_pages->demote_busy_kicks_vcpus());
   td->set_check_log(k.check_log);

@@ -49,6 +49,8 @@ MmuLockGuard::MmuLockGuard(MmuLock& lock, MmuLockMode mode, Cycles& spent, Cycle
   const Cycles at = base + spent;
   granted_ = lock.acquire(mode, at);
   spent += granted_ - at;
+  if (granted_ != at)
+    if (MmuTracepoints* tp = lock.tracepoints()) tp->mmu_lock_wait(mode == MmuLockMode::Write, granted_ - at);
   if (mode == MmuLockMode::Write) lock.set_write_held(true);
 }
 

@@ -6,6 +6,7 @@
 // a writer excludes everyone. Only simulated times decide, so the same trace
 // gives the same waits on every host.
 #pragma once
+#include "mmu/tracepoints.h"
 #include <vector>
 
 #include "model/stats.h"
@@ -33,6 +34,9 @@ class MmuLock {
   // replayer runs ioctls at a barrier, after every vCPU's work).
   Cycles last_release() const { return last_release_; }
   size_t windows() const { return holds_.size(); }
+  // Where a wait is reported (Kvm::set_tracepoints), or nullptr.
+  void set_tracepoints(MmuTracepoints* tp) { tp_ = tp; }
+  MmuTracepoints* tracepoints() const { return tp_; }
   // Whether a MmuLockGuard holds the write side right now.
   bool write_held() const { return write_held_; }
   void set_write_held(bool held) { write_held_ = held; }
@@ -46,6 +50,7 @@ class MmuLock {
   std::vector<Hold> holds_;
   Cycles last_release_ = 0;
   bool write_held_ = false;
+  MmuTracepoints* tp_ = nullptr;
   u64& read_acquisitions_;
   u64& write_acquisitions_;
   u64& contended_;

@@ -503,12 +503,14 @@ Cycles TdxVm::vp_enter(u32 vcpu) {
 Cycles TdxVm::kick_all() {
   Cycles c = 0;
   // KVM's kick: an IPI to each vCPU in the guest, which takes a TD exit.
+  unsigned ipis = 0;
   for (u32 v = 0; v < vcpus(); ++v) {
     const seam::Td* t = td();
-    if (t && t->vcpus.at(v).in_guest) c += kick_ipi_;
+    if (t && t->vcpus.at(v).in_guest) c += kick_ipi_, ++ipis;
     c += td_exit(v);
   }
   ++kicks;
+  if (tp_) tp_->tdx_kick(ipis);
   return c;
 }
 

@@ -20,6 +20,7 @@
 #include "mmu/check_log.h"
 #include "mmu/external_spt.h"
 #include "mmu/fault_inject.h"
+#include "mmu/tracepoints.h"
 
 #include "model/phys_mem.h"
 #include "model/types.h"
@@ -98,6 +99,8 @@ class TdxVm : public ExternalSpt {
   bool last_busy() const { return last_busy_; }
   // The VM's mmu_lock: TDH.MEM.TRACK must run under its write side (rule 20).
   void set_mmu_lock(const MmuLock* lock) { mmu_lock_ = lock; }
+  // Where kicks are reported (a timeline), or nullptr.
+  void set_tracepoints(MmuTracepoints* tp) { tp_ = tp; }
   // debug.inject (mmu/fault_inject.h); null: never.
   void set_injector(FaultInjector* f) { inject_ = f; }
   // Broken rule-20 (TRACK) and rule-21 (allocation under mmu_lock)
@@ -353,6 +356,7 @@ class TdxVm : public ExternalSpt {
   Cycles epoch_drained_ = 0;  // when the last TRACK's kick had every vCPU out
   std::vector<std::string> hook_violations_;
   FaultInjector* inject_ = nullptr;
+  MmuTracepoints* tp_ = nullptr;
   bool inject(Inject where) { return inject_ && inject_->fire(where); }
   std::vector<std::string> bug_reports_;
   CheckLog* check_log_ = nullptr;

@@ -31,6 +31,16 @@ class MmuTracepoints {
   virtual void kvm_tdp_mmu_spte_changed(int as_id, Gfn gfn, int level, u64 old_spte, u64 new_spte) = 0;
   // kvmmmu:kvm_mmu_split_huge_page: the huge SPTE split at `level`.
   virtual void kvm_mmu_split_huge_page(Gfn gfn, u64 spte, int level, int err) = 0;
+
+  // Not kernel tracepoints: what the MMU does between them that a timeline
+  // shows (docs/timeline.md). A sink that wants none ignores them.
+  // kvm_flush_remote_tlbs: KVM_REQ_TLB_FLUSH sent with an IPI to `ipis` vCPUs.
+  virtual void remote_tlb_flush(unsigned ipis) { (void)ipis; }
+  // mmu_lock granted after a wait of `wait` cycles behind another holder.
+  virtual void mmu_lock_wait(bool write, Cycles wait) { (void)write, (void)wait; }
+  // A TD's vCPUs kicked out of the guest (tdx_track, tdh_do_no_vcpus):
+  // `ipis` of them were in the guest and took the IPI.
+  virtual void tdx_kick(unsigned ipis) { (void)ipis; }
 };
 
 // Attributes the tracepoints of one vCPU exit to that vCPU's thread, then

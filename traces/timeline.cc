@@ -91,6 +91,19 @@ void TimelineWriter::kvm_mmu_split_huge_page(Gfn gfn, u64, int level, int err) {
               "}");
 }
 
+void TimelineWriter::remote_tlb_flush(unsigned ipis) {
+  instant(task_, "remote TLB flush", clock_ps_(task_), "{\"ipis\":" + std::to_string(ipis) + "}");
+}
+
+void TimelineWriter::mmu_lock_wait(bool write, Cycles wait) {
+  instant(task_, write ? "mmu_lock wait (write)" : "mmu_lock wait (read)", clock_ps_(task_),
+          "{\"cycles\":" + std::to_string(wait) + "}");
+}
+
+void TimelineWriter::tdx_kick(unsigned ipis) {
+  instant(task_, "kick TD vCPUs", clock_ps_(task_), "{\"ipis\":" + std::to_string(ipis) + "}");
+}
+
 void TimelineWriter::on_call(const seam::SeamcallOutcome& o) {
   const char* leaf = o.tdcall ? seam::tdcall_leaf_name(o.leaf) : seam::leaf_name(o.leaf);
   std::string name = leaf ? leaf : (o.tdcall ? "TDCALL " : "SEAMCALL ") + std::to_string(o.leaf);

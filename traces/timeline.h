@@ -9,6 +9,9 @@
 //   qualification), fast_page_fault outcomes and huge-page splits as instants
 //   on the track of the vCPU whose exit is handled (the VMM's in an ioctl);
 // - every SEAMCALL and TDCALL as an instant with its leaf, level and status;
+// - remote TLB flushes (with the IPIs sent), waits for mmu_lock (with the
+//   cycles waited) and kicks of a TD's vCPUs (with the IPIs) as instants on
+//   the track of the exit or ioctl that caused them;
 // - phases as global instants and as slices on a "phases" track (tid 999999).
 // Instants carry the simulated time at which their exit or ioctl began (the
 // MMU adds its cycles to the vCPU's clock only when it returns). Times are
@@ -61,6 +64,9 @@ class TimelineWriter : public mmu::MmuTracepoints, public seam::SeamcallObserver
   void kvm_mmu_spte_requested(Gfn, Pfn, int) override {}
   void kvm_tdp_mmu_spte_changed(int, Gfn, int, u64, u64) override {}
   void kvm_mmu_split_huge_page(Gfn gfn, u64 spte, int level, int err) override;
+  void remote_tlb_flush(unsigned ipis) override;
+  void mmu_lock_wait(bool write, Cycles wait) override;
+  void tdx_kick(unsigned ipis) override;
   // seam::SeamcallObserver
   void on_call(const seam::SeamcallOutcome& o) override;
 
@@ -116,6 +122,9 @@ class TracepointTee : public mmu::MmuTracepoints {
   void kvm_mmu_split_huge_page(Gfn gfn, u64 spte, int level, int err) override {
     a_->kvm_mmu_split_huge_page(gfn, spte, level, err), b_->kvm_mmu_split_huge_page(gfn, spte, level, err);
   }
+  void remote_tlb_flush(unsigned ipis) override { a_->remote_tlb_flush(ipis), b_->remote_tlb_flush(ipis); }
+  void mmu_lock_wait(bool write, Cycles wait) override { a_->mmu_lock_wait(write, wait), b_->mmu_lock_wait(write, wait); }
+  void tdx_kick(unsigned ipis) override { a_->tdx_kick(ipis), b_->tdx_kick(ipis); }
 
  private:
   mmu::MmuTracepoints *a_, *b_;

@@ -57,6 +57,18 @@ TEST_CASE("the timeline has a track per vCPU, the VMM's and the phases', and one
   CHECK(count(run.timeline, "i", "EPT violation") == run.counters["kvm.pf_taken"].get<size_t>());
   CHECK(count(run.timeline, "i", "fast_page_fault") == run.counters["kvm.pf_fast"].get<size_t>());
   CHECK(count(run.timeline, "X", "memslot_add") == 2);
+  // Remote TLB flushes with their IPIs, and every wait for mmu_lock.
+  CHECK(count(run.timeline, "i", "remote TLB flush") == run.counters["kvm.remote_tlb_flush"].get<size_t>());
+  size_t ipis = 0, waits = 0;
+  for (const auto& e : run.timeline["traceEvents"]) {
+    if (e["name"] == "remote TLB flush") ipis += e["args"]["ipis"].get<size_t>();
+    if (e["name"] == "mmu_lock wait (read)" || e["name"] == "mmu_lock wait (write)") {
+      ++waits;
+      CHECK(e["args"]["cycles"].get<size_t>() > 0);
+    }
+  }
+  CHECK(ipis == run.counters["kvm.remote_tlb_flush_ipis"].get<size_t>());
+  CHECK(waits == run.counters["kvm.mmu_lock.contended"].get<size_t>());
   // The phases tile the run: warmup ends where measured starts.
   std::map<std::string, std::pair<double, double>> phases;
   for (const auto& e : run.timeline["traceEvents"]) {
@@ -94,6 +106,7 @@ TEST_CASE("a TD's timeline has every SEAMCALL and TDCALL with its leaf and statu
   }
   CHECK(seen == calls);
   CHECK(count(run.timeline, "i", "TDH.MNG.CREATE") == 1);
+  CHECK(count(run.timeline, "i", "kick TD vCPUs") == run.counters["kvm.tdx.kicks"].get<size_t>());
   CHECK(count(run.timeline, "X", "td_finalize") == 1);
 }
 
