@@ -46,13 +46,15 @@ Status TdxModule::mem_page_promote(Call& c) {
   const u64 e0 = c.td->sept->read(child);
   const u64 child_size = tdx_level_size(c.level - 1);
   const u64 merged_size = tdx_level_size(c.level);
-  const Hpa hpa0 = septe::hpa_of(e0) & ~(child_size - 1);
+  // sept_cleanup_if_pending: a 2M child's accept count is not compared.
+  const Hpa hpa0 = septe::leaf_hpa(e0, child_size);
   const SeptState s0 = septe::state_or_free(e0);
   for (unsigned i = 0; i < kPtesPerTable; ++i) {
     if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return sept_fail(c, TDX_OPERAND_BUSY);
     const u64 e = c.td->sept->read(child + 8 * i);
     const bool ok = i == 0 ? (s0 == SeptState::MAPPED || s0 == SeptState::PENDING) && !(hpa0 & (merged_size - 1))
-                           : (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
+                           : (e & kChildCompareMask) == (e0 & kChildCompareMask) &&
+                                 septe::leaf_hpa(e, child_size) == hpa0 + i * child_size;
     if (!ok) return sept_fail(c, TDX_EPT_INVALID_PROMOTE_CONDITIONS);
   }
   if (Status s = host_interrupt_restart(c)) return s;

@@ -74,7 +74,9 @@ Status TdxModule::phymem_page_rdmd(Call& c) {
 }
 
 // RCX = command: 0 starts a write-back, 1 resumes an interrupted one
-// (tdh_phymem_cache_wb.c): the package's WBT mutex, the KOT shared. A start
+// (tdh_phymem_cache_wb.c): the WBT mutex of the package the LP is on, the
+// KOT shared. Every package keeps its own WBT entry (interruption point,
+// the HKIDs recorded at the start) and clears only its own WBINVD_BITMAP bit. A start
 // records the HKIDs VPFLUSHDONE left waiting (none: the warning
 // TDX_NO_HKID_READY_TO_WBCACHE); a resume needs an interrupted write-back
 // (TDX_WBCACHE_RESUME_ERROR). The write-back goes sub-block by sub-block; a
@@ -82,22 +84,25 @@ Status TdxModule::phymem_page_rdmd(Call& c) {
 // Done, it clears the package's WBINVD bit of the HKIDs recorded at the start.
 Status TdxModule::phymem_cache_wb(Call& c) {
   if (c.in.rcx > 1) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
-  if (!locks_.acquire(LockKind::Wbt, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::WBCACHE);
+  const unsigned pkg = package_of(c.txn.lp);
+  const u64 bit = u64{1} << pkg;
+  u64& intr_point = cachewb_intr_point_[pkg];
+  if (!locks_.acquire(LockKind::Wbt, pkg, true)) return with_operand(TDX_OPERAND_BUSY, operand::WBCACHE);
   if (!locks_.acquire(LockKind::Kot, 0, false)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
   if (c.in.rcx == 0) {
-    cachewb_intr_point_ = 0;
+    intr_point = 0;
     bool ready = false;
     for (const auto& [_, t] : tds_) ready |= t.hkid_flushed;
     if (!ready) return TDX_NO_HKID_READY_TO_WBCACHE;
-    for (auto& [_, t] : tds_) t.wbt_flushed = t.hkid_flushed;
-  } else if (cachewb_intr_point_ == 0) {
+    for (auto& [_, t] : tds_) t.wbt_flushed = t.hkid_flushed ? t.wbt_flushed | bit : t.wbt_flushed & ~bit;
+  } else if (intr_point == 0) {
     return TDX_WBCACHE_RESUME_ERROR;
   }
-  ++cachewb_intr_point_;
+  ++intr_point;
   if (c.txn.host_interrupt) return TDX_INTERRUPTED_RESUMABLE;
-  cachewb_intr_point_ = 0;
+  intr_point = 0;
   for (auto& [_, t] : tds_)
-    if (t.wbt_flushed) t.wbinvd_pending = false;
+    if (t.wbt_flushed & bit) t.wbinvd_bitmap &= ~bit;
   return TDX_SUCCESS;
 }
 

@@ -168,6 +168,9 @@ TEST_CASE("the scenario library exercises the refusals that come before the SEPT
   }
   // tdg_mem_page_accept.c: a lost entry lock is TDX_OPERAND_BUSY on RCX.
   CHECK(cov.returned(true, u16(TdcallLeaf::TDG_MEM_PAGE_ACCEPT), 0x8000020000000001ull));
+  // 20_accept_interrupt_and_lps.jsonl: a 2M ACCEPT a pending interrupt stops
+  // (tdg_mem_page_accept.c; the model's external-interrupt exit report).
+  CHECK(cov.returned(true, u16(TdcallLeaf::TDG_MEM_PAGE_ACCEPT), SEPTSIM_TD_EXIT_INTERRUPT));
 }
 
 // Whether the library README holds `table`; if not, the current one is
