@@ -140,6 +140,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status phymem_cache_wb(Call& c);
   Status phymem_pamt_add(Call& c);
   Status phymem_pamt_remove(Call& c);
+  Status pair_operands_ok(const Hpa (&pages)[2], const u32 (&ops)[2]) const;
+  Status pair_pages_free(const Hpa (&pages)[2], const u32 (&ops)[2], Hpa region);
   Status mem_page_accept(Call& c);
   Status accept_exit(Call& c);
   Status accept_interrupted(Call& c);
