@@ -57,13 +57,13 @@ Status TdxModule::mem_page_accept(Call& c) {
   return TDX_SUCCESS;
 }
 
-// td_call (tdx_td_dispatcher.c): an interrupted TDCALL leaves RAX and the
-// guest RIP as they were, so the guest runs the TDCALL again; the pending
+// td_call (tdx_td_dispatcher.c): an interrupted TDCALL leaves the guest's
+// RAX and RIP as they were, so the guest runs the TDCALL again; the pending
 // interrupt makes that resumption an external-interrupt exit to the VMM
-// first. The model reports that exit; the vCPU is outside the TD.
+// first. The model reports that exit in the transaction's status (the
+// guest's registers are not modelled); the vCPU is outside the TD.
 Status TdxModule::accept_interrupted(Call& c) {
   if (TdVcpu* v = c.td->vcpu(c.txn.tdvpr)) c.extra_cycles = leave_guest(*c.td, *v);
-  c.out.rax = c.in.rax;
   return SEPTSIM_TD_EXIT_INTERRUPT;
 }
 
