@@ -20,6 +20,12 @@ const std::vector<Config::Param> kParams = {
     {"cpu.freq_mhz", T::Int, "2400", "core clock used to turn cycles into time (guess: a typical SKX SKU)"},
     {"host.mem_gib", T::Int, "1024", "host-physical memory the frame allocator may hand out"},
     {"host.maxphyaddr", T::Int, "46", "physical-address width; higher EPT address bits are reserved (SKX: 46)"},
+    {"host.packages", T::Int, "1",
+     "CPU packages (sockets): TDH.MNG.KEY.CONFIG once per package, TDH.PHYMEM.CACHE.WB on each before KEY.FREEID "
+     "(tdh_mng_key_config.c, tdh_phymem_cache_wb.c; 1..64; the KVM model's teardown still writes back on one "
+     "package only, so its traces need 1)"},
+    {"host.lps_per_package", T::Int, "64",
+     "logical processors per package: LP n (trace field lp) is on package (n / this) mod host.packages"},
     {"ept.levels", T::Int, "4", "EPT page-walk length: 4 or 5"},
     {"ept.ad", T::Bool, "true", "EPTP bit 6: EPT accessed/dirty flags enabled"},
     {"guest.levels", T::Int, "4", "default guest paging levels for GVA accesses: 4 or 5"},
@@ -149,7 +155,9 @@ const std::vector<Config::Param> kParams = {
     {"latency.seam.phymem_cache_wb", T::Int, "100000", "TDH.PHYMEM.CACHE.WB, one package (guess)"},
     {"latency.seam.phymem_pamt_add", T::Int, "3000", "TDH.PHYMEM.PAMT.ADD: zero two pages (guess)"},
     {"latency.seam.phymem_pamt_remove", T::Int, "2000", "TDH.PHYMEM.PAMT.REMOVE (guess)"},
-    {"latency.seam.mem_page_accept_4k", T::Int, "4000", "TDG.MEM.PAGE.ACCEPT 4K: zero 4 KiB (guess)"},
+    {"latency.seam.mem_page_accept_4k", T::Int, "4000",
+     "TDG.MEM.PAGE.ACCEPT 4K: zero 4 KiB (guess; an end-to-end bound: Intel's LKVS test tdx_mem_test.sh expects one "
+     "vCPU to accept 8 GiB lazily in 24 s, ~11.4 us per 4 KiB with the EPT-violation exit, AUG and re-entry)"},
     {"latency.seam.mem_page_accept_2m", T::Int, "400000", "TDG.MEM.PAGE.ACCEPT 2M: zero 2 MiB (guess)"},
     {"latency.seam.other", T::Int, "2000", "any other leaf (guess)"},
     // MMU policy, named as KVM names the module parameters.

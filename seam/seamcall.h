@@ -20,6 +20,12 @@ struct SeamcallTxn {
   bool tdcall = false;     // a guest TDCALL from the TD vCPU `tdvpr`
   bool host_interrupt = false;  // a host interrupt is pending during the call (is_interrupt_pending_host_side)
   Hpa tdvpr = 0;
+  // The logical processor the SEAMCALL runs on (lp_info.lp_id): the vCPU
+  // association of VP.INIT/ENTER/FLUSH and, through host.lps_per_package,
+  // the package of KEY.CONFIG and CACHE.WB. kUnnamedLp: the caller does not
+  // say; association is then not checked by LP and the package is 0.
+  static constexpr u32 kUnnamedLp = ~u32{0};
+  u32 lp = kUnnamedLp;
   Status status() const { return out.rax; }
 };
 

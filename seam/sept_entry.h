@@ -131,6 +131,11 @@ constexpr u64 make_leaf(SeptState s, Hpa page) {
   return (page & kHpaMask) | kStateEntryBits[std::size_t(s)] | rwx | kSve;
 }
 constexpr Hpa hpa_of(u64 e) { return e & kHpaMask; }
+// The page a leaf of `size` bytes maps, without the accept count a 2M
+// PENDING leaf keeps in its low HPA bits (sept_cleanup_if_pending).
+constexpr Hpa leaf_hpa(u64 e, u64 size) { return e & kHpaMask & ~(size - 1); }
+constexpr u64 accept_counter(u64 e) { return (e & kAcceptCounterMask) >> 12; }
+constexpr u64 with_accept_counter(u64 e, u64 n) { return (e & ~kAcceptCounterMask) | ((n << 12) & kAcceptCounterMask); }
 constexpr SeptState state_or_free(u64 e) {
   SeptState s = SeptState::FREE;
   return state_of(e, s) ? s : SeptState::FREE;

@@ -1,6 +1,8 @@
-// The VMM's TD creation sequence (arch/x86/kvm/vmx/tdx.c: __tdx_td_init, tdx_td_vcpu_init): MNG.CREATE, MNG.KEY.CONFIG,
+// The VMM's TD creation sequence (arch/x86/kvm/vmx/tdx.c: __tdx_td_init, tdx_td_vcpu_init): MNG.CREATE, MNG.KEY.CONFIG
+// (once per package, host.packages),
 // MNG.ADDCX x N, MNG.INIT (TD_PARAMS in a shared host page), then per vCPU
-// VP.CREATE, VP.ADDCX x M, VP.INIT.
+// VP.CREATE, VP.ADDCX x M, VP.INIT (on `lp`, which the vCPUs are then
+// associated with; unnamed by default).
 // Pages come from the host allocator; with Dynamic PAMT each page's 2 MiB
 // region gets its PAMT pair first, as the kernel's tdx_alloc_control_page does.
 #pragma once
@@ -35,6 +37,7 @@ struct TdBuildResult {
 };
 
 TdBuildResult build_td(TdxModule& tdx, model::PhysMem& mem, PamtRefcount& dpamt, const TdCreateParams& p,
-                       TdHandle& out, unsigned initiator = 0, Cycles start = 0);
+                       TdHandle& out, unsigned initiator = 0, Cycles start = 0,
+                       u32 lp = SeamcallTxn::kUnnamedLp);
 
 }  // namespace septsim::seam

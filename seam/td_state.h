@@ -21,6 +21,9 @@ struct TdVcpu {
   bool initialized = false;  // TDH.VP.INIT
   bool in_guest = false;     // between VP.ENTER and the TD exit
   bool associated = false;   // VP.INIT or VP.ENTER until VP.FLUSH (TDVPS.ASSOC_LPID set)
+  // TDVPS.ASSOC_LPID while `associated`: the LP, or kUnnamedLp when the
+  // call that associated it did not name one (then any LP matches).
+  u32 assoc_lp = ~u32{0};
   u64 vcpu_epoch = 0;
   ZeroStep zero_step;  // EPT-violation stepping filter state (TDVPS)
   model::VcpuControl* hw = nullptr;  // the hardware vCPU this TD vCPU runs on, if bound
@@ -34,11 +37,14 @@ struct Td {
   bool fatal = false;
   bool debug = false;  // TD_PARAMS.ATTRIBUTES.DEBUG
   u64 chldcnt = 0;  // 4K-equivalent pages owned by the TD (TDR.CHLDCNT)
-  // The HKID's KOT entry: FLUSHED from VPFLUSHDONE on, and the package's
-  // WBINVD_BITMAP bit, cleared by a complete TDH.PHYMEM.CACHE.WB.
+  // TDR.PKG_CONFIG_BITMAP: the packages TDH.MNG.KEY.CONFIG ran on.
+  u64 pkg_config_bitmap = 0;
+  // The HKID's KOT entry: FLUSHED from VPFLUSHDONE on, and its WBINVD_BITMAP
+  // (a bit per package, set by VPFLUSHDONE, cleared on each package by a
+  // complete TDH.PHYMEM.CACHE.WB there).
   bool hkid_flushed = false;
-  bool wbinvd_pending = false;
-  bool wbt_flushed = false;  // in the package's WBT entry: a CACHE.WB started since it was FLUSHED
+  u64 wbinvd_bitmap = 0;
+  u64 wbt_flushed = 0;  // per package: in its WBT entry (a CACHE.WB started there since it was FLUSHED)
   std::vector<Hpa> tdcs;
   int gpaw = 48;        // TD_PARAMS.CONFIG_FLAGS.GPAW: 48 or 52
   int ept_levels = 4;   // TD_PARAMS.EPTP_CONTROLS walk length

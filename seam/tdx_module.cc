@@ -28,8 +28,14 @@ TdxModule::TdxModule(sc_core::sc_module_name name, const model::Config& cfg, mod
       pamt_((cfg.u("seam.tdmr_gib") ? cfg.u("seam.tdmr_gib") : cfg.u("host.mem_gib")) << 30, cfg.b("seam.dynamic_pamt")),
       tdcs_pages_(unsigned(cfg.u("seam.tdcs_pages"))),
       tdcx_per_vcpu_(unsigned(cfg.u("seam.tdcx_per_vcpu"))),
-      max_pa_(unsigned(cfg.u("host.maxphyaddr"))) {
+      max_pa_(unsigned(cfg.u("host.maxphyaddr"))),
+      packages_(unsigned(cfg.u("host.packages"))),
+      lps_per_package_(unsigned(cfg.u("host.lps_per_package"))) {
   if (tdcs_pages_ <= kSeptRootTdcsIndex) throw model::ConfigError("config key 'seam.tdcs_pages' must be at least 4");
+  // MAX_PKGS bounds lp_info.pkg; the bitmaps here are 64 bits wide.
+  if (packages_ < 1 || packages_ > 64) throw model::ConfigError("config key 'host.packages' must be 1..64");
+  if (lps_per_package_ < 1) throw model::ConfigError("config key 'host.lps_per_package' must be at least 1");
+  cachewb_intr_point_.assign(packages_, 0);
   for (u16 n = 0; n < SeamTiming::kLeaves; ++n)
     if (const char* l = leaf_name(n)) {
       calls_[n] = &stats.counter(counter_name(l), std::string(l) + " SEAMCALLs");
@@ -107,7 +113,7 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
     ++*tdcalls_;
     tdcall_initiator_[txn.tdvpr] = txn.initiator;
     s = dispatch_tdcall(c);
-    cost = (c.level == 1 ? timing_.accept_2m : timing_.accept_4k) + c.extra_cycles;
+    cost = accept_cost(c) + c.extra_cycles;
     *tdcall_cycles_ += cost;
   } else {
     const bool known = c.number < SeamTiming::kLeaves && calls_[c.number];
@@ -129,6 +135,16 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
   *cycles_ += cost;
   update_gauges();
   return cost;
+}
+
+// A 2M ACCEPT that zeroed only some of its 512 chunks (interrupted, or
+// resuming one that was) costs between the 4K and the 2M latency in
+// proportion [model: interpolated, no measurement of a partial ACCEPT].
+Cycles TdxModule::accept_cost(const Call& c) const {
+  if (c.level != 1) return timing_.accept_4k;
+  if (c.accept_chunks == 0 || c.accept_chunks >= kPtesPerTable || timing_.accept_2m < timing_.accept_4k)
+    return timing_.accept_2m;
+  return timing_.accept_4k + (timing_.accept_2m - timing_.accept_4k) * (c.accept_chunks - 1) / (kPtesPerTable - 1);
 }
 
 void TdxModule::report(const Call& c, Status s) const {

@@ -6,6 +6,7 @@
 #pragma once
 #include <map>
 #include <string>
+#include <vector>
 #include <systemc>
 
 #include "model/config.h"
@@ -58,6 +59,14 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   u64 sept_pages() const { return sept_pages_; }
   unsigned tdcs_pages() const { return tdcs_pages_; }
   unsigned tdcx_per_vcpu() const { return tdcx_per_vcpu_; }
+  // host.packages, and the package an LP is on (lp_info.pkg; an unnamed LP: 0).
+  unsigned packages() const { return packages_; }
+  unsigned package_of(u32 lp) const {
+    return lp == SeamcallTxn::kUnnamedLp ? 0 : (lp / lps_per_package_) % packages_;
+  }
+  // The first LP of package `pkg`, for callers that must run a leaf there.
+  u32 first_lp_of(unsigned pkg) const { return pkg * lps_per_package_; }
+  u64 all_packages() const { return packages_ == 64 ? ~u64{0} : (u64{1} << packages_) - 1; }
 
  public:  // to the module's own .cc files (tdx_module_call.h)
   struct Call;
@@ -131,10 +140,15 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status phymem_cache_wb(Call& c);
   Status phymem_pamt_add(Call& c);
   Status phymem_pamt_remove(Call& c);
+  Status pair_operands_ok(const Hpa (&pages)[2], const u32 (&ops)[2]) const;
+  Status pair_pages_free(const Hpa (&pages)[2], const u32 (&ops)[2], Hpa region);
   Status mem_page_accept(Call& c);
   Status accept_exit(Call& c);
+  Status accept_interrupted(Call& c);
+  Cycles accept_cost(const Call& c) const;
   // The vCPU's TD exit: epoch reference dropped, counted; returns its cycles.
   Cycles leave_guest(Td& t, TdVcpu& v);
+  static bool same_lp(const TdVcpu& v, u32 lp);
 
   model::PhysMem& mem_;
   SeamTiming timing_;
@@ -148,7 +162,10 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   u64 sept_pages_ = 0;
   bool pages_given_ = false;
   unsigned max_pa_;  // host.maxphyaddr: the platform's MAX_PA
-  u64 cachewb_intr_point_ = 0;  // the package's WBT entry: sub-blocks an interrupted CACHE.WB wrote back
+  unsigned packages_;         // host.packages
+  unsigned lps_per_package_;  // host.lps_per_package
+  // Each package's WBT entry: sub-blocks an interrupted CACHE.WB wrote back.
+  std::vector<u64> cachewb_intr_point_;
   SeamcallObserver* observer_ = nullptr;
   TdParamsPages td_params_;
 

@@ -33,9 +33,38 @@ Status TdxModule::mem_page_accept(Call& c) {
   if (w.state == SeptState::MAPPED) return with_operand(TDX_PAGE_ALREADY_ACCEPTED, u32(w.level));
   if (!tdcall_sept_state_allowed(TdcallLeaf::TDG_MEM_PAGE_ACCEPT, w.state)) return accept_exit(c);
   const Hpa page = septe::hpa_of(w.entry) & ~(tdx_level_size(c.level) - 1);
-  for (u64 i = 0; i < pages_4k(c.level); ++i) set_page_tag(mem_, page + i * kPageSize, 0);  // zeroed
+  if (c.level == 0) {
+    set_page_tag(mem_, page, 0);  // init_sept_4k_page: zeroed
+  } else {
+    // A 2M page is zeroed 4K chunk by 4K chunk from the count its PENDING
+    // entry keeps in bits 20:12 (accept_counter). After each chunk but the
+    // last the module looks for a pending interrupt (guest side); if there
+    // is one it writes the entry back still PENDING with the count advanced
+    // and stops (tdg_mem_page_accept.c, tdg_mem_page_accept).
+    u64 n = septe::accept_counter(w.entry);
+    for (;;) {
+      set_page_tag(mem_, page + n * kPageSize, 0);
+      ++c.accept_chunks;
+      if (n == kPtesPerTable - 1) break;
+      ++n;
+      if (c.txn.host_interrupt) {
+        t->sept->write(w.entry_hpa, septe::with_accept_counter(w.entry, n));
+        return accept_interrupted(c);
+      }
+    }
+  }
   t->sept->write(w.entry_hpa, septe::make_leaf(SeptState::MAPPED, page));
   return TDX_SUCCESS;
+}
+
+// td_call (tdx_td_dispatcher.c): an interrupted TDCALL leaves the guest's
+// RAX and RIP as they were, so the guest runs the TDCALL again; the pending
+// interrupt makes that resumption an external-interrupt exit to the VMM
+// first. The model reports that exit in the transaction's status (the
+// guest's registers are not modelled); the vCPU is outside the TD.
+Status TdxModule::accept_interrupted(Call& c) {
+  if (TdVcpu* v = c.td->vcpu(c.txn.tdvpr)) c.extra_cycles = leave_guest(*c.td, *v);
+  return SEPTSIM_TD_EXIT_INTERRUPT;
 }
 
 // async_tdexit_ept_violation: the vCPU leaves the TD (its epoch reference

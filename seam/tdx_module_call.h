@@ -17,6 +17,7 @@ struct TdxModule::Call {
   SeptWalk w;
   bool walked = false;  // `w` holds a Secure-EPT walk of this call
   Cycles extra_cycles = 0;  // a TD exit the call ended in
+  u64 accept_chunks = 0;    // TDG.MEM.PAGE.ACCEPT: 4K chunks this call zeroed
 
   Leaf leaf() const { return Leaf(number); }
 };

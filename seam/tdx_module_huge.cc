@@ -46,13 +46,15 @@ Status TdxModule::mem_page_promote(Call& c) {
   const u64 e0 = c.td->sept->read(child);
   const u64 child_size = tdx_level_size(c.level - 1);
   const u64 merged_size = tdx_level_size(c.level);
-  const Hpa hpa0 = septe::hpa_of(e0) & ~(child_size - 1);
+  // sept_cleanup_if_pending: a 2M child's accept count is not compared.
+  const Hpa hpa0 = septe::leaf_hpa(e0, child_size);
   const SeptState s0 = septe::state_or_free(e0);
   for (unsigned i = 0; i < kPtesPerTable; ++i) {
     if (!locks_.acquire(LockKind::SeptEntry, child + 8 * i, true)) return sept_fail(c, TDX_OPERAND_BUSY);
     const u64 e = c.td->sept->read(child + 8 * i);
     const bool ok = i == 0 ? (s0 == SeptState::MAPPED || s0 == SeptState::PENDING) && !(hpa0 & (merged_size - 1))
-                           : (e & kChildCompareMask) == (e0 & kChildCompareMask) && septe::hpa_of(e) == hpa0 + i * child_size;
+                           : (e & kChildCompareMask) == (e0 & kChildCompareMask) &&
+                                 septe::leaf_hpa(e, child_size) == hpa0 + i * child_size;
     if (!ok) return sept_fail(c, TDX_EPT_INVALID_PROMOTE_CONDITIONS);
   }
   if (Status s = host_interrupt_restart(c)) return s;
@@ -84,14 +86,21 @@ Status TdxModule::mem_page_demote(Call& c) {
   }
   const Hpa table = c.in.r8;
   if (Status s = take_page_4k(c, table, operand::R8)) return s;
+  // With Dynamic PAMT a 2M DEMOTE does PAMT.ADD's work for the page's range
+  // with the pair in R12/R13 (the kernel's tdh_mem_page_demote in the TDX
+  // huge-page series, dpamt_copy_to_regs from R12; Yan Zhao, "[RFC PATCH v5
+  // 30/45] x86/virt/tdx: Add API to demote a 2MB mapping", kvm@ 2026-06-11):
+  // the pair pages get PAMT.ADD's checks, and their own ranges' 2M PAMT
+  // entries are taken shared, so a concurrent PAMT.ADD of such a range makes
+  // one of the two TDX_OPERAND_BUSY. A register left 0 is no pair at all.
   const bool need_pair = pamt_.dynamic() && c.level == 1 && !pamt_.has_pair(page);
   if (need_pair) {
-    const Hpa p0 = c.in.r12, p1 = c.in.r13;
-    if (!p0 || !p1) return TDX_MISSING_PAMT_PAGE_PAIR;
-    if (Status s = pamt_.check_free_4k(p0); s && s != TDX_MISSING_PAMT_PAGE_PAIR)
-      return with_operand(TDX_PAGE_NOT_FREE, operand::R12);
-    if (Status s = pamt_.check_free_4k(p1); (s && s != TDX_MISSING_PAMT_PAGE_PAIR) || p1 == p0)
-      return with_operand(TDX_PAGE_NOT_FREE, operand::R13);
+    const Hpa pair[2] = {c.in.r12, c.in.r13};
+    const u32 ops[2] = {operand::R12, operand::R13};
+    if (!pair[0] || !pair[1]) return TDX_MISSING_PAMT_PAGE_PAIR;
+    if (Status s = pair_operands_ok(pair, ops)) return s;
+    // No range is exempt: a pair page inside the split page is the TD's.
+    if (Status s = pair_pages_free(pair, ops, ~Hpa{0})) return s;
   }
   if (Status s = host_interrupt_restart(c)) return s;
   // tdh_mem_page_demote.c reads the split page's PAMT entry without locking it.

@@ -29,12 +29,20 @@ Status TdxModule::mng_create(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = TDR (tdh_mng_key_config.c: FATAL, then the life cycle).
+// RCX = TDR, run once on each package (tdh_mng_key_config.c,
+// tdh_mng_key_config): FATAL, the life cycle, then this package's bit of
+// TDR.PKG_CONFIG_BITMAP (set: the warning TDX_KEY_CONFIGURED). The TD's keys
+// are configured (TD_KEYS_CONFIGURED) once every package has its bit; until
+// then a call on a configured package keeps returning TDX_KEY_CONFIGURED and
+// the later leaves TDX_TD_KEYS_NOT_CONFIGURED.
 Status TdxModule::mng_key_config(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   if (c.td->fatal) return TDX_TD_FATAL;
   if (c.td->lifecycle != Lifecycle::TD_HKID_ASSIGNED) return TDX_LIFECYCLE_STATE_INCORRECT;
-  c.td->lifecycle = Lifecycle::TD_KEYS_CONFIGURED;
+  const u64 pkg_bit = u64{1} << package_of(c.txn.lp);
+  if (c.td->pkg_config_bitmap & pkg_bit) return TDX_KEY_CONFIGURED;
+  c.td->pkg_config_bitmap |= pkg_bit;
+  if (c.td->pkg_config_bitmap == all_packages()) c.td->lifecycle = Lifecycle::TD_KEYS_CONFIGURED;
   return TDX_SUCCESS;
 }
 
@@ -122,7 +130,8 @@ Status TdxModule::vp_init(Call& c) {
   if (v.initialized) return TDX_VCPU_STATE_INCORRECT;
   if (c.td->num_vcpus() >= c.td->max_vcpus) return TDX_MAX_VCPUS_EXCEEDED;
   v.initialized = true;
-  v.associated = true;
+  v.associated = true;  // associate_vcpu_initial: with the current LP
+  v.assoc_lp = c.txn.lp;
   return TDX_SUCCESS;
 }
 
@@ -137,14 +146,16 @@ Status TdxModule::vp_enter(Call& c) {
   TdVcpu& v = *vp;
   if (v.tdcx.size() < tdcx_per_vcpu_) return TDX_TDCX_NUM_INCORRECT;  // map_tdvps
   if (!v.initialized) return TDX_VCPU_STATE_INCORRECT;
-  // Running already: only another LP can ask, and the vCPU is associated
-  // with the one it runs on (associate_vcpu).
-  if (v.in_guest) return TDX_VCPU_ASSOCIATED;
+  // associate_vcpu (helpers.c): a vCPU associated with another LP is
+  // TDX_VCPU_ASSOCIATED; a running one is associated with the LP it runs on,
+  // so only another LP can ask.
+  if (v.in_guest || !same_lp(v, c.txn.lp)) return TDX_VCPU_ASSOCIATED;
   if (Status s = zero_step_filter(c, v)) return s;
   if (!locks_.acquire(LockKind::Epoch, t->tdr, false)) return with_operand(TDX_OPERAND_BUSY, operand::TD_EPOCH);
   const u64 e = t->epochs.enter();
   const bool flush = v.associated && e != v.vcpu_epoch;
   v.vcpu_epoch = e;
+  if (!v.associated || c.txn.lp != SeamcallTxn::kUnnamedLp) v.assoc_lp = c.txn.lp;
   v.associated = true;
   v.in_guest = true;
   if (v.hw) {
@@ -196,6 +207,11 @@ Cycles TdxModule::td_exit(Hpa tdvpr) {
   return c;
 }
 
+// An LP matches the vCPU's association when either side is unnamed.
+bool TdxModule::same_lp(const TdVcpu& v, u32 lp) {
+  return !v.associated || v.assoc_lp == SeamcallTxn::kUnnamedLp || lp == SeamcallTxn::kUnnamedLp || lp == v.assoc_lp;
+}
+
 Cycles TdxModule::leave_guest(Td& t, TdVcpu& v) {
   // A TDCALL the exit interrupts (TDG.MEM.PAGE.ACCEPT is interruptible)
   // gives up its locks: why KVM's kick makes a retried BLOCK/TRACK/REMOVE
@@ -208,19 +224,21 @@ Cycles TdxModule::leave_guest(Td& t, TdVcpu& v) {
 }
 
 // RCX = TDVPR: dissociate the vCPU from its LP (tdh_vp_flush.c: the TDVPR
-// exclusively, which a running vCPU holds shared; KEYS_CONFIGURED; a vCPU not
-// associated is TDX_VCPU_NOT_ASSOCIATED).
+// exclusively, which a running vCPU holds shared; KEYS_CONFIGURED; a vCPU
+// whose TDVPS.ASSOC_LPID is not the current LP, none included, is
+// TDX_VCPU_NOT_ASSOCIATED).
 Status TdxModule::vp_flush(Call& c) {
   TdVcpu* vp = nullptr;
   if (Status s = find_vcpu(c, c.in.rcx, operand::RCX, true, vp)) return s;
   if (c.td->lifecycle != Lifecycle::TD_KEYS_CONFIGURED) return TDX_TD_KEYS_NOT_CONFIGURED;
   TdVcpu& v = *vp;
   if (v.tdcx.size() < tdcx_per_vcpu_) return TDX_TDCX_NUM_INCORRECT;  // map_tdvps
-  if (!v.associated) return TDX_VCPU_NOT_ASSOCIATED;
+  if (!v.associated || !same_lp(v, c.txn.lp)) return TDX_VCPU_NOT_ASSOCIATED;
   // The module runs INVEPT single-context for the TD's Secure EPT on this LP
   // (tdh_vp_flush.c, flush_all_td_asids): nothing the vCPU cached survives.
   if (v.associated && v.hw) v.hw->invept_all();
   v.associated = false;
+  v.assoc_lp = SeamcallTxn::kUnnamedLp;
   return TDX_SUCCESS;
 }
 
@@ -239,18 +257,19 @@ Status TdxModule::mng_vpflushdone(Call& c) {
       if (v.associated) return TDX_FLUSHVP_NOT_DONE;
   t.lifecycle = Lifecycle::TD_BLOCKED;
   t.hkid_flushed = true;
-  t.wbinvd_pending = true;
+  t.wbinvd_bitmap = all_packages();  // the KOT entry's WBINVD_BITMAP = the platform's PKG_CONFIG_BITMAP
   return TDX_SUCCESS;
 }
 
 // RCX = TDR. TD_BLOCKED -> TD_TEARDOWN: the HKID is released once CACHE.WB
-// has written its cache lines back (tdh_mng_key_freeid.c: the life cycle,
-// the KOT exclusively, then TDX_WBCACHE_NOT_COMPLETE).
+// has written its cache lines back on every package (tdh_mng_key_freeid.c:
+// the life cycle, the KOT exclusively, then WBINVD_BITMAP != 0 is
+// TDX_WBCACHE_NOT_COMPLETE).
 Status TdxModule::mng_key_freeid(Call& c) {
   if (Status s = find_td(c, c.in.rcx, operand::RCX, true)) return s;
   if (c.td->lifecycle != Lifecycle::TD_BLOCKED) return TDX_LIFECYCLE_STATE_INCORRECT;
   if (!locks_.acquire(LockKind::Kot, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
-  if (c.td->wbinvd_pending) return TDX_WBCACHE_NOT_COMPLETE;
+  if (c.td->wbinvd_bitmap) return TDX_WBCACHE_NOT_COMPLETE;
   c.td->lifecycle = Lifecycle::TD_TEARDOWN;
   c.td->hkid_flushed = false;
   return TDX_SUCCESS;

@@ -74,7 +74,9 @@ Status TdxModule::phymem_page_rdmd(Call& c) {
 }
 
 // RCX = command: 0 starts a write-back, 1 resumes an interrupted one
-// (tdh_phymem_cache_wb.c): the package's WBT mutex, the KOT shared. A start
+// (tdh_phymem_cache_wb.c): the WBT mutex of the package the LP is on, the
+// KOT shared. Every package keeps its own WBT entry (interruption point,
+// the HKIDs recorded at the start) and clears only its own WBINVD_BITMAP bit. A start
 // records the HKIDs VPFLUSHDONE left waiting (none: the warning
 // TDX_NO_HKID_READY_TO_WBCACHE); a resume needs an interrupted write-back
 // (TDX_WBCACHE_RESUME_ERROR). The write-back goes sub-block by sub-block; a
@@ -82,22 +84,25 @@ Status TdxModule::phymem_page_rdmd(Call& c) {
 // Done, it clears the package's WBINVD bit of the HKIDs recorded at the start.
 Status TdxModule::phymem_cache_wb(Call& c) {
   if (c.in.rcx > 1) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
-  if (!locks_.acquire(LockKind::Wbt, 0, true)) return with_operand(TDX_OPERAND_BUSY, operand::WBCACHE);
+  const unsigned pkg = package_of(c.txn.lp);
+  const u64 bit = u64{1} << pkg;
+  u64& intr_point = cachewb_intr_point_[pkg];
+  if (!locks_.acquire(LockKind::Wbt, pkg, true)) return with_operand(TDX_OPERAND_BUSY, operand::WBCACHE);
   if (!locks_.acquire(LockKind::Kot, 0, false)) return with_operand(TDX_OPERAND_BUSY, operand::KOT);
   if (c.in.rcx == 0) {
-    cachewb_intr_point_ = 0;
+    intr_point = 0;
     bool ready = false;
     for (const auto& [_, t] : tds_) ready |= t.hkid_flushed;
     if (!ready) return TDX_NO_HKID_READY_TO_WBCACHE;
-    for (auto& [_, t] : tds_) t.wbt_flushed = t.hkid_flushed;
-  } else if (cachewb_intr_point_ == 0) {
+    for (auto& [_, t] : tds_) t.wbt_flushed = t.hkid_flushed ? t.wbt_flushed | bit : t.wbt_flushed & ~bit;
+  } else if (intr_point == 0) {
     return TDX_WBCACHE_RESUME_ERROR;
   }
-  ++cachewb_intr_point_;
+  ++intr_point;
   if (c.txn.host_interrupt) return TDX_INTERRUPTED_RESUMABLE;
-  cachewb_intr_point_ = 0;
+  intr_point = 0;
   for (auto& [_, t] : tds_)
-    if (t.wbt_flushed) t.wbinvd_pending = false;
+    if (t.wbt_flushed & bit) t.wbinvd_bitmap &= ~bit;
   return TDX_SUCCESS;
 }
 
@@ -121,14 +126,35 @@ Status TdxModule::phymem_pamt_add(Call& c) {
   const Hpa region = c.in.rcx & ~u64(0xFFF);
   const Hpa pages[2] = {c.in.rdx, c.in.r8};
   const u32 ops[2] = {operand::RDX, operand::R8};
-  for (int i = 0; i < 2; ++i) {
-    if (!hpa_operand_ok(pages[i], kPageSize)) return with_operand(TDX_OPERAND_INVALID, ops[i]);
-    if (!pamt_.in_tdmr(pages[i])) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, ops[i]);
-  }
+  if (Status s = pair_operands_ok(pages, ops)) return s;
   if (!pamt_.in_tdmr(region)) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, operand::RCX);
   if (!lock_pamt_walk(region, PG_LEVEL_2M, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
   if (pamt_.has_pair(region) || pamt_.leaf_level(region) != PG_LEVEL_4K)
     return with_operand(TDX_HPA_RANGE_NOT_FREE, operand::RCX);
+  if (Status s = pair_pages_free(pages, ops, region)) return s;
+  set_page_tag(mem_, pages[0], 0);
+  set_page_tag(mem_, pages[1], 0);
+  pamt_.install_pair(region, pages[0], pages[1]);
+  pages_given_ = true;
+  return TDX_SUCCESS;
+}
+
+// A PAMT page pair's operands (PAMT.ADD's RDX/R8, DEMOTE's R12/R13): each an
+// aligned 4K HPA without KeyID bits, inside a TDMR.
+Status TdxModule::pair_operands_ok(const Hpa (&pages)[2], const u32 (&ops)[2]) const {
+  for (int i = 0; i < 2; ++i) {
+    if (!hpa_operand_ok(pages[i], kPageSize)) return with_operand(TDX_OPERAND_INVALID, ops[i]);
+    if (!pamt_.in_tdmr(pages[i])) return with_operand(TDX_OPERAND_ADDR_RANGE_ERROR, ops[i]);
+  }
+  return TDX_SUCCESS;
+}
+
+// Then each page outside the 2M `region` the pair will serve (PAMT.ADD
+// checks the pages inside it with the range; ~0: none is exempt): its PAMT walk
+// shared (the 2M entry of its own range, which a PAMT.ADD of that range holds
+// exclusively: TDX_OPERAND_BUSY), free at 4K; then neither is a PAMT page
+// already and the second is not the first (TDX_PAGE_NOT_FREE).
+Status TdxModule::pair_pages_free(const Hpa (&pages)[2], const u32 (&ops)[2], Hpa region) {
   for (int i = 0; i < 2; ++i) {
     const Hpa p = pages[i];
     if ((p >> 21) == (region >> 21)) continue;
@@ -136,12 +162,8 @@ Status TdxModule::phymem_pamt_add(Call& c) {
     const int pg = pamt_.leaf_level(p);
     if (pg != PG_LEVEL_4K || pamt_.get(p, pg).pt != PageType::PT_NDA) return with_operand(TDX_PAGE_NOT_FREE, ops[i]);
   }
-  if (pamt_.is_pamt_page(pages[0])) return with_operand(TDX_PAGE_NOT_FREE, operand::RDX);
-  if (pamt_.is_pamt_page(pages[1]) || pages[1] == pages[0]) return with_operand(TDX_PAGE_NOT_FREE, operand::R8);
-  set_page_tag(mem_, pages[0], 0);
-  set_page_tag(mem_, pages[1], 0);
-  pamt_.install_pair(region, pages[0], pages[1]);
-  pages_given_ = true;
+  if (pamt_.is_pamt_page(pages[0])) return with_operand(TDX_PAGE_NOT_FREE, ops[0]);
+  if (pamt_.is_pamt_page(pages[1]) || pages[1] == pages[0]) return with_operand(TDX_PAGE_NOT_FREE, ops[1]);
   return TDX_SUCCESS;
 }
 

@@ -71,6 +71,10 @@ constexpr Status TDX_EPT_PAGE_NOT_FREE = 0xC0000B0E00000000ull;
 // EPT-violation TD exit to the VMM instead of returning to the guest
 // (class 0xFF is unused by the module).
 constexpr Status SEPTSIM_TD_EXIT_EPT_VIOLATION = 0x0000FF0100000000ull;
+// Likewise: a TDCALL a pending host interrupt stopped part way (a 2M
+// TDG.MEM.PAGE.ACCEPT) ended in an external-interrupt TD exit; the guest
+// runs the same TDCALL again once the VMM re-enters it.
+constexpr Status SEPTSIM_TD_EXIT_INTERRUPT = 0x0000FF0200000000ull;
 
 // Operand ids (bits 31:0), 5.2.
 namespace operand {

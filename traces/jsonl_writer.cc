@@ -100,9 +100,9 @@ void seamcall(std::string& o, const Event& e) {
   if (!tdcall) {
     if (t.version) key(o, "version"), dec(o, t.version);
     if (t.lp) key(o, "lp"), dec(o, t.lp);
-    if (t.concurrent) key(o, "concurrent"), o += "true";
-    if (t.interrupt) key(o, "interrupt"), o += "true";
   }
+  if (t.concurrent) key(o, "concurrent"), o += "true";
+  if (t.interrupt) key(o, "interrupt"), o += "true";
   for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
     if (t.reg_mask >> i & 1) key(o, TdxEventFields::kRegNames[i]), hex(o, t.regs[i]);
   expect(o, t);
@@ -239,6 +239,9 @@ std::string event_to_json(const Event& e) {
     case EventType::TdVcpu:
       key(o, "td"), dec(o, e.tdx.td), key(o, "vcpu"), dec(o, e.tdx.vcpu);
       key(o, "op"), o += e.tdx.enter ? "\"enter\"" : "\"exit\"";
+      if (e.tdx.lp) key(o, "lp"), dec(o, e.tdx.lp);
+      if (e.tdx.has_gpa) key(o, "gpa"), hex(o, e.tdx.gpa);
+      if (e.tdx.rip) key(o, "rip"), hex(o, e.tdx.rip);
       expect(o, e.tdx);
       expect_out(o, e.tdx);
       break;

@@ -425,8 +425,8 @@ const std::array<TypeSpec, 32>& type_specs() {
       {"td_create", {"td", "vcpus", "gpaw", "levels", "dynamic_pamt"}},
       {"seamcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "version", "lp", "concurrent",
                     "interrupt", "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"}},
-      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "concurrent", "rcx"}},
-      {"td_vcpu", {"td", "vcpu", "op", "expect", "expect_out", "gpa", "rip"}},
+      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "concurrent", "interrupt", "rcx"}},
+      {"td_vcpu", {"td", "vcpu", "op", "lp", "expect", "expect_out", "gpa", "rip"}},
       {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
       {"td_finalize", {}},
       {"td_teardown", {"terminate"}},
@@ -1001,6 +1001,11 @@ struct TraceReader::Impl {
         out.tdx.td = td_field();
         out.tdx.vcpu = td_vcpu_field(out.tdx.td);
         out.tdx.enter = choice("op", kTdVcpuOps);
+        if (parser.find("lp")) {
+          if (!out.tdx.enter) fail("lp", "only an \"enter\" runs on a named logical processor");
+          out.tdx.lp = unsigned(num("lp", 0));
+          if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
+        }
         if (parser.find("gpa")) {
           if (out.tdx.enter) fail("gpa", "only an \"exit\" has a faulting GPA (an EPT-violation exit)");
           out.tdx.has_gpa = true;
@@ -1115,7 +1120,7 @@ struct TraceReader::Impl {
       if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
     }
     out.tdx.concurrent = boolean("concurrent", false);
-    if (!tdcall) out.tdx.interrupt = boolean("interrupt", false);
+    out.tdx.interrupt = boolean("interrupt", false);
     if (parser.find("td") || tdcall) out.tdx.td = td_field();
     if (tdcall) out.tdx.vcpu = td_vcpu_field(out.tdx.td);
     if (!tdcall && parser.find("vcpu")) {

@@ -65,7 +65,9 @@ Cycles SeamReplay::td_create(const Event& e, Cycles now) {
   p.ept_levels = e.tdx.ept_levels;
   p.hkid = u16(e.tdx.td + 1);
   TdHandle h;
-  const TdBuildResult r = build_td(tdx_, mem_, dpamt_, p, h, 0, now);
+  // The VMM builds the TD on LP 0: its vCPUs are associated with LP 0 until
+  // a VP.FLUSH there (the trace's lp fields default to 0 as well).
+  const TdBuildResult r = build_td(tdx_, mem_, dpamt_, p, h, 0, now, 0);
   if (r.status != TDX_SUCCESS) fail(e, "td_create: " + r.failed_leaf + " returned " + status_string(r.status));
   tds_[e.tdx.td] = h;
   return r.cycles;
@@ -136,6 +138,7 @@ Cycles SeamReplay::seamcall(const Event& e, Cycles now) {
     if (e.tdx.reg_mask & (1u << i)) *regs[i] = e.tdx.regs[i];
   if (given_flags_only(e, R::RDX)) t.in.rdx |= tdr_of(e);
   t.initiator = e.tdx.lp;
+  t.lp = e.tdx.lp;
   t.host_interrupt = e.tdx.interrupt;
   t.start = start_of(e, now + cycles);
   const Cycles lat = tdx_.transport(t);
@@ -157,6 +160,7 @@ Cycles SeamReplay::tdcall(const Event& e, Cycles now) {
   t.tdcall = true;
   t.tdvpr = tdvpr;
   t.initiator = 0x10000 + e.tdx.vcpu;
+  t.host_interrupt = e.tdx.interrupt;
   t.start = start_of(e, now);
   const Cycles lat = tdx_.transport(t);
   check(e, t.out, tdcall_leaf_name(e.tdx.leaf));
@@ -171,6 +175,8 @@ Cycles SeamReplay::td_vcpu(const Event& e, Cycles now) {
   SeamcallTxn t;
   t.in.rax = leaf_rax(Leaf::TDH_VP_ENTER);
   t.in.rcx = tdvpr;
+  t.initiator = e.tdx.lp;
+  t.lp = e.tdx.lp;
   t.start = now;
   const Cycles lat = tdx_.transport(t);
   check(e, t.out, "TDH.VP.ENTER");

@@ -60,3 +60,24 @@ TEST_CASE("expect_out survives the binary trace format", "[seam]") {
   REQUIRE(std::system(cmd.c_str()) == 0);
   CHECK(replay(sstb) == 1);
 }
+
+// 20_accept_interrupt_and_lps.jsonl expects TD_EXIT_INTERRUPT from tdcalls
+// with "interrupt" and TDX_VCPU_ASSOCIATED / _NOT_ASSOCIATED from the LPs it
+// names: a field lost on the way makes the replay exit 1.
+TEST_CASE("a tdcall's interrupt and a td_vcpu enter's lp survive the binary format and the JSONL writer", "[seam]") {
+  const std::string sstb = SEPTSIM_BINARY_DIR "/seam_interrupt_lp.sstb";
+  const std::string back = SEPTSIM_BINARY_DIR "/seam_interrupt_lp.jsonl";
+  const std::string convert = std::string(SEPTSIM_BINARY_DIR "/septsim convert ");
+  REQUIRE(std::system((convert + trace("20_accept_interrupt_and_lps.jsonl") + " " + sstb + " 2>/dev/null").c_str()) == 0);
+  CHECK(replay(sstb) == 0);
+  REQUIRE(std::system((convert + sstb + " " + back + " 2>/dev/null").c_str()) == 0);
+  CHECK(replay(back) == 0);
+}
+
+TEST_CASE("an lp on a td_vcpu exit is bad input (exit 2)", "[seam]") {
+  const std::string path = SEPTSIM_BINARY_DIR "/seam_bad_exit_lp.jsonl";
+  std::ofstream(path) << "{\"format\":\"septsim-trace\",\"version\":1}\n{\"type\":\"vm_create\",\"vcpus\":1}\n"
+                         "{\"type\":\"td_create\",\"td\":0,\"vcpus\":1}\n"
+                         "{\"type\":\"td_vcpu\",\"td\":0,\"vcpu\":0,\"op\":\"exit\",\"lp\":1}\n";
+  CHECK(replay(path) == 2);
+}

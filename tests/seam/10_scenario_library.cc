@@ -135,6 +135,10 @@ TEST_CASE("the scenario library exercises the refusals that come before the SEPT
       {Leaf::TDH_MEM_PAGE_AUG, TDX_MISSING_PAMT_PAGE_PAIR},
       {Leaf::TDH_MEM_SEPT_ADD, TDX_MISSING_PAMT_PAGE_PAIR},
       {Leaf::TDH_MEM_PAGE_DEMOTE, TDX_MISSING_PAMT_PAGE_PAIR},
+      // 17_dynamic_pamt.jsonl: DEMOTE's R12/R13 pair checked as PAMT.ADD checks its pages.
+      {Leaf::TDH_MEM_PAGE_DEMOTE, 0xC00001000000000Cull},  // OPERAND_INVALID|R12: KeyID bits
+      {Leaf::TDH_MEM_PAGE_DEMOTE, 0xC00003030000000Cull},  // PAGE_NOT_FREE|R12: a PAMT page
+      {Leaf::TDH_MEM_PAGE_DEMOTE, 0xC00003030000000Dull},  // PAGE_NOT_FREE|R13: the same page twice
       {Leaf::TDH_PHYMEM_PAMT_ADD, 0xC000030400000001ull},  // HPA_RANGE_NOT_FREE|RCX
       {Leaf::TDH_PHYMEM_PAMT_REMOVE, TDX_PAMT_PAGE_NOT_EMPTY},
       {Leaf::TDH_PHYMEM_PAMT_REMOVE, 0xC000030500000001ull},  // NO_PAMT_PAGE_PAIR|RCX
@@ -168,6 +172,9 @@ TEST_CASE("the scenario library exercises the refusals that come before the SEPT
   }
   // tdg_mem_page_accept.c: a lost entry lock is TDX_OPERAND_BUSY on RCX.
   CHECK(cov.returned(true, u16(TdcallLeaf::TDG_MEM_PAGE_ACCEPT), 0x8000020000000001ull));
+  // 20_accept_interrupt_and_lps.jsonl: a 2M ACCEPT a pending interrupt stops
+  // (tdg_mem_page_accept.c; the model's external-interrupt exit report).
+  CHECK(cov.returned(true, u16(TdcallLeaf::TDG_MEM_PAGE_ACCEPT), SEPTSIM_TD_EXIT_INTERRUPT));
 }
 
 // Whether the library README holds `table`; if not, the current one is

@@ -5,6 +5,7 @@
 // header's constants plus the operand id the source adds.
 #include <catch2/catch.hpp>
 
+#include "tests/seam/module_status_codes.h"
 #include "tests/seam/seam_env.h"
 
 using namespace septsim;
@@ -12,22 +13,7 @@ using namespace septsim::seamtest;
 
 namespace {
 
-// tdx_error_codes_defs.h (1.5).
-constexpr Status kOperandInvalid = 0xC000010000000000ull;
-constexpr Status kAddrRangeError = 0xC000010100000000ull;
-constexpr Status kOperandBusy = 0x8000020000000000ull;
-constexpr Status kMetadataIncorrect = 0xC000030000000000ull;
-constexpr Status kLifecycleIncorrect = 0xC000060700000000ull;
-constexpr Status kVcpuAssociated = 0x8000070100000000ull;
-constexpr Status kVcpuNotAssociated = 0x8000070200000000ull;
-constexpr Status kWbcacheNotComplete = 0x8000081700000000ull;
-constexpr Status kNoHkidReadyToWbcache = 0x0000082100000000ull;
-constexpr Status kWbcacheResumeError = 0xC000082300000000ull;
-constexpr Status kFlushvpNotDone = 0x8000082400000000ull;
-constexpr Status kEptEntryNotPresent = 0xC0000B0300000000ull;
-// OPERAND_ID_* of the same header.
-constexpr u32 kRcx = 1, kRdx = 2, kR8 = 8, kR9 = 9;
-
+using namespace golden;  // tdx_error_codes_defs.h (1.5)
 
 Hpa hpa_at(SeamEnv& env, Gpa gpa, int level) {
   return septe::hpa_of(env.mem.read64(env.state().sept->walk(gpa, level).entry_hpa));

@@ -41,17 +41,30 @@ struct SeamEnv {
 
   // `maxphyaddr`: host.maxphyaddr if not the default (the module's MAX_PA).
   explicit SeamEnv(bool dynamic = false, u32 vcpus = 2, bool build = true, const char* maxphyaddr = nullptr)
-      : cfg(make_config(dynamic, maxphyaddr)),
-        mem(8ull << 30),
-        tdx(unique_name("tdx").c_str(), cfg, mem, stats),
-        dpamt(tdx, mem) {
+      : SeamEnv(make_config(dynamic, maxphyaddr), vcpus, build) {}
+  // With a config of the test's own (make_config plus its keys); the TD's
+  // vCPUs are VP.INITed on `lp` (unnamed by default).
+  SeamEnv(model::Config c, u32 vcpus, bool build, u32 lp = SeamcallTxn::kUnnamedLp)
+      : cfg(std::move(c)), mem(8ull << 30), tdx(unique_name("tdx").c_str(), cfg, mem, stats), dpamt(tdx, mem) {
     if (build) {
       TdCreateParams p;
       p.vcpus = vcpus;
-      TdBuildResult r = build_td(tdx, mem, dpamt, p, td);
+      TdBuildResult r = build_td(tdx, mem, dpamt, p, td, 0, 0, lp);
       if (r.status != TDX_SUCCESS) throw std::runtime_error("build_td failed at " + r.failed_leaf);
       now = r.cycles;
     }
+  }
+  // One call that names the LP it runs on (initiator = the LP).
+  Status call_on(u32 lp, Leaf leaf, u64 rcx, u64 rdx = 0, bool interrupt = false) {
+    SeamcallTxn t;
+    t.in.rax = leaf_rax(leaf);
+    t.in.rcx = rcx, t.in.rdx = rdx;
+    t.initiator = lp;
+    t.lp = lp;
+    t.host_interrupt = interrupt;
+    t.start = now;
+    now += tdx.transport(t);
+    return t.out.rax;
   }
 
   const Td& state() const { return *tdx.td(td.tdr); }
