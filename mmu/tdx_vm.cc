@@ -133,6 +133,7 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) 
     t.in = r;
     t.in.rax = seam::leaf_rax(leaf);
     t.initiator = initiator_;
+    t.lp = lp_;
     t.start = now_;
     const Cycles c = tdx_.transport(t);
     cycles += c;
@@ -696,7 +697,13 @@ Cycles TdxVm::release_hkid() {
                                seam::status_string(s));
   };
   must(Leaf::TDH_MNG_VPFLUSHDONE, handle_.tdr);
-  must(Leaf::TDH_PHYMEM_CACHE_WB, 0);
+  // smp_func_do_phymem_cache_wb on one CPU of each package: each CACHE.WB
+  // writes back its own package's caches (host.packages).
+  for (unsigned p = 0; p < tdx_.packages(); ++p) {
+    lp_ = tdx_.first_lp_of(p);
+    must(Leaf::TDH_PHYMEM_CACHE_WB, 0);
+  }
+  lp_ = seam::SeamcallTxn::kUnnamedLp;
   must(Leaf::TDH_MNG_KEY_FREEID, handle_.tdr);
   torn_down_ = true;
   return c;

@@ -346,6 +346,7 @@ class TdxVm : public ExternalSpt {
   Cycles kick_ipi_ = 0;  // what one kick IPI costs
   Cycles page_alloc_ = 0;  // set_page_alloc_cost
   unsigned initiator_ = 0;    // of the SEAMCALLs that follow (0: the VMM, 1 + i: vCPU i)
+  u32 lp_ = seam::SeamcallTxn::kUnnamedLp;  // the logical processor a call names (CACHE.WB per package)
   Cycles skew_ = 0;           // set_clock_skew
   std::vector<InFlight> in_flight_;
   u32 hook_cache_ = 0;     // set_hook_cache

@@ -22,8 +22,8 @@ const std::vector<Config::Param> kParams = {
     {"host.maxphyaddr", T::Int, "46", "physical-address width; higher EPT address bits are reserved (SKX: 46)"},
     {"host.packages", T::Int, "1",
      "CPU packages (sockets): TDH.MNG.KEY.CONFIG once per package, TDH.PHYMEM.CACHE.WB on each before KEY.FREEID "
-     "(tdh_mng_key_config.c, tdh_phymem_cache_wb.c; 1..64; the KVM model's teardown still writes back on one "
-     "package only, so its traces need 1)"},
+     "(tdh_mng_key_config.c, tdh_phymem_cache_wb.c; 1..64; KVM's teardown writes back on one CPU of each, "
+     "tdx_mmu_release_hkid)"},
     {"host.lps_per_package", T::Int, "64",
      "logical processors per package: LP n (trace field lp) is on package (n / this) mod host.packages"},
     {"ept.levels", T::Int, "4", "EPT page-walk length: 4 or 5"},

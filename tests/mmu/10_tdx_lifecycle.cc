@@ -148,3 +148,23 @@ TEST_CASE("SEPT.ADD pages come from the vCPU's external_spt cache, topped up bef
   CHECK(t.tdx.pamt().pair_bytes() == 0);
   t.vm.require_clean();
 }
+
+// tdx_mmu_release_hkid writes back the caches of every package
+// (smp_func_do_phymem_cache_wb on one CPU each); KEY.FREEID needs them all
+// (the module's tdh_mng_key_freeid.c: TDX_WBCACHE_NOT_COMPLETE otherwise).
+TEST_CASE("teardown runs TDH.PHYMEM.CACHE.WB once per package", "[tdx][teardown]") {
+  for (const char* packages : {"1", "2", "4"}) {
+    INFO(packages << " packages");
+    Vm vm({{"host.mem_gib", "8"}, {"host.packages", packages}}, 8 * GiB);
+    seam::TdxModule tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats);
+    vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
+    vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
+    vm.kvm->td_finalize();
+    const u64 before = vm.stat("seam.calls.tdh_phymem_cache_wb");
+    vm.kvm->td_teardown();
+    CHECK(vm.stat("seam.calls.tdh_phymem_cache_wb") - before == std::stoull(packages));
+    CHECK(vm.stat("seam.calls.tdh_mng_key_freeid") == 1);
+    CHECK(tdx.td(vm.kvm->tdx_vm()->handle().tdr) == nullptr);
+    CHECK(!vm.kvm->tdx_vm()->bugged());
+  }
+}
