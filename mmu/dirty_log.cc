@@ -58,7 +58,7 @@ bool Kvm::pml_logged(Gpa gpa) const {
 
 Cycles Kvm::get_dirty_log(u32 id, u64* dirty_pages) {
   Impl& k = *impl_;
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   Memslot& slot = k.slot_by_id(id);
   if (!slot.dirty_track_enabled()) throw KvmError("memslot " + std::to_string(id) + " is not dirty-logged");
   k.begin_ioctl();
@@ -84,7 +84,7 @@ Cycles Kvm::get_dirty_log(u32 id, u64* dirty_pages) {
 
 Cycles Kvm::clear_dirty_log(u32 id, u64 first_page, u64 num_pages) {
   Impl& k = *impl_;
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   Memslot& slot = k.slot_by_id(id);
   if (!slot.dirty_track_enabled()) throw KvmError("memslot " + std::to_string(id) + " is not dirty-logged");
   if (first_page == 0 && num_pages == 0) num_pages = slot.npages;  // trace vocabulary: whole slot

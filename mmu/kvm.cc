@@ -76,7 +76,7 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       merge_stats(reg),
       inject(cfg, reg),
       zap_history(reg),
-      tdp(m, timing, stats, spent),
+      tdp(m, timing, stats, op.spent),
       mmu_lock(reg) {
   stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
   tdp.set_zap_history(&zap_history);
@@ -137,21 +137,21 @@ void Kvm::Impl::kvm_mmu_load(Vcpu& v) {
   v.ctl->load_eptp(eptp);
   // flush_tlb_current: the root's page may have been an old root's before.
   v.ctl->invept_single(eptp);
-  spent += timing.invalidation;
+  op.spent += timing.invalidation;
 }
 
 void Kvm::Impl::begin_vcpu_op(const model::VcpuControl& ctl) {
-  current = &ctl;
-  clock_base = ctl.local_time();
-  Cycles floor = clock_base;
+  op.vcpu = &ctl;
+  op.start = ctl.local_time();
+  Cycles floor = op.start;
   for (const Vcpu& v : vcpus) floor = std::min(floor, v.ctl->local_time());
   mmu_lock.prune(floor);
   std::erase_if(recent_installs, [floor](const RecentInstall& r) { return r.visible_at <= floor; });
 }
 
 void Kvm::Impl::begin_ioctl() {
-  current = nullptr;
-  clock_base = host_time.value_or(std::max(latest, mmu_lock.last_release()));
+  op.vcpu = nullptr;
+  op.start = host_time.value_or(std::max(latest, mmu_lock.last_release()));
   host_time.reset();
 }
 
@@ -164,14 +164,14 @@ void Kvm::Impl::kvm_flush_remote_tlbs() {
   for (Vcpu& v : vcpus) {
     if (!v.ctl->eptp().root) continue;
     v.ctl->invept_single(v.ctl->eptp());
-    if (v.ctl == current || none_running) continue;
-    spent += timing.ipi;
+    if (v.ctl == op.vcpu || none_running) continue;
+    op.spent += timing.ipi;
     v.ctl->charge(timing.vmexit + timing.invalidation + timing.vmentry);
     ++stats.remote_tlb_flush_ipis;
     ++ipis;
   }
   ++stats.remote_tlb_flush;
-  spent += timing.tlb_flush;
+  op.spent += timing.tlb_flush;
   if (MmuTracepoints* tp = tdp.tracepoints()) tp->remote_tlb_flush(ipis);
 }
 
@@ -219,7 +219,7 @@ void Kvm::add_vcpu(model::VcpuControl& vcpu) {
 
 Cycles Kvm::create_memslot(const MemslotSpec& spec) {
   Impl& k = *impl_;
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   constexpr u32 kValidFlags = KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY;
   if (spec.id >= 32768) throw KvmError("memslot id " + std::to_string(spec.id) + " out of range (KVM_MEM_SLOTS_NUM)");
   if (k.slots.by_id(spec.id)) throw KvmError("memslot id " + std::to_string(spec.id) + " already exists");
@@ -244,7 +244,7 @@ Cycles Kvm::create_memslot(const MemslotSpec& spec) {
 
 Cycles Kvm::delete_memslot(u32 id) {
   Impl& k = *impl_;
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   const Memslot& slot = k.slot_by_id(id);
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
@@ -255,7 +255,7 @@ Cycles Kvm::delete_memslot(u32 id) {
 
 Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
   Impl& k = *impl_;
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   Memslot& slot = k.slot_by_id(id);
   k.check_slot_range(new_gpa, slot.npages << kPageShift, &slot);
   if ((new_gpa >> kPageShift) == slot.base_gfn) return k.finish();
@@ -271,7 +271,7 @@ Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
 
 Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
   Impl& k = *impl_;
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   Memslot& slot = k.slot_by_id(id);
   if (flags & ~(KVM_MEM_LOG_DIRTY_PAGES | KVM_MEM_READONLY))
     throw KvmError("memslot flags " + hex(flags) + " are not supported");
@@ -290,7 +290,7 @@ Cycles Kvm::set_memslot_flags(u32 id, u32 flags) {
 
 Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   Impl& k = *impl_;
-  k.spent = 0;
+  k.op.spent = 0;
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
   Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
@@ -343,7 +343,7 @@ void Kvm::set_check_log(CheckLog* log) {
 
 Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
   Impl& k = *impl_;
-  k.spent = 0;
+  k.op.spent = 0;
   TracepointTask task(k.tdp.tracepoints(), int(vcpu.id()));
   Impl::Vcpu& v = k.vcpu_of(vcpu);
   k.begin_vcpu_op(vcpu);
@@ -356,7 +356,7 @@ Cycles Kvm::service_requests(model::VcpuControl& vcpu, u32 requests) {
     vcpu.load_eptp(k.eptp_of(*v.root));
   if ((requests & model::KVM_REQ_TLB_FLUSH) && !loaded) {
     vcpu.invept_single(vcpu.eptp());
-    k.spent += k.timing.invalidation;
+    k.op.spent += k.timing.invalidation;
   }
   return k.finish();
 }

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -79,11 +80,9 @@ struct Kvm::Impl {
   SplitPrivateRanges split_ranges;    // private 2M ranges split to 4K, oldest first
   u8 mmu_valid_gen = 0;        // toggled by fast zap; only shadow pages compare it
   u64 next_hva = 1ull << 40;   // where slots without userspace_addr are placed
-  Cycles spent = 0;            // host cycles of the operation in progress
-  Cycles clock_base = 0;       // simulated time at which the operation in progress started
+  KvmOp op;                    // the operation in progress (mmu/kvm_op.h)
   Cycles latest = 0;           // the latest time an operation ended
   std::optional<Cycles> host_time;  // set_host_time: when the next ioctl starts
-  const model::VcpuControl* current = nullptr;  // the vCPU whose exit is handled; null in an ioctl
   Memslots slots;
   ZapHistory zap_history;
   TdpMmu tdp;
@@ -148,19 +147,25 @@ struct Kvm::Impl {
   // `huge`; false when it stays split.
   bool promote_range(Gfn base, u64 huge);
 
-  Cycles now() const { return clock_base + spent; }
+  Cycles now() const { return op.now(); }
   // Start an operation on behalf of a vCPU (its local time) or of the VMM
   // (set_host_time's value, else after the last mmu_lock holder).
   void begin_vcpu_op(const model::VcpuControl& ctl);
   void begin_ioctl();
-  MmuLockGuard lock(MmuLockMode mode) { return MmuLockGuard(mmu_lock, mode, spent, clock_base); }
+  MmuLockGuard lock(MmuLockMode mode) { return MmuLockGuard(mmu_lock, mode, op); }
+  // lockdep_assert_held_write(&kvm->mmu_lock): a model bug, not bad input,
+  // when the operation in progress does not hold the write side.
+  void assert_mmu_lock_held_write(const char* fn) const {
+    if (op.lock != MmuLockMode::Write)
+      throw std::logic_error(std::string(fn) + " needs mmu_lock held for write (lockdep_assert_held_write)");
+  }
 
   Cycles finish() {
     latest = std::max(latest, now());
-    stats.cycles += spent;
+    stats.cycles += op.spent;
     // A TDX_BUG_ON in a hook bugs the VM (kvm_vm_bugged).
     if (td && td->bugged() && dead_reason.empty()) kvm_vm_dead(td->bug_reason());
-    return spent;
+    return op.spent;
   }
   Vcpu& vcpu_of(const model::VcpuControl& ctl);
   Memslot& slot_by_id(u32 id) const;

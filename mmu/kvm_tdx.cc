@@ -30,7 +30,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
                        " is dirty-logged: KVM refuses dirty logging on a TD's memslot (guest_memfd; kvm_main.c "
                        "check_memory_region_flags); the model's private dirty logging needs "
                        "mmu.tdx_private_dirty_log=allow");
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
   td->set_kick_cost(k.timing.ipi);
   td->set_page_alloc_cost(k.timing.page_alloc);
@@ -42,7 +42,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   td->set_check_log(k.check_log);
   if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {
-    k.spent += td->create(p, hw);
+    k.op.spent += td->create(p, hw);
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
@@ -57,7 +57,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
 Cycles Kvm::td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure) {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_init_mem_region");
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   if ((gpa | size) & (kPageSize - 1) || size == 0)
     throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " and size " + hex(size) + " must be 4 KiB aligned and non-empty");
   if (td.finalized()) throw KvmError("td_init_mem_region after td_finalize (PAGE.ADD needs an unfinalized TD)");
@@ -81,8 +81,8 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
     throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is shared (set_memory_attributes)");
   u64 allocs = 0;
   const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
-  spent += allocs * timing.page_alloc;
-  td->topup_external_cache(td->vm_cache(), spent);
+  op.spent += allocs * timing.page_alloc;
+  td->topup_external_cache(td->vm_cache(), op.spent);
   auto lock = this->lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
   td->set_hook_cache(td->vm_cache());
   // kvm_tdp_mmu_map_private_pfn: the set hook PAGE.ADDs from page_add_src.
@@ -99,7 +99,7 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   int r = RET_PF_RETRY;
   for (int attempt = 1; r == RET_PF_RETRY && !td->bugged(); ++attempt) {
     bool flush = false;
-    td->set_clock(now(), 0);
+    td->set_clock(op);
     r = tdp.map(*mirror_root, fault, &flush);
     if (r != RET_PF_RETRY || !td->last_busy()) break;
     if (attempt == kPrivateFaultRetries) break;
@@ -108,17 +108,17 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   td->set_page_add_src(std::nullopt);
   if (r == RET_PF_SPURIOUS) throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is already private");
   if (r != RET_PF_FIXED) throw KvmError("td_init_mem_region: " + td->last_error());
-  if (measure) td->mr_extend(gpa, spent);
+  if (measure) td->mr_extend(gpa, op.spent);
 }
 
 Cycles Kvm::td_finalize() {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_finalize");
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   k.begin_ioctl();
-  td.set_clock(k.now(), 0);
+  td.set_clock(k.op);
   try {
-    k.spent += td.finalize();
+    k.op.spent += td.finalize();
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
@@ -128,17 +128,17 @@ Cycles Kvm::td_finalize() {
 Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "accept");
-  k.spent = 0;
+  k.op.spent = 0;
   if (!td.finalized()) throw KvmError("accept: the TD is not finalized (no TD vCPU runs yet)");
   if (vcpu >= td.vcpus()) throw KvmError("accept: vCPU " + std::to_string(vcpu) + " does not exist");
   k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
-  td.set_clock(k.now(), 1 + vcpu);
-  seam::Status s = td.accept(vcpu, gpa, tdx_level, k.spent);
+  td.set_clock(k.op);
+  seam::Status s = td.accept(vcpu, gpa, tdx_level, k.op.spent);
   if (s == seam::SEPTSIM_TD_EXIT_EPT_VIOLATION) {
     // The ACCEPT exits with an EPT violation on a page the VMM has not
     // given yet: KVM faults it in (private, at the accepted level) and the
     // guest retries.
-    k.spent += td.td_exit(vcpu) + k.timing.vmexit + k.timing.fault_handler;
+    k.op.spent += td.td_exit(vcpu) + k.timing.vmexit + k.timing.fault_handler;
     Impl::Vcpu& v = k.vcpus.at(vcpu);
     if (tdx_level == 0 && k.huge_pages->inhibit_on_4k_accept()) k.tdx_inhibit_and_split(v, gpa);
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
@@ -146,9 +146,9 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
                                k.huge_pages->max_private_level(tdx_level > 0 ? PrivateFaultCause::Accept2M
                                                                              : PrivateFaultCause::Accept4K));
     if (!td.bugged()) k.tdx_private_page_fault(v, fault);
-    td.set_clock(k.now(), 1 + vcpu);
-    k.spent += td.vp_enter(vcpu) + k.timing.vmentry;
-    s = td.accept(vcpu, gpa, tdx_level, k.spent);
+    td.set_clock(k.op);
+    k.op.spent += td.vp_enter(vcpu) + k.timing.vmentry;
+    s = td.accept(vcpu, gpa, tdx_level, k.op.spent);
   }
   if (status) *status = s;
   return k.finish();
@@ -157,12 +157,12 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
 Cycles Kvm::td_teardown(bool terminate) {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_teardown");
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
-  td.set_clock(k.now(), 0);
+  td.set_clock(k.op);
   try {
-    k.spent += td.stop_vcpus();
+    k.op.spent += td.stop_vcpus();
     if (!terminate) {
       // The VMM closes its files: guest_memfd's release (kvm_gmem_release)
       // unmaps every private page while the HKID is still assigned, so each
@@ -175,7 +175,7 @@ Cycles Kvm::td_teardown(bool terminate) {
     // kvm_destroy_vm -> vm_pre_destroy: tdx_mmu_release_hkid. With
     // KVM_TDX_TERMINATE_VM (`terminate`) this comes first and the private
     // pages are RECLAIMed by the mirror's teardown below instead.
-    k.spent += td.release_hkid();
+    k.op.spent += td.release_hkid();
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
@@ -189,7 +189,7 @@ Cycles Kvm::td_teardown(bool terminate) {
   k.tdp.set_external_spt(nullptr);
   k.split_ranges = SplitPrivateRanges{};
   k.merge_stats.candidates = 0;
-  k.spent += td.reclaim_control_pages();
+  k.op.spent += td.reclaim_control_pages();
   return k.finish();
 }
 
@@ -219,8 +219,8 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
   const unsigned id = v.ctl->id();
   const Gpa gpa = fault.addr;
   // The vCPU left the TD for this exit and re-enters through VP.ENTER.
-  td->set_clock(now(), 1 + id);
-  spent += td->td_exit(id);
+  td->set_clock(op);
+  op.spent += td->td_exit(id);
   const bool priv = td->is_private(gpa);
   const Gfn gfn = (gpa & ~(Gpa{1} << td->shared_bit())) >> kPageShift;
   // An access that disagrees with the gfn's attribute goes down the common
@@ -252,8 +252,8 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
     fault.direct_bits = gfn_direct_bits();
     kvm_mmu_do_page_fault(v, fault);
   }
-  td->set_clock(now(), 1 + id);
-  spent += td->vp_enter(id);
+  td->set_clock(op);
+  op.spent += td->vp_enter(id);
 }
 
 void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
@@ -266,9 +266,9 @@ void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
   if (!partly_converted_huge_leaf(gfn, gfn, gfn + 1)) return;
   // The DEMOTE's table and PAMT pair come from the vCPU's caches, filled
   // before mmu_lock as for a fault.
-  const u32 cache = td->topup_external_cache(v.ctl->id(), spent);
+  const u32 cache = td->topup_external_cache(v.ctl->id(), op.spent);
   auto lock = this->lock(MmuLockMode::Write);
-  td->set_clock(now(), 1 + cache);
+  td->set_clock(op);
   td->set_hook_cache(cache);
   // A refused BLOCK/TRACK/DEMOTE bugged the VM in the hook (TDX_BUG_ON).
   if (tdp.split_mirror_huge_page(gfn, cache)) ++stats.tdx_accept_splits;

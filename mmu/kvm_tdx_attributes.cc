@@ -18,17 +18,17 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
   if (!td.is_private(gpa) || !td.is_private(gpa + size - 1))
     throw KvmError("set_memory_attributes: range [" + hex(gpa) + ", " + hex(gpa + size) +
                    ") must lie below the shared bit (bit " + std::to_string(td.shared_bit()) + ")");
-  k.spent = k.timing.vm_ioctl;
+  k.op.spent = k.timing.vm_ioctl;
   k.begin_ioctl();
   const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
   // A split under the lock takes its DEMOTE table and (Dynamic PAMT) its
   // R12/R13 pair from the VM's caches: fill them first, as a fault does.
   if (!make_private &&
       (k.partly_converted_huge_leaf(start, start, end) || k.partly_converted_huge_leaf(end - 1, start, end))) {
-    td.topup_external_cache(td.vm_cache(), k.spent);
+    td.topup_external_cache(td.vm_cache(), k.op.spent);
   }
   auto lock = k.lock(MmuLockMode::Write);
-  td.set_clock(k.now(), 0);
+  td.set_clock(k.op);
   // kvm_main.c:kvm_vm_set_mem_attributes: the zap runs inside an
   // mmu_notifier-style invalidation (kvm_mmu_invalidate_begin .. _end), so a
   // fault that faulted a pfn in before the conversion retries.
@@ -69,6 +69,7 @@ std::optional<Gfn> Kvm::Impl::partly_converted_huge_leaf(Gfn edge, Gfn start, Gf
 void Kvm::Impl::split_private_huge_page(Gfn edge, Gfn start, Gfn end) {
   const std::optional<Gfn> huge = partly_converted_huge_leaf(edge, start, end);
   if (!huge) return;
+  assert_mmu_lock_held_write("split_private_huge_page");
   td->set_hook_cache(td->vm_cache());
   if (!tdp.split_mirror_huge_page(edge, td->vm_cache()))
     throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(*huge << kPageShift) +
@@ -84,9 +85,9 @@ Cycles Kvm::map_gpa(u32 vcpu, Gpa gpa, u64 size) {
   const bool to_private = td.is_private(gpa);
   const Gpa base = gpa & ~(Gpa{1} << td.shared_bit());
   // TDVMCALL exit to KVM, KVM_EXIT_HYPERCALL to the VMM, which converts, then VP.ENTER.
-  k.spent = 0;
+  k.op.spent = 0;
   k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
-  td.set_clock(k.now(), 1 + vcpu);
+  td.set_clock(k.op);
   Cycles c = td.td_exit(vcpu) + k.timing.vmexit;
   c += set_memory_attributes(base, size, to_private);
   c += td.vp_enter(vcpu) + k.timing.vmentry;

@@ -15,6 +15,7 @@ void Kvm::Impl::note_private_split(Gfn base) {
 
 void Kvm::Impl::split_private_slot(const Memslot& slot) {
   if (!td || !mirror_root || td->torn_down()) return;
+  assert_mmu_lock_held_write("split_private_slot");
   std::vector<Gfn> huge;
   for (TdpIter it(mem, *mirror_root, PG_LEVEL_2M, slot.base_gfn); it.valid && it.gfn < slot.end_gfn(); it.next())
     if (it.level == PG_LEVEL_2M && is_present_leaf(it.old_spte, it.level)) huge.push_back(it.gfn);
@@ -24,7 +25,7 @@ void Kvm::Impl::split_private_slot(const Memslot& slot) {
     // Each DEMOTE takes a table page and (Dynamic PAMT) a page pair from the
     // VM's caches; KVM refills them with mmu_lock dropped, as the eager
     // split of shared pages does for its tables.
-    td->topup_external_cache(td->vm_cache(), spent);
+    td->topup_external_cache(td->vm_cache(), op.spent);
     if (!tdp.split_mirror_huge_page(base, td->vm_cache()))
       throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting the private 2M page at " +
                      hex(base << kPageShift) + " failed: " + td->last_error());
@@ -37,7 +38,7 @@ u64 Kvm::Impl::merge_ready(Gfn base) {
   // Dirty logging, mixed attributes (lpage_info) or a slot edge keep it 4K.
   if (!slot || slot->dirty_track_enabled() || kvm_mmu_max_mapping_level(*slot, base, PG_LEVEL_2M) < PG_LEVEL_2M)
     return 0;
-  spent += kPtesPerTable * timing.mem_access;  // reading the 512 mirror SPTEs
+  op.spent += kPtesPerTable * timing.mem_access;  // reading the 512 mirror SPTEs
   return tdp.mirror_merge_leaf(base, PG_LEVEL_2M);
 }
 
@@ -46,7 +47,7 @@ bool Kvm::Impl::promote_range(Gfn base, u64 huge) {
   const MmuPage* sp = tdp.mirror_table_at(base, PG_LEVEL_2M);
   ++merge_stats.attempts;
   const Hpa page = spte_to_pfn(huge) << kPageShift;
-  const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, page, sp->external_spt, spent);
+  const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, page, sp->external_spt, op.spent);
   if (r != TdxVm::PromoteResult::Promoted) {
     if (r == TdxVm::PromoteResult::NotReady) ++merge_stats.refused;
     if (range) range->blocked = false;
@@ -62,14 +63,15 @@ bool Kvm::Impl::promote_range(Gfn base, u64 huge) {
 }
 
 unsigned Kvm::Impl::merge_ranges(const std::vector<ReadyRange>& ready) {
+  assert_mmu_lock_held_write("merge_ranges");
   std::vector<ReadyRange> blocked;
   for (const ReadyRange& r : ready)
-    if (td->block_for_merge(r.base, PG_LEVEL_2M, spent)) blocked.push_back(r);
+    if (td->block_for_merge(r.base, PG_LEVEL_2M, op.spent)) blocked.push_back(r);
   unsigned merged = 0;
   // debug.inject=promote-without-track: PROMOTE right after the BLOCK.
-  if (!blocked.empty() && (inject.fire(Inject::PromoteWithoutTrack) || td->track_and_kick(0, spent)))
+  if (!blocked.empty() && (inject.fire(Inject::PromoteWithoutTrack) || td->track_and_kick(0, op.spent)))
     for (const ReadyRange& r : blocked) merged += promote_range(r.base, r.huge) ? 1 : 0;
-  spent += td->resume_vcpus();
+  op.spent += td->resume_vcpus();
   return merged;
 }
 
@@ -82,7 +84,7 @@ void Kvm::Impl::unblock_split_ranges(Gfn start, Gfn end) {
   for (Gfn base : blocked) {
     // A refused UNBLOCK bugs the VM (TdxVm::unblock_for_merge): the replay
     // reports the dead VM (rule kvm-bug) instead of stopping as bad input.
-    if (!td->unblock_for_merge(base, PG_LEVEL_2M, spent)) return;
+    if (!td->unblock_for_merge(base, PG_LEVEL_2M, op.spent)) return;
     split_ranges.find(base)->blocked = false;
   }
 }
@@ -101,7 +103,7 @@ void Kvm::Impl::forget_split_ranges(Gfn start, Gfn end) {
 
 Cycles Kvm::nx_recovery_tick() {
   Impl& k = *impl_;
-  k.spent = 0;
+  k.op.spent = 0;
   k.begin_ioctl();
   ++k.merge_stats.ticks;
   k.merge_policy->nx_recovery_tick(k);

@@ -14,7 +14,7 @@ bool parse_slot_zap(const std::string& value) {
 }
 
 void Kvm::Impl::kvm_arch_flush_shadow_memslot(const Memslot& slot) {
-  Cycles before = spent;
+  Cycles before = op.spent;
   zap_history.begin_flush();
   // kvm_memslot_flush_zap_all: the fast zap is for KVM_X86_DEFAULT_VM only;
   // a TD always zaps just the slot.
@@ -25,7 +25,7 @@ void Kvm::Impl::kvm_arch_flush_shadow_memslot(const Memslot& slot) {
   } else {
     kvm_mmu_zap_memslot(slot);
   }
-  zap_history.end_flush(spent - before);
+  zap_history.end_flush(op.spent - before);
 }
 
 // kvm_mmu_zap_memslot: shared and private leaves of the slot

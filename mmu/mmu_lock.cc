@@ -44,11 +44,12 @@ void MmuLock::prune(Cycles floor) {
   holds_.resize(kMaxWindows);
 }
 
-MmuLockGuard::MmuLockGuard(MmuLock& lock, MmuLockMode mode, Cycles& spent, Cycles base)
-    : lock_(lock), mode_(mode), spent_(spent), base_(base) {
-  const Cycles at = base + spent;
+MmuLockGuard::MmuLockGuard(MmuLock& lock, MmuLockMode mode, KvmOp& op)
+    : lock_(lock), mode_(mode), op_(op), held_before_(op.lock) {
+  const Cycles at = op.now();
   granted_ = lock.acquire(mode, at);
-  spent += granted_ - at;
+  op.spent += granted_ - at;
+  op.lock = mode;
   if (granted_ != at)
     if (MmuTracepoints* tp = lock.tracepoints()) tp->mmu_lock_wait(mode == MmuLockMode::Write, granted_ - at);
   if (mode == MmuLockMode::Write) lock.set_write_held(true);
@@ -56,7 +57,8 @@ MmuLockGuard::MmuLockGuard(MmuLock& lock, MmuLockMode mode, Cycles& spent, Cycle
 
 MmuLockGuard::~MmuLockGuard() {
   if (mode_ == MmuLockMode::Write) lock_.set_write_held(false);
-  lock_.release(mode_, granted_, base_ + spent_);
+  lock_.release(mode_, granted_, op_.now());
+  op_.lock = held_before_;
 }
 
 }  // namespace septsim::mmu

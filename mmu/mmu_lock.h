@@ -6,6 +6,8 @@
 // a writer excludes everyone. Only simulated times decide, so the same trace
 // gives the same waits on every host.
 #pragma once
+#include "mmu/kvm_op.h"
+#include "mmu/mmu_lock_mode.h"
 #include "mmu/tracepoints.h"
 #include <vector>
 
@@ -14,7 +16,6 @@
 
 namespace septsim::mmu {
 
-enum class MmuLockMode : u8 { Read, Write };
 
 class MmuLock {
  public:
@@ -58,11 +59,12 @@ class MmuLock {
   model::Histogram& wait_hist_;
 };
 
-// Holds mmu_lock for a scope. The operation started at simulated time `base`
-// and has spent `spent` cycles so far; the wait is added to `spent`.
+// Holds mmu_lock for a scope on behalf of operation `op`: the wait is added
+// to op.spent, and op.lock says what the operation holds until the scope
+// ends (then what it held before).
 class MmuLockGuard {
  public:
-  MmuLockGuard(MmuLock& lock, MmuLockMode mode, Cycles& spent, Cycles base);
+  MmuLockGuard(MmuLock& lock, MmuLockMode mode, KvmOp& op);
   ~MmuLockGuard();
   MmuLockGuard(const MmuLockGuard&) = delete;
   MmuLockGuard& operator=(const MmuLockGuard&) = delete;
@@ -70,8 +72,8 @@ class MmuLockGuard {
  private:
   MmuLock& lock_;
   MmuLockMode mode_;
-  Cycles& spent_;
-  Cycles base_;
+  KvmOp& op_;
+  std::optional<MmuLockMode> held_before_;
   Cycles granted_;
 };
 

@@ -42,7 +42,7 @@ int Kvm::Impl::fast_page_fault(Vcpu& v, KvmPageFault& fault) {
     }
     if (new_spte == spte || !is_access_allowed(fault, new_spte)) break;
     *sptep = new_spte;
-    spent += timing.spte_write;
+    op.spent += timing.spte_write;
     if (check_log) check_log->touch(fault.gfn & ~(pages_per_level(level) - 1), pages_per_level(level));
     if (!is_writable_pte(spte) && is_writable_pte(new_spte) && fault.slot) fault.slot->mark_page_dirty(slot_gfn(fault));
     ret = RET_PF_FIXED;
@@ -72,7 +72,7 @@ int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
     }
     u64 allocs = 0;
     fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(fault.gfn), &allocs);
-    spent += allocs * timing.page_alloc;
+    op.spent += allocs * timing.page_alloc;
     fault.map_writable = true;  // private pages are always mapped RWX
     return RET_PF_CONTINUE;
   }
@@ -82,7 +82,7 @@ int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
   if (fault.write && fault.slot->readonly()) return RET_PF_EMULATE;
   u64 allocs = 0;
   fault.pfn = fault.slot->host.faultin(fault.slot->gfn_to_hva(slot_gfn(fault)), &allocs);
-  spent += allocs * timing.page_alloc;
+  op.spent += allocs * timing.page_alloc;
   fault.map_writable = !fault.slot->readonly();
   return RET_PF_CONTINUE;
 }
@@ -117,14 +117,14 @@ bool Kvm::Impl::lost_cmpxchg(const KvmPageFault& fault) {
     // before that fault's writes landed finds the entry FROZEN when its own
     // hook runs (collide_in_flight issues that hook's SEAMCALL).
     return td->collide_in_flight(fault.gfn, fault.goal_level, fault.pfn << kPageShift, fault.external_spt_cache,
-                                 spent);
+                                 op.spent);
   }
-  const unsigned me = current ? current->id() : ~0u;
+  const unsigned me = op.vcpu ? op.vcpu->id() : ~0u;
   for (const RecentInstall& r : recent_installs) {
     if (r.vcpu == me || r.visible_at <= now() || fault.gfn < r.gfn || fault.gfn >= r.gfn + r.pages) continue;
     // The walk read the entry before the other vCPU's write landed: the
     // new SPTE is built, and tdp_mmu_set_spte_atomic fails against it.
-    spent += timing.spte_write;
+    op.spent += timing.spte_write;
     return true;
   }
   return false;
@@ -152,7 +152,7 @@ void Kvm::Impl::mmu_topup_memory_caches(const Vcpu& v, KvmPageFault& fault) {
   // The mirror's hooks take their external_spt and PAMT pages from the
   // faulting vCPU's caches, filled through the vendor hook before mmu_lock.
   // After teardown no hook is left: kvm_mmu_faultin_pfn refuses the fault.
-  if (ExternalSpt* ext = tdp.external_spt()) fault.external_spt_cache = ext->topup_external_cache(v.ctl->id(), spent);
+  if (ExternalSpt* ext = tdp.external_spt()) fault.external_spt_cache = ext->topup_external_cache(v.ctl->id(), op.spent);
 }
 
 int Kvm::Impl::kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault) {
@@ -161,7 +161,7 @@ int Kvm::Impl::kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault) {
   MmuPage* root = fault.is_private ? mirror_root : v.root;
   if (fault.is_private) {
     // The hooks' SEAMCALLs run on this vCPU's clock, from its caches.
-    td->set_clock(now(), 1 + v.ctl->id());
+    td->set_clock(op);
     td->set_hook_cache(fault.external_spt_cache);
   } else if (!root || root->role.invalid) {
     return RET_PF_RETRY;  // is_page_fault_stale: the vCPU must first reload its root
@@ -209,7 +209,7 @@ int Kvm::Impl::kvm_mmu_do_page_fault(Vcpu& v, KvmPageFault& fault) {
 
 Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qualification) {
   Impl& k = *impl_;
-  k.spent = k.timing.fault_handler;
+  k.op.spent = k.timing.fault_handler;
   TracepointTask task(k.tdp.tracepoints(), int(vcpu.id()));
   if (task.tp) task.tp->kvm_page_fault(vcpu.id(), 0, gpa, exit_qualification);
   KvmPageFault fault(gpa, ept_violation_error_code(exit_qualification));

@@ -33,7 +33,7 @@ class TdxMergePolicy {
   virtual ~TdxMergePolicy() = default;
   virtual const char* name() const = 0;
   // kvm_nx_huge_page_recovery_worker ran (an nx_recovery_tick event), under
-  // no lock; returns nothing, charges k.spent.
+  // no lock; returns nothing, charges k.op.spent.
   virtual void nx_recovery_tick(Kvm::Impl&) {}
   // A private fault of `initiator` on `gfn` is about to be handled.
   virtual void before_private_fault(Kvm::Impl&, Gfn, unsigned) {}

@@ -20,6 +20,7 @@
 #include "mmu/check_log.h"
 #include "mmu/external_spt.h"
 #include "mmu/fault_inject.h"
+#include "mmu/kvm_op.h"
 #include "mmu/tracepoints.h"
 
 #include "model/phys_mem.h"
@@ -68,6 +69,8 @@ class TdxVm : public ExternalSpt {
     now_ = now;
     initiator_ = initiator;
   }
+  // The same from the operation in progress: its time and who it runs for.
+  void set_clock(const KvmOp& op) { set_clock(op.now(), op.initiator()); }
   // The simulated time after the last SEAMCALL.
   Cycles clock() const { return now_; }
   // How far apart the initiators' clocks may be (several vCPUs): the

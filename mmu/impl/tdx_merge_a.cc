@@ -28,7 +28,7 @@ class A final : public TdxMergePolicy {
       k.split_ranges.rotate(base);
     }
     if (!ready.empty()) k.merge_ranges(ready);
-    k.merge_stats.cycles += k.spent;
+    k.merge_stats.cycles += k.op.spent;
   }
 };
 

@@ -16,7 +16,7 @@ class B final : public TdxMergePolicy {
 
   void after_private_fault(Kvm::Impl& k, Gfn gfn, unsigned initiator) override {
     if (!k.td || k.td->torn_down() || k.split_ranges.empty()) return;
-    const Cycles before = k.spent;
+    const Cycles before = k.op.spent;
     std::optional<Gfn> pick;
     {
       // The check runs under the read lock; only a ready range takes the write lock.
@@ -43,7 +43,7 @@ class B final : public TdxMergePolicy {
       // Re-checked: the range may have changed while the lock was dropped.
       if (const u64 huge = k.merge_ready(*pick)) k.merge_ranges({{*pick, huge}});
     }
-    k.merge_stats.cycles += k.spent - before;
+    k.merge_stats.cycles += k.op.spent - before;
   }
 };
 

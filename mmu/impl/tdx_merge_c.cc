@@ -17,7 +17,7 @@ class C final : public TdxMergePolicy {
 
   void dirty_logging_stopped(Kvm::Impl& k, const Memslot& slot) override {
     if (!k.td || k.td->torn_down() || k.split_ranges.empty()) return;
-    const Cycles before = k.spent;
+    const Cycles before = k.op.spent;
     std::vector<Gfn> ready;
     for (const auto& [base, range] : k.split_ranges.by_gfn())
       if (base >= slot.base_gfn && base < slot.end_gfn() && !range.blocked) ready.push_back(base);
@@ -25,14 +25,14 @@ class C final : public TdxMergePolicy {
     k.td->set_clock(k.now(), 0);
     std::vector<Gfn> blocked;
     for (Gfn base : ready)
-      if (k.td->block_for_merge(base, PG_LEVEL_2M, k.spent)) blocked.push_back(base);
+      if (k.td->block_for_merge(base, PG_LEVEL_2M, k.op.spent)) blocked.push_back(base);
     // debug.inject=promote-without-track: the later PROMOTE finds no TRACK.
-    if (!blocked.empty() && (k.inject.fire(Inject::PromoteWithoutTrack) || k.td->track_and_kick(0, k.spent))) {
+    if (!blocked.empty() && (k.inject.fire(Inject::PromoteWithoutTrack) || k.td->track_and_kick(0, k.op.spent))) {
       for (Gfn base : blocked) k.split_ranges.find(base)->blocked = true;
       k.merge_stats.blocked += blocked.size();
     }
-    k.spent += k.td->resume_vcpus();
-    k.merge_stats.cycles += k.spent - before;
+    k.op.spent += k.td->resume_vcpus();
+    k.merge_stats.cycles += k.op.spent - before;
   }
 
   void before_private_fault(Kvm::Impl& k, Gfn gfn, unsigned initiator) override {
@@ -40,7 +40,7 @@ class C final : public TdxMergePolicy {
     const Gfn base = split_range_base(gfn);
     const SplitPrivateRanges::Range* range = k.split_ranges.find(base);
     if (!range || !range->blocked) return;
-    const Cycles before = k.spent;
+    const Cycles before = k.op.spent;
     // The range is BLOCKed and TRACKed already: no TRACK, so the fault path
     // keeps its read lock, as KVM replaces a table by a huge leaf under it.
     auto lock = k.lock(MmuLockMode::Read);
@@ -51,7 +51,7 @@ class C final : public TdxMergePolicy {
       // Logging started again (or attributes changed): stay 4K for now.
       k.unblock_split_ranges(base, base + pages_per_level(PG_LEVEL_2M));
     }
-    k.merge_stats.cycles += k.spent - before;
+    k.merge_stats.cycles += k.op.spent - before;
   }
 };
 
