@@ -15,6 +15,7 @@
 #include <utility>
 
 #include "mmu/kvm_impl.h"
+#include "mmu/sept_level.h"
 #include "seam/sept_entry.h"
 
 namespace septsim::mmu {
@@ -156,9 +157,10 @@ class TdChecker {
   void nonleaf(Gfn gfn, int level, const MmuPage& child, Gfn lo, Gfn hi) {
     const Gpa gpa = gfn << kPageShift;
     const Hpa ext = Hpa{child.external_spt} << kPageShift;
-    const seam::SeptWalk w = t_->sept->walk(gpa, level - 1);
+    const int tdx_level = pg_level_to_tdx_sept_level(level).value;
+    const seam::SeptWalk w = t_->sept->walk(gpa, tdx_level);
     // Formatted only for a report: this runs for every entry a check visits.
-    auto name = [&] { return "mirror table for gpa " + hex(gpa) + " level " + std::to_string(level - 1); };
+    auto name = [&] { return "mirror table for gpa " + hex(gpa) + " level " + std::to_string(tdx_level); };
     // Merge policy C leaves a split range NL_BLOCKED until its next violation.
     const SplitPrivateRanges::Range* range = level == PG_LEVEL_2M ? k_.split_ranges.find(gfn) : nullptr;
     const bool merge_blocked = range && range->blocked;
@@ -187,7 +189,7 @@ class TdChecker {
     const seam::SeptWalk w = blocked_table_ ? child_of(blocked_table_, gpa) : t_->sept->walk_to_leaf(gpa);
     if (!w.reached)
       report("15", name() + " has no Secure-EPT leaf");
-    else if (w.level != level - 1 || seam::septe::hpa_of(w.entry) != hpa)
+    else if (w.level != pg_level_to_tdx_sept_level(level).value || seam::septe::hpa_of(w.entry) != hpa)
       report("15", name() + " but the Secure-EPT leaf is at TDX level " + std::to_string(w.level) + " hpa " +
                        hex(seam::septe::hpa_of(w.entry)));
     else if (w.state != SeptState::MAPPED && w.state != SeptState::PENDING)
@@ -274,7 +276,7 @@ class TdChecker {
   // Secure EPT -> mirror: every leaf the module still maps is a mirror leaf,
   // so no page is dropped from the VM's view while the TD can reach it.
   void sept_table(Hpa table, int level, Gpa base, Gfn lo, Gfn hi) {
-    const auto [first, last] = entries_over(base >> kPageShift, level + 1, lo, hi);
+    const auto [first, last] = entries_over(base >> kPageShift, tdx_sept_level_to_pg_level(TdxLevel{level}), lo, hi);
     for (unsigned i = first; i < last; ++i) {
       const u64 e = k_.mem.read64(table + 8 * i);
       const SeptState s = seam::septe::state_or_free(e);
