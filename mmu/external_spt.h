@@ -18,7 +18,8 @@ class ExternalSpt {
   // topup_external_cache: before mmu_lock, fill what the hooks of one fault
   // by vCPU `vcpu` may take under the lock (external_spt pages, Dynamic
   // PAMT pairs), so no hook allocates. An index that is no TD vCPU fills
-  // the VM's own caches (an ioctl). Returns the cache the hooks draw on.
+  // the VM's own caches (an ioctl). Returns the cache the hooks draw on
+  // from now on.
   virtual u32 topup_external_cache(u32 vcpu, Cycles& cycles) = 0;
   // kvm_mmu_alloc_external_spt: a page for a new mirror table's external_spt,
   // from the pre-topped-up cache `cache`; 0 if the cache is empty.

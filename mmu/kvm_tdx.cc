@@ -82,15 +82,14 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   u64 allocs = 0;
   const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
   op.spent += allocs * timing.page_alloc;
-  td->topup_external_cache(td->vm_cache(), op.spent);
+  const u32 cache = td->topup_external_cache(td->vm_cache(), op.spent);
   auto lock = this->lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
-  td->set_hook_cache(td->vm_cache());
   // kvm_tdp_mmu_map_private_pfn: the set hook PAGE.ADDs from page_add_src.
   KvmPageFault fault(gpa, PFERR_GUEST_FINAL_MASK | PFERR_PRIVATE_ACCESS | PFERR_WRITE_MASK);
   fault.slot = slot;
   fault.pfn = pfn;
   fault.map_writable = true;
-  fault.external_spt_cache = td->vm_cache();
+  fault.external_spt_cache = cache;
   fault.spte_sw_bits = SPTE_TDX_PAGE_ADDED;
   td->set_page_add_src(tag);
   // kvm_tdp_mmu_map_private_pfn maps again while kvm_tdp_mmu_map answers
@@ -269,7 +268,6 @@ void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
   const u32 cache = td->topup_external_cache(v.ctl->id(), op.spent);
   auto lock = this->lock(MmuLockMode::Write);
   td->set_clock(op);
-  td->set_hook_cache(cache);
   // A refused BLOCK/TRACK/DEMOTE bugged the VM in the hook (TDX_BUG_ON).
   if (tdp.split_mirror_huge_page(gfn, cache)) ++stats.tdx_accept_splits;
 }

@@ -59,15 +59,15 @@ int Kvm::Impl::kvm_mmu_faultin_pfn(KvmPageFault& fault) {
   // access to a private one is a KVM_EXIT_MEMORY_FAULT: the VMM converts
   // (or kills) and the vCPU re-enters. Only a TD has private gfns.
   if (td && fault.is_private != attrs.is_private(slot_gfn(fault))) {
-    ++td->memory_faults;
+    ++stats.tdx_memory_faults;
     return KVM_EXIT_MEMORY_FAULT_RET;
   }
   if (fault.is_private) {
     // kvm_mmu_faultin_pfn_private: the page comes from the slot's
-    // guest_memfd; no slot or a TD gone is a KVM_EXIT_MEMORY_FAULT for the
-    // VMM to resolve.
-    if (!fault.slot || td->torn_down()) {
-      ++td->memory_faults;
+    // guest_memfd; no slot, or a TD torn down (no vendor hooks left), is a
+    // KVM_EXIT_MEMORY_FAULT for the VMM to resolve.
+    if (!fault.slot || !tdp.external_spt()) {
+      ++stats.tdx_memory_faults;
       return KVM_EXIT_MEMORY_FAULT_RET;
     }
     u64 allocs = 0;
@@ -160,9 +160,9 @@ int Kvm::Impl::kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault) {
   // tdp_mmu_get_root_for_fault: private faults map the mirror root.
   MmuPage* root = fault.is_private ? mirror_root : v.root;
   if (fault.is_private) {
-    // The hooks' SEAMCALLs run on this vCPU's clock, from its caches.
+    // The hooks' SEAMCALLs run on this vCPU's clock (from the caches the
+    // top-up hook filled and chose).
     td->set_clock(op);
-    td->set_hook_cache(fault.external_spt_cache);
   } else if (!root || root->role.invalid) {
     return RET_PF_RETRY;  // is_page_fault_stale: the vCPU must first reload its root
   }

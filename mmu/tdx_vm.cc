@@ -250,6 +250,8 @@ u32 TdxVm::topup_external_cache(u32 vcpu, Cycles& cycles) {
   const u32 cache = vcpu < vcpus() ? vcpu : vm_cache();
   topup_external_spt_cache(cache, cycles);
   cycles += topup_pamt_cache(cache) * page_alloc_;
+  // The hooks under the lock that follows draw on the cache just filled.
+  hook_cache_ = cache;
   return cache;
 }
 
