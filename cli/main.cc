@@ -370,8 +370,8 @@ traces::LackeyImportOptions lackey_options(const po::variables_map& vm) {
   return lo;
 }
 
-int cmd_import_lackey(const std::vector<std::string>& args) {
-  po::options_description opts("import lackey options");
+// The options of `import lackey` and `import champsim` (the same guest, VM or TD).
+void add_gva_stream_options(po::options_description& opts) {
   opts.add_options()("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
       "page-size", po::value<std::string>()->default_value("4k"), "guest page size: 4k, 2m (THP) or 1g")(
       "placement", po::value<std::string>()->default_value("sequential"), "guest frames: sequential or fragmented")(
@@ -387,20 +387,34 @@ int cmd_import_lackey(const std::vector<std::string>& args) {
       "shared", po::value<std::string>(), "TD: GVA:SIZE mapped shared (MapGPA before first touch), e.g. I/O buffers")(
       "warmup", po::value<unsigned long long>()->default_value(0),
       "accesses before a 'measured' phase starts (0: one phase)");
+}
+
+// `septsim import lackey|champsim`: the same guest machinery, two input formats.
+int cmd_import_gva_stream(const std::vector<std::string>& args, bool champsim) {
+  const std::string cmd = champsim ? "import champsim" : "import lackey";
+  po::options_description opts(cmd + " options");
+  add_gva_stream_options(opts);
   po::variables_map vm;
-  if (!parse_args("import lackey", args, opts, {"format", "input"}, vm)) return kExitOk;
-  if (!vm.count("input")) throw po::error("import lackey needs an input file");
+  if (!parse_args(cmd, args, opts, {"format", "input"}, vm)) return kExitOk;
+  if (!vm.count("input")) throw po::error(cmd + " needs an input file");
   if (!vm.count("output")) throw po::error("import needs -o OUT");
   traces::LackeyImportOptions lo = lackey_options(vm);
   traces::LackeyImportReport r;
   write_events(vm["output"].as<std::string>(), imported_from(vm),
                [&](traces::EventSink& sink) {
-                 read_input(vm["input"].as<std::string>(), [&](const std::string& path) { r = traces::import_lackey(path, sink, lo); });
+                 read_input(vm["input"].as<std::string>(), [&](const std::string& path) {
+                   r = champsim ? traces::import_champsim(path, sink, lo) : traces::import_lackey(path, sink, lo);
+                 });
                });
-  std::cerr << "imported " << r.lines << " lines: " << r.fetches << " fetches, " << r.loads << " loads, " << r.stores
-            << " stores, " << r.modifies << " modifies; " << r.accesses << " accesses in " << r.access_events
-            << " access events; " << r.guest_pages << " guest pages and " << r.guest_tables << " guest page tables mapped; "
-            << r.noise_lines << " other lines skipped";
+  if (champsim)
+    std::cerr << "imported " << r.lines << " records: " << r.fetches << " instructions, " << r.loads << " loads, "
+              << r.stores << " stores; " << r.accesses << " accesses in " << r.access_events << " access events; "
+              << r.guest_pages << " guest pages and " << r.guest_tables << " guest page tables mapped";
+  else
+    std::cerr << "imported " << r.lines << " lines: " << r.fetches << " fetches, " << r.loads << " loads, " << r.stores
+              << " stores, " << r.modifies << " modifies; " << r.accesses << " accesses in " << r.access_events
+              << " access events; " << r.guest_pages << " guest pages and " << r.guest_tables
+              << " guest page tables mapped; " << r.noise_lines << " other lines skipped";
   if (r.noise_lines) std::cerr << " (first: line " << r.first_noise_line << ")";
   std::cerr << "\n";
   if (lo.td.enabled)
@@ -415,16 +429,19 @@ int cmd_import_lackey(const std::vector<std::string>& args) {
 int cmd_import(const std::vector<std::string>& args) {
   std::string format = args.empty() ? "" : args[0];
   if (format == "ftrace") return cmd_import_ftrace(args);
-  if (format == "lackey") return cmd_import_lackey(args);
+  if (format == "lackey") return cmd_import_gva_stream(args, false);
+  if (format == "champsim") return cmd_import_gva_stream(args, true);
   if (format == "--help" || format == "-h") {
     print_help("import ftrace", nullptr);
     std::cout << "\n";
     print_help("import lackey", nullptr);
+    std::cout << "\n";
+    print_help("import champsim", nullptr);
     std::cout << "\n`septsim import FORMAT --help` shows the options of one format.\n";
     return kExitOk;
   }
   g_command = "import";
-  throw po::error("import needs a format: septsim import ftrace|lackey IN -o OUT");
+  throw po::error("import needs a format: septsim import ftrace|lackey|champsim IN -o OUT");
 }
 
 int cmd_kvm_compare(const std::vector<std::string>& args) {
