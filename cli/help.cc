@@ -32,8 +32,9 @@ const std::vector<CommandHelp> kCommands = {
      "with their formulas."},
     {"import ftrace",
      "septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N] [--memslots SLOTS]",
-     "Imports kvm/kvmmmu tracepoint text recorded with ftrace (docs/kvm-compare.md); IN may be gzip, xz or zstd\n"
-     "compressed."},
+     "Imports kvm/kvmmmu tracepoints recorded with ftrace: the text (tracefs `trace`, `trace-cmd report`) or\n"
+     "trace-cmd's binary trace.dat (docs/kvm-compare.md); IN may be gzip, xz or zstd compressed. Markers a VMM\n"
+     "writes to trace_marker become memslot, dirty-log, TD and phase events (docs/markers.md)."},
     {"import lackey",
      "septsim import lackey IN.log -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented] [--seed N]\n"
      "                             [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"

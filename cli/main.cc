@@ -285,6 +285,10 @@ void print_import_report(const traces::FtraceImportReport& r, std::ostream& out)
       << r.markers << " markers; " << r.emulator_walks << " emulator walks dropped; " << r.vcpus << " vCPUs"
       << (r.host_mmu.empty() ? "" : ", " + r.host_mmu + " MMU host") << "\n";
   for (const auto& [name, n] : r.unknown_events) out << "unknown event (counted, not imported): " << name << " x" << n << "\n";
+  if (r.unknown_marker_count)
+    out << r.unknown_marker_count << " markers outside the vocabulary (docs/markers.md; kept as marker events):\n";
+  for (const auto& [text, n] : r.unknown_markers) out << "unknown marker: \"" << text << "\" x" << n << "\n";
+  if (r.lost_events) out << r.lost_events << " events lost by the kernel (ring buffer overrun)\n";
   if (r.malformed_lines) out << r.malformed_lines << " malformed lines skipped (first: line " << r.first_malformed_line << ")\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
 }

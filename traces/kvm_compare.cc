@@ -17,8 +17,10 @@ namespace septsim::traces {
 namespace {
 
 constexpr size_t kMaxReported = 20;
+// Phase markers: kvmrec's, and the vocabulary's (docs/markers.md).
 constexpr std::string_view kBeginPhase = "kvmrec: begin phase ", kBeginAction = "kvmrec: begin action ",
-                           kEndPhase = "kvmrec: end phase ";
+                           kEndPhase = "kvmrec: end phase ", kVocabBegin = "septsim: phase begin ",
+                           kVocabEnd = "septsim: phase end ";
 
 std::string phase_name(std::string_view text, std::string_view prefix) {
   if (text.substr(0, prefix.size()) != prefix) return {};
@@ -102,6 +104,7 @@ KvmCompareResult kvm_compare(const KvmCompareOptions& opts) {
     if (e.type == EventType::Marker) {
       std::string begin = phase_name(e.name, kBeginPhase);
       if (begin.empty()) begin = phase_name(e.name, kBeginAction);
+      if (begin.empty()) begin = phase_name(e.name, kVocabBegin);
       if (!begin.empty()) {
         res.phases.push_back(PhaseComparison{});
         res.phases.back().name = begin;
@@ -109,6 +112,7 @@ KvmCompareResult kvm_compare(const KvmCompareOptions& opts) {
         return;
       }
       std::string end = phase_name(e.name, kEndPhase);
+      if (end.empty()) end = phase_name(e.name, kVocabEnd);
       if (!end.empty() && current >= 0) {
         PhaseComparison& p = res.phases[size_t(current)];
         for (int l = 1; l <= 3; ++l) p.model_pages[l] = st.pages[l];
@@ -198,6 +202,9 @@ nlohmann::json KvmCompareResult::to_json() const {
                    {"malformed_lines", import.malformed_lines},
                    {"event_counts", import.event_counts},
                    {"unknown_events", import.unknown_events},
+                   {"unknown_marker_count", import.unknown_marker_count},
+                   {"unknown_markers", import.unknown_markers},
+                   {"lost_events", import.lost_events},
                    {"faults", import.faults},
                    {"decisions", import.decisions},
                    {"prefetches", import.prefetches},
