@@ -289,6 +289,7 @@ void print_import_report(const traces::FtraceImportReport& r, std::ostream& out)
     out << r.unknown_marker_count << " markers outside the vocabulary (docs/markers.md; kept as marker events):\n";
   for (const auto& [text, n] : r.unknown_markers) out << "unknown marker: \"" << text << "\" x" << n << "\n";
   if (r.lost_events) out << r.lost_events << " events lost by the kernel (ring buffer overrun)\n";
+  for (const auto& i : r.inferences) out << "inferred: " << i << "\n";
   if (r.malformed_lines) out << r.malformed_lines << " malformed lines skipped (first: line " << r.first_malformed_line << ")\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
 }

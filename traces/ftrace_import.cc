@@ -252,6 +252,7 @@ class Importer {
       throw TraceError(path_, report_.first_malformed_line, "",
                        "not ftrace text: no line has the form 'TASK-PID [CPU] TIMESTAMP: EVENT: ...'");
     for (auto& [pid, t] : tasks_) resolve(t);
+    infer();
     return report_;
   }
 
@@ -272,6 +273,7 @@ class Importer {
       handle(r);
     }
     report_.lost_events = src.lost_events();
+    infer();
     if (report_.lost_events)
       warn(line_no_, "the kernel dropped " + std::to_string(report_.lost_events) +
                          " events (ring buffer overrun): the import misses what they said");
@@ -280,6 +282,17 @@ class Importer {
   }
 
  private:
+  // What the kernel's own events prove where no marker said it: reported,
+  // not turned into events (the slot and the moment are not known exactly).
+  void infer() {
+    if (report_.write_protects && !dirty_log_ops_)
+      report_.inferences.push_back(
+          std::to_string(report_.write_protects) + " present SPTEs write-protected (kvm_tdp_mmu_spte_changed clearing W, "
+          "first at " + path_ + ":" + std::to_string(first_write_protect_) +
+          ") with no dirty-log marker: dirty logging was probably enabled on their slot; a "
+          "'septsim: dirty-log enable slot=N' marker (docs/markers.md) lets the model follow it");
+  }
+
   // The VM and the --memslots slots, before the first record.
   void begin() {
     report_.vcpus = vcpus_;
@@ -532,6 +545,13 @@ class Importer {
         auto leaf = [&](u64 s) { return level == 1 || (s & 0x80); };
         if (present(b) && leaf(b) && !present(c) && a < (TraceReader::kMaxGpa >> kPageShift))
           emit_decision(DecisionKind::Zap, -1, a << kPageShift, int(std::min<u64>(level, 5)), 0, r.ts_ns);
+        // A present leaf that stays present but loses W (bit 1 in EPT and
+        // NPT entries): write-protection, as KVM does for dirty logging
+        // (kvm_tdp_mmu_wrprot_slot) when no marker said so.
+        if (present(b) && leaf(b) && present(c) && (b & 2) && !(c & 2)) {
+          if (!report_.write_protects) first_write_protect_ = line_no_;
+          ++report_.write_protects;
+        }
         break;
       }
       case Kind::SplitHugePage:
@@ -866,6 +886,7 @@ class Importer {
   }
 
   void dirty_log_event(DirtyLogOp op, u32 slot, u64 first_page = 0, u64 num_pages = 0) {
+    ++dirty_log_ops_;
     Event e;
     e.type = EventType::DirtyLog;
     e.slot.id = slot;
@@ -898,6 +919,7 @@ class Importer {
   u32 vcpus_ = 1, next_vcpu_ = 0;
   u64 line_no_ = 0;
   bool thp_ = false, live_ = false, tdx_vm_ = false;
+  u64 dirty_log_ops_ = 0, first_write_protect_ = 0;
   std::vector<Slot> slots_;
   std::map<u32, Task> tasks_;
 };

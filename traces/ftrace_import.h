@@ -86,7 +86,10 @@ struct FtraceImportReport {
   // Markers that are neither kvmrec's forms nor the vocabulary's
   // (docs/markers.md): their number, and each text (first 120 characters) with its count.
   u64 unknown_marker_count = 0;
-  std::map<std::string, u64> unknown_markers;       // trace.dat: events the kernel's ring buffer dropped
+  std::map<std::string, u64> unknown_markers;
+  // Inferred from the kernel's events where no marker says it (reported only).
+  u64 write_protects = 0;  // present leaf SPTEs that lost W (kvm_tdp_mmu_spte_changed)
+  std::vector<std::string> inferences;       // trace.dat: events the kernel's ring buffer dropped
   u32 vcpus = 0;
   std::string host_mmu;      // "shadow", "tdp" or "" (no fault seen)
   std::vector<std::string> warnings;  // the first few, "FILE:LINE: ..."

@@ -213,6 +213,8 @@ nlohmann::json KvmCompareResult::to_json() const {
                    {"unknown_marker_count", import.unknown_marker_count},
                    {"unknown_markers", import.unknown_markers},
                    {"lost_events", import.lost_events},
+                   {"write_protects", import.write_protects},
+                   {"inferences", import.inferences},
                    {"faults", import.faults},
                    {"decisions", import.decisions},
                    {"prefetches", import.prefetches},
@@ -284,6 +286,7 @@ std::string KvmCompareResult::table() const {
     if (!p.census_excluded.empty()) o << "excluded: census of phase " << p.name << ": " << p.census_excluded << "\n";
   for (const auto& d : disagreements) o << "differ: " << d << "\n";
   for (const auto& w : warnings) o << "warning: " << w << "\n";
+  for (const auto& i : import.inferences) o << "inferred: " << i << "\n";
   o << verdict() << "\n";
   return o.str();
 }

@@ -159,3 +159,27 @@ TEST_CASE("a malformed vocabulary marker is bad input naming the file, line and 
   CHECK(r3.cli.exit_code != 0);
   CHECK_THAT(r3.cli.err, Catch::Contains("needs a TD"));
 }
+
+TEST_CASE("write-protection without a dirty-log marker is reported as an inference", "[ftrace][markers]") {
+  // kvm_tdp_mmu_spte_changed (arch/x86/kvm/mmu/mmutrace.h): a present 4K EPT
+  // leaf (R|W|X = 7) that stays present without W (R|X = 5) is write-protected.
+  auto text = (temp_dir() / "wp.trace").string();
+  std::ofstream(text)
+      << " CPU 0/KVM-10 [001] ..... 1.000001: kvm_page_fault: vcpu 0 rip 0x1 address 0x0000000000001000 error_code 0x182\n"
+         " CPU 0/KVM-10 [001] ..... 1.000002: kvm_tdp_mmu_spte_changed: as id 0 gfn 1 level 1 old_spte 0 new_spte 600000001234f77\n"
+         "       vmm-7  [000] ..... 1.000003: kvm_tdp_mmu_spte_changed: as id 0 gfn 1 level 1 old_spte 600000001234f77 new_spte 600000001234f75\n"
+         "       vmm-7  [000] ..... 1.000004: kvm_tdp_mmu_spte_changed: as id 0 gfn 2 level 1 old_spte 600000001235f77 new_spte 0\n";
+  auto r = import(text);
+  INFO(r.cli.err);
+  REQUIRE(r.cli.exit_code == 0);
+  CHECK_THAT(r.cli.err, Catch::Contains("inferred: 1 present SPTEs write-protected"));
+  CHECK_THAT(r.cli.err, Catch::Contains(text + ":3)"));
+  // With the marker, nothing is inferred.
+  auto marked = (temp_dir() / "wp2.trace").string();
+  std::ofstream(marked) << "       vmm-7  [000] ...1. 0.500000: tracing_mark_write: septsim: memslot add slot=0 gpa=0x0 size=1G\n"
+                           "       vmm-7  [000] ...1. 0.500001: tracing_mark_write: septsim: dirty-log enable slot=0\n"
+                        << slurp(text);
+  auto r2 = import(marked);
+  REQUIRE(r2.cli.exit_code == 0);
+  CHECK_THAT(r2.cli.err, !Catch::Contains("inferred:"));
+}
