@@ -32,14 +32,22 @@ const std::vector<CommandHelp> kCommands = {
      "with their formulas."},
     {"import ftrace",
      "septsim import ftrace IN.trace -o OUT.jsonl|OUT.sstb [--backing thp|4k] [--vcpus N] [--memslots SLOTS]",
-     "Imports kvm/kvmmmu tracepoint text recorded with ftrace (docs/kvm-compare.md); IN may be gzip, xz or zstd\n"
-     "compressed."},
+     "Imports kvm/kvmmmu tracepoints recorded with ftrace: the text (tracefs `trace`, `trace-cmd report`) or\n"
+     "trace-cmd's binary trace.dat (docs/kvm-compare.md); IN may be gzip, xz or zstd compressed. Markers a VMM\n"
+     "writes to trace_marker become memslot, dirty-log, TD and phase events (docs/markers.md)."},
     {"import lackey",
      "septsim import lackey IN.log -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented] [--seed N]\n"
      "                             [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"
      "                             [--vm-type vm|tdx] [--accept 2m|4k] [--shared GVA:SIZE] [--warmup N]",
      "Imports a valgrind lackey log as a guest-linear access stream (docs/lackey-import.md), in a VM or in a TD\n"
      "(docs/your-program.md); IN may be gzip, xz or zstd compressed."},
+    {"import champsim",
+     "septsim import champsim IN.trace -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented] [--seed N]\n"
+     "                                [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"
+     "                                [--vm-type vm|tdx] [--accept 2m|4k] [--shared GVA:SIZE] [--warmup N]",
+     "Imports a ChampSim trace (64-byte input_instr records; IN may be xz, gzip or zstd compressed) as a\n"
+     "guest-linear access stream: a fetch at each ip, loads and stores at its memory operands\n"
+     "(docs/lackey-import.md), in a VM or a TD."},
     {"kvm-compare",
      "septsim kvm-compare TRACE [--kvm-stats STATS.json] [--json OUT] [--backing thp|4k] [--memslots SLOTS]\n"
      "                           [--config F] [--preset NAME] [--set key=value]... [--quantum NS] [--quiet]",

@@ -285,6 +285,11 @@ void print_import_report(const traces::FtraceImportReport& r, std::ostream& out)
       << r.markers << " markers; " << r.emulator_walks << " emulator walks dropped; " << r.vcpus << " vCPUs"
       << (r.host_mmu.empty() ? "" : ", " + r.host_mmu + " MMU host") << "\n";
   for (const auto& [name, n] : r.unknown_events) out << "unknown event (counted, not imported): " << name << " x" << n << "\n";
+  if (r.unknown_marker_count)
+    out << r.unknown_marker_count << " markers outside the vocabulary (docs/markers.md; kept as marker events):\n";
+  for (const auto& [text, n] : r.unknown_markers) out << "unknown marker: \"" << text << "\" x" << n << "\n";
+  if (r.lost_events) out << r.lost_events << " events lost by the kernel (ring buffer overrun)\n";
+  for (const auto& i : r.inferences) out << "inferred: " << i << "\n";
   if (r.malformed_lines) out << r.malformed_lines << " malformed lines skipped (first: line " << r.first_malformed_line << ")\n";
   for (const auto& w : r.warnings) out << "warning: " << w << "\n";
 }
@@ -370,8 +375,8 @@ traces::LackeyImportOptions lackey_options(const po::variables_map& vm) {
   return lo;
 }
 
-int cmd_import_lackey(const std::vector<std::string>& args) {
-  po::options_description opts("import lackey options");
+// The options of `import lackey` and `import champsim` (the same guest, VM or TD).
+void add_gva_stream_options(po::options_description& opts) {
   opts.add_options()("output,o", po::value<std::string>(), "output trace (.jsonl or .sstb)")(
       "page-size", po::value<std::string>()->default_value("4k"), "guest page size: 4k, 2m (THP) or 1g")(
       "placement", po::value<std::string>()->default_value("sequential"), "guest frames: sequential or fragmented")(
@@ -387,20 +392,34 @@ int cmd_import_lackey(const std::vector<std::string>& args) {
       "shared", po::value<std::string>(), "TD: GVA:SIZE mapped shared (MapGPA before first touch), e.g. I/O buffers")(
       "warmup", po::value<unsigned long long>()->default_value(0),
       "accesses before a 'measured' phase starts (0: one phase)");
+}
+
+// `septsim import lackey|champsim`: the same guest machinery, two input formats.
+int cmd_import_gva_stream(const std::vector<std::string>& args, bool champsim) {
+  const std::string cmd = champsim ? "import champsim" : "import lackey";
+  po::options_description opts(cmd + " options");
+  add_gva_stream_options(opts);
   po::variables_map vm;
-  if (!parse_args("import lackey", args, opts, {"format", "input"}, vm)) return kExitOk;
-  if (!vm.count("input")) throw po::error("import lackey needs an input file");
+  if (!parse_args(cmd, args, opts, {"format", "input"}, vm)) return kExitOk;
+  if (!vm.count("input")) throw po::error(cmd + " needs an input file");
   if (!vm.count("output")) throw po::error("import needs -o OUT");
   traces::LackeyImportOptions lo = lackey_options(vm);
   traces::LackeyImportReport r;
   write_events(vm["output"].as<std::string>(), imported_from(vm),
                [&](traces::EventSink& sink) {
-                 read_input(vm["input"].as<std::string>(), [&](const std::string& path) { r = traces::import_lackey(path, sink, lo); });
+                 read_input(vm["input"].as<std::string>(), [&](const std::string& path) {
+                   r = champsim ? traces::import_champsim(path, sink, lo) : traces::import_lackey(path, sink, lo);
+                 });
                });
-  std::cerr << "imported " << r.lines << " lines: " << r.fetches << " fetches, " << r.loads << " loads, " << r.stores
-            << " stores, " << r.modifies << " modifies; " << r.accesses << " accesses in " << r.access_events
-            << " access events; " << r.guest_pages << " guest pages and " << r.guest_tables << " guest page tables mapped; "
-            << r.noise_lines << " other lines skipped";
+  if (champsim)
+    std::cerr << "imported " << r.lines << " records: " << r.fetches << " instructions, " << r.loads << " loads, "
+              << r.stores << " stores; " << r.accesses << " accesses in " << r.access_events << " access events; "
+              << r.guest_pages << " guest pages and " << r.guest_tables << " guest page tables mapped";
+  else
+    std::cerr << "imported " << r.lines << " lines: " << r.fetches << " fetches, " << r.loads << " loads, " << r.stores
+              << " stores, " << r.modifies << " modifies; " << r.accesses << " accesses in " << r.access_events
+              << " access events; " << r.guest_pages << " guest pages and " << r.guest_tables
+              << " guest page tables mapped; " << r.noise_lines << " other lines skipped";
   if (r.noise_lines) std::cerr << " (first: line " << r.first_noise_line << ")";
   std::cerr << "\n";
   if (lo.td.enabled)
@@ -415,16 +434,19 @@ int cmd_import_lackey(const std::vector<std::string>& args) {
 int cmd_import(const std::vector<std::string>& args) {
   std::string format = args.empty() ? "" : args[0];
   if (format == "ftrace") return cmd_import_ftrace(args);
-  if (format == "lackey") return cmd_import_lackey(args);
+  if (format == "lackey") return cmd_import_gva_stream(args, false);
+  if (format == "champsim") return cmd_import_gva_stream(args, true);
   if (format == "--help" || format == "-h") {
     print_help("import ftrace", nullptr);
     std::cout << "\n";
     print_help("import lackey", nullptr);
+    std::cout << "\n";
+    print_help("import champsim", nullptr);
     std::cout << "\n`septsim import FORMAT --help` shows the options of one format.\n";
     return kExitOk;
   }
   g_command = "import";
-  throw po::error("import needs a format: septsim import ftrace|lackey IN -o OUT");
+  throw po::error("import needs a format: septsim import ftrace|lackey|champsim IN -o OUT");
 }
 
 int cmd_kvm_compare(const std::vector<std::string>& args) {

@@ -1,6 +1,7 @@
 #include "traces/binary_trace.h"
 
 #include "seam/tdx_leaf.h"
+#include "traces/event_desc.h"
 
 #include <algorithm>
 #include <bit>
@@ -37,7 +38,8 @@ constexpr u64 kNumericFields = ((u64{1} << kFieldCount) - 1) & ~(u64{1} << kName
 
 // What each version knows: its field bits and event types.
 constexpr u64 field_bits(u32 version) { return version == 1 ? (u64{1} << (kName + 1)) - 1 : (u64{1} << kFieldCount) - 1; }
-constexpr u32 num_types(u32 version) { return version == 1 ? u32(EventType::HostUnmap) + 1 : u32(EventType::NxRecoveryTick) + 1; }
+constexpr u32 num_types(u32 version) { return binary_event_types(version); }
+static_assert(num_types(1) == u32(EventType::HostUnmap) + 1 && num_types(2) == u32(EventType::NxRecoveryTick) + 1);
 
 // TdxEventFields, in the order of the TDX record's own bitmap.
 enum TdxField : u32 {
@@ -48,10 +50,7 @@ enum TdxField : u32 {
 };
 
 // The events that read TdxEventFields (the rest leave them at their defaults).
-bool uses_tdx_fields(EventType t) {
-  return t == EventType::VmCreate || t == EventType::TdCreate || t == EventType::Seamcall || t == EventType::Tdcall ||
-         t == EventType::TdVcpu || t == EventType::Accept;
-}
+bool uses_tdx_fields(EventType t) { return event_desc(t).tdx_record; }
 
 u64 get_tdx(const TdxEventFields& t, u32 f) {
   if (f >= kReg0 && f < kRegMask) return t.regs[f - kReg0];
@@ -646,25 +645,24 @@ void BinaryTraceReader::validate(const Event& e) {
     if (e.vm != vms_.size())
       fail("vm", e.vm < vms_.size() ? "second vm_create for VM " + std::to_string(e.vm)
                                      : "VM " + std::to_string(e.vm) + " created before VM " + std::to_string(vms_.size()));
-    if (e.vcpus < 1 || e.vcpus > TraceReader::kMaxVcpus) fail("vcpus", std::to_string(e.vcpus) + " is out of range (1..256)");
+    if (std::string r = field_range_error(e.type, "vcpus", e.vcpus); !r.empty()) fail("vcpus", r);
     if (e.tdx_vm && e.tdx.gpaw == 52 && e.tdx.ept_levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
     vms_.push_back({e.vcpus, e.tdx_vm});
     return;
   }
   if (vms_.empty()) fail("", std::string(event_type_name(e.type)) + " before vm_create: vm_create must be the first event");
   others_seen_ = true;
-  if (e.vm && !vm_scoped_type(e.type)) fail("vm", std::string(event_type_name(e.type)) + " is host-wide and takes no VM");
+  if (e.vm && !vm_scoped(e.type)) fail("vm", std::string(event_type_name(e.type)) + " is host-wide and takes no VM");
   if (e.vm >= vms_.size()) fail("vm", "VM " + std::to_string(e.vm) + " was not created");
   const u32 vm_vcpus = vms_[e.vm].vcpus;
   const bool vm_is_td = vms_[e.vm].tdx;
-  bool per_vcpu = e.type == EventType::Access || e.type == EventType::SetCr3 || e.type == EventType::Invept ||
-                  e.type == EventType::Invvpid || e.type == EventType::Invlpg || e.type == EventType::Invpcid ||
-                  e.type == EventType::Accept || e.type == EventType::MapGpa;
-  bool td_vm_event = e.type >= EventType::TdInitMemRegion;
+  const EventDesc& desc = event_desc(e.type);
+  const bool per_vcpu = names_vm_vcpu(e.type);
+  const bool td_vm_event = desc.needs_td_vm;
   if (td_vm_event && !vm_is_td) fail("type", "needs a TD VM: vm_create must say \"vm_type\":\"tdx\"");
   if ((per_vcpu || e.vcpu >= 0) && (e.vcpu < 0 || u32(e.vcpu) >= vm_vcpus))
     fail("vcpu", std::to_string(e.vcpu) + " is out of range (0.." + std::to_string(vm_vcpus - 1) + ")");
-  if (e.slot.id >= TraceReader::kMaxSlots) fail("slot", std::to_string(e.slot.id) + " is out of range");
+  if (e.slot.id >= TraceReader::kMaxSlots) fail("slot", field_range_error(EventType::MemslotAdd, "slot", e.slot.id));
   switch (e.type) {
     case EventType::MemslotAdd:
       aligned_gpa("gpa", e.slot.gpa, kPageSize);

@@ -99,7 +99,7 @@ enum class InvKind : u8 { Address, Single, All, SingleRetainGlobals };
 struct Event {
   EventType type = EventType::Phase;
   u64 line = 0;   // 1-based line number in the trace file
-  u32 vm = 0;     // the VM of a VM-scoped event ("vm", vm_scoped_type); vm_create: the VM it creates
+  u32 vm = 0;     // the VM of a VM-scoped event ("vm", vm_scoped in event_desc.h); vm_create: the VM it creates
   int vcpu = -1;  // per-vCPU events only
 
   // VmCreate; a TD VM also uses tdx.gpaw and tdx.ept_levels
@@ -159,22 +159,5 @@ struct Event {
   // TdCreate, Seamcall, Tdcall, TdVcpu
   TdxEventFields tdx;
 };
-
-// Events that belong to one VM and take "vm" (default 0). Phases, markers
-// and the raw TDX module events (td_create, seamcall, tdcall, td_vcpu) are
-// host-wide.
-constexpr bool vm_scoped_type(EventType t) {
-  switch (t) {
-    case EventType::Phase:
-    case EventType::Marker:
-    case EventType::TdCreate:
-    case EventType::Seamcall:
-    case EventType::Tdcall:
-    case EventType::TdVcpu:
-      return false;
-    default:
-      return true;
-  }
-}
 
 }  // namespace septsim::traces

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "traces/line_reader.h"
+#include "traces/tracedat_import.h"
 #include "traces/reader.h"
 
 namespace septsim::traces {
@@ -136,16 +137,22 @@ struct StartMarker {
   std::vector<Slot> slots;
 };
 
+// The word of `text` at or after `i` (spaces skipped); `i` moves past it.
+std::string_view next_word(std::string_view text, size_t& i) {
+  while (i < text.size() && is_space(text[i])) ++i;
+  size_t j = i;
+  while (j < text.size() && !is_space(text[j])) ++j;
+  std::string_view w = text.substr(i, j - i);
+  i = j;
+  return w;
+}
+
 bool parse_start_marker(std::string_view text, StartMarker& out) {
   constexpr std::string_view kStart = "kvmrec: start";
   if (text.substr(0, kStart.size()) != kStart) return false;
   size_t i = kStart.size();
   while (i < text.size()) {
-    while (i < text.size() && is_space(text[i])) ++i;
-    size_t j = i;
-    while (j < text.size() && !is_space(text[j])) ++j;
-    std::string_view tok = text.substr(i, j - i);
-    i = j;
+    std::string_view tok = next_word(text, i);
     if (tok.substr(0, 4) == "slot" && tok.size() > 4 && is_digit(tok[4])) {
       Slot s;
       size_t k = 4;
@@ -170,6 +177,25 @@ bool parse_start_marker(std::string_view text, StartMarker& out) {
     }
   }
   return true;
+}
+
+// The marker vocabulary's prefix (docs/markers.md).
+constexpr std::string_view kVocab = "septsim: ";
+
+// "septsim: vm vcpus=N [type=tdx]": the VM (before its first fault).
+bool parse_vm_marker(std::string_view text, u32& vcpus, bool& tdx) {
+  constexpr std::string_view kVm = "septsim: vm ";
+  if (text.substr(0, kVm.size()) != kVm) return false;
+  bool any = false;
+  for (std::string_view rest = text.substr(kVm.size()); !rest.empty();) {
+    std::string_view tok = rest.substr(0, rest.find(' '));
+    rest.remove_prefix(std::min(rest.size(), tok.size() + 1));
+    u64 n;
+    if (tok.substr(0, 6) == "vcpus=" && parse_dec(tok.substr(6), n) && n >= 1 && n <= TraceReader::kMaxVcpus)
+      vcpus = u32(n), any = true;
+    else if (tok == "type=tdx") tdx = true;
+  }
+  return any;
 }
 
 // A shadow-MMU fault in progress on one task: the guest walk seen so far.
@@ -197,21 +223,10 @@ class Importer {
       : path_(path), sink_(sink), opts_(opts) {}
 
   FtraceImportReport run() {
-    vcpus_ = opts_.vcpus ? opts_.vcpus : prescan_vcpus();
-    report_.vcpus = vcpus_;
-    Event e;
-    e.type = EventType::VmCreate;
-    e.vcpus = vcpus_;
-    put(e);
-    for (const mmu::MemslotSpec& spec : opts_.memslots) {
-      slots_.push_back(Slot{spec.id, "data", spec.gpa, spec.size, spec.userspace_addr, true});
-      Event m;
-      m.type = EventType::MemslotAdd;
-      m.slot = spec;
-      put(m);
-    }
-    live_ = !slots_.empty();
-
+    VcpuCount count = prescan(!opts_.vcpus);
+    vcpus_ = opts_.vcpus ? opts_.vcpus : count.result();
+    tdx_vm_ = count.tdx;
+    begin();
     LineReader in(path_);
     std::string_view line;
     bool overlong;
@@ -237,10 +252,65 @@ class Importer {
       throw TraceError(path_, report_.first_malformed_line, "",
                        "not ftrace text: no line has the form 'TASK-PID [CPU] TIMESTAMP: EVENT: ...'");
     for (auto& [pid, t] : tasks_) resolve(t);
+    infer();
+    return report_;
+  }
+
+  // The same from records (trace.dat): record numbers stand for line numbers.
+  FtraceImportReport run(FtraceRecordSource& src) {
+    FtraceRecord r;
+    VcpuCount count;
+    while (src.next(r) && !count.add(r) && (!opts_.vcpus || !count.faults())) {
+    }
+    src.rewind();
+    vcpus_ = opts_.vcpus ? opts_.vcpus : count.result();
+    tdx_vm_ = count.tdx;
+    begin();
+    while (src.next(r)) {
+      ++line_no_;
+      ++report_.lines;
+      ++report_.event_lines;
+      handle(r);
+    }
+    report_.lost_events = src.lost_events();
+    infer();
+    if (report_.lost_events)
+      warn(line_no_, "the kernel dropped " + std::to_string(report_.lost_events) +
+                         " events (ring buffer overrun): the import misses what they said");
+    for (auto& [pid, t] : tasks_) resolve(t);
     return report_;
   }
 
  private:
+  // What the kernel's own events prove where no marker said it: reported,
+  // not turned into events (the slot and the moment are not known exactly).
+  void infer() {
+    if (report_.write_protects && !dirty_log_ops_)
+      report_.inferences.push_back(
+          std::to_string(report_.write_protects) + " present SPTEs write-protected (kvm_tdp_mmu_spte_changed clearing W, "
+          "first at " + path_ + ":" + std::to_string(first_write_protect_) +
+          ") with no dirty-log marker: dirty logging was probably enabled on their slot; a "
+          "'septsim: dirty-log enable slot=N' marker (docs/markers.md) lets the model follow it");
+  }
+
+  // The VM and the --memslots slots, before the first record.
+  void begin() {
+    report_.vcpus = vcpus_;
+    Event e;
+    e.type = EventType::VmCreate;
+    e.vcpus = vcpus_;
+    e.tdx_vm = tdx_vm_;
+    put(e);
+    for (const mmu::MemslotSpec& spec : opts_.memslots) {
+      slots_.push_back(Slot{spec.id, "data", spec.gpa, spec.size, spec.userspace_addr, true});
+      Event m;
+      m.type = EventType::MemslotAdd;
+      m.slot = spec;
+      put(m);
+    }
+    live_ = !slots_.empty();
+  }
+
   // trace-cmd report starts with lines such as "version = 6", "cpus=2",
   // "CPU 0 is empty", "CPU0 data recorded at offset=...".
   static bool header_line(std::string_view s) {
@@ -254,20 +324,23 @@ class Importer {
 
   // vCPUs when no option gives them: the start marker's if it comes before
   // the first fault, else the number of faulting tasks (or vcpu ids) in the file.
-  u32 prescan_vcpus() {
-    LineReader in(path_);
-    std::string_view line;
-    bool overlong;
+  struct VcpuCount {
     std::vector<u32> pids;
     u64 max_vcpu = 0;
     bool have_vcpu_field = false;
-    while (in.next(line, overlong)) {
-      FtraceRecord r;
-      if (overlong || !parse_ftrace_line(line, r)) continue;
+    u32 marker_vcpus = 0;
+    bool tdx = false;
+    bool faults() const { return !pids.empty() || have_vcpu_field; }
+    // False until the count is settled (a start marker before any fault).
+    bool add(const FtraceRecord& r) {
       Kind k = kind_of(r.event);
       if (k == Kind::Marker) {
         StartMarker m;
-        if (parse_start_marker(r.body, m) && m.vcpus && pids.empty() && !have_vcpu_field) return m.vcpus;
+        if (parse_start_marker(r.body, m) && m.vcpus && pids.empty() && !have_vcpu_field) {
+          marker_vcpus = m.vcpus;
+          return true;
+        }
+        if (pids.empty() && !have_vcpu_field && parse_vm_marker(r.body, marker_vcpus, tdx)) return true;
       } else if (k == Kind::PageFault || k == Kind::PagetableWalk) {
         u64 v;
         if (k == Kind::PageFault && dec_after(r.body, "vcpu", v) && v < TraceReader::kMaxVcpus) {
@@ -277,9 +350,28 @@ class Importer {
           pids.push_back(r.pid);
         }
       }
+      return false;
     }
-    u64 n = std::max<u64>(pids.size(), have_vcpu_field ? max_vcpu + 1 : 0);
-    return u32(std::clamp<u64>(n, 1, TraceReader::kMaxVcpus));
+    u32 result() const {
+      if (marker_vcpus) return marker_vcpus;
+      u64 n = std::max<u64>(pids.size(), have_vcpu_field ? max_vcpu + 1 : 0);
+      return u32(std::clamp<u64>(n, 1, TraceReader::kMaxVcpus));
+    }
+  };
+
+  // `full`: until the count is settled; else only until the first fault
+  // (the VM's type, when --vcpus gives the count).
+  VcpuCount prescan(bool full) {
+    LineReader in(path_);
+    std::string_view line;
+    bool overlong;
+    VcpuCount count;
+    while (in.next(line, overlong)) {
+      FtraceRecord r;
+      if (overlong || !parse_ftrace_line(line, r)) continue;
+      if (count.add(r) || (!full && count.faults())) break;
+    }
+    return count;
   }
 
   void put(Event& e) {
@@ -453,6 +545,13 @@ class Importer {
         auto leaf = [&](u64 s) { return level == 1 || (s & 0x80); };
         if (present(b) && leaf(b) && !present(c) && a < (TraceReader::kMaxGpa >> kPageShift))
           emit_decision(DecisionKind::Zap, -1, a << kPageShift, int(std::min<u64>(level, 5)), 0, r.ts_ns);
+        // A present leaf that stays present but loses W (bit 1 in EPT and
+        // NPT entries): write-protection, as KVM does for dirty logging
+        // (kvm_tdp_mmu_wrprot_slot) when no marker said so.
+        if (present(b) && leaf(b) && present(c) && (b & 2) && !(c & 2)) {
+          if (!report_.write_protects) first_write_protect_ = line_no_;
+          ++report_.write_protects;
+        }
         break;
       }
       case Kind::SplitHugePage:
@@ -521,35 +620,252 @@ class Importer {
 
     StartMarker sm;
     if (parse_start_marker(text, sm)) return start(sm);
-    constexpr std::string_view kPhase = "kvmrec: begin phase ", kAction = "kvmrec: begin action ";
-    std::string_view name;
-    if (text.substr(0, kPhase.size()) == kPhase) name = text.substr(kPhase.size());
-    else if (text.substr(0, kAction.size()) == kAction) name = text.substr(kAction.size());
-    else return;
-    name = name.substr(0, name.find(' '));
-    if (name.empty()) return;
-    // The memslot-churn workload deletes and re-adds the data slots.
-    if (name == "memslot-delete") {
-      for (const Slot& s : slots_)
-        if (s.data && live_) slot_event(EventType::MemslotDelete, s);
-      live_ = false;
-    } else if (name == "memslot-add") {
-      for (const Slot& s : slots_)
-        if (s.data && !live_) slot_event(EventType::MemslotAdd, s);
-      live_ = true;
-    } else if (name == "dirty-log-enable" || name.substr(0, 14) == "dirty-log-get-" || name == "dirty-log-disable") {
-      // The dirtylog workload's KVM_SET_USER_MEMORY_REGION with and without
-      // KVM_MEM_LOG_DIRTY_PAGES, and its KVM_GET_DIRTY_LOG, on the data slot.
-      const DirtyLogOp op = name == "dirty-log-enable"    ? DirtyLogOp::Enable
-                            : name == "dirty-log-disable" ? DirtyLogOp::Disable
-                                                          : DirtyLogOp::Get;
-      for (const Slot& s : slots_)
-        if (s.data && live_) dirty_log_event(op, s);
+    if (text.substr(0, kVocab.size()) == kVocab) return vocabulary(text.substr(kVocab.size()));
+    if (!kvmrec_marker(text)) unknown_marker(text);
+  }
+
+  // Counted and listed (the first 120 characters of each), never silently dropped.
+  void unknown_marker(std::string_view text) {
+    ++report_.unknown_marker_count;
+    std::string key(text.substr(0, 120));
+    if (report_.unknown_markers.size() < kMaxUnknownNames || report_.unknown_markers.count(key)) ++report_.unknown_markers[key];
+  }
+
+  // kvmrec's own forms (the VMM that made the recordings in tests/data/kvm-shadow):
+  // "begin phase NAME (...)", "end phase NAME", "begin action NAME" with the
+  // actions memslot-delete, memslot-add, dirty-log-enable, dirty-log-get-N,
+  // dirty-log-disable, and the informational "dirty log NAME: N dirty 4K
+  // pages", "guest finished ...", "teardown", "exit". False for anything else.
+  bool kvmrec_marker(std::string_view text) {
+    constexpr std::string_view kRec = "kvmrec: ";
+    if (text.substr(0, kRec.size()) != kRec) return false;
+    std::string_view rest = text.substr(kRec.size());
+    auto word = [&](std::string_view w) {
+      if (rest.substr(0, w.size()) != w) return false;
+      rest.remove_prefix(w.size());
+      return true;
+    };
+    if (word("begin phase ")) {
+      std::string_view name = rest.substr(0, rest.find(' '));
+      if (name.empty()) return false;
+      phase(name);
+      return true;
     }
+    if (word("end phase ")) return !rest.empty();  // phases end where the next begins
+    if (word("begin action ")) {
+      std::string_view name = rest.substr(0, rest.find(' '));
+      // The memslot-churn workload deletes and re-adds the data slots; the
+      // dirtylog workload's KVM_SET_USER_MEMORY_REGION with and without
+      // KVM_MEM_LOG_DIRTY_PAGES, and its KVM_GET_DIRTY_LOG, on the data slot.
+      if (name == "memslot-delete") {
+        for (const Slot& s : slots_)
+          if (s.data && live_) slot_event(EventType::MemslotDelete, s);
+        live_ = false;
+      } else if (name == "memslot-add") {
+        for (const Slot& s : slots_)
+          if (s.data && !live_) slot_event(EventType::MemslotAdd, s);
+        live_ = true;
+      } else if (name == "dirty-log-enable" || name.substr(0, 14) == "dirty-log-get-" || name == "dirty-log-disable") {
+        const DirtyLogOp op = name == "dirty-log-enable"    ? DirtyLogOp::Enable
+                              : name == "dirty-log-disable" ? DirtyLogOp::Disable
+                                                            : DirtyLogOp::Get;
+        for (const Slot& s : slots_)
+          if (s.data && live_) dirty_log_event(op, s.id);
+      } else {
+        return false;
+      }
+      phase(name);
+      return true;
+    }
+    return word("dirty log ") || word("guest finished") || rest == "teardown" || rest == "exit";
+  }
+
+  void phase(std::string_view name) {
     Event p;
     p.type = EventType::Phase;
     p.name = std::string(name);
     put(p);
+  }
+
+  // ---- the marker vocabulary (docs/markers.md) ----------------------------------
+
+  [[noreturn]] void bad_marker(std::string_view what, std::string_view field, const std::string& msg) const {
+    throw TraceError(path_, line_no_, std::string(field),
+                     "marker \"septsim: " + std::string(what) + "\": " + msg + " (docs/markers.md)");
+  }
+
+  // "KEY=VALUE" words and bare words of a vocabulary marker.
+  struct MarkerArgs {
+    std::vector<std::pair<std::string_view, std::string_view>> kv;
+    std::vector<std::string_view> words;
+    const std::string_view* get(std::string_view key) const {
+      for (const auto& [k, v] : kv)
+        if (k == key) return &v;
+      return nullptr;
+    }
+    bool has(std::string_view w) const { return std::find(words.begin(), words.end(), w) != words.end(); }
+  };
+
+  static MarkerArgs split_args(std::string_view rest) {
+    MarkerArgs a;
+    size_t i = 0;
+    while (i < rest.size()) {
+      std::string_view tok = next_word(rest, i);
+      if (tok.empty()) continue;
+      size_t eq = tok.find('=');
+      if (eq == std::string_view::npos) a.words.push_back(tok);
+      else a.kv.emplace_back(tok.substr(0, eq), tok.substr(eq + 1));
+    }
+    return a;
+  }
+
+  u64 marker_number(std::string_view what, const MarkerArgs& a, std::string_view key, bool required, u64 dflt = 0) const {
+    const std::string_view* v = a.get(key);
+    if (!v) {
+      if (required) bad_marker(what, key, "missing " + std::string(key) + "=");
+      return dflt;
+    }
+    u64 n;
+    if (!parse_trace_number(*v, n)) bad_marker(what, key, "bad number \"" + std::string(*v) + "\" (hex 0x..., decimal or 4K/2M/1G)");
+    return n;
+  }
+
+  Slot* find_slot(u32 id) {
+    for (Slot& s : slots_)
+      if (s.id == id) return &s;
+    return nullptr;
+  }
+
+  u32 marker_slot(std::string_view what, const MarkerArgs& a) const {
+    u64 id = marker_number(what, a, "slot", true);
+    if (id >= TraceReader::kMaxSlots) bad_marker(what, "slot", std::to_string(id) + " is out of range (0..32763)");
+    return u32(id);
+  }
+
+  void vocabulary(std::string_view text) {
+    size_t sp = text.find(' ');
+    std::string_view noun = text.substr(0, sp);
+    std::string_view rest = sp == std::string_view::npos ? std::string_view() : text.substr(sp + 1);
+    size_t sp2 = rest.find(' ');
+    std::string_view verb = rest.substr(0, sp2);
+    std::string what = std::string(noun) + " " + std::string(verb);
+    MarkerArgs a = split_args(sp2 == std::string_view::npos ? std::string_view() : rest.substr(sp2 + 1));
+    if (noun == "vm") return;  // read before the import (vm_create)
+    if (noun == "phase" && (verb == "begin" || verb == "end")) {
+      if (a.words.empty()) bad_marker(what, "name", "missing the phase name");
+      if (verb == "begin") phase(a.words.front());
+      return;
+    }
+    if (noun == "memslot") {
+      u32 id = marker_slot(what, a);
+      Slot* s = find_slot(id);
+      if (verb == "add") {
+        if (s) bad_marker(what, "slot", "slot " + std::to_string(id) + " exists already");
+        Slot n;
+        n.id = id;
+        n.name = "data";
+        n.gpa = marker_number(what, a, "gpa", true);
+        n.size = marker_number(what, a, "size", true);
+        n.hva = marker_number(what, a, "hva", false);
+        if (n.size == 0 || (n.gpa | n.size | n.hva) & (kPageSize - 1) || n.gpa >= TraceReader::kMaxGpa ||
+            n.size > TraceReader::kMaxGpa - n.gpa)
+          bad_marker(what, "size", "gpa, size and hva must be 4 KiB aligned, size non-zero, below 2^52");
+        u32 flags = marker_flags(what, a);
+        std::optional<mmu::HostBacking> backing;
+        if (const std::string_view* b = a.get("backing")) {
+          if (*b == "4k") backing = mmu::HostBacking::Page4K;
+          else if (*b == "thp") backing = mmu::HostBacking::Thp2M;
+          else if (*b == "hugetlb1g") backing = mmu::HostBacking::Hugetlb1G;
+          else bad_marker(what, "backing", "must be 4k, thp or hugetlb1g");
+        }
+        slots_.push_back(n);
+        live_ = true;
+        slot_event(EventType::MemslotAdd, n, flags, backing);
+        return;
+      }
+      if (!s) bad_marker(what, "slot", "slot " + std::to_string(id) + " was not added");
+      if (verb == "delete") {
+        slot_event(EventType::MemslotDelete, *s);
+        slots_.erase(slots_.begin() + (s - slots_.data()));
+        return;
+      }
+      if (verb == "move") {
+        s->gpa = marker_number(what, a, "gpa", true);
+        if (s->gpa & (kPageSize - 1) || s->gpa >= TraceReader::kMaxGpa || s->size > TraceReader::kMaxGpa - s->gpa)
+          bad_marker(what, "gpa", "must be 4 KiB aligned and the slot below 2^52");
+        slot_event(EventType::MemslotMove, *s);
+        return;
+      }
+      bad_marker(what, "", "unknown memslot action (add, delete, move)");
+    }
+    if (noun == "dirty-log") {
+      u32 id = marker_slot(what, a);
+      if (!find_slot(id)) bad_marker(what, "slot", "slot " + std::to_string(id) + " was not added");
+      if (verb == "enable") return dirty_log_event(DirtyLogOp::Enable, id);
+      if (verb == "get") return dirty_log_event(DirtyLogOp::Get, id);
+      if (verb == "disable") return dirty_log_event(DirtyLogOp::Disable, id);
+      if (verb == "clear") {
+        u64 first = marker_number(what, a, "first", false), num = marker_number(what, a, "num", false);
+        if (first % 64) bad_marker(what, "first", "must be a multiple of 64 (KVM_CLEAR_DIRTY_LOG)");
+        if (first && !num) bad_marker(what, "num", "required when first= is given");
+        return dirty_log_event(DirtyLogOp::Clear, id, first, num);
+      }
+      bad_marker(what, "", "unknown dirty-log action (enable, get, clear, disable)");
+    }
+    if (noun == "attributes") {
+      what = "attributes";
+      need_td(what);
+      a = split_args(rest);
+      Event e;
+      e.type = EventType::SetMemoryAttributes;
+      e.gpa = marker_number(what, a, "gpa", true);
+      e.size = marker_number(what, a, "size", true);
+      range_check(what, e.gpa, e.size);
+      if (a.has("private") == a.has("shared")) bad_marker(what, "private", "say private or shared");
+      e.make_private = a.has("private");
+      return put(e);
+    }
+    if (noun == "td") {
+      need_td(what);
+      Event e;
+      if (verb == "init-mem-region") {
+        e.type = EventType::TdInitMemRegion;
+        e.gpa = marker_number(what, a, "gpa", true);
+        e.size = marker_number(what, a, "size", true);
+        range_check(what, e.gpa, e.size);
+        e.measure = a.has("measure");
+      } else if (verb == "finalize") {
+        e.type = EventType::TdFinalize;
+      } else if (verb == "teardown") {
+        e.type = EventType::TdTeardown;
+        e.terminate = a.has("terminate");
+      } else {
+        bad_marker(what, "", "unknown td action (init-mem-region, finalize, teardown)");
+      }
+      return put(e);
+    }
+    unknown_marker(std::string(kVocab) + std::string(text));
+  }
+
+  void need_td(std::string_view what) const {
+    if (!tdx_vm_) bad_marker(what, "", "needs a TD: write \"septsim: vm vcpus=N type=tdx\" before the first fault");
+  }
+  void range_check(std::string_view what, u64 gpa, u64 size) const {
+    if (size == 0 || (gpa | size) & (kPageSize - 1) || gpa >= TraceReader::kMaxGpa || size > TraceReader::kMaxGpa - gpa)
+      bad_marker(what, "size", "gpa and size must be 4 KiB aligned, size non-zero, below 2^52");
+  }
+  u32 marker_flags(std::string_view what, const MarkerArgs& a) const {
+    const std::string_view* f = a.get("flags");
+    if (!f || *f == "none") return 0;
+    u32 flags = 0;
+    for (std::string_view rest = *f; !rest.empty();) {
+      std::string_view one = rest.substr(0, rest.find(','));
+      rest.remove_prefix(std::min(rest.size(), one.size() + 1));
+      if (one == "dirty_log") flags |= mmu::KVM_MEM_LOG_DIRTY_PAGES;
+      else if (one == "readonly") flags |= mmu::KVM_MEM_READONLY;
+      else bad_marker(what, "flags", "unknown flag \"" + std::string(one) + "\" (dirty_log, readonly, none)");
+    }
+    return flags;
   }
 
   void start(const StartMarker& m) {
@@ -569,24 +885,30 @@ class Importer {
     live_ = true;
   }
 
-  void dirty_log_event(DirtyLogOp op, const Slot& s) {
+  void dirty_log_event(DirtyLogOp op, u32 slot, u64 first_page = 0, u64 num_pages = 0) {
+    ++dirty_log_ops_;
     Event e;
     e.type = EventType::DirtyLog;
-    e.slot.id = s.id;
+    e.slot.id = slot;
     e.dirty_op = op;
+    e.first_page = first_page;
+    e.num_pages = num_pages;
     put(e);
   }
 
-  void slot_event(EventType type, const Slot& s) {
+  void slot_event(EventType type, const Slot& s, u32 flags = 0, std::optional<mmu::HostBacking> backing = {}) {
     Event e;
     e.type = type;
     e.slot.id = s.id;
     e.slot.gpa = s.gpa;
     e.slot.size = s.size;
+    e.slot.flags = flags;
     e.slot.userspace_addr = s.hva < (u64{1} << 56) && s.size <= (u64{1} << 56) - s.hva ? s.hva : 0;
-    e.slot.backing = !s.data ? mmu::HostBacking::Page4K
-                             : opts_.backing ? *opts_.backing
-                                             : thp_ ? mmu::HostBacking::Thp2M : mmu::HostBacking::Page4K;
+    e.slot.backing = backing          ? *backing
+                     : !s.data        ? mmu::HostBacking::Page4K
+                     : opts_.backing  ? *opts_.backing
+                     : thp_           ? mmu::HostBacking::Thp2M
+                                      : mmu::HostBacking::Page4K;
     put(e);
   }
 
@@ -596,7 +918,8 @@ class Importer {
   FtraceImportReport report_;
   u32 vcpus_ = 1, next_vcpu_ = 0;
   u64 line_no_ = 0;
-  bool thp_ = false, live_ = false;
+  bool thp_ = false, live_ = false, tdx_vm_ = false;
+  u64 dirty_log_ops_ = 0, first_write_protect_ = 0;
   std::vector<Slot> slots_;
   std::map<u32, Task> tasks_;
 };
@@ -709,6 +1032,10 @@ bool parse_ftrace_line(std::string_view line, FtraceRecord& out) {
 }
 
 FtraceImportReport import_ftrace(const std::string& path, EventSink& sink, const FtraceImportOptions& opts) {
+  if (is_tracedat(path)) {
+    TraceDatSource src(path);
+    return Importer(path, sink, opts).run(src);
+  }
   return Importer(path, sink, opts).run();
 }
 

@@ -34,6 +34,19 @@ struct FtraceRecord {
   std::string_view body;
 };
 
+// A recording read record by record in time order: trace-cmd's trace.dat
+// (traces/tracedat_import.h). Text recordings are read line by line instead.
+class FtraceRecordSource {
+ public:
+  virtual ~FtraceRecordSource() = default;
+  // The next record (valid until the next call); false at the end.
+  virtual bool next(FtraceRecord& r) = 0;
+  // Back to the first record (the import reads a file twice).
+  virtual void rewind() = 0;
+  // Events the kernel dropped (ring buffer overruns) before the records read so far.
+  virtual u64 lost_events() const = 0;
+};
+
 // Splits one line (without its newline). False for anything that is not an
 // event line: headers, comments, blank or malformed lines.
 bool parse_ftrace_line(std::string_view line, FtraceRecord& out);
@@ -69,6 +82,14 @@ struct FtraceImportReport {
   u64 emulator_walks = 0;    // shadow walks that are no hardware fault (emulator, guest #PF)
   u64 host_unmaps = 0;       // host_unmap events written (unmaps overlapping a memslot)
   u64 markers = 0;
+  u64 lost_events = 0;
+  // Markers that are neither kvmrec's forms nor the vocabulary's
+  // (docs/markers.md): their number, and each text (first 120 characters) with its count.
+  u64 unknown_marker_count = 0;
+  std::map<std::string, u64> unknown_markers;
+  // Inferred from the kernel's events where no marker says it (reported only).
+  u64 write_protects = 0;  // present leaf SPTEs that lost W (kvm_tdp_mmu_spte_changed)
+  std::vector<std::string> inferences;       // trace.dat: events the kernel's ring buffer dropped
   u32 vcpus = 0;
   std::string host_mmu;      // "shadow", "tdp" or "" (no fault seen)
   std::vector<std::string> warnings;  // the first few, "FILE:LINE: ..."
@@ -77,6 +98,8 @@ struct FtraceImportReport {
 // Imports `path` into `sink` (which it does not finish). Throws TraceError
 // when the file cannot be read, is not ftrace text at all, or is inconsistent
 // (more vCPU threads than declared vCPUs).
+// A trace-cmd trace.dat (by its magic) is read through libtracecmd; its
+// "line" numbers in messages are record numbers in time order.
 FtraceImportReport import_ftrace(const std::string& path, EventSink& sink, const FtraceImportOptions& opts = {});
 
 }  // namespace septsim::traces

@@ -17,8 +17,10 @@ namespace septsim::traces {
 namespace {
 
 constexpr size_t kMaxReported = 20;
+// Phase markers: kvmrec's, and the vocabulary's (docs/markers.md).
 constexpr std::string_view kBeginPhase = "kvmrec: begin phase ", kBeginAction = "kvmrec: begin action ",
-                           kEndPhase = "kvmrec: end phase ";
+                           kEndPhase = "kvmrec: end phase ", kVocabBegin = "septsim: phase begin ",
+                           kVocabEnd = "septsim: phase end ";
 
 std::string phase_name(std::string_view text, std::string_view prefix) {
   if (text.substr(0, prefix.size()) != prefix) return {};
@@ -29,6 +31,14 @@ std::string phase_name(std::string_view text, std::string_view prefix) {
 std::string hex(u64 v) {
   char b[24];
   std::snprintf(b, sizeof b, "0x%llx", static_cast<unsigned long long>(v));
+  return b;
+}
+
+// "(97.9%)", or "(-)" when nothing was compared.
+std::string percent(u64 agree, u64 n) {
+  if (!n) return "(-)";
+  char b[24];
+  std::snprintf(b, sizeof b, "(%.1f%%)", 100.0 * double(agree) / double(n));
   return b;
 }
 
@@ -102,6 +112,7 @@ KvmCompareResult kvm_compare(const KvmCompareOptions& opts) {
     if (e.type == EventType::Marker) {
       std::string begin = phase_name(e.name, kBeginPhase);
       if (begin.empty()) begin = phase_name(e.name, kBeginAction);
+      if (begin.empty()) begin = phase_name(e.name, kVocabBegin);
       if (!begin.empty()) {
         res.phases.push_back(PhaseComparison{});
         res.phases.back().name = begin;
@@ -109,6 +120,7 @@ KvmCompareResult kvm_compare(const KvmCompareOptions& opts) {
         return;
       }
       std::string end = phase_name(e.name, kEndPhase);
+      if (end.empty()) end = phase_name(e.name, kVocabEnd);
       if (!end.empty() && current >= 0) {
         PhaseComparison& p = res.phases[size_t(current)];
         for (int l = 1; l <= 3; ++l) p.model_pages[l] = st.pages[l];
@@ -198,6 +210,11 @@ nlohmann::json KvmCompareResult::to_json() const {
                    {"malformed_lines", import.malformed_lines},
                    {"event_counts", import.event_counts},
                    {"unknown_events", import.unknown_events},
+                   {"unknown_marker_count", import.unknown_marker_count},
+                   {"unknown_markers", import.unknown_markers},
+                   {"lost_events", import.lost_events},
+                   {"write_protects", import.write_protects},
+                   {"inferences", import.inferences},
                    {"faults", import.faults},
                    {"decisions", import.decisions},
                    {"prefetches", import.prefetches},
@@ -218,6 +235,7 @@ nlohmann::json KvmCompareResult::to_json() const {
                    {"excluded", p.faults_excluded},
                    {"agreement", ratio(p.faults_agree, p.faults_compared)}};
     j["prefetches"] = p.prefetches;
+    j["fault_agreement"] = ratio(p.faults_agree, p.faults_compared);
     out["phases"].push_back(j);
   }
   out["total"] = {{"faults_compared", faults_compared},
@@ -227,6 +245,7 @@ nlohmann::json KvmCompareResult::to_json() const {
                   {"census_compared", census_compared},
                   {"census_agree", census_agree},
                   {"census_agreement", ratio(census_agree, census_compared)}};
+  out["verdict"] = {{"agree", agrees()}, {"text", verdict()}};
   out["disagreements"] = disagreements;
   out["warnings"] = warnings;
   return out;
@@ -238,7 +257,7 @@ std::string KvmCompareResult::table() const {
   o << "septsim kvm-compare (" << (import.host_mmu.empty() ? "no faults" : import.host_mmu + " MMU recording") << ", "
     << import.faults << " faults, " << import.decisions << " kernel decisions)\n";
   std::snprintf(line, sizeof line, "%-16s %21s %21s %-9s %s\n", "phase", "model 4k/2m/1g", "kvm 4k/2m/1g", "census",
-                "fault levels agree");
+                "fault levels agree (%)");
   o << line;
   for (const PhaseComparison& p : phases) {
     char m[48], k[48], f[64];
@@ -251,7 +270,8 @@ std::string KvmCompareResult::table() const {
       std::snprintf(k, sizeof k, "-");
     u64 excl = 0;
     for (const auto& [r, n] : p.faults_excluded) excl += n;
-    std::snprintf(f, sizeof f, "%llu/%llu%s", (unsigned long long)p.faults_agree, (unsigned long long)p.faults_compared,
+    std::snprintf(f, sizeof f, "%llu/%llu %s%s", (unsigned long long)p.faults_agree, (unsigned long long)p.faults_compared,
+                  percent(p.faults_agree, p.faults_compared).c_str(),
                   excl ? (" (+" + std::to_string(excl) + " excluded)").c_str() : "");
     std::snprintf(line, sizeof line, "%-16s %21s %21s %-9s %s\n", p.name.c_str(), m, k,
                   !p.have_kvm ? "-" : !p.census_excluded.empty() ? "excluded" : p.census_agrees ? "agree" : "DIFFER", f);
@@ -266,7 +286,29 @@ std::string KvmCompareResult::table() const {
     if (!p.census_excluded.empty()) o << "excluded: census of phase " << p.name << ": " << p.census_excluded << "\n";
   for (const auto& d : disagreements) o << "differ: " << d << "\n";
   for (const auto& w : warnings) o << "warning: " << w << "\n";
+  for (const auto& i : import.inferences) o << "inferred: " << i << "\n";
+  o << verdict() << "\n";
   return o.str();
+}
+
+bool KvmCompareResult::agrees() const {
+  return (faults_compared || census_compared) && faults_agree == faults_compared && census_agree == census_compared;
+}
+
+std::string KvmCompareResult::verdict() const {
+  if (!faults_compared && !census_compared) return "verdict: NOTHING COMPARED (no kernel mapping decisions, no KVM stats)";
+  std::string both = "fault levels " + std::to_string(faults_agree) + "/" + std::to_string(faults_compared) + " " +
+                     percent(faults_agree, faults_compared) + ", census " + std::to_string(census_agree) + "/" +
+                     std::to_string(census_compared) + " phases" +
+                     (census_compared ? "" : " (no KVM stats given)");
+  if (agrees()) return "verdict: AGREE: " + both;
+  std::string first;
+  for (const PhaseComparison& p : phases)
+    if (p.faults_agree != p.faults_compared || (p.have_kvm && p.census_excluded.empty() && !p.census_agrees)) {
+      first = "; first differing phase: " + p.name;
+      break;
+    }
+  return "verdict: DIFFER: " + both + first;
 }
 
 }  // namespace septsim::traces

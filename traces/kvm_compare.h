@@ -45,6 +45,11 @@ struct KvmCompareResult {
   std::vector<std::string> warnings;
   nlohmann::json to_json() const;
   std::string table() const;
+  // Every compared fault level and every compared phase census agree (and
+  // something was compared).
+  bool agrees() const;
+  // One line: "verdict: AGREE ..." or "verdict: DIFFER ..." with both numbers.
+  std::string verdict() const;
 };
 
 // May run once per process (it starts the SystemC simulation). Throws

@@ -1,8 +1,13 @@
 #include "traces/lackey_import.h"
 
 #include <array>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <string_view>
+#include <memory>
 #include <unordered_set>
+#include <vector>
 
 #include "traces/line_reader.h"
 #include "traces/reader.h"
@@ -174,6 +179,66 @@ class LackeyImporter {
     return report_;
   }
 
+  // ChampSim's trace: 64-byte input_instr records (ChampSim's
+  // inc/trace_instruction.h, little-endian): ip (8 bytes), is_branch (1),
+  // branch_taken (1), destination_registers[2], source_registers[4] (1 each),
+  // destination_memory[2], source_memory[4] (8 each; 0 = no operand). Per
+  // record: the fetch at ip, the loads at the source operands, then the
+  // stores at the destination operands, in operand order. "Lines" are records.
+  LackeyImportReport run_champsim() {
+    if (opts_.vcpu >= TraceReader::kMaxVcpus) throw std::invalid_argument("--vcpu must be 0..255");
+    errno = 0;
+    std::unique_ptr<std::FILE, int (*)(std::FILE*)> f(std::fopen(path_.c_str(), "rb"), &std::fclose);
+    if (!f) throw TraceError(path_, 0, "", std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
+    paging_.setup(sink_, opts_.vcpu + 1, opts_.vcpu, td());
+    constexpr size_t kRecord = 64, kBatch = 4096;
+    std::vector<u8> buf(kRecord * kBatch);
+    size_t have = 0;
+    auto le64 = [](const u8* p) {
+      u64 v = 0;
+      for (int i = 7; i >= 0; --i) v = v << 8 | p[i];
+      return v;
+    };
+    for (;;) {
+      size_t got = std::fread(buf.data() + have, 1, buf.size() - have, f.get());
+      if (std::ferror(f.get())) throw TraceError(path_, report_.lines, "", std::string("read error: ") + std::strerror(errno));
+      have += got;
+      size_t whole = have / kRecord * kRecord;
+      for (size_t off = 0; off < whole; off += kRecord) {
+        const u8* r = buf.data() + off;
+        ++report_.lines;
+        if (r[8] > 1 || r[9] > 1)
+          throw TraceError(path_, report_.lines, r[8] > 1 ? "is_branch" : "branch_taken",
+                           "is " + std::to_string(r[8] > 1 ? r[8] : r[9]) +
+                               ", not 0 or 1: not a ChampSim input_instr trace (64-byte records), or it is still compressed");
+        LackeyAccess a;
+        a.size = 1;
+        ++report_.fetches;
+        if (opts_.ifetch) a.addr = le64(r), put(a, AccessType::Fetch);
+        for (int i = 0; i < 4; ++i)
+          if (u64 m = le64(r + 32 + 8 * i)) ++report_.loads, a.addr = m, put(a, AccessType::Read);
+        for (int i = 0; i < 2; ++i)
+          if (u64 m = le64(r + 16 + 8 * i)) ++report_.stores, a.addr = m, put(a, AccessType::Write);
+      }
+      std::memmove(buf.data(), buf.data() + whole, have - whole);
+      have -= whole;
+      if (got == 0) break;
+    }
+    if (have)
+      throw TraceError(path_, report_.lines + 1, "", "truncated record: " + std::to_string(have) +
+                                                         " bytes after the last whole 64-byte input_instr record");
+    if (report_.lines == 0) throw TraceError(path_, 0, "", "empty: no 64-byte ChampSim input_instr record");
+    run_.flush();
+    if (td()) {
+      Event e;
+      e.type = EventType::TdTeardown;
+      sink_.put(e);
+    }
+    report_.guest_pages = paging_.pages_mapped();
+    report_.guest_tables = paging_.tables();
+    return report_;
+  }
+
  private:
   void count(char kind) {
     switch (kind) {
@@ -268,6 +333,10 @@ class LackeyImporter {
 
 LackeyImportReport import_lackey(const std::string& path, EventSink& sink, const LackeyImportOptions& opts) {
   return LackeyImporter(path, sink, opts).run();
+}
+
+LackeyImportReport import_champsim(const std::string& path, EventSink& sink, const LackeyImportOptions& opts) {
+  return LackeyImporter(path, sink, opts).run_champsim();
 }
 
 }  // namespace septsim::traces

@@ -69,4 +69,13 @@ struct LackeyImportReport {
 // option is std::invalid_argument.
 LackeyImportReport import_lackey(const std::string& path, EventSink& sink, const LackeyImportOptions& opts = {});
 
+// Import of a ChampSim trace (docs/lackey-import.md, "ChampSim traces"):
+// uncompressed 64-byte input_instr records (the CLI decompresses .xz / .gz
+// first), each an instruction fetch at ip (op "x", unless !opts.ifetch), a
+// load (op "r") per non-zero source_memory and a store (op "w") per non-zero
+// destination_memory, through the same guest paging, VM or TD, as lackey's
+// log. The report's `lines` are records, `fetches` records, `loads` and
+// `stores` memory operands; errors name the record number as the line.
+LackeyImportReport import_champsim(const std::string& path, EventSink& sink, const LackeyImportOptions& opts = {});
+
 }  // namespace septsim::traces

@@ -14,6 +14,7 @@
 
 #include "seam/tdx_leaf.h"
 #include "seam/tdx_status.h"
+#include "traces/event_desc.h"
 
 namespace septsim::traces {
 
@@ -394,55 +395,6 @@ class LineParser {
   std::string error_text_;
 };
 
-// ---------------------------------------------------------------------------
-// The vocabulary: per event type its name and the fields it accepts besides
-// "type", in EventType order.
-
-struct TypeSpec {
-  std::string_view name;
-  std::vector<std::string_view> fields;
-};
-
-const std::array<TypeSpec, 32>& type_specs() {
-  static const std::array<TypeSpec, 32> specs = {{
-      {"vm_create", {"vcpus", "vm_type", "gpaw", "levels", "dynamic_pamt"}},
-      {"memslot_add", {"slot", "gpa", "size", "backing", "hva", "flags"}},
-      {"memslot_delete", {"slot"}},
-      {"memslot_move", {"slot", "gpa"}},
-      {"dirty_log", {"slot", "op", "first_page", "num_pages"}},
-      {"access", {"vcpu", "gpa", "gva", "op", "count", "stride", "ts_ns"}},
-      {"guest_map", {"cr3", "gva", "gpa", "size", "page", "levels", "writable", "executable"}},
-      {"set_cr3", {"vcpu", "cr3", "pcid", "levels"}},
-      {"invept", {"vcpu", "kind"}},
-      {"invvpid", {"vcpu", "kind", "gva"}},
-      {"invlpg", {"vcpu", "gva"}},
-      {"invpcid", {"vcpu", "kind", "pcid", "gva"}},
-      {"phase", {"name"}},
-      {"guest_pt_pool", {"gpa", "size"}},
-      {"marker", {"text"}},
-      {"kvm_decision", {"kind", "vcpu", "gpa", "level", "guest_level", "ts_ns"}},
-      {"host_unmap", {"gpa", "size"}},
-      {"td_create", {"td", "vcpus", "gpaw", "levels", "dynamic_pamt"}},
-      {"seamcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "version", "lp", "concurrent",
-                    "interrupt", "rax", "rcx", "rdx", "r8", "r9", "r10", "r11", "r12", "r13"}},
-      {"tdcall", {"leaf", "td", "vcpu", "gpa", "level", "expect", "expect_out", "concurrent", "interrupt", "rcx"}},
-      {"td_vcpu", {"td", "vcpu", "op", "lp", "expect", "expect_out", "gpa", "rip"}},
-      {"td_init_mem_region", {"gpa", "size", "measure", "tag"}},
-      {"td_finalize", {}},
-      {"td_teardown", {"terminate"}},
-      {"accept", {"vcpu", "gpa", "level"}},
-      {"set_memory_attributes", {"gpa", "size", "private"}},
-      {"map_gpa", {"vcpu", "gpa", "size"}},
-      {"nx_recovery_tick", {}},
-      {"nested_vmentry", {"vcpu", "eptp"}},
-      {"l2_access", {"vcpu", "gpa", "op", "count", "stride"}},
-      {"l1_ept_write", {"vcpu", "eptp", "gpa"}},
-      {"l1_invept", {"vcpu", "kind", "eptp"}},
-  }};
-  static_assert(size_t(EventType::L1Invept) + 1 == 32);
-  return specs;
-}
-
 const std::array<std::string_view, 3> kHeaderFields = {"format", "version", "description"};
 constexpr std::string_view kHeaderExample = R"({"format":"septsim-trace","version":1})";
 
@@ -480,7 +432,6 @@ constexpr EnumName<InvKind> kInvpcidKinds[] = {{"address", InvKind::Address},
                                                {"all", InvKind::All},
                                                {"all_retain_globals", InvKind::SingleRetainGlobals}};
 
-constexpr u64 kMaxPcid = 4095;
 constexpr u64 kPageMask = kPageSize - 1;
 
 // Canonical for 5-level paging (bits 63:56 copy bit 56), the widest mode; the
@@ -495,7 +446,7 @@ bool canonical(u64 va, int levels = 5) {
 
 bool parse_trace_number(std::string_view text, u64& out) { return parse_number(text, out) == NumStatus::Ok; }
 
-const char* event_type_name(EventType type) { return type_specs()[size_t(type)].name.data(); }
+const char* event_type_name(EventType type) { return event_desc(type).name.data(); }
 
 // ---------------------------------------------------------------------------
 
@@ -525,7 +476,7 @@ struct TraceReader::Impl {
   std::map<u64, u32> td_vcpus;  // TDs created so far: vCPU count
   u32 vcpus = 0;        // of the event's VM
   u32 cur_vm = 0;       // the event's VM
-  const TypeSpec* spec = nullptr;
+  const EventDesc* spec = nullptr;
 
   [[noreturn]] void fail(std::string_view field, const std::string& message) const {
     throw TraceError(path, line_no, std::string(field), message);
@@ -753,11 +704,15 @@ struct TraceReader::Impl {
     return int(v);
   }
 
-  u32 slot_field() const {
-    u64 v = num("slot");
-    if (v >= kMaxSlots) fail("slot", std::to_string(v) + " is out of range (0.." + std::to_string(kMaxSlots - 1) + ")");
-    return u32(v);
+  // A number in the range its event type's description gives (event_desc.h).
+  u64 ranged(std::string_view key) const { return in_range(key, num(key)); }
+  u64 ranged(std::string_view key, u64 dflt) const { return parser.find(key) ? ranged(key) : dflt; }
+  u64 in_range(std::string_view key, u64 v) const {
+    if (std::string e = field_range_error(spec->type, key, v); !e.empty()) fail(key, e);
+    return v;
   }
+
+  u32 slot_field() const { return u32(ranged("slot")); }
 
   // A guest-physical address aligned to `align`, below 2^52.
   u64 gpa_field(std::string_view key, u64 align) const {
@@ -787,11 +742,7 @@ struct TraceReader::Impl {
     return int(v);
   }
 
-  u16 pcid_field() const {
-    u64 v = num("pcid");
-    if (v > kMaxPcid) fail("pcid", std::to_string(v) + " is out of range (0..4095)");
-    return u16(v);
-  }
+  u16 pcid_field() const { return u16(ranged("pcid")); }
 
   void forbid(std::string_view key, const std::string& why) const {
     if (parser.find(key)) fail(key, why);
@@ -810,28 +761,29 @@ struct TraceReader::Impl {
     const Value* t = parser.find("type");
     if (!t) fail("type", "missing required field (every event has a \"type\")");
     if (t->kind != Kind::String) fail("type", "expected a string, got " + t->describe());
-    const auto& specs = type_specs();
-    for (const TypeSpec& s : specs)
-      if (s.name == t->text) spec = &s;
+    spec = event_desc_by_name(t->text);
     if (!spec) {
       std::vector<std::string_view> names;
-      for (const TypeSpec& s : specs) names.push_back(s.name);
+      for (const EventDesc& d : kEventDescs) names.push_back(d.name);
       fail("type", "unknown event type " + t->describe() + "; did you mean \"" +
                        std::string(closest(t->text, names)) + "\"? (known: " + join(names) + ")");
     }
-    const bool vm_scoped = vm_scoped_type(EventType(spec - specs.data()));
+    const bool vm_scoped = traces::vm_scoped(spec->type);
     for (size_t i = 0; i < parser.size(); ++i) {
       std::string_view k = parser[i].key;
       if (k == "vm" && !vm_scoped)
         fail("vm", std::string(spec->name) + " is not an event of one VM (phase, marker and the raw TDX module "
                    "events are host-wide); remove \"vm\"");
-      if (k != "type" && k != "vm" && std::find(spec->fields.begin(), spec->fields.end(), k) == spec->fields.end())
+      if (k != "type" && k != "vm" && !find_field(*spec, k)) {
+        std::vector<std::string_view> fields;
+        for (const FieldDesc& f : spec->fields) fields.push_back(f.name);
         fail(printable(k), "unknown field of " + std::string(spec->name) + "; did you mean '" +
-                               std::string(closest(k, spec->fields)) + "'? (fields: " + join(spec->fields) + ")");
+                               std::string(closest(k, fields)) + "'? (fields: " + join(fields) + ")");
+      }
     }
 
     out = Event{};
-    out.type = EventType(spec - specs.data());
+    out.type = spec->type;
     out.line = line_no;
 
     if (out.type == EventType::VmCreate) {
@@ -869,8 +821,7 @@ struct TraceReader::Impl {
 
     switch (out.type) {
       case EventType::VmCreate: {
-        u64 n = num("vcpus");
-        if (n < 1 || n > kMaxVcpus) fail("vcpus", std::to_string(n) + " is out of range (1..256)");
+        u64 n = ranged("vcpus");
         out.vcpus = vcpus = u32(n);
         out.tdx_vm = parser.find("vm_type") ? choice("vm_type", kVmTypes) : false;
         for (const char* f : {"gpaw", "levels", "dynamic_pamt"})
@@ -1088,8 +1039,7 @@ struct TraceReader::Impl {
     u64 td = num("td");
     if (td_vcpus.count(td)) fail("td", "TD " + std::to_string(td) + " exists already");
     if (td > 0xffff) fail("td", "must be below 65536");
-    u64 n = num("vcpus", 1);
-    if (n < 1 || n > kMaxVcpus) fail("vcpus", std::to_string(n) + " is out of range (1..256)");
+    u64 n = ranged("vcpus", 1);
     u64 gpaw = num("gpaw", 48);
     if (gpaw != 48 && gpaw != 52) fail("gpaw", "must be 48 or 52, got " + std::to_string(gpaw));
     int levels = levels_field("levels");

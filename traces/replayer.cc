@@ -24,7 +24,7 @@
 #include "traces/checksum.h"
 #include "traces/config_check.h"
 #include "traces/derived.h"
-#include "traces/event.h"
+#include "traces/event_desc.h"
 #include "traces/guest_page_tables.h"
 #include "traces/invariant_report.h"
 #include "traces/kvmmmu_writer.h"
@@ -83,20 +83,6 @@ u64 count_lines(const std::string& path) {
     for (size_t i = 0; i < got; ++i) n += buf[i] == '\n';
   }
   return text ? n : 0;
-}
-
-bool is_vcpu_event(EventType t) {
-  switch (t) {
-    case EventType::Access:
-    case EventType::SetCr3:
-    case EventType::Invept:
-    case EventType::Invvpid:
-    case EventType::Invlpg:
-    case EventType::Invpcid:
-      return true;
-    default:
-      return false;
-  }
 }
 
 // Statistics names of VM `id`: VM 0 keeps the plain names, VM N > 0 gets "vmN.".
@@ -275,7 +261,7 @@ class ReplayTop : public sc_core::sc_module {
       ++*events_;
       // KVM answers a dead VM's ioctls and KVM_RUN with -EIO; host-wide
       // events stop once every VM is dead.
-      if (e.vm >= vms_.size() || !vms_[e.vm]->dead.empty() || (!vm_scoped_type(e.type) && all_dead())) {
+      if (e.vm >= vms_.size() || !vms_[e.vm]->dead.empty() || (!vm_scoped(e.type) && all_dead())) {
         ++*after_dead_;
         continue;
       }
@@ -288,7 +274,7 @@ class ReplayTop : public sc_core::sc_module {
         if (opts_.on_annotation) barrier(), pending = 0, annotate(vm, e);
         continue;
       }
-      if (is_vcpu_event(e.type)) {
+      if (vcpu_ordered(e.type)) {
         // vcpus_ready: no TD, or a finalized TD not torn down (only a VM-wide event changes that).
         if (e.vcpu < 0 || size_t(e.vcpu) >= vm.vcpus.size() || !vm.vcpus_ready) [[unlikely]]
           check_vcpu_event(vm, e);
@@ -299,7 +285,7 @@ class ReplayTop : public sc_core::sc_module {
         barrier();
         pending = 0;
         for (auto& v : vms_) note_dead(*v, e.line, "in the vCPU events before line ");
-        if (!vm.dead.empty() || (!vm_scoped_type(e.type) && all_dead())) {
+        if (!vm.dead.empty() || (!vm_scoped(e.type) && all_dead())) {
           ++*after_dead_;
           continue;
         }
@@ -566,7 +552,7 @@ class ReplayTop : public sc_core::sc_module {
     if (opts_.check) {
       note_for_check(vm, e);
       for (auto& other : vms_)
-        if (other.get() == &vm || !vm_scoped_type(e.type))
+        if (other.get() == &vm || !vm_scoped(e.type))
           other->checker.check(other->vcpus, events_seen_, e.line, needs_full_sweep(e));
     }
   }

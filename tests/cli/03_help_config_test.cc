@@ -21,7 +21,7 @@ namespace fs = std::filesystem;
 namespace {
 
 const std::vector<std::string> kCommands = {"replay",      "config",  "stats", "import ftrace", "import lackey",
-                                            "kvm-compare", "convert", "gen",   "sweep",         "sweep-merge"};
+                                            "import champsim", "kvm-compare", "convert", "gen", "sweep", "sweep-merge"};
 
 // The options a --help text lists, by long name ("-o [ --output ]" is --output).
 std::set<std::string> help_options(const std::string& help, std::map<std::string, std::string>& aliases) {

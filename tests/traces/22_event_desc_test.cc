@@ -1,0 +1,155 @@
+// One description per event type (traces/event_desc.h): it agrees with the
+// published JSON Schema, and both readers take their limits from it.
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "cli_util.h"
+#include "traces/binary_trace.h"
+#include "traces/event_desc.h"
+#include "traces/event_source.h"
+#include "traces/jsonl_writer.h"
+#include "traces/reader.h"
+
+using namespace septsim;
+using namespace septsim::traces;
+using namespace septsim::test;
+
+namespace {
+
+std::string read_error(const std::string& path) {
+  try {
+    auto src = open_event_source(path);
+    Event e;
+    while (src->next(e)) {
+    }
+  } catch (const TraceError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A binary trace of `events` (written with the binary writer).
+std::string binary_trace(const std::vector<Event>& events) {
+  auto p = (temp_dir() / "t.sstb").string();
+  BinaryTraceWriter w(p);
+  for (const Event& e : events) w.put(e);
+  w.finish();
+  return p;
+}
+
+Event vm_create(u32 vcpus) {
+  Event e;
+  e.type = EventType::VmCreate;
+  e.vcpus = vcpus;
+  return e;
+}
+
+}  // namespace
+
+TEST_CASE("every event type's description lists exactly the fields docs/trace-schema.json allows", "[desc]") {
+  auto schema = nlohmann::json::parse(slurp(std::string(SEPTSIM_SOURCE_DIR) + "/docs/trace-schema.json"));
+  const auto& defs = schema.at("$defs");
+  std::set<std::string> schema_types;
+  for (const auto& ref : defs.at("event").at("oneOf")) {
+    std::string r = ref.at("$ref");
+    schema_types.insert(r.substr(r.rfind('/') + 1));
+  }
+  std::set<std::string> desc_types;
+  for (const EventDesc& d : kEventDescs) desc_types.insert(std::string(d.name));
+  CHECK(desc_types == schema_types);
+  for (const EventDesc& d : kEventDescs) {
+    INFO(d.name);
+    REQUIRE(defs.contains(std::string(d.name)));
+    const auto& def = defs.at(std::string(d.name));
+    std::set<std::string> schema_fields, schema_required;
+    for (const auto& [k, v] : def.at("properties").items())
+      if (k != "type" && k != "vm") schema_fields.insert(k);
+    for (const auto& k : def.at("required"))
+      if (k != "type") schema_required.insert(k);
+    std::set<std::string> fields, required;
+    for (const FieldDesc& f : d.fields) {
+      fields.insert(std::string(f.name));
+      if (f.need == Need::Required) required.insert(std::string(f.name));
+    }
+    CHECK(fields == schema_fields);
+    CHECK(required == schema_required);
+  }
+}
+
+TEST_CASE("the description's scopes are the vocabulary's: host-wide, per-vCPU and TD-VM events", "[desc]") {
+  // docs/trace-format.md, "Event order" and "Several VMs".
+  for (EventType t : {EventType::Phase, EventType::Marker, EventType::TdCreate, EventType::Seamcall, EventType::Tdcall,
+                      EventType::TdVcpu})
+    CHECK_FALSE(vm_scoped(t));
+  for (EventType t : {EventType::Access, EventType::SetCr3, EventType::Invept, EventType::Invvpid, EventType::Invlpg,
+                      EventType::Invpcid})
+    CHECK(vcpu_ordered(t));
+  CHECK_FALSE(vcpu_ordered(EventType::Accept));  // names a vCPU, but runs VM-wide
+  CHECK(names_vm_vcpu(EventType::Accept));
+  CHECK(names_vm_vcpu(EventType::MapGpa));
+  CHECK_FALSE(names_vm_vcpu(EventType::KvmDecision));  // its vcpu is optional
+  CHECK_FALSE(names_vm_vcpu(EventType::Tdcall));       // a TD's vCPU
+  CHECK(event_desc(EventType::TdFinalize).needs_td_vm);
+  CHECK_FALSE(event_desc(EventType::NxRecoveryTick).needs_td_vm);
+  CHECK(binary_event_types(1) == u32(EventType::HostUnmap) + 1);
+  CHECK(binary_event_types(2) == u32(EventType::NxRecoveryTick) + 1);
+}
+
+TEST_CASE("the JSON and binary readers reject an out-of-range vcpus with the same message", "[desc][binary]") {
+  auto json = write_trace("{\"type\":\"vm_create\",\"vcpus\":300}\n");
+  auto bin = binary_trace({vm_create(300)});
+  const std::string want = "field 'vcpus': 300 is out of range (1..256)";
+  CHECK_THAT(read_error(json), Catch::Contains(want));
+  CHECK_THAT(read_error(bin), Catch::Contains(want));
+}
+
+TEST_CASE("a binary trace keeps nx_recovery_tick of a normal VM, as the JSON reader does", "[desc][binary]") {
+  // Before the description the binary validator took every type from
+  // td_init_mem_region on for a TD-VM event, nx_recovery_tick included.
+  auto json = write_trace("{\"type\":\"vm_create\",\"vcpus\":1}\n{\"type\":\"nx_recovery_tick\"}\n");
+  CHECK(read_error(json).empty());
+  Event tick;
+  tick.type = EventType::NxRecoveryTick;
+  auto bin = binary_trace({vm_create(1), tick});
+  CHECK(read_error(bin).empty());
+}
+
+TEST_CASE("a binary trace names the slot range of the description", "[desc][binary]") {
+  Event del;
+  del.type = EventType::MemslotDelete;
+  del.slot.id = 40000;
+  auto bin = binary_trace({vm_create(1), del});
+  CHECK_THAT(read_error(bin), Catch::Contains("field 'slot': 40000 is out of range (0..32763)"));
+}
+
+TEST_CASE("every event type the description gives a binary version round-trips through .sstb", "[desc][binary]") {
+  // tests/traces/data/every_event.jsonl: one event of each type the binary format carries.
+  TraceReader in(std::string(SEPTSIM_SOURCE_DIR) + "/tests/traces/data/every_event.jsonl");
+  std::vector<Event> events;
+  std::set<EventType> types;
+  for (Event e; in.next(e);) events.push_back(e), types.insert(e.type);
+  for (const EventDesc& d : kEventDescs)
+    if (d.binary_version) CHECK(types.count(d.type));
+  auto bin = binary_trace(events);
+  auto src = open_event_source(bin);
+  size_t i = 0;
+  for (Event e; src->next(e); ++i) {
+    REQUIRE(i < events.size());
+    CHECK(event_to_json(e) == event_to_json(events[i]));
+  }
+  CHECK(i == events.size());
+}
+
+TEST_CASE("an event type without a binary version is refused by the binary writer, naming it", "[desc][binary]") {
+  auto p = (temp_dir() / "t.sstb").string();
+  BinaryTraceWriter w(p);
+  w.put(vm_create(1));
+  for (const EventDesc& d : kEventDescs) {
+    if (d.binary_version) continue;
+    Event e;
+    e.type = d.type;
+    e.vcpu = 0;
+    CHECK_THROWS_WITH(w.put(e), Catch::Contains(std::string(d.name) + " events have no binary encoding"));
+  }
+}
