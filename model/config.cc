@@ -65,10 +65,10 @@ const std::vector<Config::Param> kParams = {
     // Memory hierarchy behind the walker and the data path (model/cache/, docs/design.md "Memory
     // hierarchy"). Geometry and latencies: Intel 64 and IA-32 Architectures Optimization Reference
     // Manual ("the manual" below), Skylake Server microarchitecture section, cache parameters table.
-    {"memory.model", T::String, "flat",
-     "flat: every paging-structure reference costs latency.walk_ref and every data access or fetch latency.mem_access; "
-     "hierarchy: per-vCPU L1I, L1D and L2, a shared LLC and DRAM (model/cache/) decide the cost of every "
-     "paging-structure reference, data access and instruction fetch"},
+    {"memory.model", T::String, "hierarchy",
+     "hierarchy (both presets): per-vCPU L1I, L1D and L2, a shared LLC and DRAM (model/cache/) decide the cost of "
+     "every paging-structure reference, data access and instruction fetch; flat (the model before issue 13): every "
+     "reference costs latency.walk_ref and every data access or fetch latency.mem_access"},
     {"memory.replacement", T::String, "lru", "replacement in every cache level: lru or random (seeded by sim.seed); "
      "Intel does not document its policies (guess)"},
     {"memory.l1i.sets", T::Int, "64", "L1I sets: 32 KiB, 8-way, 64-byte lines (the manual, Skylake Server; Golden Cove: the same 32 KiB, 8-way)"},
