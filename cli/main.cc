@@ -240,7 +240,7 @@ int cmd_replay(const std::vector<std::string>& args) {
     if (r.vms.size() > 1) {
       out["vms"] = nlohmann::json::array();
       for (const auto& v : r.vms)
-        out["vms"].push_back({{"prefix", v.prefix}, {"vcpus", v.vcpus}, {"vm_type", v.tdx ? "tdx" : "default"}});
+        out["vms"].push_back({{"prefix", v.prefix}, {"vcpus", v.vcpus}, {"vm_type", v.tdx ? "tdx" : v.native ? "native" : "default"}});
     }
     if (!r.td_series.empty()) {
       nlohmann::json t = nlohmann::json::array(), p = nlohmann::json::array(), sp = nlohmann::json::array();

@@ -71,11 +71,14 @@ const std::vector<Config::Param> kParams = {
     // Memory hierarchy behind the walker and the data path (model/cache/, docs/design.md "Memory
     // hierarchy"). Geometry and latencies: Intel 64 and IA-32 Architectures Optimization Reference
     // Manual ("the manual" below), Skylake Server microarchitecture section, cache parameters table.
-    {"memory.model", T::String, "flat",
-     "flat: every paging-structure reference costs latency.walk_ref and every data access latency.mem_access; "
-     "hierarchy: per-vCPU L1D and L2, a shared LLC and DRAM (model/cache/) decide both"},
+    {"memory.model", T::String, "hierarchy",
+     "hierarchy (both presets): per-vCPU L1I, L1D and L2, a shared LLC and DRAM (model/cache/) decide the cost of "
+     "every paging-structure reference, data access and instruction fetch; flat (the model before issue 13): every "
+     "reference costs latency.walk_ref and every data access or fetch latency.mem_access"},
     {"memory.replacement", T::String, "lru", "replacement in every cache level: lru or random (seeded by sim.seed); "
      "Intel does not document its policies (guess)"},
+    {"memory.l1i.sets", T::Int, "64", "L1I sets: 32 KiB, 8-way, 64-byte lines (the manual, Skylake Server; Golden Cove: the same 32 KiB, 8-way)"},
+    {"memory.l1i.ways", T::Int, "8", "L1I ways (the manual, Skylake Server and Golden Cove: 8)"},
     {"memory.l1d.sets", T::Int, "64", "L1D sets: 32 KiB, 8-way, 64-byte lines (the manual, Skylake Server); sapphire-rapids: 48 KiB, 12-way (the manual, Golden Cove)"},
     {"memory.l1d.ways", T::Int, "8", "L1D ways (the manual, Skylake Server: 8; Golden Cove: 12)"},
     {"memory.l2.sets", T::Int, "1024", "L2 sets: 1 MiB, 16-way (the manual, Skylake Server); sapphire-rapids: 2 MiB (Intel Xeon 4th generation product brief), 16-way (guess)"},
@@ -91,6 +94,8 @@ const std::vector<Config::Param> kParams = {
      "sapphire-rapids (DDR5): the same 8 KiB (guess)"},
     {"latency.l1d", T::Int, "4", "load-to-use latency of an L1D hit: 4-5 cycles (the manual, Skylake Server; 4 for "
      "the simple base+index addresses of a walk); sapphire-rapids: 5 (the manual, Golden Cove)"},
+    {"latency.l1i", T::Int, "4", "cycles of an instruction fetch the L1I serves: the manual gives no fetch-to-use latency; "
+     "4 is latency.mem_access, what every fetch cost before the L1I (guess); an L1I miss costs what the L2, LLC or DRAM say"},
     {"latency.l2", T::Int, "14", "load-to-use latency of an L2 hit: 14 cycles (the manual, Skylake Server); sapphire-rapids: 16 (guess: "
      "the manual gives 15 for client Golden Cove)"},
     {"latency.llc", T::Int, "60", "load-to-use latency of an LLC hit: the manual gives a slice-dependent range of "

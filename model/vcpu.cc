@@ -43,6 +43,10 @@ Vcpu::Vcpu(sc_core::sc_module_name name, unsigned id, const Config& cfg, const T
     l2_ = std::make_unique<Cache>("l2", MemLevel::L2, m.l2, m.replacement, m.seed + 2 * id + 1, timing, &stats,
                                   mp + "l2");
     uplink_ = std::make_unique<Forward>("uplink", walker_.mem);
+    l1i_ = std::make_unique<Cache>("l1i", MemLevel::L1I, m.l1i, m.replacement, m.seed + 2 * id + (u64{1} << 32),
+                                   timing, &stats, mp + "l1i");
+    l1i_to_l2_ = std::make_unique<Forward>("l1i_to_l2", l2_->socket.get_base_interface());
+    l1i_->next.bind(l1i_to_l2_->socket);
     l1d_->next.bind(l2_->socket);
     l2_->next.bind(uplink_->socket);
     walker_.attach_l1d(l1d_.get());
@@ -50,6 +54,10 @@ Vcpu::Vcpu(sc_core::sc_module_name name, unsigned id, const Config& cfg, const T
       data_served_[i] = &stats.counter(mp + "data." + kMemLevelNames[i],
                                        std::string("data accesses (loads and stores) served by ") + kMemLevelNames[i]);
     data_cycles_ = &stats.histogram(mp + "data.cycles", "load-to-use cycles per data access");
+    for (unsigned i : {unsigned(MemLevel::L1I), 1u, 2u, 3u})
+      fetch_served_[i] = &stats.counter(mp + "fetch." + kMemLevelNames[i],
+                                        std::string("instruction fetches served by ") + kMemLevelNames[i]);
+    fetch_cycles_ = &stats.histogram(mp + "fetch.cycles", "cycles per instruction fetch (L1I hit: latency.l1i)");
     row_hits_ = &stats.counter(mp + "dram.row_hits");
     row_misses_ = &stats.counter(mp + "dram.row_misses");
   }
@@ -78,8 +86,14 @@ void Vcpu::invept_all() {
 }
 
 Cycles Vcpu::data(const Translation& t, u64 addr, AccessType type) {
-  if (type == AccessType::Fetch) return timing_.mem_access;  // no L1I model
   LineAccess info;
+  if (type == AccessType::Fetch) {
+    const Cycles c = l1i_->access(t.frame | (addr & (level_size(t.level) - 1)), false, info);
+    ++*fetch_served_[unsigned(info.served)];
+    if (info.served == MemLevel::DRAM) ++*(info.row_hit ? row_hits_ : row_misses_);
+    fetch_cycles_->add(c);
+    return c;
+  }
   const Cycles c = l1d_->access(t.frame | (addr & (level_size(t.level) - 1)), type == AccessType::Write, info);
   ++*data_served_[unsigned(info.served)];
   if (info.served == MemLevel::DRAM) ++*(info.row_hit ? row_hits_ : row_misses_);
@@ -116,6 +130,8 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
     c += r.cycles;
     switch (r.outcome) {
       case WalkOutcome::Ok:
+        // Host-side only: the data line's L2 and LLC sets load while the TLBs fill.
+        if (l1d_) l1d_->prefetch_below(r.t.frame | (addr & (level_size(r.t.level) - 1)));
         tlb_.fill(kind, ctx_, addr, r.t, type);
         return c + (l1d_ ? data(r.t, addr, type) : timing_.mem_access);
       case WalkOutcome::GuestPageFault:

@@ -46,6 +46,7 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   TlbHierarchy& tlb() { return tlb_; }
   PageWalker& walker() { return walker_; }
   Cache* l1d() { return l1d_.get(); }  // null under memory.model = flat
+  Cache* l1i() { return l1i_.get(); }  // instruction fetches; null under memory.model = flat
   Cache* l2() { return l2_.get(); }
   const GuestPaging& guest() const { return guest_; }
   const TlbContext& context() const { return ctx_; }
@@ -110,8 +111,9 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   Hypervisor& hv_;
   TlbHierarchy tlb_;
   PageWalker walker_;
-  std::unique_ptr<Cache> l1d_, l2_;  // memory.model = hierarchy
-  std::unique_ptr<Forward> uplink_;  // L2 misses -> walker_.mem
+  std::unique_ptr<Cache> l1i_, l1d_, l2_;  // memory.model = hierarchy
+  std::unique_ptr<Forward> uplink_;       // L2 misses -> walker_.mem
+  std::unique_ptr<Forward> l1i_to_l2_;    // L1I misses -> the L2's socket
   ept::Eptp eptp_{0, 4, true};
   ept::Eptp secure_eptp_{0, 4, false};
   unsigned shared_bit_ = 0;
@@ -142,6 +144,8 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   Counter* data_served_[kMemLevels] = {};
   Counter *row_hits_ = nullptr, *row_misses_ = nullptr;
   Histogram* data_cycles_ = nullptr;
+  Counter* fetch_served_[kMemLevels + 1] = {};  // by MemLevel: l2, llc, dram, l1i (index 0 unused)
+  Histogram* fetch_cycles_ = nullptr;
 };
 
 }  // namespace septsim::model

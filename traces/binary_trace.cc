@@ -147,7 +147,7 @@ u64 get(const Event& e, u32 f) {
     case kDecision: return u64(e.decision);
     case kGuestLevel: return u64(e.guest_level);
     case kTsNs: return e.ts_ns;
-    case kTdxVm: return e.tdx_vm;
+    case kTdxVm: return e.tdx_vm ? 1 : e.native_vm ? 2 : 0;  // vm_type: default, tdx, native
     case kMeasure: return e.measure;
     case kMakePrivate: return e.make_private;
     case kTag: return e.tag;
@@ -190,7 +190,7 @@ bool set(Event& e, u32 f, u64 v) {
     case kDecision: if (!small(5)) return false; e.decision = DecisionKind(v); return true;
     case kGuestLevel: if (!small(5)) return false; e.guest_level = int(v); return true;
     case kTsNs: e.ts_ns = v; return true;
-    case kTdxVm: if (!small(1)) return false; e.tdx_vm = v; return true;
+    case kTdxVm: if (!small(2)) return false; e.tdx_vm = v == 1; e.native_vm = v == 2; return true;
     case kMeasure: if (!small(1)) return false; e.measure = v; return true;
     case kMakePrivate: if (!small(1)) return false; e.make_private = v; return true;
     case kTag: e.tag = v; return true;
@@ -222,7 +222,7 @@ u64 numeric_bits(const Event& e) {
          b(e.writable != d.writable, kWritable) | b(e.executable != d.executable, kExecutable) |
          b(e.pcid != d.pcid, kPcid) | b(e.inv_kind != d.inv_kind, kInvKind) | b(e.decision != d.decision, kDecision) |
          b(e.guest_level != d.guest_level, kGuestLevel) | b(e.ts_ns != d.ts_ns, kTsNs) |
-         b(e.tdx_vm != d.tdx_vm, kTdxVm) | b(e.measure != d.measure, kMeasure) |
+         b(e.tdx_vm != d.tdx_vm || e.native_vm != d.native_vm, kTdxVm) | b(e.measure != d.measure, kMeasure) |
          b(e.make_private != d.make_private, kMakePrivate) | b(e.tag != d.tag, kTag) |
          b(e.terminate != d.terminate, kTerminate) | b(e.vm != d.vm, kVm);
 }

@@ -18,6 +18,7 @@ struct ReplayVm {
   std::string prefix;  // of its statistics: "" for VM 0, "vmN." for VM N > 0
   u32 vcpus = 1;
   bool tdx = false;
+  bool native = false;  // vm_type native: its vCPUs walk 1D (guest.native)
 };
 
 struct DerivedMetric {

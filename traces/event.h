@@ -8,7 +8,7 @@
 namespace septsim::traces {
 
 enum class EventType : u8 {
-  VmCreate,       // {"type":"vm_create","vcpus":2} or {"type":"vm_create","vcpus":2,"vm_type":"tdx","gpaw":48}
+  VmCreate,       // {"type":"vm_create","vcpus":2} or {"type":"vm_create","vcpus":2,"vm_type":"tdx","gpaw":48} or "vm_type":"native"
   MemslotAdd,     // {"type":"memslot_add","slot":0,"gpa":"0x0","size":"1G","backing":"thp"}
   MemslotDelete,  // {"type":"memslot_delete","slot":0}
   MemslotMove,    // {"type":"memslot_move","slot":0,"gpa":"0x80000000"}
@@ -105,6 +105,7 @@ struct Event {
   // VmCreate; a TD VM also uses tdx.gpaw and tdx.ept_levels
   u32 vcpus = 1;
   bool tdx_vm = false;
+  bool native_vm = false;  // "vm_type":"native": guest-linear walks 1D (guest.native for this VM)
 
   // TdInitMemRegion (gpa, size, measure, tag); Accept (vcpu, gpa, tdx.level);
   // SetMemoryAttributes (gpa, size, make_private); MapGpa (vcpu, gpa, size)

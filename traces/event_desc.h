@@ -75,7 +75,7 @@ constexpr FieldDesc kExpect{"expect", Status};
 constexpr FieldDesc kExpectOut{"expect_out", Registers};
 constexpr FieldDesc kTsNs{"ts_ns", Number};
 
-constexpr FieldDesc kVmCreate[] = {{"vcpus", Number, Required, 1, 256}, {"vm_type", Choice, Optional, 0, kU64, "default|tdx"},
+constexpr FieldDesc kVmCreate[] = {{"vcpus", Number, Required, 1, 256}, {"vm_type", Choice, Optional, 0, kU64, "default|tdx|native"},
                                    kGpaw, kLevels, {"dynamic_pamt", Bool}};
 constexpr FieldDesc kMemslotAdd[] = {kSlotReq,
                                      {"gpa", Gpa, Required},

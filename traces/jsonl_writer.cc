@@ -126,6 +126,7 @@ std::string event_to_json(const Event& e) {
   switch (e.type) {
     case EventType::VmCreate:
       key(o, "vcpus"), dec(o, e.vcpus);
+      if (e.native_vm) key(o, "vm_type"), o += "\"native\"";
       if (e.tdx_vm) {
         key(o, "vm_type"), o += "\"tdx\"";
         key(o, "gpaw"), dec(o, u64(e.tdx.gpaw));

@@ -413,7 +413,8 @@ constexpr EnumName<mmu::HostBacking> kBackings[] = {
 constexpr EnumName<u32> kSlotFlags[] = {{"dirty_log", mmu::KVM_MEM_LOG_DIRTY_PAGES}, {"readonly", mmu::KVM_MEM_READONLY}};
 constexpr EnumName<DirtyLogOp> kDirtyOps[] = {
     {"enable", DirtyLogOp::Enable}, {"get", DirtyLogOp::Get}, {"clear", DirtyLogOp::Clear}, {"disable", DirtyLogOp::Disable}};
-constexpr EnumName<bool> kVmTypes[] = {{"default", false}, {"tdx", true}};
+enum VmType { kVmDefault, kVmTdx, kVmNative };
+constexpr EnumName<int> kVmTypes[] = {{"default", kVmDefault}, {"tdx", kVmTdx}, {"native", kVmNative}};
 constexpr EnumName<bool> kTdVcpuOps[] = {{"enter", true}, {"exit", false}};
 constexpr EnumName<int> kPageSizes[] = {{"4k", PG_LEVEL_4K}, {"2m", PG_LEVEL_2M}, {"1g", PG_LEVEL_1G}};
 constexpr EnumName<DecisionKind> kDecisionKinds[] = {{"map", DecisionKind::Map},
@@ -823,7 +824,9 @@ struct TraceReader::Impl {
       case EventType::VmCreate: {
         u64 n = ranged("vcpus");
         out.vcpus = vcpus = u32(n);
-        out.tdx_vm = parser.find("vm_type") ? choice("vm_type", kVmTypes) : false;
+        const int vm_type = parser.find("vm_type") ? choice("vm_type", kVmTypes) : kVmDefault;
+        out.tdx_vm = vm_type == kVmTdx;
+        out.native_vm = vm_type == kVmNative;
         for (const char* f : {"gpaw", "levels", "dynamic_pamt"})
           if (!out.tdx_vm && parser.find(f)) fail(f, "only a TD VM (\"vm_type\":\"tdx\") takes it");
         if (out.tdx_vm) {

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <deque>
 #include <cstdio>
 #include <fstream>
 #include <future>
@@ -106,10 +107,17 @@ class ReplayTop : public sc_core::sc_module {
       stats.set_name_prefix(vm_prefix(id));
       vms_.push_back(std::make_unique<Vm>(id, vms[id].vcpus, opts.config, timing_, mem_, stats));
       Vm& vm = *vms_.back();
+      // "vm_type":"native": the trace asks for guest.native for this VM's vCPUs.
+      const model::Config* vcpu_config = &opts.config;
+      if (vms[id].native) {
+        native_configs_.push_back(opts.config);
+        native_configs_.back().set("guest.native", "true", "vm_create \"vm_type\":\"native\"");
+        vcpu_config = &native_configs_.back();
+      }
       for (u32 i = 0; i < vms[id].vcpus; ++i) {
         std::string module = (id ? "vm" + std::to_string(id) + "_" : std::string()) + "vcpu" + std::to_string(i);
         vm.vcpus.push_back(
-            std::make_unique<model::Vcpu>(module.c_str(), i, opts.config, timing_, stats, vm.kvm));
+            std::make_unique<model::Vcpu>(module.c_str(), i, *vcpu_config, timing_, stats, vm.kvm));
         vm.vcpus.back()->walker().mem.bind(target_.socket);
         vm.kvm.add_vcpu(*vm.vcpus.back());
       }
@@ -567,6 +575,7 @@ class ReplayTop : public sc_core::sc_module {
   // The memory target dies before the VMs (reverse order): a VM's teardown
   // frees frames, and a live target would revoke the DMI grants of its
   // vCPUs, which die first.
+  std::deque<model::Config> native_configs_;  // vm_type native VMs' config (guest.native): outlives their vCPUs
   std::vector<std::unique_ptr<Vm>> vms_;  // by vm id
   model::HostMemoryTarget target_;
   std::unique_ptr<KvmmmuWriter> kvmmmu_;  // --emit-kvmmmu
@@ -623,7 +632,7 @@ ReplayReport replay(const ReplayOptions& opts) {
   for (Event e; reader.next(e);) {
     head.push_back(e);
     if (e.type != EventType::VmCreate) break;
-    vms.push_back({vm_prefix(u32(vms.size())), e.vcpus, e.tdx_vm});
+    vms.push_back({vm_prefix(u32(vms.size())), e.vcpus, e.tdx_vm, e.native_vm});
   }
   if (vms.empty()) vms.push_back(ReplayVm{});
 

@@ -88,7 +88,7 @@ std::string summary_table(const ReplayReport& r, const model::Config& cfg) {
   } else {
     for (size_t i = 0; i < r.vms.size(); ++i) {
       const ReplayVm& vm = r.vms[i];
-      out << "VM " << i << ": " << (vm.tdx ? "TD" : "normal VM") << ", " << vm.vcpus << " vCPU"
+      out << "VM " << i << ": " << (vm.tdx ? "TD" : vm.native ? "native (vm_type native: 1D walks)" : "normal VM") << ", " << vm.vcpus << " vCPU"
           << (vm.vcpus == 1 ? "" : "s") << (i ? ", statistics " + vm.prefix + "*" : std::string()) << "\n";
       vm_counters(out, t, vm.prefix, vm.tdx);
       out << derived_table(r.stats, i ? vm.prefix.substr(0, vm.prefix.size() - 1) : "", true);

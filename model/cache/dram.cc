@@ -16,7 +16,9 @@ Dram::Dram(sc_core::sc_module_name name, const DramParams& p, const Timing& timi
 
 void Dram::b_transport(tlm::tlm_generic_payload& trans, sc_core::sc_time& delay) {
   const tlm::tlm_command cmd = trans.get_command();
-  if (cmd != tlm::TLM_IGNORE_COMMAND) {
+  if (cmd == tlm::TLM_IGNORE_COMMAND) {
+    if (LineTargetProbe* probe = trans.get_extension<LineTargetProbe>()) probe->target = this;
+  } else {
     if (LineAccess* info = trans.get_extension<LineAccess>()) {
       access(trans.get_address(), cmd == tlm::TLM_WRITE_COMMAND, *info);
     } else {

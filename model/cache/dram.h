@@ -15,7 +15,7 @@
 
 namespace septsim::model {
 
-class Dram : public sc_core::sc_module {
+class Dram : public sc_core::sc_module, public LineTarget {
  public:
   tlm_utils::simple_target_socket_optional<Dram> socket;
 
@@ -30,6 +30,9 @@ class Dram : public sc_core::sc_module {
     ++(info.row_hit ? row_hits_ : row_misses_);
     info.cycles = info.row_hit ? hit_ : miss_;
     return info.cycles;
+  }
+  Cycles line_access(u64 addr, bool write, bool /*whole_line*/, LineAccess& info) override {
+    return access(addr, write, info);
   }
   u64 row_hits() const { return row_hits_; }
   u64 row_misses() const { return row_misses_; }

@@ -24,6 +24,7 @@ MemoryParams MemoryParams::from(const Config& c) {
   if (m.replacement != "lru" && m.replacement != "random")
     throw ConfigError("config key 'memory.replacement' must be lru or random, got '" + m.replacement + "'");
   m.seed = c.u("sim.seed");
+  m.l1i = level(c, "l1i", "latency.l1i");
   m.l1d = level(c, "l1d", "latency.l1d");
   m.l2 = level(c, "l2", "latency.l2");
   m.llc = level(c, "llc", "latency.llc");

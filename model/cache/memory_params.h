@@ -31,7 +31,7 @@ struct MemoryParams {
   bool hierarchy = false;  // memory.model: false = flat (latency.walk_ref / latency.mem_access)
   std::string replacement = "lru";
   u64 seed = 1;
-  CacheParams l1d, l2, llc;
+  CacheParams l1i, l1d, l2, llc;  // l1i: instruction fetches, beside the L1D, missing to the L2
   DramParams dram;
 
   static MemoryParams from(const Config& c);

@@ -31,6 +31,11 @@ void HostMemoryTarget::b_transport(int /*id*/, tlm::tlm_generic_payload& trans, 
   unsigned char* data = trans.get_data_ptr();
   trans.set_dmi_allowed(false);
 
+  if (trans.get_extension<LineTargetProbe>()) {  // what the uncore socket reaches (line_access.h)
+    if (uncore.size()) return uncore->b_transport(trans, delay);
+    trans.set_response_status(tlm::TLM_OK_RESPONSE);
+    return;
+  }
   if (LineAccess* line = trans.get_extension<LineAccess>()) {  // timing only
     if (uncore.size()) {
       uncore->b_transport(trans, delay);

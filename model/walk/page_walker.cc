@@ -60,6 +60,7 @@ struct PageWalker::Impl {
     if (!w.l1d_) [[likely]]
       return w.read_entry(a, delay);
     sc_core::sc_time ignored;  // the bytes' transport latency: the hierarchy decides
+    w.l1d_->prefetch_below(a);  // host-side only: the L2 and LLC sets load while the entry is read
     const u64 v = w.read_entry(a, ignored);
     mem_cycles += w.line(a, false, dim, level);
     return v;

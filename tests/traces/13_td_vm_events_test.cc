@@ -76,7 +76,7 @@ TEST_CASE("vm_create with vm_type tdx and the TD events decode", "[tdx]") {
 
 TEST_CASE("TD event errors name the line and the field", "[tdx]") {
   CHECK(error_of(kHdr + "{\"type\":\"vm_create\",\"vcpus\":1,\"vm_type\":\"sev\"}\n") ==
-        "FILE:2: field 'vm_type': unknown value \"sev\" (expected one of: default, tdx)");
+        "FILE:2: field 'vm_type': unknown value \"sev\" (expected one of: default, tdx, native)");
   CHECK(error_of(kHdr + "{\"type\":\"vm_create\",\"vcpus\":1,\"gpaw\":48}\n") ==
         "FILE:2: field 'gpaw': only a TD VM (\"vm_type\":\"tdx\") takes it");
   CHECK(error_of(kHdr + "{\"type\":\"vm_create\",\"vcpus\":1}\n{\"type\":\"td_finalize\"}\n") ==

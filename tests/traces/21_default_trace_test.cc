@@ -135,6 +135,8 @@ TEST_CASE("a VM replays the same beside another VM as alone", "[replay][vms]") {
   for (const auto& [name, v] : a.items()) {
     if (!name.starts_with("vcpu") && !name.starts_with("kvm.")) continue;
     if (name.find("cycles") != std::string::npos) continue;  // the shared host's memory may time differently
+    // Where lines are served depends on the host frames each VM got and on the shared LLC and DRAM rows.
+    if (name.find(".mem.") != std::string::npos) continue;
     INFO(name);
     REQUIRE(b.contains("vm1." + name));
     CHECK(b["vm1." + name] == v);

@@ -158,7 +158,11 @@ TEST_CASE("a level driven by b_transport without the extension annotates its lat
 
 TEST_CASE("memory.* keys: the model must be flat or hierarchy and levels need sets and ways", "[cache][config]") {
   Config c;
-  CHECK_FALSE(Timing::from(c).memory.hierarchy);  // flat by default
+  CHECK(Timing::from(c).memory.hierarchy);  // the default, in both presets
+  c.apply_preset("sapphire-rapids");
+  CHECK(Timing::from(c).memory.hierarchy);
+  c.set("memory.model", "flat");
+  CHECK_FALSE(Timing::from(c).memory.hierarchy);
   c.set("memory.model", "hierarchy");
   CHECK(Timing::from(c).memory.hierarchy);
   c.set("memory.model", "caches");

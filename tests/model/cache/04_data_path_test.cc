@@ -4,53 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include "cache_env.h"
-#include "model/vcpu.h"
 
 using namespace septsim;
 using namespace septsim::cachetest;
 
 namespace {
-
 constexpr Gpa kD0 = 0x80000000ull;
 constexpr Hpa kH0 = 0x4000000000ull;
-
-// Maps every faulting GPA to the next 4 KiB of host memory from kH0.
-struct MapOnFault : Hypervisor {
-  walktest::Ept& ept;
-  Hpa next = kH0;
-  explicit MapOnFault(walktest::Ept& e) : ept(e) {}
-  Cycles handle_ept_violation(VcpuControl&, Gpa gpa, u64) override {
-    ept.map(gpa & ~(kPageSize - 1), next);
-    next += kPageSize;
-    return 0;
-  }
-  Cycles handle_ept_misconfig(VcpuControl&, Gpa) override { return 0; }
-  Cycles service_requests(VcpuControl& v, u32) override {
-    v.load_eptp(ept.eptp());
-    return 0;
-  }
-};
-
-struct VcpuEnv {
-  Config cfg;
-  Timing timing;
-  StatsRegistry stats;
-  PhysMem mem{u64{64} << 30};
-  walktest::Ept ept{mem, 4};
-  MapOnFault hv{ept};
-  HostMemoryTarget target;
-  Vcpu vcpu;
-  explicit VcpuEnv(const Config& c)
-      : cfg(c),
-        timing(Timing::from(cfg)),
-        target(unique_name("hostmem").c_str(), mem, timing),
-        vcpu(unique_name("vcpu").c_str(), 0, cfg, timing, stats, hv) {
-    vcpu.walker().mem.bind(target.socket);
-    walktest::complete_binding(target, vcpu.walker().mem);
-  }
-  u64 stat(const std::string& n) const { return stats.value("vcpu0." + n); }
-};
-
 }  // namespace
 
 TEST_CASE("a vCPU's loads and stores are line accesses at their HPA through its L1D", "[cache][vcpu]") {
@@ -66,9 +26,10 @@ TEST_CASE("a vCPU's loads and stores are line accesses at their HPA through its 
   const u64 row_hits = e.stat("mem.dram.row_hits");
   CHECK(e.vcpu.access(kD0 + 0x140, false, AccessType::Read) == 1 + 148);
   CHECK(e.stat("mem.dram.row_hits") == row_hits + 1);
-  // A fetch has no L1I model: latency.mem_access.
-  CHECK(e.vcpu.access(kD0 + 0x200, false, AccessType::Fetch) == 1 + 4);
+  // A fetch goes to the L1I, not the L1D (tests/model/cache/06): not a data access.
+  CHECK(e.vcpu.access(kD0 + 0x200, false, AccessType::Fetch) == 1 + 148);
   CHECK(e.stat("mem.data.dram") == 2);
+  CHECK(e.stat("mem.fetch.dram") == 1);
   const Histogram& h = e.stats.histogram("vcpu0.mem.data.cycles");
   CHECK(h.count == 3);
 }
@@ -87,9 +48,11 @@ TEST_CASE("a dirty data line evicted from the L1D is written back", "[cache][vcp
 
 TEST_CASE("under memory.model = flat a vCPU has no caches and a TLB-hit access costs latency.mem_access", "[cache][vcpu]") {
   Config c;
+  c.set("memory.model", "flat");
   c.set("latency.mem_access", "7");
   VcpuEnv e(c);
   CHECK_FALSE(e.vcpu.l1d());
+  CHECK_FALSE(e.vcpu.l1i());
   e.vcpu.access(kD0, false, AccessType::Read);
   CHECK(e.vcpu.access(kD0 + 8, false, AccessType::Read) == 1 + 7);
   CHECK_FALSE(e.stats.has("vcpu0.mem.data.l1d"));

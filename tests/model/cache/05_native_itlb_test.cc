@@ -17,7 +17,7 @@ constexpr Hpa kH0 = 0x4000000000ull;
 }  // namespace
 
 TEST_CASE("a native walk of a 4-level guest makes 4 references and no EPT references", "[walk][native]") {
-  Config c;
+  Config c = walktest::flat_config();
   c.set("guest.native", "true");
   walktest::Env env(4, c);
   Guest g(env.mem, env.ept, 4);
@@ -40,7 +40,7 @@ TEST_CASE("a native walk of a 4-level guest makes 4 references and no EPT refere
 }
 
 TEST_CASE("a native walk whose guest table has no host frame yet ends in an EPT violation", "[walk][native]") {
-  Config c;
+  Config c = walktest::flat_config();
   c.set("guest.native", "true");
   walktest::Env env(4, c);
   Guest g(env.mem, env.ept, 4);

@@ -9,6 +9,8 @@
 #include "model/cache/cache.h"
 #include "model/cache/dram.h"
 #include "model/cache/forward.h"
+#include "model/vcpu.h"
+#include "model/walk/host_memory_target.h"
 
 namespace septsim::cachetest {
 
@@ -48,6 +50,49 @@ struct HierWalker {
         n += env.stats.value(std::string("t.mem.pte.") + dim + ".l" + std::to_string(level) + "." + where);
     return n;
   }
+};
+
+// Maps every faulting GPA to the next 4 KiB of host memory from `first`.
+struct MapOnFault : Hypervisor {
+  walktest::Ept& ept;
+  Hpa next;
+  MapOnFault(walktest::Ept& e, Hpa first) : ept(e), next(first) {}
+  Cycles handle_ept_violation(VcpuControl&, Gpa gpa, u64) override {
+    ept.map(gpa & ~(kPageSize - 1), next);
+    next += kPageSize;
+    return 0;
+  }
+  Cycles handle_ept_misconfig(VcpuControl&, Gpa) override { return 0; }
+  Cycles service_requests(VcpuControl& v, u32) override {
+    v.load_eptp(ept.eptp());
+    return 0;
+  }
+};
+
+// One vCPU (prefix "vcpu0") on its own host memory target and EPT; the
+// first GPA it touches lands at host frame kVcpuFirstFrame, the next at the
+// frame after it, and so on.
+constexpr Hpa kVcpuFirstFrame = 0x4000000000ull;
+
+struct VcpuEnv {
+  Config cfg;
+  Timing timing;
+  StatsRegistry stats;
+  PhysMem mem{u64{64} << 30};
+  walktest::Ept ept{mem, 4};
+  MapOnFault hv;
+  HostMemoryTarget target;
+  Vcpu vcpu;
+  explicit VcpuEnv(const Config& c, Hpa first_frame = kVcpuFirstFrame)
+      : cfg(c),
+        timing(Timing::from(cfg)),
+        hv(ept, first_frame),
+        target(unique_name("hostmem").c_str(), mem, timing),
+        vcpu(unique_name("vcpu").c_str(), 0, cfg, timing, stats, hv) {
+    vcpu.walker().mem.bind(target.socket);
+    walktest::complete_binding(target, vcpu.walker().mem);
+  }
+  u64 stat(const std::string& n) const { return stats.value("vcpu0." + n); }
 };
 
 }  // namespace septsim::cachetest

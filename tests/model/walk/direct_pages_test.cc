@@ -42,7 +42,7 @@ struct CountingBus : sc_core::sc_module {
 
 // A walker whose references pass through a CountingBus to HostMemoryTarget.
 struct CountedWalker {
-  Config cfg;
+  Config cfg = flat_config();
   Timing timing = Timing::from(cfg);
   StatsRegistry stats;
   PhysMem mem{u64{64} << 30};
@@ -81,7 +81,7 @@ bool request_dmi(CountingBus& bus, Hpa hpa, tlm::tlm_dmi& dmi) {
 }  // namespace
 
 TEST_CASE("HostMemoryTarget grants DMI per frame: read-write if allocated, none without contents", "[walk]") {
-  Config cfg;
+  Config cfg = flat_config();
   Timing timing = Timing::from(cfg);
   PhysMem mem(u64{1} << 30);
   HostMemoryTarget target(unique_name("hostmem").c_str(), mem, timing);

@@ -29,7 +29,7 @@ struct Initiator : sc_core::sc_module {
 };
 
 struct TargetEnv {
-  Config cfg;
+  Config cfg = flat_config();
   Timing timing = Timing::from(cfg);
   PhysMem mem{u64{1} << 30};
   HostMemoryTarget target{unique_name("hostmem").c_str(), mem, timing};

@@ -171,7 +171,7 @@ TEST_CASE("EPT misconfigurations end the walk", "[walk]") {
 }
 
 TEST_CASE("MAXPHYADDR comes from host.maxphyaddr", "[walk]") {
-  Config c;
+  Config c = flat_config();
   c.set("host.maxphyaddr", "52");
   Env env(4, c);
   env.ept.map(kD, kH | (u64{1} << 46));
