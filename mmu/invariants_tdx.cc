@@ -22,6 +22,14 @@ namespace septsim::mmu {
 
 namespace {
 
+// The page a Secure-EPT leaf at TDX level `level` maps: a 2M leaf partly
+// accepted keeps the ACCEPT's progress in the address's low bits.
+Hpa leaf_hpa(u64 entry, int level) { return seam::septe::leaf_hpa(entry, u64{1} << (kPageShift + 9 * unsigned(level))); }
+
+}  // namespace
+
+namespace {
+
 using seam::septe::SeptState;
 
 const char* state_name(SeptState s) {
@@ -189,9 +197,9 @@ class TdChecker {
     const seam::SeptWalk w = blocked_table_ ? child_of(blocked_table_, gpa) : t_->sept->walk_to_leaf(gpa);
     if (!w.reached)
       report("15", name() + " has no Secure-EPT leaf");
-    else if (w.level != pg_level_to_tdx_sept_level(level).value || seam::septe::hpa_of(w.entry) != hpa)
+    else if (w.level != pg_level_to_tdx_sept_level(level).value || leaf_hpa(w.entry, w.level) != hpa)
       report("15", name() + " but the Secure-EPT leaf is at TDX level " + std::to_string(w.level) + " hpa " +
-                       hex(seam::septe::hpa_of(w.entry)));
+                       hex(leaf_hpa(w.entry, w.level)));
     else if (w.state != SeptState::MAPPED && w.state != SeptState::PENDING)
       report("15", name() + " but its Secure-EPT leaf is " + state_name(w.state));
     const seam::PamtEntry e = tdx_.pamt().get(hpa, level);
@@ -286,9 +294,9 @@ class TdChecker {
         u64 spte = 0;
         int mlevel = 0;
         const_cast<TdpMmu&>(k_.tdp).fast_pf_get_last_sptep(*k_.mirror_root, gpa >> kPageShift, &spte, &mlevel);
-        if (!is_present_leaf(spte, mlevel) || (spte_to_pfn(spte) << kPageShift) != seam::septe::hpa_of(e))
+        if (!is_present_leaf(spte, mlevel) || (spte_to_pfn(spte) << kPageShift) != leaf_hpa(e, level))
           report("16", "Secure-EPT leaf gpa " + hex(gpa) + " TDX level " + std::to_string(level) + " hpa " +
-                           hex(seam::septe::hpa_of(e)) + " (" + state_name(s) + ") is not a mirror leaf of the VM");
+                           hex(leaf_hpa(e, level)) + " (" + state_name(s) + ") is not a mirror leaf of the VM");
       } else if (level > 0) {
         sept_table(seam::septe::hpa_of(e), level - 1, gpa, lo, hi);
       }

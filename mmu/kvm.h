@@ -108,7 +108,9 @@ class Kvm : public model::Hypervisor {
   // TDG.MEM.PAGE.ACCEPT from TD vCPU `vcpu`; a PENDING page that is not yet
   // mapped is faulted in first (the ACCEPT's EPT violation). *status gets
   // the final TDX status.
-  Cycles td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status);
+  // `interrupt`: a host interrupt is pending while the guest's ACCEPT runs
+  // (a 2M ACCEPT then stops after a chunk; the vCPU re-enters and repeats it).
+  Cycles td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interrupt = false);
   // The TD goes away. By default as the kernel destroys a VM: guest_memfd's
   // release removes every private page while the HKID is assigned, then the
   // HKID is released and the tables and control pages are RECLAIMed.

@@ -124,7 +124,7 @@ Cycles Kvm::td_finalize() {
   return k.finish();
 }
 
-Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
+Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interrupt) {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "accept");
   k.op.spent = 0;
@@ -132,7 +132,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
   if (vcpu >= td.vcpus()) throw KvmError("accept: vCPU " + std::to_string(vcpu) + " does not exist");
   k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
   td.set_clock(k.op);
-  seam::Status s = td.accept(vcpu, gpa, tdx_level, k.op.spent);
+  seam::Status s = td.accept(vcpu, gpa, tdx_level, k.op.spent, interrupt);
   if (s == seam::SEPTSIM_TD_EXIT_EPT_VIOLATION) {
     // The ACCEPT exits with an EPT violation on a page the VMM has not
     // given yet: KVM faults it in (private, at the accepted level) and the
@@ -145,6 +145,18 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status) {
                                k.huge_pages->max_private_level(tdx_level > 0 ? PrivateFaultCause::Accept2M
                                                                              : PrivateFaultCause::Accept4K));
     if (!td.bugged()) k.tdx_private_page_fault(v, fault);
+    td.set_clock(k.op);
+    k.op.spent += td.vp_enter(vcpu) + k.timing.vmentry;
+    s = td.accept(vcpu, gpa, tdx_level, k.op.spent);
+  }
+  // A pending host interrupt stopped a 2M ACCEPT after a chunk (the module
+  // keeps its progress in the PENDING entry): the TD exit is an external
+  // interrupt, KVM handles it and re-enters, and the guest repeats the
+  // TDCALL, which goes on from where it stopped. The interrupt is served
+  // by then, so the repeat runs to the end.
+  while (s == seam::SEPTSIM_TD_EXIT_INTERRUPT && !td.bugged()) {
+    ++k.stats.tdx_accept_interrupted;
+    k.op.spent += td.td_exit(vcpu) + k.timing.vmexit;
     td.set_clock(k.op);
     k.op.spent += td.vp_enter(vcpu) + k.timing.vmentry;
     s = td.accept(vcpu, gpa, tdx_level, k.op.spent);

@@ -42,6 +42,9 @@ struct MmuStats {
         tdx_kmem_cache_pages(r.gauge("kvm.tdx.kmem_cache_pages",
                                      "free S-EPT pages in the kmem_cache, each keeping its Dynamic PAMT pair "
                                      "(mmu.tdx_pamt_cache=kmem-cache)")),
+        tdx_accept_interrupted(r.counter("kvm.tdx.accept_interrupted",
+                                         "guest ACCEPTs stopped by a pending host interrupt and repeated after "
+                                         "re-entry (trace field interrupt on accept)")),
         tdx_accept_splits(r.counter("kvm.tdx.accept_splits",
                                     "private 2M leaves split because a 4K ACCEPT exited on them "
                                     "(mmu.tdx_huge_pages=v3)")),
@@ -86,6 +89,7 @@ struct MmuStats {
   u64& tdx_pamt_cache_topups;
   u64& tdx_pamt_cache_pages;
   u64& tdx_kmem_cache_pages;
+  u64& tdx_accept_interrupted;
   u64& tdx_accept_splits;
   u64& tdx_busy_kicks;
   SpMetadataStats sp_meta;

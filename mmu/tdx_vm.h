@@ -211,7 +211,8 @@ class TdxVm : public ExternalSpt {
   // The Secure-EPT leaf mapping private `gpa` is PENDING (AUGed, not accepted).
   bool pending(Gpa gpa) const;
   // TDG.MEM.PAGE.ACCEPT by TD vCPU `vcpu`; returns the TDX status.
-  seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles);
+  // `interrupt`: a host interrupt is pending during the TDCALL.
+  seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bool interrupt = false);
   // A VM exit / entry of TD vCPU `vcpu` (TD exit, TDH.VP.ENTER).
   Cycles td_exit(u32 vcpu);
   Cycles vp_enter(u32 vcpu);
@@ -319,7 +320,7 @@ class TdxVm : public ExternalSpt {
   static constexpr u16 kTdxGlobalKeyId = 0;
   Cycles kick_all();
   Cycles reenter_all();
-  seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles);
+  seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bool interrupt);
 
   seam::TdxModule& tdx_;
   model::PhysMem& mem_;

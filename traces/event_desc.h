@@ -124,7 +124,8 @@ constexpr FieldDesc kTdVcpu[] = {{"td", Number, Required}, {"vcpu", Number, Requ
 constexpr FieldDesc kTdInitMemRegion[] = {{"gpa", Gpa, Required}, {"size", Bytes, Required}, {"measure", Bool},
                                           {"tag", Number}};
 constexpr FieldDesc kTdTeardown[] = {{"terminate", Bool}};
-constexpr FieldDesc kAccept[] = {kVcpuReq, {"gpa", Gpa, Required}, {"level", Number, Optional, 0, 1}};
+constexpr FieldDesc kAccept[] = {kVcpuReq, {"gpa", Gpa, Required}, {"level", Number, Optional, 0, 1},
+                                 {"interrupt", Bool}};
 constexpr FieldDesc kSetMemoryAttributes[] = {{"gpa", Gpa, Required}, {"size", Bytes, Required}, {"private", Bool, Required}};
 constexpr FieldDesc kMapGpa[] = {kVcpuReq, {"gpa", Gpa, Required}, {"size", Bytes, Required}};
 constexpr FieldDesc kNestedVmentry[] = {kVcpuReq, {"eptp", Number, Required}};

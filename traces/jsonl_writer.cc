@@ -222,6 +222,7 @@ std::string event_to_json(const Event& e) {
     case EventType::NxRecoveryTick: break;
     case EventType::Accept:
       key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "level"), dec(o, u64(e.tdx.level));
+      if (e.tdx.interrupt) key(o, "interrupt"), o += "true";
       break;
     case EventType::SetMemoryAttributes:
       key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size), key(o, "private");

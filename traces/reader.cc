@@ -994,6 +994,7 @@ struct TraceReader::Impl {
         if (level > 1) fail("level", "ACCEPT takes TDX level 0 (4K) or 1 (2M), got " + std::to_string(level));
         out.tdx.level = int(level);
         out.gpa = gpa_field("gpa", tdx_level_bytes(int(level)));
+        out.tdx.interrupt = boolean("interrupt", false);
         break;
       }
       case EventType::SetMemoryAttributes:

@@ -474,7 +474,7 @@ class ReplayTop : public sc_core::sc_module {
           break;
         case EventType::Accept: {
           u64 status = 0;
-          c += vm.kvm.td_accept(u32(e.vcpu), e.gpa, e.tdx.level, &status);
+          c += vm.kvm.td_accept(u32(e.vcpu), e.gpa, e.tdx.level, &status, e.tdx.interrupt);
           // The Linux guest (arch/x86/coco/tdx/tdx-shared.c: try_accept_one)
           // takes a failed 2M ACCEPT as "accept it in 4K pieces": with the
           // merged kernel a 2M ACCEPT finds the range mapped at 4K

@@ -186,3 +186,24 @@ TEST_CASE("v3 against rfc-v1 on a 2-vCPU TD: the split and the teardown's remova
   CHECK(phase_counter(v1, "teardown", "seam.calls.tdh_phymem_page_wbinvd") == 4 + 1);
   CHECK(phase_counter(v3, "teardown", "seam.calls.tdh_vp_flush") == 2);
 }
+
+// A host interrupt pending while the guest ACCEPTs a 2M PENDING page: the
+// module zeroes a 4K chunk, keeps its progress in the entry and exits
+// (tdg_mem_page_accept.c); KVM takes the external-interrupt exit and
+// re-enters, and the guest's repeated TDCALL finishes the page.
+TEST_CASE("an ACCEPT stopped by a host interrupt is repeated after re-entry and finishes the 2M page",
+          "[tdx][huge][accept]") {
+  TdVm t(false, "v3");
+  t.vm.kvm->td_finalize();
+  t.fault(0x600000);  // v3: the access AUGs the 2M page, PENDING
+  REQUIRE(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
+  Calls calls(t.vm);
+  u64 st = 0;
+  t.vm.kvm->td_accept(0, 0x600000, 1, &st, /*interrupt=*/true);
+  CHECK(st == seam::TDX_SUCCESS);
+  CHECK(calls("seam.calls.tdg_mem_page_accept") == 2);  // stopped once, then finished
+  CHECK(t.vm.stat("kvm.tdx.accept_interrupted") == 1);
+  CHECK(t.sept_state(0x600000) == int(SeptState::MAPPED));
+  CHECK(t.sept_state(0x7ff000) == int(SeptState::MAPPED));
+  t.vm.require_clean();
+}
