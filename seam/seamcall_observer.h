@@ -21,6 +21,10 @@ class SeamcallObserver {
  public:
   virtual ~SeamcallObserver() = default;
   virtual void on_call(const SeamcallOutcome& o) = 0;
+  // TD vCPU `vcpu` (its index in the TD) left the guest: a TD exit, whether
+  // the VMM asked for it (a kick, an EPT violation) or a TDCALL ended in
+  // one (an ACCEPT's EPT violation or interrupt).
+  virtual void on_td_exit(u32 vcpu) { (void)vcpu; }
 };
 
 }  // namespace septsim::seam

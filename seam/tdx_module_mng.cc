@@ -220,6 +220,7 @@ Cycles TdxModule::leave_guest(Td& t, TdVcpu& v) {
   t.epochs.exit(v.vcpu_epoch);
   v.in_guest = false;
   ++*td_exits_;
+  if (observer_) observer_->on_td_exit(u32(&v - t.vcpus.data()));
   return timing_.td_exit;
 }
 

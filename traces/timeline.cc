@@ -104,6 +104,10 @@ void TimelineWriter::tdx_kick(unsigned ipis) {
   instant(task_, "kick TD vCPUs", clock_ps_(task_), "{\"ipis\":" + std::to_string(ipis) + "}");
 }
 
+void TimelineWriter::on_td_exit(u32 vcpu) {
+  instant(task_, "TD exit", clock_ps_(task_), "{\"vcpu\":" + std::to_string(vcpu) + "}");
+}
+
 void TimelineWriter::on_call(const seam::SeamcallOutcome& o) {
   const char* leaf = o.tdcall ? seam::tdcall_leaf_name(o.leaf) : seam::leaf_name(o.leaf);
   std::string name = leaf ? leaf : (o.tdcall ? "TDCALL " : "SEAMCALL ") + std::to_string(o.leaf);

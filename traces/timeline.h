@@ -11,7 +11,8 @@
 // - every SEAMCALL and TDCALL as an instant with its leaf, level and status;
 // - remote TLB flushes (with the IPIs sent), waits for mmu_lock (with the
 //   cycles waited) and kicks of a TD's vCPUs (with the IPIs) as instants on
-//   the track of the exit or ioctl that caused them;
+//   the track of the exit or ioctl that caused them, and so is each TD exit
+//   (with the TD vCPU that left the guest);
 // - phases as global instants and as slices on a "phases" track (tid 999999).
 // Instants carry the simulated time at which their exit or ioctl began (the
 // MMU adds its cycles to the vCPU's clock only when it returns). Times are
@@ -69,6 +70,7 @@ class TimelineWriter : public mmu::MmuTracepoints, public seam::SeamcallObserver
   void tdx_kick(unsigned ipis) override;
   // seam::SeamcallObserver
   void on_call(const seam::SeamcallOutcome& o) override;
+  void on_td_exit(u32 vcpu) override;
 
  private:
   bool keep(u64 ts_ps);

@@ -107,6 +107,8 @@ TEST_CASE("a TD's timeline has every SEAMCALL and TDCALL with its leaf and statu
   CHECK(seen == calls);
   CHECK(count(run.timeline, "i", "TDH.MNG.CREATE") == 1);
   CHECK(count(run.timeline, "i", "kick TD vCPUs") == run.counters["kvm.tdx.kicks"].get<size_t>());
+  CHECK(count(run.timeline, "i", "TD exit") == run.counters["seam.td_exits"].get<size_t>());
+  CHECK(run.counters["seam.td_exits"].get<size_t>() > 0);
   CHECK(count(run.timeline, "X", "td_finalize") == 1);
 }
 
