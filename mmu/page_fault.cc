@@ -221,7 +221,9 @@ Cycles Kvm::handle_ept_violation(model::VcpuControl& vcpu, Gpa gpa, u64 exit_qua
     k.tdx_handle_ept_violation(v, fault);
   else
     k.kvm_mmu_do_page_fault(v, fault);
-  return k.finish();
+  const Cycles cycles = k.finish();
+  if (task.tp) task.tp->exit_handled(vcpu.id(), cycles);
+  return cycles;
 }
 
 Cycles Kvm::handle_ept_misconfig(model::VcpuControl& vcpu, Gpa gpa) {

@@ -38,6 +38,10 @@ class MmuTracepoints {
   virtual void remote_tlb_flush(unsigned ipis) { (void)ipis; }
   // mmu_lock granted after a wait of `wait` cycles behind another holder.
   virtual void mmu_lock_wait(bool write, Cycles wait) { (void)write, (void)wait; }
+  // The EPT-violation exit of `vcpu_id` that kvm_page_fault opened is
+  // handled: it took `cycles` of host time (the vCPU's clock moves on by
+  // them when the MMU returns).
+  virtual void exit_handled(unsigned vcpu_id, Cycles cycles) { (void)vcpu_id, (void)cycles; }
   // A TD's vCPUs kicked out of the guest (tdx_track, tdh_do_no_vcpus):
   // `ipis` of them were in the guest and took the IPI.
   virtual void tdx_kick(unsigned ipis) { (void)ipis; }

@@ -139,6 +139,7 @@ class ReplayTop : public sc_core::sc_module {
       timeline_ = std::make_unique<TimelineWriter>(opts.timeline, nvcpus0, [this](int vcpu) {
         return vcpu < 0 ? u64(sc_core::sc_time_stamp().value()) : timing_.to_ps(vms_[0]->vcpus[size_t(vcpu)]->cycles());
       });
+      timeline_->set_cycles_to_ps([this](Cycles c) { return timing_.to_ps(c); });
       if (kvmmmu_) tee_ = std::make_unique<TracepointTee>(kvmmmu_.get(), timeline_.get());
       kvm0.set_tracepoints(tee_ ? static_cast<mmu::MmuTracepoints*>(tee_.get()) : timeline_.get());
       tdx_.set_observer(timeline_.get());

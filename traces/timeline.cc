@@ -104,6 +104,12 @@ void TimelineWriter::tdx_kick(unsigned ipis) {
   instant(task_, "kick TD vCPUs", clock_ps_(task_), "{\"ipis\":" + std::to_string(ipis) + "}");
 }
 
+void TimelineWriter::exit_handled(unsigned vcpu_id, Cycles cycles) {
+  if (!cycles_ps_) return;
+  slice(int(vcpu_id), "EPT violation handling", clock_ps_(int(vcpu_id)), cycles_ps_(cycles),
+        "{\"cycles\":" + std::to_string(cycles) + "}");
+}
+
 void TimelineWriter::on_td_exit(u32 vcpu) {
   instant(task_, "TD exit", clock_ps_(task_), "{\"vcpu\":" + std::to_string(vcpu) + "}");
 }

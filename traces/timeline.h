@@ -7,7 +7,8 @@
 //   nested events on their vCPU's track;
 // - EPT violations handled by the MMU (kvm_page_fault, with the GPA and exit
 //   qualification), fast_page_fault outcomes and huge-page splits as instants
-//   on the track of the vCPU whose exit is handled (the VMM's in an ioctl);
+//   on the track of the vCPU whose exit is handled (the VMM's in an ioctl),
+//   and the handling of each EPT violation as a slice of the cycles it took;
 // - every SEAMCALL and TDCALL as an instant with its leaf, level and status;
 // - remote TLB flushes (with the IPIs sent), waits for mmu_lock (with the
 //   cycles waited) and kicks of a TD's vCPUs (with the IPIs) as instants on
@@ -25,6 +26,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "mmu/tracepoints.h"
@@ -68,6 +70,10 @@ class TimelineWriter : public mmu::MmuTracepoints, public seam::SeamcallObserver
   void remote_tlb_flush(unsigned ipis) override;
   void mmu_lock_wait(bool write, Cycles wait) override;
   void tdx_kick(unsigned ipis) override;
+  void exit_handled(unsigned vcpu_id, Cycles cycles) override;
+  // How long `c` cycles are, in ps (the replay's clock); without it exits
+  // get no handling slice.
+  void set_cycles_to_ps(std::function<u64(Cycles)> f) { cycles_ps_ = std::move(f); }
   // seam::SeamcallObserver
   void on_call(const seam::SeamcallOutcome& o) override;
   void on_td_exit(u32 vcpu) override;
@@ -79,6 +85,7 @@ class TimelineWriter : public mmu::MmuTracepoints, public seam::SeamcallObserver
   TimelineOptions opts_;
   unsigned vcpus_;
   std::function<u64(int)> clock_ps_;
+  std::function<u64(Cycles)> cycles_ps_;
   int task_ = -1;
   std::vector<std::string> events_;  // serialized trace events, in the order they happened in the replay
   u64 dropped_ = 0;
@@ -127,6 +134,7 @@ class TracepointTee : public mmu::MmuTracepoints {
   void remote_tlb_flush(unsigned ipis) override { a_->remote_tlb_flush(ipis), b_->remote_tlb_flush(ipis); }
   void mmu_lock_wait(bool write, Cycles wait) override { a_->mmu_lock_wait(write, wait), b_->mmu_lock_wait(write, wait); }
   void tdx_kick(unsigned ipis) override { a_->tdx_kick(ipis), b_->tdx_kick(ipis); }
+  void exit_handled(unsigned v, Cycles c) override { a_->exit_handled(v, c), b_->exit_handled(v, c); }
 
  private:
   mmu::MmuTracepoints *a_, *b_;

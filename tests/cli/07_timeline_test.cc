@@ -56,6 +56,9 @@ TEST_CASE("the timeline has a track per vCPU, the VMM's and the phases', and one
   CHECK(names[999999] == "phases");
   CHECK(count(run.timeline, "i", "EPT violation") == run.counters["kvm.pf_taken"].get<size_t>());
   CHECK(count(run.timeline, "i", "fast_page_fault") == run.counters["kvm.pf_fast"].get<size_t>());
+  // Each EPT violation's handling is a slice of the cycles it took, from
+  // where its instant is.
+  CHECK(count(run.timeline, "X", "EPT violation handling") == count(run.timeline, "i", "EPT violation"));
   CHECK(count(run.timeline, "X", "memslot_add") == 2);
   // Remote TLB flushes with their IPIs, and every wait for mmu_lock.
   CHECK(count(run.timeline, "i", "remote TLB flush") == run.counters["kvm.remote_tlb_flush"].get<size_t>());
@@ -74,6 +77,10 @@ TEST_CASE("the timeline has a track per vCPU, the VMM's and the phases', and one
   for (const auto& e : run.timeline["traceEvents"]) {
     if (e["ph"] == "X" && e["tid"] == 999999)
       phases[e["name"]] = {e["ts"].get<double>(), e["ts"].get<double>() + e["dur"].get<double>()};
+    if (e["ph"] == "X" && e["name"] == "EPT violation handling") {
+      CHECK(e["dur"].get<double>() > 0);
+      CHECK(e["args"]["cycles"].get<size_t>() > 0);
+    }
     if (e["ph"] == "i" && e["name"] == "EPT violation") {
       CHECK(e["tid"].get<int>() >= 1);
       CHECK(e["tid"].get<int>() <= 2);
