@@ -104,6 +104,19 @@ struct Kvm::Impl {
   // around it. Returns the last try's RET_PF_*.
   int tdx_private_page_fault(Vcpu& v, KvmPageFault& fault);
   static constexpr int kPrivateFaultRetries = 16;
+  // Runs `try_once` (one whole map attempt, returning RET_PF_*) again while
+  // it answers RET_PF_RETRY because a hook's SEAMCALL was BUSY, up to
+  // kPrivateFaultRetries tries and never once the VM is bugged; each retry
+  // counts in kvm.tdx.busy_retries. The kernel loops in
+  // tdx_handle_ept_violation and kvm_tdp_mmu_map_private_pfn.
+  template <class F>
+  int retry_while_busy(F&& try_once) {
+    for (int attempt = 1;; ++attempt) {
+      const int r = try_once();
+      if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries || !td->last_busy() || td->bugged()) return r;
+      ++td->busy_retries;
+    }
+  }
   // mmu.tdx_huge_pages=v3: a 4K ACCEPT's exit inhibits huge mappings of
   // the gfn's frames and splits a private huge leaf over it (write mmu_lock).
   void tdx_inhibit_and_split(Vcpu& v, Gpa gpa);

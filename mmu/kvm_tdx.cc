@@ -93,17 +93,13 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   fault.spte_sw_bits = SPTE_TDX_PAGE_ADDED;
   td->set_page_add_src(tag);
   // kvm_tdp_mmu_map_private_pfn maps again while kvm_tdp_mmu_map answers
-  // RET_PF_RETRY (PAGE.ADD BUSY is tdx_mem_page_add's -EBUSY); the kernel
-  // loops until a signal, the model gives up after kPrivateFaultRetries.
-  int r = RET_PF_RETRY;
-  for (int attempt = 1; r == RET_PF_RETRY && !td->bugged(); ++attempt) {
+  // RET_PF_RETRY (PAGE.ADD BUSY is tdx_mem_page_add's -EBUSY); it stops on
+  // a dead VM first (KVM_REQ_VM_DEAD).
+  const int r = td->bugged() ? RET_PF_RETRY : retry_while_busy([&] {
     bool flush = false;
     td->set_clock(op);
-    r = tdp.map(*mirror_root, fault, &flush);
-    if (r != RET_PF_RETRY || !td->last_busy()) break;
-    if (attempt == kPrivateFaultRetries) break;
-    ++td->busy_retries;
-  }
+    return tdp.map(*mirror_root, fault, &flush);
+  });
   td->set_page_add_src(std::nullopt);
   if (r == RET_PF_SPURIOUS) throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is already private");
   if (r != RET_PF_FIXED) throw KvmError("td_init_mem_region: " + td->last_error());
@@ -234,13 +230,22 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
   op.spent += td->td_exit(id);
   const bool priv = td->is_private(gpa);
   const Gfn gfn = (gpa & ~(Gpa{1} << td->shared_bit())) >> kPageShift;
-  // An access that disagrees with the gfn's attribute goes down the common
-  // path too: kvm_mmu_faultin_pfn turns it into KVM_EXIT_MEMORY_FAULT (the
-  // VMM converts or kills) after kvm_mmu_do_page_fault counted it.
-  if (priv && attrs.is_private(gfn)) {
+  if (priv) {
     // __vmx_handle_ept_violation: a private GPA's fault is a private access.
     fault.error_code |= PFERR_PRIVATE_ACCESS;
     fault.is_private = true;
+  } else {
+    // Mixed attributes inside a huge frame keep the mapping small through
+    // lpage_info's KVM_LPAGE_MIXED_FLAG (kvm_mmu_max_mapping_level).
+    fault.direct_bits = gfn_direct_bits();
+  }
+  if (!priv || !attrs.is_private(gfn)) {
+    // A shared access, or a private one to a shared gfn, which
+    // kvm_mmu_faultin_pfn turns into KVM_EXIT_MEMORY_FAULT after
+    // kvm_mmu_do_page_fault counted it: the merge policies' hooks around a
+    // private fault are not for it.
+    kvm_mmu_do_page_fault(v, fault);
+  } else {
     fault.max_level = huge_pages->max_private_level(PrivateFaultCause::EptViolation);
     // tdx_is_sept_violation_unexpected_pending: a guest access (not an
     // ACCEPT) to a mapped page that is still PENDING; KVM kills the TD
@@ -251,17 +256,6 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
         kvm_vm_dead("Guest access before accepting " + hex(gpa) + " on vCPU " + std::to_string(id) +
                     " (tdx_handle_ept_violation: kvm_vm_dead)");
     }
-  } else if (priv) {
-    // A private access to a shared gfn: the merge policies' hooks around a
-    // private fault are not for it (it maps nothing).
-    fault.error_code |= PFERR_PRIVATE_ACCESS;
-    fault.is_private = true;
-    kvm_mmu_do_page_fault(v, fault);
-  } else {
-    // Mixed attributes inside a huge frame keep the mapping small through
-    // lpage_info's KVM_LPAGE_MIXED_FLAG (kvm_mmu_max_mapping_level).
-    fault.direct_bits = gfn_direct_bits();
-    kvm_mmu_do_page_fault(v, fault);
   }
   td->set_clock(op);
   op.spent += td->vp_enter(id);
@@ -291,13 +285,10 @@ int Kvm::Impl::tdx_private_page_fault(Vcpu& v, KvmPageFault& fault) {
   // re-entering the guest, while it returns RET_PF_RETRY (the mirror entry
   // FROZEN by a racing vCPU, or SEPT.ADD / AUG answered BUSY); each try is a
   // whole kvm_mmu_page_fault. KVM_REQ_VM_DEAD (a hook bugged the VM) stops it.
-  int r = RET_PF_RETRY;
-  for (int attempt = 1;; ++attempt) {
+  const int r = retry_while_busy([&] {
     KvmPageFault f = fault;
-    r = kvm_mmu_do_page_fault(v, f);
-    if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries || !td->last_busy() || td->bugged()) break;
-    ++td->busy_retries;
-  }
+    return kvm_mmu_do_page_fault(v, f);
+  });
   merge_policy->after_private_fault(*this, fault.gfn, initiator);
   return r;
 }

@@ -48,9 +48,6 @@ struct Memslot {
     l = mixed ? l | KVM_LPAGE_MIXED_FLAG : l & ~KVM_LPAGE_MIXED_FLAG;
   }
   void hugepage_set_guest_inhibit(Gfn gfn, int level) { lpage(gfn, level) |= KVM_LPAGE_GUEST_INHIBIT_FLAG; }
-  bool hugepage_test_guest_inhibit(Gfn gfn, int level) const {
-    return disallow_lpage(gfn, level) & KVM_LPAGE_GUEST_INHIBIT_FLAG;
-  }
   int& lpage(Gfn gfn, int level) {
     unsigned shift = 9u * unsigned(level - 1);
     return lpage_info[level - 2][(gfn >> shift) - (base_gfn >> shift)];

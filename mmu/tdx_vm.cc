@@ -256,7 +256,7 @@ u32 TdxVm::topup_external_cache(u32 vcpu, Cycles& cycles) {
 }
 
 Hpa TdxVm::sept_page(Cycles& cycles) {
-  if (pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic() && !sept_slab_.empty()) {
+  if (to_kmem_cache() && !sept_slab_.empty()) {
     const Hpa hpa = sept_slab_.back();
     sept_slab_.pop_back();
     --kmem_cache_pages_;
@@ -266,15 +266,21 @@ Hpa TdxVm::sept_page(Cycles& cycles) {
 }
 
 void TdxVm::release_sept_page(Hpa hpa, Cycles& cycles) {
-  if (!tdx_.pamt().dynamic()) {
-    mem_.free(hpa >> kPageShift);
-  } else if (pamt_mode_ == PamtCache::KmemCache) {
+  put_sept_page_pamt(hpa, cycles);
+  free_sept_page(hpa);
+}
+
+void TdxVm::put_sept_page_pamt(Hpa hpa, Cycles& cycles) {
+  if (tdx_.pamt().dynamic() && !to_kmem_cache()) pamt_put(hpa, cycles);
+}
+
+void TdxVm::free_sept_page(Hpa hpa) {
+  if (to_kmem_cache()) {
     // kmem_cache_free: the object stays in the slab; no destructor runs,
     // so its 2M region keeps the PAMT pair the constructor installed.
     sept_slab_.push_back(hpa);
     ++kmem_cache_pages_;
   } else {
-    pamt_put(hpa, cycles);
     mem_.free(hpa >> kPageShift);
   }
 }
@@ -433,12 +439,11 @@ Cycles TdxVm::finalize() {
   const Status s = call(Leaf::TDH_MR_FINALIZE, r, c, false);
   if (s != TDX_SUCCESS) {
     fail("TDH.MR.FINALIZE", 0, s);
-    if (last_busy_)
-      throw std::runtime_error("td_finalize: TDH.MR.FINALIZE returned " + seam::status_string(s) +
-                               " (tdx_td_finalize: -EBUSY, the TD is not finalized)");
-    bug("tdx_td_finalize");
+    const bool busy = last_busy_;
+    if (!busy) bug("tdx_td_finalize");
     throw std::runtime_error("td_finalize: TDH.MR.FINALIZE returned " + seam::status_string(s) +
-                             " (TDX_BUG_ON: the VM is bugged, -EIO)");
+                             (busy ? " (tdx_td_finalize: -EBUSY, the TD is not finalized)"
+                                   : " (TDX_BUG_ON: the VM is bugged, -EIO)"));
   }
   finalized_ = true;
   // Each vCPU starts running the TD: the first VP.ENTER loads the Secure-EPT root.

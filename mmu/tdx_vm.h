@@ -298,8 +298,13 @@ class TdxVm : public ExternalSpt {
   // kmem_cache: what the constructor does).
   Hpa sept_page(Cycles& cycles);
   // A Secure-EPT page the TD no longer uses: back to the kmem_cache with
-  // its PAMT, or its PAMT put and the page freed.
+  // its PAMT, or its PAMT put and the page freed (the two steps apart for
+  // PROMOTE, which hands back its R12/R13 pair in between).
   void release_sept_page(Hpa hpa, Cycles& cycles);
+  void put_sept_page_pamt(Hpa hpa, Cycles& cycles);
+  void free_sept_page(Hpa hpa);
+  // Freed S-EPT pages go to the kmem_cache (Dynamic PAMT with kmem-cache).
+  bool to_kmem_cache() const { return pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic(); }
   bool reclaim(Hpa hpa, Cycles& cycles);
   bool mem_op(seam::Leaf leaf, Gfn gfn, int level, Cycles& cycles);
   bool block_and_track(Gfn gfn, int level, Cycles& cycles);

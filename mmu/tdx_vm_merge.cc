@@ -55,18 +55,11 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_
                   ", the mirror table's external_spt is " + hex(external_spt << kPageShift);
     bug(kMergePath);
   }
-  // The table page goes back to the kmem_cache (PAMT kept) or loses its
-  // PAMT reference before, and goes to the host after, the returned pair.
-  const bool to_kmem_cache = pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic();
-  if (tdx_.pamt().dynamic()) {
-    if (!to_kmem_cache) pamt_put(freed, cycles);
-    // 4K -> 2M hands back the region's PAMT_4K pair the split's DEMOTE installed.
-    if (r.r12 && r.r13) promoted_pamt(vm_cache(), page, r.r12, r.r13);
-  }
-  if (to_kmem_cache)
-    release_sept_page(freed, cycles);
-  else
-    mem_.free(freed >> kPageShift);
+  // The table page's PAMT reference goes before, the page itself after,
+  // the PAMT_4K pair the split's DEMOTE installed comes back (4K -> 2M).
+  put_sept_page_pamt(freed, cycles);
+  if (tdx_.pamt().dynamic() && r.r12 && r.r13) promoted_pamt(vm_cache(), page, r.r12, r.r13);
+  free_sept_page(freed);
   mapped_private_ -= pages_per_level(level) / pages_per_level(level - 1) - 1;
   return PromoteResult::Promoted;
 }
