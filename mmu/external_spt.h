@@ -7,6 +7,7 @@
 // its change path while the mirror entry is FROZEN; TdxVm implements them
 // with SEAMCALLs.
 #pragma once
+#include "mmu/kvm_op.h"
 #include "model/types.h"
 
 namespace septsim::mmu {
@@ -15,33 +16,35 @@ class ExternalSpt {
  public:
   virtual ~ExternalSpt() = default;
 
+  // Every hook runs inside one KVM operation (mmu/kvm_op.h): it charges its
+  // cycles to `op`, and its SEAMCALLs start at op.now() for op's initiator.
+  //
   // topup_external_cache: before mmu_lock, fill what the hooks of one fault
-  // by vCPU `vcpu` may take under the lock (external_spt pages, Dynamic
-  // PAMT pairs), so no hook allocates. An index that is no TD vCPU fills
-  // the VM's own caches (an ioctl). Returns the cache the hooks draw on
-  // from now on.
-  virtual u32 topup_external_cache(u32 vcpu, Cycles& cycles) = 0;
+  // by op's vCPU may take under the lock (external_spt pages, Dynamic PAMT
+  // pairs), so no hook allocates; an ioctl fills the VM's own caches.
+  // Returns the cache the hooks of op draw on.
+  virtual u32 topup_external_cache(KvmOp& op) = 0;
   // kvm_mmu_alloc_external_spt: a page for a new mirror table's external_spt,
   // from the pre-topped-up cache `cache`; 0 if the cache is empty.
-  virtual Pfn take_external_spt(u32 cache, Cycles& cycles) = 0;
+  virtual Pfn take_external_spt(u32 cache, KvmOp& op) = 0;
   // An external_spt page whose table was never linked goes back to the host.
-  virtual void free_unlinked_external_spt(Pfn page, Cycles& cycles) = 0;
+  virtual void free_unlinked_external_spt(Pfn page, KvmOp& op) = 0;
   // link_external_spt: SEPT.ADD of `external_spt` below the entry at
   // (gfn, level), level in KVM's terms (2 = the entry maps 2M).
-  virtual bool link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) = 0;
+  virtual bool link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) = 0;
   // set_external_spte: a new leaf (PAGE.ADD before finalize, AUG after).
-  virtual bool set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) = 0;
+  virtual bool set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) = 0;
   // remove_external_spte: the leaf leaves the TD (BLOCK, TRACK, kick,
   // REMOVE, WBINVD; RECLAIM once the HKID is released). False when the
   // module refused: the VM is bugged and the mirror keeps the leaf.
-  virtual bool remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) = 0;
+  virtual bool remove_external_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) = 0;
   // split_external_spt: the huge leaf at (gfn, level) becomes a table of
   // smaller leaves in `external_spt` (BLOCK, TRACK, kick, DEMOTE); the
   // pages and their states stay.
-  virtual bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) = 0;
+  virtual bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, KvmOp& op) = 0;
   // free_external_spt: the table's page goes back (RECLAIM, only after the
   // HKID is released). False: the page is leaked, never reused.
-  virtual bool free_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) = 0;
+  virtual bool free_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) = 0;
 };
 
 }  // namespace septsim::mmu

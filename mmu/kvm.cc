@@ -76,7 +76,7 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       merge_stats(reg),
       inject(cfg, reg),
       zap_history(reg),
-      tdp(m, timing, stats, op.spent),
+      tdp(m, timing, stats, op),
       mmu_lock(reg) {
   stats.sp_meta.set_bytes_per_sp(sp_layout(parse_sp_layout(cfg.s("mmu.sp_layout"))).size());
   tdp.set_zap_history(&zap_history);
@@ -314,6 +314,7 @@ Hpa Kvm::host_hpa_for_gpa(Gpa gpa) {
 }
 
 void Kvm::set_host_time(Cycles t) { impl_->host_time = t; }
+Cycles Kvm::latest_time() const { return impl_->latest; }
 
 bool Kvm::gpa_in_memslot(Gpa gpa) const { return impl_->slots.find(gpa >> kPageShift) != nullptr; }
 

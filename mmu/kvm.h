@@ -90,6 +90,8 @@ class Kvm : public model::Hypervisor {
   // clock). Without it an ioctl starts after every operation so far, as at
   // the replayer's barrier.
   void set_host_time(Cycles t);
+  // The simulated time the latest operation so far ended at.
+  Cycles latest_time() const;
 
   // The host-physical address backing `gpa`, faulting in host memory (not the
   // EPT): how the replayer, acting as the guest kernel, writes guest page

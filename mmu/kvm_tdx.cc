@@ -42,7 +42,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   td->set_check_log(k.check_log);
   if (hw.size() > 1) td->set_clock_skew(k.vcpu_clock_skew);
   try {
-    k.op.spent += td->create(p, hw);
+    td->create(k.op, p, hw);
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
@@ -82,7 +82,7 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   u64 allocs = 0;
   const Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gfn), &allocs);
   op.spent += allocs * timing.page_alloc;
-  const u32 cache = td->topup_external_cache(td->vm_cache(), op.spent);
+  const u32 cache = td->topup_external_cache(op);
   auto lock = this->lock(MmuLockMode::Read);  // kvm_tdp_map_page, as a fault
   // kvm_tdp_mmu_map_private_pfn: the set hook PAGE.ADDs from page_add_src.
   KvmPageFault fault(gpa, PFERR_GUEST_FINAL_MASK | PFERR_PRIVATE_ACCESS | PFERR_WRITE_MASK);
@@ -97,13 +97,12 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   // a dead VM first (KVM_REQ_VM_DEAD).
   const int r = td->bugged() ? RET_PF_RETRY : retry_while_busy([&] {
     bool flush = false;
-    td->set_clock(op);
     return tdp.map(*mirror_root, fault, &flush);
   });
   td->set_page_add_src(std::nullopt);
   if (r == RET_PF_SPURIOUS) throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is already private");
   if (r != RET_PF_FIXED) throw KvmError("td_init_mem_region: " + td->last_error());
-  if (measure) td->mr_extend(gpa, op.spent);
+  if (measure) td->mr_extend(gpa, op);
 }
 
 Cycles Kvm::td_finalize() {
@@ -111,9 +110,8 @@ Cycles Kvm::td_finalize() {
   TdxVm& td = need_td(k.td, "td_finalize");
   k.op.spent = k.timing.vm_ioctl;
   k.begin_ioctl();
-  td.set_clock(k.op);
   try {
-    k.op.spent += td.finalize();
+    td.finalize(k.op);
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
@@ -127,13 +125,13 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interr
   if (!td.finalized()) throw KvmError("accept: the TD is not finalized (no TD vCPU runs yet)");
   if (vcpu >= td.vcpus()) throw KvmError("accept: vCPU " + std::to_string(vcpu) + " does not exist");
   k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
-  td.set_clock(k.op);
-  seam::Status s = td.accept(vcpu, gpa, tdx_level, k.op.spent, interrupt);
+  seam::Status s = td.accept(vcpu, gpa, tdx_level, k.op, interrupt);
   if (s == seam::SEPTSIM_TD_EXIT_EPT_VIOLATION) {
     // The ACCEPT exits with an EPT violation on a page the VMM has not
     // given yet: KVM faults it in (private, at the accepted level) and the
     // guest retries.
-    k.op.spent += td.td_exit(vcpu) + k.timing.vmexit + k.timing.fault_handler;
+    td.td_exit(k.op, vcpu);
+    k.op.spent += k.timing.vmexit + k.timing.fault_handler;
     Impl::Vcpu& v = k.vcpus.at(vcpu);
     if (tdx_level == 0 && k.huge_pages->inhibit_on_4k_accept()) k.tdx_inhibit_and_split(v, gpa);
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
@@ -141,9 +139,9 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interr
                                k.huge_pages->max_private_level(tdx_level > 0 ? PrivateFaultCause::Accept2M
                                                                              : PrivateFaultCause::Accept4K));
     if (!td.bugged()) k.tdx_private_page_fault(v, fault);
-    td.set_clock(k.op);
-    k.op.spent += td.vp_enter(vcpu) + k.timing.vmentry;
-    s = td.accept(vcpu, gpa, tdx_level, k.op.spent);
+    td.vp_enter(k.op, vcpu);
+    k.op.spent += k.timing.vmentry;
+    s = td.accept(vcpu, gpa, tdx_level, k.op);
   }
   // A pending host interrupt stopped a 2M ACCEPT after a chunk (the module
   // keeps its progress in the PENDING entry): the TD exit is an external
@@ -152,10 +150,11 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interr
   // by then, so the repeat runs to the end.
   while (s == seam::SEPTSIM_TD_EXIT_INTERRUPT && !td.bugged()) {
     ++k.stats.tdx_accept_interrupted;
-    k.op.spent += td.td_exit(vcpu) + k.timing.vmexit;
-    td.set_clock(k.op);
-    k.op.spent += td.vp_enter(vcpu) + k.timing.vmentry;
-    s = td.accept(vcpu, gpa, tdx_level, k.op.spent);
+    td.td_exit(k.op, vcpu);
+    k.op.spent += k.timing.vmexit;
+    td.vp_enter(k.op, vcpu);
+    k.op.spent += k.timing.vmentry;
+    s = td.accept(vcpu, gpa, tdx_level, k.op);
   }
   if (status) *status = s;
   return k.finish();
@@ -167,9 +166,8 @@ Cycles Kvm::td_teardown(bool terminate) {
   k.op.spent = k.timing.vm_ioctl;
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
-  td.set_clock(k.op);
   try {
-    k.op.spent += td.stop_vcpus();
+    td.stop_vcpus(k.op);
     if (!terminate) {
       // The VMM closes its files: guest_memfd's release (kvm_gmem_release)
       // unmaps every private page while the HKID is still assigned, so each
@@ -182,7 +180,7 @@ Cycles Kvm::td_teardown(bool terminate) {
     // kvm_destroy_vm -> vm_pre_destroy: tdx_mmu_release_hkid. With
     // KVM_TDX_TERMINATE_VM (`terminate`) this comes first and the private
     // pages are RECLAIMed by the mirror's teardown below instead.
-    k.op.spent += td.release_hkid();
+    td.release_hkid(k.op);
   } catch (const std::runtime_error& e) {
     throw KvmError(e.what());
   }
@@ -196,7 +194,7 @@ Cycles Kvm::td_teardown(bool terminate) {
   k.tdp.set_external_spt(nullptr);
   k.split_ranges = SplitPrivateRanges{};
   k.merge_stats.candidates = 0;
-  k.op.spent += td.reclaim_control_pages();
+  td.reclaim_control_pages(k.op);
   return k.finish();
 }
 
@@ -226,8 +224,7 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
   const unsigned id = v.ctl->id();
   const Gpa gpa = fault.addr;
   // The vCPU left the TD for this exit and re-enters through VP.ENTER.
-  td->set_clock(op);
-  op.spent += td->td_exit(id);
+  td->td_exit(op, id);
   const bool priv = td->is_private(gpa);
   const Gfn gfn = (gpa & ~(Gpa{1} << td->shared_bit())) >> kPageShift;
   if (priv) {
@@ -257,8 +254,7 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
                     " (tdx_handle_ept_violation: kvm_vm_dead)");
     }
   }
-  td->set_clock(op);
-  op.spent += td->vp_enter(id);
+  td->vp_enter(op, id);
 }
 
 void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
@@ -271,9 +267,8 @@ void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
   if (!partly_converted_huge_leaf(gfn, gfn, gfn + 1)) return;
   // The DEMOTE's table and PAMT pair come from the vCPU's caches, filled
   // before mmu_lock as for a fault.
-  const u32 cache = td->topup_external_cache(v.ctl->id(), op.spent);
+  const u32 cache = td->topup_external_cache(op);
   auto lock = this->lock(MmuLockMode::Write);
-  td->set_clock(op);
   // A refused BLOCK/TRACK/DEMOTE bugged the VM in the hook (TDX_BUG_ON).
   if (tdp.split_mirror_huge_page(gfn, cache)) ++stats.tdx_accept_splits;
 }

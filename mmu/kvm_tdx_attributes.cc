@@ -25,10 +25,9 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
   // R12/R13 pair from the VM's caches: fill them first, as a fault does.
   if (!make_private &&
       (k.partly_converted_huge_leaf(start, start, end) || k.partly_converted_huge_leaf(end - 1, start, end))) {
-    td.topup_external_cache(td.vm_cache(), k.op.spent);
+    td.topup_external_cache(k.op);
   }
   auto lock = k.lock(MmuLockMode::Write);
-  td.set_clock(k.op);
   // kvm_main.c:kvm_vm_set_mem_attributes: the zap runs inside an
   // mmu_notifier-style invalidation (kvm_mmu_invalidate_begin .. _end), so a
   // fault that faulted a pfn in before the conversion retries.
@@ -70,7 +69,6 @@ void Kvm::Impl::split_private_huge_page(Gfn edge, Gfn start, Gfn end) {
   const std::optional<Gfn> huge = partly_converted_huge_leaf(edge, start, end);
   if (!huge) return;
   assert_mmu_lock_held_write("split_private_huge_page");
-  td->set_hook_cache(td->vm_cache());
   if (!tdp.split_mirror_huge_page(edge, td->vm_cache()))
     throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(*huge << kPageShift) +
                    " failed: " + td->last_error());
@@ -87,11 +85,15 @@ Cycles Kvm::map_gpa(u32 vcpu, Gpa gpa, u64 size) {
   // TDVMCALL exit to KVM, KVM_EXIT_HYPERCALL to the VMM, which converts, then VP.ENTER.
   k.op.spent = 0;
   k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
-  td.set_clock(k.op);
-  Cycles c = td.td_exit(vcpu) + k.timing.vmexit;
+  td.td_exit(k.op, vcpu);
+  Cycles c = k.op.spent + k.timing.vmexit;
+  // The conversion is the VMM's ioctl, an operation of its own; the vCPU's
+  // VP.ENTER follows it on the VMM's time.
   c += set_memory_attributes(base, size, to_private);
-  c += td.vp_enter(vcpu) + k.timing.vmentry;
-  k.latest = std::max(k.latest, td.clock());  // the next ioctl starts after this VP.ENTER
+  const Cycles before = k.op.spent;
+  td.vp_enter(k.op, vcpu);
+  c += k.op.spent - before + k.timing.vmentry;
+  k.latest = std::max(k.latest, k.now());  // the next ioctl starts after this VP.ENTER
   return c;
 }
 

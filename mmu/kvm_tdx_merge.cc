@@ -19,13 +19,11 @@ void Kvm::Impl::split_private_slot(const Memslot& slot) {
   std::vector<Gfn> huge;
   for (TdpIter it(mem, *mirror_root, PG_LEVEL_2M, slot.base_gfn); it.valid && it.gfn < slot.end_gfn(); it.next())
     if (it.level == PG_LEVEL_2M && is_present_leaf(it.old_spte, it.level)) huge.push_back(it.gfn);
-  td->set_clock(now(), 0);
-  td->set_hook_cache(td->vm_cache());
   for (Gfn base : huge) {
     // Each DEMOTE takes a table page and (Dynamic PAMT) a page pair from the
     // VM's caches; KVM refills them with mmu_lock dropped, as the eager
     // split of shared pages does for its tables.
-    td->topup_external_cache(td->vm_cache(), op.spent);
+    td->topup_external_cache(op);
     if (!tdp.split_mirror_huge_page(base, td->vm_cache()))
       throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting the private 2M page at " +
                      hex(base << kPageShift) + " failed: " + td->last_error());
@@ -47,7 +45,7 @@ bool Kvm::Impl::promote_range(Gfn base, u64 huge) {
   const MmuPage* sp = tdp.mirror_table_at(base, PG_LEVEL_2M);
   ++merge_stats.attempts;
   const Hpa page = spte_to_pfn(huge) << kPageShift;
-  const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, page, sp->external_spt, op.spent);
+  const TdxVm::PromoteResult r = td->promote(base, PG_LEVEL_2M, page, sp->external_spt, op);
   if (r != TdxVm::PromoteResult::Promoted) {
     if (r == TdxVm::PromoteResult::NotReady) ++merge_stats.refused;
     if (range) range->blocked = false;
@@ -66,12 +64,12 @@ unsigned Kvm::Impl::merge_ranges(const std::vector<ReadyRange>& ready) {
   assert_mmu_lock_held_write("merge_ranges");
   std::vector<ReadyRange> blocked;
   for (const ReadyRange& r : ready)
-    if (td->block_for_merge(r.base, PG_LEVEL_2M, op.spent)) blocked.push_back(r);
+    if (td->block_for_merge(r.base, PG_LEVEL_2M, op)) blocked.push_back(r);
   unsigned merged = 0;
   // debug.inject=promote-without-track: PROMOTE right after the BLOCK.
-  if (!blocked.empty() && (inject.fire(Inject::PromoteWithoutTrack) || td->track_and_kick(0, op.spent)))
+  if (!blocked.empty() && (inject.fire(Inject::PromoteWithoutTrack) || td->track_and_kick(0, op)))
     for (const ReadyRange& r : blocked) merged += promote_range(r.base, r.huge) ? 1 : 0;
-  op.spent += td->resume_vcpus();
+  td->resume_vcpus(op);
   return merged;
 }
 
@@ -84,7 +82,7 @@ void Kvm::Impl::unblock_split_ranges(Gfn start, Gfn end) {
   for (Gfn base : blocked) {
     // A refused UNBLOCK bugs the VM (TdxVm::unblock_for_merge): the replay
     // reports the dead VM (rule kvm-bug) instead of stopping as bad input.
-    if (!td->unblock_for_merge(base, PG_LEVEL_2M, op.spent)) return;
+    if (!td->unblock_for_merge(base, PG_LEVEL_2M, op)) return;
     split_ranges.find(base)->blocked = false;
   }
 }

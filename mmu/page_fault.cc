@@ -116,8 +116,7 @@ bool Kvm::Impl::lost_cmpxchg(const KvmPageFault& fault) {
     // The model ran a racing vCPU's fault first: one that read the mirror
     // before that fault's writes landed finds the entry FROZEN when its own
     // hook runs (collide_in_flight issues that hook's SEAMCALL).
-    return td->collide_in_flight(fault.gfn, fault.goal_level, fault.pfn << kPageShift, fault.external_spt_cache,
-                                 op.spent);
+    return td->collide_in_flight(fault.gfn, fault.goal_level, fault.pfn << kPageShift, fault.external_spt_cache, op);
   }
   const unsigned me = op.vcpu ? op.vcpu->id() : ~0u;
   for (const RecentInstall& r : recent_installs) {
@@ -152,18 +151,14 @@ void Kvm::Impl::mmu_topup_memory_caches(const Vcpu& v, KvmPageFault& fault) {
   // The mirror's hooks take their external_spt and PAMT pages from the
   // faulting vCPU's caches, filled through the vendor hook before mmu_lock.
   // After teardown no hook is left: kvm_mmu_faultin_pfn refuses the fault.
-  if (ExternalSpt* ext = tdp.external_spt()) fault.external_spt_cache = ext->topup_external_cache(v.ctl->id(), op.spent);
+  if (ExternalSpt* ext = tdp.external_spt()) fault.external_spt_cache = ext->topup_external_cache(op);
 }
 
 int Kvm::Impl::kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault) {
   auto lock = this->lock(MmuLockMode::Read);
   // tdp_mmu_get_root_for_fault: private faults map the mirror root.
   MmuPage* root = fault.is_private ? mirror_root : v.root;
-  if (fault.is_private) {
-    // The hooks' SEAMCALLs run on this vCPU's clock (from the caches the
-    // top-up hook filled and chose).
-    td->set_clock(op);
-  } else if (!root || root->role.invalid) {
+  if (!fault.is_private && (!root || root->role.invalid)) {
     return RET_PF_RETRY;  // is_page_fault_stale: the vCPU must first reload its root
   }
   // is_page_fault_stale: an mmu_notifier invalidation of the gfn ran or is

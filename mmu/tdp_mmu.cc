@@ -9,8 +9,8 @@
 
 namespace septsim::mmu {
 
-TdpMmu::TdpMmu(model::PhysMem& mem, const model::Timing& timing, MmuStats& stats, Cycles& spent)
-    : mem_(mem), timing_(timing), stats_(stats), spent_(spent) {
+TdpMmu::TdpMmu(model::PhysMem& mem, const model::Timing& timing, MmuStats& stats, KvmOp& op)
+    : mem_(mem), timing_(timing), stats_(stats), op_(op) {
   sps_.emplace_back();
 }
 
@@ -38,7 +38,7 @@ MmuPage* TdpMmu::alloc_sp() {
   sp->tdp_mmu_page = true;
   mem_.set_owner(sp->spt_pfn, idx);
   stats_.update_mmu_pages(1);
-  spent_ += timing_.page_alloc;
+  op_.spent += timing_.page_alloc;
   return sp;
 }
 
@@ -112,7 +112,7 @@ void TdpMmu::zap_invalidated_roots() {
 bool TdpMmu::set_spte(TdpIter& iter, u64 new_spte) {
   if (iter.mirror && ext_ && !propagate_to_external(iter, new_spte)) return false;
   *iter.sptep = new_spte;
-  spent_ += timing_.spte_write;
+  op_.spent += timing_.spte_write;
   handle_changed_spte(iter.gfn, iter.old_spte, new_spte, iter.level);
   iter.old_spte = new_spte;
   return true;
@@ -159,12 +159,12 @@ void TdpMmu::handle_removed_pt(Pfn pt) {
     if (!is_shadow_present_pte(old_spte)) continue;
     // Children of a table being freed are left FROZEN, as KVM does.
     sp->spt[i] = sp->role.is_mirror ? FROZEN_SPTE : SHADOW_NONPRESENT_VALUE;
-    spent_ += timing_.spte_write;
+    op_.spent += timing_.spte_write;
     if (sp->role.is_mirror) remove_external_children(*sp, i, old_spte);
     handle_changed_spte(sp->gfn + i * pages_per_level(level), old_spte, SHADOW_NONPRESENT_VALUE, level);
   }
   if (history_) history_->table_freed(sp->gfn, level);
-  if (sp->role.is_mirror && ext_ && sp->external_spt) ext_->free_external_spt(sp->gfn, level, sp->external_spt, spent_);
+  if (sp->role.is_mirror && ext_ && sp->external_spt) ext_->free_external_spt(sp->gfn, level, sp->external_spt, op_);
   free_sp(sp);
 }
 

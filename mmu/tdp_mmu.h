@@ -41,8 +41,9 @@ enum KvmRootTypes : u8 {
 
 class TdpMmu {
  public:
-  // Host cycles of SPTE writes and table allocations are added to `spent`.
-  TdpMmu(model::PhysMem& mem, const model::Timing& timing, MmuStats& stats, Cycles& spent);
+  // Host cycles of SPTE writes and table allocations are charged to `op`,
+  // the KVM operation in progress, which the mirror's hooks also receive.
+  TdpMmu(model::PhysMem& mem, const model::Timing& timing, MmuStats& stats, KvmOp& op);
   ~TdpMmu();  // kvm_mmu_uninit_tdp_mmu: frees every root and table
   TdpMmu(const TdpMmu&) = delete;
   TdpMmu& operator=(const TdpMmu&) = delete;
@@ -155,7 +156,7 @@ class TdpMmu {
   model::PhysMem& mem_;
   const model::Timing& timing_;
   MmuStats& stats_;
-  Cycles& spent_;
+  KvmOp& op_;  // the operation in progress (Kvm::Impl::op)
   std::deque<MmuPage> sps_;  // [0] unused: owner cookie 0 means "no MmuPage"
   std::vector<u32> free_sps_;
   std::vector<MmuPage*> roots_;  // allocation order

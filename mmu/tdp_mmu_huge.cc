@@ -11,7 +11,7 @@ void TdpMmu::split_huge_page(TdpIter& iter, MmuPage* sp) {
   // change, so no flush is needed.
   int child_level = iter.level - 1;
   for (unsigned i = 0; i < kPtesPerTable; ++i) sp->spt[i] = make_small_spte(iter.old_spte, child_level, i);
-  spent_ += kPtesPerTable * timing_.spte_write;
+  op_.spent += kPtesPerTable * timing_.spte_write;
   stats_.update_page_stats(child_level, kPtesPerTable);
   u64 huge_spte = iter.old_spte;
   link_sp(iter, sp);

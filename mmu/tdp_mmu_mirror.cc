@@ -26,11 +26,11 @@ bool TdpMmu::propagate_to_external(TdpIter& iter, u64 new_spte) {
   *iter.sptep = FROZEN_SPTE;
   bool ok;
   if (!is_present)
-    ok = ext_->remove_external_spte(iter.gfn, iter.level, old_spte, spent_);
+    ok = ext_->remove_external_spte(iter.gfn, iter.level, old_spte, op_);
   else if (is_last_spte(new_spte, iter.level))
-    ok = ext_->set_external_spte(iter.gfn, iter.level, new_spte, spent_);
+    ok = ext_->set_external_spte(iter.gfn, iter.level, new_spte, op_);
   else
-    ok = ext_->link_external_spt(iter.gfn, iter.level, sp_of_table(spte_to_pfn(new_spte))->external_spt, spent_);
+    ok = ext_->link_external_spt(iter.gfn, iter.level, sp_of_table(spte_to_pfn(new_spte))->external_spt, op_);
   if (!ok) *iter.sptep = old_spte;
   return ok;
 }
@@ -39,19 +39,19 @@ void TdpMmu::remove_external_children(MmuPage& sp, unsigned index, u64 old_spte)
   const int level = sp.role.level;
   if (!ext_ || !is_last_spte(old_spte, level)) return;
   // A refused removal bugs the VM; the table goes anyway, so the page is leaked.
-  ext_->remove_external_spte(sp.gfn + index * pages_per_level(level), level, old_spte, spent_);
+  ext_->remove_external_spte(sp.gfn + index * pages_per_level(level), level, old_spte, op_);
 }
 
 bool TdpMmu::link_mirror_sp(TdpIter& iter, MmuPage* sp, const KvmPageFault& fault) {
   if (ext_) {
-    sp->external_spt = u32(ext_->take_external_spt(fault.external_spt_cache, spent_));
+    sp->external_spt = u32(ext_->take_external_spt(fault.external_spt_cache, op_));
     if (!sp->external_spt) {
       free_sp(sp);
       return false;
     }
   }
   if (link_sp(iter, sp)) return true;
-  if (sp->external_spt) ext_->free_unlinked_external_spt(sp->external_spt, spent_);
+  if (sp->external_spt) ext_->free_unlinked_external_spt(sp->external_spt, op_);
   free_sp(sp);
   return false;
 }
@@ -64,7 +64,7 @@ bool TdpMmu::split_mirror_huge_page(Gfn gfn, u32 cache) {
       continue;
     MmuPage* sp = alloc_sp();
     init_child_sp(sp, iter);
-    sp->external_spt = u32(ext_->take_external_spt(cache, spent_));
+    sp->external_spt = u32(ext_->take_external_spt(cache, op_));
     if (!sp->external_spt) {
       free_sp(sp);
       return false;
@@ -72,19 +72,19 @@ bool TdpMmu::split_mirror_huge_page(Gfn gfn, u32 cache) {
     const u64 old_spte = iter.old_spte;
     if (check_log_) note_change(iter.gfn, iter.level, old_spte, FROZEN_SPTE);
     *iter.sptep = FROZEN_SPTE;
-    if (!ext_->split_external_spt(iter.gfn, iter.level, old_spte, sp->external_spt, spent_)) {
+    if (!ext_->split_external_spt(iter.gfn, iter.level, old_spte, sp->external_spt, op_)) {
       *iter.sptep = old_spte;
-      ext_->free_unlinked_external_spt(sp->external_spt, spent_);
+      ext_->free_unlinked_external_spt(sp->external_spt, op_);
       free_sp(sp);
       return false;
     }
     const int child_level = iter.level - 1;
     for (unsigned i = 0; i < kPtesPerTable; ++i) sp->spt[i] = make_small_spte(old_spte, child_level, i);
-    spent_ += kPtesPerTable * timing_.spte_write;
+    op_.spent += kPtesPerTable * timing_.spte_write;
     stats_.update_page_stats(child_level, kPtesPerTable);
     const u64 table = make_nonleaf_spte(sp->spt_pfn, sp->role.ad_disabled);
     *iter.sptep = table;
-    spent_ += timing_.spte_write;
+    op_.spent += timing_.spte_write;
     handle_changed_spte(iter.gfn, old_spte, table, iter.level);
     ++stats_.split_huge_page;
     return true;

@@ -48,46 +48,42 @@ void TdxVm::set_clock_skew(Cycles skew) {
   tdx_.set_lock_retain(skew);
 }
 
-bool TdxVm::hidden(u64 key) const {
+bool TdxVm::hidden(u64 key, const KvmOp& op) const {
   // The same call by this initiator now would overlap the other's window.
+  const Cycles now = op.now();
   for (const InFlight& f : in_flight_)
-    if (f.key == key && f.initiator != initiator_ && f.from < now_ + (f.until - f.from) && now_ < f.until) return true;
+    if (f.key == key && f.initiator != op.initiator() && f.from < now + (f.until - f.from) && now < f.until)
+      return true;
   return false;
 }
 
-bool TdxVm::mapping_in_flight(Gfn gfn, int level) const {
-  if (in_flight_.empty()) return false;
-  for (int l = params_.ept_levels; l >= level; --l)
-    if (hidden(entry_key(gfn, l))) return true;
-  return false;
-}
-
-bool TdxVm::collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, Cycles& cycles) {
+bool TdxVm::collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, KvmOp& op) {
   int l = params_.ept_levels;
-  while (l >= level && !hidden(entry_key(gfn, l))) --l;
+  while (l >= level && !hidden(entry_key(gfn, l), op)) --l;
   if (l < level) return false;
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn & ~(pages_per_level(l) - 1), l);
   r.rdx = handle_.tdr;
   const auto& pages = external_spt_cache_.at(cache);
   r.r8 = l > level ? (pages.empty() ? 0 : pages.back()) : hpa;
-  const Status s = call(l > level ? Leaf::TDH_MEM_SEPT_ADD : Leaf::TDH_MEM_PAGE_AUG, r, cycles, false);
+  const Status s = call(l > level ? Leaf::TDH_MEM_SEPT_ADD : Leaf::TDH_MEM_PAGE_AUG, r, op, false);
   return seam::status_class(s) == seam::TDX_OPERAND_BUSY;
 }
 
-void TdxVm::note_in_flight(u64 key, Cycles from) {
+void TdxVm::note_in_flight(u64 key, Cycles from, const KvmOp& op) {
   if (!skew_) return;  // one initiator at a time: nothing can race
-  std::erase_if(in_flight_, [this](const InFlight& f) { return f.until + skew_ <= now_; });
-  in_flight_.push_back({key, initiator_, from, now_});
+  const Cycles now = op.now();
+  std::erase_if(in_flight_, [this, now](const InFlight& f) { return f.until + skew_ <= now; });
+  in_flight_.push_back({key, op.initiator(), from, now});
 }
 
-void TdxVm::check_track() {
+void TdxVm::check_track(const KvmOp& op) {
   if (!mmu_lock_) return;
   if (!mmu_lock_->write_held())
-    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(op.now()) +
                                " without the write mmu_lock");
-  else if (now_ < epoch_drained_)
-    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(now_) +
+  else if (op.now() < epoch_drained_)
+    hook_violations_.push_back("rule 20: TDH.MEM.TRACK at cycle " + std::to_string(op.now()) +
                                 " before the previous epoch drained at cycle " + std::to_string(epoch_drained_));
 }
 
@@ -118,8 +114,8 @@ bool sept_leaf(Leaf leaf, bool* narrows) {
 
 }  // namespace
 
-Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) {
-  if (leaf == Leaf::TDH_MEM_TRACK) check_track();
+Status TdxVm::call(Leaf leaf, SeamcallRegs& r, KvmOp& op, bool retry_busy) {
+  if (leaf == Leaf::TDH_MEM_TRACK) check_track(op);
   bool narrows = false;
   if (check_log_ && sept_leaf(leaf, &narrows)) {
     // The whole range of the call's level (TDX level 0 = 4K, 1 = 2M, 2 = 1G).
@@ -132,12 +128,10 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) 
     seam::SeamcallTxn t;
     t.in = r;
     t.in.rax = seam::leaf_rax(leaf);
-    t.initiator = initiator_;
+    t.initiator = op.initiator();
     t.lp = lp_;
-    t.start = now_;
-    const Cycles c = tdx_.transport(t);
-    cycles += c;
-    now_ += c;
+    t.start = op.now();
+    op.spent += tdx_.transport(t);
     ++seamcalls;
     last_busy_ = seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY;
     if (retry_busy && seam::status_class(t.status()) == seam::TDX_OPERAND_BUSY && i < kBusyRetries) {
@@ -149,14 +143,12 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, Cycles& cycles, bool retry_busy) 
   }
 }
 
-void TdxVm::pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool) {
+void TdxVm::pamt_get(Hpa hpa, KvmOp& op, std::vector<Hpa>* pool) {
   note_pamt(hpa);
-  const Cycles before = cycles;
   const u64 dry = dpamt_.dry_takes();
   const size_t held = pool ? pool->size() : 0;
   const bool first = dpamt_.count(hpa) == 0;
-  dpamt_.get(hpa, cycles, initiator_, now_, pool);
-  now_ += cycles - before;
+  dpamt_.get(hpa, op.spent, op.initiator(), op.now(), pool);
   if (first && dpamt_.count(hpa) == 1) ++pamt_adds;
   if (pool) pamt_cache_pages -= held - pool->size();
   if (dpamt_.dry_takes() != dry)
@@ -164,12 +156,10 @@ void TdxVm::pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool) {
                                " under mmu_lock found its page-pair cache empty and allocated");
 }
 
-void TdxVm::pamt_put(Hpa hpa, Cycles& cycles) {
+void TdxVm::pamt_put(Hpa hpa, KvmOp& op) {
   note_pamt(hpa);
-  const Cycles before = cycles;
   const bool last = dpamt_.count(hpa) == 1;
-  dpamt_.put(hpa, cycles, initiator_, now_);
-  now_ += cycles - before;
+  dpamt_.put(hpa, op.spent, op.initiator(), op.now());
   if (last) ++pamt_removes;
 }
 
@@ -214,21 +204,21 @@ u32 TdxVm::topup_pamt_cache(u32 cache) {
   return n;
 }
 
-Hpa TdxVm::control_page(Cycles& cycles) {
+Hpa TdxVm::control_page(KvmOp& op) {
   const Hpa hpa = mem_.alloc() << kPageShift;
-  if (tdx_.pamt().dynamic()) pamt_get(hpa, cycles);
+  if (tdx_.pamt().dynamic()) pamt_get(hpa, op);
   return hpa;
 }
 
-Cycles TdxVm::create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) {
+void TdxVm::create(KvmOp& op, const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) {
   params_ = p;
   seam::TdCreateParams cp;
   cp.vcpus = u32(hw.size());
   cp.gpaw = p.gpaw;
   cp.ept_levels = p.ept_levels;
   cp.hkid = p.hkid;
-  const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, 0, now_);
-  now_ += r.cycles;
+  const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, op.initiator(), op.now());
+  op.spent += r.cycles;
   pamt_adds += dpamt_.regions();  // the control pages' regions
   if (r.status != TDX_SUCCESS)
     throw std::runtime_error("TD creation: " + r.failed_leaf + " returned " + seam::status_string(r.status));
@@ -237,41 +227,38 @@ Cycles TdxVm::create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw) 
   pamt_cache_.assign(hw.size() + 1, {});
   for (size_t i = 0; i < hw.size(); ++i)
     if (hw[i]) tdx_.bind_vcpu(handle_.tdvpr[i], hw[i]);
-  return r.cycles;
 }
 
-void TdxVm::topup_external_spt_cache(u32 cache, Cycles& cycles) {
+void TdxVm::topup_external_spt_cache(u32 cache, KvmOp& op) {
   auto& pages = external_spt_cache_.at(cache);
   // One table per level below the root is the most one fault can link.
-  while (pages.size() < size_t(params_.ept_levels - 1)) pages.push_back(sept_page(cycles));
+  while (pages.size() < size_t(params_.ept_levels - 1)) pages.push_back(sept_page(op));
 }
 
-u32 TdxVm::topup_external_cache(u32 vcpu, Cycles& cycles) {
-  const u32 cache = vcpu < vcpus() ? vcpu : vm_cache();
-  topup_external_spt_cache(cache, cycles);
-  cycles += topup_pamt_cache(cache) * page_alloc_;
-  // The hooks under the lock that follows draw on the cache just filled.
-  hook_cache_ = cache;
+u32 TdxVm::topup_external_cache(KvmOp& op) {
+  const u32 cache = cache_of(op);
+  topup_external_spt_cache(cache, op);
+  op.spent += topup_pamt_cache(cache) * page_alloc_;
   return cache;
 }
 
-Hpa TdxVm::sept_page(Cycles& cycles) {
+Hpa TdxVm::sept_page(KvmOp& op) {
   if (to_kmem_cache() && !sept_slab_.empty()) {
     const Hpa hpa = sept_slab_.back();
     sept_slab_.pop_back();
     --kmem_cache_pages_;
     return hpa;
   }
-  return control_page(cycles);
+  return control_page(op);
 }
 
-void TdxVm::release_sept_page(Hpa hpa, Cycles& cycles) {
-  put_sept_page_pamt(hpa, cycles);
+void TdxVm::release_sept_page(Hpa hpa, KvmOp& op) {
+  put_sept_page_pamt(hpa, op);
   free_sept_page(hpa);
 }
 
-void TdxVm::put_sept_page_pamt(Hpa hpa, Cycles& cycles) {
-  if (tdx_.pamt().dynamic() && !to_kmem_cache()) pamt_put(hpa, cycles);
+void TdxVm::put_sept_page_pamt(Hpa hpa, KvmOp& op) {
+  if (tdx_.pamt().dynamic() && !to_kmem_cache()) pamt_put(hpa, op);
 }
 
 void TdxVm::free_sept_page(Hpa hpa) {
@@ -295,20 +282,20 @@ void TdxVm::bug(const char* kernel) {
   bug_reports_.push_back("rule kvm-bug: " + last_error_ + "; KVM_BUG_ON in " + kernel + " (the VM is dead)");
 }
 
-Status TdxVm::call_no_vcpus(Leaf leaf, SeamcallRegs& r, Cycles& cycles) {
+Status TdxVm::call_no_vcpus(Leaf leaf, SeamcallRegs& r, KvmOp& op) {
   // tdh_do_no_vcpus: the zap-side leaves run under the write mmu_lock, so
   // only a TD vCPU (a TDCALL, or VP.ENTER's zero-step lock) can hold what
   // they need. On TDX_OPERAND_BUSY KVM blocks re-entry
   // (wait_for_sept_zap), kicks every vCPU out of the guest and retries
   // once; the retry cannot be busy unless KVM or the module is broken.
   const SeamcallRegs in = r;
-  Status s = call(leaf, r, cycles, false);
+  Status s = call(leaf, r, op, false);
   if (seam::status_class(s) != seam::TDX_OPERAND_BUSY) return s;
   ++busy_kicks;
   wait_for_sept_zap_ = true;
-  cycles += kick_all();
+  kick_all(op);
   r = in;
-  s = call(leaf, r, cycles, false);
+  s = call(leaf, r, op, false);
   wait_for_sept_zap_ = false;
   return s;
 }
@@ -333,7 +320,7 @@ void TdxVm::account_content(Gfn gfn, int level, Hpa hpa, int sign) {
   d += sign > 0 ? sum : u64(0) - sum;
 }
 
-Pfn TdxVm::take_external_spt(u32 cache, Cycles&) {
+Pfn TdxVm::take_external_spt(u32 cache, KvmOp&) {
   auto& pages = external_spt_cache_.at(cache < external_spt_cache_.size() ? cache : vm_cache());
   if (pages.empty()) {
     last_error_ = "the external_spt cache is empty";
@@ -345,27 +332,27 @@ Pfn TdxVm::take_external_spt(u32 cache, Cycles&) {
   return page;
 }
 
-void TdxVm::free_unlinked_external_spt(Pfn page, Cycles& cycles) { release_sept_page(page << kPageShift, cycles); }
+void TdxVm::free_unlinked_external_spt(Pfn page, KvmOp& op) { release_sept_page(page << kPageShift, op); }
 
-bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) {
+bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   r.r8 = external_spt << kPageShift;
   note_pamt(r.r8);
-  const Cycles from = now_;
+  const Cycles from = op.now();
   // -EBUSY is not retried here: the fault returns RET_PF_RETRY.
-  const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, cycles, false);
+  const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, op, false);
   if (s != TDX_SUCCESS) {
     fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
     if (!last_busy_) bug("tdx_sept_map_nonleaf_spte");  // TDX_BUG_ON_2
     return false;
   }
-  note_in_flight(entry_key(gfn, level), from);
+  note_in_flight(entry_key(gfn, level), from, op);
   return true;
 }
 
-bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) {
+bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) {
   const Gpa gpa = gfn << kPageShift;
   const Hpa hpa = spte_to_pfn(new_spte) << kPageShift;
   const bool add = !finalized_;
@@ -377,13 +364,13 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
   note_pamt(hpa);
   // With the kmem_cache, guest_memfd's prepare hook gave the guest page its
   // pair before mmu_lock (the model charges it here): no pool, no rule 21.
-  if (dpamt) pamt_get(hpa, cycles, pamt_mode_ == PamtCache::KmemCache ? nullptr : &pamt_pool(hook_cache_));
+  if (dpamt) pamt_get(hpa, op, pamt_mode_ == PamtCache::KmemCache ? nullptr : &pamt_pool(cache_of(op)));
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   r.r8 = hpa;
   Status s;
-  const Cycles from = now_;
+  const Cycles from = op.now();
   if (add) {
     // The source: a host page holding the image piece (its tag stands for the content).
     ++nr_premapped_;
@@ -392,32 +379,32 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) 
     r.r9 = src << kPageShift;
     // tdx_mem_page_add: BUSY is -EBUSY (the map returns RET_PF_RETRY and
     // kvm_tdp_mmu_map_private_pfn maps again), no retry here.
-    s = call(Leaf::TDH_MEM_PAGE_ADD, r, cycles, false);
+    s = call(Leaf::TDH_MEM_PAGE_ADD, r, op, false);
     mem_.free(src);
     --nr_premapped_;
   } else {
-    s = call(Leaf::TDH_MEM_PAGE_AUG, r, cycles, false);  // BUSY: the fault retries
+    s = call(Leaf::TDH_MEM_PAGE_AUG, r, op, false);  // BUSY: the fault retries
   }
   if (s != TDX_SUCCESS) {
-    if (dpamt) pamt_put(hpa, cycles);
+    if (dpamt) pamt_put(hpa, op);
     fail(add ? "TDH.MEM.PAGE.ADD" : "TDH.MEM.PAGE.AUG", gpa, s);
     if (!last_busy_) bug(add ? "tdx_mem_page_add" : "tdx_mem_page_aug");  // TDX_BUG_ON_2
     return false;
   }
-  note_in_flight(entry_key(gfn, level), from);
+  note_in_flight(entry_key(gfn, level), from, op);
   account_content(gfn, level, hpa, 1);
   ++mapped_private_;
   return true;
 }
 
-void TdxVm::mr_extend(Gpa gpa, Cycles& cycles) {
+void TdxVm::mr_extend(Gpa gpa, KvmOp& op) {
   for (u64 off = 0; off < kPageSize; off += 256) {
     SeamcallRegs m;
     m.rcx = gpa + off;
     m.rdx = handle_.tdr;
     // tdx_gmem_post_populate: any refusal, BUSY included, is TDX_BUG_ON_2
     // (the VM is bugged) and the ioctl fails with -EIO.
-    const Status s = call(Leaf::TDH_MR_EXTEND, m, cycles, false);
+    const Status s = call(Leaf::TDH_MR_EXTEND, m, op, false);
     if (s != TDX_SUCCESS) {
       fail("TDH.MR.EXTEND", gpa + off, s);
       bug("tdx_gmem_post_populate");
@@ -427,8 +414,7 @@ void TdxVm::mr_extend(Gpa gpa, Cycles& cycles) {
   }
 }
 
-Cycles TdxVm::finalize() {
-  Cycles c = 0;
+void TdxVm::finalize(KvmOp& op) {
   if (nr_premapped_)
     throw std::runtime_error("td_finalize: " + std::to_string(nr_premapped_) +
                              " premapped private pages were never PAGE.ADDed (nr_premapped)");
@@ -436,7 +422,7 @@ Cycles TdxVm::finalize() {
   r.rcx = handle_.tdr;
   // tdx_td_finalize: BUSY fails the ioctl with -EBUSY (the VMM may call it
   // again; the TD stays unfinalized), any other refusal is TDX_BUG_ON.
-  const Status s = call(Leaf::TDH_MR_FINALIZE, r, c, false);
+  const Status s = call(Leaf::TDH_MR_FINALIZE, r, op, false);
   if (s != TDX_SUCCESS) {
     fail("TDH.MR.FINALIZE", 0, s);
     const bool busy = last_busy_;
@@ -447,8 +433,7 @@ Cycles TdxVm::finalize() {
   }
   finalized_ = true;
   // Each vCPU starts running the TD: the first VP.ENTER loads the Secure-EPT root.
-  for (u32 v = 0; v < vcpus(); ++v) c += vp_enter(v);
-  return c;
+  reenter_all(op);
 }
 
 bool TdxVm::pending(Gpa gpa) const {
@@ -458,7 +443,7 @@ bool TdxVm::pending(Gpa gpa) const {
   return w.reached && w.state == seam::septe::SeptState::PENDING;
 }
 
-Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bool interrupt) {
+Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt) {
   // ACCEPT zeroes the page: the guest's own write, so the digest follows it.
   const seam::Td* td_state = td();
   const seam::SeptWalk w =
@@ -470,12 +455,12 @@ Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bool inte
   const int pg_level = tdx_sept_level_to_pg_level(TdxLevel{tdx_level});
   if (tracked) account_content(gfn, pg_level, leaf_hpa, -1);
   if (check_log_) check_log_->touch(gfn & ~(pages_per_level(pg_level) - 1), pages_per_level(pg_level));
-  const Status s = tdcall_accept(vcpu, gpa, tdx_level, cycles, interrupt);
+  const Status s = tdcall_accept(vcpu, gpa, tdx_level, op, interrupt);
   if (tracked) account_content(gfn, pg_level, leaf_hpa, 1);
   return s;
 }
 
-Status TdxVm::tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bool interrupt) {
+Status TdxVm::tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt) {
   seam::SeamcallTxn t;
   t.host_interrupt = interrupt;
   t.in.rcx = seam::page_info(gpa, tdx_level);
@@ -484,67 +469,55 @@ Status TdxVm::tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bo
   t.tdvpr = handle_.tdvpr.at(vcpu);
   t.initiator = 100 + vcpu;
   ++seamcalls;
-  t.start = now_;
-  const Cycles c = tdx_.transport(t);
-  cycles += c;
-  now_ += c;
+  t.start = op.now();
+  op.spent += tdx_.transport(t);
   return t.status();
 }
 
-Cycles TdxVm::td_exit(u32 vcpu) {
-  const Cycles c = tdx_.td_exit(handle_.tdvpr.at(vcpu));
-  now_ += c;
-  return c;
-}
+void TdxVm::td_exit(KvmOp& op, u32 vcpu) { op.spent += tdx_.td_exit(handle_.tdvpr.at(vcpu)); }
 
-Cycles TdxVm::vp_enter(u32 vcpu) {
-  Cycles c = 0;
+void TdxVm::vp_enter(KvmOp& op, u32 vcpu) {
   // tdx_vcpu_run: no entry while a zap retries (wait_for_sept_zap) or once
   // the VMM stopped running the vCPUs for teardown.
-  if (!finalized_ || torn_down_ || stopped_ || wait_for_sept_zap_) return 0;
+  if (!finalized_ || torn_down_ || stopped_ || wait_for_sept_zap_) return;
   const seam::Td* t = td();
-  if (!t || t->vcpus.at(vcpu).in_guest) return 0;  // already running
+  if (!t || t->vcpus.at(vcpu).in_guest) return;  // already running
   SeamcallRegs r;
   r.rcx = handle_.tdvpr.at(vcpu);
-  call(Leaf::TDH_VP_ENTER, r, c);
-  return c;
+  call(Leaf::TDH_VP_ENTER, r, op);
 }
 
-Cycles TdxVm::kick_all() {
-  Cycles c = 0;
+void TdxVm::kick_all(KvmOp& op) {
   // KVM's kick: an IPI to each vCPU in the guest, which takes a TD exit.
   unsigned ipis = 0;
   for (u32 v = 0; v < vcpus(); ++v) {
     const seam::Td* t = td();
-    if (t && t->vcpus.at(v).in_guest) c += kick_ipi_, ++ipis;
-    c += td_exit(v);
+    if (t && t->vcpus.at(v).in_guest) op.spent += kick_ipi_, ++ipis;
+    td_exit(op, v);
   }
   ++kicks;
   if (tp_) tp_->tdx_kick(ipis);
-  return c;
 }
 
-Cycles TdxVm::reenter_all() {
-  Cycles c = 0;
-  for (u32 v = 0; v < vcpus(); ++v) c += vp_enter(v);
-  return c;
+void TdxVm::reenter_all(KvmOp& op) {
+  for (u32 v = 0; v < vcpus(); ++v) vp_enter(op, v);
 }
 
-bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, Cycles& cycles) {
+bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, KvmOp& op) {
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
-  const Status s = call_no_vcpus(leaf, r, cycles);
+  const Status s = call_no_vcpus(leaf, r, op);
   if (s != TDX_SUCCESS) fail(seam::leaf_name(u16(leaf)), gfn << kPageShift, s);
   return s == TDX_SUCCESS;
 }
 
-bool TdxVm::block_and_track(Gfn gfn, int level, Cycles& cycles) {
+bool TdxVm::block_and_track(Gfn gfn, int level, KvmOp& op) {
   // BLOCK, then tdx_track: TRACK and kick every vCPU out so the old epoch drains.
-  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, cycles) && track_and_kick(gfn << kPageShift, cycles);
+  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, op) && track_and_kick(gfn << kPageShift, op);
 }
 
-bool TdxVm::track_and_kick(Gpa gpa, Cycles& cycles) {
+bool TdxVm::track_and_kick(Gpa gpa, KvmOp& op) {
   // tdx_track: before the TD is RUNNABLE no vCPU ever ran, so there is
   // nothing to track and no one to kick.
   if (!finalized_) return true;
@@ -552,27 +525,27 @@ bool TdxVm::track_and_kick(Gpa gpa, Cycles& cycles) {
   if (!inject(Inject::SkipTrack)) {
     SeamcallRegs t;
     t.rcx = handle_.tdr;
-    const Status ts = call_no_vcpus(Leaf::TDH_MEM_TRACK, t, cycles);
+    const Status ts = call_no_vcpus(Leaf::TDH_MEM_TRACK, t, op);
     if (ts != TDX_SUCCESS) {
       fail("TDH.MEM.TRACK", gpa, ts);
       return false;
     }
   }
   // debug.inject=skip-kick: TRACK, but the vCPUs stay in the guest in the old epoch.
-  if (!inject(Inject::SkipKick)) cycles += kick_all();
-  epoch_drained_ = now_;
+  if (!inject(Inject::SkipKick)) kick_all(op);
+  epoch_drained_ = op.now();
   return true;
 }
 
-bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
+bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, KvmOp& op) {
   // tdx_sept_remove_leaf_spte: BLOCK, tdx_track (TRACK + kick), REMOVE,
   // then WBINVD of the page under the TD's HKID.
   // debug.inject=remove-without-block: TRACK and REMOVE of a leaf never BLOCKed.
-  if (inject(Inject::RemoveWithoutBlock) ? !track_and_kick(gfn << kPageShift, cycles)
-                                         : !block_and_track(gfn, level, cycles))
+  if (inject(Inject::RemoveWithoutBlock) ? !track_and_kick(gfn << kPageShift, op)
+                                         : !block_and_track(gfn, level, op))
     return false;
-  const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, cycles);
-  cycles += reenter_all();
+  const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, op);
+  reenter_all(op);
   if (!removed_ok) return false;
   // One WBINVD for the page, or (the v3 huge-page series) one per 4K piece
   // of a huge page, as tdh_phymem_page_wbinvd_hkid walks the folio.
@@ -580,12 +553,12 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles) {
   for (u64 i = 0; i < calls; ++i) {
     SeamcallRegs w;
     w.rcx = seam::keyed_hpa(hpa + i * kPageSize, params_.hkid);
-    call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, cycles);
+    call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, op);
   }
   return true;
 }
 
-bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) {
+bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) {
   const Hpa hpa = spte_to_pfn(old_spte) << kPageShift;
   note_pamt(hpa);
   // debug.inject=teardown-leak: guest_memfd's release (the vCPUs stopped,
@@ -597,7 +570,7 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
     return true;
   }
   // Once the HKID is released the page is RECLAIMed (TD_TEARDOWN) instead.
-  const bool ok = torn_down_ ? reclaim(hpa, cycles) : remove_from_td(gfn, level, hpa, cycles);
+  const bool ok = torn_down_ ? reclaim(hpa, op) : remove_from_td(gfn, level, hpa, op);
   if (!ok) {
     // TDX_BUG_ON: the mirror keeps the leaf, the page is never handed back
     bug(torn_down_ ? "tdx_reclaim_page" : "tdx_sept_remove_leaf_spte");
@@ -605,15 +578,15 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycle
   }
   account_content(gfn, level, hpa, -1);
   // debug.inject=pamt-put-forgotten: the 2M region's refcount keeps this page's hold.
-  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K && !inject(Inject::PamtPutForgotten)) pamt_put(hpa, cycles);
+  if (tdx_.pamt().dynamic() && level == PG_LEVEL_4K && !inject(Inject::PamtPutForgotten)) pamt_put(hpa, op);
   --mapped_private_;
   if (!torn_down_) ++removed;
   return true;
 }
 
-bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) {
+bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, KvmOp& op) {
   // tdx_sept_split_private_spt: BLOCK the huge leaf, TRACK + kick, DEMOTE.
-  if (!block_and_track(gfn, level, cycles)) {
+  if (!block_and_track(gfn, level, op)) {
     bug("tdx_sept_split_private_spt");  // the leaf may stay BLOCKED
     return false;
   }
@@ -624,13 +597,13 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   // A 2M page has no PAMT_4K pair (a 2M AUG needs none): DEMOTE installs
   // the one in R12/R13, from the cache topped up before mmu_lock.
   const bool pair = tdx_.pamt().dynamic() && level == PG_LEVEL_2M;
-  if (pair) std::tie(r.r12, r.r13) = take_pamt_pair(hook_cache_);
+  if (pair) std::tie(r.r12, r.r13) = take_pamt_pair(cache_of(op));
   const Hpa r12 = r.r12, r13 = r.r13;
-  const Status s = demote_no_vcpus_ ? call_no_vcpus(Leaf::TDH_MEM_PAGE_DEMOTE, r, cycles)
-                                    : call(Leaf::TDH_MEM_PAGE_DEMOTE, r, cycles);
-  cycles += reenter_all();
+  const Status s = demote_no_vcpus_ ? call_no_vcpus(Leaf::TDH_MEM_PAGE_DEMOTE, r, op)
+                                    : call(Leaf::TDH_MEM_PAGE_DEMOTE, r, op);
+  reenter_all(op);
   if (s != TDX_SUCCESS) {
-    if (pair) return_pamt_pair(hook_cache_, r12, r13);
+    if (pair) return_pamt_pair(cache_of(op), r12, r13);
     fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
     bug("tdx_sept_split_private_spt");
     return false;
@@ -650,27 +623,27 @@ void TdxVm::promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13) {
   return_pamt_pair(cache, r12, r13);
 }
 
-bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, Cycles& cycles) {
+bool TdxVm::free_external_spt(Gfn gfn, int, Pfn external_spt, KvmOp& op) {
   const Hpa hpa = external_spt << kPageShift;
   // tdx_sept_free_private_spt: RECLAIM is only legal once the HKID is
   // released (KVM_BUG_ON otherwise); a page that cannot be reclaimed is leaked.
-  if (!torn_down_ || !reclaim(hpa, cycles)) {
+  if (!torn_down_ || !reclaim(hpa, op)) {
     ++leaked_;
     last_error_ = "external_spt " + hex(hpa) + " for gfn " + hex(gfn) + " could not be reclaimed";
     bug("tdx_sept_free_private_spt");
     return false;
   }
-  release_sept_page(hpa, cycles);
+  release_sept_page(hpa, op);
   return true;
 }
 
-bool TdxVm::reclaim(Hpa hpa, Cycles& cycles) {
+bool TdxVm::reclaim(Hpa hpa, KvmOp& op) {
   // tdx_reclaim_page: RECLAIM, then the kernel clears the page itself
   // (MOVDIR64B); the HKID's cache lines were written back by CACHE.WB when
   // the HKID was released, so no per-page WBINVD.
   SeamcallRegs r;
   r.rcx = hpa;
-  const Status s = call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r, cycles);
+  const Status s = call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, r, op);
   if (s != TDX_SUCCESS) {
     fail("TDH.PHYMEM.PAGE.RECLAIM", hpa, s);
     return false;
@@ -679,28 +652,25 @@ bool TdxVm::reclaim(Hpa hpa, Cycles& cycles) {
   return true;
 }
 
-Cycles TdxVm::stop_vcpus() {
-  Cycles c = 0;
+void TdxVm::stop_vcpus(KvmOp& op) {
   if (torn_down_) throw std::runtime_error("td_teardown: the TD is already torn down");
   stopped_ = true;
-  for (u32 v = 0; v < vcpus(); ++v) c += td_exit(v);
-  return c;
+  for (u32 v = 0; v < vcpus(); ++v) td_exit(op, v);
 }
 
-Cycles TdxVm::release_hkid() {
+void TdxVm::release_hkid(KvmOp& op) {
   // tdx_mmu_release_hkid: VP.FLUSH of every vCPU (tdx_flush_vp_on_cpu),
   // VPFLUSHDONE, CACHE.WB on each package, KEY.FREEID. The vCPUs are
   // already out (stop_vcpus).
-  Cycles c = 0;
   for (u32 v = 0; v < vcpus(); ++v) {
     SeamcallRegs r;
     r.rcx = handle_.tdvpr[v];
-    call(Leaf::TDH_VP_FLUSH, r, c);
+    call(Leaf::TDH_VP_FLUSH, r, op);
   }
   auto must = [&](Leaf leaf, u64 rcx) {
     SeamcallRegs r;
     r.rcx = rcx;
-    const Status s = call(leaf, r, c);
+    const Status s = call(leaf, r, op);
     if (s != TDX_SUCCESS)
       throw std::runtime_error(std::string("td_teardown: ") + seam::leaf_name(u16(leaf)) + " returned " +
                                seam::status_string(s));
@@ -715,15 +685,13 @@ Cycles TdxVm::release_hkid() {
   lp_ = seam::SeamcallTxn::kUnnamedLp;
   must(Leaf::TDH_MNG_KEY_FREEID, handle_.tdr);
   torn_down_ = true;
-  return c;
 }
 
-Cycles TdxVm::reclaim_control_pages() {
-  Cycles c = 0;
+void TdxVm::reclaim_control_pages(KvmOp& op) {
   bool ok = true;
   auto give_back = [&](Hpa hpa) {
-    ok &= reclaim(hpa, c);
-    if (tdx_.pamt().dynamic()) pamt_put(hpa, c);
+    ok &= reclaim(hpa, op);
+    if (tdx_.pamt().dynamic()) pamt_put(hpa, op);
     mem_.free(hpa >> kPageShift);
   };
   // PAMT pairs never used go back to the host.
@@ -734,7 +702,7 @@ Cycles TdxVm::reclaim_control_pages() {
   }
   // Cached pages never reached the module: only their PAMT refcount and the allocator.
   for (auto& pages : external_spt_cache_) {
-    for (Hpa hpa : pages) release_sept_page(hpa, c);
+    for (Hpa hpa : pages) release_sept_page(hpa, op);
     pages.clear();
   }
   if (const seam::Td* t = td()) {
@@ -751,16 +719,15 @@ Cycles TdxVm::reclaim_control_pages() {
   // WBINVD (tdh_phymem_page_wbinvd_tdr, under the TDX global KeyID): the
   // module reached it with that key, not the TD's.
   const Hpa tdr = handle_.tdr;
-  ok &= reclaim(tdr, c);
+  ok &= reclaim(tdr, op);
   if (ok) {
     SeamcallRegs w;
     w.rcx = seam::keyed_hpa(tdr, kTdxGlobalKeyId);
-    ok &= call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, c) == TDX_SUCCESS;
+    ok &= call(Leaf::TDH_PHYMEM_PAGE_WBINVD, w, op) == TDX_SUCCESS;
   }
-  if (tdx_.pamt().dynamic()) pamt_put(tdr, c);
+  if (tdx_.pamt().dynamic()) pamt_put(tdr, op);
   mem_.free(tdr >> kPageShift);
   if (!ok) bug("tdx_reclaim_td_control_pages");
-  return c;
 }
 
 }  // namespace septsim::mmu

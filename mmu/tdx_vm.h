@@ -63,34 +63,30 @@ class TdxVm : public ExternalSpt {
   // Cycles of one page allocation (latency.page_alloc), for the PAMT pairs
   // topup_external_cache allocates.
   void set_page_alloc_cost(Cycles c) { page_alloc_ = c; }
-  // The simulated time and initiator of the SEAMCALLs that follow: a vCPU's
-  // local time during its exit, the VMM's in an ioctl.
-  void set_clock(Cycles now, unsigned initiator) {
-    now_ = now;
-    initiator_ = initiator;
-  }
-  // The same from the operation in progress: its time and who it runs for.
-  void set_clock(const KvmOp& op) { set_clock(op.now(), op.initiator()); }
-  // The simulated time after the last SEAMCALL.
-  Cycles clock() const { return now_; }
+  // Every call below that makes SEAMCALLs takes the KVM operation in
+  // progress (mmu/kvm_op.h): each SEAMCALL starts at the operation's current
+  // time, is made by its initiator (the VMM in an ioctl, TD vCPU i during
+  // its exit) and charges its cycles to it; the hooks draw on that
+  // initiator's caches (cache_of).
+  //
   // How far apart the initiators' clocks may be (several vCPUs): the
   // module's lock windows and the in-flight SEPT.ADD/AUG records are kept
   // that long.
   void set_clock_skew(Cycles skew);
-  // Whether another vCPU's SEPT.ADD or AUG of an entry on the walk to `gfn`
-  // at `level` (KVM's levels: 1 = 4K) is still in flight at this clock: the
-  // model ran that vCPU's fault first, but this one read the entry before
-  // the write and its own hook collides with it (collide_in_flight).
-  bool mapping_in_flight(Gfn gfn, int level) const;
-  // The racing fault's hook on the first in-flight entry of the walk: the
-  // same SEPT.ADD (a page from cache `cache`, not consumed) or AUG of `hpa`
+  // Another vCPU's SEPT.ADD or AUG of an entry on the walk to `gfn` at
+  // `level` (KVM's levels: 1 = 4K) may still be in flight at the operation's
+  // time: the model ran that vCPU's fault first, but this one read the entry
+  // before the write. Then this is the racing fault's hook on the first
+  // in-flight entry of the walk: the same SEPT.ADD (a page from cache `cache`, not consumed) or AUG of `hpa`
   // inside the other call's window. True when the module answered
   // TDX_OPERAND_BUSY: the mirror entry goes back from FROZEN to what the
   // winner left, and the fault returns RET_PF_RETRY.
-  bool collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, Cycles& cycles);
-  // The cache whose PAMT pairs the hooks use until the next call (the
-  // faulting vCPU's, or vm_cache() in an ioctl).
-  void set_hook_cache(u32 cache) { hook_cache_ = cache; }
+  bool collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, KvmOp& op);
+  // The caches the hooks of operation `op` draw on: its TD vCPU's, or the
+  // VM's own (vm_cache()) in an ioctl.
+  u32 cache_of(const KvmOp& op) const {
+    return op.vcpu && op.vcpu->id() < vcpus() ? u32(op.vcpu->id()) : vm_cache();
+  }
   // How the huge-page series in use (mmu.tdx_huge_pages) removes and splits
   // private 2M pages: a WBINVD per 4K piece, and a BUSY DEMOTE retried with
   // the vCPUs kicked out (tdh_do_no_vcpus) instead of in place.
@@ -115,8 +111,8 @@ class TdxVm : public ExternalSpt {
   // --check: the GPAs of the Secure-EPT SEAMCALLs are noted here (nullptr: off).
   void set_check_log(CheckLog* log) { check_log_ = log; }
   // MNG.CREATE .. VP.INIT; binds each TD vCPU to hw[i] (may be null).
-  // Returns the cycles; throws std::runtime_error naming the failed leaf.
-  Cycles create(const TdxVmParams& p, const std::vector<model::Vcpu*>& hw);
+  // Throws std::runtime_error naming the failed leaf.
+  void create(KvmOp& op, const TdxVmParams& p, const std::vector<model::Vcpu*>& hw);
 
   // The shared bit (kvm_gfn_direct_bits as a GPA bit): 47 or 51.
   unsigned shared_bit() const { return unsigned(params_.gpaw) - 1; }
@@ -135,12 +131,12 @@ class TdxVm : public ExternalSpt {
   // nullopt when done.
   void set_page_add_src(std::optional<u64> tag) { page_add_src_ = tag; }
   // MR.EXTEND of the 4 KiB page at `gpa`, 256 bytes at a time.
-  void mr_extend(Gpa gpa, Cycles& cycles);
+  void mr_extend(Gpa gpa, KvmOp& op);
   // Refused (KVM's -EINVAL) while nr_premapped is not 0.
-  Cycles finalize();
+  void finalize(KvmOp& op);
   // The external_spt cache of TD vCPU `cache` (vm_cache(): the VM's own, for
   // ioctls), topped up before mmu_lock so the hooks never allocate.
-  void topup_external_spt_cache(u32 cache, Cycles& cycles);
+  void topup_external_spt_cache(u32 cache, KvmOp& op);
   u32 vm_cache() const { return u32(external_spt_cache_.size() - 1); }
   // Dynamic PAMT page pairs for the hooks under mmu_lock (the Dynamic PAMT
   // series, docs/design.md): one cache per TD vCPU (KVM's way), only the
@@ -177,23 +173,23 @@ class TdxVm : public ExternalSpt {
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
-  u32 topup_external_cache(u32 vcpu, Cycles& cycles) override;
-  Pfn take_external_spt(u32 cache, Cycles& cycles) override;
-  void free_unlinked_external_spt(Pfn page, Cycles& cycles) override;
-  bool link_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
-  bool set_external_spte(Gfn gfn, int level, u64 new_spte, Cycles& cycles) override;
-  bool remove_external_spte(Gfn gfn, int level, u64 old_spte, Cycles& cycles) override;
-  bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, Cycles& cycles) override;
-  bool free_external_spt(Gfn gfn, int level, Pfn external_spt, Cycles& cycles) override;
+  u32 topup_external_cache(KvmOp& op) override;
+  Pfn take_external_spt(u32 cache, KvmOp& op) override;
+  void free_unlinked_external_spt(Pfn page, KvmOp& op) override;
+  bool link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) override;
+  bool set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) override;
+  bool remove_external_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) override;
+  bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, KvmOp& op) override;
+  bool free_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) override;
 
   // Merging a split range back (mmu/tdx_merge_policy.h), under the write
   // mmu_lock: BLOCK the 2M non-leaf entry (NL_MAPPED -> NL_BLOCKED) of each
   // range, one TRACK and kick, PROMOTE each, then the vCPUs re-enter.
-  bool block_for_merge(Gfn base, int level, Cycles& cycles);
+  bool block_for_merge(Gfn base, int level, KvmOp& op);
   // tdx_track: TRACK, then every vCPU kicked out so the old epoch drains;
   // `gpa` names the range in the error message.
-  bool track_and_kick(Gpa gpa, Cycles& cycles);
-  Cycles resume_vcpus() { return reenter_all(); }
+  bool track_and_kick(Gpa gpa, KvmOp& op);
+  void resume_vcpus(KvmOp& op) { reenter_all(op); }
   enum class PromoteResult : u8 {
     Promoted,  // the range is one huge leaf; the table's SEPT page is the host's again
     NotReady,  // TDX_EPT_INVALID_PROMOTE_CONDITIONS (e.g. PENDING and MAPPED children): UNBLOCKed again
@@ -203,28 +199,28 @@ class TdxVm : public ExternalSpt {
   // whose children map the huge page at `page`; `external_spt` is the
   // table's Secure-EPT page the module hands back. With Dynamic PAMT the
   // R12/R13 pair it returns goes to the VM's cache.
-  PromoteResult promote(Gfn base, int level, Hpa page, Pfn external_spt, Cycles& cycles);
+  PromoteResult promote(Gfn base, int level, Hpa page, Pfn external_spt, KvmOp& op);
   // RANGE.UNBLOCK of a range BLOCKed for a merge that will not happen now; a
   // refusal bugs the VM (KVM_BUG_ON: KVM BLOCKed the range itself).
-  bool unblock_for_merge(Gfn base, int level, Cycles& cycles);
+  bool unblock_for_merge(Gfn base, int level, KvmOp& op);
 
   // The Secure-EPT leaf mapping private `gpa` is PENDING (AUGed, not accepted).
   bool pending(Gpa gpa) const;
   // TDG.MEM.PAGE.ACCEPT by TD vCPU `vcpu`; returns the TDX status.
   // `interrupt`: a host interrupt is pending during the TDCALL.
-  seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bool interrupt = false);
+  seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt = false);
   // A VM exit / entry of TD vCPU `vcpu` (TD exit, TDH.VP.ENTER).
-  Cycles td_exit(u32 vcpu);
-  Cycles vp_enter(u32 vcpu);
+  void td_exit(KvmOp& op, u32 vcpu);
+  void vp_enter(KvmOp& op, u32 vcpu);
   // The VMM stops running the TD's vCPUs (they leave the guest and never
   // enter again): the start of any teardown.
-  Cycles stop_vcpus();
+  void stop_vcpus(KvmOp& op);
   // tdx_mmu_release_hkid: VP.FLUSH, VPFLUSHDONE, CACHE.WB, KEY.FREEID, after
   // stop_vcpus. The HKID is released, so removal hooks from now on RECLAIM.
-  Cycles release_hkid();
+  void release_hkid(KvmOp& op);
   // Teardown, last step (after the mirror root is gone): RECLAIM of the
   // cached and control pages, TDR last with its WBINVD.
-  Cycles reclaim_control_pages();
+  void reclaim_control_pages(KvmOp& op);
 
   // Private leaves the mirror maps (a 2M leaf counts once).
   u64 mapped_private() const { return mapped_private_; }
@@ -259,7 +255,7 @@ class TdxVm : public ExternalSpt {
  private:
   // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
   // zap-side leaves); SEPT.ADD and AUG instead fail the fault, which retries.
-  seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles, bool retry_busy = true);
+  seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, KvmOp& op, bool retry_busy = true);
   // A SEPT.ADD or AUG by `initiator` during [from, until): another vCPU
   // whose own call would overlap that window does not see its result yet and
   // collides with it (KVM's FROZEN entry). One that walks after `until` sees
@@ -271,16 +267,16 @@ class TdxVm : public ExternalSpt {
   };
   // The mirror / Secure-EPT entry at (gfn, level): level << 56 | gfn >> 9 * (level - 1).
   static u64 entry_key(Gfn gfn, int level) { return u64(level) << 56 | gfn >> (9 * (level - 1)); }
-  bool hidden(u64 key) const;
-  void note_in_flight(u64 key, Cycles from);
+  bool hidden(u64 key, const KvmOp& op) const;
+  void note_in_flight(u64 key, Cycles from, const KvmOp& op);
   // Rule 20: TRACK under the write mmu_lock, after the previous epoch drained.
-  void check_track();
-  Hpa control_page(Cycles& cycles);
+  void check_track(const KvmOp& op);
+  Hpa control_page(KvmOp& op);
   // The kernel's Dynamic PAMT refcount (PAMT.ADD on 0->1, PAMT.REMOVE on 1->0).
   // `pool`: the pre-allocated pages a 0->1 get must use (under mmu_lock);
   // a pool that runs dry is a rule-21 violation.
-  void pamt_get(Hpa hpa, Cycles& cycles, std::vector<Hpa>* pool = nullptr);
-  void pamt_put(Hpa hpa, Cycles& cycles);
+  void pamt_get(Hpa hpa, KvmOp& op, std::vector<Hpa>* pool = nullptr);
+  void pamt_put(Hpa hpa, KvmOp& op);
   // One pre-allocated page for `what` under mmu_lock; a dry pool allocates
   // and records a rule-21 violation.
   Hpa take_pamt_page(std::vector<Hpa>& pool, const std::string& what);
@@ -296,19 +292,19 @@ class TdxVm : public ExternalSpt {
   // A page for a Secure-EPT table: from the kmem_cache when it has one
   // (its PAMT still installed), else a new page with its PAMT (with the
   // kmem_cache: what the constructor does).
-  Hpa sept_page(Cycles& cycles);
+  Hpa sept_page(KvmOp& op);
   // A Secure-EPT page the TD no longer uses: back to the kmem_cache with
   // its PAMT, or its PAMT put and the page freed (the two steps apart for
   // PROMOTE, which hands back its R12/R13 pair in between).
-  void release_sept_page(Hpa hpa, Cycles& cycles);
-  void put_sept_page_pamt(Hpa hpa, Cycles& cycles);
+  void release_sept_page(Hpa hpa, KvmOp& op);
+  void put_sept_page_pamt(Hpa hpa, KvmOp& op);
   void free_sept_page(Hpa hpa);
   // Freed S-EPT pages go to the kmem_cache (Dynamic PAMT with kmem-cache).
   bool to_kmem_cache() const { return pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic(); }
-  bool reclaim(Hpa hpa, Cycles& cycles);
-  bool mem_op(seam::Leaf leaf, Gfn gfn, int level, Cycles& cycles);
-  bool block_and_track(Gfn gfn, int level, Cycles& cycles);
-  bool remove_from_td(Gfn gfn, int level, Hpa hpa, Cycles& cycles);
+  bool reclaim(Hpa hpa, KvmOp& op);
+  bool mem_op(seam::Leaf leaf, Gfn gfn, int level, KvmOp& op);
+  bool block_and_track(Gfn gfn, int level, KvmOp& op);
+  bool remove_from_td(Gfn gfn, int level, Hpa hpa, KvmOp& op);
   // Adds (sign 1) or subtracts (sign -1) the pages of a leaf to the digests.
   void account_content(Gfn gfn, int level, Hpa hpa, int sign);
   void fail(const char* leaf, Gpa gpa, seam::Status s);
@@ -318,14 +314,14 @@ class TdxVm : public ExternalSpt {
   void bug(const char* kernel);
   // tdh_do_no_vcpus: a zap-side SEAMCALL retried once after every vCPU was
   // kicked out with re-entry blocked, when the first try was BUSY.
-  seam::Status call_no_vcpus(seam::Leaf leaf, seam::SeamcallRegs& r, Cycles& cycles);
+  seam::Status call_no_vcpus(seam::Leaf leaf, seam::SeamcallRegs& r, KvmOp& op);
   // The TDX global private KeyID that TDH.PHYMEM.PAGE.WBINVD of the TDR
   // names; the modelled module keeps no key table, so any value not the TD's
   // HKID stands for it.
   static constexpr u16 kTdxGlobalKeyId = 0;
-  Cycles kick_all();
-  Cycles reenter_all();
-  seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, Cycles& cycles, bool interrupt);
+  void kick_all(KvmOp& op);
+  void reenter_all(KvmOp& op);
+  seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt);
 
   seam::TdxModule& tdx_;
   model::PhysMem& mem_;
@@ -349,16 +345,11 @@ class TdxVm : public ExternalSpt {
   std::string bug_reason_;
   bool stopped_ = false;            // stop_vcpus: no VP.ENTER any more
   bool wait_for_sept_zap_ = false;  // kvm_tdx->wait_for_sept_zap during call_no_vcpus's retry
-  // The VMM's simulated clock for SEAMCALL start times: the module's locks
-  // are windows in time, so back-to-back calls must not overlap.
-  Cycles now_ = 0;
   Cycles kick_ipi_ = 0;  // what one kick IPI costs
   Cycles page_alloc_ = 0;  // set_page_alloc_cost
-  unsigned initiator_ = 0;    // of the SEAMCALLs that follow (0: the VMM, 1 + i: vCPU i)
   u32 lp_ = seam::SeamcallTxn::kUnnamedLp;  // the logical processor a call names (CACHE.WB per package)
   Cycles skew_ = 0;           // set_clock_skew
   std::vector<InFlight> in_flight_;
-  u32 hook_cache_ = 0;     // set_hook_cache
   bool last_busy_ = false;  // last_busy
   bool wbinvd_per_4k_ = false;    // set_huge_page_calls
   bool demote_no_vcpus_ = false;  // set_huge_page_calls

@@ -18,29 +18,29 @@ namespace {
 constexpr const char* kMergePath = "the merge policy's PROMOTE path (mmu.tdx_merge_policy, not in the merged kernel)";
 }  // namespace
 
-bool TdxVm::block_for_merge(Gfn base, int level, Cycles& cycles) {
-  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, base, level, cycles);
+bool TdxVm::block_for_merge(Gfn base, int level, KvmOp& op) {
+  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, base, level, op);
 }
 
-bool TdxVm::unblock_for_merge(Gfn base, int level, Cycles& cycles) {
-  if (mem_op(Leaf::TDH_MEM_RANGE_UNBLOCK, base, level, cycles)) return true;
+bool TdxVm::unblock_for_merge(Gfn base, int level, KvmOp& op) {
+  if (mem_op(Leaf::TDH_MEM_RANGE_UNBLOCK, base, level, op)) return true;
   bug(kMergePath);  // a range KVM BLOCKed itself must unblock
   return false;
 }
 
-TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_spt, Cycles& cycles) {
+TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_spt, KvmOp& op) {
   SeamcallRegs r;
   r.rcx = sept_page_info(base, level);
   r.rdx = handle_.tdr;
   note_pamt(page);
   note_pamt(external_spt << kPageShift);
-  const Status s = call(Leaf::TDH_MEM_PAGE_PROMOTE, r, cycles);
+  const Status s = call(Leaf::TDH_MEM_PAGE_PROMOTE, r, op);
   if (seam::status_class(s) == seam::TDX_EPT_INVALID_PROMOTE_CONDITIONS) {
     fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
     // debug.inject=free-linked-sept: the refused PROMOTE's table page goes
     // back to the host while the Secure EPT still links it.
     if (inject(Inject::FreeLinkedSept)) mem_.free(external_spt);
-    unblock_for_merge(base, level, cycles);
+    unblock_for_merge(base, level, op);
     return PromoteResult::NotReady;
   }
   if (s != seam::TDX_SUCCESS) {
@@ -57,7 +57,7 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_
   }
   // The table page's PAMT reference goes before, the page itself after,
   // the PAMT_4K pair the split's DEMOTE installed comes back (4K -> 2M).
-  put_sept_page_pamt(freed, cycles);
+  put_sept_page_pamt(freed, op);
   if (tdx_.pamt().dynamic() && r.r12 && r.r13) promoted_pamt(vm_cache(), page, r.r12, r.r13);
   free_sept_page(freed);
   mapped_private_ -= pages_per_level(level) / pages_per_level(level - 1) - 1;

@@ -18,7 +18,6 @@ class A final : public TdxMergePolicy {
     // TRACK needs the write side (rule 20), so the TDX worker cannot use the
     // read lock the NX recovery of shared pages takes.
     auto lock = k.lock(MmuLockMode::Write);
-    k.td->set_clock(k.now(), 0);
     const u64 to_visit = (k.split_ranges.size() + k.nx_recovery_ratio - 1) / k.nx_recovery_ratio;
     std::vector<Kvm::Impl::ReadyRange> ready;
     for (u64 i = 0; i < to_visit; ++i) {

@@ -39,7 +39,6 @@ class B final : public TdxMergePolicy {
     }
     if (pick) {
       auto lock = k.lock(MmuLockMode::Write);
-      k.td->set_clock(k.now(), initiator);
       // Re-checked: the range may have changed while the lock was dropped.
       if (const u64 huge = k.merge_ready(*pick)) k.merge_ranges({{*pick, huge}});
     }

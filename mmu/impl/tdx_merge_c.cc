@@ -22,16 +22,15 @@ class C final : public TdxMergePolicy {
     for (const auto& [base, range] : k.split_ranges.by_gfn())
       if (base >= slot.base_gfn && base < slot.end_gfn() && !range.blocked) ready.push_back(base);
     std::erase_if(ready, [&k](Gfn base) { return k.merge_ready(base) == 0; });
-    k.td->set_clock(k.now(), 0);
     std::vector<Gfn> blocked;
     for (Gfn base : ready)
-      if (k.td->block_for_merge(base, PG_LEVEL_2M, k.op.spent)) blocked.push_back(base);
+      if (k.td->block_for_merge(base, PG_LEVEL_2M, k.op)) blocked.push_back(base);
     // debug.inject=promote-without-track: the later PROMOTE finds no TRACK.
-    if (!blocked.empty() && (k.inject.fire(Inject::PromoteWithoutTrack) || k.td->track_and_kick(0, k.op.spent))) {
+    if (!blocked.empty() && (k.inject.fire(Inject::PromoteWithoutTrack) || k.td->track_and_kick(0, k.op))) {
       for (Gfn base : blocked) k.split_ranges.find(base)->blocked = true;
       k.merge_stats.blocked += blocked.size();
     }
-    k.op.spent += k.td->resume_vcpus();
+    k.td->resume_vcpus(k.op);
     k.merge_stats.cycles += k.op.spent - before;
   }
 
@@ -44,7 +43,6 @@ class C final : public TdxMergePolicy {
     // The range is BLOCKed and TRACKed already: no TRACK, so the fault path
     // keeps its read lock, as KVM replaces a table by a huge leaf under it.
     auto lock = k.lock(MmuLockMode::Read);
-    k.td->set_clock(k.now(), initiator);
     if (const u64 huge = k.merge_ready(base)) {
       k.promote_range(base, huge);  // BLOCKed and TRACKed when dirty logging stopped
     } else {

@@ -196,7 +196,7 @@ TEST_CASE("rfc-v1: after PROMOTE hands the pair back, promoted_pamt forgets the 
   REQUIRE(c.td().pamt_holders(base) == 512);
   // The merge path's SEAMCALLs (written elsewhere): BLOCK the table entry, TRACK, kick, PROMOTE.
   const seam::TdHandle& h = c.td().handle();
-  Cycles now = c.td().clock();
+  Cycles now = c.vm.kvm->latest_time();
   auto seamcall = [&](seam::Leaf leaf, seam::SeamcallRegs& regs) {
     const seam::Status s = c.tdx.seamcall(leaf, regs, 0, now);
     now += 100000;
@@ -208,7 +208,9 @@ TEST_CASE("rfc-v1: after PROMOTE hands the pair back, promoted_pamt forgets the 
   r = {};
   r.rcx = h.tdr;
   REQUIRE(seamcall(seam::Leaf::TDH_MEM_TRACK, r) == seam::TDX_SUCCESS);
-  c.td().td_exit(0);
+  mmu::KvmOp exits;
+  exits.start = now;
+  c.td().td_exit(exits, 0);
   r = {};
   r.rcx = seam::page_info(0x600000, 1), r.rdx = h.tdr;
   REQUIRE(seamcall(seam::Leaf::TDH_MEM_PAGE_PROMOTE, r) == seam::TDX_SUCCESS);

@@ -23,14 +23,14 @@ namespace {
 // Records each hook call with the value the mirror entry held during it.
 struct RecordingExternal : ExternalSpt {
   explicit RecordingExternal(model::PhysMem& m) : mem(m) {}
-  u32 topup_external_cache(u32 vcpu, Cycles&) override { return vcpu; }  // takes whole pages from mem
-  Pfn take_external_spt(u32, Cycles&) override { return mem.alloc(); }
-  void free_unlinked_external_spt(Pfn page, Cycles&) override { mem.free(page); }
-  bool link_external_spt(Gfn gfn, int level, Pfn, Cycles&) override { return hook("link", gfn, level); }
-  bool set_external_spte(Gfn gfn, int level, u64, Cycles&) override { return hook("set", gfn, level); }
-  bool remove_external_spte(Gfn gfn, int level, u64, Cycles&) override { return hook("remove", gfn, level); }
-  bool split_external_spt(Gfn gfn, int level, u64, Pfn, Cycles&) override { return hook("split", gfn, level); }
-  bool free_external_spt(Gfn gfn, int level, Pfn page, Cycles&) override {
+  u32 topup_external_cache(KvmOp& op) override { return op.vcpu ? u32(op.vcpu->id()) : 0; }  // takes whole pages from mem
+  Pfn take_external_spt(u32, KvmOp&) override { return mem.alloc(); }
+  void free_unlinked_external_spt(Pfn page, KvmOp&) override { mem.free(page); }
+  bool link_external_spt(Gfn gfn, int level, Pfn, KvmOp&) override { return hook("link", gfn, level); }
+  bool set_external_spte(Gfn gfn, int level, u64, KvmOp&) override { return hook("set", gfn, level); }
+  bool remove_external_spte(Gfn gfn, int level, u64, KvmOp&) override { return hook("remove", gfn, level); }
+  bool split_external_spt(Gfn gfn, int level, u64, Pfn, KvmOp&) override { return hook("split", gfn, level); }
+  bool free_external_spt(Gfn gfn, int level, Pfn page, KvmOp&) override {
     mem.free(page);
     return hook("free", gfn, level);
   }
@@ -49,7 +49,7 @@ struct RecordingExternal : ExternalSpt {
 
 struct Mirror {
   Mirror()
-      : mem(1 * GiB), stats_counters(stats), timing(model::Timing::from(cfg)), tdp(mem, timing, stats_counters, spent),
+      : mem(1 * GiB), stats_counters(stats), timing(model::Timing::from(cfg)), tdp(mem, timing, stats_counters, op),
         ext(mem) {
     tdp.set_external_spt(&ext);
     MmuPageRole role;
@@ -80,7 +80,7 @@ struct Mirror {
   model::StatsRegistry stats;
   MmuStats stats_counters;
   model::Timing timing;
-  Cycles spent = 0;
+  KvmOp op;
   TdpMmu tdp;
   RecordingExternal ext;
   MmuPage* root = nullptr;

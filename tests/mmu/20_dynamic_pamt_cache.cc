@@ -127,9 +127,9 @@ TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is rep
   t.vm.require_clean();
   // The VM's cache was never topped up; a 4K page from another 2M host region.
   const Hpa fresh = t.vm.kvm->host_hpa_for_gpa(0x400000);
-  Cycles c = 0;
+  KvmOp c;  // an operation of the VMM (its hooks draw on the VM's caches)
+  c.start = t.vm.kvm->latest_time();
   // The set hook's AUG as a fault would call it, drawing on the VM's cache.
-  t.td().set_hook_cache(t.td().vm_cache());
   t.td().set_external_spte(0x201, PG_LEVEL_4K, fresh, c);
   CHECK(has_rule(t.vm.violations(), 21));
 }
@@ -157,10 +157,10 @@ TEST_CASE("rfc-v1: rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lo
   // The split hook as the conversion would call it, but drawing on the VM's
   // cache that nobody topped up (per-vCPU mode): the pair is allocated
   // under the lock.
-  Cycles c = 0;
+  KvmOp c;  // an operation of the VMM (its hooks draw on the VM's caches)
+  c.start = t.vm.kvm->latest_time();
   t.td().topup_external_spt_cache(0, c);
   const Pfn table = t.td().take_external_spt(0, c);
-  t.td().set_hook_cache(t.td().vm_cache());
   REQUIRE(t.td().cached_pamt_pages(t.td().vm_cache()) == 0);
   CHECK(t.td().split_external_spt(0x600, PG_LEVEL_2M, big, table, c));
   CHECK(t.tdx.pamt().has_pair(big));  // the model goes on
@@ -175,8 +175,8 @@ TEST_CASE("rfc-v1: a DEMOTE the module refuses gives its R12/R13 pair back to th
   const size_t cached = t.td().cached_pamt_pages(vm_cache);
   REQUIRE(cached == kCachePages);
   const u64 pages = t.stat("kvm.tdx.pamt_cache_pages");
-  t.td().set_hook_cache(vm_cache);
-  Cycles c = 0;
+  KvmOp c;  // an operation of the VMM (its hooks draw on the VM's caches)
+  c.start = t.vm.kvm->latest_time();
   // DEMOTE's new table is the TDR, a page the module already owns.
   CHECK_FALSE(t.td().split_external_spt(0x600, PG_LEVEL_2M, big, t.td().handle().tdr >> kPageShift, c));
   CHECK(t.td().last_error().rfind("TDH.MEM.PAGE.DEMOTE", 0) == 0);

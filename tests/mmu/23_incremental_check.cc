@@ -162,7 +162,7 @@ TEST_CASE("pamt-refcount: a page removed behind KVM's back leaves its region's r
   // BLOCK, TRACK, REMOVE of 0x300000 as raw SEAMCALLs: the module frees the
   // page, KVM's refcount is never put.
   const seam::TdHandle& h = t.td().handle();
-  Cycles now = t.td().clock() + 1000000;
+  Cycles now = t.vm.kvm->latest_time() + 1000000;
   auto seamcall = [&](seam::Leaf leaf, u64 rcx, u64 rdx) {
     seam::SeamcallRegs regs;
     regs.rcx = rcx, regs.rdx = rdx;
@@ -172,7 +172,9 @@ TEST_CASE("pamt-refcount: a page removed behind KVM's back leaves its region's r
   };
   REQUIRE(seamcall(seam::Leaf::TDH_MEM_RANGE_BLOCK, seam::page_info(kPage, 0), h.tdr) == seam::TDX_SUCCESS);
   REQUIRE(seamcall(seam::Leaf::TDH_MEM_TRACK, h.tdr, 0) == seam::TDX_SUCCESS);
-  t.td().td_exit(0);
+  mmu::KvmOp exits;
+  exits.start = now;
+  t.td().td_exit(exits, 0);
   REQUIRE(seamcall(seam::Leaf::TDH_MEM_PAGE_REMOVE, seam::page_info(kPage, 0), h.tdr) == seam::TDX_SUCCESS);
   const auto v = t.vm.violations();
   CHECK(has(v, "rule pamt-refcount: the 2M host region at " + hex(region) +
