@@ -104,16 +104,21 @@ struct Kvm::Impl {
   // around it. Returns the last try's RET_PF_*.
   int tdx_private_page_fault(Vcpu& v, KvmPageFault& fault);
   static constexpr int kPrivateFaultRetries = 16;
-  // Runs `try_once` (one whole map attempt, returning RET_PF_*) again while
-  // it answers RET_PF_RETRY because a hook's SEAMCALL was BUSY, up to
-  // kPrivateFaultRetries tries and never once the VM is bugged; each retry
-  // counts in kvm.tdx.busy_retries. The kernel loops in
-  // tdx_handle_ept_violation and kvm_tdp_mmu_map_private_pfn.
+  // Runs `try_once(found_frozen)` (one whole map attempt, returning
+  // RET_PF_*; it sets found_frozen when its cmpxchg found a FROZEN mirror
+  // entry) again while it answers RET_PF_RETRY because of that or because a
+  // hook's SEAMCALL was BUSY, up to kPrivateFaultRetries tries and never
+  // once the VM is bugged; a BUSY retry counts in kvm.tdx.busy_retries (a
+  // frozen one counted in kvm.tdx.frozen_retries when found). The kernel
+  // loops in tdx_handle_ept_violation and kvm_tdp_mmu_map_private_pfn.
   template <class F>
   int retry_while_busy(F&& try_once) {
     for (int attempt = 1;; ++attempt) {
-      const int r = try_once();
-      if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries || !td->last_busy() || td->bugged()) return r;
+      bool found_frozen = false;
+      const int r = try_once(found_frozen);
+      if (r != RET_PF_RETRY || attempt == kPrivateFaultRetries || td->bugged()) return r;
+      if (found_frozen) continue;
+      if (!td->last_busy()) return r;
       ++td->busy_retries;
     }
   }
@@ -207,8 +212,9 @@ struct Kvm::Impl {
   // kvm_tdp_mmu_page_fault: under the read mmu_lock, on the fault's root.
   int kvm_tdp_mmu_page_fault(Vcpu& v, KvmPageFault& fault);
   // Under the read lock: another vCPU's install of this gfn was not yet
-  // visible when this fault's walk read the entry (the cmpxchg fails).
-  bool lost_cmpxchg(const KvmPageFault& fault);
+  // visible when this fault's walk read the entry (the cmpxchg fails; a
+  // private fault's finds the mirror entry FROZEN_SPTE: fault.found_frozen).
+  bool lost_cmpxchg(KvmPageFault& fault);
   // kvm_tdp_mmu_map on `root`, remembering the install for racing faults, then the flush.
   int map_and_record(Vcpu& v, MmuPage& root, KvmPageFault& fault);
   int kvm_mmu_faultin_pfn(KvmPageFault& fault);

@@ -95,7 +95,7 @@ void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
   // kvm_tdp_mmu_map_private_pfn maps again while kvm_tdp_mmu_map answers
   // RET_PF_RETRY (PAGE.ADD BUSY is tdx_mem_page_add's -EBUSY); it stops on
   // a dead VM first (KVM_REQ_VM_DEAD).
-  const int r = td->bugged() ? RET_PF_RETRY : retry_while_busy([&] {
+  const int r = td->bugged() ? RET_PF_RETRY : retry_while_busy([&](bool&) {
     bool flush = false;
     return tdp.map(*mirror_root, fault, &flush);
   });
@@ -278,11 +278,14 @@ int Kvm::Impl::tdx_private_page_fault(Vcpu& v, KvmPageFault& fault) {
   merge_policy->before_private_fault(*this, fault.gfn, initiator);
   // tdx_handle_ept_violation retries a private fault locally, without
   // re-entering the guest, while it returns RET_PF_RETRY (the mirror entry
-  // FROZEN by a racing vCPU, or SEPT.ADD / AUG answered BUSY); each try is a
-  // whole kvm_mmu_page_fault. KVM_REQ_VM_DEAD (a hook bugged the VM) stops it.
-  const int r = retry_while_busy([&] {
+  // FROZEN_SPTE by a racing vCPU's hook, or SEPT.ADD / AUG answered BUSY);
+  // each try is a whole kvm_mmu_page_fault. KVM_REQ_VM_DEAD (a hook bugged
+  // the VM) stops it.
+  const int r = retry_while_busy([&](bool& found_frozen) {
     KvmPageFault f = fault;
-    return kvm_mmu_do_page_fault(v, f);
+    const int ret = kvm_mmu_do_page_fault(v, f);
+    found_frozen = f.found_frozen;
+    return ret;
   });
   merge_policy->after_private_fault(*this, fault.gfn, initiator);
   return r;

@@ -28,6 +28,9 @@ struct MmuStats {
         cycles(r.counter("kvm.cycles", "host cycles spent in KVM (faults, ioctls, requests)")),
         tdx_seamcalls(r.counter("kvm.tdx.seamcalls", "SEAMCALLs and TDCALLs made for the VM's TD")),
         tdx_busy_retries(r.counter("kvm.tdx.busy_retries", "SEAMCALLs retried after TDX_OPERAND_BUSY")),
+        tdx_frozen_retries(r.counter("kvm.tdx.frozen_retries",
+                                     "private faults retried because a racing vCPU's hook held the mirror entry "
+                                     "FROZEN_SPTE (no SEAMCALL made)")),
         tdx_memory_faults(r.counter("kvm.tdx.memory_fault_exits",
                                     "KVM_EXIT_MEMORY_FAULT: fault private-ness and attribute disagree, or no backing")),
         tdx_kicks(r.counter("kvm.tdx.kicks", "every-vCPU kicks after TDH.MEM.TRACK")),
@@ -80,6 +83,7 @@ struct MmuStats {
   u64& cycles;
   u64& tdx_seamcalls;
   u64& tdx_busy_retries;
+  u64& tdx_frozen_retries;
   u64& tdx_memory_faults;
   u64& tdx_kicks;
   u64& tdx_pending_access;

@@ -111,12 +111,22 @@ void Kvm::Impl::kvm_mmu_hugepage_adjust(KvmPageFault& fault) {
   fault.pfn &= ~(pages_per_level(fault.goal_level) - 1);
 }
 
-bool Kvm::Impl::lost_cmpxchg(const KvmPageFault& fault) {
+bool Kvm::Impl::lost_cmpxchg(KvmPageFault& fault) {
   if (fault.is_private) {
     // The model ran a racing vCPU's fault first: one that read the mirror
-    // before that fault's writes landed finds the entry FROZEN when its own
-    // hook runs (collide_in_flight issues that hook's SEAMCALL).
-    return td->collide_in_flight(fault.gfn, fault.goal_level, fault.pfn << kPageShift, fault.external_spt_cache, op);
+    // before that fault's hook returned finds the entry FROZEN_SPTE
+    // (tdp_mmu.c:__tdp_mmu_set_spte_atomic): its cmpxchg fails with no hook
+    // called, and the fault returns RET_PF_RETRY. tdx_handle_ept_violation
+    // retries it at once; the retries spin until the winner's SEAMCALL
+    // returns and unfreezes the entry: the model charges the failed
+    // cmpxchg and that wait.
+    const Cycles until = td->frozen_until(fault.gfn, fault.goal_level, op);
+    if (!until) return false;
+    op.spent += timing.spte_write;
+    if (until > now()) op.spent += until - now();
+    fault.found_frozen = true;
+    ++stats.tdx_frozen_retries;
+    return true;
   }
   const unsigned me = op.vcpu ? op.vcpu->id() : ~0u;
   for (const RecentInstall& r : recent_installs) {

@@ -54,6 +54,7 @@ struct KvmPageFault {
   u64 spte_sw_bits = 0;        // software-available bits for the new leaf (SPTE_TDX_PAGE_ADDED)
   u64 mmu_seq = 0;             // kvm->mmu_invalidate_seq when the pfn was faulted in (kvm_mmu_faultin_pfn)
   bool skip_stale_check = false;  // debug.inject=stale-snapshot: is_page_fault_stale is not asked
+  bool found_frozen = false;  // a private fault's cmpxchg found a racing vCPU's mirror entry FROZEN_SPTE
 };
 
 // The gfn the memslots know.

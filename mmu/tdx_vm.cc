@@ -48,26 +48,20 @@ void TdxVm::set_clock_skew(Cycles skew) {
   tdx_.set_lock_retain(skew);
 }
 
-bool TdxVm::hidden(u64 key, const KvmOp& op) const {
+const TdxVm::InFlight* TdxVm::hidden(u64 key, const KvmOp& op) const {
   // The same call by this initiator now would overlap the other's window.
   const Cycles now = op.now();
   for (const InFlight& f : in_flight_)
     if (f.key == key && f.initiator != op.initiator() && f.from < now + (f.until - f.from) && now < f.until)
-      return true;
-  return false;
+      return &f;
+  return nullptr;
 }
 
-bool TdxVm::collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, KvmOp& op) {
-  int l = params_.ept_levels;
-  while (l >= level && !hidden(entry_key(gfn, l), op)) --l;
-  if (l < level) return false;
-  SeamcallRegs r;
-  r.rcx = sept_page_info(gfn & ~(pages_per_level(l) - 1), l);
-  r.rdx = handle_.tdr;
-  const auto& pages = external_spt_cache_.at(cache);
-  r.r8 = l > level ? (pages.empty() ? 0 : pages.back()) : hpa;
-  const Status s = call(l > level ? Leaf::TDH_MEM_SEPT_ADD : Leaf::TDH_MEM_PAGE_AUG, r, op, false);
-  return seam::status_class(s) == seam::TDX_OPERAND_BUSY;
+Cycles TdxVm::frozen_until(Gfn gfn, int level, const KvmOp& op) const {
+  if (in_flight_.empty()) return 0;
+  for (int l = params_.ept_levels; l >= level; --l)
+    if (const InFlight* f = hidden(entry_key(gfn, l), op)) return f->until;
+  return 0;
 }
 
 void TdxVm::note_in_flight(u64 key, Cycles from, const KvmOp& op) {

@@ -74,14 +74,13 @@ class TdxVm : public ExternalSpt {
   // that long.
   void set_clock_skew(Cycles skew);
   // Another vCPU's SEPT.ADD or AUG of an entry on the walk to `gfn` at
-  // `level` (KVM's levels: 1 = 4K) may still be in flight at the operation's
-  // time: the model ran that vCPU's fault first, but this one read the entry
-  // before the write. Then this is the racing fault's hook on the first
-  // in-flight entry of the walk: the same SEPT.ADD (a page from cache `cache`, not consumed) or AUG of `hpa`
-  // inside the other call's window. True when the module answered
-  // TDX_OPERAND_BUSY: the mirror entry goes back from FROZEN to what the
-  // winner left, and the fault returns RET_PF_RETRY.
-  bool collide_in_flight(Gfn gfn, int level, Hpa hpa, u32 cache, KvmOp& op);
+  // `level` (KVM's levels: 1 = 4K) may still be in flight at the
+  // operation's time: the model ran that vCPU's fault first, but this one
+  // read the entry before the write. In KVM the winner's mirror entry is
+  // FROZEN_SPTE while its hook runs, so this fault's cmpxchg fails and no
+  // hook of its own runs. Returns when the first such entry of the walk
+  // stops being FROZEN (the end of the winner's call), or 0 when none is.
+  Cycles frozen_until(Gfn gfn, int level, const KvmOp& op) const;
   // The caches the hooks of operation `op` draw on: its TD vCPU's, or the
   // VM's own (vm_cache()) in an ioctl.
   u32 cache_of(const KvmOp& op) const {
@@ -258,7 +257,7 @@ class TdxVm : public ExternalSpt {
   seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, KvmOp& op, bool retry_busy = true);
   // A SEPT.ADD or AUG by `initiator` during [from, until): another vCPU
   // whose own call would overlap that window does not see its result yet and
-  // collides with it (KVM's FROZEN entry). One that walks after `until` sees
+  // finds the mirror entry FROZEN_SPTE (frozen_until). One that walks after `until` sees
   // it; one entirely before `from` also does (the model ran that call first).
   struct InFlight {
     u64 key;             // entry_key of the mirror entry the call changed
@@ -267,7 +266,8 @@ class TdxVm : public ExternalSpt {
   };
   // The mirror / Secure-EPT entry at (gfn, level): level << 56 | gfn >> 9 * (level - 1).
   static u64 entry_key(Gfn gfn, int level) { return u64(level) << 56 | gfn >> (9 * (level - 1)); }
-  bool hidden(u64 key, const KvmOp& op) const;
+  // The other initiator's call on entry `key` that op's own call now would overlap, if any.
+  const InFlight* hidden(u64 key, const KvmOp& op) const;
   void note_in_flight(u64 key, Cycles from, const KvmOp& op);
   // Rule 20: TRACK under the write mmu_lock, after the previous epoch drained.
   void check_track(const KvmOp& op);

@@ -1,7 +1,8 @@
-// Two TD vCPUs racing on one 2 MiB region (tdp_mmu.c: tdp_mmu_set_spte_atomic; the module's
-// try-locks, host priority): the loser's SEPT.ADD or AUG starts inside the winner's call,
-// the TDX module answers TDX_OPERAND_BUSY on the SEPT entry lock, KVM
-// retries the fault in its handler and finally sees the winner's mapping.
+// Two TD vCPUs racing on one 2 MiB region (tdp_mmu.c: __tdp_mmu_set_spte_atomic):
+// the winner freezes each mirror entry (FROZEN_SPTE) while its hook's
+// SEPT.ADD or AUG runs; the loser's cmpxchg on a frozen entry fails with no
+// hook called (no SEAMCALL), the fault returns RET_PF_RETRY, and
+// tdx_handle_ept_violation retries it at once until the entry is unfrozen.
 // Rule 20: TRACK only under the write mmu_lock.
 #include <catch2/catch.hpp>
 
@@ -53,35 +54,38 @@ struct RacingTd {
 
 }  // namespace
 
-TEST_CASE("two TD vCPUs racing on one 2M region: BUSY answers, retried, the loser sees the winner's work",
+TEST_CASE("two TD vCPUs racing on one 2M region: the loser finds each entry FROZEN, makes no SEAMCALL and retries",
           "[tdx][mmu_lock]") {
   RacingTd t;
   t.winner_faults();
-  // vCPU 0's calls (each table's page and SPTE write before its SEPT.ADD):
-  // SEPT.ADD L3 [kStart+6930, +10930), L2 [+11160, +15160), L1 [+15390,
-  // +19390), AUG [+19420, +22420). vCPU 1 at kStart+1000 (the 2M host page
-  // is already there) walks at kStart+7500, inside the first of them.
+  // vCPU 0's calls (each table's page before its SEPT.ADD, each entry's
+  // SPTE write after its hook): SEPT.ADD L3 [kStart+6900, +10900), L2
+  // [+11130, +15130), L1 [+15360, +19360), AUG [+19390, +22390). vCPU 1 at
+  // kStart+1000 (the 2M host page is already there) walks at kStart+7500,
+  // inside the first of them.
   Gpa gpa = 0;
-  u64 busy = 0, fixed = 0, spurious = 0;
-  Cycles writes = 0;
-  SECTION("the same 4K page: BUSY on the three tables and the AUG, then the page is there") {
-    gpa = 0x200000, busy = 4, fixed = 1, spurious = 1, writes = 0;
+  u64 frozen = 0, fixed = 0, spurious = 0, augs = 0;
+  SECTION("the same 4K page: the three tables and the leaf found FROZEN, then the page is there") {
+    gpa = 0x200000, frozen = 4, fixed = 1, spurious = 1, augs = 1;
   }
-  SECTION("another page: BUSY on the three tables, then its own AUG on another entry") {
-    gpa = 0x201000, busy = 3, fixed = 2, spurious = 0, writes = 1;
+  SECTION("another page: the three tables found FROZEN, then its own AUG on another entry") {
+    gpa = 0x201000, frozen = 3, fixed = 2, spurious = 0, augs = 2;
   }
-  // Either way: three SEPT.ADD-long waits and one AUG-long call; the loser's
-  // own leaf costs its SPTE write.
-  CHECK(t.fault(t.other, kStart + 1000, gpa) ==
-        kHandler + kTdExit + 3 * kSeptAdd + kAug + writes * kSpteWrite + kVpEnter);
-  CHECK(t.busy() == busy);
-  CHECK(t.vm.stat("kvm.pf_retry") == busy);
-  CHECK(t.td().busy_retries == busy);
+  // Either way the loser spins until each entry it needs is unfrozen and
+  // leaves the handler when the winner's AUG returns (kStart + kFirstFault
+  // - kVpEnter - kSpteWrite); its own AUG of the other page runs beside the
+  // winner's, on another entry, and ends then too.
+  CHECK(t.fault(t.other, kStart + 1000, gpa) == kFirstFault - kSpteWrite - 1000);
+  CHECK(t.busy() == 0);
+  CHECK(t.vm.stat("kvm.tdx.frozen_retries") == frozen);
+  CHECK(t.vm.stat("kvm.pf_retry") == frozen);
+  CHECK(t.td().busy_retries == 0);
   CHECK(t.vm.stat("kvm.pf_fixed") == fixed);
   CHECK(t.vm.stat("kvm.pf_spurious") == spurious);
   CHECK(t.td().mapped_private() == fixed);
-  // Three tables, each added once; the other three SEPT.ADDs were refused.
-  CHECK(t.vm.stat("seam.calls.tdh_mem_sept_add") == 3 + 3);
+  // Only the winner links the three tables; the loser called no hook on them.
+  CHECK(t.vm.stat("seam.calls.tdh_mem_sept_add") == 3);
+  CHECK(t.vm.stat("seam.calls.tdh_mem_page_aug") == augs);
   t.vm.require_clean();
 }
 
