@@ -166,7 +166,9 @@ void Kvm::Impl::kvm_flush_remote_tlbs() {
     v.ctl->invept_single(v.ctl->eptp());
     if (v.ctl == op.vcpu || none_running) continue;
     op.spent += timing.ipi;
-    v.ctl->charge(timing.vmexit + timing.invalidation + timing.vmentry);
+    const Cycles exit = timing.vmexit + timing.invalidation + timing.vmentry;
+    if (MmuTracepoints* tp = tdp.tracepoints()) tp->ipi_exit(v.ctl->id(), exit);
+    v.ctl->charge(exit);
     ++stats.remote_tlb_flush_ipis;
     ++ipis;
   }

@@ -36,6 +36,9 @@ class MmuTracepoints {
   // shows (docs/timeline.md). A sink that wants none ignores them.
   // kvm_flush_remote_tlbs: KVM_REQ_TLB_FLUSH sent with an IPI to `ipis` vCPUs.
   virtual void remote_tlb_flush(unsigned ipis) { (void)ipis; }
+  // The flush IPI made vCPU `target` leave the guest: its exit, flush and
+  // entry took `cycles` of its own time (charged to it, not to the sender).
+  virtual void ipi_exit(unsigned target, Cycles cycles) { (void)target, (void)cycles; }
   // mmu_lock granted after a wait of `wait` cycles behind another holder.
   virtual void mmu_lock_wait(bool write, Cycles wait) { (void)write, (void)wait; }
   // The EPT-violation exit of `vcpu_id` that kvm_page_fault opened is

@@ -95,6 +95,12 @@ void TimelineWriter::remote_tlb_flush(unsigned ipis) {
   instant(task_, "remote TLB flush", clock_ps_(task_), "{\"ipis\":" + std::to_string(ipis) + "}");
 }
 
+void TimelineWriter::ipi_exit(unsigned target, Cycles cycles) {
+  if (!cycles_ps_) return;
+  slice(int(target), "VM exit: TLB flush IPI", clock_ps_(int(target)), cycles_ps_(cycles),
+        "{\"cycles\":" + std::to_string(cycles) + "}");
+}
+
 void TimelineWriter::mmu_lock_wait(bool write, Cycles wait) {
   instant(task_, write ? "mmu_lock wait (write)" : "mmu_lock wait (read)", clock_ps_(task_),
           "{\"cycles\":" + std::to_string(wait) + "}");

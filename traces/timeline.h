@@ -68,6 +68,7 @@ class TimelineWriter : public mmu::MmuTracepoints, public seam::SeamcallObserver
   void kvm_tdp_mmu_spte_changed(int, Gfn, int, u64, u64) override {}
   void kvm_mmu_split_huge_page(Gfn gfn, u64 spte, int level, int err) override;
   void remote_tlb_flush(unsigned ipis) override;
+  void ipi_exit(unsigned target, Cycles cycles) override;
   void mmu_lock_wait(bool write, Cycles wait) override;
   void tdx_kick(unsigned ipis) override;
   void exit_handled(unsigned vcpu_id, Cycles cycles) override;
@@ -132,6 +133,7 @@ class TracepointTee : public mmu::MmuTracepoints {
     a_->kvm_mmu_split_huge_page(gfn, spte, level, err), b_->kvm_mmu_split_huge_page(gfn, spte, level, err);
   }
   void remote_tlb_flush(unsigned ipis) override { a_->remote_tlb_flush(ipis), b_->remote_tlb_flush(ipis); }
+  void ipi_exit(unsigned target, Cycles cycles) override { a_->ipi_exit(target, cycles), b_->ipi_exit(target, cycles); }
   void mmu_lock_wait(bool write, Cycles wait) override { a_->mmu_lock_wait(write, wait), b_->mmu_lock_wait(write, wait); }
   void tdx_kick(unsigned ipis) override { a_->tdx_kick(ipis), b_->tdx_kick(ipis); }
   void exit_handled(unsigned v, Cycles c) override { a_->exit_handled(v, c), b_->exit_handled(v, c); }

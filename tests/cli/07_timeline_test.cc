@@ -71,6 +71,8 @@ TEST_CASE("the timeline has a track per vCPU, the VMM's and the phases', and one
     }
   }
   CHECK(ipis == run.counters["kvm.remote_tlb_flush_ipis"].get<size_t>());
+  // Each IPI is an exit of its target vCPU: a slice on that vCPU's track.
+  CHECK(count(run.timeline, "X", "VM exit: TLB flush IPI") == ipis);
   CHECK(waits == run.counters["kvm.mmu_lock.contended"].get<size_t>());
   // The phases tile the run: warmup ends where measured starts.
   std::map<std::string, std::pair<double, double>> phases;
