@@ -593,11 +593,19 @@ class Importer {
     size_t sp = e.find(' ');
     if (sp != std::string_view::npos) e = e.substr(0, sp);
     if (!parse_hex(s, start) || !parse_hex(e, end) || end <= start) return warn(line_no_, "kvm_unmap_hva_range with a bad range");
+    // Only the unmapping task's own walk ends here: its fault took the host
+    // page fault (a COW in hva_to_pfn) that sent the invalidation, and is
+    // retried. Another vCPU's walk in flight on another CPU is not ended:
+    // its fault rechecks the invalidation under mmu_lock before writing an
+    // SPTE (mmu.c: is_page_fault_stale, mmu_invalidate_retry_gfn), so it
+    // retries or maps after the unmap, and its access belongs after it.
+    // Ending it here lost it when its walk had not reached its guest leaf,
+    // and put it before the unmap when it had.
     bool first = true;
     for (const Slot& sl : slots_) {
       u64 lo = std::max(start, sl.hva), hi = std::min(end, sl.hva + sl.size);
       if (lo >= hi) continue;
-      if (first) resolve_all(), first = false;
+      if (first) resolve(task(r.pid)), first = false;
       Event ev;
       ev.type = EventType::HostUnmap;
       ev.gpa = sl.gpa + ((lo - sl.hva) & ~(kPageSize - 1));

@@ -7,6 +7,7 @@
 
 #include "seam/tdx_leaf.h"
 #include "seam/tdx_status.h"
+#include "traces/event_desc.h"
 #include "traces/reader.h"
 
 namespace septsim::traces {
@@ -18,20 +19,27 @@ void hex(std::string& out, u64 v) {
   int n = std::snprintf(buf, sizeof buf, "\"0x%llx\"", static_cast<unsigned long long>(v));
   out.append(buf, size_t(n));
 }
-void dec(std::string& out, u64 v) { out += std::to_string(v); }
-void key(std::string& out, const char* k) {
-  out += ",\"";
-  out += k;
-  out += "\":";
-}
 void str(std::string& out, const std::string& s) { out += nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace); }
 
-const char* access_name(AccessType a) { return a == AccessType::Write ? "w" : a == AccessType::Fetch ? "x" : "r"; }
+}  // namespace
+
+void FieldOut::key() {
+  line_ += ",\"";
+  line_ += name_;
+  line_ += "\":";
+}
+void FieldOut::dec(u64 v) { key(), line_ += std::to_string(v); }
+void FieldOut::hex(u64 v) { key(), traces::hex(line_, v); }
+void FieldOut::word(std::string_view w) { key(), line_ += '"', line_ += w, line_ += '"'; }
+void FieldOut::text(const std::string& s) { key(), str(line_, s); }
+void FieldOut::literal(std::string_view v) { key(), line_ += v; }
+
+const char* access_op_name(AccessType a) { return a == AccessType::Write ? "w" : a == AccessType::Fetch ? "x" : "r"; }
 const char* backing_name(mmu::HostBacking b) {
   return b == mmu::HostBacking::Thp2M ? "thp" : b == mmu::HostBacking::Hugetlb1G ? "hugetlb1g" : "4k";
 }
-const char* page_name(int level) { return level == PG_LEVEL_1G ? "1g" : level == PG_LEVEL_2M ? "2m" : "4k"; }
-const char* dirty_name(DirtyLogOp op) {
+const char* guest_page_name(int level) { return level == PG_LEVEL_1G ? "1g" : level == PG_LEVEL_2M ? "2m" : "4k"; }
+const char* dirty_op_name(DirtyLogOp op) {
   switch (op) {
     case DirtyLogOp::Enable: return "enable";
     case DirtyLogOp::Get: return "get";
@@ -39,7 +47,7 @@ const char* dirty_name(DirtyLogOp op) {
     default: return "disable";
   }
 }
-const char* inv_name(EventType t, InvKind k) {
+const char* inv_kind_name(EventType t, InvKind k) {
   switch (k) {
     case InvKind::Address: return "address";
     case InvKind::Single: return "single";
@@ -58,195 +66,58 @@ const char* decision_name(DecisionKind k) {
   }
 }
 
+void write_slot_flags(FieldOut& o, const Event& e) {
+  const u32 f = e.slot.flags;
+  if (!f) return;
+  std::string list = "[";
+  if (f & mmu::KVM_MEM_LOG_DIRTY_PAGES) list += "\"dirty_log\"";
+  if (f & mmu::KVM_MEM_READONLY) list += (f & mmu::KVM_MEM_LOG_DIRTY_PAGES) ? ",\"readonly\"" : "\"readonly\"";
+  o.literal(list + "]");
+}
+
+void write_leaf(FieldOut& o, const Event& e) {
+  const char* leaf = e.type == EventType::Tdcall ? seam::tdcall_leaf_name(e.tdx.leaf) : seam::leaf_name(e.tdx.leaf);
+  o.text(leaf ? leaf : "?");
+}
+
 // An "expect" the reader parses back to the same status and exactness: the
-// name when there is one and the low 32 bits are clear, else 64-bit hex.
-void expect(std::string& o, const TdxEventFields& t) {
+// name when there is one and the low 32 bits are clear ("NAME|0" when it is
+// compared exactly: hex with clear low bits reads back as not exact), else
+// 64-bit hex.
+void write_expect(FieldOut& o, const Event& e) {
+  const TdxEventFields& t = e.tdx;
   if (!t.has_expect) return;
-  key(o, "expect");
-  const char* name = t.expect_exact ? nullptr : seam::status_name(t.expect);
-  if (name && (t.expect & 0xffffffffull) == 0) {
-    o += '"', o += name, o += '"';
-    return;
-  }
+  const char* name = seam::status_name(t.expect);
+  if (name && (t.expect & 0xffffffffull) == 0) return o.word(t.expect_exact ? std::string(name) + "|0" : name);
   char buf[24];
   std::snprintf(buf, sizeof buf, "\"0x%016llx\"", static_cast<unsigned long long>(t.expect));
-  o += buf;
+  o.literal(buf);
 }
 
 // "expect_out":{"rcx":"0x...",...}, the registers given.
-void expect_out(std::string& o, const TdxEventFields& t) {
+void write_expect_out(FieldOut& o, const Event& e) {
+  const TdxEventFields& t = e.tdx;
   if (!t.expect_out_mask) return;
-  key(o, "expect_out");
-  o += '{';
+  std::string regs = "{";
   for (unsigned i = 0, n = 0; i < TdxEventFields::kNumRegs; ++i)
     if (t.expect_out_mask >> i & 1) {
-      if (n++) o += ',';
-      str(o, TdxEventFields::kRegNames[i]), o += ':', hex(o, t.expect_out[i]);
+      if (n++) regs += ',';
+      str(regs, TdxEventFields::kRegNames[i]), regs += ':', hex(regs, t.expect_out[i]);
     }
-  o += '}';
+  o.literal(regs + "}");
 }
 
-// seamcall / tdcall: leaf, TD (always for a TDCALL; RDX defaults to TD 0's
-// TDR anyway, so a SEAMCALL leaves td 0 out), registers given, expect.
-void seamcall(std::string& o, const Event& e) {
-  const TdxEventFields& t = e.tdx;
-  const bool tdcall = e.type == EventType::Tdcall;
-  const char* leaf = tdcall ? seam::tdcall_leaf_name(t.leaf) : seam::leaf_name(t.leaf);
-  key(o, "leaf"), str(o, leaf ? leaf : "?");
-  if (tdcall || t.td || t.vcpu) key(o, "td"), dec(o, t.td);
-  if (tdcall || t.vcpu) key(o, "vcpu"), dec(o, t.vcpu);
-  if (t.has_gpa) key(o, "gpa"), hex(o, t.gpa);
-  if (t.level) key(o, "level"), dec(o, u64(t.level));
-  if (!tdcall) {
-    if (t.version) key(o, "version"), dec(o, t.version);
-    if (t.lp) key(o, "lp"), dec(o, t.lp);
-  }
-  if (t.concurrent) key(o, "concurrent"), o += "true";
-  if (t.interrupt) key(o, "interrupt"), o += "true";
-  for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
-    if (t.reg_mask >> i & 1) key(o, TdxEventFields::kRegNames[i]), hex(o, t.regs[i]);
-  expect(o, t);
-  expect_out(o, t);
-}
-
-void nested_fields(std::string& o, const Event& e) {
-  key(o, "vcpu"), dec(o, u64(e.vcpu));
-  if (e.type == EventType::L1Invept) key(o, "kind"), o += e.inv_kind == InvKind::All ? "\"all\"" : "\"single\"";
-  if (e.type != EventType::L1Invept || e.inv_kind != InvKind::All) key(o, "eptp"), hex(o, e.eptp);
-  if (e.type == EventType::L1EptWrite) key(o, "gpa"), hex(o, e.gpa);
-}
-
-}  // namespace
-
+// The type, "vm" when not 0, then each field of the event's description
+// (event_desc.h) as its writer gives it.
 std::string event_to_json(const Event& e) {
+  const EventDesc& d = event_desc(e.type);
   std::string o = "{\"type\":\"";
-  o += event_type_name(e.type);
+  o += d.name;
   o += '"';
-  if (e.vm) key(o, "vm"), dec(o, e.vm);
-  switch (e.type) {
-    case EventType::VmCreate:
-      key(o, "vcpus"), dec(o, e.vcpus);
-      if (e.native_vm) key(o, "vm_type"), o += "\"native\"";
-      if (e.tdx_vm) {
-        key(o, "vm_type"), o += "\"tdx\"";
-        key(o, "gpaw"), dec(o, u64(e.tdx.gpaw));
-        key(o, "levels"), dec(o, u64(e.tdx.ept_levels));
-        if (e.tdx.dynamic_pamt) key(o, "dynamic_pamt"), o += "true";
-      }
-      break;
-    case EventType::MemslotAdd:
-      key(o, "slot"), dec(o, e.slot.id);
-      key(o, "gpa"), hex(o, e.slot.gpa);
-      key(o, "size"), hex(o, e.slot.size);
-      key(o, "backing"), o += '"', o += backing_name(e.slot.backing), o += '"';
-      if (e.slot.userspace_addr) key(o, "hva"), hex(o, e.slot.userspace_addr);
-      if (e.slot.flags) {
-        key(o, "flags");
-        o += '[';
-        if (e.slot.flags & mmu::KVM_MEM_LOG_DIRTY_PAGES) o += "\"dirty_log\"";
-        if (e.slot.flags & mmu::KVM_MEM_READONLY)
-          o += (e.slot.flags & mmu::KVM_MEM_LOG_DIRTY_PAGES) ? ",\"readonly\"" : "\"readonly\"";
-        o += ']';
-      }
-      break;
-    case EventType::MemslotDelete: key(o, "slot"), dec(o, e.slot.id); break;
-    case EventType::MemslotMove: key(o, "slot"), dec(o, e.slot.id), key(o, "gpa"), hex(o, e.slot.gpa); break;
-    case EventType::DirtyLog:
-      key(o, "slot"), dec(o, e.slot.id);
-      key(o, "op"), o += '"', o += dirty_name(e.dirty_op), o += '"';
-      if (e.dirty_op == DirtyLogOp::Clear && (e.first_page || e.num_pages))
-        key(o, "first_page"), dec(o, e.first_page), key(o, "num_pages"), dec(o, e.num_pages);
-      break;
-    case EventType::NestedVmentry:
-    case EventType::L1EptWrite:
-    case EventType::L1Invept:
-      nested_fields(o, e);
-      break;
-    case EventType::Access:
-    case EventType::L2Access:
-      key(o, "vcpu"), dec(o, u64(e.vcpu));
-      key(o, e.is_gva ? "gva" : "gpa"), hex(o, e.addr);
-      key(o, "op"), o += '"', o += access_name(e.access), o += '"';
-      if (e.count != 1) key(o, "count"), dec(o, e.count);
-      if (e.stride) key(o, "stride"), hex(o, e.stride);
-      if (e.ts_ns) key(o, "ts_ns"), dec(o, e.ts_ns);
-      break;
-    case EventType::GuestMap:
-      key(o, "cr3"), hex(o, e.cr3);
-      key(o, "gva"), hex(o, e.gva);
-      key(o, "gpa"), hex(o, e.gpa);
-      key(o, "size"), hex(o, e.size);
-      key(o, "page"), o += '"', o += page_name(e.page_level), o += '"';
-      if (e.guest_levels != 4) key(o, "levels"), dec(o, u64(e.guest_levels));
-      if (!e.writable) key(o, "writable"), o += "false";
-      if (!e.executable) key(o, "executable"), o += "false";
-      break;
-    case EventType::SetCr3:
-      key(o, "vcpu"), dec(o, u64(e.vcpu));
-      key(o, "cr3"), hex(o, e.cr3);
-      if (e.pcid) key(o, "pcid"), dec(o, e.pcid);
-      if (e.guest_levels != 4) key(o, "levels"), dec(o, u64(e.guest_levels));
-      break;
-    case EventType::Invept:
-    case EventType::Invvpid:
-    case EventType::Invlpg:
-    case EventType::Invpcid:
-      key(o, "vcpu"), dec(o, u64(e.vcpu));
-      if (e.type != EventType::Invlpg) key(o, "kind"), o += '"', o += inv_name(e.type, e.inv_kind), o += '"';
-      if (e.type == EventType::Invpcid && (e.inv_kind == InvKind::Address || e.inv_kind == InvKind::Single))
-        key(o, "pcid"), dec(o, e.pcid);
-      if (e.type == EventType::Invlpg || (e.type != EventType::Invept && e.inv_kind == InvKind::Address))
-        key(o, "gva"), hex(o, e.gva);
-      break;
-    case EventType::Phase: key(o, "name"), str(o, e.name); break;
-    case EventType::GuestPtPool: key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size); break;
-    case EventType::Marker: key(o, "text"), str(o, e.name); break;
-    case EventType::KvmDecision:
-      key(o, "kind"), o += '"', o += decision_name(e.decision), o += '"';
-      if (e.vcpu >= 0) key(o, "vcpu"), dec(o, u64(e.vcpu));
-      if (e.gpa) key(o, "gpa"), hex(o, e.gpa);
-      if (e.page_level) key(o, "level"), dec(o, u64(e.page_level));
-      if (e.guest_level) key(o, "guest_level"), dec(o, u64(e.guest_level));
-      if (e.ts_ns) key(o, "ts_ns"), dec(o, e.ts_ns);
-      break;
-    case EventType::HostUnmap: key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size); break;
-    case EventType::TdInitMemRegion:
-      key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size);
-      if (e.measure) key(o, "measure"), o += "true";
-      if (e.tag) key(o, "tag"), hex(o, e.tag);
-      break;
-    case EventType::TdTeardown:
-      if (e.terminate) key(o, "terminate"), o += "true";
-      break;
-    case EventType::TdFinalize:
-    case EventType::NxRecoveryTick: break;
-    case EventType::Accept:
-      key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "level"), dec(o, u64(e.tdx.level));
-      if (e.tdx.interrupt) key(o, "interrupt"), o += "true";
-      break;
-    case EventType::SetMemoryAttributes:
-      key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size), key(o, "private");
-      o += e.make_private ? "true" : "false";
-      break;
-    case EventType::MapGpa:
-      key(o, "vcpu"), dec(o, u64(e.vcpu)), key(o, "gpa"), hex(o, e.gpa), key(o, "size"), hex(o, e.size);
-      break;
-    case EventType::TdCreate:
-      key(o, "td"), dec(o, e.tdx.td), key(o, "vcpus"), dec(o, e.tdx.vcpus);
-      key(o, "gpaw"), dec(o, u64(e.tdx.gpaw)), key(o, "levels"), dec(o, u64(e.tdx.ept_levels));
-      if (e.tdx.dynamic_pamt) key(o, "dynamic_pamt"), o += "true";
-      break;
-    case EventType::Seamcall:
-    case EventType::Tdcall: seamcall(o, e); break;
-    case EventType::TdVcpu:
-      key(o, "td"), dec(o, e.tdx.td), key(o, "vcpu"), dec(o, e.tdx.vcpu);
-      key(o, "op"), o += e.tdx.enter ? "\"enter\"" : "\"exit\"";
-      if (e.tdx.lp) key(o, "lp"), dec(o, e.tdx.lp);
-      if (e.tdx.has_gpa) key(o, "gpa"), hex(o, e.tdx.gpa);
-      if (e.tdx.rip) key(o, "rip"), hex(o, e.tdx.rip);
-      expect(o, e.tdx);
-      expect_out(o, e.tdx);
-      break;
+  if (e.vm) FieldOut(o, "vm").dec(e.vm);
+  for (const FieldDesc& f : d.fields) {
+    FieldOut out(o, f.name);
+    f.write(out, e);
   }
   o += '}';
   return o;

@@ -33,6 +33,7 @@ struct PhaseComparison {
   std::string census_excluded;  // why the census is kept out of the agreement ("" = compared)
   u64 faults_compared = 0, faults_agree = 0, prefetches = 0;
   std::map<std::string, u64> faults_excluded;  // reason -> faults
+  u64 huge_in_place = 0;  // the model's in-place huge splits and recoveries, replay start to phase end
 };
 
 struct KvmCompareResult {
@@ -43,6 +44,9 @@ struct KvmCompareResult {
   u64 census_compared = 0, census_agree = 0;
   std::vector<std::string> disagreements;  // the first few, "trace:LINE: ..."
   std::vector<std::string> warnings;
+  // Model settings the recording's MMU decided ("mmu.eager_page_split=false: ..."),
+  // over the options given.
+  std::vector<std::string> settings;
   nlohmann::json to_json() const;
   std::string table() const;
   // Every compared fault level and every compared phase census agree (and

@@ -820,6 +820,7 @@ struct TraceReader::Impl {
       tdx_vm = vms[out.vm].tdx;
     }
 
+    if (spec->needs_td_vm) need_tdx_vm();
     switch (out.type) {
       case EventType::VmCreate: {
         u64 n = ranged("vcpus");
@@ -970,7 +971,6 @@ struct TraceReader::Impl {
         decode_expect_out(out);
         break;
       case EventType::TdInitMemRegion:
-        need_tdx_vm();
         out.gpa = gpa_field("gpa", kPageSize);
         out.size = size_field("size", kPageSize);
         if (out.size > kMaxGpa - out.gpa)
@@ -979,16 +979,13 @@ struct TraceReader::Impl {
         out.tag = num("tag", 0);
         break;
       case EventType::TdFinalize:
-        need_tdx_vm();
         break;
       case EventType::TdTeardown:
-        need_tdx_vm();
         out.terminate = boolean("terminate", false);
         break;
       case EventType::NxRecoveryTick:
         break;
       case EventType::Accept: {
-        need_tdx_vm();
         out.vcpu = vcpu_field();
         u64 level = num("level", 0);
         if (level > 1) fail("level", "ACCEPT takes TDX level 0 (4K) or 1 (2M), got " + std::to_string(level));
@@ -999,7 +996,6 @@ struct TraceReader::Impl {
       }
       case EventType::SetMemoryAttributes:
       case EventType::MapGpa:
-        need_tdx_vm();
         if (out.type == EventType::MapGpa) out.vcpu = vcpu_field();
         out.gpa = gpa_field("gpa", kPageSize);
         out.size = size_field("size", kPageSize);

@@ -393,6 +393,9 @@ class ReplayTop : public sc_core::sc_module {
     AnnotationState st;
     for (int l = PG_LEVEL_4K; l <= PG_LEVEL_1G; ++l) st.pages[l] = vm.kvm.pages(l);
     if (e.type == EventType::KvmDecision && e.vcpu >= 0) st.model_level = vm.kvm.mapped_level(u32(e.vcpu), e.gpa);
+    const std::string prefix = vm_prefix(vm.id);
+    if (stats_.has(prefix + "kvm.split_huge_page")) st.huge_splits = stats_.value(prefix + "kvm.split_huge_page");
+    if (stats_.has(prefix + "kvm.recover_huge_page")) st.huge_recoveries = stats_.value(prefix + "kvm.recover_huge_page");
     opts_.on_annotation(e, st);
   }
 

@@ -31,6 +31,9 @@ struct ReplayError : std::runtime_error {
 struct AnnotationState {
   int model_level = 0;  // kvm_decision with a vCPU: level of the model's leaf mapping gpa (0 = none)
   u64 pages[4] = {};    // present leaf SPTEs per level (index PG_LEVEL_4K..PG_LEVEL_1G)
+  // So far in the replay: huge leaves split in place, tables replaced in
+  // place by a huge leaf (kvm.split_huge_page, kvm.recover_huge_page).
+  u64 huge_splits = 0, huge_recoveries = 0;
 };
 
 struct ReplayOptions {

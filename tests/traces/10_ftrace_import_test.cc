@@ -48,7 +48,9 @@ TEST_CASE("event counts of the real recordings equal their meta.json", "[import]
 }
 
 TEST_CASE("the fault stream has one access per page fault KVM counted", "[import]") {
-  for (const char* name : {"seq", "memslot-churn"}) {
+  // random has 2 vCPUs: a fault whose walk another CPU's MMU-notifier unmap
+  // interrupts (line 1374 cuts the walk of 0x4f762000) is still one fault.
+  for (const char* name : {"seq", "memslot-churn", "random"}) {
     INFO(name);
     Collect c;
     auto r = import_ftrace(data(std::string(name) + ".trace"), c);
@@ -59,14 +61,8 @@ TEST_CASE("the fault stream has one access per page fault KVM counted", "[import
     CHECK(c.count(EventType::Access) == pf_taken);
     CHECK(r.vcpus == stats["config"]["vcpus"].get<u32>());
   }
-  // random: one of vCPU 1's faults was spurious on the code page (another
-  // vCPU had just mapped it); outside the data slot such a walk cannot be told
-  // from the emulator's, so it is not imported.
   Collect c;
   auto r = import_ftrace(data("random.trace"), c);
-  auto stats = load(data("random.stats.json"));
-  CHECK(r.vcpus == 2);
-  CHECK(r.faults == stats["vcpu_stats"][0]["pf_taken"].get<u64>() + stats["vcpu_stats"][1]["pf_taken"].get<u64>() - 1);
   CHECK(r.host_unmaps > 0);
 }
 
@@ -204,7 +200,7 @@ TEST_CASE("septsim import ftrace writes a trace the reader accepts, deterministi
   u64 n = 0;
   while (reader.next(e)) ++n;
   // vm_create, 2 memslots, 1 phase, and what the import reported.
-  CHECK(n == 1 + 2 + 1 + 280 + 202 + 66 + 6);
+  CHECK(n == 1 + 2 + 1 + 281 + 202 + 66 + 6);
   auto bad = run_septsim("import ftrace " + d.string() + "/nope.trace -o " + (d / "c.jsonl").string());
   CHECK(bad.exit_code == 2);
   CHECK(bad.err.find("nope.trace: cannot open") != std::string::npos);
