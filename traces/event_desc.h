@@ -108,7 +108,7 @@ constexpr FieldDesc kKvmDecision[] = {{"kind", Choice, Required, 0, kU64, "map|p
                                       {"vcpu", Number}, {"gpa", Gpa}, {"level", Number, Optional, 0, 5},
                                       {"guest_level", Number, Optional, 0, 5}, kTsNs};
 constexpr FieldDesc kTdCreate[] = {{"td", Number, Required, 0, 0xffff}, {"vcpus", Number, Optional, 1, 256}, kGpaw, kLevels,
-                                   {"dynamic_pamt", Bool}};
+                                   {"dynamic_pamt", Bool}, {"create_only", Bool}};
 constexpr FieldDesc kSeamcall[] = {{"leaf", Text, Required}, {"td", Number}, {"vcpu", Number}, {"gpa", Gpa},
                                    {"level", Number, Optional, 0, 4}, kExpect, kExpectOut,
                                    {"version", Number, Optional, 0, 255}, {"lp", Number, Optional, 0, 4095},

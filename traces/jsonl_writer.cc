@@ -235,6 +235,7 @@ std::string event_to_json(const Event& e) {
       key(o, "td"), dec(o, e.tdx.td), key(o, "vcpus"), dec(o, e.tdx.vcpus);
       key(o, "gpaw"), dec(o, u64(e.tdx.gpaw)), key(o, "levels"), dec(o, u64(e.tdx.ept_levels));
       if (e.tdx.dynamic_pamt) key(o, "dynamic_pamt"), o += "true";
+      if (e.tdx.create_only) key(o, "create_only"), o += "true";
       break;
     case EventType::Seamcall:
     case EventType::Tdcall: seamcall(o, e); break;

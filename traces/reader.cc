@@ -1054,6 +1054,7 @@ struct TraceReader::Impl {
     out.tdx.gpaw = int(gpaw);
     out.tdx.ept_levels = levels;
     out.tdx.dynamic_pamt = boolean("dynamic_pamt", false);
+    out.tdx.create_only = boolean("create_only", false);
     td_vcpus[td] = u32(n);
   }
 

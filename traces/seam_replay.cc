@@ -64,6 +64,7 @@ Cycles SeamReplay::td_create(const Event& e, Cycles now) {
   p.gpaw = e.tdx.gpaw;
   p.ept_levels = e.tdx.ept_levels;
   p.hkid = u16(e.tdx.td + 1);
+  p.create_only = e.tdx.create_only;
   TdHandle h;
   // The VMM builds the TD on LP 0: its vCPUs are associated with LP 0 until
   // a VP.FLUSH there (the trace's lp fields default to 0 as well).
