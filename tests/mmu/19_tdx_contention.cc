@@ -17,8 +17,9 @@ namespace {
 
 // Test times start well after the TD's creation and finalize.
 constexpr Cycles kStart = 10'000'000;
-// Default latencies (cycles).
-constexpr Cycles kHandler = 1500, kTdExit = 5000, kVpEnter = 5000, kSeptAdd = 4000, kAug = 3000, kAlloc = 200,
+// Default latencies (cycles; model/config.cc, the TD transitions and AUG as
+// docs/design.md "SEAMCALL latencies" derives them).
+constexpr Cycles kHandler = 1500, kTdExit = 3850, kVpEnter = 3850, kSeptAdd = 4000, kAug = 7700, kAlloc = 200,
                  kSpteWrite = 30;
 
 // vCPU 0's first fault at t: handler, TD exit, one 2M host page, then under
@@ -58,9 +59,9 @@ TEST_CASE("two TD vCPUs racing on one 2M region: BUSY answers, retried, the lose
   RacingTd t;
   t.winner_faults();
   // vCPU 0's calls (each table's page and SPTE write before its SEPT.ADD):
-  // SEPT.ADD L3 [kStart+6930, +10930), L2 [+11160, +15160), L1 [+15390,
-  // +19390), AUG [+19420, +22420). vCPU 1 at kStart+1000 (the 2M host page
-  // is already there) walks at kStart+7500, inside the first of them.
+  // SEPT.ADD L3 [kStart+5780, +9780), L2 [+10010, +14010), L1 [+14240,
+  // +18240), AUG [+18270, +25970). vCPU 1 at kStart+1000 (the 2M host page
+  // is already there) walks at kStart+6350, inside the first of them.
   Gpa gpa = 0;
   u64 busy = 0, fixed = 0, spurious = 0;
   Cycles writes = 0;
