@@ -166,6 +166,10 @@ const std::vector<StatusPath> kRequiredStatuses = {
     {SEAMCALL(TDH_MEM_SEPT_RD), 0xC000010000000002ull, "tdh_mem_sept_rd.c: L2 attributes bit on a non-debug TD, RDX"},
     {SEAMCALL(TDH_MEM_SEPT_RD), 0xC0000B0000000001ull, "tdh_mem_sept_rd.c (walk)"},
     {SEAMCALL(TDH_PHYMEM_PAGE_RECLAIM), 0xC000010000000001ull, "tdh_phymem_page_reclaim.c: inside a 2M/1G page, RCX"},
+    // 22_phymem_and_accept_operands.jsonl, on a 64 GiB TDMR.
+    {SEAMCALL(TDH_PHYMEM_PAGE_RECLAIM), 0xC000010100000001ull, "tdh_phymem_page_reclaim.c (pamt_get_block): no TDMR"},
+    {SEAMCALL(TDH_PHYMEM_PAGE_RECLAIM), 0xC000030000000001ull, "tdh_phymem_page_reclaim.c: PT_NDA or PT_RSVD, RCX"},
+    {SEAMCALL(TDH_PHYMEM_PAGE_RDMD), 0xC000010100000001ull, "tdh_phymem_page_rdmd.c (pamt_get_block): no TDMR"},
     // tdh_mem_page_remove.c, tdh_mem_sept_remove.c
     {SEAMCALL(TDH_MEM_PAGE_REMOVE), 0xC0000B0000000001ull, "tdh_mem_page_remove.c (walk)"},
     {SEAMCALL(TDH_MEM_PAGE_REMOVE), 0xC0000B0600000001ull, "tdh_mem_page_remove.c: TDX_GPA_RANGE_NOT_BLOCKED"},
@@ -195,12 +199,28 @@ const std::vector<StatusPath> kRequiredStatuses = {
     {SEAMCALL(TDH_PHYMEM_PAMT_ADD), 0xC000030400000001ull, "tdh_phymem_pamt_add.c: TDX_HPA_RANGE_NOT_FREE, RCX"},
     {SEAMCALL(TDH_PHYMEM_PAMT_REMOVE), 0xC000030600000000ull, "tdh_phymem_pamt_remove.c: TDX_PAMT_PAGE_NOT_EMPTY"},
     {SEAMCALL(TDH_PHYMEM_PAMT_REMOVE), 0xC000030500000001ull, "tdh_phymem_pamt_remove.c: TDX_NO_PAMT_PAGE_PAIR, RCX"},
+    // 22_phymem_and_accept_operands.jsonl: versions, RDX flags, levels.
+    {SEAMCALL(TDH_MEM_SEPT_ADD), 0xC000010000000000ull, "tdh_mem_sept_add.c: version above 1, RAX"},
+    {SEAMCALL(TDH_MEM_PAGE_PROMOTE), 0xC000010000000000ull, "tdh_mem_page_promote.c: version above 1, RAX"},
+    {SEAMCALL(TDH_MEM_SEPT_REMOVE), 0xC000010000000000ull, "tdh_mem_sept_remove.c: version above 1, RAX"},
+    {SEAMCALL(TDH_MEM_PAGE_DEMOTE), 0xC000010000000002ull, "tdh_mem_page_demote.c: RDX reserved bits"},
+    {SEAMCALL(TDH_MEM_SEPT_ADD), 0xC000010000000001ull, "tdh_mem_sept_add.c (verify_page_info_input): level"},
+    {SEAMCALL(TDH_MEM_RANGE_BLOCK), 0xC000010000000001ull, "tdh_mem_range_block.c (verify_page_info_input): level"},
+    {SEAMCALL(TDH_MEM_RANGE_UNBLOCK), 0xC000010000000001ull, "tdh_mem_range_unblock.c (verify_page_info_input)"},
+    {SEAMCALL(TDH_MEM_PAGE_REMOVE), 0xC000010000000001ull, "tdh_mem_page_remove.c (verify_page_info_input): level"},
+    {SEAMCALL(TDH_MEM_PAGE_RELOCATE), 0xC000010000000001ull, "tdh_mem_page_relocate.c: level not 4K"},
+    {SEAMCALL(TDH_MEM_PAGE_DEMOTE), 0xC000010000000001ull, "tdh_mem_page_demote.c (verify_page_info_input): level"},
+    {SEAMCALL(TDH_MEM_PAGE_PROMOTE), 0xC000010000000001ull, "tdh_mem_page_promote.c: level"},
+    {SEAMCALL(TDH_MEM_SEPT_REMOVE), 0xC000010000000001ull, "tdh_mem_sept_remove.c (verify_page_info_input): level"},
+    {SEAMCALL(TDH_MEM_SEPT_RD), 0xC000010000000001ull, "tdh_mem_sept_rd.c (verify_page_info_input): level"},
     // tdg_mem_page_accept.c: check_tdaccept_failure's results carry the level;
     // a lost entry lock names RCX.
     {TDCALL(TDG_MEM_PAGE_ACCEPT), 0x00000B0A00000000ull, "tdg_mem_page_accept.c: TDX_PAGE_ALREADY_ACCEPTED at 4K (level 0)"},
     {TDCALL(TDG_MEM_PAGE_ACCEPT), 0x00000B0A00000001ull, "tdg_mem_page_accept.c: TDX_PAGE_ALREADY_ACCEPTED at 2M (level 1)"},
     {TDCALL(TDG_MEM_PAGE_ACCEPT), 0xC0000B0B00000001ull, "tdg_mem_page_accept.c: TDX_PAGE_SIZE_MISMATCH at 2M (level 1)"},
     {TDCALL(TDG_MEM_PAGE_ACCEPT), 0x8000020000000001ull, "tdg_mem_page_accept.c (sept_lock_acquire_guest): RCX"},
+    {TDCALL(TDG_MEM_PAGE_ACCEPT), 0xC000010000000001ull,
+     "tdg_mem_page_accept.c (verify_page_info_input, check_gpa_validity): RCX"},
     // The model's report of an ACCEPT a pending interrupt stops (a TD exit).
     {TDCALL(TDG_MEM_PAGE_ACCEPT), 0x0000FF0200000000ull, "tdg_mem_page_accept.c (is_interrupt_pending_guest_side)"},
 };
