@@ -152,8 +152,10 @@ const std::vector<StatusPath> kRequiredStatuses = {
     {SEAMCALL(TDH_VP_FLUSH), 0x8000070200000000ull, "tdh_vp_flush.c: TDX_VCPU_NOT_ASSOCIATED"},
     {SEAMCALL(TDH_MNG_VPFLUSHDONE), 0x8000020000000001ull, "tdh_mng_vpflushdone.c: TDR lock, RCX"},
     {SEAMCALL(TDH_MNG_VPFLUSHDONE), 0x8000082400000000ull, "tdh_mng_vpflushdone.c: TDX_FLUSHVP_NOT_DONE"},
+    {SEAMCALL(TDH_MNG_VPFLUSHDONE), 0x80000200000000BAull, "tdh_mng_vpflushdone.c: KOT beside a CACHE.WB"},
     {SEAMCALL(TDH_MNG_KEY_FREEID), 0x8000020000000001ull, "tdh_mng_key_freeid.c: TDR lock, RCX"},
     {SEAMCALL(TDH_MNG_KEY_FREEID), 0x8000081700000000ull, "tdh_mng_key_freeid.c: TDX_WBCACHE_NOT_COMPLETE"},
+    {SEAMCALL(TDH_MNG_KEY_FREEID), 0x80000200000000BAull, "tdh_mng_key_freeid.c: KOT beside a CACHE.WB"},
     // tdh_mem_page_promote.c: the merge checks' status wrapped with RCX.
     {SEAMCALL(TDH_MEM_PAGE_PROMOTE), 0xC0000B0000000001ull, "tdh_mem_page_promote.c (walk)"},
     {SEAMCALL(TDH_MEM_PAGE_PROMOTE), 0xC0000B0600000001ull, "tdh_mem_page_promote.c: TDX_GPA_RANGE_NOT_BLOCKED"},
