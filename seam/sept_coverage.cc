@@ -95,6 +95,7 @@ const std::vector<StatusPath> kRequiredStatuses = {
     // td_transitions/tdh_vp_enter.c
     {SEAMCALL(TDH_VP_ENTER), 0xC000060800000000ull, "tdh_vp_enter.c (check_state_map_tdcs_and_lock): OP_STATE"},
     {SEAMCALL(TDH_VP_ENTER), 0x8000070100000000ull, "tdh_vp_enter.c (check_and_associate_vcpu): TDX_VCPU_ASSOCIATED"},
+    {SEAMCALL(TDH_VP_ENTER), 0x80000200000000A9ull, "tdh_vp_enter.c (adjust_tlb_tracking_state): inside a TRACK"},
     // tdh_mng_key_config.c (tdh_mng_key_config), tdh_mng_add_cx.c: two
     // packages (21_key_config_packages.set).
     {SEAMCALL(TDH_MNG_KEY_CONFIG), 0x0000081500000000ull, "tdh_mng_key_config.c: this package's PKG_CONFIG_BITMAP bit set"},

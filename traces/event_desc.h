@@ -120,7 +120,7 @@ constexpr FieldDesc kTdcall[] = {{"leaf", Text, Required}, {"td", Number, Requir
                                  {"concurrent", Bool}, {"interrupt", Bool}, {"rcx", Number}};
 constexpr FieldDesc kTdVcpu[] = {{"td", Number, Required}, {"vcpu", Number, Required},
                                  {"op", Choice, Required, 0, kU64, "enter|exit"}, {"lp", Number, Optional, 0, 4095},
-                                 kExpect, kExpectOut, {"gpa", Gpa}, {"rip", Number}};
+                                 {"concurrent", Bool}, kExpect, kExpectOut, {"gpa", Gpa}, {"rip", Number}};
 constexpr FieldDesc kTdInitMemRegion[] = {{"gpa", Gpa, Required}, {"size", Bytes, Required}, {"measure", Bool},
                                           {"tag", Number}};
 constexpr FieldDesc kTdTeardown[] = {{"terminate", Bool}};

@@ -243,6 +243,7 @@ std::string event_to_json(const Event& e) {
       key(o, "td"), dec(o, e.tdx.td), key(o, "vcpu"), dec(o, e.tdx.vcpu);
       key(o, "op"), o += e.tdx.enter ? "\"enter\"" : "\"exit\"";
       if (e.tdx.lp) key(o, "lp"), dec(o, e.tdx.lp);
+      if (e.tdx.concurrent) key(o, "concurrent"), o += "true";
       if (e.tdx.has_gpa) key(o, "gpa"), hex(o, e.tdx.gpa);
       if (e.tdx.rip) key(o, "rip"), hex(o, e.tdx.rip);
       expect(o, e.tdx);

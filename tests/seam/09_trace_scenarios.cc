@@ -103,6 +103,26 @@ TEST_CASE("a td_create's create_only survives the binary format and the JSONL wr
   CHECK(text.str().find("\"create_only\":true") != std::string::npos);
 }
 
+TEST_CASE("a td_vcpu enter's concurrent survives the binary format and the JSONL writer", "[seam]") {
+  // 22_phymem_and_accept_operands.jsonl's VP.ENTER inside a TRACK is BUSY
+  // only if it still starts with the TRACK: a lost "concurrent" exits 1.
+  const std::string base = SEPTSIM_BINARY_DIR "/seam_enter_concurrent";
+  std::ofstream(base + ".set") << "seam.tdmr_gib=64\n";
+  const std::string convert = std::string(SEPTSIM_BINARY_DIR "/septsim convert ");
+  REQUIRE(std::system((convert + trace("22_phymem_and_accept_operands.jsonl") + " " + base + ".sstb 2>/dev/null").c_str()) == 0);
+  CHECK(replay(base + ".sstb") == 0);
+  REQUIRE(std::system((convert + base + ".sstb " + base + ".jsonl 2>/dev/null").c_str()) == 0);
+  CHECK(replay(base + ".jsonl") == 0);
+}
+
+TEST_CASE("a concurrent on a td_vcpu exit is bad input (exit 2)", "[seam]") {
+  const std::string path = SEPTSIM_BINARY_DIR "/seam_bad_exit_concurrent.jsonl";
+  std::ofstream(path) << "{\"format\":\"septsim-trace\",\"version\":1}\n{\"type\":\"vm_create\",\"vcpus\":1}\n"
+                         "{\"type\":\"td_create\",\"td\":0,\"vcpus\":1}\n"
+                         "{\"type\":\"td_vcpu\",\"td\":0,\"vcpu\":0,\"op\":\"exit\",\"concurrent\":true}\n";
+  CHECK(replay(path) == 2);
+}
+
 TEST_CASE("an lp on a td_vcpu exit is bad input (exit 2)", "[seam]") {
   const std::string path = SEPTSIM_BINARY_DIR "/seam_bad_exit_lp.jsonl";
   std::ofstream(path) << "{\"format\":\"septsim-trace\",\"version\":1}\n{\"type\":\"vm_create\",\"vcpus\":1}\n"
