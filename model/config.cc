@@ -122,14 +122,20 @@ const std::vector<Config::Param> kParams = {
      "replay guest-linear accesses natively: the guest page tables are walked 1D at their host frames (no EPT "
      "references, no EPT paging-structure caches), so two runs of one trace give the virtualization tax; EPT "
      "violations still map the backing memory"},
-    // The TDX module (seam/). Per-leaf SEAMCALL latencies: a search found
-    // published figures only for DEMOTE and (inferred) reclaim; the rest are guesses.
+    // The TDX module (seam/). Per-leaf SEAMCALL latencies: published figures
+    // for DEMOTE and (inferred) reclaim; end-to-end measurements turned into
+    // per-leaf values for the TD transitions, the removal sequence and AUG +
+    // ACCEPT, and a floor for the short reads (docs/design.md "SEAMCALL
+    // latencies"); the rest are guesses.
     {"seam.dynamic_pamt", T::Bool, "false", "TDH.SYS.CONFIG enables Dynamic PAMT (the Dynamic PAMT series)"},
     {"seam.tdmr_gib", T::Int, "0", "GiB of host memory covered by TDMRs (PAMT is sized for it); 0 = host.mem_gib"},
     {"seam.tdcs_pages", T::Int, "4", "TDCS pages per TD added by TDH.MNG.ADDCX (page 3 is the SEPT root; count is a guess)"},
     {"seam.tdcx_per_vcpu", T::Int, "3", "TDCX pages per vCPU added by TDH.VP.ADDCX (guess)"},
-    {"latency.seam.vp_enter", T::Int, "5000", "TDH.VP.ENTER to guest entry (guess)"},
-    {"latency.seam.td_exit", T::Int, "5000", "TD exit back to the VMM (guess)"},
+    {"latency.seam.vp_enter", T::Int, "3850",
+     "TDH.VP.ENTER to guest entry: derived, an upper bound (docs/design.md, SEAMCALL latencies): a TD CPUID the VMM answers costs 3205 ns more "
+     "than one the TDX module answers (TUM-DSE/CVM_eval benchmarks/vmexit/README.md, a TD on SPR); half of it at 2.4 GHz"},
+    {"latency.seam.td_exit", T::Int, "3850",
+     "TD exit back to the VMM: derived, an upper bound, the other half of the 3205 ns of latency.seam.vp_enter (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.mng_create", T::Int, "10000", "TDH.MNG.CREATE (guess)"},
     {"latency.seam.mng_key_config", T::Int, "20000", "TDH.MNG.KEY.CONFIG, one package (guess)"},
     {"latency.seam.mng_addcx", T::Int, "5000", "TDH.MNG.ADDCX (guess)"},
@@ -144,25 +150,36 @@ const std::vector<Config::Param> kParams = {
     {"latency.seam.mr_finalize", T::Int, "10000", "TDH.MR.FINALIZE (guess)"},
     {"latency.seam.mem_page_add", T::Int, "12000", "TDH.MEM.PAGE.ADD: copy 4 KiB + MRTD update (guess)"},
     {"latency.seam.mem_sept_add", T::Int, "4000", "TDH.MEM.SEPT.ADD: init a 4 KiB SEPT page (guess)"},
-    {"latency.seam.mem_page_aug", T::Int, "3000", "TDH.MEM.PAGE.AUG (guess; no published figure)"},
-    {"latency.seam.mem_range_block", T::Int, "2000", "TDH.MEM.RANGE.BLOCK (guess)"},
+    {"latency.seam.mem_page_aug", T::Int, "7700",
+     "TDH.MEM.PAGE.AUG: derived, an upper bound (docs/design.md, SEAMCALL latencies): Intel's LKVS tdx_mem_test.sh expects one vCPU to accept "
+     "8 GiB lazily in 24 s, 11.4 us per 4 KiB; less the TD exit, VP.ENTER and KVM's fault handler, split 3:4 "
+     "with the 4K ACCEPT (the split is a guess)"},
+    {"latency.seam.mem_range_block", T::Int, "9150",
+     "TDH.MEM.RANGE.BLOCK: derived (docs/design.md, SEAMCALL latencies): 15.3 us per 4 KiB page for BLOCK + TRACK + REMOVE + PAGE.WBINVD "
+     "(KVM_TDX_TERMINATE_VM patch, 4 vCPUs, 18 GB: 72 s) split 2:1:3:2 (the split is a guess), at 2.4 GHz"},
     {"latency.seam.mem_range_unblock", T::Int, "2000", "TDH.MEM.RANGE.UNBLOCK (guess)"},
-    {"latency.seam.mem_track", T::Int, "1000", "TDH.MEM.TRACK (guess)"},
-    {"latency.seam.mem_page_remove", T::Int, "3000", "TDH.MEM.PAGE.REMOVE (guess)"},
+    {"latency.seam.mem_track", T::Int, "4580",
+     "TDH.MEM.TRACK: derived, 1 part of the 2:1:3:2 split of latency.seam.mem_range_block's 15.3 us (docs/design.md, SEAMCALL latencies)"},
+    {"latency.seam.mem_page_remove", T::Int, "13730",
+     "TDH.MEM.PAGE.REMOVE: derived, 3 parts of the 2:1:3:2 split of latency.seam.mem_range_block's 15.3 us (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.mem_sept_remove", T::Int, "3000", "TDH.MEM.SEPT.REMOVE (guess)"},
     {"latency.seam.mem_page_promote", T::Int, "20000", "TDH.MEM.PAGE.PROMOTE: lock and compare 512 entries (guess)"},
     {"latency.seam.mem_page_demote", T::Int, "24000", "TDH.MEM.PAGE.DEMOTE: ~10 us per call on SPR (Yan Zhao, kvm@ 2025-07-01) at 2.4 GHz"},
     {"latency.seam.mem_page_relocate", T::Int, "8000", "TDH.MEM.PAGE.RELOCATE: copy 4 KiB (guess)"},
-    {"latency.seam.mem_sept_rd", T::Int, "1000", "TDH.MEM.SEPT.RD (guess)"},
-    {"latency.seam.phymem_page_rdmd", T::Int, "500", "TDH.PHYMEM.PAGE.RDMD (guess)"},
+    {"latency.seam.mem_sept_rd", T::Int, "1550",
+     "TDH.MEM.SEPT.RD: a lower bound, one trip into the TDX module and back: a TD CPUID the module answers, 646 ns "
+     "(TUM-DSE/CVM_eval benchmarks/vmexit/README.md) at 2.4 GHz (docs/design.md, SEAMCALL latencies)"},
+    {"latency.seam.phymem_page_rdmd", T::Int, "1550",
+     "TDH.PHYMEM.PAGE.RDMD: a lower bound, one trip into the TDX module and back (as latency.seam.mem_sept_rd)"},
     {"latency.seam.phymem_page_reclaim", T::Int, "11000", "TDH.PHYMEM.PAGE.RECLAIM: ~4.5-5.1 us per page for reclaim + clear, inferred from the KVM_TDX_TERMINATE_VM numbers"},
-    {"latency.seam.phymem_page_wbinvd", T::Int, "2000", "TDH.PHYMEM.PAGE.WBINVD, one 4 KiB page (guess)"},
+    {"latency.seam.phymem_page_wbinvd", T::Int, "9150",
+     "TDH.PHYMEM.PAGE.WBINVD, one 4 KiB page: derived, 2 parts of the 2:1:3:2 split of "
+     "latency.seam.mem_range_block's 15.3 us (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.phymem_cache_wb", T::Int, "100000", "TDH.PHYMEM.CACHE.WB, one package (guess)"},
     {"latency.seam.phymem_pamt_add", T::Int, "3000", "TDH.PHYMEM.PAMT.ADD: zero two pages (guess)"},
     {"latency.seam.phymem_pamt_remove", T::Int, "2000", "TDH.PHYMEM.PAMT.REMOVE (guess)"},
-    {"latency.seam.mem_page_accept_4k", T::Int, "4000",
-     "TDG.MEM.PAGE.ACCEPT 4K: zero 4 KiB (guess; an end-to-end bound: Intel's LKVS test tdx_mem_test.sh expects one "
-     "vCPU to accept 8 GiB lazily in 24 s, ~11.4 us per 4 KiB with the EPT-violation exit, AUG and re-entry)"},
+    {"latency.seam.mem_page_accept_4k", T::Int, "10300",
+     "TDG.MEM.PAGE.ACCEPT 4K: derived, an upper bound, 4 parts of the 3:4 split in latency.seam.mem_page_aug (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.mem_page_accept_2m", T::Int, "400000", "TDG.MEM.PAGE.ACCEPT 2M: zero 2 MiB (guess)"},
     {"latency.seam.other", T::Int, "2000", "any other leaf (guess)"},
     // MMU policy, named as KVM names the module parameters.

@@ -2,8 +2,10 @@
 // every leaf of the table and every state class (an entry state at 4K or 2M,
 // or "walk failed" when no entry exists at the requested level), whether a
 // call in that class was accepted (TDX_SUCCESS) and whether one was refused
-// (any other status, warnings included). The scenario library in
-// tests/seam/traces must hit every required cell.
+// (any other status, warnings included); and which operand-id paths it
+// reached: a status, with its operand id, that a leaf returns on one path of
+// the module source. The scenario library in tests/seam/traces must hit every
+// required cell and reach every required path.
 #pragma once
 #include <map>
 #include <string>
@@ -31,6 +33,16 @@ struct CoverageCell {
   auto operator<=>(const CoverageCell&) const = default;
 };
 
+// One operand-id path of the module source: `leaf` returns exactly `status`
+// (class, details and operand id) somewhere, at `source` (an intel/tdx-module
+// TDX_1.5.01 file and function).
+struct StatusPath {
+  u16 leaf = 0;
+  bool tdcall = false;
+  Status status = TDX_SUCCESS;
+  const char* source = "";
+};
+
 class SeptCoverage : public SeamcallObserver {
  public:
   // Label ("FILE:LINE") recorded with the cells that later calls hit first.
@@ -39,7 +51,12 @@ class SeptCoverage : public SeamcallObserver {
 
   // Every cell the library must hit, in table order.
   static std::vector<CoverageCell> required();
-  // Required cells no call hit, as names ("TDH.MEM.PAGE.AUG FREE@2M refused").
+  // Every operand-id path the library must reach, SEAMCALL leaves first,
+  // then the TDCALL ones.
+  static const std::vector<StatusPath>& required_statuses();
+  // Required cells no call hit and required paths no call reached, as names
+  // ("TDH.MEM.PAGE.AUG FREE@2M refused", "TDH.MEM.TRACK never returned
+  // TDX_OPERAND_BUSY|TD_EPOCH(169) (tdh_mem_track.c)").
   std::vector<std::string> missing() const;
   // Where a cell was first hit, or empty.
   std::string where(const CoverageCell& c) const;
@@ -53,6 +70,9 @@ class SeptCoverage : public SeamcallObserver {
   // Every status (with its operand id) each leaf returned, and the first
   // call that returned it, as Markdown, SEAMCALL leaves by number first.
   std::string status_markdown() const;
+  // The required operand-id paths as Markdown: leaf, status, module source,
+  // the first call that returned it (or "not reached").
+  std::string required_status_markdown() const;
 
  private:
   std::map<CoverageCell, std::string> hits_;

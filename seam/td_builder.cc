@@ -49,6 +49,7 @@ TdBuildResult build_td(TdxModule& tdx, model::PhysMem& mem, PamtRefcount& dpamt,
   Builder b{tdx, mem, dpamt, initiator, start, {}};
   out.tdr = b.page();
   b.call(Leaf::TDH_MNG_CREATE, {0, out.tdr, p.hkid});
+  if (p.create_only) return b.r;
   // KVM runs KEY.CONFIG on one CPU of each package (tdx_td_init's
   // smp_call_on_cpu per package); the module needs every package's key.
   for (unsigned pkg = 0; pkg < tdx.packages(); ++pkg)

@@ -21,6 +21,9 @@ struct TdCreateParams {
   int gpaw = 48;       // 48 or 52
   int ept_levels = 4;  // 4 or 5
   u16 hkid = 1;
+  // Stop after TDH.MNG.CREATE: the caller runs TDH.MNG.KEY.CONFIG itself (a
+  // scenario of several packages) and builds nothing more.
+  bool create_only = false;
   // Written for MNG.INIT instead of td_params_for(gpaw, ept_levels, vcpus).
   std::optional<TdParams> td_params;
 };

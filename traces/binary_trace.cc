@@ -45,7 +45,7 @@ static_assert(num_types(1) == u32(EventType::HostUnmap) + 1 && num_types(2) == u
 enum TdxField : u32 {
   kTd, kTdVcpu, kTdVcpus, kGpaw, kEptLevels, kDynamicPamt, kLeaf, kVersion, kHasGpa, kTdGpa, kLevel,
   kReg0, kRegMask = kReg0 + TdxEventFields::kNumRegs, kLp, kConcurrent, kHasExpect, kExpect, kExpectExact, kEnter,
-  kOut0, kOutMask = kOut0 + TdxEventFields::kNumRegs, kInterrupt,
+  kOut0, kOutMask = kOut0 + TdxEventFields::kNumRegs, kInterrupt, kCreateOnly,
   kTdxFieldCount
 };
 
@@ -75,6 +75,7 @@ u64 get_tdx(const TdxEventFields& t, u32 f) {
     case kExpectExact: return t.expect_exact;
     case kOutMask: return t.expect_out_mask;
     case kInterrupt: return t.interrupt;
+    case kCreateOnly: return t.create_only;
     default: return t.enter;
   }
 }
@@ -111,6 +112,7 @@ bool set_tdx(TdxEventFields& t, u32 f, u64 v) {
     case kEnter: return fits(1) && (t.enter = v, true);
     case kOutMask: return fits((1u << TdxEventFields::kNumRegs) - 2) && !(v & 1) && (t.expect_out_mask = u32(v), true);
     case kInterrupt: return fits(1) && (t.interrupt = v, true);
+    case kCreateOnly: return fits(1) && (t.create_only = v, true);
     default: return false;
   }
 }

@@ -61,6 +61,7 @@ struct TdxEventFields {
   int gpaw = 48;
   int ept_levels = 4;
   bool dynamic_pamt = false;
+  bool create_only = false;  // td_create: TDH.MNG.CREATE only; the trace runs KEY.CONFIG and the rest
   // seamcall / tdcall
   u16 leaf = 0;
   unsigned version = 0;

@@ -274,7 +274,10 @@ constexpr FieldDesc kKvmDecision[] = {
 constexpr FieldDesc kTdCreate[] = {
     FieldDesc{"td", Number, Required, 0, 0xffff}.out([](FieldOut& o, const Event& e) { o.dec(e.tdx.td); }),
     FieldDesc{"vcpus", Number, Optional, 1, 256}.out([](FieldOut& o, const Event& e) { o.dec(e.tdx.vcpus); }),
-    kTdGpaw, kTdLevels, kDynamicPamt};
+    kTdGpaw, kTdLevels, kDynamicPamt,
+    FieldDesc{"create_only", Bool}.out([](FieldOut& o, const Event& e) {
+      if (e.tdx.create_only) o.literal("true");
+    })};
 // A SEAMCALL leaves "td" 0 out (RDX defaults to TD 0's TDR anyway).
 constexpr FieldDesc kSeamcall[] = {
     FieldDesc{"leaf", Text, Required}.out(write_leaf),
@@ -302,7 +305,7 @@ constexpr FieldDesc kTdVcpu[] = {
     FieldDesc{"lp", Number, Optional, 0, 4095}.out([](FieldOut& o, const Event& e) {
       if (e.tdx.lp) o.dec(e.tdx.lp);
     }),
-    kTdxGpa,
+    kConcurrent, kTdxGpa,
     FieldDesc{"rip", Number}.out([](FieldOut& o, const Event& e) {
       if (e.tdx.rip) o.hex(e.tdx.rip);
     }),

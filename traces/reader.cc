@@ -961,6 +961,10 @@ struct TraceReader::Impl {
           out.tdx.lp = unsigned(num("lp", 0));
           if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
         }
+        if (parser.find("concurrent")) {
+          if (!out.tdx.enter) fail("concurrent", "only an \"enter\" (a VP.ENTER) overlaps the previous SEAMCALL");
+          out.tdx.concurrent = boolean("concurrent", false);
+        }
         if (parser.find("gpa")) {
           if (out.tdx.enter) fail("gpa", "only an \"exit\" has a faulting GPA (an EPT-violation exit)");
           out.tdx.has_gpa = true;
@@ -1050,6 +1054,7 @@ struct TraceReader::Impl {
     out.tdx.gpaw = int(gpaw);
     out.tdx.ept_levels = levels;
     out.tdx.dynamic_pamt = boolean("dynamic_pamt", false);
+    out.tdx.create_only = boolean("create_only", false);
     td_vcpus[td] = u32(n);
   }
 

@@ -64,6 +64,7 @@ Cycles SeamReplay::td_create(const Event& e, Cycles now) {
   p.gpaw = e.tdx.gpaw;
   p.ept_levels = e.tdx.ept_levels;
   p.hkid = u16(e.tdx.td + 1);
+  p.create_only = e.tdx.create_only;
   TdHandle h;
   // The VMM builds the TD on LP 0: its vCPUs are associated with LP 0 until
   // a VP.FLUSH there (the trace's lp fields default to 0 as well).
@@ -177,10 +178,12 @@ Cycles SeamReplay::td_vcpu(const Event& e, Cycles now) {
   t.in.rcx = tdvpr;
   t.initiator = e.tdx.lp;
   t.lp = e.tdx.lp;
-  t.start = now;
+  // "concurrent": the VP.ENTER starts with the previous seamcall (a TRACK's
+  // epoch lock, tdh_vp_enter.c) and adds no time of its own.
+  t.start = e.tdx.concurrent ? last_start_ : now;
   const Cycles lat = tdx_.transport(t);
   check(e, t.out, "TDH.VP.ENTER");
-  return lat;
+  return e.tdx.concurrent ? 0 : lat;
 }
 
 }  // namespace septsim::traces

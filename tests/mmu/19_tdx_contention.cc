@@ -18,8 +18,9 @@ namespace {
 
 // Test times start well after the TD's creation and finalize.
 constexpr Cycles kStart = 10'000'000;
-// Default latencies (cycles).
-constexpr Cycles kHandler = 1500, kTdExit = 5000, kVpEnter = 5000, kSeptAdd = 4000, kAug = 3000, kAlloc = 200,
+// Default latencies (cycles; model/config.cc, the TD transitions and AUG as
+// docs/design.md "SEAMCALL latencies" derives them).
+constexpr Cycles kHandler = 1500, kTdExit = 3850, kVpEnter = 3850, kSeptAdd = 4000, kAug = 7700, kAlloc = 200,
                  kSpteWrite = 30;
 
 // vCPU 0's first fault at t: handler, TD exit, one 2M host page, then under
@@ -59,9 +60,9 @@ TEST_CASE("two TD vCPUs racing on one 2M region: the loser finds each entry FROZ
   RacingTd t;
   t.winner_faults();
   // vCPU 0's calls (each table's page before its SEPT.ADD, each entry's
-  // SPTE write after its hook): SEPT.ADD L3 [kStart+6900, +10900), L2
-  // [+11130, +15130), L1 [+15360, +19360), AUG [+19390, +22390). vCPU 1 at
-  // kStart+1000 (the 2M host page is already there) walks at kStart+7500,
+  // SPTE write after its hook): SEPT.ADD L3 [kStart+5750, +9750), L2
+  // [+9980, +13980), L1 [+14210, +18210), AUG [+18240, +25940). vCPU 1 at
+  // kStart+1000 (the 2M host page is already there) walks at kStart+6350,
   // inside the first of them.
   Gpa gpa = 0;
   u64 frozen = 0, fixed = 0, spurious = 0, augs = 0;

@@ -1,7 +1,8 @@
 // The scenario library (tests/seam/traces, README there): every trace replays
 // through the TDX module with all its "expect"s met, and together they hit
 // every cell of the SEPT state table (the module's sept_state_tables), accepted and refused,
-// plus the refusals that come before the walk (section 5 codes).
+// and every operand-id path of the coverage observer's table
+// (seam/sept_coverage.cc: each status with its operand id, from the module file and function).
 #include <catch2/catch.hpp>
 #include <algorithm>
 #include <filesystem>
@@ -39,9 +40,22 @@ struct LibraryRun {
   std::vector<std::string> problems;  // expect mismatches and replay errors
 };
 
+// The config keys a scenario needs (host.packages for KEY.CONFIG): the
+// lines "key=value" of FILE.set beside it, as `septsim replay FILE --set
+// key=value` takes them.
+void apply_set_file(const std::filesystem::path& trace, model::Config& cfg) {
+  std::ifstream in(std::filesystem::path(trace).replace_extension(".set"));
+  for (std::string line; std::getline(in, line);) {
+    const size_t eq = line.find('=');
+    if (line.empty() || line[0] == '#' || eq == std::string::npos) continue;
+    cfg.set(line.substr(0, eq), line.substr(eq + 1));
+  }
+}
+
 // Replays one trace as `septsim replay` does, on a module of its own.
 void replay_file(const std::filesystem::path& path, LibraryRun& run) {
   model::Config cfg;
+  apply_set_file(path, cfg);
   model::StatsRegistry stats;
   model::PhysMem mem(cfg.u("host.mem_gib") << 30);
   seam::TdxModule tdx(seamtest::unique_name("library").c_str(), cfg, mem, stats);
@@ -85,18 +99,21 @@ TEST_CASE("every scenario of the library replays with all its expects met", "[se
   CHECK(run.problems.empty());
 }
 
-TEST_CASE("the scenario library hits every cell of the SEPT state table, accepted and refused", "[seam][library]") {
+TEST_CASE("the scenario library hits every cell of the SEPT state table and every operand-id path of the module source", "[seam][library]") {
   const std::vector<std::string> missing = library_run().coverage.missing();
-  INFO("cells no scenario hits:\n" << joined(missing));
+  INFO("cells no scenario hits and operand-id paths no scenario reaches:\n" << joined(missing));
   CHECK(missing.empty());
   // The table has a refusal for every leaf in every class and an acceptance
   // for each allowed state: 13 leaves, 12 state classes at most.
   CHECK(SeptCoverage::required().size() > 150);
+  // Every leaf of the cell table has its walk failure and state refusal among
+  // the paths, plus the pre-walk, lock, epoch, teardown and Dynamic PAMT ones.
+  CHECK(SeptCoverage::required_statuses().size() > 80);
 }
 
-TEST_CASE("coverage names every required cell until a call hits it", "[seam][library]") {
+TEST_CASE("coverage names every required cell and operand-id path until a call reaches it", "[seam][library]") {
   SeptCoverage cov;
-  const size_t all = SeptCoverage::required().size();
+  const size_t all = SeptCoverage::required().size() + SeptCoverage::required_statuses().size();
   CHECK(cov.missing().size() == all);
   seam::SeamcallOutcome o;
   o.leaf = u16(Leaf::TDH_MEM_PAGE_AUG);
@@ -105,76 +122,25 @@ TEST_CASE("coverage names every required cell until a call hits it", "[seam][lib
   o.state = seam::septe::SeptState::FREE;
   cov.on_call(o);  // accepted AUG on a FREE 2M entry
   CHECK(cov.missing().size() == all - 1);
-  const auto m = cov.missing();
+  auto m = cov.missing();
   CHECK(std::find(m.begin(), m.end(), "TDH.MEM.PAGE.AUG FREE@2M accepted") == m.end());
   CHECK(std::find(m.begin(), m.end(), "TDH.MEM.PAGE.AUG FREE@2M refused") != m.end());
-}
-
-TEST_CASE("the scenario library exercises the refusals that come before the SEPT walk", "[seam][library]") {
-  using namespace seam;
-  struct Want {
-    Leaf leaf;
-    Status status;
-  };
-  // Section 5 codes with the operand each check reports.
-  const Want wants[] = {
-      {Leaf::TDH_VP_ENTER, TDX_OP_STATE_INCORRECT},
-      {Leaf::TDH_MR_FINALIZE, TDX_OP_STATE_INCORRECT},
-      {Leaf::TDH_MEM_PAGE_ADD, TDX_OP_STATE_INCORRECT},
-      {Leaf::TDH_MR_EXTEND, TDX_OP_STATE_INCORRECT},
-      {Leaf::TDH_MEM_PAGE_AUG, 0xC000010000000001ull},  // OPERAND_INVALID|RCX: alignment, level, GPAW, shared bit
-      {Leaf::TDH_MEM_PAGE_AUG, 0xC000010000000000ull},  // OPERAND_INVALID|RAX: version
-      {Leaf::TDH_MEM_PAGE_AUG, 0xC000030000000002ull},  // PAGE_METADATA_INCORRECT|RDX: not a TDR
-      {Leaf::TDH_MEM_SEPT_ADD, 0xC000010000000002ull},  // OPERAND_INVALID|RDX: reserved flag
-      {Leaf::TDH_MEM_SEPT_ADD, 0xC000030000000008ull},  // PAGE_METADATA_INCORRECT|R8: page not free
-      {Leaf::TDH_MEM_PAGE_AUG, 0x8000020000000092ull},  // OPERAND_BUSY|SEPT_TREE
-      {Leaf::TDH_MEM_TRACK, 0x80000200000000A9ull},     // OPERAND_BUSY|TD_EPOCH
-      {Leaf::TDH_MEM_TRACK, TDX_PREVIOUS_TLB_EPOCH_BUSY},
-      {Leaf::TDH_MEM_PAGE_REMOVE, 0xC0000B0800000001ull},    // TLB_TRACKING_NOT_DONE|RCX
-      {Leaf::TDH_MEM_RANGE_UNBLOCK, 0xC0000B0800000092ull},  // TLB_TRACKING_NOT_DONE|SEPT_TREE
-      {Leaf::TDH_MEM_PAGE_AUG, TDX_MISSING_PAMT_PAGE_PAIR},
-      {Leaf::TDH_MEM_SEPT_ADD, TDX_MISSING_PAMT_PAGE_PAIR},
-      {Leaf::TDH_MEM_PAGE_DEMOTE, TDX_MISSING_PAMT_PAGE_PAIR},
-      // 17_dynamic_pamt.jsonl: DEMOTE's R12/R13 pair checked as PAMT.ADD checks its pages.
-      {Leaf::TDH_MEM_PAGE_DEMOTE, 0xC00001000000000Cull},  // OPERAND_INVALID|R12: KeyID bits
-      {Leaf::TDH_MEM_PAGE_DEMOTE, 0xC00003030000000Cull},  // PAGE_NOT_FREE|R12: a PAMT page
-      {Leaf::TDH_MEM_PAGE_DEMOTE, 0xC00003030000000Dull},  // PAGE_NOT_FREE|R13: the same page twice
-      {Leaf::TDH_PHYMEM_PAMT_ADD, 0xC000030400000001ull},  // HPA_RANGE_NOT_FREE|RCX
-      {Leaf::TDH_PHYMEM_PAMT_REMOVE, TDX_PAMT_PAGE_NOT_EMPTY},
-      {Leaf::TDH_PHYMEM_PAMT_REMOVE, 0xC000030500000001ull},  // NO_PAMT_PAGE_PAIR|RCX
-      // 19_teardown.jsonl: tdh_vp_enter.c (associate_vcpu), tdh_vp_flush.c, tdh_mng_vpflushdone.c,
-      // tdh_mng_key_freeid.c, tdh_phymem_cache_wb.c.
-      {Leaf::TDH_VP_ENTER, 0x8000070100000000ull},           // VCPU_ASSOCIATED
-      {Leaf::TDH_VP_FLUSH, 0x8000020000000001ull},           // OPERAND_BUSY|RCX: the vCPU runs
-      {Leaf::TDH_VP_FLUSH, 0x8000070200000000ull},           // VCPU_NOT_ASSOCIATED
-      {Leaf::TDH_MNG_VPFLUSHDONE, 0x8000020000000001ull},    // OPERAND_BUSY|RCX
-      {Leaf::TDH_MNG_VPFLUSHDONE, 0x8000082400000000ull},    // FLUSHVP_NOT_DONE
-      {Leaf::TDH_MNG_KEY_FREEID, 0x8000020000000001ull},     // OPERAND_BUSY|RCX
-      {Leaf::TDH_MNG_KEY_FREEID, 0x8000081700000000ull},     // WBCACHE_NOT_COMPLETE
-      {Leaf::TDH_PHYMEM_CACHE_WB, 0x0000082100000000ull},    // NO_HKID_READY_TO_WBCACHE
-      {Leaf::TDH_PHYMEM_CACHE_WB, 0xC000082300000000ull},    // WBCACHE_RESUME_ERROR
-      {Leaf::TDH_PHYMEM_CACHE_WB, 0xC000010000000001ull},    // OPERAND_INVALID|RCX
-      {Leaf::TDH_PHYMEM_CACHE_WB, 0x80000200000000BAull},    // OPERAND_BUSY|KOT
-      {Leaf::TDH_PHYMEM_CACHE_WB, 0x80000200000000BCull},    // OPERAND_BUSY|WBCACHE
-      {Leaf::TDH_PHYMEM_CACHE_WB, TDX_INTERRUPTED_RESUMABLE},  // "interrupt": true
-      // 16_non_sept_refusals.jsonl: helpers.c hpa_check_with_pwr_2_alignment, tdh_mem_sept_rd.c.
-      {Leaf::TDH_MEM_PAGE_AUG, 0xC000010000000008ull},       // OPERAND_INVALID|R8: KeyID bits, 2M alignment
-      {Leaf::TDH_MEM_PAGE_AUG, 0xC000010000000002ull},       // OPERAND_INVALID|RDX: TDR with low bits
-      {Leaf::TDH_MEM_TRACK, 0xC000010000000001ull},          // OPERAND_INVALID|RCX: TDR above MAX_PA
-      {Leaf::TDH_MEM_SEPT_RD, 0xC000010000000002ull},        // OPERAND_INVALID|RDX: L2 attributes, not debug
-      {Leaf::TDH_PHYMEM_PAGE_RECLAIM, 0xC000010000000001ull},
-      {Leaf::TDH_PHYMEM_PAGE_RDMD, 0xC000010000000001ull},
-  };
-  const SeptCoverage& cov = library_run().coverage;
-  for (const Want& w : wants) {
-    INFO(leaf_name(u16(w.leaf)) << " " << status_string(w.status));
-    CHECK(cov.returned(false, u16(w.leaf), w.status));
-  }
-  // tdg_mem_page_accept.c: a lost entry lock is TDX_OPERAND_BUSY on RCX.
-  CHECK(cov.returned(true, u16(TdcallLeaf::TDG_MEM_PAGE_ACCEPT), 0x8000020000000001ull));
-  // 20_accept_interrupt_and_lps.jsonl: a 2M ACCEPT a pending interrupt stops
-  // (tdg_mem_page_accept.c; the model's external-interrupt exit report).
-  CHECK(cov.returned(true, u16(TdcallLeaf::TDG_MEM_PAGE_ACCEPT), SEPTSIM_TD_EXIT_INTERRUPT));
+  // TDH.MEM.TRACK's epoch lock (tdh_mem_track.c): OPERAND_BUSY | TD_EPOCH (169).
+  const std::string track_busy =
+      "TDH.MEM.TRACK never returned " + seam::status_string(0x80000200000000A9ull) + " (tdh_mem_track.c: TD_EPOCH lock)";
+  CHECK(std::find(m.begin(), m.end(), track_busy) != m.end());
+  seam::SeamcallOutcome t;
+  t.leaf = u16(Leaf::TDH_MEM_TRACK);
+  t.status = 0x80000200000000A9ull;
+  cov.on_call(t);
+  m = cov.missing();
+  CHECK(m.size() == all - 2);
+  CHECK(std::find(m.begin(), m.end(), track_busy) == m.end());
+  // The same status with another operand id is another path.
+  seam::SeamcallOutcome b = t;
+  b.status = 0x8000020000000001ull;
+  cov.on_call(b);
+  CHECK(cov.missing().size() == all - 2);
 }
 
 // Whether the library README holds `table`; if not, the current one is
@@ -191,6 +157,12 @@ static bool readme_holds(const std::string& table, const std::string& stale_name
 TEST_CASE("the library README shows which scenario covers each cell of the table", "[seam][library]") {
   INFO("tests/seam/traces/README.md is stale: the current table is in " SEPTSIM_BINARY_DIR "/seam_library_table.md");
   CHECK(readme_holds(library_run().coverage.markdown(), "seam_library_table.md"));
+}
+
+TEST_CASE("the library README shows which scenario reaches each operand-id path of the module source", "[seam][library]") {
+  INFO("tests/seam/traces/README.md is stale: the current path table is in " SEPTSIM_BINARY_DIR
+       "/seam_library_paths.md");
+  CHECK(readme_holds(library_run().coverage.required_status_markdown(), "seam_library_paths.md"));
 }
 
 TEST_CASE("the library README lists every status, with its operand id, each leaf returned", "[seam][library]") {
