@@ -123,7 +123,7 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, KvmOp& op, bool retry_busy) {
     t.in = r;
     t.in.rax = seam::leaf_rax(leaf);
     t.initiator = op.initiator();
-    t.lp = lp_;
+    t.lp = lp_for(op);
     t.start = op.now();
     op.spent += tdx_.transport(t);
     ++seamcalls;
@@ -211,6 +211,7 @@ void TdxVm::create(KvmOp& op, const TdxVmParams& p, const std::vector<model::Vcp
   cp.gpaw = p.gpaw;
   cp.ept_levels = p.ept_levels;
   cp.hkid = p.hkid;
+  for (u32 v = 0; v < cp.vcpus; ++v) cp.vcpu_lps.push_back(lp_of(v));
   const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, op.initiator(), op.now());
   op.spent += r.cycles;
   pamt_adds += dpamt_.regions();  // the control pages' regions
@@ -478,7 +479,7 @@ void TdxVm::vp_enter(KvmOp& op, u32 vcpu) {
   if (!t || t->vcpus.at(vcpu).in_guest) return;  // already running
   SeamcallRegs r;
   r.rcx = handle_.tdvpr.at(vcpu);
-  call(Leaf::TDH_VP_ENTER, r, op);
+  on_lp(lp_of(vcpu), [&] { call(Leaf::TDH_VP_ENTER, r, op); });
 }
 
 void TdxVm::kick_all(KvmOp& op) {
@@ -659,7 +660,8 @@ void TdxVm::release_hkid(KvmOp& op) {
   for (u32 v = 0; v < vcpus(); ++v) {
     SeamcallRegs r;
     r.rcx = handle_.tdvpr[v];
-    call(Leaf::TDH_VP_FLUSH, r, op);
+    // tdx_flush_vp_on_cpu: on the LP the vCPU last ran on.
+    on_lp(lp_of(v), [&] { call(Leaf::TDH_VP_FLUSH, r, op); });
   }
   auto must = [&](Leaf leaf, u64 rcx) {
     SeamcallRegs r;
@@ -672,11 +674,7 @@ void TdxVm::release_hkid(KvmOp& op) {
   must(Leaf::TDH_MNG_VPFLUSHDONE, handle_.tdr);
   // smp_func_do_phymem_cache_wb on one CPU of each package: each CACHE.WB
   // writes back its own package's caches (host.packages).
-  for (unsigned p = 0; p < tdx_.packages(); ++p) {
-    lp_ = tdx_.first_lp_of(p);
-    must(Leaf::TDH_PHYMEM_CACHE_WB, 0);
-  }
-  lp_ = seam::SeamcallTxn::kUnnamedLp;
+  for (unsigned p = 0; p < tdx_.packages(); ++p) on_lp(tdx_.first_lp_of(p), [&] { must(Leaf::TDH_PHYMEM_CACHE_WB, 0); });
   must(Leaf::TDH_MNG_KEY_FREEID, handle_.tdr);
   torn_down_ = true;
 }

@@ -124,6 +124,10 @@ class TdxVm : public ExternalSpt {
   // Why the first KVM_BUG_ON / TDX_BUG_ON fired (empty while not bugged).
   const std::string& bug_reason() const { return bug_reason_; }
   u32 vcpus() const { return u32(handle_.tdvpr.size()); }
+  // The logical processor TD vCPU `vcpu` runs on: the VMM pins vCPU i to LP
+  // i mod (host.packages x host.lps_per_package). Its VP.INIT, VP.ENTERs and
+  // VP.FLUSH name that LP, and so do the SEAMCALLs made during its exits.
+  u32 lp_of(u32 vcpu) const { return vcpu % tdx_.lps(); }
 
   // KVM_TDX_INIT_MEM_REGION: the next leaf the mirror maps before finalize
   // is PAGE.ADDed from a source page tagged `tag` (kvm_tdx->page_add_src);
@@ -347,7 +351,22 @@ class TdxVm : public ExternalSpt {
   bool wait_for_sept_zap_ = false;  // kvm_tdx->wait_for_sept_zap during call_no_vcpus's retry
   Cycles kick_ipi_ = 0;  // what one kick IPI costs
   Cycles page_alloc_ = 0;  // set_page_alloc_cost
-  u32 lp_ = seam::SeamcallTxn::kUnnamedLp;  // the logical processor a call names (CACHE.WB per package)
+  // The logical processor the next calls name instead of op's vCPU's
+  // (CACHE.WB per package, a vCPU's VP.ENTER or VP.FLUSH made for it).
+  u32 lp_ = seam::SeamcallTxn::kUnnamedLp;
+  // The LP a call made in operation `op` names: lp_ if set, else the LP of
+  // op's TD vCPU; an ioctl's runs on the VMM's thread, which is not pinned.
+  u32 lp_for(const KvmOp& op) const {
+    if (lp_ != seam::SeamcallTxn::kUnnamedLp) return lp_;
+    return op.vcpu && op.vcpu->id() < vcpus() ? lp_of(u32(op.vcpu->id())) : seam::SeamcallTxn::kUnnamedLp;
+  }
+  // Runs `f` with every call naming `lp`.
+  template <class F>
+  void on_lp(u32 lp, F&& f) {
+    lp_ = lp;
+    f();
+    lp_ = seam::SeamcallTxn::kUnnamedLp;
+  }
   Cycles skew_ = 0;           // set_clock_skew
   std::vector<InFlight> in_flight_;
   bool last_busy_ = false;  // last_busy

@@ -64,7 +64,7 @@ TdBuildResult build_td(TdxModule& tdx, model::PhysMem& mem, PamtRefcount& dpamt,
     if (!b.call(Leaf::TDH_VP_CREATE, {0, tdvpr, out.tdr})) break;
     out.tdvpr.push_back(tdvpr);
     for (unsigned i = 0; i < tdx.tdcx_per_vcpu(); ++i) b.call(Leaf::TDH_VP_ADDCX, {0, b.page(), tdvpr});
-    b.call(Leaf::TDH_VP_INIT, {0, tdvpr}, lp);
+    b.call(Leaf::TDH_VP_INIT, {0, tdvpr}, v < p.vcpu_lps.size() ? p.vcpu_lps[v] : lp);
   }
   return b.r;
 }

@@ -26,6 +26,10 @@ struct TdCreateParams {
   bool create_only = false;
   // Written for MNG.INIT instead of td_params_for(gpaw, ept_levels, vcpus).
   std::optional<TdParams> td_params;
+  // The LP each vCPU's TDH.VP.INIT runs on (KVM_TDX_INIT_VCPU runs on the
+  // vCPU's own thread, and the module associates the vCPU with that LP);
+  // vCPUs past its end use build_td's `lp`.
+  std::vector<u32> vcpu_lps;
 };
 
 struct TdHandle {

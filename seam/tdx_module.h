@@ -66,6 +66,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   }
   // The first LP of package `pkg`, for callers that must run a leaf there.
   u32 first_lp_of(unsigned pkg) const { return pkg * lps_per_package_; }
+  // Every LP of the platform (host.packages x host.lps_per_package).
+  u32 lps() const { return packages_ * lps_per_package_; }
   u64 all_packages() const { return packages_ == 64 ? ~u64{0} : (u64{1} << packages_) - 1; }
 
  public:  // to the module's own .cc files (tdx_module_call.h)
