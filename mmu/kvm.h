@@ -113,6 +113,12 @@ class Kvm : public model::Hypervisor {
   // `interrupt`: a host interrupt is pending while the guest's ACCEPT runs
   // (a 2M ACCEPT then stops after a chunk; the vCPU re-enters and repeats it).
   Cycles td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interrupt = false);
+  // The host scheduler moves TD vCPU `vcpu`'s thread to logical processor
+  // `lp` (tdx_vcpu_load on another CPU): the vCPU leaves the guest, is
+  // flushed on the LP it last ran on (TDH.VP.FLUSH by IPI,
+  // tdx_flush_vp_on_cpu), and its next TDH.VP.ENTER, on `lp`, associates it
+  // there. Nothing happens when it already runs on `lp`.
+  Cycles td_vcpu_migrate(u32 vcpu, u32 lp);
   // The TD goes away. By default as the kernel destroys a VM: guest_memfd's
   // release removes every private page while the HKID is assigned, then the
   // HKID is released and the tables and control pages are RECLAIMed.

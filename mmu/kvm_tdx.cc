@@ -160,6 +160,18 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interr
   return k.finish();
 }
 
+Cycles Kvm::td_vcpu_migrate(u32 vcpu, u32 lp) {
+  Impl& k = *impl_;
+  TdxVm& td = need_td(k.td, "vcpu_migrate");
+  if (vcpu >= td.vcpus()) throw KvmError("vcpu_migrate: vCPU " + std::to_string(vcpu) + " does not exist");
+  k.op.spent = 0;
+  k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
+  if (!td.migrate_vcpu(k.op, vcpu, lp))
+    throw KvmError("vcpu_migrate: LP " + std::to_string(lp) + " is not on the platform (host.packages x host.lps_per_package = " +
+                   std::to_string(td.module().lps()) + ")");
+  return k.finish();
+}
+
 Cycles Kvm::td_teardown(bool terminate) {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "td_teardown");

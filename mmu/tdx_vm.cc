@@ -211,7 +211,8 @@ void TdxVm::create(KvmOp& op, const TdxVmParams& p, const std::vector<model::Vcp
   cp.gpaw = p.gpaw;
   cp.ept_levels = p.ept_levels;
   cp.hkid = p.hkid;
-  for (u32 v = 0; v < cp.vcpus; ++v) cp.vcpu_lps.push_back(lp_of(v));
+  for (u32 v = 0; v < cp.vcpus; ++v) vcpu_lp_.push_back(v % tdx_.lps());
+  cp.vcpu_lps = vcpu_lp_;
   const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, op.initiator(), op.now());
   op.spent += r.cycles;
   pamt_adds += dpamt_.regions();  // the control pages' regions
@@ -480,6 +481,30 @@ void TdxVm::vp_enter(KvmOp& op, u32 vcpu) {
   SeamcallRegs r;
   r.rcx = handle_.tdvpr.at(vcpu);
   on_lp(lp_of(vcpu), [&] { call(Leaf::TDH_VP_ENTER, r, op); });
+}
+
+bool TdxVm::migrate_vcpu(KvmOp& op, u32 vcpu, u32 lp) {
+  if (lp >= tdx_.lps()) return false;
+  if (lp == lp_of(vcpu)) return true;
+  const seam::Td* t = td();
+  if (t && t->vcpus.at(vcpu).in_guest) td_exit(op, vcpu);
+  // tdx_flush_vp_on_cpu: only while the HKID is assigned (after that the
+  // teardown flushed every vCPU already), by IPI on the old LP.
+  if (!torn_down_) {
+    op.spent += kick_ipi_;
+    SeamcallRegs r;
+    r.rcx = handle_.tdvpr.at(vcpu);
+    Status s = TDX_SUCCESS;
+    on_lp(lp_of(vcpu), [&] { s = call(Leaf::TDH_VP_FLUSH, r, op); });
+    // TDX_VCPU_NOT_ASSOCIATED: never entered since the last flush, nothing to do.
+    if (s != TDX_SUCCESS && seam::status_class(s) != seam::TDX_VCPU_NOT_ASSOCIATED) {
+      fail("TDH.VP.FLUSH", 0, s);
+      bug("tdx_flush_vp");
+    }
+  }
+  vcpu_lp_.at(vcpu) = lp;
+  vp_enter(op, vcpu);
+  return true;
 }
 
 void TdxVm::kick_all(KvmOp& op) {

@@ -124,10 +124,15 @@ class TdxVm : public ExternalSpt {
   // Why the first KVM_BUG_ON / TDX_BUG_ON fired (empty while not bugged).
   const std::string& bug_reason() const { return bug_reason_; }
   u32 vcpus() const { return u32(handle_.tdvpr.size()); }
-  // The logical processor TD vCPU `vcpu` runs on: the VMM pins vCPU i to LP
-  // i mod (host.packages x host.lps_per_package). Its VP.INIT, VP.ENTERs and
-  // VP.FLUSH name that LP, and so do the SEAMCALLs made during its exits.
-  u32 lp_of(u32 vcpu) const { return vcpu % tdx_.lps(); }
+  // The logical processor TD vCPU `vcpu` runs on: LP i mod
+  // (host.packages x host.lps_per_package) for vCPU i until migrate_vcpu
+  // moves it. Its VP.INIT, VP.ENTERs and VP.FLUSH name that LP, and so do
+  // the SEAMCALLs made during its exits.
+  u32 lp_of(u32 vcpu) const { return vcpu < vcpu_lp_.size() ? vcpu_lp_[vcpu] : vcpu % tdx_.lps(); }
+  // tdx_vcpu_load on another LP: TD exit if in the guest, VP.FLUSH on the
+  // old LP (an IPI there), and the vCPU runs on `lp` from now on; VP.ENTER
+  // there. False when `lp` is no LP of the platform.
+  bool migrate_vcpu(KvmOp& op, u32 vcpu, u32 lp);
 
   // KVM_TDX_INIT_MEM_REGION: the next leaf the mirror maps before finalize
   // is PAGE.ADDed from a source page tagged `tag` (kvm_tdx->page_add_src);
@@ -333,6 +338,7 @@ class TdxVm : public ExternalSpt {
   TdxVmParams params_;
   seam::TdHandle handle_;
   std::vector<model::Vcpu*> hw_;
+  std::vector<u32> vcpu_lp_;  // lp_of
   std::optional<u64> page_add_src_;  // content tag of the PAGE.ADD source, during KVM_TDX_INIT_MEM_REGION
   u64 nr_premapped_ = 0;
   u64 mapped_private_ = 0;

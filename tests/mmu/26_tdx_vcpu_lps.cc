@@ -66,3 +66,31 @@ TEST_CASE("teardown flushes each TD vCPU on its own LP, which the module accepts
   CHECK(t.vm.stat("seam.calls.tdh_vp_flush") == 1 + 3);
   CHECK(t.vm.stat("seam.status.errors") == errors);
 }
+
+TEST_CASE("a TD vCPU moved to another LP is flushed on the old one and enters on the new one", "[tdx][lp]") {
+  PinnedTd t;
+  t.vm.kvm->td_finalize();
+  const u64 enters = t.vm.stat("seam.calls.tdh_vp_enter");
+  // Already on LP 1: nothing to do.
+  t.vm.kvm->td_vcpu_migrate(1, 1);
+  CHECK(t.vm.stat("seam.calls.tdh_vp_flush") == 0);
+  // tdx_vcpu_load on LP 0: the vCPU leaves the guest, TDH.VP.FLUSH runs on
+  // LP 1 (accepted there only), and VP.ENTER on LP 0 associates it anew.
+  t.vm.kvm->td_vcpu_migrate(1, 0);
+  CHECK(t.vm.stat("seam.calls.tdh_vp_flush") == 1);
+  CHECK(t.vm.stat("seam.calls.tdh_vp_enter") == enters + 1);
+  CHECK(t.vm.stat("seam.status.errors") == 0);
+  CHECK(t.td().lp_of(1) == 0);
+  CHECK(t.vcpu(1).in_guest);
+  CHECK(t.vcpu(1).assoc_lp == 0);
+  // The teardown's flush of vCPU 1 now runs on LP 0.
+  t.vm.kvm->td_teardown(false);
+  CHECK(t.vm.stat("seam.calls.tdh_vp_flush") == 1 + 3);
+  CHECK(t.vm.stat("seam.status.errors") == 0);
+}
+
+TEST_CASE("moving a TD vCPU to an LP the platform does not have is refused", "[tdx][lp]") {
+  PinnedTd t;
+  CHECK_THROWS_WITH(t.vm.kvm->td_vcpu_migrate(0, 2), Catch::Contains("LP 2 is not on the platform"));
+  CHECK_THROWS_WITH(t.vm.kvm->td_vcpu_migrate(3, 0), Catch::Contains("vCPU 3 does not exist"));
+}
