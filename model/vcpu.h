@@ -105,6 +105,13 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   // The data access after translation `t` of `addr` (memory.model = hierarchy;
   // flat charges latency.mem_access without calling it).
   Cycles data(const Translation& t, u64 addr, AccessType type);
+  // Host-side only: while most recent accesses walk, the walker prepares the
+  // walks of the accesses kLookahead, 2 kLookahead and 3 kLookahead
+  // operations ahead (PageWalker::prefetch's stages 2, 1 and 0).
+  void look_ahead();
+  static constexpr size_t kLookahead = 6;
+  static constexpr size_t kAheadRing = 32;  // a power of two >= 3 kLookahead
+  PageWalker::Lookahead ahead_[kAheadRing];
 
   unsigned id_;
   const Timing& timing_;
@@ -136,6 +143,8 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   Cycles op_done_ = 0;        // cycles of the current execute() not yet in cycles_
   Cycles inflight_ = 0;       // cycles of the operation in progress at a VM exit
   Cycles quantum_cycles_ = 0;
+  u64 walks_seen_ = 0;  // *walks_ at the previous single access
+  int walk_share_ = 0;  // recent accesses that walked, in 1/256 (moving average)
   tlm_utils::tlm_quantumkeeper qk_;
 
   // Counters ("vcpuN.*").
