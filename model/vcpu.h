@@ -55,8 +55,10 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   // Work queue filled by the replayer; drained() fires when it empties and
   // the vCPU has synchronised its local time.
   void push(const VcpuOp& op) {
+    // The thread waits for work_ only with an empty queue, and a pending
+    // delta notification absorbs later ones: one per filling is enough.
+    if (queue_empty()) work_.notify(sc_core::SC_ZERO_TIME);
     queue_.push_back(op);
-    work_.notify(sc_core::SC_ZERO_TIME);
     idle_ = false;
   }
   bool idle() const { return idle_; }
