@@ -1,5 +1,6 @@
 #include "model/vcpu.h"
 
+#include <bit>
 #include <string>
 
 #include "model/sim_error.h"
@@ -236,11 +237,10 @@ void Vcpu::sync() {
 }
 
 void Vcpu::look_ahead() {
-  // Moving average over ~8 accesses: TLB-hit streams pay one compare.
-  const int walked = *walks_ != walks_seen_ ? 256 : 0;
+  // On while at least 4 of the last 8 single accesses walked.
+  recent_walks_ = u8(recent_walks_ << 1 | (*walks_ != walks_seen_));
   walks_seen_ = *walks_;
-  walk_share_ += (walked - walk_share_) / 8;
-  if (walk_share_ < 128) return;
+  if (!recent_walks_ || std::popcount(recent_walks_) < 4) return;
   for (u8 stage = 0; stage < 3; ++stage) {
     const size_t i = head_ + (3 - stage) * kLookahead - 1;  // head_: the next operation
     if (i >= queue_.size()) continue;

@@ -145,8 +145,8 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   Cycles op_done_ = 0;        // cycles of the current execute() not yet in cycles_
   Cycles inflight_ = 0;       // cycles of the operation in progress at a VM exit
   Cycles quantum_cycles_ = 0;
-  u64 walks_seen_ = 0;  // *walks_ at the previous single access
-  int walk_share_ = 0;  // recent accesses that walked, in 1/256 (moving average)
+  u64 walks_seen_ = 0;   // *walks_ at the previous single access
+  u8 recent_walks_ = 0;  // bit i: the single access i+1 back walked
   tlm_utils::tlm_quantumkeeper qk_;
 
   // Counters ("vcpuN.*").
