@@ -237,12 +237,13 @@ void Vcpu::sync() {
 }
 
 void Vcpu::look_ahead() {
+  static_assert((kAheadRing & (kAheadRing - 1)) == 0 && kAheadRing >= kAheadStages * kLookahead);
   // On while at least 4 of the last 8 single accesses walked.
   recent_walks_ = u8(recent_walks_ << 1 | (*walks_ != walks_seen_));
   walks_seen_ = *walks_;
   if (!recent_walks_ || std::popcount(recent_walks_) < 4) return;
-  for (u8 stage = 0; stage < 3; ++stage) {
-    const size_t i = head_ + (3 - stage) * kLookahead - 1;  // head_: the next operation
+  for (u8 stage = 0; stage < kAheadStages; ++stage) {
+    const size_t i = head_ + (kAheadStages - stage) * kLookahead - 1;  // head_: the next operation
     if (i >= queue_.size()) continue;
     const VcpuOp& next = queue_[i];
     if (next.kind != VcpuOp::Kind::Access || next.count != 1) continue;

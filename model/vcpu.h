@@ -108,11 +108,11 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   // flat charges latency.mem_access without calling it).
   Cycles data(const Translation& t, u64 addr, AccessType type);
   // Host-side only: while most recent accesses walk, the walker prepares the
-  // walks of the accesses kLookahead, 2 kLookahead and 3 kLookahead
-  // operations ahead (PageWalker::prefetch's stages 2, 1 and 0).
+  // walks of the accesses k kLookahead operations ahead, k = 1..kAheadStages
+  // (PageWalker::prefetch's stage kAheadStages - k).
   void look_ahead();
-  static constexpr size_t kLookahead = 6;
-  static constexpr size_t kAheadRing = 32;  // a power of two >= 3 kLookahead
+  static constexpr size_t kLookahead = 8, kAheadStages = 3;
+  static constexpr size_t kAheadRing = 32;  // a power of two >= kAheadStages kLookahead
   PageWalker::Lookahead ahead_[kAheadRing];
 
   unsigned id_;
