@@ -107,13 +107,6 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   // The data access after translation `t` of `addr` (memory.model = hierarchy;
   // flat charges latency.mem_access without calling it).
   Cycles data(const Translation& t, u64 addr, AccessType type);
-  // Host-side only: while most recent accesses walk, the walker prepares the
-  // walks of the accesses k kLookahead operations ahead, k = 1..kAheadStages
-  // (PageWalker::prefetch's stage kAheadStages - k).
-  void look_ahead();
-  static constexpr size_t kLookahead = 8, kAheadStages = 3;
-  static constexpr size_t kAheadRing = 32;  // a power of two >= kAheadStages kLookahead
-  PageWalker::Lookahead ahead_[kAheadRing];
 
   unsigned id_;
   const Timing& timing_;
@@ -145,8 +138,6 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   Cycles op_done_ = 0;        // cycles of the current execute() not yet in cycles_
   Cycles inflight_ = 0;       // cycles of the operation in progress at a VM exit
   Cycles quantum_cycles_ = 0;
-  u64 walks_seen_ = 0;   // *walks_ at the previous single access
-  u8 recent_walks_ = 0;  // bit i: the single access i+1 back walked
   tlm_utils::tlm_quantumkeeper qk_;
 
   // Counters ("vcpuN.*").
@@ -157,6 +148,17 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   Histogram* data_cycles_ = nullptr;
   Counter* fetch_served_[kMemLevels + 1] = {};  // by MemLevel: l2, llc, dram, l1i (index 0 unused)
   Histogram* fetch_cycles_ = nullptr;
+
+  // Look-ahead (after the members of the hot path, whose layout it leaves as it was).
+  // Host-side only: while most recent accesses walk, the walker prepares the
+  // walks of the accesses k kLookahead operations ahead, k = 1..kAheadStages
+  // (PageWalker::prefetch's stage kAheadStages - k).
+  void look_ahead();
+  static constexpr size_t kLookahead = 8, kAheadStages = 3;
+  static constexpr size_t kAheadRing = 32;  // a power of two >= kAheadStages kLookahead
+  PageWalker::Lookahead ahead_[kAheadRing];
+  u64 walks_seen_ = 0;   // *walks_ at the previous single access
+  u8 recent_walks_ = 0;  // bit i: the single access i+1 back walked
 };
 
 }  // namespace septsim::model
