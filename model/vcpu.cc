@@ -1,5 +1,6 @@
 #include "model/vcpu.h"
 
+#include <bit>
 #include <string>
 
 #include "model/sim_error.h"
@@ -235,6 +236,27 @@ void Vcpu::sync() {
   synced_ = cycles_;
 }
 
+void Vcpu::look_ahead() {
+  static_assert((kAheadRing & (kAheadRing - 1)) == 0 && kAheadRing >= kAheadStages * kLookahead);
+  // On while at least 4 of the last 8 single accesses walked.
+  recent_walks_ = u8(recent_walks_ << 1 | (*walks_ != walks_seen_));
+  walks_seen_ = *walks_;
+  if (!recent_walks_ || std::popcount(recent_walks_) < 4) return;
+  for (u8 stage = 0; stage < kAheadStages; ++stage) {
+    const size_t i = head_ + (kAheadStages - stage) * kLookahead - 1;  // head_: the next operation
+    if (i >= queue_.size()) continue;
+    const VcpuOp& next = queue_[i];
+    if (next.kind != VcpuOp::Kind::Access || next.count != 1) continue;
+    PageWalker::Lookahead& la = ahead_[i & (kAheadRing - 1)];
+    if (stage == 0) la = PageWalker::Lookahead{i + 1, 0, 0};
+    if (la.op != i + 1 || la.stage != stage) continue;
+    WalkRequest req{next.is_gva ? TranslationKind::Linear : TranslationKind::GuestPhysical, next.addr, next.access,
+                    ctx_, eptp_, guest_};
+    if (is_td_) req.secure_eptp = &secure_eptp_, req.shared_bit = shared_bit_;
+    walker_.prefetch(req, la);
+  }
+}
+
 void Vcpu::run() {
   try {
     run_queue();
@@ -248,6 +270,7 @@ void Vcpu::run_queue() {
     while (queue_empty()) {
       queue_.clear();
       head_ = 0;
+      for (auto& la : ahead_) la = PageWalker::Lookahead{};
       sync();
       // sync() may yield: work pushed meanwhile must not be mistaken for idleness.
       if (!queue_empty()) break;
@@ -265,6 +288,7 @@ void Vcpu::run_queue() {
       Cycles c = access(op.addr, op.is_gva, op.access);
       cycles_ += c;
       *cycles_ctr_ += c;
+      look_ahead();
       if (cycles_ - synced_ >= quantum_cycles_) sync();
       continue;
     }

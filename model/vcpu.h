@@ -55,8 +55,10 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   // Work queue filled by the replayer; drained() fires when it empties and
   // the vCPU has synchronised its local time.
   void push(const VcpuOp& op) {
+    // The thread waits for work_ only with an empty queue, and a pending
+    // delta notification absorbs later ones: one per filling is enough.
+    if (queue_empty()) work_.notify(sc_core::SC_ZERO_TIME);
     queue_.push_back(op);
-    work_.notify(sc_core::SC_ZERO_TIME);
     idle_ = false;
   }
   bool idle() const { return idle_; }
@@ -146,6 +148,17 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   Histogram* data_cycles_ = nullptr;
   Counter* fetch_served_[kMemLevels + 1] = {};  // by MemLevel: l2, llc, dram, l1i (index 0 unused)
   Histogram* fetch_cycles_ = nullptr;
+
+  // Look-ahead (after the members of the hot path, whose layout it leaves as it was).
+  // Host-side only: while most recent accesses walk, the walker prepares the
+  // walks of the accesses k kLookahead operations ahead, k = 1..kAheadStages
+  // (PageWalker::prefetch's stage kAheadStages - k).
+  void look_ahead();
+  static constexpr size_t kLookahead = 8, kAheadStages = 3;
+  static constexpr size_t kAheadRing = 32;  // a power of two >= kAheadStages kLookahead
+  PageWalker::Lookahead ahead_[kAheadRing];
+  u64 walks_seen_ = 0;   // *walks_ at the previous single access
+  u8 recent_walks_ = 0;  // bit i: the single access i+1 back walked
 };
 
 }  // namespace septsim::model

@@ -475,15 +475,22 @@ bool BinaryTraceReader::next(Event& out) {
 // Decodes into locals and commits only when nothing is unusual; otherwise
 // returns false having changed nothing, and decode() does it all again,
 // failing with its messages where the event is bad.
-bool BinaryTraceReader::decode_access(Event& out) {
-  constexpr size_t kMaxAccessBytes = 1 + 8 * 10;  // type, then the bits and seven numbers of <= 10 bytes
-  const u8* const base = block_.data();
-  if (pos_ + kMaxAccessBytes > block_.size() || base[pos_] != u8(EventType::Access) || &out != last_out_ ||
-      out.line != last_line_ || (prev_bits_ & ~kAccessFields))
-    return false;
-  const u8* p = base + pos_ + 1;
+namespace {
+
+// LEB128 without bounds checks: the caller made sure that the longest
+// access event (kMaxAccessBytes) fits before the block's end.
+constexpr size_t kMaxAccessBytes = 1 + 8 * 10;  // type, then the bits and seven numbers of <= 10 bytes
+
+struct AccessFields {
+  u64 vcpu, addr, is_gva, access, count, stride, ts_ns;
+};
+
+// Decodes the fields of the access event whose bitmap starts at `p`; false
+// (with `p` wherever) when it has other fields or a value decode() would
+// refuse or must look at (a number beyond 64 bits, vCPU 127 and up).
+inline __attribute__((always_inline)) bool decode_access_fields(const u8*& p, u64 known_bits, u64& bits,
+                                                                AccessFields& a) {
   bool bad = false;
-  // LEB128 without bounds checks (the event is at most kMaxAccessBytes long).
   auto leb = [&]() __attribute__((always_inline)) -> u64 {
     u64 b = *p++;
     if (b < 0x80) return b;
@@ -498,8 +505,8 @@ bool BinaryTraceReader::decode_access(Event& out) {
       if (b < 0x80) return v;
     }
   };
-  const u64 bits = leb();
-  if ((bits & ~kAccessFields) || (bits & ~known_bits_)) return false;
+  bits = leb();
+  if ((bits & ~kAccessFields) || (bits & ~known_bits)) return false;
   // A one-byte number of a field that may be absent, without a branch (a
   // longer one, vCPU 127 and up, or out of range, is left to decode()).
   auto small = [&](u32 f) __attribute__((always_inline)) -> u64 {
@@ -510,23 +517,72 @@ bool BinaryTraceReader::decode_access(Event& out) {
     return b;
   };
   auto field = [&](u32 f, u64 dflt) __attribute__((always_inline)) { return bits >> f & 1 ? leb() : dflt; };
-  const u64 vcpu = small(kVcpu);
-  const u64 addr = field(kAddr, 0);
-  const u64 is_gva = small(kIsGva), access = small(kAccess);
-  const u64 count = field(kCount, 1), stride = field(kStride, 0), ts_ns = field(kTsNs, 0);
-  if (bad || is_gva > 1 || access > 2) return false;
+  a.vcpu = small(kVcpu);
+  a.addr = field(kAddr, 0);
+  a.is_gva = small(kIsGva), a.access = small(kAccess);
+  a.count = field(kCount, 1), a.stride = field(kStride, 0), a.ts_ns = field(kTsNs, 0);
+  return !bad && a.is_gva <= 1 && a.access <= 2;
+}
+
+}  // namespace
+
+// The common case of decode(): an access event (only access fields) of an
+// Event that got only access fields last time, away from the block's end.
+// Decodes into locals and commits only when nothing is unusual; otherwise
+// returns false having changed nothing, and decode() does it all again,
+// failing with its messages where the event is bad.
+bool BinaryTraceReader::decode_access(Event& out) {
+  const u8* const base = block_.data();
+  if (pos_ + kMaxAccessBytes > block_.size() || base[pos_] != u8(EventType::Access) || &out != last_out_ ||
+      out.line != last_line_ || (prev_bits_ & ~kAccessFields))
+    return false;
+  const u8* p = base + pos_ + 1;
+  u64 bits;
+  AccessFields a;
+  if (!decode_access_fields(p, known_bits_, bits, a)) return false;
   prev_bits_ = bits;
   out.type = EventType::Access;
   out.line = last_line_ = index_;
-  out.vcpu = int(vcpu) - 1;
-  out.addr = addr;
-  out.is_gva = is_gva;
-  out.access = AccessType(access);
-  out.count = count;
-  out.stride = stride;
-  out.ts_ns = ts_ns;
+  out.vcpu = int(a.vcpu) - 1;
+  out.addr = a.addr;
+  out.is_gva = a.is_gva;
+  out.access = AccessType(a.access);
+  out.count = a.count;
+  out.stride = a.stride;
+  out.ts_ns = a.ts_ns;
   pos_ = size_t(p - base);
   return true;
+}
+
+size_t BinaryTraceReader::next_accesses(PlainAccess* out, size_t max) {
+  if (!others_seen_ || vms_.empty()) return 0;
+  const u8* const base = block_.data();
+  const u64 vcpus = vms_[0].vcpus;
+  size_t n = 0;
+  while (n < max && block_left_ > 0 && pos_ + kMaxAccessBytes <= block_.size() &&
+         base[pos_] == u8(EventType::Access)) {
+    const u8* p = base + pos_ + 1;
+    u64 bits;
+    AccessFields a;
+    if (!decode_access_fields(p, known_bits_, bits, a) || a.vcpu == 0 || a.vcpu > vcpus || a.count == 0) break;
+    // validate_access()'s checks, as conditions: an event that fails one is left to next().
+    // wraps as validate_access() says, without its division: (count-1) > (max-addr)/stride
+    // exactly when (count-1)*stride > max-addr.
+    u64 span;
+    const bool wraps = __builtin_mul_overflow(a.count - 1, a.stride, &span) || span > ~u64{0} - a.addr;
+    const u64 last = a.addr + (a.count - 1) * a.stride;
+    if (wraps || (a.is_gva ? !canonical(a.addr) || !canonical(last) || (a.addr >> 63) != (last >> 63)
+                           : a.addr >= TraceReader::kMaxGpa || last >= TraceReader::kMaxGpa))
+      break;
+    out[n++] = PlainAccess{a.addr, a.count, a.stride, u32(a.vcpu - 1), a.is_gva != 0, AccessType(a.access)};
+    pos_ = size_t(p - base);
+    ++index_;
+    --block_left_;
+    prev_bits_ = bits;
+  }
+  // The Event of the next next() is not the one decoded into last: decode() resets it.
+  if (n) last_out_ = nullptr;
+  return n;
 }
 
 void BinaryTraceReader::decode(Event& out) {

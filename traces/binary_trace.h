@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "traces/event_sink.h"
+#include "traces/event_source.h"
 #include "traces/reader.h"
 
 namespace septsim::traces {
@@ -69,6 +70,9 @@ class BinaryTraceReader {
   // Next event; false after the end block. Errors: TraceError
   // "FILE:N: field 'x': ..." with N the 1-based event index.
   bool next(Event& out);
+  // EventSource::next_accesses: the plain accesses that follow, up to `max`
+  // and the end of the current block.
+  size_t next_accesses(PlainAccess* out, size_t max);
   u64 index() const { return index_; }
   const std::string& path() const { return path_; }
 

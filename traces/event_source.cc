@@ -24,6 +24,7 @@ class BinarySource : public EventSource {
  public:
   explicit BinarySource(const std::string& path) : reader_(path) {}
   bool next(Event& out) override { return reader_.next(out); }
+  size_t next_accesses(PlainAccess* out, size_t max) override { return reader_.next_accesses(out, max); }
   u64 line() const override { return reader_.index(); }
   const std::string& path() const override { return reader_.path(); }
 

@@ -1,6 +1,9 @@
 #include "traces/line_reader.h"
 
 #include <sys/stat.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include <algorithm>
 #include <bit>
@@ -29,9 +32,17 @@ LineReader::~LineReader() { std::fclose(f_); }
 
 namespace {
 
-// The first '\n' in [p, end), or null: word at a time (lines of trace logs
-// are short, and a library call per line cost more than the scan).
+// The first '\n' in [p, end), or null: 16 or 8 bytes at a time (lines of
+// trace logs are short, and a library call per line cost more than the scan).
 const char* find_newline(const char* p, const char* end) {
+#ifdef __SSE2__
+  // 16 bytes at a time: most lines of a lackey log (~14 bytes) end in the first.
+  const __m128i nl = _mm_set1_epi8('\n');
+  for (; p + 16 <= end; p += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if (const unsigned m = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(v, nl)))) return p + std::countr_zero(m);
+  }
+#endif
   constexpr u64 kOnes = 0x0101010101010101ull, kHighs = 0x8080808080808080ull;
   for (; p + 8 <= end; p += 8) {
     u64 w;

@@ -265,7 +265,12 @@ class ReplayTop : public sc_core::sc_module {
     u64 pending = 0;
     auto start = std::chrono::steady_clock::now();
     auto last_report = start;
-    while (next_event(e)) {
+    for (;;) {
+      if (direct_accesses(pending)) {
+        if (pending >= kBatch) barrier(), pending = 0, note_dead(*vms_[0], reader_.line(), "in the vCPU events before line ");
+        continue;
+      }
+      if (!next_event(e)) break;
       ++events_seen_;
       ++*events_;
       // KVM answers a dead VM's ioctls and KVM_RUN with -EIO; host-wide
@@ -314,6 +319,35 @@ class ReplayTop : public sc_core::sc_module {
       }
     }
     if (opts_.progress) std::fprintf(stderr, "\n");
+  }
+
+  // The direct path of a run of plain accesses of VM 0 (most events of a
+  // real program's trace): decoded by the reader straight into the vCPUs'
+  // queues, up to the end of the current batch, with what replay_all does
+  // for each access event. 0 when the next event is not one (or the VM cannot
+  // take accesses now, or progress is reported per event): replay_all reads it.
+  u64 direct_accesses(u64& pending) {
+    if (pending_next_ < pending_events_.size() || opts_.progress) return 0;
+    Vm& vm = *vms_[0];
+    if (!vm.dead.empty() || !vm.vcpus_ready) return 0;
+    const size_t n = reader_.next_accesses(direct_.data(), std::min<u64>(direct_.size(), kBatch - pending));
+    const size_t nvcpus = vm.vcpus.size();
+    for (size_t i = 0; i < n; ++i) {
+      const PlainAccess& a = direct_[i];
+      if (a.vcpu >= nvcpus) [[unlikely]] {
+        Event bad;
+        bad.type = EventType::Access, bad.vcpu = int(a.vcpu), bad.line = reader_.line() - (n - 1 - i);
+        check_vcpu_event(vm, bad);
+      }
+      model::VcpuOp op;
+      op.addr = a.addr, op.is_gva = a.is_gva, op.access = a.access, op.count = a.count, op.stride = a.stride;
+      vm.vcpus[a.vcpu]->push(op);
+    }
+    events_seen_ += n;
+    *events_ += n;
+    vcpu_events_ += n;
+    pending += n;
+    return n;
   }
 
   [[gnu::cold]] void check_vcpu_event(const Vm& vm, const Event& e) {
@@ -586,6 +620,7 @@ class ReplayTop : public sc_core::sc_module {
   std::unique_ptr<TimelineWriter> timeline_;  // --timeline
   std::unique_ptr<TracepointTee> tee_;        // both
   std::unique_ptr<OtherVmTracepoints> other_vms_;  // --timeline: the VMs but VM 0
+  std::vector<PlainAccess> direct_ = std::vector<PlainAccess>(kBatch);  // direct_accesses()' buffer
   std::vector<Event> pending_events_;
   size_t pending_next_ = 0;
   u64 events_seen_ = 0;

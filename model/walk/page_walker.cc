@@ -272,7 +272,8 @@ PageWalker::PageWalker(sc_core::sc_module_name name, const Config& cfg, const Ti
       maxphyaddr_(unsigned(cfg.u("host.maxphyaddr"))),
       psc_(cfg, stats, prefix),
       half_cycle_(sc_core::sc_time::from_value(timing.to_ps(1) / 2)),
-      direct_(kDirectPages) {
+      direct_(kDirectPages),
+      table_memo_(kTableMemo) {
   mem.register_invalidate_direct_mem_ptr(this, &PageWalker::invalidate_direct_mem_ptr);
   payload_.set_data_ptr(reinterpret_cast<unsigned char*>(&buffer_));
   payload_.set_data_length(sizeof buffer_);
@@ -348,6 +349,94 @@ WalkResult PageWalker::walk(const WalkRequest& req) {
   return r;
 }
 
+const unsigned char* PageWalker::direct_bytes(Hpa hpa) {
+  const Pfn pfn = hpa >> kPageShift;
+  const DirectPage& d = direct_page(pfn);
+  if (d.pfn() == pfn) [[likely]]
+    return d.bytes;
+  payload_.set_command(tlm::TLM_READ_COMMAND);
+  payload_.set_address(hpa & ~(kPageSize - 1));
+  request_direct_page(hpa);
+  return d.pfn() == pfn ? d.bytes : nullptr;
+}
+
+bool PageWalker::peek_ept(const ept::Eptp& eptp, Gpa gpa, Hpa& hpa, bool prefetch_leaf) {
+  Hpa table = eptp.root;
+  for (int level = eptp.levels; level >= PG_LEVEL_4K; --level) {
+    const unsigned char* bytes = direct_bytes(table);
+    if (!bytes) return false;
+    const unsigned char* at = bytes + pt_index(gpa, level) * kEntryBytes;
+    if (prefetch_leaf && level <= PG_LEVEL_2M) __builtin_prefetch(at);
+    u64 e;
+    std::memcpy(&e, at, sizeof e);
+    if (!ept::is_present(e) || (level >= PG_LEVEL_512G && (e & ept::kLarge))) return false;
+    if (ept::is_leaf(e, level)) {
+      hpa = ept::leaf_frame(e, level) | (gpa & (level_size(level) - 1));
+      return true;
+    }
+    table = ept::entry_addr(e);
+  }
+  return false;
+}
+
+void PageWalker::prefetch(const WalkRequest& req, Lookahead& la) {
+  constexpr u8 kDone = 3;
+  if (native_ || l1d_) return;  // native: no EPT walk to overlap; hierarchy: its line accesses dominate
+  auto eptp_of = [&](Gpa gpa) -> const ept::Eptp& {
+    return req.secure_eptp && !((gpa >> req.shared_bit) & 1) ? *req.secure_eptp : req.eptp;
+  };
+  const u8 stage = la.stage;
+  la.stage = kDone;
+  if (req.kind != TranslationKind::Linear) {
+    Hpa hpa;
+    if (stage == 0) peek_ept(eptp_of(req.addr), req.addr, hpa, true);
+    return;
+  }
+  const Gva gva = req.addr;
+  if (stage == 0) {
+    // Down to the PDE through tables the look-ahead translated lately.
+    Gpa table = req.guest.cr3 & x86::kAddrMask;
+    for (int level = req.guest.levels; level >= PG_LEVEL_2M; --level) {
+      const ept::Eptp& eptp = eptp_of(table);
+      TableMemo& m = table_memo_[(table >> kPageShift) & (kTableMemo - 1)];
+      Hpa page;
+      if (m.gfn == table >> kPageShift && m.eptp == eptp.encode()) {
+        page = m.page;
+      } else {
+        if (!peek_ept(eptp, table, page, false)) return;
+        m = TableMemo{eptp.encode(), table >> kPageShift, page};
+      }
+      const unsigned char* bytes = direct_bytes(page);
+      if (!bytes) return;
+      const unsigned char* at = bytes + pt_index(gva, level) * kEntryBytes;
+      if (level == PG_LEVEL_2M) {
+        __builtin_prefetch(at);
+        la.entry = page + pt_index(gva, level) * kEntryBytes;
+        la.stage = 1;
+        return;
+      }
+      u64 e;
+      std::memcpy(&e, at, sizeof e);
+      if (!(e & x86::kPresent) || x86::is_leaf(e, level)) return;
+      table = e & x86::kAddrMask;
+    }
+    return;
+  }
+  const unsigned char* bytes = direct_bytes(la.entry);
+  if (!bytes) return;
+  if (stage == 2) return __builtin_prefetch(bytes + (la.entry & (kPageSize - 1)));
+  // Stage 1: the PDE is cached now; find the page table and load its grant.
+  u64 e;
+  std::memcpy(&e, bytes + (la.entry & (kPageSize - 1)), sizeof e);
+  if (!(e & x86::kPresent) || x86::is_leaf(e, PG_LEVEL_2M)) return;
+  const Gpa table = e & x86::kAddrMask;
+  Hpa page;
+  if (!peek_ept(eptp_of(table), table, page, false)) return;
+  __builtin_prefetch(&direct_page(page >> kPageShift));
+  la.entry = page + pt_index(gva, PG_LEVEL_4K) * kEntryBytes;
+  la.stage = 2;
+}
+
 namespace {
 [[noreturn, gnu::cold]] void bad_response(const tlm::tlm_generic_payload& p, const char* what) {
   std::string msg = std::string(what) + " of paging-structure entry at HPA 0x";
@@ -362,8 +451,8 @@ namespace {
 
 u64 PageWalker::read_entry(Hpa hpa, sc_core::sc_time& delay) {
   const DirectPage& d = direct_page(hpa >> kPageShift);
-  if (d.pfn == hpa >> kPageShift) [[likely]] {
-    delay += d.read_latency;
+  if (d.pfn() == hpa >> kPageShift) [[likely]] {
+    delay += grant_kinds_[d.kind()].read_latency;
     u64 v;
     std::memcpy(&v, d.bytes + (hpa & (kPageSize - 1)), sizeof v);
     return v;
@@ -374,8 +463,8 @@ u64 PageWalker::read_entry(Hpa hpa, sc_core::sc_time& delay) {
 
 void PageWalker::write_entry(Hpa hpa, u64 value, sc_core::sc_time& delay) {
   const DirectPage& d = direct_page(hpa >> kPageShift);
-  if (d.pfn == hpa >> kPageShift && d.writable) {
-    delay += d.write_latency;
+  if (d.pfn() == hpa >> kPageShift && grant_kinds_[d.kind()].writable) {
+    delay += grant_kinds_[d.kind()].write_latency;
     std::memcpy(d.bytes + (hpa & (kPageSize - 1)), &value, sizeof value);
     return;
   }
@@ -400,23 +489,31 @@ void PageWalker::request_direct_page(Hpa hpa) {
   if (!mem->get_direct_mem_ptr(payload_, dmi) || !dmi.is_read_allowed()) return;
   const Hpa page = hpa & ~(kPageSize - 1);
   if (dmi.get_start_address() > page || dmi.get_end_address() < page + kPageSize - 1) return;
+  if ((page >> kPageShift) >= kPfnBits) return;
+  const GrantKind kind{dmi.is_write_allowed(), dmi.get_read_latency(), dmi.get_write_latency()};
+  size_t k = 0;
+  while (k < grant_kinds_.size() && !(grant_kinds_[k].writable == kind.writable &&
+                                      grant_kinds_[k].read_latency == kind.read_latency &&
+                                      grant_kinds_[k].write_latency == kind.write_latency))
+    ++k;
+  if (k == grant_kinds_.size()) {
+    if (k >> 23) return;  // more kinds than the key holds: use the transport
+    grant_kinds_.push_back(kind);
+  }
   DirectPage& d = direct_page(page >> kPageShift);
-  d.pfn = page >> kPageShift;
+  d.key = (page >> kPageShift) | (u64(k) << 41);
   d.bytes = dmi.get_dmi_ptr() + (page - dmi.get_start_address());
-  d.writable = dmi.is_write_allowed();
-  d.read_latency = dmi.get_read_latency();
-  d.write_latency = dmi.get_write_latency();
 }
 
 void PageWalker::invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end) {
   const Pfn first = start >> kPageShift, last = end >> kPageShift;
   if (last - first < kDirectPages) {
     for (Pfn p = first; p <= last; ++p)
-      if (direct_page(p).pfn == p) direct_page(p) = DirectPage{};
+      if (direct_page(p).pfn() == p) direct_page(p) = DirectPage{};
     return;
   }
   for (DirectPage& d : direct_)
-    if (d.pfn >= first && d.pfn <= last) d = DirectPage{};
+    if (d.pfn() >= first && d.pfn() <= last) d = DirectPage{};
 }
 
 }  // namespace septsim::model

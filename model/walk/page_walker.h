@@ -92,6 +92,21 @@ class PageWalker : public sc_core::sc_module {
              const std::string& prefix);
 
   WalkResult walk(const WalkRequest& req);
+  // Host-side only, no simulated effect: loads into the host's caches, in
+  // three stages called a few operations apart, what a later walk of `req`
+  // will read from memory that is probably not cached: (0) the guest PDE's
+  // line, (1) the DMI grant of the guest page table, (2) the guest PTE's line
+  // (a GPA: the EPT leaf's line in stage 0), so that the memory latency of
+  // independent walks overlaps. It reads entries through DMI grants only
+  // (asking the target for grants it has not given yet), touches no
+  // paging-structure cache, counter or A/D bit, and stops at the first entry
+  // that is not present, a leaf above the last stage, or not granted.
+  struct Lookahead {
+    u64 op = 0;      // the caller's tag of the operation (0: none)
+    u8 stage = 0;    // the next stage
+    Hpa entry = 0;   // stages 1 and 2: the entry to read or prefetch
+  };
+  void prefetch(const WalkRequest& req, Lookahead& la);
   PagingStructureCaches& psc() { return psc_; }
   // Sends every paging-structure reference through `l1d` (null: flat latency).
   void attach_l1d(Cache* l1d);
@@ -99,17 +114,26 @@ class PageWalker : public sc_core::sc_module {
 
  private:
   struct Impl;
-  // A page the target granted DMI for.
+  // A page the target granted DMI for: 16 bytes, so that the grants of a
+  // large guest's tables fit the host's caches. `key` holds the frame number
+  // (bits 40:0; all ones, above any 52-bit address's frame: the slot is
+  // empty) and the index of the grant's access and latencies in grant_kinds_
+  // (bits 63:41).
   struct DirectPage {
-    Pfn pfn = ~Pfn{0};                   // frame number; all ones: the slot is empty
-    unsigned char* bytes = nullptr;      // the frame's first byte
-    bool writable = false;               // write access granted too
-    sc_core::sc_time read_latency;       // per reference, as granted
+    u64 key = kPfnBits;
+    unsigned char* bytes = nullptr;  // the frame's first byte
+    Pfn pfn() const { return key & kPfnBits; }
+    unsigned kind() const { return unsigned(key >> 41); }
+  };
+  static constexpr u64 kPfnBits = (u64{1} << 41) - 1;
+  struct GrantKind {
+    bool writable = false;          // write access granted too
+    sc_core::sc_time read_latency;  // per reference, as granted
     sc_core::sc_time write_latency;
   };
-  // Direct-mapped by frame number; 512 slots hold the upper-level tables of a
-  // large guest and its EPT, which most references go to.
-  static constexpr unsigned kDirectPages = 512;
+  // Direct-mapped by frame number; 32768 slots (512 KiB) hold the grants of
+  // every table of a 64 GiB guest and its EPT (128 MiB of tables).
+  static constexpr unsigned kDirectPages = 32768;
   DirectPage& direct_page(Pfn pfn) { return direct_[pfn & (kDirectPages - 1)]; }
 
   // Reads or writes one 8-byte paging-structure entry: through a DMI pointer
@@ -119,6 +143,12 @@ class PageWalker : public sc_core::sc_module {
   void transport(tlm::tlm_command cmd, Hpa hpa, sc_core::sc_time& delay);
   void request_direct_page(Hpa hpa);
   void invalidate_direct_mem_ptr(sc_dt::uint64 start, sc_dt::uint64 end);
+  // The bytes of the page of `hpa` through a DMI grant (asked for if not
+  // held); null when the target does not grant it.
+  const unsigned char* direct_bytes(Hpa hpa);
+  // prefetch(): GPA -> HPA of `gpa` through the EPT (`eptp`), entries read
+  // through DMI; false when an entry is missing or not granted.
+  bool peek_ept(const ept::Eptp& eptp, Gpa gpa, Hpa& hpa, bool prefetch_leaf);
 
   // One line access of a reference (dim 0 guest, 1 EPT; level 1..5) or, with
   // level 0, of an A/D write; counts where it was served.
@@ -144,6 +174,17 @@ class PageWalker : public sc_core::sc_module {
   u64 buffer_ = 0;
   sc_core::sc_time half_cycle_;  // rounds the walk's delay to the nearest cycle
   std::vector<DirectPage> direct_;  // kDirectPages DMI grants, see direct_page()
+  std::vector<GrantKind> grant_kinds_;  // the distinct kinds of grant seen (a few)
+  // prefetch(): guest-table frames (GPA -> HPA) translated lately, so that
+  // the look-ahead walks the EPT only for the last level's table. A hint:
+  // a stale entry only prefetches the wrong line.
+  struct TableMemo {
+    u64 eptp = ~u64{0};
+    Gpa gfn = ~Gpa{0};
+    Hpa page = 0;
+  };
+  static constexpr unsigned kTableMemo = 256;
+  std::vector<TableMemo> table_memo_;
   // Counters.
   Counter *walks_1d_, *walks_2d_, *refs_guest_, *refs_ept_, *violations_, *misconfigs_, *guest_faults_, *ad_writes_;
   Histogram* walk_cycles_;
