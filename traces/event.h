@@ -46,6 +46,8 @@ enum class EventType : u8 {
   L2Access,       // {"type":"l2_access","vcpu":0,"gpa":"0x1000","op":"r"}: optional count/stride
   L1EptWrite,     // {"type":"l1_ept_write","vcpu":0,"eptp":"0x10105e","gpa":"0x3000"}: L1 changes its EPT12 leaf
   L1Invept,       // {"type":"l1_invept","vcpu":0,"kind":"single","eptp":"0x10105e"} or "kind":"all"
+  // The VM's own TD again (last, so the binary format's type numbers stay).
+  VcpuMigrate,    // {"type":"vcpu_migrate","vcpu":1,"lp":5}: the host runs TD vCPU 1 on LP 5 from now on
 };
 
 // Fields of the TDX events. Registers given in the trace override what the

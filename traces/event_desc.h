@@ -332,6 +332,9 @@ constexpr FieldDesc kNestedVmentry[] = {kVcpuReq, kEptp};
 constexpr FieldDesc kL2Access[] = {kVcpuReq, kGpaHex.out([](FieldOut& o, const Event& e) { o.hex(e.addr); }), kAccessOp,
                                    kCount, kStride};
 constexpr FieldDesc kL1EptWrite[] = {kVcpuReq, kEptp, kGpaHex};
+constexpr FieldDesc kVcpuMigrate[] = {kVcpuReq, FieldDesc{"lp", Number, Required, 0, 4095}.out([](FieldOut& o, const Event& e) {
+                                        o.dec(e.tdx.lp);
+                                      })};
 constexpr FieldDesc kL1Invept[] = {kVcpuReq, kInvKind("single|all"), FieldDesc{"eptp", Number}.out(kEptp.write)};
 
 using T = EventType;
@@ -373,6 +376,7 @@ constexpr EventDesc kDescs[] = {
     {T::L2Access, "l2_access", S::Vm, L::Nested, false, false, 0, kL2Access},
     {T::L1EptWrite, "l1_ept_write", S::Vm, L::Nested, false, false, 0, kL1EptWrite},
     {T::L1Invept, "l1_invept", S::Vm, L::Nested, false, false, 0, kL1Invept},
+    {T::VcpuMigrate, "vcpu_migrate", S::Vm, L::Mmu, true, true, 0, kVcpuMigrate},
 };
 }  // namespace desc_detail
 
@@ -382,7 +386,7 @@ inline constexpr size_t kNumEventTypes = std::size(desc_detail::kDescs);
 constexpr bool event_descs_in_order() {
   for (size_t i = 0; i < kNumEventTypes; ++i)
     if (size_t(kEventDescs[i].type) != i) return false;
-  return size_t(EventType::L1Invept) + 1 == kNumEventTypes;
+  return size_t(EventType::VcpuMigrate) + 1 == kNumEventTypes;
 }
 static_assert(event_descs_in_order(), "kEventDescs must list every EventType once, in EventType order");
 

@@ -998,6 +998,12 @@ struct TraceReader::Impl {
         out.tdx.interrupt = boolean("interrupt", false);
         break;
       }
+      case EventType::VcpuMigrate:
+        out.vcpu = vcpu_field();
+        need("lp");
+        out.tdx.lp = unsigned(num("lp", 0));
+        if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
+        break;
       case EventType::SetMemoryAttributes:
       case EventType::MapGpa:
         if (out.type == EventType::MapGpa) out.vcpu = vcpu_field();

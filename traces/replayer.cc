@@ -540,6 +540,9 @@ class ReplayTop : public sc_core::sc_module {
         case EventType::MapGpa:
           c += vm.kvm.map_gpa(u32(e.vcpu), e.gpa, e.size);
           break;
+        case EventType::VcpuMigrate:
+          c += vm.kvm.td_vcpu_migrate(u32(e.vcpu), e.tdx.lp);
+          break;
         case EventType::HostUnmap:
           c += vm.kvm.zap_gfn_range(e.gpa, e.size);
           break;

@@ -478,3 +478,27 @@ TEST_CASE("mmu.tdx_pending_access=count keeps the model's old answer: count the 
   CHECK(stat(json, "kvm.tdx.pending_access_exits") == 2);
   CHECK(stat(json, "seam.status.errors") == 0);
 }
+
+TEST_CASE("the vcpu_migrate trace: a TD vCPU moved to another LP is flushed there once and runs on the new one",
+          "[tdx][lp]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_migrate_stats.json";
+  REQUIRE(replay(trace("23_vcpu_migrate.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  // tdx_vcpu_load: the move to LP 1, where vCPU 1 already runs, does
+  // nothing; the move to LP 5 flushes it on LP 1 and enters on LP 5. The
+  // teardown flushes both vCPUs (tdx_mmu_release_hkid), vCPU 1 on LP 5.
+  CHECK(stat(json, "seam.calls.tdh_vp_flush") == 1 + 2);
+  // finalize enters both; the move re-enters vCPU 1; the ACCEPT's EPT
+  // violation exits and re-enters it once.
+  CHECK(stat(json, "seam.calls.tdh_vp_enter") == 2 + 1 + 1);
+  CHECK(stat(json, "seam.status.errors") == 0);
+  // An LP the platform does not have (1 package of 64 LPs by default) is bad input.
+  const std::string bad = std::string(SEPTSIM_BINARY_DIR) + "/tdx_migrate_bad.jsonl";
+  {
+    std::ifstream in(trace("23_vcpu_migrate.jsonl"));
+    std::ofstream o(bad);
+    std::string line;
+    while (std::getline(in, line)) o << (line.find("\"lp\":5") != std::string::npos ? "{\"type\":\"vcpu_migrate\",\"vcpu\":1,\"lp\":64}" : line) << "\n";
+  }
+  CHECK(replay(bad) != 0);
+}

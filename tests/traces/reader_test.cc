@@ -482,7 +482,7 @@ TEST_CASE("error: unknown event type lists the known ones", "[reader]") {
         "memslot_delete, memslot_move, dirty_log, access, guest_map, set_cr3, invept, invvpid, invlpg, invpcid, "
         "phase, guest_pt_pool, marker, kvm_decision, host_unmap, td_create, seamcall, tdcall, td_vcpu, "
         "td_init_mem_region, td_finalize, td_teardown, accept, set_memory_attributes, map_gpa, nx_recovery_tick, "
-        "nested_vmentry, l2_access, l1_ept_write, l1_invept)");
+        "nested_vmentry, l2_access, l1_ept_write, l1_invept, vcpu_migrate)");
   CHECK_THAT(event_error(R"({"vcpu":0})"), StartsWith("FILE:3: field 'type': missing required field"));
   CHECK(event_error(R"({"type":3})") == "FILE:3: field 'type': expected a string, got 3");
 }
