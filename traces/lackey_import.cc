@@ -163,7 +163,6 @@ class LackeyImporter {
         throw TraceError(path_, report_.lines, fault.field,
                          (in.unterminated() ? "truncated last line: " : "") + fault.message);
       count(a.kind);
-      if (!after_phase_.empty()) [[unlikely]] begin_phase(std::exchange(after_phase_, {}));
       if (a.kind == 'I' && !opts_.ifetch) continue;
       if (a.kind == 'M') put(a, AccessType::Read);
       put(a, a.kind == 'I' ? AccessType::Fetch : a.kind == 'S' || a.kind == 'M' ? AccessType::Write : AccessType::Read);
@@ -256,7 +255,7 @@ class LackeyImporter {
   // A line valgrind writes for the program's VALGRIND_PRINTF: "**PID** TEXT".
   // False for any other line. A phase marker starts or ends a phase; other
   // text is an unknown marker, counted and the first few kept.
-  bool client_message(std::string_view line) {
+  [[gnu::cold, gnu::noinline]] bool client_message(std::string_view line) {
     size_t i = 2;
     while (i < line.size() && line[i] >= '0' && line[i] <= '9') ++i;
     if (!line.starts_with("**") || i == 2 || line.substr(i, 3) != "** ") return false;
@@ -288,7 +287,7 @@ class LackeyImporter {
     ++report_.phase_markers;
     std::string name(words[2]);
     if (words[1] == "begin") {
-      after_phase_.clear();
+      phase_at_ = kNever;
       begin_phase(name);
       open_phase_ = name;
     } else {
@@ -297,13 +296,14 @@ class LackeyImporter {
                          "\"phase end " + name + "\" but " +
                              (open_phase_.empty() ? "no phase was begun" : "the phase begun is \"" + open_phase_ + "\""));
       open_phase_.clear();
-      after_phase_ = "after-" + name;
+      phase_at_ = report_.accesses;  // before the next access
+      phase_name_ = "after-" + name;
     }
     return true;
   }
 
   // Writes a `phase` event after the accesses held back so far.
-  void begin_phase(std::string name) {
+  [[gnu::cold, gnu::noinline]] void begin_phase(std::string name) {
     run_.flush();
     Event ph;
     ph.type = EventType::Phase;
@@ -321,9 +321,10 @@ class LackeyImporter {
     u64 first = a.addr >> kPageShift, last = (a.addr + a.size - 1) >> kPageShift;
     for (u64 p = first; p <= last; ++p) {
       Gva gva = p == first ? a.addr : p << kPageShift;
-      if (opts_.warmup && report_.accesses == opts_.warmup && !report_.measured_phase) {
-        begin_phase("measured");
-        report_.measured_phase = true;
+      if (report_.accesses == phase_at_) [[unlikely]] {
+        begin_phase(std::move(phase_name_));
+        phase_at_ = kNever;
+        report_.measured_phase = opts_.warmup != 0;
       }
       try {
         if (paging_.touch(gva, map_, shared(gva) ? kTdSharedBit : 0)) [[unlikely]] {
@@ -384,7 +385,11 @@ class LackeyImporter {
   AccessRun run_;
   Event map_;  // touch()'s guest_map, kept: an Event is large to build per access
   std::string open_phase_;   // the phase a "phase begin" marker started and no "phase end" closed
-  std::string after_phase_;  // "after-NAME" once "phase end NAME" is read, until the next access line
+  // The phase that starts before access number phase_at_ (counting from 0):
+  // --warmup's "measured", or "after-NAME" once "phase end NAME" is read.
+  static constexpr u64 kNever = ~u64{0};
+  u64 phase_at_ = opts_.warmup ? opts_.warmup : kNever;
+  std::string phase_name_ = "measured";
   u64 tables_accepted_ = 0;           // TD: page-table pages accepted after the root
   std::unordered_set<Gpa> accepted_;  // TD: accepted units (2M regions or 4K pages); looked up, never iterated
 };
