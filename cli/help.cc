@@ -40,7 +40,9 @@ const std::vector<CommandHelp> kCommands = {
      "                             [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"
      "                             [--vm-type vm|tdx] [--accept 2m|4k] [--shared GVA:SIZE] [--warmup N]",
      "Imports a valgrind lackey log as a guest-linear access stream (docs/lackey-import.md), in a VM or in a TD\n"
-     "(docs/your-program.md); IN may be gzip, xz or zstd compressed."},
+     "(docs/your-program.md); IN may be gzip, xz or zstd compressed. Phase markers: lines the program writes with\n"
+     "VALGRIND_PRINTF(\"septsim: phase begin NAME\\n\") and (\"septsim: phase end NAME\\n\") become phase events\n"
+     "(the accesses after an end: phase after-NAME); other VALGRIND_PRINTF lines are counted and listed."},
     {"import champsim",
      "septsim import champsim IN.trace -o OUT [--page-size 4k|2m|1g] [--placement sequential|fragmented] [--seed N]\n"
      "                                [--mem SIZE] [--backing 4k|thp|hugetlb1g] [--vcpu N] [--ifetch exec|drop]\n"

@@ -391,7 +391,7 @@ void add_gva_stream_options(po::options_description& opts) {
       "TD acceptance: 2m (a 2M ACCEPT per 2 MiB region where the host backing is 2M or 1G, else 4K) or 4k")(
       "shared", po::value<std::string>(), "TD: GVA:SIZE mapped shared (MapGPA before first touch), e.g. I/O buffers")(
       "warmup", po::value<unsigned long long>()->default_value(0),
-      "accesses before a 'measured' phase starts (0: one phase)");
+      "accesses before a 'measured' phase starts (0: one phase, or the log's phase markers)");
 }
 
 // `septsim import lackey|champsim`: the same guest machinery, two input formats.
@@ -421,7 +421,15 @@ int cmd_import_gva_stream(const std::vector<std::string>& args, bool champsim) {
               << " access events; " << r.guest_pages << " guest pages and " << r.guest_tables
               << " guest page tables mapped; " << r.noise_lines << " other lines skipped";
   if (r.noise_lines) std::cerr << " (first: line " << r.first_noise_line << ")";
+  if (r.phase_markers) std::cerr << "; " << r.phase_markers << " phase markers";
   std::cerr << "\n";
+  if (r.unknown_markers) {
+    std::cerr << r.unknown_markers << " unknown markers (VALGRIND_PRINTF lines that are not \"septsim: phase begin|end "
+              << "NAME\"), kept out of the trace:\n";
+    for (const auto& [line, text] : r.first_unknown_markers) std::cerr << "  line " << line << ": " << text << "\n";
+    if (r.unknown_markers > r.first_unknown_markers.size())
+      std::cerr << "  ... and " << r.unknown_markers - r.first_unknown_markers.size() << " more\n";
+  }
   if (lo.td.enabled)
     std::cerr << "TD: " << r.accepts_2m << " 2M and " << r.accepts_4k << " 4K accepts, " << r.shared_pages
               << " pages converted to shared\n";

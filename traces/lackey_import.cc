@@ -4,8 +4,10 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <string_view>
+#include <algorithm>
 #include <memory>
+#include <string_view>
+#include <utility>
 #include <unordered_set>
 #include <vector>
 
@@ -151,6 +153,7 @@ class LackeyImporter {
       ++report_.lines;
       LackeyAccess a;
       if (overlong || !access_prefix(line, a.kind)) {
+        if (!overlong && client_message(line)) continue;
         if (!report_.first_noise_line) report_.first_noise_line = report_.lines;
         ++report_.noise_lines;
         continue;
@@ -249,6 +252,65 @@ class LackeyImporter {
     }
   }
 
+  // A line valgrind writes for the program's VALGRIND_PRINTF: "**PID** TEXT".
+  // False for any other line. A phase marker starts or ends a phase; other
+  // text is an unknown marker, counted and the first few kept.
+  [[gnu::cold, gnu::noinline]] bool client_message(std::string_view line) {
+    size_t i = 2;
+    while (i < line.size() && line[i] >= '0' && line[i] <= '9') ++i;
+    if (!line.starts_with("**") || i == 2 || line.substr(i, 3) != "** ") return false;
+    std::string_view text = line.substr(i + 3);
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\r')) text.remove_suffix(1);
+    constexpr std::string_view kPrefix = "septsim:";
+    if (!text.starts_with(kPrefix)) {
+      if (report_.first_unknown_markers.size() < LackeyImportReport::kMaxListed)
+        report_.first_unknown_markers.emplace_back(report_.lines, std::string(text.substr(0, 120)));
+      ++report_.unknown_markers;
+      return true;
+    }
+    std::vector<std::string_view> words;
+    for (std::string_view rest = text.substr(kPrefix.size());;) {
+      size_t b = rest.find_first_not_of(' ');
+      if (b == std::string_view::npos) break;
+      rest.remove_prefix(b);
+      size_t e = std::min(rest.find(' '), rest.size());
+      words.push_back(rest.substr(0, e));
+      rest.remove_prefix(e);
+    }
+    if (words.size() != 3 || words[0] != "phase" || (words[1] != "begin" && words[1] != "end"))
+      throw TraceError(path_, report_.lines, "marker",
+                       "a program's marker is \"septsim: phase begin NAME\" or \"septsim: phase end NAME\", not \"" +
+                           std::string(text.substr(0, 80)) + "\"");
+    if (opts_.warmup)
+      throw TraceError(path_, report_.lines, "marker",
+                       "--warmup and the log's phase markers both place phases: drop --warmup");
+    ++report_.phase_markers;
+    std::string name(words[2]);
+    if (words[1] == "begin") {
+      phase_at_ = kNever;
+      begin_phase(name);
+      open_phase_ = name;
+    } else {
+      if (name != open_phase_)
+        throw TraceError(path_, report_.lines, "name",
+                         "\"phase end " + name + "\" but " +
+                             (open_phase_.empty() ? "no phase was begun" : "the phase begun is \"" + open_phase_ + "\""));
+      open_phase_.clear();
+      phase_at_ = report_.accesses;  // before the next access
+      phase_name_ = "after-" + name;
+    }
+    return true;
+  }
+
+  // Writes a `phase` event after the accesses held back so far.
+  [[gnu::cold, gnu::noinline]] void begin_phase(std::string name) {
+    run_.flush();
+    Event ph;
+    ph.type = EventType::Phase;
+    ph.name = std::move(name);
+    sink_.put(ph);
+  }
+
   bool td() const { return opts_.td.enabled; }
   bool shared(Gva gva) const {
     return td() && gva >= opts_.td.shared_gva && gva - opts_.td.shared_gva < opts_.td.shared_size;
@@ -259,13 +321,10 @@ class LackeyImporter {
     u64 first = a.addr >> kPageShift, last = (a.addr + a.size - 1) >> kPageShift;
     for (u64 p = first; p <= last; ++p) {
       Gva gva = p == first ? a.addr : p << kPageShift;
-      if (opts_.warmup && report_.accesses == opts_.warmup && !report_.measured_phase) {
-        run_.flush();
-        Event ph;
-        ph.type = EventType::Phase;
-        ph.name = "measured";
-        sink_.put(ph);
-        report_.measured_phase = true;
+      if (report_.accesses == phase_at_) [[unlikely]] {
+        begin_phase(std::move(phase_name_));
+        phase_at_ = kNever;
+        report_.measured_phase = opts_.warmup != 0;
       }
       try {
         if (paging_.touch(gva, map_, shared(gva) ? kTdSharedBit : 0)) [[unlikely]] {
@@ -325,6 +384,12 @@ class LackeyImporter {
   LackeyImportReport report_;
   AccessRun run_;
   Event map_;  // touch()'s guest_map, kept: an Event is large to build per access
+  std::string open_phase_;   // the phase a "phase begin" marker started and no "phase end" closed
+  // The phase that starts before access number phase_at_ (counting from 0):
+  // --warmup's "measured", or "after-NAME" once "phase end NAME" is read.
+  static constexpr u64 kNever = ~u64{0};
+  u64 phase_at_ = opts_.warmup ? opts_.warmup : kNever;
+  std::string phase_name_ = "measured";
   u64 tables_accepted_ = 0;           // TD: page-table pages accepted after the root
   std::unordered_set<Gpa> accepted_;  // TD: accepted units (2M regions or 4K pages); looked up, never iterated
 };

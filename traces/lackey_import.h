@@ -4,7 +4,8 @@
 // (traces/guest_paging_model.h).
 //
 // Lines lackey writes (any other line, such as the `==PID==` banner or the
-// program's own output, is noise: counted and skipped):
+// program's own output, is noise: counted and skipped, except the markers
+// below):
 //   "I  ADDR,SIZE"   instruction fetch       -> op "x" (or dropped, --ifetch drop)
 //   " L ADDR,SIZE"   data load               -> op "r"
 //   " S ADDR,SIZE"   data store              -> op "w"
@@ -13,8 +14,21 @@
 // 4 KiB boundary touches every 4 KiB page it covers (one access each).
 // Consecutive accesses with the same op at a constant forward stride become
 // one `access` event with count and stride. The file is streamed.
+//
+// Phase markers: a program marks its region of interest with valgrind's
+// client request VALGRIND_PRINTF (valgrind.h), which valgrind writes into the
+// same log, in order with lackey's lines, as "**PID** TEXT":
+//   "**PID** septsim: phase begin NAME"  -> a `phase` event NAME
+//   "**PID** septsim: phase end NAME"    -> a phase "after-NAME" starts at the
+//                                           next access (none when a begin or
+//                                           the end of the log comes first)
+// Any other "**PID** " line is an unknown marker: counted and listed, never
+// an event. Another "septsim:" text, an end that does not name the phase
+// begun, or markers together with --warmup are bad input.
 #pragma once
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "traces/event_sink.h"
 #include "traces/guest_paging_model.h"
@@ -44,7 +58,8 @@ struct LackeyImportOptions {
   bool ifetch = true;         // instruction fetches are accesses (op "x"); false drops them
   LackeyTdOptions td;
   // When > 0: a `phase` event "measured" after this many accesses, so the
-  // program's start-up stays in the first phase ("warmup").
+  // program's start-up stays in the first phase ("warmup"). Not together
+  // with phase markers in the log.
   u64 warmup = 0;
 };
 
@@ -54,6 +69,10 @@ struct LackeyImportReport {
   u64 loads = 0, stores = 0, modifies = 0;  // "L", "S", "M" lines
   u64 noise_lines = 0;         // banner, program output, blank lines
   u64 first_noise_line = 0;    // 0 = none
+  u64 phase_markers = 0;       // "septsim: phase begin|end NAME" lines
+  u64 unknown_markers = 0;     // other "**PID** TEXT" lines
+  std::vector<std::pair<u64, std::string>> first_unknown_markers;  // line and text of the first kMaxListed
+  static constexpr size_t kMaxListed = 5;
   u64 accesses = 0;            // guest accesses written (events x count)
   u64 access_events = 0;       // access events written
   u64 guest_pages = 0;         // guest pages mapped on first touch

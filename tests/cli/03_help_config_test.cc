@@ -1,6 +1,6 @@
 // The command line a newcomer meets: one command's help at a time, README's
 // command list kept true to the --help texts, the config preview, refused
-// geometry, and the statistics' descriptions (stats --list, docs/stats.md,
+// geometry, README's first screen, and the statistics' descriptions (stats --list, docs/stats.md,
 // the stats file's JSON schema).
 #include <catch2/catch.hpp>
 #include <algorithm>
@@ -124,6 +124,29 @@ TEST_CASE("README's command list gives every command with exactly the options it
     INFO(cmd);
     CHECK(std::find(kCommands.begin(), kCommands.end(), cmd) != kCommands.end());
   }
+}
+
+TEST_CASE("README's first screen is the default run's report, abridged: its lines in the same order", "[readme]") {
+  std::string readme = slurp(fs::path(SEPTSIM_SOURCE_DIR) / "README.md");
+  auto from = readme.find("septsim replay summary\n");
+  REQUIRE(from != std::string::npos);
+  std::istringstream shown(readme.substr(from, readme.find("```", from) - from));
+  auto r = run_septsim("replay " + sample_trace() + " --check");  // what scripts/run runs
+  REQUIRE(r.exit_code == 0);
+  std::vector<std::string> printed;
+  std::istringstream out(r.out);
+  for (std::string line; std::getline(out, line);) printed.push_back(line);
+  size_t at = 0, checked = 0;
+  for (std::string line; std::getline(shown, line);) {
+    // "  ..." marks what the README leaves out; report: and figure: lines are scripts/run's own.
+    if (line == "  ..." || line.starts_with("report: ") || line.starts_with("figure: ")) continue;
+    INFO(line);
+    auto it = std::find(printed.begin() + long(at), printed.end(), line);
+    CHECK(it != printed.end());
+    if (it != printed.end()) at = size_t(it - printed.begin()) + 1, ++checked;
+  }
+  CHECK(checked > 30);
+  CHECK(readme.substr(from).find("per phase (docs/stats.md)") < readme.substr(from).find("```"));
 }
 
 TEST_CASE("septsim config previews a preset, a config file and --set, saying where each value comes from",

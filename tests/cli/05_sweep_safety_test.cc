@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -204,4 +205,58 @@ TEST_CASE("sweep --resume refuses a directory holding a different sweep", "[swee
   auto r = run_septsim("sweep " + (d / "t.json").string() + " -o " + (d / "out").string() + " --resume");
   CHECK(r.exit_code == 2);
   CHECK(r.err.find("holds a different sweep") != std::string::npos);
+}
+
+TEST_CASE("sweep axis values their key cannot take are refused before any point runs", "[sweep][badinput]") {
+  auto d = temp_dir();
+  tiny_trace(d / "a.jsonl", 8);
+  auto refused = [&](const std::string& axes, const std::string& message) {
+    std::ofstream(d / "s.json") << R"({"traces": ["a.jsonl"], "axes": )" << axes << "}";
+    auto r = run_septsim("sweep " + (d / "s.json").string() + " -o " + (d / "out").string());
+    INFO(axes << "\n" << r.err);
+    CHECK(r.exit_code == 2);
+    CHECK(r.err.find(message) != std::string::npos);
+    CHECK_FALSE(fs::exists(d / "out"));
+  };
+  refused(R"({"tlb.stlb.entries": [1536, "many"]})",
+          "field 'axes.tlb.stlb.entries': key 'tlb.stlb.entries' wants a non-negative integer, got 'many'");
+  // Words and ranges the model would refuse only when it is built, after the first point ran.
+  refused(R"({"tlb.replacement": ["lru", "fifo"]})",
+          "field 'axes' (the point tlb.replacement=fifo): tlb.replacement = 'fifo' is not one of its values (lru, "
+          "plru, random, tree-plru)");
+  refused(R"({"memory.model": ["flat", "caches"]})", "memory.model = 'caches' is not one of its values");
+  refused(R"({"ept.levels": [4, 6]})", "(the point ept.levels=6): ept.levels = 6 is outside 4..5");
+  refused(R"({"mmu.prev_roots": [3, 17]})", "mmu.prev_roots = 17 is outside 0..16");
+  refused(R"({"mmu.tdx_merge_policy": ["none", "B"]})",
+          "mmu.tdx_merge_policy = 'B' merges split private 2M pages, which need mmu.tdx_huge_pages = rfc-v1 or v3");
+}
+
+TEST_CASE("every word the configuration check allows a key is one the model takes", "[config]") {
+  auto d = temp_dir();
+  tiny_trace(d / "a.jsonl", 8);
+  for (const char* key : {"tlb.replacement", "pwc.replacement", "memory.model", "memory.replacement", "mmu.sp_layout",
+                          "mmu.nested.invept", "mmu.slot_zap", "mmu.tdx_pamt_cache", "mmu.tdx_merge_policy",
+                          "mmu.tdx_huge_pages", "mmu.tdx_pending_access", "mmu.tdx_private_dirty_log"}) {
+    INFO(key);
+    // The refusal lists the words: "KEY = 'nonsense' is not one of its values (w1, w2, ...)".
+    auto bad = run_septsim(std::string("config --set ") + key + "=nonsense");
+    CHECK(bad.exit_code == 2);
+    auto open = bad.err.find("is not one of its values (");
+    REQUIRE(open != std::string::npos);
+    std::string list = bad.err.substr(open + 26, bad.err.find(')', open) - open - 26);
+    std::vector<std::string> words;
+    for (size_t at = 0; at <= list.size();) {
+      size_t comma = std::min(list.find(", ", at), list.size());
+      words.push_back(list.substr(at, comma - at));
+      at = comma + 2;
+    }
+    CHECK(words.size() >= 2);
+    for (const auto& w : words) {
+      INFO(w);
+      std::string extra = std::string(key) == "mmu.tdx_merge_policy" ? " --set mmu.tdx_huge_pages=v3" : "";
+      auto r = run_septsim("replay " + (d / "a.jsonl").string() + " --quiet --set " + key + "=" + w + extra);
+      INFO(r.err);
+      CHECK(r.exit_code == 0);
+    }
+  }
 }

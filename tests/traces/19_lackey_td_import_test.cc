@@ -10,6 +10,7 @@
 
 #include "cli_util.h"
 #include "collect_sink.h"
+#include "replay_util.h"
 #include "traces/lackey_import.h"
 
 using namespace septsim;
@@ -150,12 +151,7 @@ TEST_CASE("a program imported into a TD replays with every invariant holding and
     INFO(i.err);
     REQUIRE(i.exit_code == 0);
     CHECK(i.err.find("TD: ") != std::string::npos);
-    auto stats = d / "s.json";
-    auto r = run_septsim("replay " + t + " --check --stats " + stats.string());
-    INFO(r.out << r.err);
-    REQUIRE(r.exit_code == 0);
-    CHECK(r.out.find("invariants: 0 broken") != std::string::npos);
-    auto j = nlohmann::json::parse(slurp(stats));
+    auto j = replay_checked(t);
     REQUIRE(j["stats"]["phases"].size() == 2);
     CHECK(j["stats"]["phases"][1]["name"] == "measured");
     const auto& der = j["stats"]["total"]["derived"];
