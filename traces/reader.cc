@@ -134,11 +134,14 @@ std::string join(const List& items) {
 // One JSON line, flattened by a SAX handler into (key, value) pairs. Vectors
 // and strings keep their capacity from line to line.
 
-enum class Kind : u8 { Null, Bool, Unsigned, Negative, Float, String, Array, Object };
+}  // namespace
 
-struct Value {
+// One value of a JSON line (FieldIn::value()).
+enum class JsonKind : u8 { Null, Bool, Unsigned, Negative, Float, String, Array, Object };
+
+struct JsonValue {
   std::string key;
-  Kind kind = Kind::Null;
+  JsonKind kind = JsonKind::Null;
   bool b = false;
   u64 u = 0;
   std::int64_t i = 0;
@@ -152,18 +155,23 @@ struct Value {
 
   std::string describe() const {
     switch (kind) {
-      case Kind::Null: return "null";
-      case Kind::Bool: return b ? "true" : "false";
-      case Kind::Unsigned: return std::to_string(u);
-      case Kind::Negative: return std::to_string(i);
-      case Kind::Float: return text;
-      case Kind::String: return "\"" + printable(text) + "\"";
-      case Kind::Array: return "an array";
-      case Kind::Object: return "an object";
+      case JsonKind::Null: return "null";
+      case JsonKind::Bool: return b ? "true" : "false";
+      case JsonKind::Unsigned: return std::to_string(u);
+      case JsonKind::Negative: return std::to_string(i);
+      case JsonKind::Float: return text;
+      case JsonKind::String: return "\"" + printable(text) + "\"";
+      case JsonKind::Array: return "an array";
+      case JsonKind::Object: return "an object";
     }
     return "?";
   }
 };
+
+namespace {
+
+using Kind = JsonKind;
+using Value = JsonValue;
 
 class LineParser {
  public:
@@ -398,51 +406,6 @@ class LineParser {
 const std::array<std::string_view, 3> kHeaderFields = {"format", "version", "description"};
 constexpr std::string_view kHeaderExample = R"({"format":"septsim-trace","version":1})";
 
-template <class E>
-struct EnumName {
-  std::string_view name;
-  E value;
-};
-
-constexpr EnumName<AccessType> kAccessOps[] = {
-    {"r", AccessType::Read},      {"w", AccessType::Write},      {"x", AccessType::Fetch},
-    {"read", AccessType::Read},   {"write", AccessType::Write},  {"fetch", AccessType::Fetch},
-};
-constexpr EnumName<mmu::HostBacking> kBackings[] = {
-    {"4k", mmu::HostBacking::Page4K}, {"thp", mmu::HostBacking::Thp2M}, {"hugetlb1g", mmu::HostBacking::Hugetlb1G}};
-constexpr EnumName<u32> kSlotFlags[] = {{"dirty_log", mmu::KVM_MEM_LOG_DIRTY_PAGES}, {"readonly", mmu::KVM_MEM_READONLY}};
-constexpr EnumName<DirtyLogOp> kDirtyOps[] = {
-    {"enable", DirtyLogOp::Enable}, {"get", DirtyLogOp::Get}, {"clear", DirtyLogOp::Clear}, {"disable", DirtyLogOp::Disable}};
-enum VmType { kVmDefault, kVmTdx, kVmNative };
-constexpr EnumName<int> kVmTypes[] = {{"default", kVmDefault}, {"tdx", kVmTdx}, {"native", kVmNative}};
-constexpr EnumName<bool> kTdVcpuOps[] = {{"enter", true}, {"exit", false}};
-constexpr EnumName<int> kPageSizes[] = {{"4k", PG_LEVEL_4K}, {"2m", PG_LEVEL_2M}, {"1g", PG_LEVEL_1G}};
-constexpr EnumName<DecisionKind> kDecisionKinds[] = {{"map", DecisionKind::Map},
-                                                     {"prefetch", DecisionKind::Prefetch},
-                                                     {"fast", DecisionKind::Fast},
-                                                     {"zap", DecisionKind::Zap},
-                                                     {"zap_all_fast", DecisionKind::ZapAllFast},
-                                                     {"split", DecisionKind::Split}};
-constexpr EnumName<InvKind> kInveptKinds[] = {{"single", InvKind::Single}, {"all", InvKind::All}};
-constexpr EnumName<InvKind> kInvvpidKinds[] = {{"address", InvKind::Address},
-                                               {"single", InvKind::Single},
-                                               {"all", InvKind::All},
-                                               {"single_retain_globals", InvKind::SingleRetainGlobals}};
-constexpr EnumName<InvKind> kInvpcidKinds[] = {{"address", InvKind::Address},
-                                               {"single", InvKind::Single},
-                                               {"all", InvKind::All},
-                                               {"all_retain_globals", InvKind::SingleRetainGlobals}};
-
-constexpr u64 kPageMask = kPageSize - 1;
-
-// Canonical for 5-level paging (bits 63:56 copy bit 56), the widest mode; the
-// replayer applies the vCPU's own paging mode.
-bool canonical(u64 va, int levels = 5) {
-  unsigned bits = levels == 5 ? 57 : 48;
-  u64 upper = va >> (bits - 1);
-  return upper == 0 || upper == (~u64{0} >> (bits - 1));
-}
-
 }  // namespace
 
 bool parse_trace_number(std::string_view text, u64& out) { return parse_number(text, out) == NumStatus::Ok; }
@@ -451,8 +414,19 @@ const char* event_type_name(EventType type) { return event_desc(type).name.data(
 
 // ---------------------------------------------------------------------------
 
-struct TraceReader::Impl {
+// The JSON Lines reader: the file, the line, and what the trace has made so
+// far (VMs, TDs) that later events are checked against.
+// The most fields an event type has (a SEAMCALL's).
+constexpr size_t kMaxEventFields = [] {
+  size_t n = 0;
+  for (const EventDesc& d : kEventDescs) n = std::max(n, d.fields.size());
+  return n;
+}();
+
+struct JsonEventDecoder {
+  static constexpr size_t kMaxLineBytes = TraceReader::kMaxLineBytes;
   static constexpr size_t kBufBytes = 2 * kMaxLineBytes;
+  static constexpr u64 kMaxGpa = TraceReader::kMaxGpa;
 
   std::string path;
   std::ifstream in;
@@ -626,9 +600,9 @@ struct TraceReader::Impl {
     const Value& ver = need("version");
     if (ver.kind != Kind::Unsigned) fail("version", "expected an integer, got " + ver.describe());
     u64 v = ver.u;
-    if (v != kVersion)
+    if (v != TraceReader::kVersion)
       fail("version", "unsupported version " + std::to_string(v) + " (this reader reads version " +
-                          std::to_string(kVersion) + ")");
+                          std::to_string(TraceReader::kVersion) + ")");
     header.version = u32(v);
     if (parser.find("description")) header.description = string_field("description");
   }
@@ -662,97 +636,31 @@ struct TraceReader::Impl {
     fail(v.key, "expected a number (an integer or a string such as \"0x1000\" or \"4K\"), got " + v.describe());
   }
 
-  u64 num(std::string_view key) const { return number(need(key)); }
   u64 num(std::string_view key, u64 dflt) const {
     const Value* v = parser.find(key);
     return v ? number(*v) : dflt;
   }
 
-  bool boolean(std::string_view key, bool dflt) const {
-    const Value* v = parser.find(key);
-    if (!v) return dflt;
-    if (v->kind != Kind::Bool) fail(key, "expected true or false, got " + v->describe());
-    return v->b;
-  }
-
-  const std::string& string_field(std::string_view key) const {
-    const Value& v = need(key);
-    if (v.kind != Kind::String) fail(key, "expected a string, got " + v.describe());
+  const std::string& string_field(std::string_view key) const { return string_of(need(key)); }
+  const std::string& string_of(const Value& v) const {
+    if (v.kind != Kind::String) fail(v.key, "expected a string, got " + v.describe());
     return v.text;
   }
 
-  template <class E, size_t N>
-  E choice(std::string_view key, const EnumName<E> (&names)[N]) const {
-    return choice_of(need(key), names);
-  }
-  template <class E, size_t N>
-  E choice_of(const Value& v, const EnumName<E> (&names)[N]) const {
-    if (v.kind != Kind::String) fail(v.key, "expected a string, got " + v.describe());
-    for (const auto& n : names)
-      if (n.name == v.text) return n.value;
-    std::string list;
-    for (const auto& n : names) list += (list.empty() ? "" : ", ") + std::string(n.name);
-    fail(v.key, "unknown value " + v.describe() + " (expected one of: " + list + ")");
-  }
-
-  int vcpu_field() const {
-    u64 v = num("vcpu");
-    if (v >= vcpus)
-      fail("vcpu", std::to_string(v) + " is out of range: vm_create" +
+  int vcpu_field(const Value& v) const {
+    u64 i = number(v);
+    if (i >= vcpus)
+      fail("vcpu", std::to_string(i) + " is out of range: vm_create" +
                        (vms.size() > 1 ? " of VM " + std::to_string(cur_vm) : std::string()) + " declared " +
                        std::to_string(vcpus) +
                        " vCPU" + (vcpus == 1 ? "" : "s") + " (0.." + std::to_string(vcpus - 1) + ")");
-    return int(v);
+    return int(i);
   }
 
   // A number in the range its event type's description gives (event_desc.h).
-  u64 ranged(std::string_view key) const { return in_range(key, num(key)); }
-  u64 ranged(std::string_view key, u64 dflt) const { return parser.find(key) ? ranged(key) : dflt; }
   u64 in_range(std::string_view key, u64 v) const {
     if (std::string e = field_range_error(spec->type, key, v); !e.empty()) fail(key, e);
     return v;
-  }
-
-  u32 slot_field() const { return u32(ranged("slot")); }
-
-  // A guest-physical address aligned to `align`, below 2^52.
-  u64 gpa_field(std::string_view key, u64 align) const {
-    u64 v = num(key);
-    if (v >= kMaxGpa) fail(key, hex(v) + " is beyond the 52-bit guest-physical address space");
-    if (v & (align - 1)) fail(key, hex(v) + " is not " + size_name(align) + " aligned");
-    return v;
-  }
-
-  u64 size_field(std::string_view key, u64 align) const {
-    u64 v = num(key);
-    if (v == 0) fail(key, "must not be 0");
-    if (v & (align - 1)) fail(key, hex(v) + " is not a multiple of " + size_name(align));
-    return v;
-  }
-
-  u64 gva_field(std::string_view key, int levels = 5) const {
-    u64 v = num(key);
-    if (!canonical(v, levels))
-      fail(key, hex(v) + " is not canonical for " + std::to_string(levels) + "-level paging");
-    return v;
-  }
-
-  int levels_field(std::string_view key) const {
-    u64 v = num(key, 4);
-    if (v != 4 && v != 5) fail(key, "must be 4 or 5, got " + std::to_string(v));
-    return int(v);
-  }
-
-  u16 pcid_field() const { return u16(ranged("pcid")); }
-
-  void forbid(std::string_view key, const std::string& why) const {
-    if (parser.find(key)) fail(key, why);
-  }
-
-  static std::string size_name(u64 bytes) {
-    if (bytes >= (u64{1} << 30) && !(bytes & ((u64{1} << 30) - 1))) return std::to_string(bytes >> 30) + " GiB";
-    if (bytes >= (u64{1} << 20) && !(bytes & ((u64{1} << 20) - 1))) return std::to_string(bytes >> 20) + " MiB";
-    return std::to_string(bytes >> 10) + " KiB";
   }
 
   // ---- events ---------------------------------------------------------------
@@ -770,14 +678,19 @@ struct TraceReader::Impl {
                        std::string(closest(t->text, names)) + "\"? (known: " + join(names) + ")");
     }
     const bool vm_scoped = traces::vm_scoped(spec->type);
+    // The line's value of each field of the description, by index (none: not given).
+    std::array<const Value*, kMaxEventFields> given{};
     for (size_t i = 0; i < parser.size(); ++i) {
       std::string_view k = parser[i].key;
       if (k == "vm" && !vm_scoped)
         fail("vm", std::string(spec->name) + " is not an event of one VM (phase, marker and the raw TDX module "
                    "events are host-wide); remove \"vm\"");
-      if (k != "type" && k != "vm" && !find_field(*spec, k)) {
+      if (k == "type" || k == "vm") continue;
+      if (const FieldDesc* f = find_field(*spec, k)) {
+        given[size_t(f - spec->fields.data())] = &parser[i];
+      } else {
         std::vector<std::string_view> fields;
-        for (const FieldDesc& f : spec->fields) fields.push_back(f.name);
+        for (const FieldDesc& d : spec->fields) fields.push_back(d.name);
         fail(printable(k), "unknown field of " + std::string(spec->name) + "; did you mean '" +
                                std::string(closest(k, fields)) + "'? (fields: " + join(fields) + ")");
       }
@@ -802,7 +715,7 @@ struct TraceReader::Impl {
         fail("vm", "VM " + std::to_string(id) + " created before VM " + std::to_string(vms.size()) +
                        " (VMs are numbered 0, 1, ... in vm_create order)");
       }
-      if (vms.size() >= kMaxVms) fail("vm", "more than " + std::to_string(kMaxVms) + " VMs");
+      if (vms.size() >= TraceReader::kMaxVms) fail("vm", "more than " + std::to_string(TraceReader::kMaxVms) + " VMs");
     } else if (!vm_created) {
       fail("", std::string(spec->name) + " before vm_create: vm_create must be the first event");
     } else {
@@ -821,206 +734,22 @@ struct TraceReader::Impl {
     }
 
     if (spec->needs_td_vm) need_tdx_vm();
-    switch (out.type) {
-      case EventType::VmCreate: {
-        u64 n = ranged("vcpus");
-        out.vcpus = vcpus = u32(n);
-        const int vm_type = parser.find("vm_type") ? choice("vm_type", kVmTypes) : kVmDefault;
-        out.tdx_vm = vm_type == kVmTdx;
-        out.native_vm = vm_type == kVmNative;
-        for (const char* f : {"gpaw", "levels", "dynamic_pamt"})
-          if (!out.tdx_vm && parser.find(f)) fail(f, "only a TD VM (\"vm_type\":\"tdx\") takes it");
-        if (out.tdx_vm) {
-          u64 gpaw = num("gpaw", 48);
-          if (gpaw != 48 && gpaw != 52) fail("gpaw", "must be 48 or 52, got " + std::to_string(gpaw));
-          int levels = levels_field("levels");
-          if (gpaw == 52 && !parser.find("levels")) levels = 5;
-          if (gpaw == 52 && levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
-          out.tdx.gpaw = int(gpaw);
-          out.tdx.ept_levels = levels;
-          out.tdx.dynamic_pamt = boolean("dynamic_pamt", false);
-        }
-        out.vm = cur_vm = u32(vms.size());
-        vms.push_back({vcpus, out.tdx_vm, line_no});
-        vm_created = true;
-        break;
-      }
-      case EventType::MemslotAdd: {
-        out.slot.id = slot_field();
-        out.slot.gpa = gpa_field("gpa", kPageSize);
-        out.slot.size = size_field("size", kPageSize);
-        if (out.slot.size > kMaxGpa - out.slot.gpa)
-          fail("size", "slot end " + hex(out.slot.gpa + out.slot.size) +
-                           " is beyond the 52-bit guest-physical address space");
-        out.slot.backing = choice("backing", kBackings);
-        out.slot.userspace_addr = num("hva", 0);
-        if (out.slot.userspace_addr & kPageMask) fail("hva", hex(out.slot.userspace_addr) + " is not 4 KiB aligned");
-        if (out.slot.userspace_addr >= (u64{1} << 56) ||
-            out.slot.size > (u64{1} << 56) - out.slot.userspace_addr)
-          fail("hva", "range " + hex(out.slot.userspace_addr) + " + size is beyond the user address space (2^56)");
-        if (const Value* f = parser.find("flags")) {
-          if (f->kind != Kind::Array)
-            fail("flags", "expected an array of strings such as [\"dirty_log\"], got " + f->describe());
-          if (!f->items_ok) fail("flags", "expected an array of strings, got an element that is not a string");
-          for (const std::string& item : f->items) {
-            bool known = false;
-            for (const auto& n : kSlotFlags)
-              if (n.name == item) out.slot.flags |= n.value, known = true;
-            if (!known) fail("flags", "unknown flag \"" + printable(item) + "\" (expected: dirty_log, readonly)");
-          }
-        }
-        break;
-      }
-      case EventType::MemslotDelete:
-        out.slot.id = slot_field();
-        break;
-      case EventType::MemslotMove:
-        out.slot.id = slot_field();
-        out.slot.gpa = gpa_field("gpa", kPageSize);
-        break;
-      case EventType::DirtyLog:
-        out.slot.id = slot_field();
-        out.dirty_op = choice("op", kDirtyOps);
-        if (out.dirty_op == DirtyLogOp::Clear) {
-          out.first_page = num("first_page", 0);
-          out.num_pages = num("num_pages", 0);
-          if (out.first_page % 64) fail("first_page", "must be a multiple of 64 (KVM_CLEAR_DIRTY_LOG)");
-          if (out.first_page && !out.num_pages) fail("num_pages", "required (>= 1) when first_page is given");
-          if (out.num_pages > ~u64{0} - out.first_page) fail("num_pages", "first_page + num_pages overflows");
-        } else {
-          forbid("first_page", "only valid with op \"clear\"");
-          forbid("num_pages", "only valid with op \"clear\"");
-        }
-        break;
-      case EventType::Access: decode_access(out); break;
-      case EventType::NestedVmentry:
-      case EventType::L2Access:
-      case EventType::L1EptWrite:
-      case EventType::L1Invept: decode_nested(out); break;
-      case EventType::GuestMap: decode_guest_map(out); break;
-      case EventType::SetCr3:
-        out.vcpu = vcpu_field();
-        out.cr3 = gpa_field("cr3", kPageSize);
-        out.pcid = parser.find("pcid") ? pcid_field() : 0;
-        out.guest_levels = levels_field("levels");
-        break;
-      case EventType::Invept:
-        out.vcpu = vcpu_field();
-        out.inv_kind = choice("kind", kInveptKinds);
-        break;
-      case EventType::Invvpid:
-        out.vcpu = vcpu_field();
-        out.inv_kind = choice("kind", kInvvpidKinds);
-        if (out.inv_kind == InvKind::Address) out.gva = gva_field("gva");
-        else forbid("gva", "only valid with kind \"address\"");
-        break;
-      case EventType::Invlpg:
-        out.vcpu = vcpu_field();
-        out.gva = gva_field("gva");
-        break;
-      case EventType::Invpcid:
-        out.vcpu = vcpu_field();
-        out.inv_kind = choice("kind", kInvpcidKinds);
-        if (out.inv_kind == InvKind::Address || out.inv_kind == InvKind::Single) {
-          out.pcid = pcid_field();
-        } else {
-          forbid("pcid", "only valid with kind \"address\" or \"single\"");
-        }
-        if (out.inv_kind == InvKind::Address) out.gva = gva_field("gva");
-        else forbid("gva", "only valid with kind \"address\"");
-        break;
-      case EventType::Phase:
-        out.name = string_field("name");
-        if (out.name.empty()) fail("name", "must not be empty");
-        break;
-      case EventType::GuestPtPool:
-        out.gpa = gpa_field("gpa", kPageSize);
-        out.size = size_field("size", kPageSize);
-        if (out.size > kMaxGpa - out.gpa)
-          fail("size", "pool end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
-        break;
-      case EventType::Marker:
-        out.name = string_field("text");
-        break;
-      case EventType::KvmDecision: decode_kvm_decision(out); break;
-      case EventType::HostUnmap:
-        out.gpa = gpa_field("gpa", kPageSize);
-        out.size = size_field("size", kPageSize);
-        if (out.size > kMaxGpa - out.gpa)
-          fail("size", "unmap end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
-        break;
-      case EventType::TdCreate: decode_td_create(out); break;
-      case EventType::Seamcall:
-      case EventType::Tdcall: decode_seamcall(out); break;
-      case EventType::TdVcpu:
-        out.tdx.td = td_field();
-        out.tdx.vcpu = td_vcpu_field(out.tdx.td);
-        out.tdx.enter = choice("op", kTdVcpuOps);
-        if (parser.find("lp")) {
-          if (!out.tdx.enter) fail("lp", "only an \"enter\" runs on a named logical processor");
-          out.tdx.lp = unsigned(num("lp", 0));
-          if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
-        }
-        if (parser.find("concurrent")) {
-          if (!out.tdx.enter) fail("concurrent", "only an \"enter\" (a VP.ENTER) overlaps the previous SEAMCALL");
-          out.tdx.concurrent = boolean("concurrent", false);
-        }
-        if (parser.find("gpa")) {
-          if (out.tdx.enter) fail("gpa", "only an \"exit\" has a faulting GPA (an EPT-violation exit)");
-          out.tdx.has_gpa = true;
-          out.tdx.gpa = gpa_field("gpa", 1);
-        }
-        out.tdx.rip = num("rip", 0);
-        decode_expect(out);
-        decode_expect_out(out);
-        break;
-      case EventType::TdInitMemRegion:
-        out.gpa = gpa_field("gpa", kPageSize);
-        out.size = size_field("size", kPageSize);
-        if (out.size > kMaxGpa - out.gpa)
-          fail("size", "region end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
-        out.measure = boolean("measure", false);
-        out.tag = num("tag", 0);
-        break;
-      case EventType::TdFinalize:
-        break;
-      case EventType::TdTeardown:
-        out.terminate = boolean("terminate", false);
-        break;
-      case EventType::NxRecoveryTick:
-        break;
-      case EventType::Accept: {
-        out.vcpu = vcpu_field();
-        u64 level = num("level", 0);
-        if (level > 1) fail("level", "ACCEPT takes TDX level 0 (4K) or 1 (2M), got " + std::to_string(level));
-        out.tdx.level = int(level);
-        out.gpa = gpa_field("gpa", tdx_level_bytes(int(level)));
-        out.tdx.interrupt = boolean("interrupt", false);
-        break;
-      }
-      case EventType::VcpuMigrate:
-        out.vcpu = vcpu_field();
-        need("lp");
-        out.tdx.lp = unsigned(num("lp", 0));
-        if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
-        break;
-      case EventType::SetMemoryAttributes:
-      case EventType::MapGpa:
-        if (out.type == EventType::MapGpa) out.vcpu = vcpu_field();
-        out.gpa = gpa_field("gpa", kPageSize);
-        out.size = size_field("size", kPageSize);
-        if (out.size > kMaxGpa - out.gpa)
-          fail("size", "range end " + hex(out.gpa + out.size) + " is beyond the 52-bit guest-physical address space");
-        if (out.type == EventType::SetMemoryAttributes) {
-          const Value& v = need("private");
-          (void)v;
-          out.make_private = boolean("private", false);
-        }
-        break;
+    for (size_t i = 0; i < spec->fields.size(); ++i) {
+      const FieldDesc& f = spec->fields[i];
+      if (given[i] || f.need != Need::Optional) f.read(FieldIn(*this, &f, given[i]), out);
+    }
+    if (spec->check) spec->check(FieldIn(*this, nullptr, nullptr), out);
+    // What later events are checked against: the VMs and TDs made.
+    if (out.type == EventType::VmCreate) {
+      vcpus = out.vcpus;
+      out.vm = cur_vm = u32(vms.size());
+      vms.push_back({vcpus, out.tdx_vm, line_no});
+      vm_created = true;
+    } else if (out.type == EventType::TdCreate) {
+      td_vcpus[out.tdx.td] = out.tdx.vcpus;
     }
   }
 
-  static u64 tdx_level_bytes(int level) { return u64{1} << (12 + 9 * level); }
   void need_tdx_vm() const {
     if (!tdx_vm)
       fail("type", vms.size() > 1 ? "needs a TD VM: VM " + std::to_string(cur_vm) +
@@ -1028,198 +757,176 @@ struct TraceReader::Impl {
                                   : std::string("needs a TD VM: vm_create must say \"vm_type\":\"tdx\""));
   }
 
-  // ---- TDX events -----------------------------------------------------------
-
-  u32 td_field() const {
-    u64 v = num("td");
-    auto it = td_vcpus.find(v);
-    if (it == td_vcpus.end()) fail("td", "TD " + std::to_string(v) + " was not created (send td_create first)");
-    return u32(v);
+  u32 td_field(const Value& v) const {
+    u64 td = number(v);
+    if (!td_vcpus.count(td)) fail("td", "TD " + std::to_string(td) + " was not created (send td_create first)");
+    return u32(td);
   }
 
-  u32 td_vcpu_field(u32 td) const {
-    u64 v = num("vcpu");
+  u32 td_vcpu_field(const Value& v, u32 td) const {
+    u64 i = number(v);
     u32 n = td_vcpus.at(td);
-    if (v >= n) fail("vcpu", std::to_string(v) + " is out of range: TD " + std::to_string(td) + " has " +
+    if (i >= n) fail("vcpu", std::to_string(i) + " is out of range: TD " + std::to_string(td) + " has " +
                                  std::to_string(n) + " vCPU" + (n == 1 ? "" : "s"));
-    return u32(v);
-  }
-
-  void decode_td_create(Event& out) {
-    u64 td = num("td");
-    if (td_vcpus.count(td)) fail("td", "TD " + std::to_string(td) + " exists already");
-    if (td > 0xffff) fail("td", "must be below 65536");
-    u64 n = ranged("vcpus", 1);
-    u64 gpaw = num("gpaw", 48);
-    if (gpaw != 48 && gpaw != 52) fail("gpaw", "must be 48 or 52, got " + std::to_string(gpaw));
-    int levels = levels_field("levels");
-    if (gpaw == 52 && !parser.find("levels")) levels = 5;
-    if (gpaw == 52 && levels != 5) fail("levels", "GPAW 52 needs a 5-level Secure EPT");
-    out.tdx.td = u32(td);
-    out.tdx.vcpus = u32(n);
-    out.tdx.gpaw = int(gpaw);
-    out.tdx.ept_levels = levels;
-    out.tdx.dynamic_pamt = boolean("dynamic_pamt", false);
-    out.tdx.create_only = boolean("create_only", false);
-    td_vcpus[td] = u32(n);
-  }
-
-  void decode_seamcall(Event& out) {
-    const bool tdcall = out.type == EventType::Tdcall;
-    const std::string& name = string_field("leaf");
-    if (tdcall) {
-      auto l = seam::tdcall_leaf_by_name(name);
-      if (!l) fail("leaf", "unknown TDCALL leaf \"" + printable(name) + "\" (known: TDG.MEM.PAGE.ACCEPT)");
-      out.tdx.leaf = u16(*l);
-    } else {
-      auto l = seam::leaf_by_name(name);
-      if (!l) fail("leaf", "unknown SEAMCALL leaf \"" + printable(name) + "\" (a TDX name such as \"TDH.MEM.PAGE.AUG\")");
-      out.tdx.leaf = u16(*l);
-      out.tdx.version = unsigned(num("version", 0));
-      if (out.tdx.version > 255) fail("version", "must be 0..255");
-      out.tdx.lp = unsigned(num("lp", 0));
-      if (out.tdx.lp >= 4096) fail("lp", "must be below 4096");
-    }
-    out.tdx.concurrent = boolean("concurrent", false);
-    out.tdx.interrupt = boolean("interrupt", false);
-    if (parser.find("td") || tdcall) out.tdx.td = td_field();
-    if (tdcall) out.tdx.vcpu = td_vcpu_field(out.tdx.td);
-    if (!tdcall && parser.find("vcpu")) {
-      if (!td_vcpus.count(out.tdx.td)) fail("vcpu", "names a vCPU of TD " + std::to_string(out.tdx.td) + ", which was not created");
-      out.tdx.vcpu = td_vcpu_field(out.tdx.td);
-    }
-    if (parser.find("gpa")) {
-      out.tdx.has_gpa = true;
-      out.tdx.gpa = gpa_field("gpa", kPageSize);
-    }
-    u64 level = num("level", 0);
-    if (level > 4) fail("level", "a TDX level is 0 (4K) .. 4 (PML5E), got " + std::to_string(level));
-    out.tdx.level = int(level);
-    for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
-      if (const char* reg = TdxEventFields::kRegNames[i]; parser.find(reg)) {
-        out.tdx.regs[i] = num(reg);
-        out.tdx.reg_mask |= 1u << i;
-      }
-    decode_expect(out);
-    decode_expect_out(out);
-  }
-
-  void decode_expect(Event& out) const {
-    const Value* v = parser.find("expect");
-    if (!v) return;
-    if (v->kind != Kind::String) fail("expect", "expected a status name or hex string, got " + v->describe());
-    if (!seam::parse_status(v->text, out.tdx.expect, out.tdx.expect_exact))
-      fail("expect", "unknown status " + v->describe() + " (a name such as \"TDX_SUCCESS\", \"TDX_OPERAND_INVALID|RCX\" or hex such as \"0xC0000B0D00000001\")");
-    out.tdx.has_expect = true;
-  }
-
-  // "expect_out": {"rcx": "0x1000", "r8": 0}: output registers RCX..R13.
-  void decode_expect_out(Event& out) const {
-    const Value* v = parser.find("expect_out");
-    if (!v) return;
-    const std::string how = " (an object of registers such as {\"rcx\": \"0x1000\", \"r8\": 0})";
-    if (v->kind != Kind::Object) fail("expect_out", "expected an object, got " + v->describe() + how);
-    if (!v->members_ok) fail("expect_out", "each register once, with a number or a string" + how);
-    if (v->members.empty()) fail("expect_out", "names no register" + how);
-    for (const auto& [reg, text] : v->members) {
-      unsigned i = 1;
-      while (i < TdxEventFields::kNumRegs && reg != TdxEventFields::kRegNames[i]) ++i;
-      if (i == TdxEventFields::kNumRegs)
-        fail("expect_out", "unknown register \"" + printable(reg) + "\" (rcx, rdx, r8 .. r13; the status is \"expect\")");
-      Value n;
-      n.key = "expect_out." + reg;
-      n.kind = Kind::String;
-      n.text = text;
-      out.tdx.expect_out[i] = number(n);
-      out.tdx.expect_out_mask |= 1u << i;
-    }
-  }
-
-  void decode_kvm_decision(Event& out) const {
-    out.decision = choice("kind", kDecisionKinds);
-    out.vcpu = parser.find("vcpu") ? vcpu_field() : -1;
-    out.gpa = num("gpa", 0);
-    if (out.gpa >= kMaxGpa) fail("gpa", hex(out.gpa) + " is beyond the 52-bit guest-physical address space");
-    u64 level = num("level", 0);
-    if (level > 5) fail("level", "must be 0..5, got " + std::to_string(level));
-    out.page_level = int(level);
-    u64 guest = num("guest_level", 0);
-    if (guest > 5) fail("guest_level", "must be 0..5, got " + std::to_string(guest));
-    out.guest_level = int(guest);
-    out.ts_ns = num("ts_ns", 0);
-  }
-
-  void decode_access(Event& out) const {
-    out.vcpu = vcpu_field();
-    out.ts_ns = num("ts_ns", 0);
-    const Value* g = parser.find("gpa");
-    const Value* v = parser.find("gva");
-    if (g && v) fail("gva", "an access takes 'gpa' or 'gva', not both");
-    if (!g && !v) fail("gpa", "missing required field of access (give 'gpa' or 'gva')");
-    out.is_gva = v != nullptr;
-    std::string_view key = out.is_gva ? "gva" : "gpa";
-    out.addr = number(out.is_gva ? *v : *g);
-    out.access = choice("op", kAccessOps);
-    out.count = num("count", 1);
-    if (out.count == 0) fail("count", "must be at least 1");
-    out.stride = num("stride", 0);
-    bool wraps = out.stride && out.count - 1 > (~u64{0} - out.addr) / out.stride;
-    u64 last = out.addr + (out.count - 1) * out.stride;
-    if (out.is_gva) {
-      if (!canonical(out.addr)) fail(key, hex(out.addr) + " is not canonical");
-      if (wraps || !canonical(last) || (out.addr >> 63) != (last >> 63))
-        fail("count", "the accesses leave the canonical half of " + hex(out.addr) + " (count x stride too large)");
-    } else {
-      if (out.addr >= kMaxGpa) fail(key, hex(out.addr) + " is beyond the 52-bit guest-physical address space");
-      if (wraps || last >= kMaxGpa)
-        fail("count", "the last access is beyond the 52-bit guest-physical address space (count x stride too large)");
-    }
-  }
-
-  // The L1 hypervisor's events (nested EPT).
-  void decode_nested(Event& out) const {
-    if (out.type == EventType::L2Access) return decode_access(out);
-    out.vcpu = vcpu_field();
-    if (out.type == EventType::L1Invept) {
-      out.inv_kind = choice("kind", kInveptKinds);
-      if (out.inv_kind == InvKind::All) return forbid("eptp", "only valid with kind \"single\"");
-    }
-    out.eptp = eptp_field();
-    if (out.type == EventType::L1EptWrite) out.gpa = gpa_field("gpa", kPageSize);
-  }
-
-  // An EPTP as VM entry checks it (SDM 26.2.1.1): memory type UC or WB,
-  // walk length 4 or 5, reserved bits 11:8 clear.
-  u64 eptp_field() const {
-    u64 v = num("eptp");
-    if ((v & 7) != 0 && (v & 7) != 6) fail("eptp", hex(v) + ": memory type (bits 2:0) must be 0 (UC) or 6 (WB)");
-    if (((v >> 3) & 7) != 3 && ((v >> 3) & 7) != 4)
-      fail("eptp", hex(v) + ": page-walk length - 1 (bits 5:3) must be 3 or 4");
-    if (v & 0xf00) fail("eptp", hex(v) + ": reserved bits 11:8 must be 0");
-    if (v >= kMaxGpa) fail("eptp", hex(v) + " is beyond the 52-bit physical address space");
-    return v;
-  }
-
-  void decode_guest_map(Event& out) const {
-    out.cr3 = gpa_field("cr3", kPageSize);
-    out.guest_levels = levels_field("levels");
-    out.page_level = choice("page", kPageSizes);
-    u64 page = level_size(out.page_level);
-    out.size = size_field("size", page);
-    out.gpa = gpa_field("gpa", page);
-    if (out.size > kMaxGpa - out.gpa)
-      fail("size", "gpa + size " + hex(out.gpa) + " + " + hex(out.size) +
-                       " is beyond the 52-bit guest-physical address space");
-    out.gva = gva_field("gva", out.guest_levels);
-    if (out.gva & (page - 1)) fail("gva", hex(out.gva) + " is not " + size_name(page) + " aligned");
-    u64 last = out.gva + (out.size - 1);
-    if (last < out.gva || !canonical(last, out.guest_levels) || (last >> 63) != (out.gva >> 63))
-      fail("size", "gva + size leaves the canonical half of " + hex(out.gva) + " for " +
-                       std::to_string(out.guest_levels) + "-level paging");
-    out.writable = boolean("writable", true);
-    out.executable = boolean("executable", true);
+    return u32(i);
   }
 };
+
+// ---- FieldIn: the reader's checks for the fields' readers (event_desc.h) ----
+
+std::string_view FieldIn::name() const { return f_ ? f_->name : std::string_view(); }
+bool FieldIn::given(std::string_view field) const { return r_.parser.find(field) != nullptr; }
+const JsonValue& FieldIn::value() const { return v_ ? *v_ : r_.need(name()); }
+void FieldIn::fail(const std::string& message) const { r_.fail(name(), message); }
+void FieldIn::fail(std::string_view field, const std::string& message) const { r_.fail(field, message); }
+void FieldIn::require(std::string_view field) const { r_.need(field); }
+
+u64 FieldIn::num() const { return r_.number(value()); }
+u64 FieldIn::num(const JsonValue& v) const { return r_.number(v); }
+u64 FieldIn::ranged() const { return r_.in_range(name(), num()); }
+
+std::string FieldIn::hex(u64 v) { return traces::hex(v); }
+std::string FieldIn::size_name(u64 bytes) {
+  if (bytes >= (u64{1} << 30) && !(bytes & ((u64{1} << 30) - 1))) return std::to_string(bytes >> 30) + " GiB";
+  if (bytes >= (u64{1} << 20) && !(bytes & ((u64{1} << 20) - 1))) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes >> 10) + " KiB";
+}
+// Canonical: the bits above the top of the paging mode (47 or 56) copy it.
+bool FieldIn::canonical(u64 va, int levels) {
+  unsigned bits = levels == 5 ? 57 : 48;
+  u64 upper = va >> (bits - 1);
+  return upper == 0 || upper == (~u64{0} >> (bits - 1));
+}
+void FieldIn::aligned(std::string_view field, u64 v, u64 align) const {
+  if (v & (align - 1)) fail(field, hex(v) + " is not " + size_name(align) + " aligned");
+}
+void FieldIn::multiple(std::string_view field, u64 v, u64 align) const {
+  if (v & (align - 1)) fail(field, hex(v) + " is not a multiple of " + size_name(align));
+}
+void FieldIn::end_within(std::string_view what, u64 gpa, u64 size) const {
+  if (size > TraceReader::kMaxGpa - gpa)
+    fail(std::string(what) + " end " + hex(gpa + size) + " is beyond the 52-bit guest-physical address space");
+}
+
+u64 FieldIn::gpa(u64 align) const {
+  u64 v = num();
+  if (v >= TraceReader::kMaxGpa) fail(hex(v) + " is beyond the 52-bit guest-physical address space");
+  aligned(name(), v, align);
+  return v;
+}
+u64 FieldIn::size(u64 align) const {
+  u64 v = num();
+  if (v == 0) fail("must not be 0");
+  multiple(name(), v, align);
+  return v;
+}
+u64 FieldIn::gva(int levels) const {
+  u64 v = num();
+  if (!canonical(v, levels)) fail(hex(v) + " is not canonical for " + std::to_string(levels) + "-level paging");
+  return v;
+}
+int FieldIn::levels() const {
+  u64 v = num();
+  if (v != 4 && v != 5) fail("must be 4 or 5, got " + std::to_string(v));
+  return int(v);
+}
+bool FieldIn::flag() const {
+  const JsonValue& v = value();
+  if (v.kind != Kind::Bool) fail("expected true or false, got " + v.describe());
+  return v.b;
+}
+const std::string& FieldIn::text() const { return r_.string_of(value()); }
+
+// The field's choices, "a|b|c", one at a time.
+template <class F>
+static bool each_choice(std::string_view choices, F&& f) {
+  for (unsigned i = 0;; ++i) {
+    size_t bar = choices.find('|');
+    if (f(choices.substr(0, bar), i)) return true;
+    if (bar == std::string_view::npos) return false;
+    choices.remove_prefix(bar + 1);
+  }
+}
+static std::string choice_list(std::string_view choices) {
+  std::string list;
+  each_choice(choices, [&](std::string_view c, unsigned) { return list += (list.empty() ? "" : ", ") + std::string(c), false; });
+  return list;
+}
+
+unsigned FieldIn::choice() const {
+  const std::string& t = text();
+  unsigned found = 0;
+  if (each_choice(f_->choices, [&](std::string_view c, unsigned i) { return c == t && (found = i, true); })) return found;
+  fail("unknown value " + value().describe() + " (expected one of: " + choice_list(f_->choices) + ")");
+}
+u32 FieldIn::flags() const {
+  const JsonValue& v = value();
+  std::string_view first = f_->choices.substr(0, f_->choices.find('|'));
+  if (v.kind != Kind::Array)
+    fail("expected an array of strings such as [\"" + std::string(first) + "\"], got " + v.describe());
+  if (!v.items_ok) fail("expected an array of strings, got an element that is not a string");
+  u32 bits = 0;
+  for (const std::string& item : v.items) {
+    unsigned found = 0;
+    if (!each_choice(f_->choices, [&](std::string_view c, unsigned i) { return c == item && (found = i, true); }))
+      fail("unknown flag \"" + printable(item) + "\" (expected: " + choice_list(f_->choices) + ")");
+    bits |= 1u << found;
+  }
+  return bits;
+}
+
+int FieldIn::vcpu() const { return r_.vcpu_field(value()); }
+u32 FieldIn::td() const { return r_.td_field(value()); }
+bool FieldIn::td_exists(u64 td) const { return r_.td_vcpus.count(td) != 0; }
+u32 FieldIn::td_vcpu(u32 td) const { return r_.td_vcpu_field(value(), td); }
+
+namespace desc_detail {
+
+void read_leaf(const FieldIn& in, Event& e) {
+  const std::string& name = in.text();
+  if (e.type == EventType::Tdcall) {
+    auto l = seam::tdcall_leaf_by_name(name);
+    if (!l) in.fail("unknown TDCALL leaf \"" + printable(name) + "\" (known: TDG.MEM.PAGE.ACCEPT)");
+    e.tdx.leaf = u16(*l);
+  } else {
+    auto l = seam::leaf_by_name(name);
+    if (!l) in.fail("unknown SEAMCALL leaf \"" + printable(name) + "\" (a TDX name such as \"TDH.MEM.PAGE.AUG\")");
+    e.tdx.leaf = u16(*l);
+  }
+}
+
+void read_expect(const FieldIn& in, Event& e) {
+  const JsonValue& v = in.value();
+  if (v.kind != Kind::String) in.fail("expected a status name or hex string, got " + v.describe());
+  if (!seam::parse_status(v.text, e.tdx.expect, e.tdx.expect_exact))
+    in.fail("unknown status " + v.describe() + " (a name such as \"TDX_SUCCESS\", \"TDX_OPERAND_INVALID|RCX\" or hex such as \"0xC0000B0D00000001\")");
+  e.tdx.has_expect = true;
+}
+
+// "expect_out": {"rcx": "0x1000", "r8": 0}: output registers RCX..R13.
+void read_expect_out(const FieldIn& in, Event& e) {
+  const JsonValue& v = in.value();
+  const std::string how = " (an object of registers such as {\"rcx\": \"0x1000\", \"r8\": 0})";
+  if (v.kind != Kind::Object) in.fail("expected an object, got " + v.describe() + how);
+  if (!v.members_ok) in.fail("each register once, with a number or a string" + how);
+  if (v.members.empty()) in.fail("names no register" + how);
+  for (const auto& [reg, text] : v.members) {
+    unsigned i = 1;
+    while (i < TdxEventFields::kNumRegs && reg != TdxEventFields::kRegNames[i]) ++i;
+    if (i == TdxEventFields::kNumRegs)
+      in.fail("unknown register \"" + printable(reg) + "\" (rcx, rdx, r8 .. r13; the status is \"expect\")");
+    JsonValue n;
+    n.key = "expect_out." + reg;
+    n.kind = Kind::String;
+    n.text = text;
+    e.tdx.expect_out[i] = in.num(n);
+    e.tdx.expect_out_mask |= 1u << i;
+  }
+}
+
+}  // namespace desc_detail
+
+struct TraceReader::Impl : JsonEventDecoder {};
 
 TraceReader::TraceReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
