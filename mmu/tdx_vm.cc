@@ -483,6 +483,15 @@ void TdxVm::vp_enter(KvmOp& op, u32 vcpu) {
   on_lp(lp_of(vcpu), [&] { call(Leaf::TDH_VP_ENTER, r, op); });
 }
 
+Status TdxVm::flush_vp(KvmOp& op, u32 vcpu) {
+  // tdx_flush_vp_on_cpu: on the LP the vCPU last ran on.
+  SeamcallRegs r;
+  r.rcx = handle_.tdvpr.at(vcpu);
+  Status s = TDX_SUCCESS;
+  on_lp(lp_of(vcpu), [&] { s = call(Leaf::TDH_VP_FLUSH, r, op); });
+  return s;
+}
+
 bool TdxVm::migrate_vcpu(KvmOp& op, u32 vcpu, u32 lp) {
   if (lp >= tdx_.lps()) return false;
   if (lp == lp_of(vcpu)) return true;
@@ -492,10 +501,7 @@ bool TdxVm::migrate_vcpu(KvmOp& op, u32 vcpu, u32 lp) {
   // teardown flushed every vCPU already), by IPI on the old LP.
   if (!torn_down_) {
     op.spent += kick_ipi_;
-    SeamcallRegs r;
-    r.rcx = handle_.tdvpr.at(vcpu);
-    Status s = TDX_SUCCESS;
-    on_lp(lp_of(vcpu), [&] { s = call(Leaf::TDH_VP_FLUSH, r, op); });
+    const Status s = flush_vp(op, vcpu);
     // TDX_VCPU_NOT_ASSOCIATED: never entered since the last flush, nothing to do.
     if (s != TDX_SUCCESS && seam::status_class(s) != seam::TDX_VCPU_NOT_ASSOCIATED) {
       fail("TDH.VP.FLUSH", 0, s);
@@ -682,12 +688,7 @@ void TdxVm::release_hkid(KvmOp& op) {
   // tdx_mmu_release_hkid: VP.FLUSH of every vCPU (tdx_flush_vp_on_cpu),
   // VPFLUSHDONE, CACHE.WB on each package, KEY.FREEID. The vCPUs are
   // already out (stop_vcpus).
-  for (u32 v = 0; v < vcpus(); ++v) {
-    SeamcallRegs r;
-    r.rcx = handle_.tdvpr[v];
-    // tdx_flush_vp_on_cpu: on the LP the vCPU last ran on.
-    on_lp(lp_of(v), [&] { call(Leaf::TDH_VP_FLUSH, r, op); });
-  }
+  for (u32 v = 0; v < vcpus(); ++v) flush_vp(op, v);
   auto must = [&](Leaf leaf, u64 rcx) {
     SeamcallRegs r;
     r.rcx = rcx;

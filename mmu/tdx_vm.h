@@ -329,6 +329,8 @@ class TdxVm : public ExternalSpt {
   // HKID stands for it.
   static constexpr u16 kTdxGlobalKeyId = 0;
   void kick_all(KvmOp& op);
+  // TDH.VP.FLUSH of TD vCPU `vcpu` on the LP it last ran on (tdx_flush_vp_on_cpu).
+  seam::Status flush_vp(KvmOp& op, u32 vcpu);
   void reenter_all(KvmOp& op);
   seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt);
 

@@ -95,11 +95,12 @@ void TimelineWriter::remote_tlb_flush(unsigned ipis) {
   instant(task_, "remote TLB flush", clock_ps_(task_), "{\"ipis\":" + std::to_string(ipis) + "}");
 }
 
-void TimelineWriter::ipi_exit(unsigned target, Cycles cycles) {
+void TimelineWriter::cycles_slice(unsigned vcpu_id, const char* name, Cycles cycles) {
   if (!cycles_ps_) return;
-  slice(int(target), "VM exit: TLB flush IPI", clock_ps_(int(target)), cycles_ps_(cycles),
-        "{\"cycles\":" + std::to_string(cycles) + "}");
+  slice(int(vcpu_id), name, clock_ps_(int(vcpu_id)), cycles_ps_(cycles), "{\"cycles\":" + std::to_string(cycles) + "}");
 }
+
+void TimelineWriter::ipi_exit(unsigned target, Cycles cycles) { cycles_slice(target, "VM exit: TLB flush IPI", cycles); }
 
 void TimelineWriter::mmu_lock_wait(bool write, Cycles wait) {
   instant(task_, write ? "mmu_lock wait (write)" : "mmu_lock wait (read)", clock_ps_(task_),
@@ -111,9 +112,7 @@ void TimelineWriter::tdx_kick(unsigned ipis) {
 }
 
 void TimelineWriter::exit_handled(unsigned vcpu_id, Cycles cycles) {
-  if (!cycles_ps_) return;
-  slice(int(vcpu_id), "EPT violation handling", clock_ps_(int(vcpu_id)), cycles_ps_(cycles),
-        "{\"cycles\":" + std::to_string(cycles) + "}");
+  cycles_slice(vcpu_id, "EPT violation handling", cycles);
 }
 
 void TimelineWriter::on_td_exit(u32 vcpu) {

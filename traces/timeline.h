@@ -80,6 +80,9 @@ class TimelineWriter : public mmu::MmuTracepoints, public seam::SeamcallObserver
   void on_td_exit(u32 vcpu) override;
 
  private:
+  // A slice of `cycles` of host time on vCPU `vcpu_id`'s track from its clock now
+  // (nothing without set_cycles_to_ps).
+  void cycles_slice(unsigned vcpu_id, const char* name, Cycles cycles);
   bool keep(u64 ts_ps);
   void add(std::string event);
 
