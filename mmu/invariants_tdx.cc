@@ -215,14 +215,16 @@ class TdChecker {
   // Dynamic PAMT: the refcount of a 2 MiB host region (PamtRefcount) is the
   // number of its 4K pages the module assigned to the TD (the PAMT_4K
   // entries that are not NDA: private pages, Secure-EPT and control pages)
-  // plus the Secure-EPT pages waiting in the hooks' caches, which got their
-  // reference when topped up, and (kmem-cache) the free pages of the
+  // plus the Secure-EPT pages waiting in the hooks' caches if they got their
+  // reference when topped up (mmu.tdx_dpamt_series=rfc-v5; v6 takes it at
+  // SEPT.ADD), and (kmem-cache) the free pages of the
   // kmem_cache, which keep the reference their constructor took.
   void pamt_refcount(u64 region) {
     const Hpa base = Hpa{region} << 21;
     u32 cached = 0;
-    for (const auto& cache : td_.external_spt_caches())
-      for (Hpa hpa : cache) cached += (hpa >> 21) == region;
+    if (td_.cached_sept_pages_hold_pamt())
+      for (const auto& cache : td_.external_spt_caches())
+        for (Hpa hpa : cache) cached += (hpa >> 21) == region;
     for (Hpa hpa : td_.kmem_cache()) cached += (hpa >> 21) == region;
     const u32 used = tdx_.pamt().used_4k_in_region(base);
     const u32 have = td_.pamt_holders(base);

@@ -70,6 +70,7 @@ struct Kvm::Impl {
   // operation we expect to straddle it (100k cycles, a guess).
   const Cycles vcpu_clock_skew;
   const PamtCache pamt_cache;  // mmu.tdx_pamt_cache
+  const bool sept_pamt_at_link;  // mmu.tdx_dpamt_series=v6
   const std::unique_ptr<TdxMergePolicy> merge_policy;  // mmu.tdx_merge_policy
   const std::unique_ptr<TdxHugePages> huge_pages;  // mmu.tdx_huge_pages
   const bool private_dirty_log;       // mmu.tdx_private_dirty_log = allow

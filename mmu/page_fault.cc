@@ -120,7 +120,7 @@ bool Kvm::Impl::lost_cmpxchg(KvmPageFault& fault) {
     // retries it at once; the retries spin until the winner's SEAMCALL
     // returns and unfreezes the entry: the model charges the failed
     // cmpxchg and that wait.
-    const Cycles until = td->frozen_until(fault.gfn, fault.goal_level, op);
+    const Cycles until = tdp.frozen_until(fault.gfn, fault.goal_level);
     if (!until) return false;
     op.spent += timing.spte_write;
     if (until > now()) op.spent += until - now();

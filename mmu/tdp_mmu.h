@@ -17,6 +17,7 @@
 #include "mmu/check_log.h"
 #include "mmu/external_spt.h"
 #include "mmu/fault_inject.h"
+#include "mmu/frozen_spte.h"
 #include "mmu/mmu_page.h"
 #include "mmu/mmu_stats.h"
 #include "mmu/page_fault.h"
@@ -125,6 +126,13 @@ class TdpMmu {
   // once the TD is gone.
   void set_external_spt(ExternalSpt* ext) { ext_ = ext; }
   ExternalSpt* external_spt() const { return ext_; }
+  // Several initiators whose clocks may be `skew` apart race for mirror
+  // entries: each install's FROZEN_SPTE window is kept (frozen_spte.h).
+  void set_race_skew(Cycles skew) { frozen_.set_skew(skew); }
+  // When the mirror entry op's private fault at (gfn, level) would cmpxchg
+  // stops being FROZEN_SPTE, or 0 when it is not frozen for op (another
+  // vCPU's install the model ran first, whose hook op's fault overlaps).
+  Cycles frozen_until(Gfn gfn, int level) const;
   // debug.inject (mmu/fault_inject.h); null: never.
   void set_injector(FaultInjector* f) { inject_ = f; }
   // Refused changes of mirror entries that KVM would KVM_BUG_ON (rule 17:
@@ -167,6 +175,7 @@ class TdpMmu {
   ZapHistory* history_ = nullptr;
   FaultInjector* inject_ = nullptr;
   CheckLog* check_log_ = nullptr;
+  FrozenSptes frozen_;
   void note_change(Gfn gfn, int level, u64 old_spte, u64 new_spte);
 };
 

@@ -24,15 +24,27 @@ bool TdpMmu::propagate_to_external(TdpIter& iter, u64 new_spte) {
   // reclaims its external_spt.
   if (was_present && !is_last_spte(old_spte, iter.level)) return true;
   *iter.sptep = FROZEN_SPTE;
-  bool ok;
-  if (!is_present)
-    ok = ext_->remove_external_spte(iter.gfn, iter.level, old_spte, op_);
-  else if (is_last_spte(new_spte, iter.level))
-    ok = ext_->set_external_spte(iter.gfn, iter.level, new_spte, op_);
-  else
-    ok = ext_->link_external_spt(iter.gfn, iter.level, sp_of_table(spte_to_pfn(new_spte))->external_spt, op_);
-  if (!ok) *iter.sptep = old_spte;
-  return ok;
+  if (!is_present) {
+    const bool ok = ext_->remove_external_spte(iter.gfn, iter.level, old_spte, op_);
+    if (!ok) *iter.sptep = old_spte;
+    return ok;
+  }
+  const Cycles frozen_at = op_.now();
+  const bool ok =
+      is_last_spte(new_spte, iter.level)
+          ? ext_->set_external_spte(iter.gfn, iter.level, new_spte, op_)
+          : ext_->link_external_spt(iter.gfn, iter.level, sp_of_table(spte_to_pfn(new_spte))->external_spt, op_);
+  if (!ok) {
+    *iter.sptep = old_spte;
+    return false;
+  }
+  frozen_.note_installed(iter.gfn, iter.level, frozen_at, op_);
+  return true;
+}
+
+Cycles TdpMmu::frozen_until(Gfn gfn, int level) const {
+  const MmuPage* root = mirror_root();
+  return root ? frozen_.frozen_until(gfn, level, int(root->role.level), op_) : 0;
 }
 
 void TdpMmu::remove_external_children(MmuPage& sp, unsigned index, u64 old_spte) {

@@ -43,33 +43,7 @@ TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
       mem_(mem),
       dpamt_(tdx, mem) {}
 
-void TdxVm::set_clock_skew(Cycles skew) {
-  skew_ = skew;
-  tdx_.set_lock_retain(skew);
-}
-
-const TdxVm::InFlight* TdxVm::hidden(u64 key, const KvmOp& op) const {
-  // The same call by this initiator now would overlap the other's window.
-  const Cycles now = op.now();
-  for (const InFlight& f : in_flight_)
-    if (f.key == key && f.initiator != op.initiator() && f.from < now + (f.until - f.from) && now < f.until)
-      return &f;
-  return nullptr;
-}
-
-Cycles TdxVm::frozen_until(Gfn gfn, int level, const KvmOp& op) const {
-  if (in_flight_.empty()) return 0;
-  for (int l = params_.ept_levels; l >= level; --l)
-    if (const InFlight* f = hidden(entry_key(gfn, l), op)) return f->until;
-  return 0;
-}
-
-void TdxVm::note_in_flight(u64 key, Cycles from, const KvmOp& op) {
-  if (!skew_) return;  // one initiator at a time: nothing can race
-  const Cycles now = op.now();
-  std::erase_if(in_flight_, [this, now](const InFlight& f) { return f.until + skew_ <= now; });
-  in_flight_.push_back({key, op.initiator(), from, now});
-}
+void TdxVm::set_clock_skew(Cycles skew) { tdx_.set_lock_retain(skew); }
 
 void TdxVm::check_track(const KvmOp& op) {
   if (!mmu_lock_) return;
@@ -245,6 +219,8 @@ Hpa TdxVm::sept_page(KvmOp& op) {
     --kmem_cache_pages_;
     return hpa;
   }
+  // v6: a plain page; it gets its pair when it is linked (get_sept_page_pamt).
+  if (sept_at_link()) return mem_.alloc() << kPageShift;
   return control_page(op);
 }
 
@@ -328,7 +304,16 @@ Pfn TdxVm::take_external_spt(u32 cache, KvmOp&) {
   return page;
 }
 
-void TdxVm::free_unlinked_external_spt(Pfn page, KvmOp& op) { release_sept_page(page << kPageShift, op); }
+void TdxVm::free_unlinked_external_spt(Pfn page, KvmOp& op) { release_cached_sept_page(page << kPageShift, op); }
+
+void TdxVm::release_cached_sept_page(Hpa hpa, KvmOp& op) {
+  // v6: a page the module never got holds no pair (a refused SEPT.ADD or
+  // DEMOTE put it back already).
+  if (sept_at_link())
+    free_sept_page(hpa);
+  else
+    release_sept_page(hpa, op);
+}
 
 bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
   SeamcallRegs r;
@@ -336,15 +321,16 @@ bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
   r.rdx = handle_.tdr;
   r.r8 = external_spt << kPageShift;
   note_pamt(r.r8);
-  const Cycles from = op.now();
+  // tdx_sept_map_nonleaf_spte (Dynamic PAMT v6): the page's pair first.
+  get_sept_page_pamt(r.r8, op);
   // -EBUSY is not retried here: the fault returns RET_PF_RETRY.
   const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, op, false);
   if (s != TDX_SUCCESS) {
+    if (sept_at_link()) pamt_put(r.r8, op);
     fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
     if (!last_busy_) bug("tdx_sept_map_nonleaf_spte");  // TDX_BUG_ON_2
     return false;
   }
-  note_in_flight(entry_key(gfn, level), from, op);
   return true;
 }
 
@@ -366,7 +352,6 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) {
   r.rdx = handle_.tdr;
   r.r8 = hpa;
   Status s;
-  const Cycles from = op.now();
   if (add) {
     // The source: a host page holding the image piece (its tag stands for the content).
     ++nr_premapped_;
@@ -387,7 +372,6 @@ bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) {
     if (!last_busy_) bug(add ? "tdx_mem_page_add" : "tdx_mem_page_aug");  // TDX_BUG_ON_2
     return false;
   }
-  note_in_flight(entry_key(gfn, level), from, op);
   account_content(gfn, level, hpa, 1);
   ++mapped_private_;
   return true;
@@ -612,14 +596,20 @@ bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) {
 
 bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, KvmOp& op) {
   // tdx_sept_split_private_spt: BLOCK the huge leaf, TRACK + kick, DEMOTE.
+  // With Dynamic PAMT v6 the new S-EPT page needs its pair before the
+  // module gets it, as for SEPT.ADD (docs/tdx-series.md: the series leaves
+  // open where; the model takes it before BLOCK).
+  const Hpa table = external_spt << kPageShift;
+  get_sept_page_pamt(table, op);
   if (!block_and_track(gfn, level, op)) {
+    if (sept_at_link()) pamt_put(table, op);
     bug("tdx_sept_split_private_spt");  // the leaf may stay BLOCKED
     return false;
   }
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
-  r.r8 = external_spt << kPageShift;
+  r.r8 = table;
   // A 2M page has no PAMT_4K pair (a 2M AUG needs none): DEMOTE installs
   // the one in R12/R13, from the cache topped up before mmu_lock.
   const bool pair = tdx_.pamt().dynamic() && level == PG_LEVEL_2M;
@@ -630,6 +620,7 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   reenter_all(op);
   if (s != TDX_SUCCESS) {
     if (pair) return_pamt_pair(cache_of(op), r12, r13);
+    if (sept_at_link()) pamt_put(table, op);
     fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
     bug("tdx_sept_split_private_spt");
     return false;
@@ -718,9 +709,9 @@ void TdxVm::reclaim_control_pages(KvmOp& op) {
     pamt_cache_pages -= pool.size();
     pool.clear();
   }
-  // Cached pages never reached the module: only their PAMT refcount and the allocator.
+  // Cached pages never reached the module: only their PAMT refcount (rfc-v5) and the allocator.
   for (auto& pages : external_spt_cache_) {
-    for (Hpa hpa : pages) release_sept_page(hpa, op);
+    for (Hpa hpa : pages) release_cached_sept_page(hpa, op);
     pages.clear();
   }
   if (const seam::Td* t = td()) {

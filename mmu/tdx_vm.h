@@ -21,6 +21,7 @@
 #include "mmu/external_spt.h"
 #include "mmu/fault_inject.h"
 #include "mmu/kvm_op.h"
+#include "mmu/mmu_page.h"
 #include "mmu/tracepoints.h"
 
 #include "model/phys_mem.h"
@@ -70,17 +71,8 @@ class TdxVm : public ExternalSpt {
   // initiator's caches (cache_of).
   //
   // How far apart the initiators' clocks may be (several vCPUs): the
-  // module's lock windows and the in-flight SEPT.ADD/AUG records are kept
-  // that long.
+  // module's lock windows are kept that long.
   void set_clock_skew(Cycles skew);
-  // Another vCPU's SEPT.ADD or AUG of an entry on the walk to `gfn` at
-  // `level` (KVM's levels: 1 = 4K) may still be in flight at the
-  // operation's time: the model ran that vCPU's fault first, but this one
-  // read the entry before the write. In KVM the winner's mirror entry is
-  // FROZEN_SPTE while its hook runs, so this fault's cmpxchg fails and no
-  // hook of its own runs. Returns when the first such entry of the walk
-  // stops being FROZEN (the end of the winner's call), or 0 when none is.
-  Cycles frozen_until(Gfn gfn, int level, const KvmOp& op) const;
   // The caches the hooks of operation `op` draw on: its TD vCPU's, or the
   // VM's own (vm_cache()) in an ioctl.
   u32 cache_of(const KvmOp& op) const {
@@ -151,7 +143,13 @@ class TdxVm : public ExternalSpt {
   // VM's, or a kmem_cache of S-EPT pages that keep their PAMT while free
   // (the guest page's pair then comes from guest_memfd's prepare hook,
   // before mmu_lock, and the pair caches hold only a DEMOTE's R12/R13).
-  void set_pamt_cache(PamtCache mode) { pamt_mode_ = mode; }
+  // `sept_at_link` (mmu.tdx_dpamt_series=v6): an S-EPT page gets its PAMT
+  // pair from the pair cache just before SEPT.ADD (or DEMOTE), not when it
+  // is allocated into the S-EPT page cache (rfc-v5).
+  void set_pamt_cache(PamtCache mode, bool sept_at_link) {
+    pamt_mode_ = mode;
+    sept_pamt_at_link_ = sept_at_link;
+  }
   // kmem-cache: free S-EPT pages the cache holds, each still backed by its
   // 2M region's PAMT pair (they outlive the TD).
   size_t kmem_cache_pages() const { return sept_slab_.size(); }
@@ -178,6 +176,9 @@ class TdxVm : public ExternalSpt {
   const seam::PamtRefcount& pamt_refcount() const { return dpamt_; }
   // The Secure-EPT pages topped up for the hooks, per cache (each holds a Dynamic PAMT reference).
   const std::vector<std::vector<Hpa>>& external_spt_caches() const { return external_spt_cache_; }
+  // Whether the pages in those caches already hold a Dynamic PAMT pair
+  // (rfc-v5) or get it when linked (v6, and without Dynamic PAMT: none).
+  bool cached_sept_pages_hold_pamt() const { return tdx_.pamt().dynamic() && !sept_at_link(); }
   size_t cached_spt_pages(u32 cache) const { return external_spt_cache_.at(cache).size(); }
 
   // ExternalSpt (the mirror root's hooks).
@@ -264,20 +265,6 @@ class TdxVm : public ExternalSpt {
   // `retry_busy`: loop on TDX_OPERAND_BUSY here (what KVM does for the
   // zap-side leaves); SEPT.ADD and AUG instead fail the fault, which retries.
   seam::Status call(seam::Leaf leaf, seam::SeamcallRegs& r, KvmOp& op, bool retry_busy = true);
-  // A SEPT.ADD or AUG by `initiator` during [from, until): another vCPU
-  // whose own call would overlap that window does not see its result yet and
-  // finds the mirror entry FROZEN_SPTE (frozen_until). One that walks after `until` sees
-  // it; one entirely before `from` also does (the model ran that call first).
-  struct InFlight {
-    u64 key;             // entry_key of the mirror entry the call changed
-    unsigned initiator;  // who made the call
-    Cycles from, until;  // the call's window
-  };
-  // The mirror / Secure-EPT entry at (gfn, level): level << 56 | gfn >> 9 * (level - 1).
-  static u64 entry_key(Gfn gfn, int level) { return u64(level) << 56 | gfn >> (9 * (level - 1)); }
-  // The other initiator's call on entry `key` that op's own call now would overlap, if any.
-  const InFlight* hidden(u64 key, const KvmOp& op) const;
-  void note_in_flight(u64 key, Cycles from, const KvmOp& op);
   // Rule 20: TRACK under the write mmu_lock, after the previous epoch drained.
   void check_track(const KvmOp& op);
   Hpa control_page(KvmOp& op);
@@ -297,7 +284,12 @@ class TdxVm : public ExternalSpt {
   // per table level below the root. A conversion needs at most two pairs
   // (a DEMOTE at each end of its range), fewer than this. With the
   // kmem_cache only a DEMOTE needs a pair under the lock: one pair.
-  size_t pamt_fill_level() const { return pamt_mode_ == PamtCache::KmemCache ? 2 : 2 * size_t(params_.ept_levels); }
+  //   v6's tdx_topup_external_cache fills PT64_ROOT_MAX_LEVEL pairs whatever
+  // the TD's EPT depth (the root needs none and the guest page one).
+  size_t pamt_fill_level() const {
+    if (pamt_mode_ == PamtCache::KmemCache) return 2;
+    return 2 * size_t(sept_at_link() ? PT64_ROOT_MAX_LEVEL : params_.ept_levels);
+  }
   // A page for a Secure-EPT table: from the kmem_cache when it has one
   // (its PAMT still installed), else a new page with its PAMT (with the
   // kmem_cache: what the constructor does).
@@ -306,10 +298,18 @@ class TdxVm : public ExternalSpt {
   // its PAMT, or its PAMT put and the page freed (the two steps apart for
   // PROMOTE, which hands back its R12/R13 pair in between).
   void release_sept_page(Hpa hpa, KvmOp& op);
+  // An S-EPT page that never reached the module (still cached, or refused).
+  void release_cached_sept_page(Hpa hpa, KvmOp& op);
   void put_sept_page_pamt(Hpa hpa, KvmOp& op);
   void free_sept_page(Hpa hpa);
   // Freed S-EPT pages go to the kmem_cache (Dynamic PAMT with kmem-cache).
   bool to_kmem_cache() const { return pamt_mode_ == PamtCache::KmemCache && tdx_.pamt().dynamic(); }
+  // S-EPT pages in the cache hold no PAMT pair yet (Dynamic PAMT v6).
+  bool sept_at_link() const { return sept_pamt_at_link_ && tdx_.pamt().dynamic() && !to_kmem_cache(); }
+  // v6: the pair for an S-EPT page about to be handed to the module.
+  void get_sept_page_pamt(Hpa hpa, KvmOp& op) {
+    if (sept_at_link()) pamt_get(hpa, op, &pamt_pool(cache_of(op)));
+  }
   bool reclaim(Hpa hpa, KvmOp& op);
   bool mem_op(seam::Leaf leaf, Gfn gfn, int level, KvmOp& op);
   bool block_and_track(Gfn gfn, int level, KvmOp& op);
@@ -350,6 +350,7 @@ class TdxVm : public ExternalSpt {
   std::vector<std::vector<Hpa>> external_spt_cache_;  // per TD vCPU, then the VM's
   std::vector<std::vector<Hpa>> pamt_cache_;          // PAMT page pairs, indexed the same way
   PamtCache pamt_mode_ = PamtCache::Vcpu;
+  bool sept_pamt_at_link_ = true;
   std::vector<Hpa> sept_slab_;  // kmem-cache: free S-EPT pages, PAMT kept
   bool finalized_ = false;
   bool torn_down_ = false;
@@ -375,8 +376,6 @@ class TdxVm : public ExternalSpt {
     f();
     lp_ = seam::SeamcallTxn::kUnnamedLp;
   }
-  Cycles skew_ = 0;           // set_clock_skew
-  std::vector<InFlight> in_flight_;
   bool last_busy_ = false;  // last_busy
   bool wbinvd_per_4k_ = false;    // set_huge_page_calls
   bool demote_no_vcpus_ = false;  // set_huge_page_calls

@@ -208,6 +208,12 @@ const std::vector<Config::Param> kParams = {
      "way), vm (one per VM) or kmem-cache (Kai Huang's review of the May 2025 Dynamic PAMT RFC: S-EPT pages from a "
      "kmem_cache whose constructor installs their PAMT, kept while the pages are free, even with no TD; guest pages "
      "get theirs in guest_memfd's prepare hook)"},
+    {"mmu.tdx_dpamt_series", T::String, "v6",
+     "which Dynamic PAMT series gives S-EPT pages their PAMT pair: v6 (PATCH v6, Rick Edgecombe, 2026-05-25, as "
+     "applied to tip x86/tdx: tdx_sept_map_nonleaf_spte gets the pair from the vCPU's cache just before SEPT.ADD; "
+     "the cache holds 2 x PT64_ROOT_MAX_LEVEL pages) or rfc-v5 (RFC v5, 2026-01-28: the pair is installed when the "
+     "page is allocated into the S-EPT page cache; the pair cache holds 2 x the TD's EPT levels). Guest and "
+     "control pages are the same in both; mmu.tdx_pamt_cache=kmem-cache overrides both for S-EPT pages"},
     {"mmu.tdx_merge_policy", T::String, "none",
      "merge of split private 2M pages (seed 004, docs/studies.md 1): none (upstream), A (NX-recovery scan on "
      "nx_recovery_tick), B (check on a TD EPT violation) or C (BLOCK when dirty logging stops, PROMOTE on the next "

@@ -153,8 +153,8 @@ TEST_CASE("rfc-v1 with Dynamic PAMT, a split's DEMOTE gets its R12/R13 pair from
   CHECK(c.stat("seam.calls.tdh_mem_page_demote") == 1);
   REQUIRE(c.tdx.pamt().has_pair(base));
   CHECK(c.tdx.pamt().pair(base)->page_count == 511);  // DEMOTE gave 512, REMOVE took one
-  // Topped up before mmu_lock to the fill level (2 x 4 levels), one pair taken.
-  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * 4 - 2);
+  // Topped up before mmu_lock to the fill level, one pair taken.
+  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * PT64_ROOT_MAX_LEVEL - 2);  // v6's fill level
   CHECK(c.stat("kvm.tdx.pamt_remove") == removes);  // the other 511 pieces hold the pair
   CHECK(c.td().pamt_holders(base) == 511);
   REQUIRE(c.vm.kvm->private_mapping(0x7ff000));
@@ -178,7 +178,9 @@ TEST_CASE("rfc-v1 with Dynamic PAMT, a range cutting two private 2M pages splits
   c.vm.kvm->set_memory_attributes(0x7ff000, 2 * kPageSize, false);
   CHECK(c.stat("seam.calls.tdh_mem_page_demote") == 2);
   CHECK(c.stat("kvm.tdx.pamt_cache_topups") == topups + 1);
-  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * 4 - 4);
+  // Dynamic PAMT v6 fills 2 x PT64_ROOT_MAX_LEVEL pages; two DEMOTE pairs
+  // leave; the new tables' regions already hold pairs.
+  CHECK(c.td().cached_pamt_pages(c.td().vm_cache()) == 2 * PT64_ROOT_MAX_LEVEL - 4);
   CHECK(c.stat("kvm.tdx.private_removed") == 2);
   CHECK(c.vm.kvm->private_mapping(0x7fe000));
   CHECK(c.vm.kvm->private_mapping(0x801000));

@@ -16,16 +16,21 @@ using namespace septsim::mmu::test;
 
 namespace {
 
-// A pair for the guest page and one per table level below the root (4-level EPT).
-constexpr size_t kCachePages = 2 * 4;
+// Dynamic PAMT v6 (tdx_topup_external_cache): PT64_ROOT_MAX_LEVEL pairs,
+// whatever the TD's EPT depth (the root needs none, the guest page one).
+constexpr size_t kCachePages = 2 * PT64_ROOT_MAX_LEVEL;
+// mmu.tdx_dpamt_series=rfc-v5: a pair for the guest page and one per table
+// level below the root of a 4-level EPT.
+constexpr size_t kRfcV5CachePages = 2 * 4;
 
 struct DpamtTd {
   // `huge`: mmu.tdx_huge_pages (rfc-v1 for the DEMOTE/PROMOTE tests).
-  explicit DpamtTd(const char* cache_mode = "vcpu", const char* huge = "off")
+  explicit DpamtTd(const char* cache_mode = "vcpu", const char* huge = "off", const char* series = "v6")
       : vm({{"host.mem_gib", "8"},
             {"seam.dynamic_pamt", "true"},
             {"mmu.tdx_pamt_cache", cache_mode},
-            {"mmu.tdx_huge_pages", huge}},
+            {"mmu.tdx_huge_pages", huge},
+            {"mmu.tdx_dpamt_series", series}},
            8 * GiB),
         tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
@@ -66,6 +71,33 @@ TEST_CASE("a private fault takes the PAMT pair of a new 2M region from its cache
   CHECK(t.td().cached_pamt_pages(0) == kCachePages);
   CHECK(t.stat("kvm.tdx.pamt_add") == adds + 1);
   t.vm.require_clean();
+}
+
+// Dynamic PAMT v6 (PATCH v6 09/11, arch/x86/kvm/vmx/tdx.c:
+// tdx_sept_map_nonleaf_spte) gives an S-EPT page its pair just before
+// SEPT.ADD; RFC v5 gave it when the page was allocated into the cache. A
+// page topped up but not linked holds a reference only under rfc-v5.
+TEST_CASE("mmu.tdx_dpamt_series: an S-EPT page gets its PAMT reference at SEPT.ADD (v6) or when cached (rfc-v5)",
+          "[tdx][dpamt]") {
+  for (const char* series : {"v6", "rfc-v5"}) {
+    INFO(series);
+    const bool v6 = std::string(series) == "v6";
+    DpamtTd t("vcpu", "off", series);
+    t.fault(0x200000);  // links the three tables below the root
+    t.fault(0x201000);  // its top-up caches three more, which stay unlinked
+    const auto& cached = t.td().external_spt_caches().at(0);
+    REQUIRE(cached.size() == 3);
+    const Hpa region = cached.front() & ~((Hpa{1} << 21) - 1);
+    u32 cached_here = 0;
+    for (Hpa hpa : cached) cached_here += (hpa & ~((Hpa{1} << 21) - 1)) == region;
+    CHECK(t.td().pamt_holders(region) == t.tdx.pamt().used_4k_in_region(region) + (v6 ? 0 : cached_here));
+    // Pair cache after the second top-up: full, whichever series.
+    CHECK(t.td().cached_pamt_pages(0) == (v6 ? kCachePages : kRfcV5CachePages));
+    t.vm.require_clean();
+    t.vm.kvm->td_teardown();
+    t.vm.require_clean();
+    CHECK(t.tdx.pamt().pair_bytes() == 0);
+  }
 }
 
 TEST_CASE("mmu.tdx_pamt_cache chooses per-vCPU caches or one per VM", "[tdx][dpamt]") {
