@@ -72,7 +72,9 @@ struct Kvm::Impl {
   const PamtCache pamt_cache;  // mmu.tdx_pamt_cache
   const bool sept_pamt_at_link;  // mmu.tdx_dpamt_series=v6
   const std::unique_ptr<TdxMergePolicy> merge_policy;  // mmu.tdx_merge_policy
-  const std::unique_ptr<TdxHugePages> huge_pages;  // mmu.tdx_huge_pages
+  // mmu.tdx_huge_pages; `off` once a TD finds its series needs a module
+  // feature the module lacks (create_td, as tdx.c:__tdx_bringup).
+  std::unique_ptr<TdxHugePages> huge_pages;
   const bool private_dirty_log;       // mmu.tdx_private_dirty_log = allow
   const bool pending_access_kills;    // mmu.tdx_pending_access = kill
   const u64 nx_recovery_ratio;        // mmu.nx_huge_pages_recovery_ratio
@@ -126,6 +128,9 @@ struct Kvm::Impl {
   // mmu.tdx_huge_pages=v3: a 4K ACCEPT's exit inhibits huge mappings of
   // the gfn's frames and splits a private huge leaf over it (write mmu_lock).
   void tdx_inhibit_and_split(Vcpu& v, Gpa gpa);
+  // mmu.tdx_huge_pages=v5: tdx_handle_mismatched_accept (RFC v5 41/45)
+  // for an ACCEPT at KVM level `accept_level`.
+  void tdx_handle_mismatched_accept(Gpa gpa, int accept_level);
   // KVM_TDX_INIT_MEM_REGION of one page: the mirror maps it, the hook PAGE.ADDs.
   void tdx_premap_page(Gpa gpa, u64 tag, bool measure);
   // kvm_tdx_attributes.cc: the gfn of the private huge leaf holding `edge`

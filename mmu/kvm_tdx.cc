@@ -31,6 +31,10 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
                        "check_memory_region_flags); the model's private dirty logging needs "
                        "mmu.tdx_private_dirty_log=allow");
   k.op.spent = k.timing.vm_ioctl;
+  // tdx.c:__tdx_bringup: a huge-page series that needs a module feature the
+  // module lacks leaves enable_tdx_huge_page off, so the TD maps 4K.
+  if (k.huge_pages->needs_demote_interruptibility() && !tdx.enhance_demote_interruptibility())
+    k.huge_pages = make_tdx_huge_pages_off();
   auto td = std::make_unique<TdxVm>(tdx, k.mem, k.stats);
   td->set_kick_cost(k.timing.ipi);
   td->set_page_alloc_cost(k.timing.page_alloc);
@@ -136,7 +140,15 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interr
     td.td_exit(k.op, vcpu);
     k.op.spent += k.timing.vmexit + k.timing.fault_handler;
     Impl::Vcpu& v = k.vcpus.at(vcpu);
-    if (tdx_level == 0 && k.huge_pages->inhibit_on_4k_accept()) k.tdx_inhibit_and_split(v, gpa);
+    switch (k.huge_pages->accept_exit()) {
+      case AcceptExit::FaultOnly: break;
+      case AcceptExit::InhibitThenSplit:
+        if (tdx_level == 0) k.tdx_inhibit_and_split(v, gpa);
+        break;
+      case AcceptExit::SplitThenInhibit:
+        k.tdx_handle_mismatched_accept(gpa, tdx_sept_level_to_pg_level(TdxLevel{tdx_level}));
+        break;
+    }
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
     fault.max_level = std::min(tdx_sept_level_to_pg_level(TdxLevel{tdx_level}),
                                k.huge_pages->max_private_level(tdx_level > 0 ? PrivateFaultCause::Accept2M
@@ -286,6 +298,26 @@ void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
   auto lock = this->lock(MmuLockMode::Write);
   // A refused BLOCK/TRACK/DEMOTE bugged the VM in the hook (TDX_BUG_ON).
   if (tdp.split_mirror_huge_page(gfn, cache)) ++stats.tdx_accept_splits;
+}
+
+void Kvm::Impl::tdx_handle_mismatched_accept(Gpa gpa, int accept_level) {
+  const Gfn gfn = gpa >> kPageShift;
+  Memslot* slot = slots.find(gfn);
+  // A level above 2M is not handled; so the guest's 1G ACCEPT maps 2M.
+  if (!slot || accept_level > PG_LEVEL_2M) return;
+  // Already inhibited: the mapping the fault makes is small enough.
+  if (slot->hugepage_test_guest_inhibit(gfn, accept_level + 1)) return;
+  // The split's table and PAMT pair come from the vCPU's caches. The series
+  // tops them up while the split allocates (dropping mmu_lock if it must);
+  // the model tops up before taking it, as for a fault.
+  const bool split = accept_level == PG_LEVEL_4K && partly_converted_huge_leaf(gfn, gfn, gfn + 1);
+  const u32 cache = split ? td->topup_external_cache(op) : 0;
+  // The write lock whether or not a leaf needs splitting.
+  auto lock = this->lock(MmuLockMode::Write);
+  if (split && tdp.split_mirror_huge_page(gfn, cache)) ++stats.tdx_accept_splits;
+  // Then the flag: one level above the ACCEPT's, and two for a 4K ACCEPT.
+  slot->hugepage_set_guest_inhibit(gfn, accept_level + 1);
+  if (accept_level == PG_LEVEL_4K) slot->hugepage_set_guest_inhibit(gfn, accept_level + 2);
 }
 
 int Kvm::Impl::tdx_private_page_fault(Vcpu& v, KvmPageFault& fault) {

@@ -15,8 +15,8 @@ namespace septsim::mmu {
 // attributes (private and shared), so it must not be mapped huge.
 constexpr int KVM_LPAGE_MIXED_FLAG = int(1u << 31);
 // The TDX guest asked for this frame at a smaller level (its ACCEPT level):
-// KVM_LPAGE_GUEST_INHIBIT_FLAG of the TDX huge-page series (v3, not merged;
-// mmu.tdx_huge_pages=v3). Never cleared while the slot lives.
+// KVM_LPAGE_GUEST_INHIBIT_FLAG of the TDX huge-page series (v3 and RFC v5,
+// not merged; mmu.tdx_huge_pages=v3/v5). Never cleared while the slot lives.
 constexpr int KVM_LPAGE_GUEST_INHIBIT_FLAG = int(1u << 30);
 
 struct Memslot {
@@ -48,6 +48,9 @@ struct Memslot {
     l = mixed ? l | KVM_LPAGE_MIXED_FLAG : l & ~KVM_LPAGE_MIXED_FLAG;
   }
   void hugepage_set_guest_inhibit(Gfn gfn, int level) { lpage(gfn, level) |= KVM_LPAGE_GUEST_INHIBIT_FLAG; }
+  bool hugepage_test_guest_inhibit(Gfn gfn, int level) const {
+    return disallow_lpage(gfn, level) & KVM_LPAGE_GUEST_INHIBIT_FLAG;
+  }
   int& lpage(Gfn gfn, int level) {
     unsigned shift = 9u * unsigned(level - 1);
     return lpage_info[level - 2][(gfn >> shift) - (base_gfn >> shift)];

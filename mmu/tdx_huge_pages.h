@@ -19,6 +19,17 @@ enum class PrivateFaultCause : u8 {
   Accept2M,      // TDG.MEM.PAGE.ACCEPT of a 2M range exited with an EPT violation
 };
 
+// What KVM does on the exit of a guest ACCEPT whose level the mirror does
+// not map, before it faults the page in.
+enum class AcceptExit : u8 {
+  FaultOnly,         // nothing more (the merged kernel, rfc-v1)
+  InhibitThenSplit,  // v3: a 4K ACCEPT sets KVM_LPAGE_GUEST_INHIBIT_FLAG at 2M and 1G, then
+                     // splits a 2M leaf over the page under the write mmu_lock if there is one
+  SplitThenInhibit,  // RFC v5 (41/45, tdx_handle_mismatched_accept): nothing when the flag is
+                     // already set one level above the ACCEPT's; else the write mmu_lock, the
+                     // split, then the flag (one level up, and two for a 4K ACCEPT); 2M ACCEPTs too
+};
+
 class TdxHugePages {
  public:
   virtual ~TdxHugePages() = default;
@@ -30,9 +41,11 @@ class TdxHugePages {
   // Whether a private 2M leaf can exist at all: without huge pages KVM
   // never splits or merges private mappings.
   virtual bool huge_private_leaves() const = 0;
-  // A 4K ACCEPT's exit sets KVM_LPAGE_GUEST_INHIBIT_FLAG above 4K in
-  // lpage_info and splits a private 2M leaf over the page first.
-  virtual bool inhibit_on_4k_accept() const = 0;
+  virtual AcceptExit accept_exit() const = 0;
+  // The series maps huge only when the TDX module reports
+  // TDX_FEATURES0.ENHANCE_DEMOTE_INTERRUPTIBILITY (seam.enhance_demote_interruptibility);
+  // without it KVM turns huge pages off at module load (tdx.c:__tdx_bringup).
+  virtual bool needs_demote_interruptibility() const { return false; }
   // The removal of a private 2M page writes its cache lines back with one
   // TDH.PHYMEM.PAGE.WBINVD per 4K piece (512), not one call.
   virtual bool wbinvd_per_4k_piece() const = 0;
@@ -47,5 +60,6 @@ class TdxHugePages {
 std::unique_ptr<TdxHugePages> make_tdx_huge_pages_off();
 std::unique_ptr<TdxHugePages> make_tdx_huge_pages_rfc_v1();
 std::unique_ptr<TdxHugePages> make_tdx_huge_pages_v3();
+std::unique_ptr<TdxHugePages> make_tdx_huge_pages_v5();
 
 }  // namespace septsim::mmu

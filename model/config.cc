@@ -128,6 +128,10 @@ const std::vector<Config::Param> kParams = {
     // ACCEPT, and a floor for the short reads (docs/design.md "SEAMCALL
     // latencies"); the rest are guesses.
     {"seam.dynamic_pamt", T::Bool, "false", "TDH.SYS.CONFIG enables Dynamic PAMT (the Dynamic PAMT series)"},
+    {"seam.enhance_demote_interruptibility", T::Bool, "false",
+     "TDX_FEATURES0 bit 51, ENHANCE_DEMOTE_INTERRUPTIBILITY (a module newer than the TDX_1.5.01 source this model "
+     "follows): TDH.MEM.PAGE.DEMOTE of a basic TD never returns TDX_INTERRUPTED_RESTARTABLE. The TDX huge-page "
+     "series RFC v5 (mmu.tdx_huge_pages=v5) maps huge only with it (tdx.c:__tdx_bringup)"},
     {"seam.tdmr_gib", T::Int, "0", "GiB of host memory covered by TDMRs (PAMT is sized for it); 0 = host.mem_gib"},
     {"seam.tdcs_pages", T::Int, "4", "TDCS pages per TD added by TDH.MNG.ADDCX (page 3 is the SEPT root; count is a guess)"},
     {"seam.tdcx_per_vcpu", T::Int, "3", "TDCX pages per vCPU added by TDH.VP.ADDCX (guess)"},
@@ -228,7 +232,9 @@ const std::vector<Config::Param> kParams = {
      "(TDX huge-page RFC v1, kvm list, April 2025: a 2M ACCEPT that faults maps 2M; partial conversions split by "
      "DEMOTE) or v3 (TDX huge-page series PATCH v3, 2026-01-06: any fault maps 2M unless "
      "KVM_LPAGE_GUEST_INHIBIT_FLAG is set; a 4K ACCEPT's exit sets it and splits a 2M leaf under the write "
-     "mmu_lock; removing a 2M page is 512 WBINVDs; a BUSY DEMOTE kicks the vCPUs and retries once)"},
+     "mmu_lock; removing a 2M page is 512 WBINVDs; a BUSY DEMOTE kicks the vCPUs and retries once) or v5 (RFC v5 of 2026-01-28, huge-page patches 26-45: v3's "
+     "SEAMCALLs; the ACCEPT exit takes the write mmu_lock unless the frame is already inhibited, splits, then sets "
+     "the flag; maps huge only with seam.enhance_demote_interruptibility, else 4K as off)"},
     {"mmu.tdx_pending_access", T::String, "kill",
      "a TD guest's access (not ACCEPT) that faults on a PENDING private page: kill (merged kernel, "
      "tdx_handle_ept_violation: kvm_vm_dead, 'Guest access before accepting') or count (septsim before this switch: "

@@ -61,6 +61,8 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   unsigned tdcx_per_vcpu() const { return tdcx_per_vcpu_; }
   // host.packages, and the package an LP is on (lp_info.pkg; an unnamed LP: 0).
   unsigned packages() const { return packages_; }
+  // TDX_FEATURES0.ENHANCE_DEMOTE_INTERRUPTIBILITY (seam.enhance_demote_interruptibility).
+  bool enhance_demote_interruptibility() const { return demote_uninterruptible_; }
   unsigned package_of(u32 lp) const {
     return lp == SeamcallTxn::kUnnamedLp ? 0 : (lp / lps_per_package_) % packages_;
   }
@@ -166,6 +168,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   unsigned max_pa_;  // host.maxphyaddr: the platform's MAX_PA
   unsigned packages_;         // host.packages
   unsigned lps_per_package_;  // host.lps_per_package
+  bool demote_uninterruptible_;  // seam.enhance_demote_interruptibility
   // Each package's WBT entry: sub-blocks an interrupted CACHE.WB wrote back.
   std::vector<u64> cachewb_intr_point_;
   SeamcallObserver* observer_ = nullptr;

@@ -102,7 +102,10 @@ Status TdxModule::mem_page_demote(Call& c) {
     // No range is exempt: a pair page inside the split page is the TD's.
     if (Status s = pair_pages_free(pair, ops, ~Hpa{0})) return s;
   }
-  if (Status s = host_interrupt_restart(c)) return s;
+  // ENHANCE_DEMOTE_INTERRUPTIBILITY (TDX_FEATURES0 bit 51, newer modules):
+  // a basic TD's DEMOTE is not interrupted (the huge-page RFC v5, 30/45).
+  if (!demote_uninterruptible_)
+    if (Status s = host_interrupt_restart(c)) return s;
   // tdh_mem_page_demote.c reads the split page's PAMT entry without locking it.
   const PamtEntry owner = pamt_.get(page, pg);
   pamt_.set(page, pg, PamtEntry{});

@@ -64,7 +64,7 @@ const std::vector<Choice>& choices() {
       {"mmu.tdx_pamt_cache", {"vcpu", "vm", "kmem-cache"}},
       {"mmu.tdx_dpamt_series", {"v6", "rfc-v5"}},
       {"mmu.tdx_merge_policy", {"none", "A", "B", "C", "a", "b", "c"}},
-      {"mmu.tdx_huge_pages", {"off", "rfc-v1", "v3"}},
+      {"mmu.tdx_huge_pages", {"off", "rfc-v1", "v3", "v5"}},
       {"mmu.tdx_pending_access", {"kill", "count"}},
       {"mmu.tdx_private_dirty_log", {"refuse", "allow"}},
   };

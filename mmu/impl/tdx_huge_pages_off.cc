@@ -14,7 +14,7 @@ class Off final : public TdxHugePages {
   const char* name() const override { return "off"; }
   int max_private_level(PrivateFaultCause) const override { return PG_LEVEL_4K; }
   bool huge_private_leaves() const override { return false; }
-  bool inhibit_on_4k_accept() const override { return false; }
+  AcceptExit accept_exit() const override { return AcceptExit::FaultOnly; }
   bool wbinvd_per_4k_piece() const override { return false; }
   bool demote_busy_kicks_vcpus() const override { return false; }
 };

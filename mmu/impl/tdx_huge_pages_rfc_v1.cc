@@ -21,7 +21,7 @@ class RfcV1 final : public TdxHugePages {
     return cause == PrivateFaultCause::Accept2M ? PG_LEVEL_2M : PG_LEVEL_4K;
   }
   bool huge_private_leaves() const override { return true; }
-  bool inhibit_on_4k_accept() const override { return false; }
+  AcceptExit accept_exit() const override { return AcceptExit::FaultOnly; }
   bool wbinvd_per_4k_piece() const override { return false; }
   bool demote_busy_kicks_vcpus() const override { return false; }
 };

@@ -27,7 +27,7 @@ class V3 final : public TdxHugePages {
     return cause == PrivateFaultCause::Accept4K ? PG_LEVEL_4K : PG_LEVEL_2M;
   }
   bool huge_private_leaves() const override { return true; }
-  bool inhibit_on_4k_accept() const override { return true; }
+  AcceptExit accept_exit() const override { return AcceptExit::InhibitThenSplit; }
   bool wbinvd_per_4k_piece() const override { return true; }
   bool demote_busy_kicks_vcpus() const override { return true; }
 };

@@ -78,3 +78,26 @@ TEST_CASE("a PAMT.ADD holding the range of one of DEMOTE's pair pages makes DEMO
   // Overlapping in time on LP 0: p0's range's 2M PAMT entry is held exclusively.
   CHECK(at(s.env, Leaf::TDH_MEM_PAGE_DEMOTE, s.regs(p0, s.free_page()), 0, t) == kOperandBusy + kR12);
 }
+
+// TDX_FEATURES0 bit 51, ENHANCE_DEMOTE_INTERRUPTIBILITY (newer modules than
+// the 1.5.01 source; the TDX huge-page series RFC v5, 30/45, requires it):
+// a basic TD's DEMOTE is not interrupted by a pending host interrupt. Without
+// it, the 1.5.01 behaviour: TDX_INTERRUPTED_RESTARTABLE (tdh_mem_page_demote.c).
+TEST_CASE("with ENHANCE_DEMOTE_INTERRUPTIBILITY a pending host interrupt does not stop DEMOTE", "[seam][huge]") {
+  for (const bool feature : {false, true}) {
+    INFO("seam.enhance_demote_interruptibility=" << feature);
+    model::Config c = make_config(false);
+    c.set("seam.enhance_demote_interruptibility", feature ? "true" : "false");
+    SeamEnv env(std::move(c), 1, true);
+    env.tables_for(kGpa, 1);
+    REQUIRE(env.aug(kGpa, 1, env.page(PG_LEVEL_2M)) == TDX_SUCCESS);
+    SeamcallTxn t;
+    t.in.rax = leaf_rax(Leaf::TDH_MEM_PAGE_DEMOTE);
+    t.in.rcx = page_info(kGpa, 1), t.in.rdx = env.td.tdr, t.in.r8 = env.page();
+    t.host_interrupt = true;
+    t.start = env.now;
+    env.now += env.tdx.transport(t);
+    CHECK(t.status() == (feature ? TDX_SUCCESS : Code{0x8000000400000000ull}));  // TDX_INTERRUPTED_RESTARTABLE
+    CHECK(env.sept_state(kGpa, 1) == (feature ? kNlMapped : kPending));  // split, or left whole
+  }
+}
