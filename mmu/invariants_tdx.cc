@@ -56,7 +56,7 @@ class TdChecker {
     sept_table(t_->sept->root(), t_->sept->top_level(), 0, 0, ~Gfn{0});
     if (tdx_.pamt().dynamic()) {
       // Every region with holders, and every region with a page of the TD.
-      for (const auto& [region, n] : td_.pamt_refcount().counts()) pamt_regions_.insert(region);
+      for (const auto& [region, n] : td_.pamt_holds()) pamt_regions_.insert(region);
       for (const auto& cache : td_.external_spt_caches())
         for (Hpa hpa : cache) pamt_regions_.insert(hpa >> 21);
       pamt_regions_.insert(t_->tdr >> 21);
@@ -130,13 +130,20 @@ class TdChecker {
     // kmem_cache keep their regions' pairs: exactly those may stay.
     std::map<u64, u32> kept;
     for (Hpa hpa : td_.kmem_cache()) ++kept[hpa >> 21];
-    if (tdx_.pamt().pairs() != kept.size() || td_.pamt_refcount().counts() != kept)
-      report("pamt-zero", "no TD is left but Dynamic PAMT holds " + std::to_string(tdx_.pamt().pair_bytes()) +
-                              " bytes in " + std::to_string(tdx_.pamt().pairs()) + " page pairs" +
+    // The TD's own holds on the host's refcount must be gone (other TDs
+    // may still hold pairs), and every pair installed must be held by some TD.
+    const std::map<u64, u32> held = td_.pamt_holds();
+    if (held != kept)
+      report("pamt-zero", "the TD is gone but still holds " + std::to_string(held.size()) +
+                              " Dynamic PAMT page pairs of the host's " + std::to_string(tdx_.pamt().pairs()) + " (" +
+                              std::to_string(tdx_.pamt().pair_bytes()) + " bytes)" +
                               (kept.empty() ? std::string()
-                                            : " (the kmem_cache's " + std::to_string(td_.kmem_cache().size()) +
-                                                  " free S-EPT pages account for " + std::to_string(kept.size()) +
-                                                  ")"));
+                                            : "; the kmem_cache's " + std::to_string(td_.kmem_cache().size()) +
+                                                  " free S-EPT pages account for " + std::to_string(kept.size())));
+    else if (tdx_.pamt().pairs() != td_.host_pamt_refcount().regions())
+      report("pamt-zero", "Dynamic PAMT holds " + std::to_string(tdx_.pamt().pairs()) +
+                              " page pairs but the host's refcount knows " +
+                              std::to_string(td_.host_pamt_refcount().regions()) + ": a pair leaked");
   }
 
   void mirror_roots() {
@@ -226,7 +233,13 @@ class TdChecker {
       for (const auto& cache : td_.external_spt_caches())
         for (Hpa hpa : cache) cached += (hpa >> 21) == region;
     for (Hpa hpa : td_.kmem_cache()) cached += (hpa >> 21) == region;
-    const u32 used = tdx_.pamt().used_4k_in_region(base);
+    // The refcount is the host's: other TDs' pages may share the region, so
+    // only this TD's holds and pages are compared.
+    u32 used = 0;
+    for (u64 i = 0; i < kPtesPerTable; ++i) {
+      const seam::PamtEntry e = tdx_.pamt().get(base + i * kPageSize, PG_LEVEL_4K);
+      used += e.pt != seam::PageType::PT_NDA && e.owner == td_.handle().tdr;
+    }
     const u32 have = td_.pamt_holders(base);
     if (have != used + cached)
       report("pamt-refcount", "the 2M host region at " + hex(base) + " has Dynamic PAMT refcount " +

@@ -41,7 +41,8 @@ TdxVm::TdxVm(seam::TdxModule& tdx, model::PhysMem& mem, MmuStats& stats)
       kmem_cache_pages_(stats.tdx_kmem_cache_pages),
       tdx_(tdx),
       mem_(mem),
-      dpamt_(tdx, mem) {}
+      dpamt_(tdx.host_pamt_refcount()),
+      dpamt_owner_(tdx.host_pamt_refcount().new_owner()) {}
 
 void TdxVm::set_clock_skew(Cycles skew) { tdx_.set_lock_retain(skew); }
 
@@ -113,10 +114,10 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, KvmOp& op, bool retry_busy) {
 
 void TdxVm::pamt_get(Hpa hpa, KvmOp& op, std::vector<Hpa>* pool) {
   note_pamt(hpa);
-  const u64 dry = dpamt_.dry_takes();
+  const u64 dry = dpamt().dry_takes();
   const size_t held = pool ? pool->size() : 0;
   const bool first = dpamt_.count(hpa) == 0;
-  dpamt_.get(hpa, op.spent, op.initiator(), op.now(), pool);
+  dpamt().get(hpa, op.spent, op.initiator(), op.now(), pool);
   if (first && dpamt_.count(hpa) == 1) ++pamt_adds;
   if (pool) pamt_cache_pages -= held - pool->size();
   if (dpamt_.dry_takes() != dry)
@@ -127,7 +128,7 @@ void TdxVm::pamt_get(Hpa hpa, KvmOp& op, std::vector<Hpa>* pool) {
 void TdxVm::pamt_put(Hpa hpa, KvmOp& op) {
   note_pamt(hpa);
   const bool last = dpamt_.count(hpa) == 1;
-  dpamt_.put(hpa, op.spent, op.initiator(), op.now());
+  dpamt().put(hpa, op.spent, op.initiator(), op.now());
   if (last) ++pamt_removes;
 }
 
@@ -187,9 +188,10 @@ void TdxVm::create(KvmOp& op, const TdxVmParams& p, const std::vector<model::Vcp
   cp.hkid = p.hkid;
   for (u32 v = 0; v < cp.vcpus; ++v) vcpu_lp_.push_back(v % tdx_.lps());
   cp.vcpu_lps = vcpu_lp_;
-  const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt_, cp, handle_, op.initiator(), op.now());
+  const size_t regions = dpamt_.regions();
+  const seam::TdBuildResult r = seam::build_td(tdx_, mem_, dpamt(), cp, handle_, op.initiator(), op.now());
   op.spent += r.cycles;
-  pamt_adds += dpamt_.regions();  // the control pages' regions
+  pamt_adds += dpamt_.regions() - regions;  // the control pages' new regions
   if (r.status != TDX_SUCCESS)
     throw std::runtime_error("TD creation: " + r.failed_leaf + " returned " + seam::status_string(r.status));
   hw_ = hw;
@@ -629,14 +631,14 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   // Each 4K piece now holds the pair: its removal puts, the last one PAMT.REMOVEs.
   note_pamt(spte_to_pfn(old_spte) << kPageShift);
   note_pamt(external_spt << kPageShift);
-  if (pair) dpamt_.adopt(spte_to_pfn(old_spte) << kPageShift, u32(pieces));
+  if (pair) dpamt().adopt(spte_to_pfn(old_spte) << kPageShift, u32(pieces));
   mapped_private_ += pieces - 1;
   return true;
 }
 
 void TdxVm::promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13) {
   note_pamt(page2m);
-  dpamt_.forget(page2m);
+  dpamt().forget(page2m);
   return_pamt_pair(cache, r12, r13);
 }
 

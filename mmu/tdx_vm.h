@@ -172,8 +172,12 @@ class TdxVm : public ExternalSpt {
   // to cache `cache` as return_pamt_pair does. The undo of a split's adopt.
   void promoted_pamt(u32 cache, Hpa page2m, Hpa r12, Hpa r13);
   // Holders of the PAMT pair of `hpa`'s 2M region in the kernel's refcount.
-  u32 pamt_holders(Hpa hpa) const { return dpamt_.count(hpa); }
-  const seam::PamtRefcount& pamt_refcount() const { return dpamt_; }
+  // This TD's holds on the host's Dynamic PAMT refcount: of hpa's 2 MiB
+  // region, and of every region it holds (by region index).
+  u32 pamt_holders(Hpa hpa) const { return dpamt_.count_of(hpa, dpamt_owner_); }
+  std::map<u64, u32> pamt_holds() const { return dpamt_.counts_of(dpamt_owner_); }
+  // The host's refcount, all TDs' holds.
+  const seam::PamtRefcount& host_pamt_refcount() const { return dpamt_; }
   // The Secure-EPT pages topped up for the hooks, per cache (each holds a Dynamic PAMT reference).
   const std::vector<std::vector<Hpa>>& external_spt_caches() const { return external_spt_cache_; }
   // Whether the pages in those caches already hold a Dynamic PAMT pair
@@ -336,7 +340,13 @@ class TdxVm : public ExternalSpt {
 
   seam::TdxModule& tdx_;
   model::PhysMem& mem_;
-  seam::PamtRefcount dpamt_;
+  seam::PamtRefcount& dpamt_;  // the host's (TdxModule::host_pamt_refcount)
+  const u64 dpamt_owner_;      // this TD's holds in it
+  // The host refcount, with this TD's holds selected.
+  seam::PamtRefcount& dpamt() {
+    dpamt_.set_owner(dpamt_owner_);
+    return dpamt_;
+  }
   TdxVmParams params_;
   seam::TdHandle handle_;
   std::vector<model::Vcpu*> hw_;

@@ -9,9 +9,28 @@ u32 PamtRefcount::count(Hpa hpa) const {
   return it == refs_.end() ? 0 : it->second;
 }
 
+u32 PamtRefcount::count_of(Hpa hpa, u64 owner) const {
+  auto it = owned_.find({owner, hpa >> 21});
+  return it == owned_.end() ? 0 : it->second;
+}
+
+std::map<u64, u32> PamtRefcount::counts_of(u64 owner) const {
+  std::map<u64, u32> out;
+  for (auto it = owned_.lower_bound({owner, 0}); it != owned_.end() && it->first.first == owner; ++it)
+    out[it->first.second] = it->second;
+  return out;
+}
+
+void PamtRefcount::own(u64 region, int delta) {
+  u32& n = owned_[{owner_, region}];
+  n = u32(int(n) + delta);
+  if (n == 0) owned_.erase({owner_, region});
+}
+
 bool PamtRefcount::adopt(Hpa hpa, u32 refs) {
   if (refs == 0 || count(hpa) != 0) return false;
   refs_[hpa >> 21] = refs;
+  own(hpa >> 21, int(refs));
   return true;
 }
 
@@ -20,6 +39,7 @@ u32 PamtRefcount::forget(Hpa hpa) {
   if (it == refs_.end()) return 0;
   const u32 n = it->second;
   refs_.erase(it);
+  std::erase_if(owned_, [region = hpa >> 21](const auto& e) { return e.first.second == region; });
   return n;
 }
 
@@ -27,6 +47,7 @@ Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles sta
   u32& n = refs_[hpa >> 21];
   if (n > 0) {
     ++n;
+    own(hpa >> 21, 1);
     return TDX_SUCCESS;
   }
   auto take = [&]() -> Hpa {
@@ -53,12 +74,14 @@ Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles sta
     return t.status();
   }
   n = 1;
+  own(hpa >> 21, 1);
   return TDX_SUCCESS;
 }
 
 Status PamtRefcount::put(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles start) {
   auto it = refs_.find(hpa >> 21);
   if (it == refs_.end()) return TDX_SUCCESS;
+  if (count_of(hpa, owner_)) own(hpa >> 21, -1);
   if (--it->second > 0) return TDX_SUCCESS;
   refs_.erase(it);
   SeamcallTxn t;

@@ -3,6 +3,10 @@
 // TDH.PHYMEM.PAMT.ADD, the 1->0 put calls TDH.PHYMEM.PAMT.REMOVE and frees it.
 // A pair can also come and go without those two: TDH.MEM.PAGE.DEMOTE of a 2M
 // page installs one (adopt) and TDH.MEM.PAGE.PROMOTE hands it back (forget).
+// The kernel keeps one refcount for the whole host (the series' global
+// array), so TDs whose pages share a 2 MiB region share its pair; the model
+// also records whose holds they are (set_owner), which the kernel does not,
+// for the per-TD invariants.
 #pragma once
 #include <map>
 #include <vector>
@@ -22,6 +26,13 @@ class PamtRefcount {
   Status get(Hpa hpa, Cycles& cycles, unsigned initiator = 0, Cycles start = 0, std::vector<Hpa>* pool = nullptr);
   Status put(Hpa hpa, Cycles& cycles, unsigned initiator = 0, Cycles start = 0);
   u32 count(Hpa hpa) const;
+  // A token for a new holder (a TD), and whose holds the following gets,
+  // puts and adopts are.
+  u64 new_owner() { return ++owners_; }
+  void set_owner(u64 owner) { owner_ = owner; }
+  // The holds of `owner` on hpa's region, and on every region it holds.
+  u32 count_of(Hpa hpa, u64 owner) const;
+  std::map<u64, u32> counts_of(u64 owner) const;
   // DEMOTE installed the pair of `hpa`'s 2M region from its R12/R13: the
   // region now has `refs` holders (the 4K pieces of the split page) and the
   // last put removes the pair with PAMT.REMOVE as usual. No SEAMCALL. False
@@ -42,6 +53,10 @@ class PamtRefcount {
   SeamTransport& tdx_;
   model::PhysMem& mem_;
   std::map<u64, u32> refs_;  // by 2M region index
+  std::map<std::pair<u64, u64>, u32> owned_;  // (owner, region index) -> holds
+  u64 owner_ = 0;
+  u64 owners_ = 0;
+  void own(u64 region, int delta);
   u64 dry_takes_ = 0;
 };
 

@@ -13,6 +13,7 @@
 #include "model/phys_mem.h"
 #include "model/stats.h"
 #include "seam/pamt.h"
+#include "seam/pamt_refcount.h"
 #include "seam/seam_locks.h"
 #include "seam/seam_timing.h"
 #include "seam/seamcall.h"
@@ -61,6 +62,9 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   unsigned tdcx_per_vcpu() const { return tdcx_per_vcpu_; }
   // host.packages, and the package an LP is on (lp_info.pkg; an unnamed LP: 0).
   unsigned packages() const { return packages_; }
+  // The host kernel's Dynamic PAMT refcount (arch/x86/virt/vmx/tdx/tdx.c:
+  // tdx_pamt_get/put), one per host: every TD on this module shares it.
+  PamtRefcount& host_pamt_refcount() { return host_dpamt_; }
   // TDX_FEATURES0.ENHANCE_DEMOTE_INTERRUPTIBILITY (seam.enhance_demote_interruptibility).
   bool enhance_demote_interruptibility() const { return demote_uninterruptible_; }
   unsigned package_of(u32 lp) const {
@@ -180,6 +184,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   model::Counter *tdcalls_, *errors_, *busy_, *cycles_, *td_exits_, *epoch_flushes_, *zero_step_exits_;
   model::Counter *g_pamt_bytes_, *g_pamt_static_, *g_pamt_pairs_bytes_, *g_pamt_pairs_, *g_sept_pages_,
       *g_sept_bytes_, *g_tds_, *g_private_4k_;
+  PamtRefcount host_dpamt_;  // host_pamt_refcount
 };
 
 }  // namespace septsim::seam

@@ -281,6 +281,29 @@ TEST_CASE("the 2M race trace: the loser finds the winner's mirror entries FROZEN
   CHECK(stat(json, "seam.tds") == 0);
 }
 
+// Two TDs on one host (tests/mmu/traces/24_two_td_dpamt.jsonl): the Dynamic
+// PAMT refcount is the host's (arch/x86/virt/vmx/tdx/tdx.c, PATCH v6 04/11
+// "Allocate ref counts for Dynamic PAMT memory": one array for all of
+// memory; tdx_pamt_get's atomic_inc_not_zero fast path for a region that
+// already has a pair). The host allocator puts both TDs' control, S-EPT and
+// private pages in one 2 MiB region: TD 0's first page adds its pair, TD 1's
+// pages only take references, and the last put (TD 1's teardown) removes it.
+// With a refcount per TD, TD 1's creation failed: its PAMT.ADD of the same
+// region was TDX_HPA_RANGE_NOT_FREE.
+TEST_CASE("two TDs share a 2M region's Dynamic PAMT pair: one PAMT.ADD, one PAMT.REMOVE", "[tdx][dpamt]") {
+  const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_two_td_stats.json";
+  REQUIRE(replay(trace("24_two_td_dpamt.jsonl"), "--stats " + out) == 0);
+  const std::string json = slurp(out);
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_add") == 1);
+  CHECK(stat(json, "seam.calls.tdh_phymem_pamt_remove") == 1);
+  CHECK(stat(json, "kvm.tdx.pamt_add") == 1);
+  CHECK(stat(json, "vm1.kvm.tdx.pamt_add") == 0);
+  CHECK(stat(json, "kvm.tdx.pamt_remove") == 0);
+  CHECK(stat(json, "vm1.kvm.tdx.pamt_remove") == 1);
+  CHECK(stat(json, "seam.pamt.pair_bytes") == 0);
+  CHECK(stat(json, "seam.tds") == 0);
+}
+
 TEST_CASE("the Dynamic PAMT trace grows by a pair per new 2M region and shrinks to zero at teardown", "[tdx]") {
   const std::string out = std::string(SEPTSIM_BINARY_DIR) + "/tdx_dpamt_stats.json";
   REQUIRE(replay(trace("05_dpamt_grow_shrink.jsonl"), "--stats " + out) == 0);
