@@ -27,7 +27,6 @@ class SeamLocks {
   bool acquire(LockKind kind, u64 addr, bool exclusive);
   // The call ends: its locks stay held until `until`.
   void commit(Cycles until);
-  void abort() { pending_.clear(); }
   // Every lock `initiator` holds goes at once: a TD vCPU interrupted out of
   // its TDCALL (an IPI's TD exit) releases what the TDCALL held.
   void release(unsigned initiator);

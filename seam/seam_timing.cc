@@ -52,6 +52,7 @@ SeamTiming SeamTiming::from(const model::Config& c) {
   t.td_exit = c.u("latency.seam.td_exit");
   t.accept_4k = c.u("latency.seam.mem_page_accept_4k");
   t.accept_2m = c.u("latency.seam.mem_page_accept_2m");
+  t.refusal_hold = c.u("latency.seam.mem_sept_rd");
   return t;
 }
 

@@ -13,6 +13,11 @@ struct SeamTiming {
   std::array<Cycles, kLeaves> leaf{};  // by leaf number
   Cycles td_exit = 0;
   Cycles accept_4k = 0, accept_2m = 0;
+  // How long a call the module refuses by a check holds the locks it took
+  // before that check: one trip into the module and back, the floor of any
+  // SEAMCALL (latency.seam.mem_sept_rd's source), an upper bound of the
+  // checks' share of it.
+  Cycles refusal_hold = 0;
 
   static SeamTiming from(const model::Config& c);
   Cycles of(u16 leaf_number) const { return leaf_number < kLeaves ? leaf[leaf_number] : leaf[kLeaves - 1]; }

@@ -96,6 +96,8 @@ const std::vector<StatusPath> kRequiredStatuses = {
     {SEAMCALL(TDH_VP_ENTER), 0xC000060800000000ull, "tdh_vp_enter.c (check_state_map_tdcs_and_lock): OP_STATE"},
     {SEAMCALL(TDH_VP_ENTER), 0x8000070100000000ull, "tdh_vp_enter.c (check_and_associate_vcpu): TDX_VCPU_ASSOCIATED"},
     {SEAMCALL(TDH_VP_ENTER), 0x80000200000000A9ull, "tdh_vp_enter.c (adjust_tlb_tracking_state): inside a TRACK"},
+    {SEAMCALL(TDH_VP_ENTER), 0x8000020000000092ull, "tdh_vp_enter.c (handle_stepping_filter): SEPT_TREE beside a BLOCK"},
+    {SEAMCALL(TDH_VP_ENTER), 0xC000010000000001ull, "tdh_vp_enter.c: vcpu_and_flags reserved bits; RESUME_L1 or HOST_RECOVERABILITY_HINT once associated, RCX"},
     // tdh_mng_key_config.c (tdh_mng_key_config), tdh_mng_add_cx.c: two
     // packages (21_key_config_packages.set).
     {SEAMCALL(TDH_MNG_KEY_CONFIG), 0x0000081500000000ull, "tdh_mng_key_config.c: this package's PKG_CONFIG_BITMAP bit set"},
@@ -106,6 +108,7 @@ const std::vector<StatusPath> kRequiredStatuses = {
     {SEAMCALL(TDH_MEM_PAGE_ADD), 0xC0000B0000000001ull, "tdh_mem_page_add.c (lock_sept_check_and_walk_private_gpa)"},
     {SEAMCALL(TDH_MEM_PAGE_ADD), 0xC0000B0D00000001ull, "tdh_mem_page_add.c (sept_state_is_seamcall_leaf_allowed)"},
     {SEAMCALL(TDH_MEM_PAGE_ADD), 0xC000010000000009ull, "tdh_mem_page_add.c (shared_hpa_check_with_pwr_2_alignment): source, R9"},
+    {SEAMCALL(TDH_MEM_PAGE_ADD), 0xC000010000000001ull, "tdh_mem_page_add.c (verify_page_info_input, check_gpa_validity): RCX"},
     // tdh_mem_sept_add.c
     {SEAMCALL(TDH_MEM_SEPT_ADD), 0xC000010000000002ull, "tdh_mem_sept_add.c: a reserved flag in RDX"},
     {SEAMCALL(TDH_MEM_SEPT_ADD), 0xC000010000000008ull, "tdh_mem_sept_add.c (process_l1_page): R8"},
@@ -147,7 +150,13 @@ const std::vector<StatusPath> kRequiredStatuses = {
     // tdh_mr_extend.c: a failed walk to a present leaf becomes EPT_ENTRY_NOT_PRESENT on RCX.
     {SEAMCALL(TDH_MR_EXTEND), 0xC000060800000000ull, "tdh_mr_extend.c: OP_STATE"},
     {SEAMCALL(TDH_MR_EXTEND), 0xC0000B0300000001ull, "tdh_mr_extend.c (check_and_walk_private_gpa_to_leaf failed)"},
+    {SEAMCALL(TDH_MR_EXTEND), 0xC000010000000001ull, "tdh_mr_extend.c: not 256-byte aligned, or not a private GPA (check_gpa_validity), RCX"},
     {SEAMCALL(TDH_MR_FINALIZE), 0xC000060800000000ull, "tdh_mr_finalize.c: OP_STATE"},
+    // tdh_mng_create.c: the HKID, the TDR page, the KOT exclusively, the HKID's KOT entry.
+    {SEAMCALL(TDH_MNG_CREATE), 0xC000010000000002ull, "tdh_mng_create.c: not a private HKID, RDX"},
+    {SEAMCALL(TDH_MNG_CREATE), 0xC000010000000001ull, "tdh_mng_create.c (check_lock_and_map_explicit_tdr): the TDR page, RCX"},
+    {SEAMCALL(TDH_MNG_CREATE), 0x80000200000000BAull, "tdh_mng_create.c: KOT beside a CACHE.WB"},
+    {SEAMCALL(TDH_MNG_CREATE), 0xC000082000000000ull, "tdh_mng_create.c: TDX_HKID_NOT_FREE"},
     // tdh_vp_flush.c, tdh_mng_vpflushdone.c, tdh_mng_key_freeid.c
     {SEAMCALL(TDH_VP_FLUSH), 0x8000020000000001ull, "tdh_vp_flush.c: the running vCPU holds the TDVPR, RCX"},
     {SEAMCALL(TDH_VP_FLUSH), 0x8000070200000000ull, "tdh_vp_flush.c: TDX_VCPU_NOT_ASSOCIATED"},

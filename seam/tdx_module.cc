@@ -128,15 +128,28 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
   if (observer_) report(c, s);
   if (is_error(s)) ++*errors_;
   if (status_class(s) == TDX_OPERAND_BUSY) ++*busy_;
-  // Locks are held for the call's duration on success; a refused call
-  // released them early enough not to matter.
-  if (is_error(s))
-    locks_.abort();
-  else
-    locks_.commit(txn.start + cost);
+  locks_.commit(txn.start + lock_hold(c, s, cost));
   *cycles_ += cost;
   update_gauges();
   return cost;
+}
+
+// Every lock a call took is held until it returns, refused or not: each
+// handler releases its locks at its EXIT label, after the check that failed
+// or the work that was interrupted. A call interrupted once its work had
+// begun holds them as long as a completed call: CACHE.WB's
+// TDX_INTERRUPTED_RESUMABLE after the sub-blocks it wrote back with the WBT
+// mutex and the KOT held (tdh_phymem_cache_wb.c), PROMOTE's
+// TDX_INTERRUPTED_RESTARTABLE after is_sept_page_valid_for_merge locked and
+// compared the 512 entries (tdh_mem_page_promote.c, step 3). A refusal holds
+// the locks it took before the failing check (a BUSY one not the lock it
+// failed on) for the checks only, timing_.refusal_hold, whatever it is
+// charged; DEMOTE's TDX_INTERRUPTED_RESTARTABLE is one: with no L2 VM it
+// tests the interrupt after its checks, before pamt_demote
+// (tdh_mem_page_demote.c).
+Cycles TdxModule::lock_hold(const Call& c, Status s, Cycles cost) const {
+  if (!is_error(s) || c.stopped_after_work) return cost;
+  return std::min(cost, timing_.refusal_hold);
 }
 
 // A 2M ACCEPT that zeroed only some of its 512 chunks (interrupted, or
@@ -335,7 +348,9 @@ Status TdxModule::walk_and_lock(Call& c, bool tree_exclusive) {
   c.w = c.td->sept->walk(c.gpa, c.level);
   c.walked = true;
   if (!c.w.reached) return sept_fail(c, TDX_EPT_WALK_FAILED);
-  if (!locks_.acquire(LockKind::SeptEntry, c.w.entry_hpa, true)) return with_operand(TDX_OPERAND_BUSY, operand::RCX);
+  // sept_lock_acquire_host: BUSY on RCX, with the entry the walk read in
+  // RCX/RDX (set_arch_septe_details_in_vmm_regs, in every tdh_mem_*.c).
+  if (!locks_.acquire(LockKind::SeptEntry, c.w.entry_hpa, true)) return sept_fail(c, TDX_OPERAND_BUSY);
   (void)tree_exclusive;
   return TDX_SUCCESS;
 }

@@ -154,6 +154,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status accept_exit(Call& c);
   Status accept_interrupted(Call& c);
   Cycles accept_cost(const Call& c) const;
+  Cycles lock_hold(const Call& c, Status s, Cycles cost) const;
   // The vCPU's TD exit: epoch reference dropped, counted; returns its cycles.
   Cycles leave_guest(Td& t, TdVcpu& v);
   static bool same_lp(const TdVcpu& v, u32 lp);

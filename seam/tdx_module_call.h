@@ -18,6 +18,7 @@ struct TdxModule::Call {
   bool walked = false;  // `w` holds a Secure-EPT walk of this call
   Cycles extra_cycles = 0;  // a TD exit the call ended in
   u64 accept_chunks = 0;    // TDG.MEM.PAGE.ACCEPT: 4K chunks this call zeroed
+  bool stopped_after_work = false;  // interrupted once its work had begun: locks held for its whole cost
 
   Leaf leaf() const { return Leaf(number); }
 };

@@ -57,7 +57,10 @@ Status TdxModule::mem_page_promote(Call& c) {
                                  septe::leaf_hpa(e, child_size) == hpa0 + i * child_size;
     if (!ok) return sept_fail(c, TDX_EPT_INVALID_PROMOTE_CONDITIONS);
   }
-  if (Status s = host_interrupt_restart(c)) return s;
+  if (Status s = host_interrupt_restart(c)) {
+    c.stopped_after_work = true;  // the 512 entries were locked and compared
+    return s;
+  }
 
   const int child_pg = tdx_to_pg_level(c.level - 1);
   const PamtEntry owner = pamt_.get(hpa0, child_pg);

@@ -115,8 +115,11 @@ Status TdxModule::mem_page_aug(Call& c) {
 // RCX = GPA|level, RDX = TDR. Records BEPOCH = TD_EPOCH.
 Status TdxModule::mem_range_block(Call& c) {
   if (Status s = mem_prologue(c, MemRule{true, false, true, Tree::Exclusive, 0, -1})) return s;
-  if (septe::is_blocked_state(c.w.state)) return sept_fail(c, TDX_GPA_RANGE_ALREADY_BLOCKED);
-  if (!sept_state_allowed(c.leaf(), c.w.state)) return sept_fail(c, TDX_EPT_ENTRY_STATE_INCORRECT);
+  // tdh_mem_range_block.c: a state BLOCK does not take is
+  // TDX_GPA_RANGE_ALREADY_BLOCKED if it is any blocked state.
+  if (!sept_state_allowed(c.leaf(), c.w.state))
+    return sept_fail(c, septe::is_blocked_state(c.w.state) ? TDX_GPA_RANGE_ALREADY_BLOCKED
+                                                           : TDX_EPT_ENTRY_STATE_INCORRECT);
   SeptState to = SeptState::BLOCKED;
   if (c.w.state == SeptState::NL_MAPPED) to = SeptState::NL_BLOCKED;
   if (c.w.state == SeptState::PENDING || c.w.state == SeptState::PENDING_BLOCKEDW) to = SeptState::PENDING_BLOCKED;

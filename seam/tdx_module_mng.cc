@@ -135,12 +135,21 @@ Status TdxModule::vp_init(Call& c) {
   return TDX_SUCCESS;
 }
 
-// RCX = vcpu_handle_and_flags: the TDVPR, no flag the model can honour
-// (tdh_vp_enter.c). Epoch accounting of 4: refcount the current epoch, flush
-// the vCPU's EPT translations if it last ran in an older one.
+// RCX = vcpu_handle_and_flags (vcpu_and_flags_t, tdx_api_defs.h): bits
+// 11:0 and 63:54 reserved, the TDVPR in 51:12, HOST_RECOVERABILITY_HINT in
+// 52, RESUME_L1 in 53. tdh_vp_enter.c refuses reserved bits first and
+// checks the two flags only once the vCPU is associated: the hint needs a
+// last TD exit of LAST_EXIT_ASYNC_TRAP (a cross-TD trap or a host-priority
+// timeout, td_exit.c), which no TD exit of the model is, and RESUME_L1 an
+// exit from an L2 VM, which the model has not. Epoch accounting of 4:
+// refcount the current epoch, flush the vCPU's EPT translations if it last
+// ran in an older one.
 Status TdxModule::vp_enter(Call& c) {
+  constexpr u64 kReserved = 0xFFFull | (~u64{0} << 54);
+  constexpr u64 kHint = u64{1} << 52, kResumeL1 = u64{1} << 53;
+  if (c.in.rcx & kReserved) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
   TdVcpu* vp = nullptr;
-  if (Status s = find_vcpu(c, c.in.rcx, operand::RCX, false, vp)) return s;
+  if (Status s = find_vcpu(c, c.in.rcx & ~(kHint | kResumeL1), operand::RCX, false, vp)) return s;
   if (Status s = check_build_state(c, true)) return s;
   Td* t = c.td;
   TdVcpu& v = *vp;
@@ -150,8 +159,12 @@ Status TdxModule::vp_enter(Call& c) {
   // TDX_VCPU_ASSOCIATED; a running one is associated with the LP it runs on,
   // so only another LP can ask.
   if (v.in_guest || !same_lp(v, c.txn.lp)) return TDX_VCPU_ASSOCIATED;
-  if (Status s = zero_step_filter(c, v)) return s;
+  if (c.in.rcx & (kHint | kResumeL1)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
+  // adjust_tlb_tracking_state (the epoch lock) comes before
+  // handle_stepping_filter, whose failures revert the epoch's refcount
+  // (tdh_vp_enter.c): here the refcount is taken only once the filter passed.
   if (!locks_.acquire(LockKind::Epoch, t->tdr, false)) return with_operand(TDX_OPERAND_BUSY, operand::TD_EPOCH);
+  if (Status s = zero_step_filter(c, v)) return s;
   const u64 e = t->epochs.enter();
   const bool flush = v.associated && e != v.vcpu_epoch;
   v.vcpu_epoch = e;

@@ -7,6 +7,10 @@ namespace septsim::seam {
 
 namespace {
 constexpr u64 kHkidMask = ~((u64{1} << kHkidShift) - 1);
+// The owner RECLAIM and RDMD return in RDX (get_pamt_entry_owner): the
+// model keeps a TDR's own address as its owner, the module's TDR entry has
+// owner 0 (tdh_mng_create.c), so a TDR page reads as owned by nobody.
+u64 owner_out(const PamtEntry& e) { return e.pt == PageType::PT_TDR ? 0 : e.owner; }
 }  // namespace
 
 // RCX = HPA (no KeyID bits). RCX/RDX/R8 out = page type, owner, size, set
@@ -23,7 +27,7 @@ Status TdxModule::phymem_page_reclaim(Call& c) {
   if (e.pt == PageType::PT_NDA || e.pt == PageType::PT_RSVD || e.pt == PageType::PT_PAMT)
     return with_operand(TDX_PAGE_METADATA_INCORRECT, operand::RCX);
   c.out.rcx = u64(e.pt);
-  c.out.rdx = e.owner;
+  c.out.rdx = owner_out(e);
   c.out.r8 = u64(pg - 1);
   if (hpa & (level_size(pg) - 1)) return with_operand(TDX_OPERAND_INVALID, operand::RCX);
   if (e.pt != PageType::PT_TDR && !locks_.acquire(LockKind::Tdr, e.owner, false))
@@ -67,7 +71,7 @@ Status TdxModule::phymem_page_rdmd(Call& c) {
   const int pg = pamt_.leaf_level(hpa);
   const PamtEntry e = pamt_.get(hpa, pg);
   c.out.rcx = u64(e.pt);
-  c.out.rdx = e.owner;
+  c.out.rdx = owner_out(e);
   c.out.r8 = u64(pg - 1);
   if (e.pt == PageType::PT_REG || e.pt == PageType::PT_EPT) c.out.r9 = e.bepoch;
   return TDX_SUCCESS;
@@ -99,7 +103,10 @@ Status TdxModule::phymem_cache_wb(Call& c) {
     return TDX_WBCACHE_RESUME_ERROR;
   }
   ++intr_point;
-  if (c.txn.host_interrupt) return TDX_INTERRUPTED_RESUMABLE;
+  if (c.txn.host_interrupt) {
+    c.stopped_after_work = true;  // a sub-block written back, the WBT and the KOT held
+    return TDX_INTERRUPTED_RESUMABLE;
+  }
   intr_point = 0;
   for (auto& [_, t] : tds_)
     if (t.wbt_flushed & bit) t.wbinvd_bitmap &= ~bit;

@@ -627,12 +627,17 @@ constexpr FieldDesc kSeamcall[] = {
     kExpect, kExpectOut};
 constexpr FieldDesc kTdcall[] = {FieldDesc{"leaf", Text, Required}.in(read_leaf).out(write_leaf), kTdTd, kTdVcpuReq, kTdxGpa, kTdxLevel,
                                  kConcurrent, kInterrupt, kRegs[R::RCX], kExpect, kExpectOut};
+// td_vcpu "enter": TDH.VP.ENTER's RCX (vcpu_handle_and_flags).
+inline void read_vp_enter_rcx(const FieldIn& in, Event& e) {
+  if (!e.tdx.enter) in.fail("only an \"enter\" takes RCX");
+  read_reg<R::RCX>(in, e);
+}
 constexpr FieldDesc kTdVcpu[] = {
     kTdTd, kTdVcpuReq,
     FieldDesc{"op", Choice, Required, 0, kU64, "enter|exit"}
         .in([](const FieldIn& in, Event& e) { e.tdx.enter = in.choice() == 0; })
         .out([](FieldOut& o, const Event& e) { o.word(e.tdx.enter ? "enter" : "exit"); }),
-    kLp,
+    kLp, FieldDesc{"rcx", Number}.in(read_vp_enter_rcx).out(write_reg<R::RCX>),
     kConcurrent, kTdxGpa,
     FieldDesc{"rip", Number}
         .in([](const FieldIn& in, Event& e) { e.tdx.rip = in.num(); })

@@ -75,7 +75,8 @@ Cycles SeamReplay::td_create(const Event& e, Cycles now) {
 }
 
 // RCX = gpa|level, RDX = TDR (or RCX = TDR for leaves that take it there),
-// R8 = a fresh page for leaves that consume one, R12/R13 = a PAMT pair for a
+// R8 = a fresh page for leaves that consume one (MNG.CREATE: RCX, with the
+// HKID of TD `td` in RDX), R12/R13 = a PAMT pair for a
 // Dynamic PAMT 2M demote.
 void SeamReplay::fill_defaults(const Event& e, SeamcallRegs& r, Cycles& cycles, Cycles now) {
   const Leaf leaf = Leaf(e.tdx.leaf);
@@ -102,6 +103,11 @@ void SeamReplay::fill_defaults(const Event& e, SeamcallRegs& r, Cycles& cycles, 
       return;
     }
     case Leaf::TDH_PHYMEM_CACHE_WB: return;  // RCX = 0: start a write-back
+    case Leaf::TDH_MNG_CREATE:
+      // RCX = a fresh TDR page, RDX = the HKID td_create gives TD `td`.
+      if (want(R::RCX)) r.rcx = page(PG_LEVEL_4K, cycles, now);
+      r.rdx = e.tdx.td + 1;
+      return;
     default: break;
   }
   r.rcx = page_info(e.tdx.gpa, e.tdx.level);
@@ -137,7 +143,8 @@ Cycles SeamReplay::seamcall(const Event& e, Cycles now) {
   u64* regs[] = {&t.in.rax, &t.in.rcx, &t.in.rdx, &t.in.r8, &t.in.r9, &t.in.r10, &t.in.r11, &t.in.r12, &t.in.r13};
   for (unsigned i = 0; i < TdxEventFields::kNumRegs; ++i)
     if (e.tdx.reg_mask & (1u << i)) *regs[i] = e.tdx.regs[i];
-  if (given_flags_only(e, R::RDX)) t.in.rdx |= tdr_of(e);
+  // MNG.CREATE's RDX is an HKID, not a TD handle.
+  if (Leaf(e.tdx.leaf) != Leaf::TDH_MNG_CREATE && given_flags_only(e, R::RDX)) t.in.rdx |= tdr_of(e);
   t.initiator = e.tdx.lp;
   t.lp = e.tdx.lp;
   t.host_interrupt = e.tdx.interrupt;
@@ -176,6 +183,13 @@ Cycles SeamReplay::td_vcpu(const Event& e, Cycles now) {
   SeamcallTxn t;
   t.in.rax = leaf_rax(Leaf::TDH_VP_ENTER);
   t.in.rcx = tdvpr;
+  // An "rcx" with no bit of the TDVPR field (51:12) is flag bits added to
+  // the vCPU's TDVPR; any other replaces it.
+  if (e.tdx.reg_mask & (1u << R::RCX)) {
+    constexpr u64 kTdvprField = ((u64{1} << 52) - 1) & ~(kPageSize - 1);
+    const u64 v = e.tdx.regs[R::RCX];
+    t.in.rcx = (v & kTdvprField) ? v : tdvpr | v;
+  }
   t.initiator = e.tdx.lp;
   t.lp = e.tdx.lp;
   // "concurrent": the VP.ENTER starts with the previous seamcall (a TRACK's

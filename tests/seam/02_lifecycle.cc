@@ -124,8 +124,31 @@ TEST_CASE("RECLAIM works only in TEARDOWN and the TDR goes last", "[seam]") {
       REQUIRE(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, hpa) == TDX_SUCCESS);
   }
   CHECK(env.state().chldcnt == 0);
-  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, env.td.tdr) == TDX_SUCCESS);
+  // tdh_mng_create.c leaves the TDR's PAMT owner 0, and
+  // tdh_phymem_page_reclaim.c returns get_pamt_entry_owner in RDX.
+  SeamcallRegs tdr;
+  tdr.rcx = env.td.tdr;
+  tdr.rdx = 0x1234000;
+  CHECK(env.call(Leaf::TDH_PHYMEM_PAGE_RECLAIM, tdr) == TDX_SUCCESS);
+  CHECK(tdr.rcx == u64(PageType::PT_TDR));
+  CHECK(tdr.rdx == 0);
   CHECK(env.tdx.td(env.td.tdr) == nullptr);
+}
+
+TEST_CASE("RDMD of a TDR page names no owner: the module's TDR PAMT entry has owner 0", "[seam]") {
+  // tdh_mng_create.c: tdr_pamt_entry_ptr->owner = 0; tdh_phymem_page_rdmd.c:
+  // RCX = page type, RDX = get_pamt_entry_owner (owner << 12).
+  SeamEnv env;
+  SeamcallRegs r;
+  r.rcx = env.td.tdr;
+  r.rdx = 0x1234000;
+  REQUIRE(env.call(Leaf::TDH_PHYMEM_PAGE_RDMD, r) == TDX_SUCCESS);
+  CHECK(r.rcx == u64(PageType::PT_TDR));
+  CHECK(r.rdx == 0);
+  SeamcallRegs tdcs;
+  tdcs.rcx = env.state().tdcs[0];
+  REQUIRE(env.call(Leaf::TDH_PHYMEM_PAGE_RDMD, tdcs) == TDX_SUCCESS);
+  CHECK(tdcs.rdx == env.td.tdr);
 }
 
 TEST_CASE("a version the leaf does not take is OPERAND_INVALID on RAX", "[seam]") {

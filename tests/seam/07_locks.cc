@@ -75,3 +75,28 @@ TEST_CASE("a guest ACCEPT loses to a host call holding the entry", "[seam]") {
   env.tdx.transport(a);
   CHECK(a.status() == TDX_SUCCESS);
 }
+
+// tdh_mem_page_remove.c (and every tdh_mem_*.c that calls
+// sept_lock_acquire_host): a lost entry lock is TDX_OPERAND_BUSY on RCX with
+// the entry the walk read returned in RCX/RDX by
+// set_arch_septe_details_in_vmm_regs, the same registers TDH.MEM.SEPT.RD
+// returns for it (RDX: level 0, state MAPPED = 4 in bits 15:8).
+TEST_CASE("a call that loses the SEPT entry lock returns the entry in RCX and RDX", "[seam]") {
+  SeamEnv env;
+  REQUIRE(env.finalize() == TDX_SUCCESS);
+  env.map_4k(kGpa);
+  SeamcallRegs rd;
+  REQUIRE(env.mem_op(Leaf::TDH_MEM_SEPT_RD, kGpa, 0, 0, &rd) == TDX_SUCCESS);
+  REQUIRE(rd.rdx == 0x400);
+  const Cycles t0 = env.now + 1000;
+  REQUIRE(at(env, Leaf::TDH_MEM_SEPT_RD, mem_regs(env, kGpa, 0), 1, t0) == TDX_SUCCESS);
+  SeamcallTxn t;
+  t.in = mem_regs(env, kGpa, 0);
+  t.in.rax = leaf_rax(Leaf::TDH_MEM_PAGE_REMOVE);
+  t.initiator = 2;
+  t.start = t0 + 5;
+  env.tdx.transport(t);
+  CHECK(t.status() == with_operand(TDX_OPERAND_BUSY, operand::RCX));
+  CHECK(t.out.rcx == rd.rcx);
+  CHECK(t.out.rdx == rd.rdx);
+}

@@ -78,3 +78,34 @@ TEST_CASE("a VP.ENTER filtering logged GPAs holds the SEPT tree: a concurrent AU
   aug.rcx = page_info(kGpa + kPageSize, 0), aug.rdx = env.td.tdr, aug.r8 = env.page();
   CHECK(env.tdx.seamcall(Leaf::TDH_MEM_PAGE_AUG, aug, 1, t) == 0x8000020000000092ull);
 }
+
+// tdh_vp_enter.c (tdh_vp_enter): adjust_tlb_tracking_state takes the TD epoch
+// lock before handle_stepping_filter runs td_entry_stepping_filter, which
+// takes the SEPT tree exclusively only when GPAs are logged
+// (td_exit_stepping.c) and answers TDX_OPERAND_BUSY on SEPT_TREE (146) when
+// another call holds it. TD_EPOCH is operand 169 (tdx_error_codes_defs.h).
+TEST_CASE("VP.ENTER takes the epoch lock before the stepping filter takes the SEPT tree", "[seam]") {
+  SeamEnv env(false, 1);
+  REQUIRE(env.finalize() == TDX_SUCCESS);
+  env.tables_for(kGpa, 0);
+  stuck_exits(env, kGpa, kSteppingEpfThreshold + 1);
+  REQUIRE(zs(env).epf_gpas.size() == 1);
+  SeamcallRegs enter;
+  enter.rcx = env.td.tdvpr[0];
+  // Inside a TRACK: the epoch, though the logged GPA would make the filter exit.
+  Cycles t = env.now + 1000;
+  SeamcallRegs track;
+  track.rcx = env.td.tdr;
+  REQUIRE(env.tdx.seamcall(Leaf::TDH_MEM_TRACK, track, 1, t) == TDX_SUCCESS);
+  CHECK(env.tdx.seamcall(Leaf::TDH_VP_ENTER, enter, 0, t) == 0x80000200000000A9ull);
+  // Inside a BLOCK (the SEPT tree exclusively, refused here on a FREE entry):
+  // the filter cannot take the tree.
+  t += 1000000;
+  SeamcallRegs block;
+  block.rcx = page_info(kGpa, 0), block.rdx = env.td.tdr;
+  REQUIRE(env.tdx.seamcall(Leaf::TDH_MEM_RANGE_BLOCK, block, 1, t) == 0xC0000B0D00000001ull);
+  CHECK(env.tdx.seamcall(Leaf::TDH_VP_ENTER, enter, 0, t) == 0x8000020000000092ull);
+  CHECK(env.stats.value("seam.zero_step_exits") == 0);
+  // Alone, the filter finds the logged GPA still faulting.
+  CHECK(env.tdx.seamcall(Leaf::TDH_VP_ENTER, enter, 0, t + 1000000) == SEPTSIM_TD_EXIT_EPT_VIOLATION);
+}
