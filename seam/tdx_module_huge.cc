@@ -91,8 +91,9 @@ Status TdxModule::mem_page_demote(Call& c) {
   if (Status s = take_page_4k(c, table, operand::R8)) return s;
   // With Dynamic PAMT a 2M DEMOTE does PAMT.ADD's work for the page's range
   // with the pair in R12/R13 (the kernel's tdh_mem_page_demote in the TDX
-  // huge-page series, dpamt_copy_to_regs from R12; Yan Zhao, "[RFC PATCH v5
-  // 30/45] x86/virt/tdx: Add API to demote a 2MB mapping", kvm@ 2026-06-11):
+  // huge-page series, dpamt_copy_to_regs from R12; "[RFC PATCH v5 30/45]
+  // x86/virt/tdx: Add API to demote a 2MB mapping", from Xiaoyao Li, posted
+  // 2026-01-28, and Yan Zhao's review note on it, kvm@ 2026-06-11):
   // the pair pages get PAMT.ADD's checks, and their own ranges' 2M PAMT
   // entries are taken shared, so a concurrent PAMT.ADD of such a range makes
   // one of the two TDX_OPERAND_BUSY. A register left 0 is no pair at all.

@@ -1,9 +1,10 @@
 // A Dynamic PAMT 2M DEMOTE installs the PAMT_4K page pair given in R12/R13,
 // doing PAMT.ADD's work for the split page's range (the kernel's
 // tdh_mem_page_demote in the TDX huge-page series: dpamt_copy_to_regs into
-// R12/R13; Yan Zhao, "[RFC PATCH v5 30/45] x86/virt/tdx: Add API to demote a
-// 2MB mapping to 512 4KB mappings", kvm@ 2026-06-11, which also describes
-// the contention with a concurrent PAMT.ADD). The pair pages get PAMT.ADD's
+// R12/R13; "[RFC PATCH v5 30/45] x86/virt/tdx: Add API to demote a 2MB
+// mapping to 512 4KB mappings", from Xiaoyao Li, kvm@ 2026-01-28; Yan Zhao's
+// review note of 2026-06-11 describes the contention with a concurrent
+// PAMT.ADD). The pair pages get PAMT.ADD's
 // operand checks (tdh_phymem_pamt_add.c as the seam model follows it, see
 // docs/design.md). Statuses: tdx_error_codes_defs.h (1.5) and, for the
 // Dynamic PAMT codes, the module's 2.0 header as seam/tdx_status.h names it.
