@@ -1,9 +1,9 @@
 // The hooks through which the TDP MMU reaches a TD's Secure EPT, as KVM's
-// core reaches tdx.c through kvm_x86_ops (link_external_spt,
-// set_external_spte, free_external_spt, remove_external_spte, the huge-page
-// series' split hook, and the Dynamic PAMT series' topup_external_cache):
-// fill the caches before mmu_lock, link a table, map a leaf, remove a leaf,
-// split a huge leaf, reclaim a table. The TDP MMU calls the SPTE hooks from
+// core reaches tdx.c through kvm_x86_ops (set_external_spte, which links a
+// table, maps a leaf or removes one, as in the kvm-x86 tree septsim follows;
+// free_external_spt; the huge-page series' split hook; the Dynamic PAMT
+// series' topup_external_cache): fill the caches before mmu_lock, change an
+// entry, split a huge leaf, reclaim a table. The TDP MMU calls the SPTE hooks from
 // its change path while the mirror entry is FROZEN; TdxVm implements them
 // with SEAMCALLs.
 #pragma once
@@ -29,15 +29,19 @@ class ExternalSpt {
   virtual Pfn take_external_spt(u32 cache, KvmOp& op) = 0;
   // An external_spt page whose table was never linked goes back to the host.
   virtual void free_unlinked_external_spt(Pfn page, KvmOp& op) = 0;
-  // link_external_spt: SEPT.ADD of `external_spt` below the entry at
-  // (gfn, level), level in KVM's terms (2 = the entry maps 2M).
-  virtual bool link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) = 0;
-  // set_external_spte: a new leaf (PAGE.ADD before finalize, AUG after).
-  virtual bool set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) = 0;
-  // remove_external_spte: the leaf leaves the TD (BLOCK, TRACK, kick,
-  // REMOVE, WBINVD; RECLAIM once the HKID is released). False when the
-  // module refused: the VM is bugged and the mirror keeps the leaf.
-  virtual bool remove_external_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) = 0;
+  // set_external_spte (tdx.c:tdx_sept_set_private_spte): the mirror entry
+  // at (gfn, level), level in KVM's terms (2 = the entry maps 2M), goes from
+  // old_spte to new_spte:
+  // - not present -> table: SEPT.ADD of the new table's page,
+  //   `child_external_spt` (the kernel reads it from new_spte's child
+  //   MmuPage; here the TDP MMU passes it);
+  // - not present -> leaf: PAGE.ADD before finalize, AUG after;
+  // - leaf -> not present: the page leaves the TD (BLOCK, TRACK, kick,
+  //   REMOVE, WBINVD; RECLAIM once the HKID is released).
+  // False when the module refused: the entry keeps old_spte (a refused
+  // removal bugs the VM).
+  virtual bool set_external_spte(Gfn gfn, int level, u64 old_spte, u64 new_spte, Pfn child_external_spt,
+                                 KvmOp& op) = 0;
   // split_external_spt: the huge leaf at (gfn, level) becomes a table of
   // smaller leaves in `external_spt` (BLOCK, TRACK, kick, DEMOTE); the
   // pages and their states stay.

@@ -50,7 +50,7 @@ struct MmuStats {
                                          "re-entry (trace field interrupt on accept)")),
         tdx_accept_splits(r.counter("kvm.tdx.accept_splits",
                                     "private 2M leaves split because a 4K ACCEPT exited on them "
-                                    "(mmu.tdx_huge_pages=v3)")),
+                                    "(mmu.tdx_huge_pages=v3 or v5)")),
         tdx_busy_kicks(r.counter("kvm.tdx.busy_kicks",
                                  "zap-side SEAMCALLs (BLOCK, TRACK, REMOVE) that found an operand BUSY: KVM kicked "
                                  "every vCPU out, blocked re-entry and retried once (tdh_do_no_vcpus)")),

@@ -24,21 +24,13 @@ bool TdpMmu::propagate_to_external(TdpIter& iter, u64 new_spte) {
   // reclaims its external_spt.
   if (was_present && !is_last_spte(old_spte, iter.level)) return true;
   *iter.sptep = FROZEN_SPTE;
-  if (!is_present) {
-    const bool ok = ext_->remove_external_spte(iter.gfn, iter.level, old_spte, op_);
-    if (!ok) *iter.sptep = old_spte;
-    return ok;
-  }
   const Cycles frozen_at = op_.now();
-  const bool ok =
-      is_last_spte(new_spte, iter.level)
-          ? ext_->set_external_spte(iter.gfn, iter.level, new_spte, op_)
-          : ext_->link_external_spt(iter.gfn, iter.level, sp_of_table(spte_to_pfn(new_spte))->external_spt, op_);
-  if (!ok) {
+  const Pfn child = is_present && !is_last_spte(new_spte, iter.level) ? sp_of_table(spte_to_pfn(new_spte))->external_spt : 0;
+  if (!ext_->set_external_spte(iter.gfn, iter.level, old_spte, new_spte, child, op_)) {
     *iter.sptep = old_spte;
     return false;
   }
-  frozen_.note_installed(iter.gfn, iter.level, frozen_at, op_);
+  if (is_present) frozen_.note_installed(iter.gfn, iter.level, frozen_at, op_);
   return true;
 }
 
@@ -51,7 +43,7 @@ void TdpMmu::remove_external_children(MmuPage& sp, unsigned index, u64 old_spte)
   const int level = sp.role.level;
   if (!ext_ || !is_last_spte(old_spte, level)) return;
   // A refused removal bugs the VM; the table goes anyway, so the page is leaked.
-  ext_->remove_external_spte(sp.gfn + index * pages_per_level(level), level, old_spte, op_);
+  ext_->set_external_spte(sp.gfn + index * pages_per_level(level), level, old_spte, SHADOW_NONPRESENT_VALUE, 0, op_);
 }
 
 bool TdpMmu::link_mirror_sp(TdpIter& iter, MmuPage* sp, const KvmPageFault& fault) {

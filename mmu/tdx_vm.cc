@@ -317,7 +317,13 @@ void TdxVm::release_cached_sept_page(Hpa hpa, KvmOp& op) {
     release_sept_page(hpa, op);
 }
 
-bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
+bool TdxVm::set_external_spte(Gfn gfn, int level, u64 old_spte, u64 new_spte, Pfn child_external_spt, KvmOp& op) {
+  if (!is_shadow_present_pte(new_spte)) return remove_leaf_spte(gfn, level, old_spte, op);
+  if (!is_last_spte(new_spte, level)) return map_nonleaf_spte(gfn, level, child_external_spt, op);
+  return map_leaf_spte(gfn, level, new_spte, op);
+}
+
+bool TdxVm::map_nonleaf_spte(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
   SeamcallRegs r;
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
@@ -336,7 +342,7 @@ bool TdxVm::link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
   return true;
 }
 
-bool TdxVm::set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) {
+bool TdxVm::map_leaf_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) {
   const Gpa gpa = gfn << kPageShift;
   const Hpa hpa = spte_to_pfn(new_spte) << kPageShift;
   const bool add = !finalized_;
@@ -570,7 +576,7 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, KvmOp& op) {
   return true;
 }
 
-bool TdxVm::remove_external_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) {
+bool TdxVm::remove_leaf_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) {
   const Hpa hpa = spte_to_pfn(old_spte) << kPageShift;
   note_pamt(hpa);
   // debug.inject=teardown-leak: guest_memfd's release (the vCPUs stopped,

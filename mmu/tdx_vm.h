@@ -189,9 +189,9 @@ class TdxVm : public ExternalSpt {
   u32 topup_external_cache(KvmOp& op) override;
   Pfn take_external_spt(u32 cache, KvmOp& op) override;
   void free_unlinked_external_spt(Pfn page, KvmOp& op) override;
-  bool link_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) override;
-  bool set_external_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) override;
-  bool remove_external_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op) override;
+  // tdx_sept_set_private_spte: to map_nonleaf_spte, map_leaf_spte or remove_leaf_spte.
+  bool set_external_spte(Gfn gfn, int level, u64 old_spte, u64 new_spte, Pfn child_external_spt,
+                         KvmOp& op) override;
   bool split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_spt, KvmOp& op) override;
   bool free_external_spt(Gfn gfn, int level, Pfn external_spt, KvmOp& op) override;
 
@@ -315,6 +315,12 @@ class TdxVm : public ExternalSpt {
     if (sept_at_link()) pamt_get(hpa, op, &pamt_pool(cache_of(op)));
   }
   bool reclaim(Hpa hpa, KvmOp& op);
+  // tdx_sept_map_nonleaf_spte: SEPT.ADD of the new table's page.
+  bool map_nonleaf_spte(Gfn gfn, int level, Pfn external_spt, KvmOp& op);
+  // tdx_sept_map_leaf_spte: PAGE.ADD before finalize, AUG after.
+  bool map_leaf_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op);
+  // tdx_sept_remove_leaf_spte (or, once the HKID is released, tdx_reclaim_page).
+  bool remove_leaf_spte(Gfn gfn, int level, u64 old_spte, KvmOp& op);
   bool mem_op(seam::Leaf leaf, Gfn gfn, int level, KvmOp& op);
   bool block_and_track(Gfn gfn, int level, KvmOp& op);
   bool remove_from_td(Gfn gfn, int level, Hpa hpa, KvmOp& op);

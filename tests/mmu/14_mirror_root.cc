@@ -26,9 +26,12 @@ struct RecordingExternal : ExternalSpt {
   u32 topup_external_cache(KvmOp& op) override { return op.vcpu ? u32(op.vcpu->id()) : 0; }  // takes whole pages from mem
   Pfn take_external_spt(u32, KvmOp&) override { return mem.alloc(); }
   void free_unlinked_external_spt(Pfn page, KvmOp&) override { mem.free(page); }
-  bool link_external_spt(Gfn gfn, int level, Pfn, KvmOp&) override { return hook("link", gfn, level); }
-  bool set_external_spte(Gfn gfn, int level, u64, KvmOp&) override { return hook("set", gfn, level); }
-  bool remove_external_spte(Gfn gfn, int level, u64, KvmOp&) override { return hook("remove", gfn, level); }
+  // Named by what tdx_sept_set_private_spte would do with the change.
+  bool set_external_spte(Gfn gfn, int level, u64, u64 new_spte, Pfn child, KvmOp&) override {
+    if (!is_shadow_present_pte(new_spte)) return hook("remove", gfn, level);
+    if (!is_last_spte(new_spte, level)) return child && hook("link", gfn, level);
+    return hook("set", gfn, level);
+  }
   bool split_external_spt(Gfn gfn, int level, u64, Pfn, KvmOp&) override { return hook("split", gfn, level); }
   bool free_external_spt(Gfn gfn, int level, Pfn page, KvmOp&) override {
     mem.free(page);
@@ -88,7 +91,7 @@ struct Mirror {
 
 }  // namespace
 
-TEST_CASE("a mirror fault links each table through link_external_spt and the leaf through set_external_spte",
+TEST_CASE("a mirror fault links each table and then the leaf through set_external_spte",
           "[mirror]") {
   Mirror m;
   const Pfn page = m.mem.alloc();

@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <set>
 
+#include "mmu/spte.h"
 #include "mmu/tdx_vm.h"
 #include "seam/tdx_module.h"
 #include "tests/mmu/mmu_test_util.h"
@@ -162,7 +163,7 @@ TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is rep
   KvmOp c;  // an operation of the VMM (its hooks draw on the VM's caches)
   c.start = t.vm.kvm->latest_time();
   // The set hook's AUG as a fault would call it, drawing on the VM's cache.
-  t.td().set_external_spte(0x201, PG_LEVEL_4K, fresh, c);
+  t.td().set_external_spte(0x201, PG_LEVEL_4K, SHADOW_NONPRESENT_VALUE, fresh | SPTE_MMU_PRESENT_MASK, 0, c);
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
