@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "mmu/sept_level.h"
 #include "model/config.h"
 #include "model/hypervisor.h"
 #include "model/phys_mem.h"
@@ -107,12 +108,13 @@ class Kvm : public model::Hypervisor {
   // whose page i carries content tag `tag + i`; MR.EXTEND when `measure`.
   Cycles td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure);
   Cycles td_finalize();
-  // TDG.MEM.PAGE.ACCEPT from TD vCPU `vcpu`; a PENDING page that is not yet
-  // mapped is faulted in first (the ACCEPT's EPT violation). *status gets
-  // the final TDX status.
+  // TDG.MEM.PAGE.ACCEPT from TD vCPU `vcpu` at `level`, the guest's operand
+  // in the module's scheme (0 = 4K, 1 = 2M; sept_level.h converts); a PENDING
+  // page that is not yet mapped is faulted in first (the ACCEPT's EPT
+  // violation). *status gets the final TDX status.
   // `interrupt`: a host interrupt is pending while the guest's ACCEPT runs
   // (a 2M ACCEPT then stops after a chunk; the vCPU re-enters and repeats it).
-  Cycles td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interrupt = false);
+  Cycles td_accept(u32 vcpu, Gpa gpa, TdxLevel level, u64* status, bool interrupt = false);
   // The host scheduler moves TD vCPU `vcpu`'s thread to logical processor
   // `lp` (tdx_vcpu_load on another CPU): the vCPU leaves the guest, is
   // flushed on the LP it last ran on (TDH.VP.FLUSH by IPI,

@@ -125,14 +125,14 @@ Cycles Kvm::td_finalize() {
   return k.finish();
 }
 
-Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interrupt) {
+Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, TdxLevel level, u64* status, bool interrupt) {
   Impl& k = *impl_;
   TdxVm& td = need_td(k.td, "accept");
   k.op.spent = 0;
   if (!td.finalized()) throw KvmError("accept: the TD is not finalized (no TD vCPU runs yet)");
   if (vcpu >= td.vcpus()) throw KvmError("accept: vCPU " + std::to_string(vcpu) + " does not exist");
   k.begin_vcpu_op(*k.vcpus.at(vcpu).ctl);
-  seam::Status s = td.accept(vcpu, gpa, tdx_level, k.op, interrupt);
+  seam::Status s = td.accept(vcpu, gpa, level, k.op, interrupt);
   if (s == seam::SEPTSIM_TD_EXIT_EPT_VIOLATION) {
     // The ACCEPT exits with an EPT violation on a page the VMM has not
     // given yet: KVM faults it in (private, at the accepted level) and the
@@ -140,23 +140,24 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interr
     td.td_exit(k.op, vcpu);
     k.op.spent += k.timing.vmexit + k.timing.fault_handler;
     Impl::Vcpu& v = k.vcpus.at(vcpu);
+    const int accept_level = tdx_sept_level_to_pg_level(level);
     switch (k.huge_pages->accept_exit()) {
       case AcceptExit::FaultOnly: break;
       case AcceptExit::InhibitThenSplit:
-        if (tdx_level == 0) k.tdx_inhibit_and_split(v, gpa);
+        if (accept_level == PG_LEVEL_4K) k.tdx_inhibit_and_split(v, gpa);
         break;
       case AcceptExit::SplitThenInhibit:
-        k.tdx_handle_mismatched_accept(gpa, tdx_sept_level_to_pg_level(TdxLevel{tdx_level}));
+        k.tdx_handle_mismatched_accept(gpa, accept_level);
         break;
     }
     KvmPageFault fault(gpa, PFERR_WRITE_MASK | PFERR_PRIVATE_ACCESS);
-    fault.max_level = std::min(tdx_sept_level_to_pg_level(TdxLevel{tdx_level}),
-                               k.huge_pages->max_private_level(tdx_level > 0 ? PrivateFaultCause::Accept2M
-                                                                             : PrivateFaultCause::Accept4K));
+    fault.max_level = std::min(accept_level, k.huge_pages->max_private_level(accept_level > PG_LEVEL_4K
+                                                                                  ? PrivateFaultCause::Accept2M
+                                                                                  : PrivateFaultCause::Accept4K));
     if (!td.bugged()) k.tdx_private_page_fault(v, fault);
     td.vp_enter(k.op, vcpu);
     k.op.spent += k.timing.vmentry;
-    s = td.accept(vcpu, gpa, tdx_level, k.op);
+    s = td.accept(vcpu, gpa, level, k.op);
   }
   // A pending host interrupt stopped a 2M ACCEPT after a chunk (the module
   // keeps its progress in the PENDING entry): the TD exit is an external
@@ -169,7 +170,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, int tdx_level, u64* status, bool interr
     k.op.spent += k.timing.vmexit;
     td.vp_enter(k.op, vcpu);
     k.op.spent += k.timing.vmentry;
-    s = td.accept(vcpu, gpa, tdx_level, k.op);
+    s = td.accept(vcpu, gpa, level, k.op);
   }
   if (status) *status = s;
   return k.finish();

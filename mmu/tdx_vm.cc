@@ -431,7 +431,7 @@ bool TdxVm::pending(Gpa gpa) const {
   return w.reached && w.state == seam::septe::SeptState::PENDING;
 }
 
-Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt) {
+Status TdxVm::accept(u32 vcpu, Gpa gpa, TdxLevel level, KvmOp& op, bool interrupt) {
   // ACCEPT zeroes the page: the guest's own write, so the digest follows it.
   const seam::Td* td_state = td();
   const seam::SeptWalk w =
@@ -439,19 +439,19 @@ Status TdxVm::accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt
   const Gfn gfn = gpa >> kPageShift;
   // A 2M PENDING leaf partly accepted keeps its progress in the HPA's low bits.
   const Hpa leaf_hpa = seam::septe::leaf_hpa(w.entry, u64{1} << (kPageShift + 9 * unsigned(w.level)));
-  const bool tracked = w.reached && w.level == tdx_level && w.state == seam::septe::SeptState::PENDING;
-  const int pg_level = tdx_sept_level_to_pg_level(TdxLevel{tdx_level});
+  const bool tracked = w.reached && w.level == level.value && w.state == seam::septe::SeptState::PENDING;
+  const int pg_level = tdx_sept_level_to_pg_level(level);
   if (tracked) account_content(gfn, pg_level, leaf_hpa, -1);
   if (check_log_) check_log_->touch(gfn & ~(pages_per_level(pg_level) - 1), pages_per_level(pg_level));
-  const Status s = tdcall_accept(vcpu, gpa, tdx_level, op, interrupt);
+  const Status s = tdcall_accept(vcpu, gpa, level, op, interrupt);
   if (tracked) account_content(gfn, pg_level, leaf_hpa, 1);
   return s;
 }
 
-Status TdxVm::tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt) {
+Status TdxVm::tdcall_accept(u32 vcpu, Gpa gpa, TdxLevel level, KvmOp& op, bool interrupt) {
   seam::SeamcallTxn t;
   t.host_interrupt = interrupt;
-  t.in.rcx = seam::page_info(gpa, tdx_level);
+  t.in.rcx = seam::page_info(gpa, level.value);
   t.in.rax = u64(seam::TdcallLeaf::TDG_MEM_PAGE_ACCEPT);
   t.tdcall = true;
   t.tdvpr = handle_.tdvpr.at(vcpu);

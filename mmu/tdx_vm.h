@@ -22,6 +22,7 @@
 #include "mmu/fault_inject.h"
 #include "mmu/kvm_op.h"
 #include "mmu/mmu_page.h"
+#include "mmu/sept_level.h"
 #include "mmu/tracepoints.h"
 
 #include "model/phys_mem.h"
@@ -221,7 +222,7 @@ class TdxVm : public ExternalSpt {
   bool pending(Gpa gpa) const;
   // TDG.MEM.PAGE.ACCEPT by TD vCPU `vcpu`; returns the TDX status.
   // `interrupt`: a host interrupt is pending during the TDCALL.
-  seam::Status accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt = false);
+  seam::Status accept(u32 vcpu, Gpa gpa, TdxLevel level, KvmOp& op, bool interrupt = false);
   // A VM exit / entry of TD vCPU `vcpu` (TD exit, TDH.VP.ENTER).
   void td_exit(KvmOp& op, u32 vcpu);
   void vp_enter(KvmOp& op, u32 vcpu);
@@ -342,7 +343,7 @@ class TdxVm : public ExternalSpt {
   // TDH.VP.FLUSH of TD vCPU `vcpu` on the LP it last ran on (tdx_flush_vp_on_cpu).
   seam::Status flush_vp(KvmOp& op, u32 vcpu);
   void reenter_all(KvmOp& op);
-  seam::Status tdcall_accept(u32 vcpu, Gpa gpa, int tdx_level, KvmOp& op, bool interrupt);
+  seam::Status tdcall_accept(u32 vcpu, Gpa gpa, TdxLevel level, KvmOp& op, bool interrupt);
 
   seam::TdxModule& tdx_;
   model::PhysMem& mem_;

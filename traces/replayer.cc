@@ -512,7 +512,7 @@ class ReplayTop : public sc_core::sc_module {
           break;
         case EventType::Accept: {
           u64 status = 0;
-          c += vm.kvm.td_accept(u32(e.vcpu), e.gpa, e.tdx.level, &status, e.tdx.interrupt);
+          c += vm.kvm.td_accept(u32(e.vcpu), e.gpa, mmu::TdxLevel{e.tdx.level}, &status, e.tdx.interrupt);
           // The Linux guest (arch/x86/coco/tdx/tdx-shared.c: try_accept_one)
           // takes a failed 2M ACCEPT as "accept it in 4K pieces": with the
           // merged kernel a 2M ACCEPT finds the range mapped at 4K
@@ -521,7 +521,7 @@ class ReplayTop : public sc_core::sc_module {
             ++*vm.accept_fallbacks;
             status = seam::TDX_SUCCESS;
             for (u64 off = 0; off < (u64{1} << 21) && !seam::is_error(status); off += kPageSize)
-              c += vm.kvm.td_accept(u32(e.vcpu), e.gpa + off, 0, &status);
+              c += vm.kvm.td_accept(u32(e.vcpu), e.gpa + off, mmu::TdxLevel{0}, &status);
           }
           if (seam::is_error(status)) {
             const std::string what = "TDG.MEM.PAGE.ACCEPT of " + hex(e.gpa) + " returned " + seam::status_string(status);

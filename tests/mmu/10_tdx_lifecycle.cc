@@ -53,7 +53,7 @@ TEST_CASE("after finalize a private fault AUGs a PENDING page and the guest's AC
   TdVm t;
   t.vm.kvm->td_init_mem_region(0x100000, kPageSize, 7, true);
   u64 st = 0;
-  CHECK_THROWS_AS(t.vm.kvm->td_accept(0, 0x300000, 0, &st), KvmError);  // not finalized
+  CHECK_THROWS_AS(t.vm.kvm->td_accept(0, 0x300000, TdxLevel{0}, &st), KvmError);  // not finalized
   t.vm.kvm->td_finalize();
   CHECK(t.td().td()->op_state == seam::OpState::RUNNABLE);
   CHECK_THROWS_AS(t.vm.kvm->td_init_mem_region(0x400000, kPageSize, 1, false), KvmError);
@@ -65,19 +65,19 @@ TEST_CASE("after finalize a private fault AUGs a PENDING page and the guest's AC
   CHECK(t.vm.stat("kvm.pf_fixed") == 1);
   t.fault(0x300000);  // already private: spurious
   CHECK(t.vm.stat("kvm.pf_spurious") == 1);
-  t.vm.kvm->td_accept(0, 0x300000, 0, &st);
+  t.vm.kvm->td_accept(0, 0x300000, TdxLevel{0}, &st);
   CHECK(st == seam::TDX_SUCCESS);
   CHECK(t.sept_state(0x300000) == int(seam::septe::SeptState::MAPPED));
 
   // ACCEPT of a page never faulted: the EPT violation AUGs it, the retry maps it.
-  t.vm.kvm->td_accept(0, 0x305000, 0, &st);
+  t.vm.kvm->td_accept(0, 0x305000, TdxLevel{0}, &st);
   CHECK(st == seam::TDX_SUCCESS);
   CHECK(t.sept_state(0x305000) == int(seam::septe::SeptState::MAPPED));
 
   // A 2M ACCEPT over an untouched range: the merged kernel maps the faulting
   // page at 4K (tdx_gmem_max_mapping_level), so the retried 2M ACCEPT finds a
   // table where it wants a leaf.
-  t.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  t.vm.kvm->td_accept(0, 0x600000, TdxLevel{1}, &st);
   CHECK(seam::status_class(st) == seam::TDX_PAGE_SIZE_MISMATCH);
   REQUIRE(t.vm.kvm->private_mapping(0x600000));
   CHECK(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_4K);
@@ -88,7 +88,7 @@ TEST_CASE("rfc-v1: a 2M ACCEPT over an untouched, THP-backed 2M range AUGs at 2M
   TdVm t(false, "rfc-v1");
   t.vm.kvm->td_finalize();
   u64 st = 0;
-  t.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  t.vm.kvm->td_accept(0, 0x600000, TdxLevel{1}, &st);
   CHECK(st == seam::TDX_SUCCESS);
   REQUIRE(t.vm.kvm->private_mapping(0x600000));
   CHECK(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
@@ -113,7 +113,7 @@ TEST_CASE("teardown reclaims every private, Secure-EPT and control page", "[tdx]
     t.fault(0x300000);
     t.fault(0x10000000);
     u64 st = 0;
-    t.vm.kvm->td_accept(0, 0x300000, 0, &st);
+    t.vm.kvm->td_accept(0, 0x300000, TdxLevel{0}, &st);
     const Hpa tdr = t.td().handle().tdr;
     t.vm.kvm->td_teardown();
     CHECK(t.tdx.td(tdr) == nullptr);

@@ -35,7 +35,7 @@ struct Booted {
     vm.kvm->td_init_mem_region(0x100000, kPageSize, 0x77, true);
     vm.kvm->td_finalize();
     u64 st = 0;
-    vm.kvm->td_accept(0, 0x300000, 0, &st);
+    vm.kvm->td_accept(0, 0x300000, TdxLevel{0}, &st);
     REQUIRE(st == seam::TDX_SUCCESS);
   }
   TdxVm& td() { return *vm.kvm->tdx_vm(); }

@@ -28,7 +28,7 @@ struct Conv {
     vm.kvm->td_finalize();
     for (Gpa g : {0x300000ull, 0x301000ull}) {
       u64 st = 0;
-      vm.kvm->td_accept(0, g, 0, &st);
+      vm.kvm->td_accept(0, g, TdxLevel{0}, &st);
       REQUIRE(st == seam::TDX_SUCCESS);
     }
   }
@@ -37,7 +37,7 @@ struct Conv {
   // returns the frame the mirror maps.
   Hpa accept(Gpa gpa, int tdx_level) {
     u64 st = 0;
-    vm.kvm->td_accept(0, gpa, tdx_level, &st);
+    vm.kvm->td_accept(0, gpa, TdxLevel{tdx_level}, &st);
     REQUIRE(st == seam::TDX_SUCCESS);
     return vm.kvm->private_mapping(gpa)->hpa;
   }
@@ -106,7 +106,7 @@ TEST_CASE("rfc-v1: converting a 4K piece of a private 2M page splits it (BLOCK, 
           "[tdx]") {
   Conv c(false, true);
   u64 st = 0;
-  c.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  c.vm.kvm->td_accept(0, 0x600000, TdxLevel{1}, &st);
   REQUIRE(st == seam::TDX_SUCCESS);
   REQUIRE(c.vm.kvm->private_mapping(0x600000));
   REQUIRE(c.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
@@ -132,11 +132,11 @@ TEST_CASE("rfc-v1: converting a 4K piece of a private 2M page splits it (BLOCK, 
   CHECK(!c.vm.kvm->private_mapping(0x600000));
   c.vm.require_clean();
   c.vm.kvm->set_memory_attributes(0x600000, 2 * MiB - kPageSize, true);
-  c.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  c.vm.kvm->td_accept(0, 0x600000, TdxLevel{1}, &st);
   // The Secure EPT keeps the 4K table; the operand is the level the walk
   // reached (tdg_mem_page_accept.c, TDX module 1.5).
   CHECK(st == seam::with_operand(seam::TDX_PAGE_SIZE_MISMATCH, 1));
-  c.vm.kvm->td_accept(0, 0x600000, 0, &st);
+  c.vm.kvm->td_accept(0, 0x600000, TdxLevel{0}, &st);
   CHECK(st == seam::TDX_SUCCESS);
   REQUIRE(c.vm.kvm->private_mapping(0x600000));
   CHECK(c.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_4K);

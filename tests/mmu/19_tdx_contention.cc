@@ -134,7 +134,7 @@ TEST_CASE("a BLOCK refused BUSY by a guest's ACCEPT kicks the vCPUs out and succ
   RacingTd t("rfc-v1");
   t.vm.vcpu.now = kStart;
   u64 st = 0;
-  t.vm.kvm->td_accept(0, 0x400000, 1, &st);  // faults, AUGs 2M, then ACCEPTs it
+  t.vm.kvm->td_accept(0, 0x400000, TdxLevel{1}, &st);  // faults, AUGs 2M, then ACCEPTs it
   REQUIRE(st == seam::TDX_SUCCESS);
   REQUIRE(t.vm.kvm->private_mapping(0x400000)->level == PG_LEVEL_2M);
   const u64 blocks = t.vm.stat("seam.calls.tdh_mem_range_block"), tracks = t.vm.stat("seam.calls.tdh_mem_track");

@@ -43,7 +43,7 @@ struct DpamtTd {
   // The guest ACCEPTs at 2M, which AUGs a 2M page; returns its frame.
   Hpa accept_2m(Gpa gpa) {
     u64 st = 0;
-    vm.kvm->td_accept(0, gpa, 1, &st);
+    vm.kvm->td_accept(0, gpa, TdxLevel{1}, &st);
     REQUIRE(st == seam::TDX_SUCCESS);
     const auto big = vm.kvm->private_mapping(gpa);
     REQUIRE((big && big->level == PG_LEVEL_2M));
@@ -134,7 +134,7 @@ TEST_CASE("kmem-cache keeps the S-EPT pages' PAMT pairs with no TD left, vcpu le
     t.fault(0x200000);    // three tables (levels 3, 2, 1) from a cache of three
     t.fault(0x10000000);  // same 1G: one more level-1 table; the cache keeps two
     u64 st = 0;
-    t.vm.kvm->td_accept(0, 0x200000, 0, &st);
+    t.vm.kvm->td_accept(0, 0x200000, TdxLevel{0}, &st);
     REQUIRE(st == seam::TDX_SUCCESS);
     t.vm.kvm->td_teardown();
     CHECK(t.stat("seam.tds") == 0);

@@ -98,7 +98,7 @@ struct Td {
     vm.kvm->td_finalize();
     for (Gpa g : {kPage, kPage + kPageSize}) {
       u64 st = 0;
-      vm.kvm->td_accept(0, g, 0, &st);
+      vm.kvm->td_accept(0, g, TdxLevel{0}, &st);
       REQUIRE(st == seam::TDX_SUCCESS);
     }
     vm.require_clean();

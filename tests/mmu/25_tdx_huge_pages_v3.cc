@@ -46,7 +46,7 @@ TEST_CASE("v3 and v5: an access fault maps 2M, a 4K ACCEPT on it inhibits and sp
 
   calls.mark();
   u64 st = 0;
-  t.vm.kvm->td_accept(0, 0x601000, 0, &st);
+  t.vm.kvm->td_accept(0, 0x601000, TdxLevel{0}, &st);
   CHECK(st == seam::TDX_SUCCESS);
   CHECK(calls("seam.calls.tdh_mem_range_block") == 1);
   CHECK(calls("seam.calls.tdh_mem_track") == 1);
@@ -64,7 +64,7 @@ TEST_CASE("v3 and v5: an access fault maps 2M, a 4K ACCEPT on it inhibits and sp
 
   // The frame is inhibited: the guest's 2M ACCEPT finds a table, not a leaf.
   calls.mark();
-  t.vm.kvm->td_accept(0, 0x600000, 1, &st);
+  t.vm.kvm->td_accept(0, 0x600000, TdxLevel{1}, &st);
   CHECK(seam::status_class(st) == seam::TDX_PAGE_SIZE_MISMATCH);
   CHECK(calls("seam.calls.tdh_mem_page_demote") == 0);
   CHECK(!t.td().bugged());
@@ -75,7 +75,7 @@ TEST_CASE("v3: a 4K ACCEPT first inhibits the frame, so later faults there map 4
   TdVm t(false, "v3");
   t.vm.kvm->td_finalize();
   u64 st = 0;
-  t.vm.kvm->td_accept(0, 0x800000, 0, &st);
+  t.vm.kvm->td_accept(0, 0x800000, TdxLevel{0}, &st);
   CHECK(st == seam::TDX_SUCCESS);
   CHECK(t.vm.kvm->private_mapping(0x800000)->level == PG_LEVEL_4K);
   Calls calls(t.vm);
@@ -95,7 +95,7 @@ TEST_CASE("v3 removes a 2M page with 512 WBINVDs, rfc-v1 with one", "[tdx][huge]
     TdVm t(false, huge);
     t.vm.kvm->td_finalize();
     u64 st = 0;
-    t.vm.kvm->td_accept(0, 0x600000, 1, &st);  // a 2M ACCEPT maps 2M under both
+    t.vm.kvm->td_accept(0, 0x600000, TdxLevel{1}, &st);  // a 2M ACCEPT maps 2M under both
     REQUIRE(st == seam::TDX_SUCCESS);
     REQUIRE(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
     Calls calls(t.vm);
@@ -116,7 +116,7 @@ TEST_CASE("off (the merged kernel) never inhibits or splits on a 4K ACCEPT", "[t
   CHECK(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_4K);
   CHECK(calls("seam.calls.tdh_mem_sept_add") == 3);
   u64 st = 0;
-  t.vm.kvm->td_accept(0, 0x601000, 0, &st);
+  t.vm.kvm->td_accept(0, 0x601000, TdxLevel{0}, &st);
   CHECK(st == seam::TDX_SUCCESS);
   CHECK(calls("seam.calls.tdh_mem_page_demote") == 0);
   CHECK(calls("kvm.tdx.accept_splits") == 0);
@@ -207,7 +207,7 @@ TEST_CASE("an ACCEPT stopped by a host interrupt is repeated after re-entry and 
   REQUIRE(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
   Calls calls(t.vm);
   u64 st = 0;
-  t.vm.kvm->td_accept(0, 0x600000, 1, &st, /*interrupt=*/true);
+  t.vm.kvm->td_accept(0, 0x600000, TdxLevel{1}, &st, /*interrupt=*/true);
   CHECK(st == seam::TDX_SUCCESS);
   CHECK(calls("seam.calls.tdg_mem_page_accept") == 2);  // stopped once, then finished
   CHECK(t.vm.stat("kvm.tdx.accept_interrupted") == 1);

@@ -22,7 +22,7 @@ namespace {
 
 u64 accept(TdVm& t, Gpa gpa, int tdx_level) {
   u64 st = 0;
-  t.vm.kvm->td_accept(0, gpa, tdx_level, &st);
+  t.vm.kvm->td_accept(0, gpa, TdxLevel{tdx_level}, &st);
   return st;
 }
 
