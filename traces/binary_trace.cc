@@ -518,7 +518,29 @@ inline __attribute__((always_inline)) bool decode_access_fields(const u8*& p, u6
   };
   auto field = [&](u32 f, u64 dflt) __attribute__((always_inline)) { return bits >> f & 1 ? leb() : dflt; };
   a.vcpu = small(kVcpu);
-  a.addr = field(kAddr, 0);
+  // The address of a real program's accesses takes 1 to 8 bytes, changing
+  // from one event to the next (code, heap, stack): without a branch on its
+  // length, which leb()'s loop would mispredict.
+  if (bits >> kAddr & 1) {
+    u64 w;
+    std::memcpy(&w, p, 8);
+    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
+    if (const u64 ends = ~w & 0x8080808080808080ull) {
+      const unsigned bytes = unsigned(std::countr_zero(ends)) / 8 + 1;  // 1..8, the last without bit 7
+      const u64 keep = bytes == 8 ? ~u64{0} : (u64{1} << (8 * bytes)) - 1;
+      u64 v = w & keep & 0x7f7f7f7f7f7f7f7full;
+      // The 7-bit groups together: pairs in 16-bit lanes, then 32, then 64.
+      v = (v & 0x007f007f007f007full) | (v >> 1 & 0x3f803f803f803f80ull);
+      v = (v & 0x00003fff00003fffull) | (v >> 2 & 0x0fffc0000fffc000ull);
+      v = (v & 0x000000000fffffffull) | (v >> 4 & 0x00ffffffF0000000ull);
+      a.addr = v;
+      p += bytes;
+    } else {
+      a.addr = leb();
+    }
+  } else {
+    a.addr = 0;
+  }
   a.is_gva = small(kIsGva), a.access = small(kAccess);
   a.count = field(kCount, 1), a.stride = field(kStride, 0), a.ts_ns = field(kTsNs, 0);
   return !bad && a.is_gva <= 1 && a.access <= 2;
@@ -558,13 +580,18 @@ size_t BinaryTraceReader::next_accesses(PlainAccess* out, size_t max) {
   if (!others_seen_ || vms_.empty()) return 0;
   const u8* const base = block_.data();
   const u64 vcpus = vms_[0].vcpus;
+  // The reader's position in locals (stores through `out` could alias the
+  // members), written back once.
+  size_t pos = pos_;
+  const size_t end = block_.size() < kMaxAccessBytes ? 0 : block_.size() - kMaxAccessBytes + 1;  // pos < end: room for any access
+  const size_t most = std::min<size_t>(max, block_left_);
+  u64 bits = prev_bits_;
   size_t n = 0;
-  while (n < max && block_left_ > 0 && pos_ + kMaxAccessBytes <= block_.size() &&
-         base[pos_] == u8(EventType::Access)) {
-    const u8* p = base + pos_ + 1;
-    u64 bits;
+  while (n < most && pos < end && base[pos] == u8(EventType::Access)) {
+    const u8* p = base + pos + 1;
+    u64 b;
     AccessFields a;
-    if (!decode_access_fields(p, known_bits_, bits, a) || a.vcpu == 0 || a.vcpu > vcpus || a.count == 0) break;
+    if (!decode_access_fields(p, known_bits_, b, a) || a.vcpu == 0 || a.vcpu > vcpus || a.count == 0) break;
     // validate_access()'s checks, as conditions: an event that fails one is left to next().
     // wraps as validate_access() says, without its division: (count-1) > (max-addr)/stride
     // exactly when (count-1)*stride > max-addr.
@@ -575,13 +602,17 @@ size_t BinaryTraceReader::next_accesses(PlainAccess* out, size_t max) {
                            : a.addr >= TraceReader::kMaxGpa || last >= TraceReader::kMaxGpa))
       break;
     out[n++] = PlainAccess{a.addr, a.count, a.stride, u32(a.vcpu - 1), a.is_gva != 0, AccessType(a.access)};
-    pos_ = size_t(p - base);
-    ++index_;
-    --block_left_;
-    prev_bits_ = bits;
+    pos = size_t(p - base);
+    bits = b;
   }
-  // The Event of the next next() is not the one decoded into last: decode() resets it.
-  if (n) last_out_ = nullptr;
+  if (n) {
+    pos_ = pos;
+    index_ += n;
+    block_left_ -= u32(n);
+    prev_bits_ = bits;
+    // The Event of the next next() is not the one decoded into last: decode() resets it.
+    last_out_ = nullptr;
+  }
   return n;
 }
 
@@ -686,8 +717,10 @@ void BinaryTraceReader::validate_access(const Event& e) const {
 // The checks of the JSON Lines reader that keep the replayer safe.
 void BinaryTraceReader::validate(const Event& e) {
   // Most events are accesses, and decode leaves their slot and TDX fields alone.
-  if (e.type == EventType::Access && e.vm == 0 && !vms_.empty() && u32(e.vcpu) < vms_[0].vcpus) [[likely]]
+  if (e.type == EventType::Access && e.vm == 0 && !vms_.empty() && u32(e.vcpu) < vms_[0].vcpus) [[likely]] {
+    others_seen_ = true;
     return validate_access(e);
+  }
   constexpr u64 kMaxGpa = TraceReader::kMaxGpa;
   auto aligned_gpa = [&](const char* f, u64 v, u64 align) {
     if (v >= kMaxGpa) fail(f, hexs(v) + " is beyond the 52-bit guest-physical address space");
