@@ -518,29 +518,7 @@ inline __attribute__((always_inline)) bool decode_access_fields(const u8*& p, u6
   };
   auto field = [&](u32 f, u64 dflt) __attribute__((always_inline)) { return bits >> f & 1 ? leb() : dflt; };
   a.vcpu = small(kVcpu);
-  // The address of a real program's accesses takes 1 to 8 bytes, changing
-  // from one event to the next (code, heap, stack): without a branch on its
-  // length, which leb()'s loop would mispredict.
-  if (bits >> kAddr & 1) {
-    u64 w;
-    std::memcpy(&w, p, 8);
-    if constexpr (std::endian::native == std::endian::big) w = __builtin_bswap64(w);
-    if (const u64 ends = ~w & 0x8080808080808080ull) {
-      const unsigned bytes = unsigned(std::countr_zero(ends)) / 8 + 1;  // 1..8, the last without bit 7
-      const u64 keep = bytes == 8 ? ~u64{0} : (u64{1} << (8 * bytes)) - 1;
-      u64 v = w & keep & 0x7f7f7f7f7f7f7f7full;
-      // The 7-bit groups together: pairs in 16-bit lanes, then 32, then 64.
-      v = (v & 0x007f007f007f007full) | (v >> 1 & 0x3f803f803f803f80ull);
-      v = (v & 0x00003fff00003fffull) | (v >> 2 & 0x0fffc0000fffc000ull);
-      v = (v & 0x000000000fffffffull) | (v >> 4 & 0x00ffffffF0000000ull);
-      a.addr = v;
-      p += bytes;
-    } else {
-      a.addr = leb();
-    }
-  } else {
-    a.addr = 0;
-  }
+  a.addr = field(kAddr, 0);
   a.is_gva = small(kIsGva), a.access = small(kAccess);
   a.count = field(kCount, 1), a.stride = field(kStride, 0), a.ts_ns = field(kTsNs, 0);
   return !bad && a.is_gva <= 1 && a.access <= 2;
