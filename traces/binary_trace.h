@@ -78,6 +78,9 @@ class BinaryTraceReader {
 
  private:
   bool load_block();
+  size_t read_header(u8 (&h)[16]);
+  size_t read_payload(u32 bytes);
+  u64 checksum_of_block(bool ahead_sum, u64 sum);
   [[noreturn]] void fail(const std::string& field, const std::string& msg) const;
   // The same, built out of line: the decoder's hot path stays small.
   [[noreturn, gnu::cold, gnu::noinline]] void fail_cold(const char* field, const char* msg) const;
@@ -110,6 +113,18 @@ class BinaryTraceReader {
   u64 known_bits_ = 0;   // field bits of the file's version
   u32 known_types_ = 0;  // event types of the file's version
   std::map<u32, u32> td_vcpus_;  // td_create'd TDs and their vCPU counts
+  // The block after the current one, read ahead so that the two checksums
+  // are computed together: as read, checked when its turn comes.
+  struct ReadAhead {
+    bool valid = false;  // head and payload hold the next block's bytes
+    u8 head[16] = {};
+    size_t head_n = 0;           // header bytes read
+    std::vector<u8> payload;
+    size_t payload_n = 0;        // payload bytes read (0: not read, the header being unusual)
+    bool have_sum = false;       // sum is the whole payload's block_checksum
+    u64 sum = 0;
+  };
+  ReadAhead ahead_;
 };
 
 }  // namespace septsim::traces

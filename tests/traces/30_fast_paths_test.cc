@@ -184,3 +184,71 @@ TEST_CASE("a lackey line parsed in the reader's buffer imports as through the li
   CHECK(import("\n", true) == slow);
   CHECK(import("\n", false) == slow);
 }
+
+TEST_CASE("a bad block fails the read where it lies: the blocks before it are read whole, none of it", "[binary][badinput]") {
+  // Enough accesses for several blocks (the writer flushes at 64 KiB).
+  std::vector<Event> many;
+  for (u64 i = 0; i < 60000; ++i) {
+    Event e;
+    e.type = EventType::Access;
+    e.vcpu = int(i % 2);
+    e.addr = (i * 0x9e3779b97f4a7c15ull) % (u64{1} << 40);
+    many.push_back(e);
+  }
+  const std::string path = write_trace(many);
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // The blocks as the format says (traces/binary_trace.h): after the 16-byte
+  // header, u32 payload bytes, u32 events, u64 checksum, payload; then the end block.
+  struct Block {
+    size_t at;  // offset of its header
+    u32 bytes, events;
+  };
+  std::vector<Block> blocks;
+  size_t at = 16;
+  auto u32_at = [&](size_t o) {
+    return u32(u8(bytes[o])) | u32(u8(bytes[o + 1])) << 8 | u32(u8(bytes[o + 2])) << 16 | u32(u8(bytes[o + 3])) << 24;
+  };
+  while (u32_at(at) != 0) {
+    blocks.push_back({at, u32_at(at), u32_at(at + 4)});
+    at += 16 + blocks.back().bytes;
+  }
+  REQUIRE(blocks.size() >= 4);
+  REQUIRE(at + 16 == bytes.size());
+
+  // Events read before the error, and the error.
+  auto read = [](const std::string& body) {
+    const auto p = temp_dir() / "bad.sstb";
+    std::ofstream(p, std::ios::binary) << body;
+    BinaryTraceReader r(p.string());
+    Event e;
+    u64 n = 0;
+    try {
+      while (r.next(e)) ++n;
+    } catch (const TraceError& err) {
+      return std::to_string(n) + " then " + err.message();
+    }
+    return std::to_string(n) + " then no error";
+  };
+  auto events_before = [&](size_t k) {
+    u64 n = 0;
+    for (size_t i = 0; i < k; ++i) n += blocks[i].events;
+    return std::to_string(n);
+  };
+  for (size_t k : {size_t{1}, size_t{2}, size_t{3}}) {  // the second block of a pair read together, and the first
+    std::string bad = bytes;
+    bad[blocks[k].at + 16 + 100] = char(bad[blocks[k].at + 16 + 100] ^ 1);
+    CHECK(read(bad) == events_before(k) + " then corrupt binary trace: checksum mismatch in block " + std::to_string(k + 1) +
+                           " at byte " + std::to_string(blocks[k].at));
+    CHECK(read(bytes.substr(0, blocks[k].at + 16 + 10)) ==
+          events_before(k) + " then truncated binary trace: block " + std::to_string(k + 1) + " at byte " +
+              std::to_string(blocks[k].at) + " is cut short");
+    CHECK(read(bytes.substr(0, blocks[k].at + 9)) == events_before(k) + " then truncated binary trace: block " +
+                                                          std::to_string(k + 1) + " at byte " +
+                                                          std::to_string(blocks[k].at) + " has a cut-short block header");
+  }
+  CHECK(read(bytes.substr(0, at)) == events_before(blocks.size()) + " then truncated binary trace: no end block after " +
+                                         events_before(blocks.size()) + " events (block " +
+                                         std::to_string(blocks.size() + 1) + " at byte " + std::to_string(at) + ")");
+  CHECK(read(bytes) == events_before(blocks.size()) + " then no error");
+}
