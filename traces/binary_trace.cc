@@ -320,6 +320,7 @@ BinaryTraceWriter::BinaryTraceWriter(const std::string& path) : path_(path) {
   put_u32(h + 12, 0);
   std::fwrite(h, 1, sizeof h, f_);
   block_.resize(kBlockBytes + 4096);
+  held_.resize(block_.size());
 }
 
 BinaryTraceWriter::~BinaryTraceWriter() {
@@ -387,21 +388,39 @@ void BinaryTraceWriter::encode(const Event& e, u64 bits, u64 tdx_bits) {
   if (len_ >= kBlockBytes) flush_block();
 }
 
+// A full block is held back until the next one is full too, and the two
+// checksums are computed together (two independent multiply chains); the
+// bytes written are the same.
 void BinaryTraceWriter::flush_block() {
   if (!block_events_) return;
-  u8 h[16];
-  put_u32(h, u32(len_));
-  put_u32(h + 4, block_events_);
-  put_u64(h + 8, block_checksum(block_.data(), len_));
-  std::fwrite(h, 1, sizeof h, f_);
-  std::fwrite(block_.data(), 1, len_, f_);
+  if (!held_events_) {
+    std::swap(block_, held_);
+    held_len_ = len_, held_events_ = block_events_;
+  } else {
+    u64 held_sum, sum;
+    block_checksums(held_.data(), held_len_, block_.data(), len_, held_sum, sum);
+    write_block(held_, held_len_, held_events_, held_sum);
+    write_block(block_, len_, block_events_, sum);
+    held_events_ = 0;
+  }
   len_ = 0;
   block_events_ = 0;
+}
+
+void BinaryTraceWriter::write_block(const std::vector<u8>& payload, size_t len, u32 events, u64 sum) {
+  u8 h[16];
+  put_u32(h, u32(len));
+  put_u32(h + 4, events);
+  put_u64(h + 8, sum);
+  std::fwrite(h, 1, sizeof h, f_);
+  std::fwrite(payload.data(), 1, len, f_);
 }
 
 void BinaryTraceWriter::finish() {
   if (!f_) return;
   flush_block();
+  if (held_events_) write_block(held_, held_len_, held_events_, block_checksum(held_.data(), held_len_));
+  held_events_ = 0;
   u8 h[16] = {};
   put_u64(h + 8, total_);
   std::fwrite(h, 1, sizeof h, f_);

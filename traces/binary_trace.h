@@ -52,9 +52,13 @@ class BinaryTraceWriter : public EventSink {
   void flush_block();
   std::string path_;
   std::FILE* f_ = nullptr;
+  void write_block(const std::vector<u8>& payload, size_t len, u32 events, u64 sum);
   std::vector<u8> block_;  // block_[0, len_) is the block so far; the rest is room
   size_t len_ = 0;
   u32 block_events_ = 0;
+  std::vector<u8> held_;  // a full block not written yet (flush_block), held_[0, held_len_)
+  size_t held_len_ = 0;
+  u32 held_events_ = 0;  // 0: none held
   u64 total_ = 0;
 };
 
