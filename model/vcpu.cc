@@ -116,7 +116,14 @@ Cycles Vcpu::access(u64 addr, bool is_gva, AccessType type) {
   Gpa last_fault = ~0ull;
   for (int exits = 0;; ++exits) {
     if (requests_ || eptp_.root == 0) c += enter_guest();
-    TlbLookup lk = tlb_.lookup(kind, ctx_, addr, type);
+    if (const Translation* t = tlb_.lookup_hot(kind, ctx_, addr, type)) [[likely]] {
+      c += tlb_.l1_hit_cycles();
+      ++*tlb_hits_;
+      if (l1d_) [[unlikely]]
+        return c + data(*t, addr, type);
+      return c + timing_.mem_access;
+    }
+    TlbLookup lk = tlb_.lookup_rest(kind, ctx_, addr, type);
     c += lk.cycles;
     if (lk.hit) {
       ++*tlb_hits_;
@@ -278,20 +285,22 @@ void Vcpu::run_queue() {
       drained_.notify(sc_core::SC_ZERO_TIME);
       wait(work_);
     }
-    const VcpuOp op = queue_[head_++];
+    const VcpuOp& next = queue_[head_++];
     if (dead_) {
       ++*dropped_;
       continue;
     }
-    if (op.kind == VcpuOp::Kind::Access && op.count == 1) [[likely]] {
-      // One access (most events of a real program's trace): execute() without the loop.
-      Cycles c = access(op.addr, op.is_gva, op.access);
+    if (next.kind == VcpuOp::Kind::Access && next.count == 1) [[likely]] {
+      // One access (most events of a real program's trace): execute() without
+      // the loop, and without a copy of the operation (not used after access()).
+      Cycles c = access(next.addr, next.is_gva, next.access);
       cycles_ += c;
       *cycles_ctr_ += c;
       look_ahead();
       if (cycles_ - synced_ >= quantum_cycles_) sync();
       continue;
     }
+    const VcpuOp op = next;  // a copy: the replayer may push meanwhile (moving the queue)
     if (op.kind == VcpuOp::Kind::Access && op.count > 1) {
       // Long runs keep the quantum: synchronise between accesses, not after the run.
       u64 addr = op.addr;

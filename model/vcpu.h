@@ -32,7 +32,7 @@ struct VcpuOp {
   bool is_gva = false;
   Inv inv = Inv::All;
   u16 pcid = 0;
-  int levels = 4;
+  u8 levels = 4;    // SetCr3: 4 or 5
   u64 addr = 0;    // Access: first address; Inv*: linear address
   u64 count = 1;   // Access: number of accesses
   u64 stride = 0;  // Access: distance between accesses
@@ -60,6 +60,15 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
     if (queue_empty()) work_.notify(sc_core::SC_ZERO_TIME);
     queue_.push_back(op);
     idle_ = false;
+  }
+  // Room for n operations at the queue's end, which the caller fills in
+  // place (a batch of accesses): push() of each of them, without a copy.
+  VcpuOp* push_n(size_t n) {
+    if (queue_empty()) work_.notify(sc_core::SC_ZERO_TIME);
+    const size_t at = queue_.size();
+    queue_.resize(at + n);
+    idle_ = false;
+    return queue_.data() + at;
   }
   bool idle() const { return idle_; }
   const sc_core::sc_event& drained() const { return drained_; }

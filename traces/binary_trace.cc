@@ -258,19 +258,45 @@ bool canonical(u64 va) {
 
 }  // namespace
 
-u64 block_checksum(const u8* data, size_t n) {
-  u64 h = 0x9e3779b97f4a7c15ull ^ n;
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    u64 w;
-    std::memcpy(&w, data + i, 8);
-    h = (h ^ w) * 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
-  }
+namespace {
+
+// block_checksum() in steps: the start, one 8-byte word, the end (the bytes
+// from i, fewer than 8, and the mix).
+u64 sum_start(size_t n) { return 0x9e3779b97f4a7c15ull ^ n; }
+inline __attribute__((always_inline)) u64 sum_word(u64 h, const u8* at) {
+  u64 w;
+  std::memcpy(&w, at, 8);
+  h = (h ^ w) * 0xff51afd7ed558ccdull;
+  return h ^ (h >> 32);
+}
+u64 sum_end(u64 h, const u8* data, size_t i, size_t n) {
   u64 tail = 0;
   for (size_t k = 0; i + k < n; ++k) tail |= u64(data[i + k]) << (8 * k);
   h = (h ^ tail) * 0xc4ceb9fe1a85ec53ull;
   return h ^ (h >> 29);
+}
+
+// block_checksum() of two blocks at once: each is one serial chain of
+// multiplies, and two independent chains take the time of one.
+void block_checksums(const u8* a, size_t na, const u8* b, size_t nb, u64& sum_a, u64& sum_b) {
+  u64 ha = sum_start(na), hb = sum_start(nb);
+  const size_t both = std::min(na, nb) & ~size_t{7};
+  size_t i = 0;
+  for (; i < both; i += 8) ha = sum_word(ha, a + i), hb = sum_word(hb, b + i);
+  size_t j = i;
+  for (; i + 8 <= na; i += 8) ha = sum_word(ha, a + i);
+  for (; j + 8 <= nb; j += 8) hb = sum_word(hb, b + j);
+  sum_a = sum_end(ha, a, i, na);
+  sum_b = sum_end(hb, b, j, nb);
+}
+
+}  // namespace
+
+u64 block_checksum(const u8* data, size_t n) {
+  u64 h = sum_start(n);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) h = sum_word(h, data + i);
+  return sum_end(h, data, i, n);
 }
 
 bool is_binary_trace(const std::string& path) {
@@ -294,6 +320,7 @@ BinaryTraceWriter::BinaryTraceWriter(const std::string& path) : path_(path) {
   put_u32(h + 12, 0);
   std::fwrite(h, 1, sizeof h, f_);
   block_.resize(kBlockBytes + 4096);
+  held_.resize(block_.size());
 }
 
 BinaryTraceWriter::~BinaryTraceWriter() {
@@ -361,21 +388,39 @@ void BinaryTraceWriter::encode(const Event& e, u64 bits, u64 tdx_bits) {
   if (len_ >= kBlockBytes) flush_block();
 }
 
+// A full block is held back until the next one is full too, and the two
+// checksums are computed together (two independent multiply chains); the
+// bytes written are the same.
 void BinaryTraceWriter::flush_block() {
   if (!block_events_) return;
-  u8 h[16];
-  put_u32(h, u32(len_));
-  put_u32(h + 4, block_events_);
-  put_u64(h + 8, block_checksum(block_.data(), len_));
-  std::fwrite(h, 1, sizeof h, f_);
-  std::fwrite(block_.data(), 1, len_, f_);
+  if (!held_events_) {
+    std::swap(block_, held_);
+    held_len_ = len_, held_events_ = block_events_;
+  } else {
+    u64 held_sum, sum;
+    block_checksums(held_.data(), held_len_, block_.data(), len_, held_sum, sum);
+    write_block(held_, held_len_, held_events_, held_sum);
+    write_block(block_, len_, block_events_, sum);
+    held_events_ = 0;
+  }
   len_ = 0;
   block_events_ = 0;
+}
+
+void BinaryTraceWriter::write_block(const std::vector<u8>& payload, size_t len, u32 events, u64 sum) {
+  u8 h[16];
+  put_u32(h, u32(len));
+  put_u32(h + 4, events);
+  put_u64(h + 8, sum);
+  std::fwrite(h, 1, sizeof h, f_);
+  std::fwrite(payload.data(), 1, len, f_);
 }
 
 void BinaryTraceWriter::finish() {
   if (!f_) return;
   flush_block();
+  if (held_events_) write_block(held_, held_len_, held_events_, block_checksum(held_.data(), held_len_));
+  held_events_ = 0;
   u8 h[16] = {};
   put_u64(h + 8, total_);
   std::fwrite(h, 1, sizeof h, f_);
@@ -418,9 +463,53 @@ void BinaryTraceReader::fail_number(const char* field, const char* before, u64 v
   fail(field, before + (in_hex ? hexs(v) : std::to_string(v)) + after);
 }
 
+// The next block's header and payload as read (no check yet), from the
+// read-ahead when there is one.
+size_t BinaryTraceReader::read_header(u8 (&h)[16]) {
+  if (!ahead_.valid) return std::fread(h, 1, sizeof h, f_);
+  std::memcpy(h, ahead_.head, sizeof h);
+  return ahead_.head_n;
+}
+
+size_t BinaryTraceReader::read_payload(u32 bytes) {
+  if (!ahead_.valid) {
+    block_.resize(bytes);
+    return std::fread(block_.data(), 1, bytes, f_);
+  }
+  ahead_.valid = false;
+  std::swap(block_, ahead_.payload);  // the old block's room is the next read-ahead's
+  return ahead_.payload_n;
+}
+
+// block_checksum() of the block just read. Unless the read-ahead already
+// gave it, the block after it is read ahead (as it lies, checked only when
+// its turn comes, so every error still comes at its place in the stream)
+// and both sums are computed together.
+u64 BinaryTraceReader::checksum_of_block(bool ahead_sum, u64 sum) {
+  if (ahead_sum) return sum;
+  ahead_.valid = true;
+  ahead_.have_sum = false;
+  ahead_.payload_n = 0;
+  ahead_.head_n = std::fread(ahead_.head, 1, sizeof ahead_.head, f_);
+  const u32 bytes = get_u32(ahead_.head), events = get_u32(ahead_.head + 4);
+  if (ahead_.head_n == sizeof ahead_.head && bytes != 0 && events != 0 && bytes <= kMaxBlockBytes && events <= bytes) {
+    ahead_.payload.resize(bytes);
+    ahead_.payload_n = std::fread(ahead_.payload.data(), 1, bytes, f_);
+    if (ahead_.payload_n == bytes) {
+      u64 own;
+      block_checksums(block_.data(), block_.size(), ahead_.payload.data(), bytes, own, ahead_.sum);
+      ahead_.have_sum = true;
+      return own;
+    }
+  }
+  return block_checksum(block_.data(), block_.size());
+}
+
 bool BinaryTraceReader::load_block() {
   u8 h[16];
-  size_t n = std::fread(h, 1, sizeof h, f_);
+  const bool ahead_sum = ahead_.valid && ahead_.have_sum;
+  const u64 known_sum = ahead_.sum;
+  size_t n = read_header(h);
   std::string where = "block " + std::to_string(block_no_ + 1) + " at byte " + std::to_string(file_offset_);
   if (n == 0) throw TraceError(path_, 0, "", "truncated binary trace: no end block after " + std::to_string(index_) + " events (" + where + ")");
   if (n < sizeof h) throw TraceError(path_, 0, "", "truncated binary trace: " + where + " has a cut-short block header");
@@ -436,10 +525,9 @@ bool BinaryTraceReader::load_block() {
   if (bytes == 0 || events == 0 || bytes > kMaxBlockBytes || events > bytes)
     throw TraceError(path_, 0, "", "corrupt binary trace: " + where + " has an impossible header (" +
                                       std::to_string(bytes) + " bytes, " + std::to_string(events) + " events)");
-  block_.resize(bytes);
-  if (std::fread(block_.data(), 1, bytes, f_) != bytes)
+  if (read_payload(bytes) != bytes)
     throw TraceError(path_, 0, "", "truncated binary trace: " + where + " is cut short");
-  if (block_checksum(block_.data(), bytes) != sum)
+  if (checksum_of_block(ahead_sum, known_sum) != sum)
     throw TraceError(path_, 0, "", "corrupt binary trace: checksum mismatch in " + where);
   file_offset_ += sizeof h + bytes;
   ++block_no_;
@@ -558,30 +646,45 @@ size_t BinaryTraceReader::next_accesses(PlainAccess* out, size_t max) {
   if (!others_seen_ || vms_.empty()) return 0;
   const u8* const base = block_.data();
   const u64 vcpus = vms_[0].vcpus;
+  // The reader's position in locals (stores through `out` could alias the
+  // members), written back once.
+  size_t pos = pos_;
+  const size_t end = block_.size() < kMaxAccessBytes ? 0 : block_.size() - kMaxAccessBytes + 1;  // pos < end: room for any access
+  const size_t most = std::min<size_t>(max, block_left_);
+  u64 bits = prev_bits_;
   size_t n = 0;
-  while (n < max && block_left_ > 0 && pos_ + kMaxAccessBytes <= block_.size() &&
-         base[pos_] == u8(EventType::Access)) {
-    const u8* p = base + pos_ + 1;
-    u64 bits;
+  while (n < most && pos < end && base[pos] == u8(EventType::Access)) {
+    const u8* p = base + pos + 1;
+    u64 b;
     AccessFields a;
-    if (!decode_access_fields(p, known_bits_, bits, a) || a.vcpu == 0 || a.vcpu > vcpus || a.count == 0) break;
+    if (!decode_access_fields(p, known_bits_, b, a) || a.vcpu == 0 || a.vcpu > vcpus || a.count == 0) break;
     // validate_access()'s checks, as conditions: an event that fails one is left to next().
     // wraps as validate_access() says, without its division: (count-1) > (max-addr)/stride
     // exactly when (count-1)*stride > max-addr.
-    u64 span;
-    const bool wraps = __builtin_mul_overflow(a.count - 1, a.stride, &span) || span > ~u64{0} - a.addr;
-    const u64 last = a.addr + (a.count - 1) * a.stride;
-    if (wraps || (a.is_gva ? !canonical(a.addr) || !canonical(last) || (a.addr >> 63) != (last >> 63)
-                           : a.addr >= TraceReader::kMaxGpa || last >= TraceReader::kMaxGpa))
-      break;
+    if (a.count == 1) [[likely]] {
+      // One access: its address alone, without a branch on its kind.
+      const bool gva_ok = canonical(a.addr), gpa_ok = a.addr < TraceReader::kMaxGpa;
+      if (!(a.is_gva ? gva_ok : gpa_ok)) break;
+    } else {
+      u64 span;
+      const bool wraps = __builtin_mul_overflow(a.count - 1, a.stride, &span) || span > ~u64{0} - a.addr;
+      const u64 last = a.addr + (a.count - 1) * a.stride;
+      if (wraps || (a.is_gva ? !canonical(a.addr) || !canonical(last) || (a.addr >> 63) != (last >> 63)
+                             : a.addr >= TraceReader::kMaxGpa || last >= TraceReader::kMaxGpa))
+        break;
+    }
     out[n++] = PlainAccess{a.addr, a.count, a.stride, u32(a.vcpu - 1), a.is_gva != 0, AccessType(a.access)};
-    pos_ = size_t(p - base);
-    ++index_;
-    --block_left_;
-    prev_bits_ = bits;
+    pos = size_t(p - base);
+    bits = b;
   }
-  // The Event of the next next() is not the one decoded into last: decode() resets it.
-  if (n) last_out_ = nullptr;
+  if (n) {
+    pos_ = pos;
+    index_ += n;
+    block_left_ -= u32(n);
+    prev_bits_ = bits;
+    // The Event of the next next() is not the one decoded into last: decode() resets it.
+    last_out_ = nullptr;
+  }
   return n;
 }
 
@@ -686,8 +789,10 @@ void BinaryTraceReader::validate_access(const Event& e) const {
 // The checks of the JSON Lines reader that keep the replayer safe.
 void BinaryTraceReader::validate(const Event& e) {
   // Most events are accesses, and decode leaves their slot and TDX fields alone.
-  if (e.type == EventType::Access && e.vm == 0 && !vms_.empty() && u32(e.vcpu) < vms_[0].vcpus) [[likely]]
+  if (e.type == EventType::Access && e.vm == 0 && !vms_.empty() && u32(e.vcpu) < vms_[0].vcpus) [[likely]] {
+    others_seen_ = true;
     return validate_access(e);
+  }
   constexpr u64 kMaxGpa = TraceReader::kMaxGpa;
   auto aligned_gpa = [&](const char* f, u64 v, u64 align) {
     if (v >= kMaxGpa) fail(f, hexs(v) + " is beyond the 52-bit guest-physical address space");

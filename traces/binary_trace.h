@@ -52,9 +52,13 @@ class BinaryTraceWriter : public EventSink {
   void flush_block();
   std::string path_;
   std::FILE* f_ = nullptr;
+  void write_block(const std::vector<u8>& payload, size_t len, u32 events, u64 sum);
   std::vector<u8> block_;  // block_[0, len_) is the block so far; the rest is room
   size_t len_ = 0;
   u32 block_events_ = 0;
+  std::vector<u8> held_;  // a full block not written yet (flush_block), held_[0, held_len_)
+  size_t held_len_ = 0;
+  u32 held_events_ = 0;  // 0: none held
   u64 total_ = 0;
 };
 
@@ -78,6 +82,9 @@ class BinaryTraceReader {
 
  private:
   bool load_block();
+  size_t read_header(u8 (&h)[16]);
+  size_t read_payload(u32 bytes);
+  u64 checksum_of_block(bool ahead_sum, u64 sum);
   [[noreturn]] void fail(const std::string& field, const std::string& msg) const;
   // The same, built out of line: the decoder's hot path stays small.
   [[noreturn, gnu::cold, gnu::noinline]] void fail_cold(const char* field, const char* msg) const;
@@ -110,6 +117,18 @@ class BinaryTraceReader {
   u64 known_bits_ = 0;   // field bits of the file's version
   u32 known_types_ = 0;  // event types of the file's version
   std::map<u32, u32> td_vcpus_;  // td_create'd TDs and their vCPU counts
+  // The block after the current one, read ahead so that the two checksums
+  // are computed together: as read, checked when its turn comes.
+  struct ReadAhead {
+    bool valid = false;  // head and payload hold the next block's bytes
+    u8 head[16] = {};
+    size_t head_n = 0;           // header bytes read
+    std::vector<u8> payload;
+    size_t payload_n = 0;        // payload bytes read (0: not read, the header being unusual)
+    bool have_sum = false;       // sum is the whole payload's block_checksum
+    u64 sum = 0;
+  };
+  ReadAhead ahead_;
 };
 
 }  // namespace septsim::traces

@@ -1,6 +1,11 @@
 #include "traces/lackey_import.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 #include <array>
+#include <bit>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -89,6 +94,70 @@ bool parse_operands(std::string_view t, LackeyAccess& out, LineFault& fault) {
   return true;
 }
 
+// The length with its newline of the line at p, when the newline is among
+// the 32 bytes from p (which must be readable); 0 otherwise. Found apart from
+// the parse, so the next line's start does not wait for it.
+size_t short_line(const char* p) {
+#if defined(__SSE2__) && defined(__x86_64__)
+  const __m128i nl = _mm_set1_epi8('\n');
+  const unsigned lo = unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), nl)));
+  const unsigned hi =
+      unsigned(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + 16)), nl)));
+  const unsigned m = lo | hi << 16;
+  return m ? size_t(std::countr_zero(m)) + 1 : 0;
+#else
+  const void* nl = std::memchr(p, '\n', 32);
+  return nl ? size_t(static_cast<const char*>(nl) - p) + 1 : 0;
+#endif
+}
+
+// The common access line [p, nl) (nl its newline; 32 bytes from p readable),
+// parsed where it lies: exactly "I  ADDR,SIZE" or " K ADDR,SIZE" (K one of
+// L, S, M) with ADDR 1 to 16 hex digits and SIZE 1..kMaxSize in decimal, not
+// wrapping. False for any other line (spaces, "\r", an error...), which
+// access_prefix() and parse_operands() then take in full.
+bool plain_access_line(const char* p, const char* nl, LackeyAccess& out) {
+  constexpr size_t kShortest = 3 + 1 + 1 + 1;  // prefix, a digit, ',', a digit
+  if (size_t(nl - p) < kShortest) return false;
+  char kind;
+  if (p[0] == 'I' && p[1] == ' ' && p[2] == ' ') kind = 'I';
+  else if (p[0] == ' ' && (p[1] == 'L' || p[1] == 'S' || p[1] == 'M') && p[2] == ' ') kind = p[1];
+  else return false;
+  const char* q = p + 3;
+  const char* start = q;
+  u64 addr = 0;
+#if defined(__SSE2__) && defined(__x86_64__)
+  // The address's (up to 16) hex digits at once, without a branch per digit
+  // (the newline, not a digit, ends them within the line).
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(q));
+  const __m128i dec = _mm_sub_epi8(v, _mm_set1_epi8('0'));
+  const __m128i is_dec = _mm_cmpeq_epi8(_mm_min_epu8(dec, _mm_set1_epi8(9)), dec);
+  const __m128i let = _mm_sub_epi8(_mm_or_si128(v, _mm_set1_epi8(0x20)), _mm_set1_epi8('a'));
+  const __m128i is_let = _mm_cmpeq_epi8(_mm_min_epu8(let, _mm_set1_epi8(5)), let);
+  const unsigned hex = unsigned(_mm_movemask_epi8(_mm_or_si128(is_dec, is_let)));
+  const unsigned digits = unsigned(std::countr_one(hex));  // 0..16
+  if (digits == 0 || q[digits] != ',') return false;
+  // Nibble values, zero past the digits; then pairs into bytes, first digit high.
+  const __m128i keep =
+      _mm_cmpgt_epi8(_mm_set1_epi8(char(digits)), _mm_setr_epi8(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+  const __m128i nib = _mm_and_si128(
+      keep, _mm_or_si128(_mm_and_si128(is_dec, dec), _mm_and_si128(is_let, _mm_add_epi8(let, _mm_set1_epi8(10)))));
+  const __m128i pairs = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(nib, _mm_set1_epi16(0xff)), 4), _mm_srli_epi16(nib, 8));
+  const u64 all = u64(_mm_cvtsi128_si64(_mm_packus_epi16(pairs, pairs)));
+  addr = __builtin_bswap64(all) >> (4 * (16 - digits));
+  q += digits;
+#else
+  for (unsigned d; q < nl && (d = kHexValue[u8(*q)]) != 0xff; ++q) addr = addr << 4 | d;
+  if (q == start || q - start > 16 || q == nl || *q != ',') return false;
+#endif
+  start = ++q;
+  u64 size = 0;
+  for (; q < nl && q - start < 8 && *q >= '0' && *q <= '9'; ++q) size = size * 10 + u64(*q - '0');
+  if (q == start || q != nl || size == 0 || size > kMaxSize || addr + (size - 1) < addr) return false;
+  out.kind = kind, out.addr = addr, out.size = size;
+  return true;
+}
+
 // Consecutive accesses with the same op at a constant forward stride, held
 // back until the run breaks and then written as one `access` event.
 class AccessRun {
@@ -149,9 +218,20 @@ class LackeyImporter {
     paging_.setup(sink_, opts_.vcpu + 1, opts_.vcpu, td());
     std::string_view line;
     bool overlong;
-    while (in.next(line, overlong)) {
-      ++report_.lines;
+    for (;;) {
       LackeyAccess a;
+      // Most lines: short ones, parsed where they lie in the reader's buffer.
+      constexpr size_t kAhead = 32;  // short_line()'s reach, beyond the longest plain line (28 bytes)
+      const std::string_view ahead = in.window(kAhead);
+      const size_t len = ahead.size() >= kAhead ? short_line(ahead.data()) : 0;
+      if (len && plain_access_line(ahead.data(), ahead.data() + len - 1, a)) {
+        in.consume(len);
+        ++report_.lines;
+        access(a);
+        continue;
+      }
+      if (!in.next(line, overlong)) break;
+      ++report_.lines;
       if (overlong || !access_prefix(line, a.kind)) {
         if (!overlong && client_message(line)) continue;
         if (!report_.first_noise_line) report_.first_noise_line = report_.lines;
@@ -162,10 +242,7 @@ class LackeyImporter {
       if (!parse_operands(line.substr(3), a, fault))
         throw TraceError(path_, report_.lines, fault.field,
                          (in.unterminated() ? "truncated last line: " : "") + fault.message);
-      count(a.kind);
-      if (a.kind == 'I' && !opts_.ifetch) continue;
-      if (a.kind == 'M') put(a, AccessType::Read);
-      put(a, a.kind == 'I' ? AccessType::Fetch : a.kind == 'S' || a.kind == 'M' ? AccessType::Write : AccessType::Read);
+      access(a);
     }
     run_.flush();
     if (td()) {
@@ -243,6 +320,14 @@ class LackeyImporter {
   }
 
  private:
+  // An access line's accesses.
+  void access(const LackeyAccess& a) {
+    count(a.kind);
+    if (a.kind == 'I' && !opts_.ifetch) return;
+    if (a.kind == 'M') put(a, AccessType::Read);
+    put(a, a.kind == 'I' ? AccessType::Fetch : a.kind == 'S' || a.kind == 'M' ? AccessType::Write : AccessType::Read);
+  }
+
   void count(char kind) {
     switch (kind) {
       case 'I': ++report_.fetches; break;

@@ -23,6 +23,17 @@ class LineReader {
   // kMaxLine (the rest of that line is dropped). The view lives until the
   // next call.
   bool next(std::string_view& line, bool& overlong);
+  // For a caller that parses lines where they lie: the buffered bytes from
+  // the next line on, at least `want` of them unless the file ends first
+  // (want <= kChunk), empty while the rest of an overlong line is dropped.
+  // consume(n) then takes the first n of them, which must end with a newline:
+  // as next() returning that line.
+  std::string_view window(size_t want) {
+    if (skipping_) return {};
+    if (end_ - pos_ < want && !eof_) fill();
+    return {buf_.data() + pos_, end_ - pos_};
+  }
+  void consume(size_t n) { pos_ += n; }
   // True once the last line returned had no newline after it.
   bool unterminated() const { return unterminated_; }
 

@@ -332,16 +332,29 @@ class ReplayTop : public sc_core::sc_module {
     if (!vm.dead.empty() || !vm.vcpus_ready) return 0;
     const size_t n = reader_.next_accesses(direct_.data(), std::min<u64>(direct_.size(), kBatch - pending));
     const size_t nvcpus = vm.vcpus.size();
-    for (size_t i = 0; i < n; ++i) {
-      const PlainAccess& a = direct_[i];
-      if (a.vcpu >= nvcpus) [[unlikely]] {
-        Event bad;
-        bad.type = EventType::Access, bad.vcpu = int(a.vcpu), bad.line = reader_.line() - (n - 1 - i);
-        check_vcpu_event(vm, bad);
+    u32 other_vcpus = 0;  // with one vCPU, nonzero when an access names another (refused below)
+    if (nvcpus == 1)
+      for (size_t i = 0; i < n; ++i) other_vcpus |= direct_[i].vcpu;
+    if (nvcpus == 1 && !other_vcpus) {
+      // One vCPU (a real program's trace): the batch goes into its queue in place.
+      model::VcpuOp* q = n ? vm.vcpus[0]->push_n(n) : nullptr;
+      for (size_t i = 0; i < n; ++i) {
+        const PlainAccess& a = direct_[i];
+        q[i].access = a.access, q[i].is_gva = a.is_gva, q[i].addr = a.addr, q[i].count = a.count,
+        q[i].stride = a.stride;
       }
-      model::VcpuOp op;
-      op.addr = a.addr, op.is_gva = a.is_gva, op.access = a.access, op.count = a.count, op.stride = a.stride;
-      vm.vcpus[a.vcpu]->push(op);
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        const PlainAccess& a = direct_[i];
+        if (a.vcpu >= nvcpus) [[unlikely]] {
+          Event bad;
+          bad.type = EventType::Access, bad.vcpu = int(a.vcpu), bad.line = reader_.line() - (n - 1 - i);
+          check_vcpu_event(vm, bad);
+        }
+        model::VcpuOp op;
+        op.addr = a.addr, op.is_gva = a.is_gva, op.access = a.access, op.count = a.count, op.stride = a.stride;
+        vm.vcpus[a.vcpu]->push(op);
+      }
     }
     events_seen_ += n;
     *events_ += n;

@@ -86,46 +86,25 @@ struct TlbHierarchy::Impl {
   Array i_4k, i_2m, no_1g;
   bool itlb;
 
-  // Recent L1 DTLB hits of one context, each the last entry touched in its
-  // set (L1 array and set): another access to the same 4K page finds the same
-  // entry (the smaller page sizes before it missed and still miss), and
-  // touching it again changes no replacement decision (it is already the most
-  // recent of its set under LRU and tree-PLRU; random ignores touches). A hit
-  // found by a full lookup replaces the entry of its set; any other lookup
-  // outcome, a fill or an invalidation empties the list.
-  struct Hot {
-    u64 page = ~u64{0};  // (addr & kAddrMask) >> kPageShift; all ones: empty
-    Translation t;
-  };
-  // Slot i holds a hit of a set whose number is i modulo kHot (a new hit
-  // replaces the entry of its own set, or one it shares the slot with).
-  static constexpr unsigned kHot = 4;
-  Hot hot[kHot];
-  TranslationKind hot_kind = TranslationKind::Linear;
-  TlbContext hot_ctx;
-  // Streams that never repeat a page (a strided run of L1 hits) would only
-  // pay for the list: after kHotTries lookups in a row that it does not
-  // answer, it stays empty and unused until the next L1 DTLB miss.
-  static constexpr u32 kHotTries = 64;
-  bool hot_on = true;
-  u32 hot_count = 0;  // lookups in a row the list did not answer
+  // The owner's hot list (see TlbHierarchy::HotList), kept up to date here.
+  HotList& hot;
   void hot_wake() {
-    hot_on = true;  // empty: everything that happened meanwhile is forgotten
-    hot_count = 0;
+    hot.on = true;  // empty: everything that happened meanwhile is forgotten
+    hot.count = 0;
   }
 
   void hot_clear() {
-    for (Hot& h : hot) h.page = ~u64{0};
+    for (HotEntry& h : hot.entries) h.page = ~u64{0};
   }
   void hot_add(TranslationKind kind, const TlbContext& ctx, u64 a, int lvl, const Translation& t) {
-    if (kind != hot_kind || !(ctx == hot_ctx)) [[unlikely]]
-      hot_clear(), hot_kind = kind, hot_ctx = ctx;
+    if (kind != hot.kind || !(ctx == hot.ctx)) [[unlikely]]
+      hot_clear(), hot.kind = kind, hot.ctx = ctx;
     const u32 set = l1[lvl]->set_of(a >> level_shift(lvl));
-    Hot& h = hot[set % kHot];
+    HotEntry& h = hot.entries[set % HotList::kSlots];
     h.page = a >> kPageShift, h.t = t;
   }
 
-  Impl(const Config& cfg, StatsRegistry& st, const std::string& p)
+  Impl(const Config& cfg, StatsRegistry& st, const std::string& p, HotList& hot_list)
       : l1_4k(u32(cfg.u("tlb.l1d.4k.entries")), u32(cfg.u("tlb.l1d.4k.ways")), cfg.s("tlb.replacement"),
               mix_seed(cfg.u("sim.seed"), 0)),
         l1_2m(u32(cfg.u("tlb.l1d.2m.entries")), u32(cfg.u("tlb.l1d.2m.ways")), cfg.s("tlb.replacement"),
@@ -146,7 +125,8 @@ struct TlbHierarchy::Impl {
              mix_seed(cfg.u("sim.seed"), 5)),
         i_2m(u32(cfg.u("tlb.l1i.2m.entries")), 0, cfg.s("tlb.replacement"), mix_seed(cfg.u("sim.seed"), 6)),
         no_1g(1, 1, "lru", 0),
-        itlb(cfg.b("tlb.l1i.enabled")) {
+        itlb(cfg.b("tlb.l1i.enabled")),
+        hot(hot_list) {
     dtlb_hits = &st.counter(p + ".dtlb.hits", "L1 DTLB hits");
     dtlb_misses = &st.counter(p + ".dtlb.misses", "L1 DTLB misses (permission and clean-write misses included)");
     stlb_hits = &st.counter(p + ".stlb.hits", "STLB hits after an L1 DTLB miss");
@@ -162,6 +142,7 @@ struct TlbHierarchy::Impl {
       fills_by_level[lvl] = &st.counter(p + ".tlb.fills_" + kSize[lvl],
                                         std::string("translations of ") + (lvl == 1 ? "4K" : lvl == 2 ? "2M" : "1G") +
                                             " pages filled after a walk (completed walks by page size)");
+    hot.itlb = itlb, hot.lat_l1 = lat_l1, hot.l1_hits = dtlb_hits;
     if (itlb) {
       itlb_hits = &st.counter(p + ".itlb.hits", "L1 ITLB hits (fetches)");
       itlb_misses = &st.counter(p + ".itlb.misses", "L1 ITLB misses (fetches; they go on to the STLB)");
@@ -235,17 +216,18 @@ struct TlbHierarchy::Impl {
     l2[level]->erase(index, tag);
   }
 
+  // What TlbHierarchy::lookup() leaves: the hot list missed, or is not in use.
   TlbLookup lookup(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
     if (itlb && access == AccessType::Fetch) [[unlikely]]
       return lookup_in<true, false>(kind, ctx, addr, access);
-    if (hot_on) return lookup_in<false, true>(kind, ctx, addr, access);
+    if (hot.on) return lookup_in<false, true>(kind, ctx, addr, access);
     return lookup_in<false, false>(kind, ctx, addr, access);
   }
 
   // kItlb: the L1 arrays are the ITLB's (a fetch with tlb.l1i.enabled); a
   // separate instance keeps the data path's code as it was without an ITLB.
-  // kHot: the hot list is in use (the data path only); without it the
-  // lookup is the plain one.
+  // kHot: the hot list is in use (the data path only) and has just missed;
+  // without it the lookup is the plain one.
   template <bool kItlb, bool kHot>
   TlbLookup lookup_in(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
     Array* const* const first = kItlb ? l1i : l1;
@@ -254,20 +236,7 @@ struct TlbHierarchy::Impl {
     TlbLookup r;
     const u8 need = kNeed[unsigned(access)];
     const bool write = access == AccessType::Write;
-    if (kHot) {
-      if (kind == hot_kind && ctx == hot_ctx) {
-        const u64 page = (addr & kAddrMask) >> kPageShift;
-        for (const Hot& h : hot)
-          if (h.page == page) {
-            if (!(h.t.perms & need) || (write && !h.t.dirty)) break;  // the full lookup drops it
-            ++*l1_hits;
-            r.hit = true, r.where = 1, r.t = h.t, r.cycles = lat_l1;
-            hot_count = 0;
-            return r;
-          }
-      }
-      if (++hot_count >= kHotTries) hot_clear(), hot_on = false;
-    }
+    if (kHot && ++hot.count >= HotList::kTries) hot_clear(), hot.on = false;
     u32 id = find_id(kind, ctx);
     if (id != kMaxContexts) {
       const u64 a = addr & kAddrMask;
@@ -282,7 +251,7 @@ struct TlbHierarchy::Impl {
             r.hit = true, r.where = 1, r.t = *e, r.cycles = lat_l1;
             if (kItlb)
               hot_clear();
-            else if (kHot && hot_on)  // the lookup may just have put it to rest
+            else if (kHot && hot.on)  // the lookup may just have put it to rest
               hot_add(kind, ctx, a, lvl, *e);
             return r;
           }
@@ -368,11 +337,11 @@ struct TlbHierarchy::Impl {
 };
 
 TlbHierarchy::TlbHierarchy(const Config& cfg, StatsRegistry& stats, const std::string& prefix)
-    : impl_(std::make_unique<Impl>(cfg, stats, prefix)) {}
+    : impl_(std::make_unique<Impl>(cfg, stats, prefix, hot_)) {}
 
 TlbHierarchy::~TlbHierarchy() = default;
 
-TlbLookup TlbHierarchy::lookup(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
+TlbLookup TlbHierarchy::lookup_rest(TranslationKind kind, const TlbContext& ctx, u64 addr, AccessType access) {
   return impl_->lookup(kind, ctx, addr, access);
 }
 
