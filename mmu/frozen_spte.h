@@ -32,6 +32,8 @@ class FrozenSptes {
     windows_.push_back({key(gfn, level), op.initiator(), from, now});
   }
 
+  // Whether any install is recorded (none with one initiator).
+  bool empty() const { return windows_.empty(); }
   // When the entry covering gfn at `level` or above, as op's fault would
   // read it now, stops being frozen; 0 when op finds no entry frozen.
   Cycles frozen_until(Gfn gfn, int level, int root_level, const KvmOp& op) const {

@@ -132,7 +132,7 @@ class TdpMmu {
   // When the mirror entry op's private fault at (gfn, level) would cmpxchg
   // stops being FROZEN_SPTE, or 0 when it is not frozen for op (another
   // vCPU's install the model ran first, whose hook op's fault overlaps).
-  Cycles frozen_until(Gfn gfn, int level) const;
+  Cycles frozen_until(Gfn gfn, int level) const { return frozen_.empty() ? 0 : frozen_until_slow(gfn, level); }
   // debug.inject (mmu/fault_inject.h); null: never.
   void set_injector(FaultInjector* f) { inject_ = f; }
   // Refused changes of mirror entries that KVM would KVM_BUG_ON (rule 17:
@@ -150,6 +150,7 @@ class TdpMmu {
   // False when a mirror hook refused: the entry keeps its old value.
   bool set_spte(TdpIter& iter, u64 new_spte);
   bool propagate_to_external(TdpIter& iter, u64 new_spte);
+  Cycles frozen_until_slow(Gfn gfn, int level) const;
   void remove_external_children(MmuPage& sp, unsigned index, u64 old_spte);
   bool link_mirror_sp(TdpIter& iter, MmuPage* sp, const KvmPageFault& fault);
   static bool walks_root(const MmuPage& root, KvmRootTypes types);

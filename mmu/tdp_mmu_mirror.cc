@@ -34,7 +34,7 @@ bool TdpMmu::propagate_to_external(TdpIter& iter, u64 new_spte) {
   return true;
 }
 
-Cycles TdpMmu::frozen_until(Gfn gfn, int level) const {
+Cycles TdpMmu::frozen_until_slow(Gfn gfn, int level) const {
   const MmuPage* root = mirror_root();
   return root ? frozen_.frozen_until(gfn, level, int(root->role.level), op_) : 0;
 }
