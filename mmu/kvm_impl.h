@@ -127,7 +127,7 @@ struct Kvm::Impl {
   }
   // mmu.tdx_huge_pages=v3: a 4K ACCEPT's exit inhibits huge mappings of
   // the gfn's frames and splits a private huge leaf over it (write mmu_lock).
-  void tdx_inhibit_and_split(Vcpu& v, Gpa gpa);
+  void tdx_inhibit_and_split(Gpa gpa);
   // mmu.tdx_huge_pages=v5: tdx_handle_mismatched_accept (RFC v5 41/45)
   // for an ACCEPT at KVM level `accept_level`.
   void tdx_handle_mismatched_accept(Gpa gpa, int accept_level);

@@ -144,7 +144,7 @@ Cycles Kvm::td_accept(u32 vcpu, Gpa gpa, TdxLevel level, u64* status, bool inter
     switch (k.huge_pages->accept_exit()) {
       case AcceptExit::FaultOnly: break;
       case AcceptExit::InhibitThenSplit:
-        if (accept_level == PG_LEVEL_4K) k.tdx_inhibit_and_split(v, gpa);
+        if (accept_level == PG_LEVEL_4K) k.tdx_inhibit_and_split(gpa);
         break;
       case AcceptExit::SplitThenInhibit:
         k.tdx_handle_mismatched_accept(gpa, accept_level);
@@ -285,7 +285,7 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
   td->vp_enter(op, id);
 }
 
-void Kvm::Impl::tdx_inhibit_and_split(Vcpu& v, Gpa gpa) {
+void Kvm::Impl::tdx_inhibit_and_split(Gpa gpa) {
   const Gfn gfn = gpa >> kPageShift;
   Memslot* slot = slots.find(gfn);
   if (!slot) return;

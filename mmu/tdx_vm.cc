@@ -334,7 +334,7 @@ bool TdxVm::map_nonleaf_spte(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
   // -EBUSY is not retried here: the fault returns RET_PF_RETRY.
   const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, op, false);
   if (s != TDX_SUCCESS) {
-    if (sept_at_link()) pamt_put(r.r8, op);
+    unget_sept_page_pamt(r.r8, op);
     fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
     if (!last_busy_) bug("tdx_sept_map_nonleaf_spte");  // TDX_BUG_ON_2
     return false;
@@ -610,7 +610,7 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   const Hpa table = external_spt << kPageShift;
   get_sept_page_pamt(table, op);
   if (!block_and_track(gfn, level, op)) {
-    if (sept_at_link()) pamt_put(table, op);
+    unget_sept_page_pamt(table, op);
     bug("tdx_sept_split_private_spt");  // the leaf may stay BLOCKED
     return false;
   }
@@ -628,7 +628,7 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   reenter_all(op);
   if (s != TDX_SUCCESS) {
     if (pair) return_pamt_pair(cache_of(op), r12, r13);
-    if (sept_at_link()) pamt_put(table, op);
+    unget_sept_page_pamt(table, op);
     fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
     bug("tdx_sept_split_private_spt");
     return false;

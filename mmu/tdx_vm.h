@@ -285,12 +285,12 @@ class TdxVm : public ExternalSpt {
   const std::vector<Hpa>& pamt_pool(u32 cache) const {
     return pamt_cache_.at(pamt_mode_ == PamtCache::Vcpu ? cache : vm_cache());
   }
-  // Pages a PAMT cache is topped up to: a pair for the guest page and one
-  // per table level below the root. A conversion needs at most two pairs
-  // (a DEMOTE at each end of its range), fewer than this. With the
+  // Pages a PAMT cache is topped up to. v6's tdx_topup_external_cache fills
+  // PT64_ROOT_MAX_LEVEL pairs whatever the TD's EPT depth (the root needs
+  // none, the guest page one); rfc-v5: a pair for the guest page and one per
+  // table level below the root. A conversion needs at most two pairs (a
+  // DEMOTE at each end of its range), fewer than either. With the
   // kmem_cache only a DEMOTE needs a pair under the lock: one pair.
-  //   v6's tdx_topup_external_cache fills PT64_ROOT_MAX_LEVEL pairs whatever
-  // the TD's EPT depth (the root needs none and the guest page one).
   size_t pamt_fill_level() const {
     if (pamt_mode_ == PamtCache::KmemCache) return 2;
     return 2 * size_t(sept_at_link() ? PT64_ROOT_MAX_LEVEL : params_.ept_levels);
@@ -314,6 +314,10 @@ class TdxVm : public ExternalSpt {
   // v6: the pair for an S-EPT page about to be handed to the module.
   void get_sept_page_pamt(Hpa hpa, KvmOp& op) {
     if (sept_at_link()) pamt_get(hpa, op, &pamt_pool(cache_of(op)));
+  }
+  // ... and its release when the module refused the page.
+  void unget_sept_page_pamt(Hpa hpa, KvmOp& op) {
+    if (sept_at_link()) pamt_put(hpa, op);
   }
   bool reclaim(Hpa hpa, KvmOp& op);
   // tdx_sept_map_nonleaf_spte: SEPT.ADD of the new table's page.
