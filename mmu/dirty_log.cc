@@ -51,7 +51,7 @@ bool Kvm::pml_logging() const {
 
 bool Kvm::pml_logged(Gpa gpa) const {
   if (!impl_->use_pml()) return false;
-  const Gfn gfn = (gpa >> kPageShift) & ~impl_->gfn_direct_bits();
+  const Gfn gfn = gpa_to_gfn(gpa) & ~impl_->gfn_direct_bits();
   const Memslot* slot = gfn < impl_->max_gfn ? impl_->slots.find(gfn) : nullptr;
   return slot && slot->dirty_track_enabled();
 }

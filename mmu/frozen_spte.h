@@ -50,7 +50,7 @@ class FrozenSptes {
     Cycles from, until;  // while it held FROZEN_SPTE
   };
   // The entry at (gfn, level): level << 56 | gfn >> 9 * (level - 1).
-  static u64 key(Gfn gfn, int level) { return u64(level) << 56 | gfn >> (9 * (level - 1)); }
+  static u64 key(Gfn gfn, int level) { return u64(level) << 56 | gfn.raw() >> (9 * (level - 1)); }
   // Another initiator's window that op's own install now would overlap.
   const Window* hidden(u64 k, const KvmOp& op) const {
     const Cycles now = op.now();

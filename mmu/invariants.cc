@@ -30,7 +30,7 @@ class Checker {
   // The root's own rules, then every entry under it.
   void root(const MmuPage& root) {
     root_only(root);
-    range(root, 0, ~Gfn{0});
+    range(root, Gfn{}, ~Gfn{});
   }
   // The entries of the root's tables over [lo, hi).
   void range(const MmuPage& root, Gfn lo, Gfn hi) { table(root, root.role, 0, lo, hi); }

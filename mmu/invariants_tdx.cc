@@ -51,9 +51,9 @@ class TdChecker {
 
   void run() {
     if (!common(true)) return;
-    table(*k_.mirror_root, 0, ~Gfn{0});
+    table(*k_.mirror_root, Gfn{}, ~Gfn{});
     contents();
-    sept_table(t_->sept->root(), t_->sept->top_level(), 0, 0, ~Gfn{0});
+    sept_table(t_->sept->root(), t_->sept->top_level(), 0, Gfn{}, ~Gfn{});
     if (tdx_.pamt().dynamic()) {
       // Every region with holders, and every region with a page of the TD.
       for (const auto& [region, n] : td_.pamt_holds()) pamt_regions_.insert(region);
@@ -75,11 +75,11 @@ class TdChecker {
   void run_incremental(const std::vector<std::pair<Gfn, Gfn>>& ranges, std::vector<u64> pamt_regions) {
     whole_ = false;
     if (!common(false)) return;
-    Gfn last_region = ~Gfn{0};
+    u64 last_region = ~u64{0};  // 2 MiB regions: gfn >> 9
     for (const auto& [lo, hi] : ranges) {
       table(*k_.mirror_root, lo, hi);
       sept_table(t_->sept->root(), t_->sept->top_level(), 0, lo, hi);
-      for (Gfn region = lo >> 9; region <= (hi - 1) >> 9; ++region) {
+      for (u64 region = lo.raw() >> 9; region <= (hi - 1).raw() >> 9; ++region) {
         if (region == last_region) continue;  // ranges are sorted: a region shared with the previous one
         last_region = region;
         content_region(region);
@@ -170,7 +170,7 @@ class TdChecker {
   }
 
   void nonleaf(Gfn gfn, int level, const MmuPage& child, Gfn lo, Gfn hi) {
-    const Gpa gpa = gfn << kPageShift;
+    const Gpa gpa = gfn_to_gpa(gfn);
     const Hpa ext = Hpa{child.external_spt} << kPageShift;
     const int tdx_level = pg_level_to_tdx_sept_level(level).value;
     const seam::SeptWalk w = t_->sept->walk(gpa, tdx_level);
@@ -198,7 +198,7 @@ class TdChecker {
   }
 
   void leaf(Gfn gfn, int level, u64 spte) {
-    const Gpa gpa = gfn << kPageShift;
+    const Gpa gpa = gfn_to_gpa(gfn);
     const Hpa hpa = spte_to_pfn(spte) << kPageShift;
     auto name = [&] { return "private gpa " + hex(gpa) + " level " + std::to_string(level) + " hpa " + hex(hpa); };
     const seam::SeptWalk w = blocked_table_ ? child_of(blocked_table_, gpa) : t_->sept->walk_to_leaf(gpa);
@@ -214,7 +214,7 @@ class TdChecker {
       report("pamt", name() + " has PAMT type " + std::to_string(int(e.pt)) + " owner " + hex(e.owner) +
                          ", expected PT_REG of TDR " + hex(td_.handle().tdr));
     if (whole_) {
-      digests_[gfn >> 9] += content(gfn, level, hpa);
+      digests_[gfn.raw() >> 9] += content(gfn, level, hpa);
       pamt_regions_.insert(hpa >> 21);
     }
   }
@@ -275,15 +275,15 @@ class TdChecker {
   }
 
   // The content rule for one 2 MiB region, as contents() checks every region.
-  void content_region(Gfn region) {
+  void content_region(u64 region) {
     const auto& expected = td_.content_digests();
     const auto it = expected.find(region);
     if (it == expected.end()) return;
-    const u64 actual = digest(*k_.mirror_root, region << 9, (region + 1) << 9);
+    const u64 actual = digest(*k_.mirror_root, Gfn{region << 9}, Gfn{(region + 1) << 9});
     if (actual != it->second) content_mismatch(region, actual, it->second);
   }
 
-  void content_mismatch(Gfn region, u64 actual, u64 expected) {
+  void content_mismatch(u64 region, u64 actual, u64 expected) {
     report("content", "the private pages of the 2M region at gpa " + hex(region << 21) +
                           " changed content while mapped (digest " + hex(actual) + ", expected " + hex(expected) + ")");
   }
@@ -299,7 +299,7 @@ class TdChecker {
   // Secure EPT -> mirror: every leaf the module still maps is a mirror leaf,
   // so no page is dropped from the VM's view while the TD can reach it.
   void sept_table(Hpa table, int level, Gpa base, Gfn lo, Gfn hi) {
-    const auto [first, last] = entries_over(base >> kPageShift, tdx_sept_level_to_pg_level(TdxLevel{level}), lo, hi);
+    const auto [first, last] = entries_over(gpa_to_gfn(base), tdx_sept_level_to_pg_level(TdxLevel{level}), lo, hi);
     for (unsigned i = first; i < last; ++i) {
       const u64 e = k_.mem.read64(table + 8 * i);
       const SeptState s = seam::septe::state_or_free(e);
@@ -308,7 +308,7 @@ class TdChecker {
       if (seam::septe::is_leaf_state(s)) {
         u64 spte = 0;
         int mlevel = 0;
-        const_cast<TdpMmu&>(k_.tdp).fast_pf_get_last_sptep(*k_.mirror_root, gpa >> kPageShift, &spte, &mlevel);
+        const_cast<TdpMmu&>(k_.tdp).fast_pf_get_last_sptep(*k_.mirror_root, gpa_to_gfn(gpa), &spte, &mlevel);
         if (!is_present_leaf(spte, mlevel) || (spte_to_pfn(spte) << kPageShift) != leaf_hpa(e, level))
           report("16", "Secure-EPT leaf gpa " + hex(gpa) + " TDX level " + std::to_string(level) + " hpa " +
                            hex(leaf_hpa(e, level)) + " (" + state_name(s) + ") is not a mirror leaf of the VM");
@@ -323,7 +323,7 @@ class TdChecker {
   const seam::TdxModule& tdx_;
   const seam::Td* t_;
   std::vector<std::string>& out_;
-  std::map<Gfn, u64> digests_;  // recomputed content digests by 2 MiB region
+  std::map<u64, u64> digests_;  // recomputed content digests by 2 MiB region (gfn >> 9)
   Hpa blocked_table_ = 0;       // the Secure-EPT page under an NL_BLOCKED entry being checked
   bool whole_ = true;           // a full sweep (digests_ sums every region)
   std::set<u64> pamt_regions_;  // full sweep: 2 MiB host regions of the TD's pages

@@ -40,7 +40,7 @@ PamtCache parse_pamt_cache(const std::string& v) {
 
 Gfn config_max_gfn(const model::Config& cfg, int root_level) {
   u64 bits = std::min<u64>(cfg.u("host.maxphyaddr"), level_shift(root_level) + 9);
-  return Gfn{1} << (bits - kPageShift);
+  return gpa_to_gfn(Gpa{1} << bits);
 }
 
 int backing_level(HostBacking b) {
@@ -200,13 +200,14 @@ void Kvm::Impl::check_slot_range(Gpa gpa, u64 size, const Memslot* except) const
   if ((gpa | size) & (kPageSize - 1))
     throw KvmError("memslot gpa " + hex(gpa) + " and size " + hex(size) + " must be 4 KiB aligned");
   if (size == 0) throw KvmError("memslot size must not be 0");
-  Gfn gfn = gpa >> kPageShift, npages = size >> kPageShift;
+  const Gfn gfn = gpa_to_gfn(gpa);
+  const u64 npages = size >> kPageShift;
   if (gfn >= max_gfn || npages > max_gfn - gfn)
     throw KvmError("memslot [" + hex(gpa) + ", " + hex(gpa + size) + ") lies beyond the guest-physical limit " +
-                   hex(max_gfn << kPageShift));
+                   hex(gfn_to_gpa(max_gfn)));
   if (const Memslot* other = slots.overlapping(gfn, npages, except))
     throw KvmError("memslot [" + hex(gpa) + ", " + hex(gpa + size) + ") overlaps memslot " + std::to_string(other->id) +
-                   " at [" + hex(other->base_gfn << kPageShift) + ", " + hex(other->end_gfn() << kPageShift) + ")");
+                   " at [" + hex(gfn_to_gpa(other->base_gfn)) + ", " + hex(gfn_to_gpa(other->end_gfn())) + ")");
 }
 
 Kvm::Kvm(const model::Config& cfg, const model::Timing& timing, model::PhysMem& mem, model::StatsRegistry& stats)
@@ -261,11 +262,11 @@ Cycles Kvm::move_memslot(u32 id, Gpa new_gpa) {
   k.op.spent = k.timing.vm_ioctl;
   Memslot& slot = k.slot_by_id(id);
   k.check_slot_range(new_gpa, slot.npages << kPageShift, &slot);
-  if ((new_gpa >> kPageShift) == slot.base_gfn) return k.finish();
+  if ((gpa_to_gfn(new_gpa)) == slot.base_gfn) return k.finish();
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
   k.kvm_arch_flush_shadow_memslot(slot);
-  slot.base_gfn = new_gpa >> kPageShift;
+  slot.base_gfn = gpa_to_gfn(new_gpa);
   slot.init_lpage_info();
   init_memslot_memory_attributes(slot, k.attrs);
   k.slots.resort();
@@ -296,7 +297,7 @@ Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
   k.op.spent = 0;
   k.begin_ioctl();
   auto lock = k.lock(MmuLockMode::Write);
-  Gfn start = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
+  Gfn start = gpa_to_gfn(gpa), end = gpa_to_gfn(gpa + size + kPageSize - 1);
   // mmu.c:kvm_zap_gfn_range brackets the zap with kvm_mmu_invalidate_begin/_end,
   // so a fault that faulted a pfn in before it retries.
   k.kvm_mmu_invalidate_begin(start, end);
@@ -309,17 +310,17 @@ Cycles Kvm::zap_gfn_range(Gpa gpa, u64 size) {
 }
 
 Hpa Kvm::host_hpa_for_gpa(Gpa gpa) {
-  Memslot* slot = impl_->slots.find(gpa >> kPageShift);
+  Memslot* slot = impl_->slots.find(gpa_to_gfn(gpa));
   if (!slot) throw KvmError("gpa " + hex(gpa) + " is not in any memslot");
   u64 allocs = 0;
-  Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gpa >> kPageShift), &allocs);
+  Pfn pfn = slot->host.faultin(slot->gfn_to_hva(gpa_to_gfn(gpa)), &allocs);
   return (pfn << kPageShift) | (gpa & (kPageSize - 1));
 }
 
 void Kvm::set_host_time(Cycles t) { impl_->host_time = t; }
 Cycles Kvm::latest_time() const { return impl_->latest; }
 
-bool Kvm::gpa_in_memslot(Gpa gpa) const { return impl_->slots.find(gpa >> kPageShift) != nullptr; }
+bool Kvm::gpa_in_memslot(Gpa gpa) const { return impl_->slots.find(gpa_to_gfn(gpa)) != nullptr; }
 
 int Kvm::mapped_level(u32 vcpu_id, Gpa gpa) const {
   for (const Impl::Vcpu& v : impl_->vcpus) {
@@ -327,7 +328,7 @@ int Kvm::mapped_level(u32 vcpu_id, Gpa gpa) const {
     if (!v.root || v.root->role.invalid) return 0;
     u64 spte = 0;
     int level = 0;
-    if (!impl_->tdp.fast_pf_get_last_sptep(*v.root, gpa >> kPageShift, &spte, &level)) return 0;
+    if (!impl_->tdp.fast_pf_get_last_sptep(*v.root, gpa_to_gfn(gpa), &spte, &level)) return 0;
     return is_present_leaf(spte, level) ? level : 0;
   }
   return 0;

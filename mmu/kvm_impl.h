@@ -98,7 +98,7 @@ struct Kvm::Impl {
   MemAttributes attrs;        // private gfns (TD VMs)
   CheckLog* check_log = nullptr;  // --check: what changed since the checker looked (mmu/check_log.h)
   // kvm_gfn_direct_bits: the shared bit as a gfn bit (0 for a normal VM).
-  Gfn gfn_direct_bits() const { return td ? Gfn{1} << (td->shared_bit() - kPageShift) : 0; }
+  Gfn gfn_direct_bits() const { return td ? gpa_to_gfn(Gpa{1} << td->shared_bit()) : Gfn{}; }
 
   // kvm_tdx.cc: tdx_handle_ept_violation, a TD vCPU's EPT-violation exit.
   void tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault);

@@ -81,7 +81,7 @@ Cycles Kvm::td_init_mem_region(Gpa gpa, u64 size, u64 tag, bool measure) {
 }
 
 void Kvm::Impl::tdx_premap_page(Gpa gpa, u64 tag, bool measure) {
-  const Gfn gfn = gpa >> kPageShift;
+  const Gfn gfn = gpa_to_gfn(gpa);
   Memslot* slot = slots.find(gfn);
   if (!slot) throw KvmError("td_init_mem_region: gpa " + hex(gpa) + " is not in any memslot");
   if (!attrs.is_private(gfn))
@@ -202,8 +202,8 @@ Cycles Kvm::td_teardown(bool terminate) {
       // leaves through tdx_sept_remove_leaf_spte (BLOCK, TRACK, REMOVE,
       // WBINVD); then the remote flush the zap asks for. Ranges a merge
       // policy left BLOCKed are UNBLOCKed first, as a conversion does.
-      k.unblock_split_ranges(0, k.max_gfn);
-      if (k.tdp.zap_leafs(0, k.max_gfn, false, KVM_MIRROR_ROOTS)) k.kvm_flush_remote_tlbs();
+      k.unblock_split_ranges(Gfn{}, k.max_gfn);
+      if (k.tdp.zap_leafs(Gfn{}, k.max_gfn, false, KVM_MIRROR_ROOTS)) k.kvm_flush_remote_tlbs();
     }
     // kvm_destroy_vm -> vm_pre_destroy: tdx_mmu_release_hkid. With
     // KVM_TDX_TERMINATE_VM (`terminate`) this comes first and the private
@@ -234,7 +234,7 @@ TdxVm* Kvm::tdx_vm() { return impl_->td.get(); }
 std::optional<PrivateMapping> Kvm::private_mapping(Gpa gpa) const {
   const Impl& k = *impl_;
   if (!k.mirror_root) return std::nullopt;
-  for (TdpIter it(k.mem, *k.mirror_root, PG_LEVEL_4K, gpa >> kPageShift); it.valid && it.gfn <= gpa >> kPageShift;
+  for (TdpIter it(k.mem, *k.mirror_root, PG_LEVEL_4K, gpa_to_gfn(gpa)); it.valid && it.gfn <= gpa_to_gfn(gpa);
        it.next()) {
     if (!is_present_leaf(it.old_spte, it.level)) continue;
     PrivateMapping m;
@@ -254,7 +254,7 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
   // The vCPU left the TD for this exit and re-enters through VP.ENTER.
   td->td_exit(op, id);
   const bool priv = td->is_private(gpa);
-  const Gfn gfn = (gpa & ~(Gpa{1} << td->shared_bit())) >> kPageShift;
+  const Gfn gfn = gpa_to_gfn(gpa & ~(Gpa{1} << td->shared_bit()));
   if (priv) {
     // __vmx_handle_ept_violation: a private GPA's fault is a private access.
     fault.error_code |= PFERR_PRIVATE_ACCESS;
@@ -286,7 +286,7 @@ void Kvm::Impl::tdx_handle_ept_violation(Vcpu& v, KvmPageFault& fault) {
 }
 
 void Kvm::Impl::tdx_inhibit_and_split(Gpa gpa) {
-  const Gfn gfn = gpa >> kPageShift;
+  const Gfn gfn = gpa_to_gfn(gpa);
   Memslot* slot = slots.find(gfn);
   if (!slot) return;
   // Every frame above the ACCEPT level holding the gfn: the next fault of
@@ -302,7 +302,7 @@ void Kvm::Impl::tdx_inhibit_and_split(Gpa gpa) {
 }
 
 void Kvm::Impl::tdx_handle_mismatched_accept(Gpa gpa, int accept_level) {
-  const Gfn gfn = gpa >> kPageShift;
+  const Gfn gfn = gpa_to_gfn(gpa);
   Memslot* slot = slots.find(gfn);
   // A level above 2M is not handled; so the guest's 1G ACCEPT maps 2M.
   if (!slot || accept_level > PG_LEVEL_2M) return;

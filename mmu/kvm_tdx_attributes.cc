@@ -20,7 +20,7 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
                    ") must lie below the shared bit (bit " + std::to_string(td.shared_bit()) + ")");
   k.op.spent = k.timing.vm_ioctl;
   k.begin_ioctl();
-  const Gfn start = gpa >> kPageShift, end = (gpa + size) >> kPageShift;
+  const Gfn start = gpa_to_gfn(gpa), end = gpa_to_gfn(gpa + size);
   // A split under the lock takes its DEMOTE table and (Dynamic PAMT) its
   // R12/R13 pair from the VM's caches: fill them first, as a fault does.
   if (!make_private &&
@@ -35,7 +35,7 @@ Cycles Kvm::set_memory_attributes(Gpa gpa, u64 size, bool make_private) {
   // attr_filter: to private zaps the shared alias in the direct root; to
   // shared removes the private leaves from the mirror root.
   if (make_private) {
-    const Gfn bits = Gfn{1} << (td.shared_bit() - kPageShift);
+    const Gfn bits = gpa_to_gfn(Gpa{1} << td.shared_bit());
     if (k.tdp.zap_leafs(start | bits, end | bits, false, KVM_DIRECT_ROOTS)) k.kvm_flush_remote_tlbs();
   } else {
     // A range BLOCKed for a merge (policy C) is UNBLOCKed first; a private
@@ -70,7 +70,7 @@ void Kvm::Impl::split_private_huge_page(Gfn edge, Gfn start, Gfn end) {
   if (!huge) return;
   assert_mmu_lock_held_write("split_private_huge_page");
   if (!tdp.split_mirror_huge_page(edge, td->vm_cache()))
-    throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(*huge << kPageShift) +
+    throw KvmError("set_memory_attributes: splitting the private 2M page at " + hex(gfn_to_gpa(*huge)) +
                    " failed: " + td->last_error());
   note_private_split(*huge);
 }

@@ -26,7 +26,7 @@ void Kvm::Impl::split_private_slot(const Memslot& slot) {
     td->topup_external_cache(op);
     if (!tdp.split_mirror_huge_page(base, td->vm_cache()))
       throw KvmError("dirty logging on memslot " + std::to_string(slot.id) + ": splitting the private 2M page at " +
-                     hex(base << kPageShift) + " failed: " + td->last_error());
+                     hex(gfn_to_gpa(base)) + " failed: " + td->last_error());
     note_private_split(base);
   }
 }

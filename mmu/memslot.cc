@@ -6,7 +6,7 @@ namespace septsim::mmu {
 
 Memslot::Memslot(model::PhysMem& mem, const MemslotSpec& spec, u64 hva, int backing_level)
     : id(spec.id),
-      base_gfn(spec.gpa >> kPageShift),
+      base_gfn(gpa_to_gfn(spec.gpa)),
       npages(spec.size >> kPageShift),
       userspace_addr(hva),
       flags(spec.flags),
@@ -19,12 +19,12 @@ void Memslot::init_lpage_info() {
   for (int level = PG_LEVEL_2M; level <= PG_LEVEL_1G; ++level) {
     unsigned shift = 9u * unsigned(level - 1);
     u64 mask = pages_per_level(level) - 1;
-    u64 lpages = ((base_gfn + npages - 1) >> shift) - (base_gfn >> shift) + 1;
+    u64 lpages = ((base_gfn + npages - 1).raw() >> shift) - (base_gfn.raw() >> shift) + 1;
     std::vector<int>& linfo = lpage_info[level - 2];
     linfo.assign(lpages, 0);
-    if (base_gfn & mask) linfo.front() = 1;
-    if ((base_gfn + npages) & mask) linfo.back() = 1;
-    if ((base_gfn ^ (userspace_addr >> kPageShift)) & mask) std::fill(linfo.begin(), linfo.end(), 1);
+    if (base_gfn.raw() & mask) linfo.front() = 1;
+    if ((base_gfn + npages).raw() & mask) linfo.back() = 1;
+    if ((base_gfn.raw() ^ (userspace_addr >> kPageShift)) & mask) std::fill(linfo.begin(), linfo.end(), 1);
   }
 }
 

@@ -53,7 +53,7 @@ struct Memslot {
   }
   int& lpage(Gfn gfn, int level) {
     unsigned shift = 9u * unsigned(level - 1);
-    return lpage_info[level - 2][(gfn >> shift) - (base_gfn >> shift)];
+    return lpage_info[level - 2][(gfn.raw() >> shift) - (base_gfn.raw() >> shift)];
   }
   void mark_page_dirty(Gfn gfn) {
     if (dirty_bitmap.empty()) return;

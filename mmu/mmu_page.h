@@ -38,7 +38,7 @@ static_assert(sizeof(MmuPageRole) == 4);
 struct MmuPage {
   MmuPageRole role;
   int tdp_mmu_root_count = 0;  // roots only
-  Gfn gfn = 0;                 // first gfn mapped by this table
+  Gfn gfn{};                 // first gfn mapped by this table
   u64* spt = nullptr;          // the table's 512 entries (PhysMem contents)
   Pfn spt_pfn = 0;             // __pa(spt) >> 12
   Hpa ptep = 0;                // the parent SPTE pointing here; 0 for roots

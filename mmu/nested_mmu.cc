@@ -123,7 +123,7 @@ bool NestedMmu::fast_pgd_switch(GuestMmu& mmu, u64 pgd, MmuPageRole role) {
 
 void NestedMmu::kvm_mmu_load(GuestMmu& mmu, u64 pgd, MmuPageRole role) {
   ++stats_->root_loads;
-  RootKey key{(pgd & kEptpPaMask) >> kPageShift, role.word()};
+  RootKey key{gpa_to_gfn(pgd & kEptpPaMask), role.word()};
   auto it = hash_.find(key);
   if (it == hash_.end()) {
     make_mmu_pages_available();
@@ -195,7 +195,7 @@ Cycles NestedMmu::nested_vmentry(u32 vcpu, u64 eptp) {
 Cycles NestedMmu::l2_fault(ShadowEptRoot& root, Gpa gpa) {
   ++stats_->faults;
   make_mmu_pages_available();
-  if (!ever_mapped_[root.root_gfn()].insert(gpa >> kPageShift).second) ++stats_->refaults;
+  if (!ever_mapped_[root.root_gfn()].insert(gpa_to_gfn(gpa)).second) ++stats_->refaults;
   // FNAME(page_fault): walk L1's EPT12 (one read per level), link the
   // missing shadow pages, install the leaf.
   unsigned created = root.link_path(gpa);
@@ -224,7 +224,7 @@ Cycles NestedMmu::l1_ept_write(u32 vcpu, u64 eptp, Gpa gpa) {
   mmu_of(vcpu);
   Cycles c = 0;
   for (auto& [key, root] : hash_) {
-    if ((key.first << kPageShift) != (eptp & kEptpPaMask) || !root->guest_entry_written(gpa)) continue;
+    if (gfn_to_gpa(key.first) != (eptp & kEptpPaMask) || !root->guest_entry_written(gpa)) continue;
     // The first write to a write-protected EPT12 table faults and unsyncs
     // its shadow page (mmu_try_to_unsync_pages); later writes do not exit.
     ++stats_->unsync_marks;

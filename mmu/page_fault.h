@@ -34,7 +34,7 @@ struct KvmPageFault {
         rsvd(ec & PFERR_RSVD_MASK),
         user(ec & PFERR_USER_MASK),
         is_private(ec & PFERR_PRIVATE_ACCESS),
-        gfn(gpa >> kPageShift) {}
+        gfn(gpa_to_gfn(gpa)) {}
 
   Gpa addr;
   u64 error_code;
@@ -42,7 +42,7 @@ struct KvmPageFault {
   bool exec, write, present, rsvd, user;
   bool is_private;       // a TD's private GPA: the mirror root maps it (tdp_mmu_get_root_for_fault)
   Gfn gfn;               // as the root maps it (a TD's shared gfns carry the shared bit)
-  Gfn direct_bits = 0;   // kvm_gfn_direct_bits of a TD's shared fault: not part of the memslot gfn
+  Gfn direct_bits{};   // kvm_gfn_direct_bits of a TD's shared fault: not part of the memslot gfn
   Memslot* slot = nullptr;
   int max_level = PG_LEVEL_1G;  // KVM_MAX_HUGEPAGE_LEVEL
   int req_level = PG_LEVEL_4K;

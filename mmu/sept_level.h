@@ -19,11 +19,11 @@ constexpr int tdx_sept_level_to_pg_level(TdxLevel level) { return level.value + 
 
 // RCX of a Secure-EPT SEAMCALL for KVM's (gfn, level): the GPA and the TDX level.
 constexpr u64 sept_page_info(Gfn gfn, int pg_level) {
-  return seam::page_info(gfn << kPageShift, pg_level_to_tdx_sept_level(pg_level).value);
+  return seam::page_info(gfn_to_gpa(gfn), pg_level_to_tdx_sept_level(pg_level).value);
 }
 
 static_assert(pg_level_to_tdx_sept_level(PG_LEVEL_4K) == TdxLevel{0});
 static_assert(tdx_sept_level_to_pg_level(TdxLevel{1}) == PG_LEVEL_2M);
-static_assert(sept_page_info(0x200, PG_LEVEL_2M) == (0x200000ull | 1));
+static_assert(sept_page_info(Gfn{0x200}, PG_LEVEL_2M) == (0x200000ull | 1));
 
 }  // namespace septsim::mmu

@@ -7,12 +7,12 @@ unsigned index_at(Gpa gpa, int level) { return unsigned((gpa >> level_shift(leve
 }  // namespace
 
 ShadowEptRoot::ShadowEptRoot(Gfn root_gfn, MmuPageRole role) : root_gfn_(root_gfn), role_(role) {
-  pages_[{int(role.level), 0}].level = int(role.level);
+  pages_[{int(role.level), Gfn{}}].level = int(role.level);
 }
 
 ShadowEptRoot::Key ShadowEptRoot::key(Gpa gpa, int level) const {
   // A table at `level` maps pages(level + 1) gfns.
-  Gfn gfn = gpa >> kPageShift;
+  Gfn gfn = gpa_to_gfn(gpa);
   return {level, gfn & ~(pages_per_level(level + 1) - 1)};
 }
 

@@ -11,11 +11,11 @@
 namespace septsim::mmu {
 
 struct TdpIter {
-  Gfn next_last_level_gfn = 0;
+  Gfn next_last_level_gfn{};
   u64* pt_path[PT64_ROOT_MAX_LEVEL] = {};
   Pfn pt_pfn[PT64_ROOT_MAX_LEVEL] = {};
   u64* sptep = nullptr;
-  Gfn gfn = 0;  // first gfn mapped by the current entry
+  Gfn gfn{};  // first gfn mapped by the current entry
   int root_level = 0;
   int min_level = 0;
   int level = 0;
@@ -45,14 +45,13 @@ struct TdpIter {
   }
 
  private:
-  static Gfn round_gfn_for_level(Gfn g, int lvl) { return g & ~(pages_per_level(lvl) - 1); }
   void refresh_sptep() {
-    sptep = pt_path[level - 1] + pt_index(gfn << kPageShift, level);
+    sptep = pt_path[level - 1] + pt_index(gfn_to_gpa(gfn), level);
     old_spte = *sptep;
   }
   void restart() {
     level = root_level;
-    gfn = round_gfn_for_level(next_last_level_gfn, level);
+    gfn = gfn_round_for_level(next_last_level_gfn, level);
     refresh_sptep();
     valid = true;
   }
@@ -64,12 +63,12 @@ struct TdpIter {
     --level;
     pt_path[level - 1] = mem_->table_of(child);
     pt_pfn[level - 1] = child;
-    gfn = round_gfn_for_level(next_last_level_gfn, level);
+    gfn = gfn_round_for_level(next_last_level_gfn, level);
     refresh_sptep();
     return true;
   }
   bool try_step_side() {
-    if (pt_index(gfn << kPageShift, level) == kPtesPerTable - 1) return false;
+    if (pt_index(gfn_to_gpa(gfn), level) == kPtesPerTable - 1) return false;
     gfn += pages_per_level(level);
     next_last_level_gfn = gfn;
     ++sptep;
@@ -79,7 +78,7 @@ struct TdpIter {
   bool try_step_up() {
     if (level == root_level) return false;
     ++level;
-    gfn = round_gfn_for_level(gfn, level);
+    gfn = gfn_round_for_level(gfn, level);
     refresh_sptep();
     return true;
   }

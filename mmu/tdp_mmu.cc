@@ -173,7 +173,7 @@ bool TdpMmu::link_sp(TdpIter& iter, MmuPage* sp) {
 }
 
 int TdpMmu::map(MmuPage& root, KvmPageFault& fault, bool* flush) {
-  if (tp_) tp_->kvm_mmu_spte_requested(fault.gfn, fault.pfn | (fault.gfn & (pages_per_level(fault.goal_level) - 1)), fault.goal_level);
+  if (tp_) tp_->kvm_mmu_spte_requested(fault.gfn, fault.pfn | (fault.gfn.raw() & (pages_per_level(fault.goal_level) - 1)), fault.goal_level);
   for (TdpIter iter(mem_, root, PG_LEVEL_4K, fault.gfn); iter.valid && iter.gfn < fault.gfn + 1; iter.next()) {
     if (iter.level == fault.goal_level) return map_handle_target_level(iter, fault, flush);
     // Descend through tables; link a new one where there is none, or split
@@ -245,7 +245,7 @@ void TdpMmu::zap_root(MmuPage* root) {
   // Passes of decreasing granularity keep each removed subtree small.
   const int levels[] = {PG_LEVEL_4K, PG_LEVEL_2M, PG_LEVEL_1G, int(root->role.level)};
   for (int zap_level : levels) {
-    for (TdpIter iter(mem_, *root, zap_level, 0); iter.valid; iter.next()) {
+    for (TdpIter iter(mem_, *root, zap_level, Gfn{}); iter.valid; iter.next()) {
       if (!is_shadow_present_pte(iter.old_spte) || iter.level > zap_level) continue;
       set_spte(iter, SHADOW_NONPRESENT_VALUE);
     }

@@ -90,7 +90,7 @@ Status TdxVm::call(Leaf leaf, SeamcallRegs& r, KvmOp& op, bool retry_busy) {
     // The whole range of the call's level (TDX level 0 = 4K, 1 = 2M, 2 = 1G).
     const int tdx_level = int(r.rcx & 7);
     const u64 pages = u64{1} << (9 * unsigned(tdx_level));
-    check_log_->touch((r.rcx >> kPageShift) & ~(pages - 1), pages);
+    check_log_->touch(gpa_to_gfn(r.rcx) & ~(pages - 1), pages);
     check_log_->tlb_may_be_stale |= narrows;
   }
   for (int i = 0;; ++i) {
@@ -277,7 +277,7 @@ Status TdxVm::call_no_vcpus(Leaf leaf, SeamcallRegs& r, KvmOp& op) {
 u64 TdxVm::content_term(Gfn gfn, u64 tag) {
   // splitmix64 finalizer over (gfn, tag): a sum of these tells a swap of two
   // pages' contents from no change.
-  u64 z = gfn * 0x9e3779b97f4a7c15ull ^ (tag + 0x632be59bd9b4e019ull);
+  u64 z = gfn.raw() * 0x9e3779b97f4a7c15ull ^ (tag + 0x632be59bd9b4e019ull);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
@@ -290,7 +290,7 @@ void TdxVm::account_content(Gfn gfn, int level, Hpa hpa, int sign) {
     sum += content_term(gfn + i, mem_.is_allocated(pfn) ? mem_.tag(pfn) : 0);
   }
   // A 2M leaf is one region; a 1G one never happens (AUG stops at 2M).
-  u64& d = content_digest_[gfn >> 9];
+  u64& d = content_digest_[gfn.raw() >> 9];
   d += sign > 0 ? sum : u64(0) - sum;
 }
 
@@ -335,7 +335,7 @@ bool TdxVm::map_nonleaf_spte(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
   const Status s = call(Leaf::TDH_MEM_SEPT_ADD, r, op, false);
   if (s != TDX_SUCCESS) {
     unget_sept_page_pamt(r.r8, op);
-    fail("TDH.MEM.SEPT.ADD", gfn << kPageShift, s);
+    fail("TDH.MEM.SEPT.ADD", gfn_to_gpa(gfn), s);
     if (!last_busy_) bug("tdx_sept_map_nonleaf_spte");  // TDX_BUG_ON_2
     return false;
   }
@@ -343,7 +343,7 @@ bool TdxVm::map_nonleaf_spte(Gfn gfn, int level, Pfn external_spt, KvmOp& op) {
 }
 
 bool TdxVm::map_leaf_spte(Gfn gfn, int level, u64 new_spte, KvmOp& op) {
-  const Gpa gpa = gfn << kPageShift;
+  const Gpa gpa = gfn_to_gpa(gfn);
   const Hpa hpa = spte_to_pfn(new_spte) << kPageShift;
   const bool add = !finalized_;
   if (add && (!page_add_src_ || level != PG_LEVEL_4K || !(new_spte & SPTE_TDX_PAGE_ADDED))) {
@@ -436,7 +436,7 @@ Status TdxVm::accept(u32 vcpu, Gpa gpa, TdxLevel level, KvmOp& op, bool interrup
   const seam::Td* td_state = td();
   const seam::SeptWalk w =
       td_state && td_state->sept ? td_state->sept->walk_to_leaf(gpa) : seam::SeptWalk{};
-  const Gfn gfn = gpa >> kPageShift;
+  const Gfn gfn = gpa_to_gfn(gpa);
   // A 2M PENDING leaf partly accepted keeps its progress in the HPA's low bits.
   const Hpa leaf_hpa = seam::septe::leaf_hpa(w.entry, u64{1} << (kPageShift + 9 * unsigned(w.level)));
   const bool tracked = w.reached && w.level == level.value && w.state == seam::septe::SeptState::PENDING;
@@ -526,13 +526,13 @@ bool TdxVm::mem_op(Leaf leaf, Gfn gfn, int level, KvmOp& op) {
   r.rcx = sept_page_info(gfn, level);
   r.rdx = handle_.tdr;
   const Status s = call_no_vcpus(leaf, r, op);
-  if (s != TDX_SUCCESS) fail(seam::leaf_name(u16(leaf)), gfn << kPageShift, s);
+  if (s != TDX_SUCCESS) fail(seam::leaf_name(u16(leaf)), gfn_to_gpa(gfn), s);
   return s == TDX_SUCCESS;
 }
 
 bool TdxVm::block_and_track(Gfn gfn, int level, KvmOp& op) {
   // BLOCK, then tdx_track: TRACK and kick every vCPU out so the old epoch drains.
-  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, op) && track_and_kick(gfn << kPageShift, op);
+  return mem_op(Leaf::TDH_MEM_RANGE_BLOCK, gfn, level, op) && track_and_kick(gfn_to_gpa(gfn), op);
 }
 
 bool TdxVm::track_and_kick(Gpa gpa, KvmOp& op) {
@@ -559,7 +559,7 @@ bool TdxVm::remove_from_td(Gfn gfn, int level, Hpa hpa, KvmOp& op) {
   // tdx_sept_remove_leaf_spte: BLOCK, tdx_track (TRACK + kick), REMOVE,
   // then WBINVD of the page under the TD's HKID.
   // debug.inject=remove-without-block: TRACK and REMOVE of a leaf never BLOCKed.
-  if (inject(Inject::RemoveWithoutBlock) ? !track_and_kick(gfn << kPageShift, op)
+  if (inject(Inject::RemoveWithoutBlock) ? !track_and_kick(gfn_to_gpa(gfn), op)
                                          : !block_and_track(gfn, level, op))
     return false;
   const bool removed_ok = mem_op(Leaf::TDH_MEM_PAGE_REMOVE, gfn, level, op);
@@ -629,7 +629,7 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   if (s != TDX_SUCCESS) {
     if (pair) return_pamt_pair(cache_of(op), r12, r13);
     unget_sept_page_pamt(table, op);
-    fail("TDH.MEM.PAGE.DEMOTE", gfn << kPageShift, s);
+    fail("TDH.MEM.PAGE.DEMOTE", gfn_to_gpa(gfn), s);
     bug("tdx_sept_split_private_spt");
     return false;
   }

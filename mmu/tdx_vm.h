@@ -243,7 +243,7 @@ class TdxVm : public ExternalSpt {
   u64 nr_premapped() const { return nr_premapped_; }
   // Sum of content_term(gfn, tag) over the mapped private 4K pages of each
   // 2 MiB region (by gfn >> 9), as they were when mapped or last accepted.
-  const std::map<Gfn, u64>& content_digests() const { return content_digest_; }
+  const std::map<u64, u64>& content_digests() const { return content_digest_; }
   static u64 content_term(Gfn gfn, u64 tag);
   // The status of the last hook the module refused, for error messages.
   const std::string& last_error() const { return last_error_; }
@@ -366,7 +366,7 @@ class TdxVm : public ExternalSpt {
   u64 nr_premapped_ = 0;
   u64 mapped_private_ = 0;
   u64 leaked_ = 0;
-  std::map<Gfn, u64> content_digest_;
+  std::map<u64, u64> content_digest_;  // by 2 MiB region (gfn >> 9)
   std::string last_error_;
   std::vector<std::vector<Hpa>> external_spt_cache_;  // per TD vCPU, then the VM's
   std::vector<std::vector<Hpa>> pamt_cache_;          // PAMT page pairs, indexed the same way

@@ -36,7 +36,7 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_
   note_pamt(external_spt << kPageShift);
   const Status s = call(Leaf::TDH_MEM_PAGE_PROMOTE, r, op);
   if (seam::status_class(s) == seam::TDX_EPT_INVALID_PROMOTE_CONDITIONS) {
-    fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
+    fail("TDH.MEM.PAGE.PROMOTE", gfn_to_gpa(base), s);
     // debug.inject=free-linked-sept: the refused PROMOTE's table page goes
     // back to the host while the Secure EPT still links it.
     if (inject(Inject::FreeLinkedSept)) mem_.free(external_spt);
@@ -44,14 +44,14 @@ TdxVm::PromoteResult TdxVm::promote(Gfn base, int level, Hpa page, Pfn external_
     return PromoteResult::NotReady;
   }
   if (s != seam::TDX_SUCCESS) {
-    fail("TDH.MEM.PAGE.PROMOTE", base << kPageShift, s);
+    fail("TDH.MEM.PAGE.PROMOTE", gfn_to_gpa(base), s);
     bug(kMergePath);
     return PromoteResult::Failed;
   }
   // RCX out: the freed SEPT page (bit 62 may carry the PAMT removal hint).
   const Hpa freed = r.rcx & seam::septe::kHpaMask;
   if (freed != external_spt << kPageShift) {
-    last_error_ = "TDH.MEM.PAGE.PROMOTE at " + hex(base << kPageShift) + " freed SEPT page " + hex(freed) +
+    last_error_ = "TDH.MEM.PAGE.PROMOTE at " + hex(gfn_to_gpa(base)) + " freed SEPT page " + hex(freed) +
                   ", the mirror table's external_spt is " + hex(external_spt << kPageShift);
     bug(kMergePath);
   }

@@ -12,5 +12,6 @@ inline std::string hex(u64 v) {
   std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
   return buf;
 }
+inline std::string hex(Gfn gfn) { return hex(gfn.raw()); }
 
 }  // namespace septsim

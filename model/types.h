@@ -12,13 +12,49 @@ using u64 = std::uint64_t;
 using Hpa = u64;     // host-physical address
 using Gpa = u64;     // guest-physical address
 using Gva = u64;     // guest-linear (virtual) address
-using Gfn = u64;     // guest frame number (GPA >> 12)
 using Pfn = u64;     // host frame number (HPA >> 12)
 using Cycles = u64;  // CPU cycles at the configured clock
 
 constexpr unsigned kPageShift = 12;
 constexpr u64 kPageSize = u64{1} << kPageShift;
 constexpr unsigned kPtesPerTable = 512;
+
+// A guest frame number (GPA >> 12), as KVM's gfn_t, but a type of its own:
+// no implicit conversion to or from an address or a plain number, so a GPA
+// passed where a frame is meant, or the reverse, does not compile. The one
+// shift between the two is gpa_to_gfn / gfn_to_gpa (include/linux/kvm_host.h
+// has the same two); raw() is for indexing, hashing and printing.
+class Gfn {
+ public:
+  constexpr Gfn() = default;
+  constexpr explicit Gfn(u64 frame) : v_(frame) {}
+  constexpr u64 raw() const { return v_; }
+
+  friend constexpr bool operator==(Gfn, Gfn) = default;
+  friend constexpr auto operator<=>(Gfn, Gfn) = default;
+
+  // Frame arithmetic: a frame plus or minus a count of pages is a frame; the
+  // distance between two frames is a count.
+  friend constexpr Gfn operator+(Gfn g, u64 pages) { return Gfn{g.v_ + pages}; }
+  friend constexpr Gfn operator-(Gfn g, u64 pages) { return Gfn{g.v_ - pages}; }
+  friend constexpr u64 operator-(Gfn a, Gfn b) { return a.v_ - b.v_; }
+  constexpr Gfn& operator+=(u64 pages) { v_ += pages; return *this; }
+  constexpr Gfn& operator-=(u64 pages) { v_ -= pages; return *this; }
+  constexpr Gfn& operator++() { ++v_; return *this; }
+
+  // Masks: alignment and a TD's shared (direct) bit.
+  friend constexpr Gfn operator&(Gfn g, u64 mask) { return Gfn{g.v_ & mask}; }
+  friend constexpr Gfn operator|(Gfn a, Gfn b) { return Gfn{a.v_ | b.v_}; }
+  friend constexpr Gfn operator&(Gfn a, Gfn b) { return Gfn{a.v_ & b.v_}; }
+  constexpr Gfn operator~() const { return Gfn{~v_}; }
+  constexpr explicit operator bool() const { return v_ != 0; }
+
+ private:
+  u64 v_ = 0;
+};
+
+constexpr Gfn gpa_to_gfn(Gpa gpa) { return Gfn{gpa >> kPageShift}; }
+constexpr Gpa gfn_to_gpa(Gfn gfn) { return gfn.raw() << kPageShift; }
 
 enum class AccessType : u8 { Read = 0, Write = 1, Fetch = 2 };
 
@@ -41,5 +77,10 @@ constexpr u64 align_down(u64 addr, int level) { return addr & ~(level_size(level
 static_assert(level_size(PG_LEVEL_2M) == 2ull << 20);
 static_assert(level_size(PG_LEVEL_1G) == 1ull << 30);
 static_assert(pages_per_level(PG_LEVEL_2M) == 512);
+
+// The first frame of the level-sized region holding gfn (tdp_iter.h:gfn_round_for_level).
+constexpr Gfn gfn_round_for_level(Gfn gfn, int level) { return gfn & ~(pages_per_level(level) - 1); }
+static_assert(gfn_to_gpa(gpa_to_gfn(0x12345678)) == 0x12345000);
+static_assert(gfn_round_for_level(Gfn{513}, PG_LEVEL_2M) == Gfn{512});
 
 }  // namespace septsim

@@ -105,7 +105,7 @@ void InvariantReport::attach(mmu::Kvm& kvm) {
 }
 
 void InvariantReport::touch_gpa_range(Gpa gpa, u64 size) {
-  const Gfn first = gpa >> kPageShift, end = (gpa + size + kPageSize - 1) >> kPageShift;
+  const Gfn first = gpa_to_gfn(gpa), end = gpa_to_gfn(gpa + size + kPageSize - 1);
   if (end > first) log_.touch(first, end - first);
 }
 

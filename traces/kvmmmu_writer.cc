@@ -96,20 +96,20 @@ void KvmmmuWriter::fast_page_fault(unsigned vcpu_id, Gpa cr2_or_gpa, u64 error_c
 
 void KvmmmuWriter::kvm_mmu_spte_requested(Gfn gfn, Pfn pfn, int goal_level) {
   char f[96];
-  std::snprintf(f, sizeof f, "gfn %" PRIx64 " pfn %" PRIx64 " level %d", gfn, pfn, goal_level);
+  std::snprintf(f, sizeof f, "gfn %" PRIx64 " pfn %" PRIx64 " level %d", gfn.raw(), pfn, goal_level);
   line("kvm_mmu_spte_requested", f);
 }
 
 void KvmmmuWriter::kvm_tdp_mmu_spte_changed(int as_id, Gfn gfn, int level, u64 old_spte, u64 new_spte) {
   char f[128];
-  std::snprintf(f, sizeof f, "as id %d gfn %" PRIx64 " level %d old_spte %" PRIx64 " new_spte %" PRIx64, as_id, gfn,
+  std::snprintf(f, sizeof f, "as id %d gfn %" PRIx64 " level %d old_spte %" PRIx64 " new_spte %" PRIx64, as_id, gfn.raw(),
                 level, old_spte, new_spte);
   line("kvm_tdp_mmu_spte_changed", f);
 }
 
 void KvmmmuWriter::kvm_mmu_split_huge_page(Gfn gfn, u64 spte, int level, int err) {
   char f[96];
-  std::snprintf(f, sizeof f, "gfn %" PRIx64 " spte %" PRIx64 " level %d errno %d", gfn, spte, level, err);
+  std::snprintf(f, sizeof f, "gfn %" PRIx64 " spte %" PRIx64 " level %d errno %d", gfn.raw(), spte, level, err);
   line("kvm_mmu_split_huge_page", f);
 }
 

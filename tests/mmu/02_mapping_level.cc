@@ -102,18 +102,18 @@ TEST_CASE("lpage_info disallows misaligned head and tail frames and gfn/hva skew
   Memslot aligned(mem, spec, (1ull << 40) + 1 * MiB, PG_LEVEL_2M);
   REQUIRE(aligned.lpage_info[0] == std::vector<int>{1, 0, 0, 1});
   REQUIRE(aligned.lpage_info[1] == std::vector<int>{1});  // one 1G frame, misaligned both ends
-  REQUIRE(aligned.disallow_lpage(0x40100, PG_LEVEL_2M) == 1);
-  REQUIRE(aligned.disallow_lpage(0x40200, PG_LEVEL_2M) == 0);
-  REQUIRE(aligned.disallow_lpage(0x406ff, PG_LEVEL_2M) == 1);
+  REQUIRE(aligned.disallow_lpage(Gfn{0x40100}, PG_LEVEL_2M) == 1);
+  REQUIRE(aligned.disallow_lpage(Gfn{0x40200}, PG_LEVEL_2M) == 0);
+  REQUIRE(aligned.disallow_lpage(Gfn{0x406ff}, PG_LEVEL_2M) == 1);
 
   Memslot skewed(mem, spec, (1ull << 40) + 1 * MiB + 4 * KiB, PG_LEVEL_2M);
   REQUIRE(skewed.lpage_info[0] == std::vector<int>{1, 1, 1, 1});
 
   // Before the host faults the block in, the host mapping level is 4K.
-  REQUIRE(kvm_mmu_max_mapping_level(aligned, 0x40200, PG_LEVEL_1G) == PG_LEVEL_4K);
+  REQUIRE(kvm_mmu_max_mapping_level(aligned, Gfn{0x40200}, PG_LEVEL_1G) == PG_LEVEL_4K);
   u64 allocs = 0;
-  aligned.host.faultin(aligned.gfn_to_hva(0x40200), &allocs);
+  aligned.host.faultin(aligned.gfn_to_hva(Gfn{0x40200}), &allocs);
   REQUIRE(allocs == 1);
-  REQUIRE(kvm_mmu_max_mapping_level(aligned, 0x40200, PG_LEVEL_1G) == PG_LEVEL_2M);
-  REQUIRE(kvm_mmu_max_mapping_level(aligned, 0x40200, PG_LEVEL_4K) == PG_LEVEL_4K);
+  REQUIRE(kvm_mmu_max_mapping_level(aligned, Gfn{0x40200}, PG_LEVEL_1G) == PG_LEVEL_2M);
+  REQUIRE(kvm_mmu_max_mapping_level(aligned, Gfn{0x40200}, PG_LEVEL_4K) == PG_LEVEL_4K);
 }

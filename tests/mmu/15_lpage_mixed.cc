@@ -18,10 +18,10 @@ struct Slot {
   }
   // KVM_SET_MEMORY_ATTRIBUTES of [gpa, gpa + size).
   void set(Gpa gpa, u64 size, bool priv) {
-    attrs.set(gpa >> kPageShift, (gpa + size) >> kPageShift, priv);
-    post_set_memory_attributes(s, attrs, gpa >> kPageShift, (gpa + size) >> kPageShift, priv);
+    attrs.set(gpa_to_gfn(gpa), gpa_to_gfn(gpa + size), priv);
+    post_set_memory_attributes(s, attrs, gpa_to_gfn(gpa), gpa_to_gfn(gpa + size), priv);
   }
-  bool mixed(Gpa gpa, int level) const { return s.hugepage_test_mixed(gpa >> kPageShift, level); }
+  bool mixed(Gpa gpa, int level) const { return s.hugepage_test_mixed(gpa_to_gfn(gpa), level); }
 
   model::PhysMem mem;
   MemAttributes attrs;
@@ -38,11 +38,11 @@ TEST_CASE("one 4K page converted marks its 2M and 1G frames mixed, and convertin
   CHECK(t.mixed(0, PG_LEVEL_1G));
   CHECK(!t.mixed(0x400000, PG_LEVEL_2M));
   CHECK(!t.mixed(GiB, PG_LEVEL_1G));
-  CHECK(t.s.disallow_lpage(0x201, PG_LEVEL_2M) == KVM_LPAGE_MIXED_FLAG);
+  CHECK(t.s.disallow_lpage(Gfn{0x201}, PG_LEVEL_2M) == KVM_LPAGE_MIXED_FLAG);
   t.set(0x201000, kPageSize, true);
   CHECK(!t.mixed(0x200000, PG_LEVEL_2M));
   CHECK(!t.mixed(0, PG_LEVEL_1G));
-  CHECK(t.s.disallow_lpage(0x201, PG_LEVEL_2M) == 0);
+  CHECK(t.s.disallow_lpage(Gfn{0x201}, PG_LEVEL_2M) == 0);
 }
 
 TEST_CASE("a whole 2M frame converted is not mixed, but its 1G frame is", "[lpage]") {
@@ -73,20 +73,20 @@ TEST_CASE("a frame only partly in the slot keeps its alignment disallow and gets
   model::PhysMem mem(4 * GiB);
   MemAttributes attrs;
   Memslot s(mem, slot(0, 1 * MiB, 2 * MiB, HostBacking::Thp2M), (1ull << 40) + 1 * MiB, PG_LEVEL_2M);
-  attrs.set(0x100, 0x101, false);
+  attrs.set(Gfn{0x100}, Gfn{0x101}, false);
   init_memslot_memory_attributes(s, attrs);
-  post_set_memory_attributes(s, attrs, 0x100, 0x101, false);
-  CHECK(s.disallow_lpage(0x100, PG_LEVEL_2M) == 1);
-  CHECK(s.disallow_lpage(0x200, PG_LEVEL_2M) == 1);
+  post_set_memory_attributes(s, attrs, Gfn{0x100}, Gfn{0x101}, false);
+  CHECK(s.disallow_lpage(Gfn{0x100}, PG_LEVEL_2M) == 1);
+  CHECK(s.disallow_lpage(Gfn{0x200}, PG_LEVEL_2M) == 1);
 }
 
 TEST_CASE("a slot created after a conversion starts with its mixed frames marked", "[lpage]") {
   model::PhysMem mem(4 * GiB);
   MemAttributes attrs;
-  attrs.set(0x805, 0x806, false);  // one page in 2M frame 4
+  attrs.set(Gfn{0x805}, Gfn{0x806}, false);  // one page in 2M frame 4
   Memslot s(mem, slot(0, 0, 64 * MiB, HostBacking::Thp2M), 1ull << 40, PG_LEVEL_2M);
   init_memslot_memory_attributes(s, attrs);
-  CHECK(s.hugepage_test_mixed(0x800, PG_LEVEL_2M));
-  CHECK(!s.hugepage_test_mixed(0xa00, PG_LEVEL_2M));
-  CHECK(kvm_mmu_max_mapping_level(s, 0x800, PG_LEVEL_2M) == PG_LEVEL_4K);
+  CHECK(s.hugepage_test_mixed(Gfn{0x800}, PG_LEVEL_2M));
+  CHECK(!s.hugepage_test_mixed(Gfn{0xa00}, PG_LEVEL_2M));
+  CHECK(kvm_mmu_max_mapping_level(s, Gfn{0x800}, PG_LEVEL_2M) == PG_LEVEL_4K);
 }

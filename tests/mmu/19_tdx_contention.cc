@@ -113,7 +113,7 @@ TEST_CASE("rule 20: TRACK outside the write mmu_lock is reported, a conversion's
   const auto left = t.vm.kvm->private_mapping(0x201000);
   REQUIRE(left);
   // The removal hook called without mmu_lock (the mirror keeps the leaf).
-  REQUIRE(t.td().set_external_spte(0x201, PG_LEVEL_4K, left->hpa | SPTE_MMU_PRESENT_MASK, SHADOW_NONPRESENT_VALUE, 0, c));
+  REQUIRE(t.td().set_external_spte(Gfn{0x201}, PG_LEVEL_4K, left->hpa | SPTE_MMU_PRESENT_MASK, SHADOW_NONPRESENT_VALUE, 0, c));
   const auto v = t.vm.violations();
   CHECK(has_rule(v, 20));
 }

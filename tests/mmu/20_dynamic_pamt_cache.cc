@@ -163,7 +163,7 @@ TEST_CASE("rule 21: a PAMT pair needed under mmu_lock from an empty cache is rep
   KvmOp c;  // an operation of the VMM (its hooks draw on the VM's caches)
   c.start = t.vm.kvm->latest_time();
   // The set hook's AUG as a fault would call it, drawing on the VM's cache.
-  t.td().set_external_spte(0x201, PG_LEVEL_4K, SHADOW_NONPRESENT_VALUE, fresh | SPTE_MMU_PRESENT_MASK, 0, c);
+  t.td().set_external_spte(Gfn{0x201}, PG_LEVEL_4K, SHADOW_NONPRESENT_VALUE, fresh | SPTE_MMU_PRESENT_MASK, 0, c);
   CHECK(has_rule(t.vm.violations(), 21));
 }
 
@@ -195,7 +195,7 @@ TEST_CASE("rfc-v1: rule 21: a DEMOTE whose PAMT pair cache is empty under mmu_lo
   t.td().topup_external_spt_cache(0, c);
   const Pfn table = t.td().take_external_spt(0, c);
   REQUIRE(t.td().cached_pamt_pages(t.td().vm_cache()) == 0);
-  CHECK(t.td().split_external_spt(0x600, PG_LEVEL_2M, big, table, c));
+  CHECK(t.td().split_external_spt(Gfn{0x600}, PG_LEVEL_2M, big, table, c));
   CHECK(t.tdx.pamt().has_pair(big));  // the model goes on
   CHECK(has_rule(t.vm.violations(), 21));
 }
@@ -211,7 +211,7 @@ TEST_CASE("rfc-v1: a DEMOTE the module refuses gives its R12/R13 pair back to th
   KvmOp c;  // an operation of the VMM (its hooks draw on the VM's caches)
   c.start = t.vm.kvm->latest_time();
   // DEMOTE's new table is the TDR, a page the module already owns.
-  CHECK_FALSE(t.td().split_external_spt(0x600, PG_LEVEL_2M, big, t.td().handle().tdr >> kPageShift, c));
+  CHECK_FALSE(t.td().split_external_spt(Gfn{0x600}, PG_LEVEL_2M, big, t.td().handle().tdr >> kPageShift, c));
   CHECK(t.td().last_error().rfind("TDH.MEM.PAGE.DEMOTE", 0) == 0);
   CHECK(t.td().bugged());
   CHECK(t.td().cached_pamt_pages(vm_cache) == cached);

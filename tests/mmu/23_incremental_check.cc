@@ -42,7 +42,7 @@ TEST_CASE("a fault notes the gfn of the leaf it installs in the check log", "[mm
   // The fault linked the tables down to the 4K leaf for gfn 5: the leaf's
   // own range is in the log.
   CHECK(std::any_of(l.log.ranges.begin(), l.log.ranges.end(),
-                    [](const auto& r) { return r.first <= 5 && 5 < r.first + r.second; }));
+                    [](const auto& r) { return r.first <= Gfn{5} && Gfn{5} < r.first + r.second; }));
   CHECK_FALSE(l.log.tlb_may_be_stale);  // nothing lost a right
   l.log.clear();
   l.vm.kvm->zap_gfn_range(0x5000, kPageSize);
@@ -59,7 +59,7 @@ TEST_CASE("an incremental check reports a broken leaf in a changed range as the 
   // where the MMU would have noted it.
   const Hpa leaf_table = l.vm.lookup(0x5000).sptep & ~0xfffull;
   l.vm.mem.write64(leaf_table + 7 * 8, make_spte(PG_LEVEL_4K, 0x12345, true, true));
-  l.log.touch(7, 1);
+  l.log.touch(Gfn{7}, 1);
   const auto inc = l.vm.kvm->check_invariants_incremental(l.log);
   const auto full = l.vm.kvm->check_invariants();
   REQUIRE(has_rule(inc, 8));
@@ -75,7 +75,7 @@ TEST_CASE("a leaf broken outside the changed ranges is left to the full sweep", 
   l.log.clear();
   const Hpa leaf_table = l.vm.lookup(0x5000).sptep & ~0xfffull;
   l.vm.mem.write64(leaf_table + 7 * 8, make_spte(PG_LEVEL_4K, 0x12345, true, true));
-  l.log.touch(9, 1);  // some other change
+  l.log.touch(Gfn{9}, 1);  // some other change
   CHECK_FALSE(has_rule(l.vm.kvm->check_invariants_incremental(l.log), 8));
   CHECK(has_rule(l.vm.kvm->check_invariants(), 8));
 }
