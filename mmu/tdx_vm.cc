@@ -117,7 +117,7 @@ void TdxVm::pamt_get(Hpa hpa, KvmOp& op, std::vector<Hpa>* pool) {
   const u64 dry = dpamt().dry_takes();
   const size_t held = pool ? pool->size() : 0;
   const bool first = dpamt_.count(hpa) == 0;
-  dpamt().get(hpa, op.spent, op.initiator(), op.now(), pool);
+  dpamt().get(hpa, op.spent, op.initiator(), op.start, pool);
   if (first && dpamt_.count(hpa) == 1) ++pamt_adds;
   if (pool) pamt_cache_pages -= held - pool->size();
   if (dpamt_.dry_takes() != dry)
@@ -128,7 +128,7 @@ void TdxVm::pamt_get(Hpa hpa, KvmOp& op, std::vector<Hpa>* pool) {
 void TdxVm::pamt_put(Hpa hpa, KvmOp& op) {
   note_pamt(hpa);
   const bool last = dpamt_.count(hpa) == 1;
-  dpamt().put(hpa, op.spent, op.initiator(), op.now());
+  dpamt().put(hpa, op.spent, op.initiator(), op.start);
   if (last) ++pamt_removes;
 }
 
