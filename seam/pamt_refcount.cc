@@ -43,6 +43,15 @@ u32 PamtRefcount::forget(Hpa hpa) {
   return n;
 }
 
+void PamtRefcount::locked_call(SeamcallTxn& t, Cycles& cycles, Cycles start) {
+  const Cycles at = start + cycles;
+  const Cycles granted = lock_.acquire(at);
+  cycles += granted - at;
+  t.start = granted;
+  cycles += tdx_.transport(t);
+  lock_.release(granted, start + cycles);
+}
+
 Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles start, std::vector<Hpa>* pool) {
   u32& n = refs_[hpa >> 21];
   if (n > 0) {
@@ -65,8 +74,9 @@ Status PamtRefcount::get(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles sta
   t.in.rdx = take();
   t.in.r8 = take();
   t.initiator = initiator;
-  t.start = start + cycles;
-  cycles += tdx_.transport(t);
+  // The pair is allocated before the lock; the recheck of the refcount and
+  // PAMT.ADD are inside it (tdx_pamt_get).
+  locked_call(t, cycles, start);
   if (t.status() != TDX_SUCCESS) {
     mem_.free(t.in.rdx >> kPageShift);
     mem_.free(t.in.r8 >> kPageShift);
@@ -88,8 +98,8 @@ Status PamtRefcount::put(Hpa hpa, Cycles& cycles, unsigned initiator, Cycles sta
   t.in.rax = leaf_rax(Leaf::TDH_PHYMEM_PAMT_REMOVE);
   t.in.rcx = ((hpa >> 21) << 21) | 1;
   t.initiator = initiator;
-  t.start = start + cycles;
-  cycles += tdx_.transport(t);
+  // atomic_dec_and_lock: only the last put takes the lock (tdx_pamt_put).
+  locked_call(t, cycles, start);
   if (t.status() == TDX_SUCCESS) {
     mem_.free(t.out.rdx >> kPageShift);
     mem_.free(t.out.r8 >> kPageShift);

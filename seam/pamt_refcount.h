@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "model/phys_mem.h"
+#include "seam/pamt_lock.h"
 #include "seam/seamcall.h"
 
 namespace septsim::seam {
@@ -48,6 +49,8 @@ class PamtRefcount {
   const std::map<u64, u32>& counts() const { return refs_; }
   // Pages a get had to allocate because its pool was empty.
   u64 dry_takes() const { return dry_takes_; }
+  // The global lock around every PAMT.ADD and PAMT.REMOVE these make.
+  PamtLock& lock() { return lock_; }
 
  private:
   SeamTransport& tdx_;
@@ -58,6 +61,10 @@ class PamtRefcount {
   u64 owners_ = 0;
   void own(u64 region, int delta);
   u64 dry_takes_ = 0;
+  PamtLock lock_;
+  // One SEAMCALL under pamt_lock: waits for the lock from start + cycles,
+  // runs the call from the grant, releases at its end.
+  void locked_call(SeamcallTxn& t, Cycles& cycles, Cycles start);
 };
 
 }  // namespace septsim::seam

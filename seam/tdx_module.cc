@@ -33,6 +33,7 @@ TdxModule::TdxModule(sc_core::sc_module_name name, const model::Config& cfg, mod
       lps_per_package_(unsigned(cfg.u("host.lps_per_package"))),
       demote_uninterruptible_(cfg.b("seam.enhance_demote_interruptibility")),
       host_dpamt_(*this, mem) {
+  host_dpamt_.lock().bind_stats(stats);
   if (tdcs_pages_ <= kSeptRootTdcsIndex) throw model::ConfigError("config key 'seam.tdcs_pages' must be at least 4");
   // MAX_PKGS bounds lp_info.pkg; the bitmaps here are 64 bits wide.
   if (packages_ < 1 || packages_ > 64) throw model::ConfigError("config key 'host.packages' must be 1..64");

@@ -60,6 +60,7 @@ std::string stat_module(const std::string& name) {
       {"kvm.", "mmu (mmu_stats)"},
       {"nested.", "mmu (nested_mmu)"},
       {"seam.", "seam (tdx_module)"},
+      {"host.pamt_lock.", "seam (pamt_lock: the host kernel's Dynamic PAMT lock)"},
       {"replay.", "traces (replayer)"},
   };
   std::string n = generic_name(name);
