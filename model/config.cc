@@ -183,8 +183,8 @@ const std::vector<Config::Param> kParams = {
      "TDH.PHYMEM.PAGE.WBINVD, one 4 KiB page: derived, 2 parts of the 2:1:3:2 split of "
      "latency.seam.mem_range_block's 15.3 us (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.phymem_cache_wb", T::Int, "100000", "TDH.PHYMEM.CACHE.WB, one package (guess)"},
-    {"latency.seam.phymem_pamt_add", T::Int, "3000", "TDH.PHYMEM.PAMT.ADD: zero two pages (guess)"},
-    {"latency.seam.phymem_pamt_remove", T::Int, "2000", "TDH.PHYMEM.PAMT.REMOVE (guess)"},
+    {"latency.seam.phymem_pamt_add", T::Int, "3000", "TDH.PHYMEM.PAMT.ADD: zero two pages (guess, under a 5.3 us bound: docs/design.md)"},
+    {"latency.seam.phymem_pamt_remove", T::Int, "2000", "TDH.PHYMEM.PAMT.REMOVE (guess, under a 5.3 us bound: docs/design.md)"},
     {"latency.seam.mem_page_accept_4k", T::Int, "10300",
      "TDG.MEM.PAGE.ACCEPT 4K: derived, an upper bound, 4 parts of the 3:4 split in latency.seam.mem_page_aug (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.mem_page_accept_2m", T::Int, "400000", "TDG.MEM.PAGE.ACCEPT 2M: zero 2 MiB (guess)"},
