@@ -123,7 +123,7 @@ const std::vector<Config::Param> kParams = {
      "references, no EPT paging-structure caches), so two runs of one trace give the virtualization tax; EPT "
      "violations still map the backing memory"},
     // The TDX module (seam/). Per-leaf SEAMCALL latencies: published figures
-    // for DEMOTE and (inferred) reclaim; end-to-end measurements turned into
+    // for DEMOTE, MR.EXTEND and (inferred) reclaim; end-to-end measurements turned into
     // per-leaf values for the TD transitions, the removal sequence and AUG +
     // ACCEPT, and a floor for the short reads (docs/design.md "SEAMCALL
     // latencies"); the rest are guesses.
@@ -150,7 +150,10 @@ const std::vector<Config::Param> kParams = {
     {"latency.seam.vp_flush", T::Int, "5000", "TDH.VP.FLUSH (guess)"},
     {"latency.seam.mng_vpflushdone", T::Int, "2000", "TDH.MNG.VPFLUSHDONE (guess)"},
     {"latency.seam.mng_key_freeid", T::Int, "2000", "TDH.MNG.KEY.FREEID (guess)"},
-    {"latency.seam.mr_extend", T::Int, "3000", "TDH.MR.EXTEND, 256 bytes (guess)"},
+    {"latency.seam.mr_extend", T::Int, "150000",
+     "TDH.MR.EXTEND, 256 bytes: derived, approximate (docs/design.md, SEAMCALL latencies): ~1 ms to measure a 4 KiB page, "
+     "16 calls (Sean Christopherson, kvm@ 2025-10-30, \"KVM: TDX: ADD pages to the TD image while populating mirror EPT "
+     "entries\"), 62.5 us per call at 2.4 GHz"},
     {"latency.seam.mr_finalize", T::Int, "10000", "TDH.MR.FINALIZE (guess)"},
     {"latency.seam.mem_page_add", T::Int, "12000", "TDH.MEM.PAGE.ADD: copy 4 KiB + MRTD update (guess)"},
     {"latency.seam.mem_sept_add", T::Int, "4000", "TDH.MEM.SEPT.ADD: init a 4 KiB SEPT page (guess)"},
@@ -180,8 +183,8 @@ const std::vector<Config::Param> kParams = {
      "TDH.PHYMEM.PAGE.WBINVD, one 4 KiB page: derived, 2 parts of the 2:1:3:2 split of "
      "latency.seam.mem_range_block's 15.3 us (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.phymem_cache_wb", T::Int, "100000", "TDH.PHYMEM.CACHE.WB, one package (guess)"},
-    {"latency.seam.phymem_pamt_add", T::Int, "3000", "TDH.PHYMEM.PAMT.ADD: zero two pages (guess)"},
-    {"latency.seam.phymem_pamt_remove", T::Int, "2000", "TDH.PHYMEM.PAMT.REMOVE (guess)"},
+    {"latency.seam.phymem_pamt_add", T::Int, "3000", "TDH.PHYMEM.PAMT.ADD: zero two pages (guess, under a 5.3 us bound: docs/design.md)"},
+    {"latency.seam.phymem_pamt_remove", T::Int, "2000", "TDH.PHYMEM.PAMT.REMOVE (guess, under a 5.3 us bound: docs/design.md)"},
     {"latency.seam.mem_page_accept_4k", T::Int, "10300",
      "TDG.MEM.PAGE.ACCEPT 4K: derived, an upper bound, 4 parts of the 3:4 split in latency.seam.mem_page_aug (docs/design.md, SEAMCALL latencies)"},
     {"latency.seam.mem_page_accept_2m", T::Int, "400000", "TDG.MEM.PAGE.ACCEPT 2M: zero 2 MiB (guess)"},
