@@ -14,12 +14,6 @@ constexpr u64 kMergeCompareMask = ~(SPTE_BASE_ADDR_MASK | SPTE_TDX_PAGE_ADDED);
 
 }  // namespace
 
-MmuPage* TdpMmu::mirror_root() const {
-  for (MmuPage* root : roots_)
-    if (root->role.is_mirror && !root->role.invalid) return root;
-  return nullptr;
-}
-
 const MmuPage* TdpMmu::mirror_table_at(Gfn base, int level) const {
   const MmuPage* mirror = mirror_root();
   if (!mirror) return nullptr;

@@ -9,6 +9,13 @@
 
 namespace septsim::mmu {
 
+// The VM's valid mirror root (the kernel keeps it as mmu->mirror_root_hpa).
+MmuPage* TdpMmu::mirror_root() const {
+  for (MmuPage* root : roots_)
+    if (root->role.is_mirror && !root->role.invalid) return root;
+  return nullptr;
+}
+
 bool TdpMmu::propagate_to_external(TdpIter& iter, u64 new_spte) {
   const u64 old_spte = iter.old_spte;
   const bool was_present = is_shadow_present_pte(old_spte), is_present = is_shadow_present_pte(new_spte);
