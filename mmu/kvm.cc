@@ -69,6 +69,7 @@ Kvm::Impl::Impl(const model::Config& cfg, const model::Timing& t, model::PhysMem
       vcpu_clock_skew(cfg.u("sim.quantum_ns") * t.freq_mhz / 1000 + 100000),
       pamt_cache(parse_pamt_cache(cfg.s("mmu.tdx_pamt_cache"))),
       sept_pamt_at_link(config_choice(cfg, "mmu.tdx_dpamt_series", "v6", "rfc-v5")),
+      demote_pamt_lock(config_choice(cfg, "mmu.tdx_demote_lock", "pamt_lock", "none")),
       merge_policy(TdxMergePolicy::create(cfg.s("mmu.tdx_merge_policy"))),
       huge_pages(TdxHugePages::create(cfg.s("mmu.tdx_huge_pages"))),
       private_dirty_log(config_choice(cfg, "mmu.tdx_private_dirty_log", "allow", "refuse")),

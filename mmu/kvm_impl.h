@@ -71,6 +71,7 @@ struct Kvm::Impl {
   const Cycles vcpu_clock_skew;
   const PamtCache pamt_cache;  // mmu.tdx_pamt_cache
   const bool sept_pamt_at_link;  // mmu.tdx_dpamt_series=v6
+  const bool demote_pamt_lock;   // mmu.tdx_demote_lock=pamt_lock
   const std::unique_ptr<TdxMergePolicy> merge_policy;  // mmu.tdx_merge_policy
   // mmu.tdx_huge_pages; `off` once a TD finds its series needs a module
   // feature the module lacks (create_td, as tdx.c:__tdx_bringup).

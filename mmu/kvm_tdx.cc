@@ -43,6 +43,7 @@ Cycles Kvm::create_td(seam::TdxModule& tdx, const TdxVmParams& p, const std::vec
   td->set_tracepoints(k.tdp.tracepoints());
   td->set_pamt_cache(k.pamt_cache, k.sept_pamt_at_link);
   td->set_huge_page_calls(k.huge_pages->wbinvd_per_4k_piece(), k.huge_pages->demote_busy_kicks_vcpus());
+  td->set_demote_pamt_lock(k.demote_pamt_lock);
   td->set_check_log(k.check_log);
   if (hw.size() > 1) {
     td->set_clock_skew(k.vcpu_clock_skew);

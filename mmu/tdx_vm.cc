@@ -623,8 +623,17 @@ bool TdxVm::split_external_spt(Gfn gfn, int level, u64 old_spte, Pfn external_sp
   const bool pair = tdx_.pamt().dynamic() && level == PG_LEVEL_2M;
   if (pair) std::tie(r.r12, r.r13) = take_pamt_pair(cache_of(op));
   const Hpa r12 = r.r12, r13 = r.r13;
+  // Such a DEMOTE does PAMT.ADD's work for the 2M range and holds its pair's
+  // PAMT entries: under mmu.tdx_demote_lock=pamt_lock it runs inside the
+  // host's pamt_lock, as the review of RFC v5 30/45 asks, so no other CPU's
+  // PAMT.ADD or PAMT.REMOVE runs beside it (they wait, or it does).
+  const bool locked = pair && demote_pamt_lock_;
+  const Cycles asked = op.now();
+  const Cycles granted = locked ? dpamt().lock().acquire(asked) : asked;
+  op.spent += granted - asked;
   const Status s = demote_no_vcpus_ ? call_no_vcpus(Leaf::TDH_MEM_PAGE_DEMOTE, r, op)
                                     : call(Leaf::TDH_MEM_PAGE_DEMOTE, r, op);
+  if (locked) dpamt().lock().release(granted, op.now());
   reenter_all(op);
   if (s != TDX_SUCCESS) {
     if (pair) return_pamt_pair(cache_of(op), r12, r13);

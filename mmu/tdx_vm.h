@@ -86,6 +86,9 @@ class TdxVm : public ExternalSpt {
     wbinvd_per_4k_ = wbinvd_per_4k;
     demote_no_vcpus_ = demote_no_vcpus;
   }
+  // mmu.tdx_demote_lock=pamt_lock: a 2M DEMOTE with Dynamic PAMT holds the
+  // host's pamt_lock (a review of the huge-page RFC v5, docs/tdx-series.md).
+  void set_demote_pamt_lock(bool on) { demote_pamt_lock_ = on; }
   // The last SEAMCALL answered TDX_OPERAND_BUSY.
   bool last_busy() const { return last_busy_; }
   // The VM's mmu_lock: TDH.MEM.TRACK must run under its write side (rule 20).
@@ -400,6 +403,7 @@ class TdxVm : public ExternalSpt {
   bool last_busy_ = false;  // last_busy
   bool wbinvd_per_4k_ = false;    // set_huge_page_calls
   bool demote_no_vcpus_ = false;  // set_huge_page_calls
+  bool demote_pamt_lock_ = false;  // set_demote_pamt_lock
   const MmuLock* mmu_lock_ = nullptr;
   Cycles epoch_drained_ = 0;  // when the last TRACK's kick had every vCPU out
   std::vector<std::string> hook_violations_;

@@ -238,6 +238,11 @@ const std::vector<Config::Param> kParams = {
      "mmu_lock; removing a 2M page is 512 WBINVDs; a BUSY DEMOTE kicks the vCPUs and retries once) or v5 (RFC v5 of 2026-01-28, huge-page patches 26-45: v3's "
      "SEAMCALLs; the ACCEPT exit takes the write mmu_lock unless the frame is already inhibited, splits, then sets "
      "the flag; maps huge only with seam.enhance_demote_interruptibility, else 4K as off)"},
+    {"mmu.tdx_demote_lock", T::String, "none",
+     "the host lock a 2M TDH.MEM.PAGE.DEMOTE of a Dynamic PAMT TD holds: none (RFC v5, 30/45, as posted) or "
+     "pamt_lock (Yan Zhao's review of 30/45, kvm@ 2026-06-11, agreed for the next posting by Rick Edgecombe on "
+     "2026-06-29: DEMOTE inside the global pamt_lock, so it never runs beside another CPU's PAMT.ADD/REMOVE, which "
+     "could make one of them TDX_OPERAND_BUSY; docs/tdx-series.md)"},
     {"mmu.tdx_pending_access", T::String, "kill",
      "a TD guest's access (not ACCEPT) that faults on a PENDING private page: kill (merged kernel, "
      "tdx_handle_ept_violation: kvm_vm_dead, 'Guest access before accepting') or count (septsim before this switch: "

@@ -92,3 +92,35 @@ TEST_CASE("v5 without ENHANCE_DEMOTE_INTERRUPTIBILITY maps 4K, as the merged ker
   }
   CHECK(t.vm.stat("seam.calls.tdh_mem_page_demote") == 0);
 }
+
+// mmu.tdx_demote_lock=pamt_lock: the review of 30/45 (Yan Zhao, kvm@
+// 2026-06-11; agreed for the next posting) puts a 2M DEMOTE of a Dynamic
+// PAMT TD inside the host's global pamt_lock (arch/x86/virt/vmx/tdx/tdx.c of
+// the Dynamic PAMT series). The split's SEAMCALLs do not change; the lock is
+// taken once more per DEMOTE, and not at all for it as posted.
+TEST_CASE("v5 with Dynamic PAMT: a 2M split's DEMOTE takes pamt_lock only under mmu.tdx_demote_lock=pamt_lock",
+          "[tdx][huge]") {
+  u64 locks[2] = {}, demotes[2] = {}, adds[2] = {};
+  int i = 0;
+  for (const char* lock : {"none", "pamt_lock"}) {
+    INFO(lock);
+    TdVm t(true, "v5", true, lock);
+    t.vm.kvm->td_finalize();
+    t.fault(0x600000);
+    REQUIRE(t.vm.kvm->private_mapping(0x600000)->level == PG_LEVEL_2M);
+    const u64 before = t.vm.stat("host.pamt_lock.acquisitions");
+    const u64 adds_before = t.vm.stat("seam.calls.tdh_phymem_pamt_add");
+    Calls calls(t.vm);
+    REQUIRE(accept(t, 0x601000, 0) == seam::TDX_SUCCESS);
+    demotes[i] = calls("seam.calls.tdh_mem_page_demote");
+    adds[i] = t.vm.stat("seam.calls.tdh_phymem_pamt_add") - adds_before;
+    locks[i] = t.vm.stat("host.pamt_lock.acquisitions") - before;
+    t.vm.require_clean();
+    ++i;
+  }
+  CHECK(demotes[0] == 1);
+  CHECK(demotes[1] == 1);
+  CHECK(adds[1] == adds[0]);
+  CHECK(locks[0] == adds[0]);          // as posted: only PAMT.ADD takes it (no REMOVE during a split)
+  CHECK(locks[1] == adds[1] + demotes[1]);
+}

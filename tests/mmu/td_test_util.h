@@ -13,11 +13,14 @@ namespace septsim::mmu::test {
 
 struct TdVm {
   // `demote_feature`: the module has TDX_FEATURES0.ENHANCE_DEMOTE_INTERRUPTIBILITY.
-  explicit TdVm(bool dynamic = false, const char* huge = "off", bool demote_feature = false)
+  // `demote_lock`: mmu.tdx_demote_lock.
+  explicit TdVm(bool dynamic = false, const char* huge = "off", bool demote_feature = false,
+                const char* demote_lock = "none")
       : vm({{"host.mem_gib", "8"},
             {"seam.dynamic_pamt", dynamic ? "true" : "false"},
             {"mmu.tdx_huge_pages", huge},
-            {"seam.enhance_demote_interruptibility", demote_feature ? "true" : "false"}},
+            {"seam.enhance_demote_interruptibility", demote_feature ? "true" : "false"},
+            {"mmu.tdx_demote_lock", demote_lock}},
            8 * GiB),
         tdx(unique_tdx_name().c_str(), vm.cfg, vm.mem, vm.stats) {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
