@@ -246,8 +246,8 @@ void TdxVm::free_sept_page(Hpa hpa) {
   }
 }
 
-void TdxVm::fail(const char* leaf, Gpa gpa, Status s) {
-  last_error_ = std::string(leaf) + " at " + hex(gpa) + " returned " + seam::status_string(s);
+void TdxVm::fail(const char* leaf, u64 operand, Status s) {
+  last_error_ = std::string(leaf) + " at " + hex(operand) + " returned " + seam::status_string(s);
 }
 
 void TdxVm::bug(const char* kernel) {

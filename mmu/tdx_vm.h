@@ -334,7 +334,9 @@ class TdxVm : public ExternalSpt {
   bool remove_from_td(Gfn gfn, int level, Hpa hpa, KvmOp& op);
   // Adds (sign 1) or subtracts (sign -1) the pages of a leaf to the digests.
   void account_content(Gfn gfn, int level, Hpa hpa, int sign);
-  void fail(const char* leaf, Gpa gpa, seam::Status s);
+  // Records a failed call: its leaf, its address operand (a GPA, or the HPA
+  // of a RECLAIM) and the status.
+  void fail(const char* leaf, u64 operand, seam::Status s);
   // KVM_BUG_ON / TDX_BUG_ON in kernel function `kernel` (arch/x86/kvm/vmx/tdx.c):
   // the VM is bugged; the reason is last_error_ unless one was set before.
   // Each call adds a line to bug_reports().

@@ -1,6 +1,8 @@
 // Basic address, time and level vocabulary shared by every layer.
 #pragma once
 #include <cstdint>
+#include <functional>
+#include <type_traits>
 
 namespace septsim {
 
@@ -9,9 +11,40 @@ using u16 = std::uint16_t;
 using u32 = std::uint32_t;
 using u64 = std::uint64_t;
 
-using Hpa = u64;     // host-physical address
-using Gpa = u64;     // guest-physical address
-using Gva = u64;     // guest-linear (virtual) address
+// An address of one space: guest-linear (Gva), guest-physical (Gpa) or
+// host-physical (Hpa). It converts to and from a plain u64 (registers, PTE
+// fields and arithmetic are numbers), but never into an address of another
+// space: a GPA passed where an HPA is wanted, or compared with one, does not
+// compile. Crossing spaces is a translation (a walk, a memslot lookup, a
+// SEAMCALL operand built by hand), spelt as .raw() where it happens.
+template <class Space>
+class Addr {
+ public:
+  constexpr Addr() = default;
+  constexpr Addr(u64 v) : v_(v) {}  // NOLINT: numbers become addresses freely
+  template <class Other>
+    requires(!std::is_same_v<Space, Other>)
+  Addr(Addr<Other>) = delete;  // another space: translate, do not convert
+  constexpr operator u64() const { return v_; }
+  constexpr u64 raw() const { return v_; }
+  constexpr Addr& operator+=(u64 n) { v_ += n; return *this; }
+  constexpr Addr& operator-=(u64 n) { v_ -= n; return *this; }
+  constexpr Addr& operator&=(u64 m) { v_ &= m; return *this; }
+  constexpr Addr& operator|=(u64 m) { v_ |= m; return *this; }
+
+ private:
+  u64 v_;  // no initializer: like the u64 it replaces, a default-built one is not zeroed (arrays of them stay cheap)
+};
+template <class A, class B>
+  requires(!std::is_same_v<A, B>)
+bool operator==(Addr<A>, Addr<B>) = delete;
+template <class A, class B>
+  requires(!std::is_same_v<A, B>)
+bool operator<(Addr<A>, Addr<B>) = delete;
+
+using Hpa = Addr<struct HpaSpace>;  // host-physical address
+using Gpa = Addr<struct GpaSpace>;  // guest-physical address
+using Gva = Addr<struct GvaSpace>;  // guest-linear (virtual) address
 using Pfn = u64;     // host frame number (HPA >> 12)
 using Cycles = u64;  // CPU cycles at the configured clock
 
@@ -50,7 +83,7 @@ class Gfn {
   constexpr explicit operator bool() const { return v_ != 0; }
 
  private:
-  u64 v_ = 0;
+  u64 v_;  // no initializer: like the u64 it replaces, a default-built one is not zeroed (arrays of them stay cheap)
 };
 
 constexpr Gfn gpa_to_gfn(Gpa gpa) { return Gfn{gpa >> kPageShift}; }
@@ -84,3 +117,9 @@ static_assert(gfn_to_gpa(gpa_to_gfn(0x12345678)) == 0x12345000);
 static_assert(gfn_round_for_level(Gfn{513}, PG_LEVEL_2M) == Gfn{512});
 
 }  // namespace septsim
+
+// Addresses key hash maps as their numbers do.
+template <class Space>
+struct std::hash<septsim::Addr<Space>> {
+  size_t operator()(septsim::Addr<Space> a) const noexcept { return std::hash<septsim::u64>{}(a.raw()); }
+};

@@ -10,7 +10,7 @@ constexpr u64 kHkidMask = ~((u64{1} << kHkidShift) - 1);
 // The owner RECLAIM and RDMD return in RDX (get_pamt_entry_owner): the
 // model keeps a TDR's own address as its owner, the module's TDR entry has
 // owner 0 (tdh_mng_create.c), so a TDR page reads as owned by nobody.
-u64 owner_out(const PamtEntry& e) { return e.pt == PageType::PT_TDR ? 0 : e.owner; }
+u64 owner_out(const PamtEntry& e) { return e.pt == PageType::PT_TDR ? 0 : e.owner.raw(); }
 }  // namespace
 
 // RCX = HPA (no KeyID bits). RCX/RDX/R8 out = page type, owner, size, set

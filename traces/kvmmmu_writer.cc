@@ -79,7 +79,7 @@ void KvmmmuWriter::marker(const std::string& text) {
 void KvmmmuWriter::kvm_page_fault(unsigned vcpu_id, u64 guest_rip, Gpa fault_address, u64 error_code) {
   char f[128];
   std::snprintf(f, sizeof f, "vcpu %u rip 0x%" PRIx64 " address 0x%016" PRIx64 " error_code 0x%" PRIx64, vcpu_id,
-                guest_rip, fault_address, error_code);
+                guest_rip, fault_address.raw(), error_code);
   line("kvm_page_fault", f);
 }
 
@@ -89,7 +89,7 @@ void KvmmmuWriter::fast_page_fault(unsigned vcpu_id, Gpa cr2_or_gpa, u64 error_c
   char f[256];
   std::snprintf(f, sizeof f, "vcpu %u gva %" PRIx64 " error_code %s sptep 0000000000000000 old %#" PRIx64
                 " new %" PRIx64 " spurious %d fixed %d",
-                vcpu_id, cr2_or_gpa, pferr_flags(error_code).c_str(), old_spte, new_spte, ret == mmu::RET_PF_SPURIOUS,
+                vcpu_id, cr2_or_gpa.raw(), pferr_flags(error_code).c_str(), old_spte, new_spte, ret == mmu::RET_PF_SPURIOUS,
                 ret == mmu::RET_PF_FIXED);
   line("fast_page_fault", f);
 }

@@ -412,7 +412,7 @@ class LackeyImporter {
         report_.measured_phase = opts_.warmup != 0;
       }
       try {
-        if (paging_.touch(gva, map_, shared(gva) ? kTdSharedBit : 0)) [[unlikely]] {
+        if (paging_.touch(gva, map_, shared(gva) ? kTdSharedBit.raw() : 0)) [[unlikely]] {
           run_.flush();
           if (td()) prepare_td(map_);
           sink_.put(map_);

@@ -63,6 +63,13 @@ class TraceReader {
 // "1G" / "1T" (decimal times a binary size suffix). False if malformed or
 // beyond 64 bits.
 bool parse_trace_number(std::string_view text, u64& out);
+template <class Space>
+bool parse_trace_number(std::string_view text, Addr<Space>& out) {
+  u64 v = 0;
+  if (!parse_trace_number(text, v)) return false;
+  out = v;
+  return true;
+}
 
 // Stable names of the vocabulary ("memslot_add", "invpcid", ...).
 const char* event_type_name(EventType type);

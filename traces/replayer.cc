@@ -44,7 +44,7 @@ constexpr u64 kBatch = 4096;
 model::VcpuOp to_op(const Event& e) {
   using K = model::VcpuOp::Kind;
   model::VcpuOp op;
-  op.addr = e.type == EventType::Access ? e.addr : e.gva;
+  op.addr = e.type == EventType::Access ? e.addr : e.gva.raw();
   op.pcid = e.pcid;
   op.inv = model::VcpuOp::Inv(static_cast<u8>(e.inv_kind));
   switch (e.type) {

@@ -25,7 +25,7 @@ Cycles SeamReplay::start_of(const Event& e, Cycles sequential) {
 
 Hpa SeamReplay::tdr_of(const Event& e) const {
   const auto it = tds_.find(e.tdx.td);
-  return it == tds_.end() ? 0 : it->second.tdr;
+  return it == tds_.end() ? Hpa{} : it->second.tdr;
 }
 
 // A td_handle_and_flags register (1.3) given with only its flag bits (below
@@ -99,7 +99,7 @@ void SeamReplay::fill_defaults(const Event& e, SeamcallRegs& r, Cycles& cycles, 
     case Leaf::TDH_VP_FLUSH:
     case Leaf::TDH_VP_INIT: {
       const auto it = tds_.find(e.tdx.td);
-      r.rcx = it == tds_.end() ? 0 : it->second.tdvpr.at(e.tdx.vcpu);
+      r.rcx = it == tds_.end() ? 0 : it->second.tdvpr.at(e.tdx.vcpu).raw();
       return;
     }
     case Leaf::TDH_PHYMEM_CACHE_WB: return;  // RCX = 0: start a write-back

@@ -96,7 +96,7 @@ struct Td {
     vm.kvm->create_memslot(slot(0, 0, 64 * MiB, HostBacking::Thp2M));
     vm.kvm->create_td(tdx, TdxVmParams{}, {nullptr});
     vm.kvm->td_finalize();
-    for (Gpa g : {kPage, kPage + kPageSize}) {
+    for (Gpa g : {kPage, Gpa{kPage + kPageSize}}) {
       u64 st = 0;
       vm.kvm->td_accept(0, g, TdxLevel{0}, &st);
       REQUIRE(st == seam::TDX_SUCCESS);
