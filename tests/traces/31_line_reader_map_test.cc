@@ -78,6 +78,9 @@ TEST_CASE("a mapped file gives the lines, overlong lines and last line the read 
   }
   files.push_back({"long lines", big + shortish});
   files.push_back({"overlong last line", big + std::string(kMax + 10, 'y')});
+  // The first read takes exactly kMaxLine bytes: a first line of kMaxLine
+  // characters is cut (its newline is not among them), one shorter is not.
+  files.push_back({"first line at the limit", std::string(kMax, 'z') + "\n" + std::string(kMax - 1, 'w') + "\n" + shortish});
   const auto dir = septsim::test::temp_dir();
   for (const auto& [name, bytes] : files) {
     CAPTURE(name);
@@ -94,5 +97,6 @@ TEST_CASE("a mapped file gives the lines, overlong lines and last line the read 
     for (const Line& l : mapped) overlong += l.overlong;
     // The long files do exercise the cut.
     if (std::string(name) == "long lines" || std::string(name) == "overlong last line") CHECK(overlong >= 1);
+    if (std::string(name) == "first line at the limit") CHECK((mapped.front().overlong && !mapped.at(1).overlong));
   }
 }
