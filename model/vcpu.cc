@@ -1,6 +1,5 @@
 #include "model/vcpu.h"
 
-#include <bit>
 #include <string>
 
 #include "model/sim_error.h"
@@ -246,23 +245,41 @@ void Vcpu::sync() {
 }
 
 void Vcpu::look_ahead() {
-  static_assert((kAheadRing & (kAheadRing - 1)) == 0 && kAheadRing >= kAheadStages * kLookahead);
+  static_assert((kAheadRing & (kAheadRing - 1)) == 0 && kAheadRing > kAheadStages * kLookahead);
   // On while at least 4 of the last 8 single accesses walked.
   recent_walks_ = u8(recent_walks_ << 1 | (*walks_ != walks_seen_));
   walks_seen_ = *walks_;
-  if (!recent_walks_ || std::popcount(recent_walks_) < 4) return;
+  if (!recent_walks_) return;  // the common case of a trace that hits the TLBs
+  // The bits set, without a library call (no POPCNT in the baseline ISA).
+  unsigned bits = recent_walks_;
+  bits = bits - ((bits >> 1) & 0x55u);
+  bits = (bits & 0x33u) + ((bits >> 2) & 0x33u);
+  bits = (bits + (bits >> 4)) & 0x0fu;
+  if (bits < 4) return;
+  // The previous call took the pairs (it tagged stage 0's even operation).
+  const size_t first = head_ + kAheadStages * kLookahead - 1;
+  if ((first & 1) && ahead_[(first - 1) & (kAheadRing - 1)].op == first) return;
   for (u8 stage = 0; stage < kAheadStages; ++stage) {
-    const size_t i = head_ + (kAheadStages - stage) * kLookahead - 1;  // head_: the next operation
-    if (i >= queue_.size()) continue;
-    const VcpuOp& next = queue_[i];
-    if (next.kind != VcpuOp::Kind::Access || next.count != 1) continue;
-    PageWalker::Lookahead& la = ahead_[i & (kAheadRing - 1)];
-    if (stage == 0) la = PageWalker::Lookahead{i + 1, 0, 0};
-    if (la.op != i + 1 || la.stage != stage) continue;
-    WalkRequest req{next.is_gva ? TranslationKind::Linear : TranslationKind::GuestPhysical, next.addr, next.access,
-                    ctx_, eptp_, guest_};
-    if (is_td_) req.secure_eptp = &secure_eptp_, req.shared_bit = shared_bit_;
-    walker_.prefetch(req, la);
+    // head_: the next operation. Two operations at a time, an even one and
+    // the odd one after it, so that the host's misses of the two (a host TLB
+    // miss each, most likely) overlap: the pair is taken at the call that
+    // reaches its even operation, or at the next one if no call did (the
+    // stage each operation has reached keeps the order).
+    const size_t i0 = (head_ + (kAheadStages - stage) * kLookahead - 1) & ~size_t{1};
+    for (size_t i = i0; i < i0 + 2 && i < queue_.size(); ++i) {
+      PageWalker::Lookahead& la = ahead_[i & (kAheadRing - 1)];
+      if (stage > 0 && (la.op != i + 1 || la.stage != stage)) continue;
+      const VcpuOp& next = queue_[i];
+      if (next.kind != VcpuOp::Kind::Access || next.count != 1) continue;
+      if (stage == 0) {
+        if (la.op == i + 1) continue;  // taken at the previous call
+        la = PageWalker::Lookahead{i + 1, 0, 0};
+      }
+      WalkRequest req{next.is_gva ? TranslationKind::Linear : TranslationKind::GuestPhysical, next.addr, next.access,
+                      ctx_, eptp_, guest_};
+      if (is_td_) req.secure_eptp = &secure_eptp_, req.shared_bit = shared_bit_;
+      walker_.prefetch(req, la);
+    }
   }
 }
 

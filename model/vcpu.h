@@ -161,10 +161,11 @@ class Vcpu : public sc_core::sc_module, public VcpuControl {
   // Look-ahead (after the members of the hot path, whose layout it leaves as it was).
   // Host-side only: while most recent accesses walk, the walker prepares the
   // walks of the accesses k kLookahead operations ahead, k = 1..kAheadStages
-  // (PageWalker::prefetch's stage kAheadStages - k).
+  // (PageWalker::prefetch's stage kAheadStages - k), two accesses at a time
+  // at every other access.
   void look_ahead();
-  static constexpr size_t kLookahead = 8, kAheadStages = 3;
-  static constexpr size_t kAheadRing = 32;  // a power of two >= kAheadStages kLookahead
+  static constexpr size_t kLookahead = 8, kAheadStages = 4;
+  static constexpr size_t kAheadRing = 64;  // a power of two > kAheadStages kLookahead
   PageWalker::Lookahead ahead_[kAheadRing];
   u64 walks_seen_ = 0;   // *walks_ at the previous single access
   u8 recent_walks_ = 0;  // bit i: the single access i+1 back walked

@@ -1,5 +1,6 @@
 #include "traces/line_reader.h"
 
+#include <sys/mman.h>
 #include <sys/stat.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -21,14 +22,29 @@ LineReader::LineReader(const std::string& path) : path_(path) {
   if (!f_) throw TraceError(path, 0, "", std::string("cannot open: ") + std::strerror(errno ? errno : ENOENT));
   // A regular file smaller than kMaxLine fits whole (and cannot hold an
   // overlong line); anything else gets room for two chunks and a long line.
-  size_t cap = 2 * kChunk + kMaxLine;
+  cap_ = 2 * kChunk + kMaxLine;
   struct stat st;
-  if (::fstat(::fileno(f_), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0 && size_t(st.st_size) < kMaxLine)
-    cap = size_t(st.st_size) + 1;
-  buf_.resize(cap);
+  const bool regular = ::fstat(::fileno(f_), &st) == 0 && S_ISREG(st.st_mode) && st.st_size >= 0;
+  if (regular && size_t(st.st_size) < kMaxLine) cap_ = size_t(st.st_size) + 1;
+  if (regular && st.st_size > 0) {
+    void* m = ::mmap(nullptr, size_t(st.st_size), PROT_READ, MAP_PRIVATE, ::fileno(f_), 0);
+    if (m != MAP_FAILED) {
+      ::madvise(m, size_t(st.st_size), MADV_SEQUENTIAL);
+      map_ = static_cast<const char*>(m);
+      map_size_ = size_t(st.st_size);
+      // Read only, though the type is char* (the owned buffer's).
+      buf_ = const_cast<char*>(map_);
+      return;
+    }
+  }
+  owned_.resize(cap_);
+  buf_ = owned_.data();
 }
 
-LineReader::~LineReader() { std::fclose(f_); }
+LineReader::~LineReader() {
+  if (map_) ::munmap(const_cast<char*>(map_), map_size_);
+  std::fclose(f_);
+}
 
 namespace {
 
@@ -60,10 +76,10 @@ const char* find_newline(const char* p, const char* end) {
 bool LineReader::next(std::string_view& line, bool& overlong) {
   overlong = false;
   while (true) {
-    const char* nl = find_newline(buf_.data() + pos_, buf_.data() + end_);
+    const char* nl = find_newline(buf_ + pos_, buf_ + end_);
     if (nl) {
-      size_t len = size_t(nl - (buf_.data() + pos_));
-      line = std::string_view(buf_.data() + pos_, len);
+      size_t len = size_t(nl - (buf_ + pos_));
+      line = std::string_view(buf_ + pos_, len);
       pos_ += len + 1;
       if (skipping_) {
         skipping_ = false;
@@ -74,7 +90,7 @@ bool LineReader::next(std::string_view& line, bool& overlong) {
     }
     if (eof_) {
       if (pos_ == end_) return false;
-      line = std::string_view(buf_.data() + pos_, end_ - pos_);
+      line = std::string_view(buf_ + pos_, end_ - pos_);
       pos_ = end_;
       if (skipping_) return false;
       unterminated_ = true;
@@ -83,7 +99,8 @@ bool LineReader::next(std::string_view& line, bool& overlong) {
     }
     if (end_ - pos_ >= kMaxLine) {
       // An overlong line: report it once, drop the rest of it.
-      line = std::string_view(buf_.data() + pos_, 0);
+      line = std::string_view(buf_ + pos_, 0);
+      if (map_) offset_ += end_, buf_ = const_cast<char*>(map_) + offset_;
       pos_ = end_ = 0;
       if (!skipping_) {
         skipping_ = true;
@@ -97,12 +114,24 @@ bool LineReader::next(std::string_view& line, bool& overlong) {
 }
 
 void LineReader::fill() {
+  if (map_) {
+    // What the read below would do, on the mapping: the window moves past
+    // the bytes consumed and takes the next ones the read would have.
+    offset_ += pos_;
+    end_ -= pos_;
+    pos_ = 0;
+    buf_ = const_cast<char*>(map_) + offset_;
+    const size_t n = std::min({kChunk, cap_ - end_, map_size_ - offset_ - end_});
+    if (n == 0) eof_ = true;
+    end_ += n;
+    return;
+  }
   if (pos_ > 0) {
-    std::memmove(buf_.data(), buf_.data() + pos_, end_ - pos_);
+    std::memmove(buf_, buf_ + pos_, end_ - pos_);
     end_ -= pos_;
     pos_ = 0;
   }
-  size_t n = std::fread(buf_.data() + end_, 1, std::min(kChunk, buf_.size() - end_), f_);
+  size_t n = std::fread(buf_ + end_, 1, std::min(kChunk, cap_ - end_), f_);
   if (n == 0) {
     if (std::ferror(f_)) throw TraceError(path_, 0, "", "read error");
     eof_ = true;

@@ -1,5 +1,11 @@
 // Streams a text file line by line through a fixed buffer (text importers:
 // ftrace, lackey), so a file of any size is read in constant memory.
+//
+// A regular file is mapped instead of read: the buffer is then a window of
+// the mapping (its bytes always are the file's next ones, in order), which
+// moves where read() would have copied, so that lines, overlong lines and
+// the end of the file come out exactly as through the buffer, without the
+// kernel's copy (the largest single cost of `septsim import lackey`).
 #pragma once
 #include <cstdio>
 #include <string>
@@ -31,7 +37,7 @@ class LineReader {
   std::string_view window(size_t want) {
     if (skipping_) return {};
     if (end_ - pos_ < want && !eof_) fill();
-    return {buf_.data() + pos_, end_ - pos_};
+    return {buf_ + pos_, end_ - pos_};
   }
   void consume(size_t n) { pos_ += n; }
   // True once the last line returned had no newline after it.
@@ -42,7 +48,13 @@ class LineReader {
 
   std::string path_;
   std::FILE* f_;
-  std::vector<char> buf_;
+  // The buffer: owned_ (cap_ bytes), or the file's bytes from `offset_` on
+  // when the file is mapped (map_, map_size_ bytes).
+  std::vector<char> owned_;
+  char* buf_ = nullptr;
+  size_t cap_ = 0;
+  const char* map_ = nullptr;
+  size_t map_size_ = 0, offset_ = 0;
   size_t pos_ = 0, end_ = 0;
   bool eof_ = false, skipping_ = false, unterminated_ = false;
 };

@@ -4,6 +4,7 @@
 // (it includes the context). `ways >= entries` gives a fully associative array.
 #pragma once
 #include <algorithm>
+#include <bit>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,10 +56,25 @@ class SetAssoc {
     const u64* t = &tags_[base];
     const u8* v = &valid_[base];
     u32 way = ways_;
-    for (u32 w = 0; w < ways_ && way == ways_; ++w)
-      if (t[w] == tag && v[w]) way = w;
-    for (u32 w = 0; w < ways_ && way == ways_; ++w)
-      if (!v[w]) way = w;
+    if (ways_ <= 64) [[likely]] {
+      // One pass with no dependency from way to way (the two searches below
+      // chained a compare through every way): the lowest valid way holding
+      // `tag`, else the lowest invalid way.
+      u64 match = 0, empty = 0;
+      for (u32 w = 0; w < ways_; ++w) {
+        match |= u64(t[w] == tag && v[w]) << w;
+        empty |= u64(!v[w]) << w;
+      }
+      if (match)
+        way = u32(std::countr_zero(match));
+      else if (empty)
+        way = u32(std::countr_zero(empty));
+    } else {
+      for (u32 w = 0; w < ways_ && way == ways_; ++w)
+        if (t[w] == tag && v[w]) way = w;
+      for (u32 w = 0; w < ways_ && way == ways_; ++w)
+        if (!v[w]) way = w;
+    }
     bool evicted = false;
     if (way == ways_) {
       way = victim(set);

@@ -273,7 +273,9 @@ PageWalker::PageWalker(sc_core::sc_module_name name, const Config& cfg, const Ti
       psc_(cfg, stats, prefix),
       half_cycle_(sc_core::sc_time::from_value(timing.to_ps(1) / 2)),
       direct_(kDirectPages),
-      table_memo_(kTableMemo) {
+      table_memo_(kTableMemo),
+      guest_dir_memo_(kDirMemo),
+      ept_dir_memo_(kDirMemo) {
   mem.register_invalidate_direct_mem_ptr(this, &PageWalker::invalidate_direct_mem_ptr);
   payload_.set_data_ptr(reinterpret_cast<unsigned char*>(&buffer_));
   payload_.set_data_length(sizeof buffer_);
@@ -360,9 +362,32 @@ const unsigned char* PageWalker::direct_bytes(Hpa hpa) {
   return d.pfn() == pfn ? d.bytes : nullptr;
 }
 
+bool PageWalker::ept_directory(const ept::Eptp& eptp, Gpa gpa, Hpa& dir) {
+  const u64 enc = eptp.encode();
+  DirMemo& m = ept_dir_memo_[(gpa >> 30) & (kDirMemo - 1)];
+  if (m.eptp == enc && m.gib == gpa >> 30) {
+    dir = m.page;
+    return true;
+  }
+  Hpa table = eptp.root;
+  for (int level = eptp.levels; level > PG_LEVEL_2M; --level) {
+    const unsigned char* bytes = direct_bytes(table);
+    if (!bytes) return false;
+    u64 e;
+    std::memcpy(&e, bytes + pt_index(gpa, level) * kEntryBytes, sizeof e);
+    if (!ept::is_present(e) || (e & ept::kLarge) || ept::is_leaf(e, level)) return false;
+    table = ept::entry_addr(e);
+  }
+  m = DirMemo{0, enc, gpa >> 30, table};
+  dir = table;
+  return true;
+}
+
 bool PageWalker::peek_ept(const ept::Eptp& eptp, Gpa gpa, Hpa& hpa, bool prefetch_leaf) {
   Hpa table = eptp.root;
-  for (int level = eptp.levels; level >= PG_LEVEL_4K; --level) {
+  int level = eptp.levels;
+  if (ept_directory(eptp, gpa, table)) level = PG_LEVEL_2M;
+  for (; level >= PG_LEVEL_4K; --level) {
     const unsigned char* bytes = direct_bytes(table);
     if (!bytes) return false;
     const unsigned char* at = bytes + pt_index(gpa, level) * kEntryBytes;
@@ -380,7 +405,7 @@ bool PageWalker::peek_ept(const ept::Eptp& eptp, Gpa gpa, Hpa& hpa, bool prefetc
 }
 
 void PageWalker::prefetch(const WalkRequest& req, Lookahead& la) {
-  constexpr u8 kDone = 3;
+  constexpr u8 kDone = 4;
   if (native_ || l1d_) return;  // native: no EPT walk to overlap; hierarchy: its line accesses dominate
   auto eptp_of = [&](Gpa gpa) -> const ept::Eptp& {
     return req.secure_eptp && !((gpa >> req.shared_bit) & 1) ? *req.secure_eptp : req.eptp;
@@ -394,37 +419,59 @@ void PageWalker::prefetch(const WalkRequest& req, Lookahead& la) {
   }
   const Gva gva = req.addr;
   if (stage == 0) {
-    // Down to the PDE through tables the look-ahead translated lately.
-    Gpa table = req.guest.cr3 & x86::kAddrMask;
-    for (int level = req.guest.levels; level >= PG_LEVEL_2M; --level) {
-      const ept::Eptp& eptp = eptp_of(table);
-      TableMemo& m = table_memo_[(table >> kPageShift) & (kTableMemo - 1)];
-      Hpa page;
-      if (m.gfn == table >> kPageShift && m.eptp == eptp.encode()) {
-        page = m.page;
-      } else {
-        if (!peek_ept(eptp, table, page, false)) return;
-        m = TableMemo{eptp.encode(), table >> kPageShift, page};
+    if (req.guest.levels != 4 && req.guest.levels != 5) return;  // walk() refuses it
+    // The page directory of this GiB, found lately or through tables the
+    // look-ahead translated lately.
+    const u64 gib = gva >> 30 | u64(req.guest.levels) << 40, eptp_enc = req.eptp.encode();
+    DirMemo& dm = guest_dir_memo_[(gva >> 30) & (kDirMemo - 1)];
+    Hpa page = dm.page;
+    if (!(dm.gib == gib && dm.cr3 == req.guest.cr3 && dm.eptp == eptp_enc)) {
+      Gpa table = req.guest.cr3 & x86::kAddrMask;
+      for (int level = req.guest.levels;; --level) {
+        const ept::Eptp& eptp = eptp_of(table);
+        TableMemo& m = table_memo_[(table >> kPageShift) & (kTableMemo - 1)];
+        if (m.gfn == table >> kPageShift && m.eptp == eptp.encode()) {
+          page = m.page;
+        } else {
+          if (!peek_ept(eptp, table, page, false)) return;
+          m = TableMemo{eptp.encode(), table >> kPageShift, page};
+        }
+        if (level == PG_LEVEL_2M) break;
+        const unsigned char* bytes = direct_bytes(page);
+        if (!bytes) return;
+        u64 e;
+        std::memcpy(&e, bytes + pt_index(gva, level) * kEntryBytes, sizeof e);
+        if (!(e & x86::kPresent) || x86::is_leaf(e, level)) return;
+        table = e & x86::kAddrMask;
       }
-      const unsigned char* bytes = direct_bytes(page);
-      if (!bytes) return;
-      const unsigned char* at = bytes + pt_index(gva, level) * kEntryBytes;
-      if (level == PG_LEVEL_2M) {
-        __builtin_prefetch(at);
-        la.entry = page + pt_index(gva, level) * kEntryBytes;
-        la.stage = 1;
-        return;
-      }
-      u64 e;
-      std::memcpy(&e, at, sizeof e);
-      if (!(e & x86::kPresent) || x86::is_leaf(e, level)) return;
-      table = e & x86::kAddrMask;
+      dm = DirMemo{req.guest.cr3, eptp_enc, gib, page};
     }
+    const unsigned char* bytes = direct_bytes(page);
+    if (!bytes) return;
+    __builtin_prefetch(bytes + pt_index(gva, PG_LEVEL_2M) * kEntryBytes);
+    la.entry = page + pt_index(gva, PG_LEVEL_2M) * kEntryBytes;
+    la.stage = 1;
     return;
   }
   const unsigned char* bytes = direct_bytes(la.entry);
   if (!bytes) return;
-  if (stage == 2) return __builtin_prefetch(bytes + (la.entry & (kPageSize - 1)));
+  if (stage == 2) {
+    __builtin_prefetch(bytes + (la.entry & (kPageSize - 1)));
+    la.stage = 3;
+    return;
+  }
+  if (stage == 3) {
+    // The PTE is cached now: the EPT PDE of the data's GPA (its leaf for a
+    // 2M mapping), read by no stage (its line is what a walk waits for).
+    u64 e;
+    std::memcpy(&e, bytes + (la.entry & (kPageSize - 1)), sizeof e);
+    if (!(e & x86::kPresent)) return;
+    const Gpa gpa = e & x86::kAddrMask;
+    Hpa dir;
+    if (!ept_directory(eptp_of(gpa), gpa, dir)) return;
+    if (const unsigned char* d = direct_bytes(dir)) __builtin_prefetch(d + pt_index(gpa, PG_LEVEL_2M) * kEntryBytes);
+    return;
+  }
   // Stage 1: the PDE is cached now; find the page table and load its grant.
   u64 e;
   std::memcpy(&e, bytes + (la.entry & (kPageSize - 1)), sizeof e);

@@ -93,18 +93,19 @@ class PageWalker : public sc_core::sc_module {
 
   WalkResult walk(const WalkRequest& req);
   // Host-side only, no simulated effect: loads into the host's caches, in
-  // three stages called a few operations apart, what a later walk of `req`
+  // four stages called a few operations apart, what a later walk of `req`
   // will read from memory that is probably not cached: (0) the guest PDE's
-  // line, (1) the DMI grant of the guest page table, (2) the guest PTE's line
-  // (a GPA: the EPT leaf's line in stage 0), so that the memory latency of
-  // independent walks overlaps. It reads entries through DMI grants only
+  // line, (1) the DMI grant of the guest page table, (2) the guest PTE's line,
+  // (3) the line of the EPT entry that maps the data's GPA, when its EPT page
+  // directory is known (a GPA: the EPT leaf's line in stage 0), so that the
+  // memory latency of independent walks overlaps. It reads entries through DMI grants only
   // (asking the target for grants it has not given yet), touches no
   // paging-structure cache, counter or A/D bit, and stops at the first entry
   // that is not present, a leaf above the last stage, or not granted.
   struct Lookahead {
     u64 op = 0;      // the caller's tag of the operation (0: none)
     u8 stage = 0;    // the next stage
-    Hpa entry = 0;   // stages 1 and 2: the entry to read or prefetch
+    Hpa entry = 0;   // stages 1 to 3: the guest entry to read or prefetch
   };
   void prefetch(const WalkRequest& req, Lookahead& la);
   PagingStructureCaches& psc() { return psc_; }
@@ -149,6 +150,10 @@ class PageWalker : public sc_core::sc_module {
   // prefetch(): GPA -> HPA of `gpa` through the EPT (`eptp`), entries read
   // through DMI; false when an entry is missing or not granted.
   bool peek_ept(const ept::Eptp& eptp, Gpa gpa, Hpa& hpa, bool prefetch_leaf);
+  // prefetch(): the HPA of the EPT page directory that maps `gpa` (through
+  // ept_dir_memo_, else entries read through DMI); false when an entry above
+  // it is missing, a leaf, or not granted.
+  bool ept_directory(const ept::Eptp& eptp, Gpa gpa, Hpa& dir);
 
   // One line access of a reference (dim 0 guest, 1 EPT; level 1..5) or, with
   // level 0, of an A/D write; counts where it was served.
@@ -185,6 +190,19 @@ class PageWalker : public sc_core::sc_module {
   };
   static constexpr unsigned kTableMemo = 256;
   std::vector<TableMemo> table_memo_;
+  // prefetch(): the page directory (its HPA) that maps each 1 GiB lately
+  // looked ahead, so that the look-ahead starts at the PDE instead of the
+  // root. Guest side: by CR3, EPTP, paging levels and linear address bits
+  // 63:30 (stage 0 starts at the guest PDE); EPT side: by EPTP and GPA bits
+  // 63:30 (peek_ept() starts at the EPT PDE). Hints like table_memo_.
+  struct DirMemo {
+    u64 cr3 = ~u64{0};   // guest side; 0 on the EPT side
+    u64 eptp = ~u64{0};  // encoded
+    u64 gib = ~u64{0};   // address >> 30; guest side: | levels << 40
+    Hpa page = 0;
+  };
+  static constexpr unsigned kDirMemo = 256;
+  std::vector<DirMemo> guest_dir_memo_, ept_dir_memo_;
   // Counters.
   Counter *walks_1d_, *walks_2d_, *refs_guest_, *refs_ept_, *violations_, *misconfigs_, *guest_faults_, *ad_writes_;
   Histogram* walk_cycles_;
