@@ -40,7 +40,7 @@ template <class A, class B>
 bool operator==(Addr<A>, Addr<B>) = delete;
 template <class A, class B>
   requires(!std::is_same_v<A, B>)
-bool operator<(Addr<A>, Addr<B>) = delete;
+auto operator<=>(Addr<A>, Addr<B>) = delete;  // and so <, <=, >, >= across spaces
 
 using Hpa = Addr<struct HpaSpace>;  // host-physical address
 using Gpa = Addr<struct GpaSpace>;  // guest-physical address

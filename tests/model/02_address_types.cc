@@ -14,6 +14,8 @@ namespace {
 
 template <class A, class B>
 constexpr bool comparable = requires(A a, B b) { a == b; };
+template <class A, class B>
+constexpr bool ordered = requires(A a, B b) { a < b; };
 
 }  // namespace
 
@@ -24,10 +26,13 @@ TEST_CASE("an address never becomes an address of another space", "[model][types
   STATIC_REQUIRE_FALSE(std::is_constructible_v<Gpa, Gva>);
   STATIC_REQUIRE_FALSE(comparable<Gpa, Hpa>);
   STATIC_REQUIRE_FALSE(comparable<Gva, Gpa>);
+  STATIC_REQUIRE_FALSE(ordered<Hpa, Gpa>);
   // Numbers (registers, PTE fields) become addresses and back.
   STATIC_REQUIRE(std::is_convertible_v<u64, Gpa>);
   STATIC_REQUIRE(std::is_convertible_v<Hpa, u64>);
   STATIC_REQUIRE(comparable<Gpa, Gpa>);
+  STATIC_REQUIRE(ordered<Gpa, Gpa>);
+  STATIC_REQUIRE(ordered<Gpa, u64>);
 }
 
 TEST_CASE("a gfn is neither an address nor a number, and gpa_to_gfn is the one shift", "[model][types]") {
