@@ -31,6 +31,7 @@ class Addr {
   constexpr Addr& operator-=(u64 n) { v_ -= n; return *this; }
   constexpr Addr& operator&=(u64 m) { v_ &= m; return *this; }
   constexpr Addr& operator|=(u64 m) { v_ |= m; return *this; }
+  constexpr Addr& operator++() { ++v_; return *this; }
 
  private:
   u64 v_;  // no initializer: like the u64 it replaces, a default-built one is not zeroed (arrays of them stay cheap)
@@ -45,7 +46,7 @@ auto operator<=>(Addr<A>, Addr<B>) = delete;  // and so <, <=, >, >= across spac
 using Hpa = Addr<struct HpaSpace>;  // host-physical address
 using Gpa = Addr<struct GpaSpace>;  // guest-physical address
 using Gva = Addr<struct GvaSpace>;  // guest-linear (virtual) address
-using Pfn = u64;     // host frame number (HPA >> 12)
+using Pfn = Addr<struct HostFrameSpace>;  // host frame number (HPA >> 12): a number of its own space too
 using Cycles = u64;  // CPU cycles at the configured clock
 
 constexpr unsigned kPageShift = 12;

@@ -96,7 +96,7 @@ void KvmmmuWriter::fast_page_fault(unsigned vcpu_id, Gpa cr2_or_gpa, u64 error_c
 
 void KvmmmuWriter::kvm_mmu_spte_requested(Gfn gfn, Pfn pfn, int goal_level) {
   char f[96];
-  std::snprintf(f, sizeof f, "gfn %" PRIx64 " pfn %" PRIx64 " level %d", gfn.raw(), pfn, goal_level);
+  std::snprintf(f, sizeof f, "gfn %" PRIx64 " pfn %" PRIx64 " level %d", gfn.raw(), pfn.raw(), goal_level);
   line("kvm_mmu_spte_requested", f);
 }
 

@@ -24,6 +24,9 @@ TEST_CASE("an address never becomes an address of another space", "[model][types
   STATIC_REQUIRE_FALSE(std::is_constructible_v<Hpa, Gpa>);
   STATIC_REQUIRE_FALSE(std::is_constructible_v<Gpa, Hpa>);
   STATIC_REQUIRE_FALSE(std::is_constructible_v<Gpa, Gva>);
+  // A host frame number is not an HPA: the shift is written out.
+  STATIC_REQUIRE_FALSE(std::is_constructible_v<Pfn, Hpa>);
+  STATIC_REQUIRE_FALSE(std::is_constructible_v<Hpa, Pfn>);
   STATIC_REQUIRE_FALSE(comparable<Gpa, Hpa>);
   STATIC_REQUIRE_FALSE(comparable<Gva, Gpa>);
   STATIC_REQUIRE_FALSE(ordered<Hpa, Gpa>);
