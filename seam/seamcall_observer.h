@@ -15,6 +15,9 @@ struct SeamcallOutcome {
   bool reached = false;  // the walk reached the requested level; else it stopped above
   septe::SeptState state = septe::SeptState::FREE;  // the entry where the walk ended
   Status status = TDX_SUCCESS;                      // RAX
+  unsigned initiator = 0;  // 0 the VMM, 1 + i TD vCPU i (SeamcallTxn::initiator)
+  Cycles start = 0;        // simulated time the call began
+  Cycles cycles = 0;       // what it was charged
 };
 
 class SeamcallObserver {

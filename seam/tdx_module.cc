@@ -126,7 +126,7 @@ Cycles TdxModule::transport(SeamcallTxn& txn) {
     if (known) *leaf_cycles_[c.number] += cost;
   }
   txn.out.rax = s;
-  if (observer_) report(c, s);
+  if (observer_) report(c, s, cost);
   if (is_error(s)) ++*errors_;
   if (status_class(s) == TDX_OPERAND_BUSY) ++*busy_;
   locks_.commit(txn.start + lock_hold(c, s, cost));
@@ -163,8 +163,9 @@ Cycles TdxModule::accept_cost(const Call& c) const {
   return timing_.accept_4k + (timing_.accept_2m - timing_.accept_4k) * (c.accept_chunks - 1) / (kPtesPerTable - 1);
 }
 
-void TdxModule::report(const Call& c, Status s) const {
-  observer_->on_call(SeamcallOutcome{c.number, c.txn.tdcall, c.level, c.walked, c.w.reached, c.w.state, s});
+void TdxModule::report(const Call& c, Status s, Cycles cost) const {
+  observer_->on_call(SeamcallOutcome{c.number, c.txn.tdcall, c.level, c.walked, c.w.reached, c.w.state, s,
+                                     c.txn.initiator, c.txn.start, cost});
 }
 
 Status TdxModule::seamcall(Leaf leaf, SeamcallRegs& regs, unsigned initiator, Cycles start, unsigned version) {

@@ -85,7 +85,7 @@ class TdxModule : public sc_core::sc_module, public SeamTransport {
   Status dispatch(Call& c);
   Status dispatch_tdcall(Call& c);
   void update_gauges();
-  void report(const Call& c, Status s) const;
+  void report(const Call& c, Status s, Cycles cost) const;
 
   // Common prologue of the TD-scoped memory leaves (3.4). check_build_state
   // is the module's check_td_in_correct_build_state + the OP_STATE check.

@@ -256,3 +256,47 @@ TEST_CASE("a PAMT pair still installed after teardown is reported as a leak", "[
   for (const auto& v : t.vm.violations()) leak |= v.find("pamt-zero") != std::string::npos;
   CHECK(leak);
 }
+
+namespace {
+
+// Every SEAMCALL a vCPU's exit makes, with its time window.
+struct CallTimes : seam::SeamcallObserver {
+  struct Window {
+    u16 leaf;
+    unsigned initiator;
+    Cycles start, end;
+  };
+  std::vector<Window> calls;
+  void on_call(const seam::SeamcallOutcome& o) override {
+    if (!o.tdcall) calls.push_back({o.leaf, o.initiator, o.start, o.start + o.cycles});
+  }
+};
+
+}  // namespace
+
+// One CPU runs one SEAMCALL at a time: the calls a fault handler makes on
+// behalf of one vCPU (PAMT.ADD for the S-EPT pages and the guest page,
+// SEPT.ADD, AUG) follow each other in simulated time. A PAMT.ADD timed from
+// the wrong base would start after the AUG that follows it began.
+TEST_CASE("a private fault's SEAMCALLs, PAMT.ADD included, run one after another on the vCPU's time",
+          "[tdx][dpamt]") {
+  DpamtTd t;
+  u64 pamt_adds = 0;
+  // (This harness does not advance the vCPU's clock between exits: each
+  // fault is checked on its own.)
+  for (Gpa gpa : {Gpa{0x200000}, Gpa{0x400000}}) {
+    CallTimes rec;
+    t.tdx.set_observer(&rec);
+    t.fault(gpa);
+    t.tdx.set_observer(nullptr);
+    for (size_t i = 0; i < rec.calls.size(); ++i) {
+      pamt_adds += rec.calls[i].leaf == u16(seam::Leaf::TDH_PHYMEM_PAMT_ADD);
+      CHECK(rec.calls[i].initiator == 1);  // TD vCPU 0
+      if (i > 0) {
+        INFO("call " << i << " (leaf " << rec.calls[i].leaf << ") after leaf " << rec.calls[i - 1].leaf);
+        CHECK(rec.calls[i].start >= rec.calls[i - 1].end);
+      }
+    }
+  }
+  CHECK(pamt_adds >= 2);  // each fault's 2M region is new
+}
