@@ -14,16 +14,7 @@ MmuLock::MmuLock(model::StatsRegistry& r)
 
 Cycles MmuLock::acquire(MmuLockMode mode, Cycles at) {
   ++(mode == MmuLockMode::Read ? read_acquisitions_ : write_acquisitions_);
-  Cycles t = at;
-  // Waiting for one holder may land inside another's window: repeat until
-  // no conflicting window covers t.
-  for (bool moved = true; moved;) {
-    moved = false;
-    for (const Hold& h : holds_) {
-      const bool conflict = mode == MmuLockMode::Write || h.mode == MmuLockMode::Write;
-      if (conflict && h.granted <= t && t < h.released) t = h.released, moved = true;
-    }
-  }
+  const Cycles t = windows_.acquire(mode == MmuLockMode::Write, at);
   if (t != at) {
     ++contended_;
     wait_cycles_ += t - at;
@@ -33,15 +24,13 @@ Cycles MmuLock::acquire(MmuLockMode mode, Cycles at) {
 }
 
 void MmuLock::release(MmuLockMode mode, Cycles granted, Cycles released) {
-  if (released > granted) holds_.push_back({mode, granted, released});
+  windows_.release(mode == MmuLockMode::Write, granted, released);
   last_release_ = std::max(last_release_, released);
 }
 
 void MmuLock::prune(Cycles floor) {
-  std::erase_if(holds_, [floor](const Hold& h) { return h.released <= floor; });
-  if (holds_.size() <= 2 * kMaxWindows) return;
-  std::stable_sort(holds_.begin(), holds_.end(), [](const Hold& a, const Hold& b) { return a.released > b.released; });
-  holds_.resize(kMaxWindows);
+  windows_.forget_until(floor);
+  windows_.cap(kMaxWindows);
 }
 
 MmuLockGuard::MmuLockGuard(MmuLock& lock, MmuLockMode mode, KvmOp& op)

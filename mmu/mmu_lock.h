@@ -1,16 +1,13 @@
-// kvm->mmu_lock, an rwlock (include/linux/kvm_host.h: rwlock_t mmu_lock on x86), as windows in simulated time.
-// Each vCPU handles its exits at its own local time; the model runs one
-// handler at a time, so a holder is recorded as the window [granted,
-// released) and a later acquisition whose request time falls inside a
-// conflicting window waits until that window's release. Readers share;
-// a writer excludes everyone. Only simulated times decide, so the same trace
-// gives the same waits on every host.
+// kvm->mmu_lock, an rwlock (include/linux/kvm_host.h: rwlock_t mmu_lock on x86), as windows in simulated time
+// (model/lock_windows.h). Each vCPU handles its exits at its own local time;
+// readers share, a writer excludes everyone.
 #pragma once
 #include "mmu/kvm_op.h"
 #include "mmu/mmu_lock_mode.h"
 #include "mmu/tracepoints.h"
 #include <vector>
 
+#include "model/lock_windows.h"
 #include "model/stats.h"
 #include "model/types.h"
 
@@ -34,7 +31,7 @@ class MmuLock {
   // The latest release so far: where a VM-wide ioctl starts by default (the
   // replayer runs ioctls at a barrier, after every vCPU's work).
   Cycles last_release() const { return last_release_; }
-  size_t windows() const { return holds_.size(); }
+  size_t windows() const { return windows_.size(); }
   // Where a wait is reported (Kvm::set_tracepoints), or nullptr.
   void set_tracepoints(MmuTracepoints* tp) { tp_ = tp; }
   MmuTracepoints* tracepoints() const { return tp_; }
@@ -43,12 +40,7 @@ class MmuLock {
   void set_write_held(bool held) { write_held_ = held; }
 
  private:
-  struct Hold {
-    MmuLockMode mode;  // what the holder took
-    Cycles granted;    // start of the window
-    Cycles released;   // end of the window (exclusive)
-  };
-  std::vector<Hold> holds_;
+  model::LockWindows windows_;
   Cycles last_release_ = 0;
   bool write_held_ = false;
   MmuTracepoints* tp_ = nullptr;

@@ -1,7 +1,5 @@
 #include "seam/pamt_lock.h"
 
-#include <algorithm>
-
 namespace septsim::seam {
 
 void PamtLock::bind_stats(model::StatsRegistry& stats) {
@@ -13,13 +11,7 @@ void PamtLock::bind_stats(model::StatsRegistry& stats) {
 
 Cycles PamtLock::acquire(Cycles at) {
   ++*acquisitions_;
-  Cycles t = at;
-  // Waiting for one holder may end inside another's window: repeat.
-  for (bool moved = true; moved;) {
-    moved = false;
-    for (const Hold& h : holds_)
-      if (h.granted <= t && t < h.released) t = h.released, moved = true;
-  }
+  const Cycles t = windows_.acquire(true, at);
   if (t != at) {
     ++*contended_;
     *wait_cycles_ += t - at;
@@ -28,10 +20,8 @@ Cycles PamtLock::acquire(Cycles at) {
 }
 
 void PamtLock::release(Cycles granted, Cycles released) {
-  if (released > granted) holds_.push_back({granted, released});
-  if (holds_.size() <= 2 * kMaxWindows) return;
-  std::stable_sort(holds_.begin(), holds_.end(), [](const Hold& a, const Hold& b) { return a.released > b.released; });
-  holds_.resize(kMaxWindows);
+  windows_.release(true, granted, released);
+  windows_.cap(kMaxWindows);
 }
 
 }  // namespace septsim::seam

@@ -5,13 +5,10 @@
 // TDH.PHYMEM.PAMT.REMOVE of the last holder. One lock for the whole host, so
 // every CPU adding or removing any region's pair waits for every other.
 //
-// Time is handled as mmu/mmu_lock.h handles mmu_lock: each caller runs at its
-// own simulated time, so a holder is a window [granted, released) and a
-// request that falls inside one waits until it ends. Only simulated times
-// decide, so a trace gives the same waits on every host.
+// Time is handled as for mmu_lock: holders are windows in simulated time
+// (model/lock_windows.h), every one exclusive.
 #pragma once
-#include <vector>
-
+#include "model/lock_windows.h"
 #include "model/stats.h"
 #include "model/types.h"
 
@@ -33,10 +30,7 @@ class PamtLock {
   static constexpr size_t kMaxWindows = 64;
 
  private:
-  struct Hold {
-    Cycles granted, released;
-  };
-  std::vector<Hold> holds_;
+  model::LockWindows windows_;
   u64 own_[3] = {};
   u64* acquisitions_ = &own_[0];
   u64* contended_ = &own_[1];

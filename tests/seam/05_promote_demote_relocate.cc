@@ -21,7 +21,7 @@ TEST_CASE("PROMOTE merges 512 contiguous, aligned, equal children, DEMOTE splits
   REQUIRE(env.finalize() == TDX_SUCCESS);
   env.tables_for(kGpa, 0);
   const Hpa big = env.mem.alloc(PG_LEVEL_2M) << kPageShift;
-  for (unsigned i = 0; i < 512; ++i) REQUIRE(env.aug(kGpa + i * kPageSize, 0, big + i * kPageSize) == TDX_SUCCESS);
+  REQUIRE(env.aug_512(kGpa, big) == 512);
   CHECK(promote(env, kGpa) == with_operand(TDX_GPA_RANGE_NOT_BLOCKED, operand::RCX));
   REQUIRE(env.block(kGpa, 1) == TDX_SUCCESS);
   CHECK(promote(env, kGpa) == with_operand(TDX_TLB_TRACKING_NOT_DONE, operand::RCX));
@@ -59,7 +59,7 @@ TEST_CASE("PROMOTE refuses mixed states, non-contiguous or misaligned children",
   const Gpa g2 = kGpa + 0x200000;
   env.tables_for(g2, 0);
   const Hpa big2 = env.mem.alloc(PG_LEVEL_2M) << kPageShift;
-  for (unsigned i = 0; i < 512; ++i) REQUIRE(env.aug(g2 + i * kPageSize, 0, big2 + i * kPageSize) == TDX_SUCCESS);
+  REQUIRE(env.aug_512(g2, big2) == 512);
   REQUIRE(env.enter(0) == TDX_OP_STATE_INCORRECT);
   CHECK(promote(env, g2) == TDX_SUCCESS);  // pre-finalize: NL_MAPPED is promoted directly
   CHECK(env.sept_state(g2, 1) == kPending);

@@ -231,7 +231,7 @@ TEST_CASE("PROMOTE that finds a child entry locked is BUSY on RCX and returns th
   SeamEnv env;
   env.tables_for(kGpa, 0);
   const Hpa big = env.page(PG_LEVEL_2M);
-  for (unsigned i = 0; i < 512; ++i) REQUIRE(env.aug(kGpa + i * kPageSize, 0, big + i * kPageSize) == TDX_SUCCESS);
+  REQUIRE(env.aug_512(kGpa, big) == 512);
   const Cycles t0 = env.now + 1000;
   SeamcallRegs rd;
   rd.rcx = page_info(kGpa + 5 * kPageSize, 0), rd.rdx = env.td.tdr;
@@ -284,7 +284,7 @@ TEST_CASE("PROMOTE and DEMOTE with a pending host interrupt are INTERRUPTED_REST
   SeamEnv env;
   env.tables_for(kGpa, 0);
   const Hpa big = env.page(PG_LEVEL_2M);
-  for (unsigned i = 0; i < 512; ++i) REQUIRE(env.aug(kGpa + i * kPageSize, 0, big + i * kPageSize) == TDX_SUCCESS);
+  REQUIRE(env.aug_512(kGpa, big) == 512);
   auto interrupted = [&](Leaf leaf, Hpa r8) {
     SeamcallTxn t;
     t.in.rax = leaf_rax(leaf);

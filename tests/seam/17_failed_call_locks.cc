@@ -127,7 +127,7 @@ TEST_CASE("an interrupted PROMOTE holds the entries it compared for its whole la
   REQUIRE(env.finalize() == TDX_SUCCESS);
   env.tables_for(kGpa, 0);
   const Hpa big = env.mem.alloc(PG_LEVEL_2M) << kPageShift;
-  for (unsigned i = 0; i < 512; ++i) REQUIRE(env.aug(kGpa + i * kPageSize, 0, big + i * kPageSize) == TDX_SUCCESS);
+  REQUIRE(env.aug_512(kGpa, big) == 512);
   REQUIRE(env.block(kGpa, 1) == TDX_SUCCESS);
   REQUIRE(env.track() == TDX_SUCCESS);
   const Cycles hold = refusal_hold(env);

@@ -111,6 +111,14 @@ struct SeamEnv {
     if (!hpa) hpa = page(level == 0 ? PG_LEVEL_4K : PG_LEVEL_2M);
     return mem_op(Leaf::TDH_MEM_PAGE_AUG, gpa, level, hpa);
   }
+  // The 512 4K pieces of the 2M host page `big`, AUGed in order over the 2M
+  // range at `gpa` (its tables already added): what PROMOTE can merge.
+  // Returns how many AUGs succeeded (512 when all did).
+  unsigned aug_512(Gpa gpa, Hpa big) {
+    unsigned ok = 0;
+    for (unsigned i = 0; i < kPtesPerTable; ++i) ok += aug(gpa + i * kPageSize, 0, big + i * kPageSize) == TDX_SUCCESS;
+    return ok;
+  }
   Status add(Gpa gpa) {
     SeamcallRegs r;
     r.rcx = page_info(gpa, 0), r.rdx = td.tdr, r.r8 = page(), r.r9 = mem.alloc() << kPageShift;
